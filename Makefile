@@ -1,0 +1,33 @@
+# Two commands a coordinator needs: `make demo` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+# durable_rules builds on CPython 3.11 and 3.12 only (not 3.13): take the first that exists.
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,12)))' 2>/dev/null; then echo $$p; break; fi; done)
+HOUSEHOLDS ?= 5000
+SEED ?= 42
+WORKSPACE ?= workspace
+
+.PHONY: install demo test bench serve clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/engine demo --households $(HOUSEHOLDS) --seed $(SEED) --workspace $(WORKSPACE)
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/screen.py --households $(or $(BENCH_HOUSEHOLDS),1000000)
+
+clean:
+	rm -rf $(VENV) $(WORKSPACE) *.egg-info

@@ -1,0 +1,119 @@
+"""The workspace database: one SQLite file holding the town's data, imports and screening results.
+
+Personal data (name, kana, address, birth_date) lives only here, in the coordinator's
+workspace. Nothing that leaves the workspace (logs, e-mails, Prefect) may read those columns.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+DB_FILENAME = "engine.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS households (
+    household_id TEXT PRIMARY KEY,
+    area         TEXT NOT NULL,
+    address      TEXT,
+    changed_seq  INTEGER NOT NULL DEFAULT 0  -- import that last changed this household or its members
+);
+CREATE TABLE IF NOT EXISTS persons (
+    person_id    TEXT PRIMARY KEY,
+    household_id TEXT NOT NULL,
+    name         TEXT,
+    kana         TEXT,
+    birth_date   TEXT NOT NULL,              -- ISO yyyy-mm-dd
+    sex          TEXT,                       -- M | F | U
+    relationship TEXT,                       -- 続柄 to the head of household
+    nationality  TEXT
+);
+CREATE INDEX IF NOT EXISTS persons_household ON persons(household_id);
+CREATE INDEX IF NOT EXISTS persons_birth ON persons(birth_date);
+CREATE TABLE IF NOT EXISTS records (
+    record_key TEXT PRIMARY KEY,             -- person|source|code|start_date|identity part of value
+    person_id  TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    value      TEXT NOT NULL DEFAULT '',
+    start_date TEXT NOT NULL,                -- ISO
+    end_date   TEXT                          -- ISO, NULL = still valid
+);
+CREATE INDEX IF NOT EXISTS records_person_code ON records(person_id, code);
+CREATE INDEX IF NOT EXISTS records_start ON records(start_date);
+CREATE INDEX IF NOT EXISTS records_end ON records(end_date);
+CREATE TABLE IF NOT EXISTS imports (
+    import_seq  INTEGER PRIMARY KEY,
+    imported_at TEXT NOT NULL,
+    source_dir  TEXT NOT NULL,
+    encoding    TEXT NOT NULL,
+    summary     TEXT NOT NULL               -- JSON: per file read/inserted/updated/unchanged/rejected
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    import_seq INTEGER NOT NULL,
+    file       TEXT NOT NULL,
+    line       INTEGER NOT NULL,
+    field      TEXT,
+    reason     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS screen_runs (
+    run_id       INTEGER PRIMARY KEY,
+    screened_on  TEXT NOT NULL,              -- the date rules were evaluated for (ISO)
+    started_at   TEXT NOT NULL,
+    mode         TEXT NOT NULL,              -- full | incremental
+    rules_hash   TEXT NOT NULL,
+    import_seq   INTEGER NOT NULL,           -- last import seen by this run
+    scope        INTEGER NOT NULL,           -- households in scope
+    evaluated    INTEGER NOT NULL,           -- households given to the rule engine
+    flags_opened INTEGER NOT NULL,
+    flags_resolved INTEGER NOT NULL,
+    seconds      REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flags (
+    flag_id        INTEGER PRIMARY KEY,
+    household_id   TEXT NOT NULL,
+    rule_id        TEXT NOT NULL,
+    rule_version   INTEGER NOT NULL,
+    severity       TEXT NOT NULL,
+    status         TEXT NOT NULL,            -- open | resolved
+    first_detected TEXT NOT NULL,            -- screening date (ISO)
+    last_confirmed TEXT NOT NULL,
+    resolved_on    TEXT,
+    run_id         INTEGER NOT NULL,         -- run that last wrote this flag
+    evidence       TEXT NOT NULL             -- JSON: members and records per condition
+);
+CREATE INDEX IF NOT EXISTS flags_household ON flags(household_id, status);
+CREATE UNIQUE INDEX IF NOT EXISTS flags_one_open ON flags(household_id, rule_id) WHERE status = 'open';
+"""
+
+
+def db_path(workspace: Path) -> Path:
+    return Path(workspace) / DB_FILENAME
+
+
+def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open (and create if needed) the workspace database, owner-readable only."""
+    workspace = Path(workspace)
+    path = db_path(workspace)
+    if readonly:
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no database at {path}: run `engine import` (or `engine demo`) with --workspace {workspace} first"
+            )
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    else:
+        workspace.mkdir(parents=True, exist_ok=True)
+        os.chmod(workspace, 0o700)
+        if not path.exists():
+            path.touch(mode=0o600)
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def current_import_seq(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(import_seq), 0) FROM imports").fetchone()[0]

@@ -1,0 +1,171 @@
+"""The record vocabulary: every code a silo extract may carry in records.csv.
+
+One place declares each code's Japanese title, the silo it belongs to, the type of its
+`value` column and, for records, which part of the value identifies the record (so that a
+changed measurement updates the row instead of adding a second one).
+
+Value types
+- level:    an ordered scale (care_level, dementia); rules may compare with min/max.
+- category: one of a list, or free text when `values` is empty (consultation topics, …).
+- amount:   a whole number (yen per year, days); rules may compare with min/max.
+- arrears:  "<kind>:<months>" such as "kokuho:4"; the kind is the value, months compare with min/max.
+- flag:     presence is the fact; the value is free text and ignored by rules.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+ValueType = Literal["level", "category", "amount", "arrears", "flag"]
+
+SILOS = ("介護", "障害", "子ども", "困窮", "保護", "DV", "教育")
+
+ARREARS_KINDS = ("resident_tax", "kokuho", "water", "rent", "school_fee")
+
+
+class CodeSpec(BaseModel):
+    code: str
+    title: str  # Japanese, shown to coordinators
+    value_type: ValueType
+    values: tuple[str, ...] = ()  # allowed values (ordered for level); empty = free text
+    silo: str | None = None  # silo a record of this code belongs to
+    silo_from_value: bool = False  # the value names the silo (service_use)
+    value_identifies: bool = False  # the value is part of the record's identity
+    unit: str = ""
+
+
+CODES: dict[str, CodeSpec] = {
+    c.code: c
+    for c in [
+        CodeSpec(
+            code="care_level",
+            title="要介護・要支援認定",
+            value_type="level",
+            values=("要支援1", "要支援2", "要介護1", "要介護2", "要介護3", "要介護4", "要介護5"),
+            silo="介護",
+        ),
+        CodeSpec(
+            code="dementia",
+            title="認知症高齢者の日常生活自立度",
+            value_type="level",
+            values=("自立", "I", "IIa", "IIb", "IIIa", "IIIb", "IV", "M"),
+            silo="介護",
+        ),
+        CodeSpec(
+            code="disability_certificate",
+            title="障害者手帳",
+            value_type="category",
+            values=("身体", "療育", "精神"),
+            silo="障害",
+            value_identifies=True,
+        ),
+        CodeSpec(code="public_assistance", title="生活保護受給", value_type="flag", silo="保護"),
+        CodeSpec(code="earned_income", title="給与・事業収入", value_type="amount", unit="円/年"),
+        CodeSpec(
+            code="service_use",
+            title="福祉サービス利用",
+            value_type="category",
+            values=SILOS,
+            silo_from_value=True,
+            value_identifies=True,
+        ),
+        CodeSpec(
+            code="arrears",
+            title="滞納",
+            value_type="arrears",
+            values=ARREARS_KINDS,
+            silo="困窮",
+            value_identifies=True,
+            unit="か月",
+        ),
+        CodeSpec(code="school_absence_days", title="欠席日数", value_type="amount", silo="教育", unit="日"),
+        CodeSpec(code="school_enrollment", title="在籍（学校・保育所等）", value_type="category"),
+        CodeSpec(
+            code="health_check_missed",
+            title="乳幼児健診未受診",
+            value_type="category",
+            values=("連絡なし", "連絡あり"),
+            silo="子ども",
+        ),
+        CodeSpec(code="specific_pregnancy", title="特定妊婦", value_type="flag", silo="子ども"),
+        CodeSpec(code="yotaikyo_registered", title="要保護児童対策地域協議会 登録", value_type="flag", silo="子ども"),
+        CodeSpec(
+            code="consultation",
+            title="相談記録",
+            value_type="category",
+            value_identifies=True,
+        ),
+        CodeSpec(code="dv_support_measure", title="DV等支援措置", value_type="flag", silo="DV"),
+        CodeSpec(code="consent", title="本人同意（情報共有）", value_type="flag"),
+        CodeSpec(
+            code="waiting_list",
+            title="入所・利用待ち",
+            value_type="category",
+            value_identifies=True,
+        ),
+    ]
+}
+
+ORDERED_TYPES = ("level", "amount", "arrears")
+
+
+def level_rank(spec: CodeSpec, value: str) -> int | None:
+    """Position of `value` on a level scale (0-based), or None if it is not on the scale."""
+    try:
+        return spec.values.index(value)
+    except ValueError:
+        return None
+
+
+def parse_arrears(value: str) -> tuple[str, int] | None:
+    """'kokuho:4' -> ('kokuho', 4); None when malformed."""
+    kind, sep, months = value.partition(":")
+    if not sep or kind not in ARREARS_KINDS:
+        return None
+    try:
+        n = int(months)
+    except ValueError:
+        return None
+    return (kind, n) if n >= 0 else None
+
+
+def check_value(code: str, value: str) -> str | None:
+    """Return an error message (Japanese-friendly English) if `value` is invalid for `code`."""
+    spec = CODES[code]
+    if spec.value_type == "level":
+        if level_rank(spec, value) is None:
+            return f"value '{value}' is not one of {', '.join(spec.values)}"
+    elif spec.value_type == "category":
+        if spec.values and value not in spec.values:
+            return f"value '{value}' is not one of {', '.join(spec.values)}"
+    elif spec.value_type == "amount":
+        try:
+            if int(value) < 0:
+                return f"value '{value}' must be a whole number of 0 or more"
+        except ValueError:
+            return f"value '{value}' must be a whole number ({spec.unit})"
+    elif spec.value_type == "arrears":
+        if parse_arrears(value) is None:
+            return f"value '{value}' must be '<kind>:<months>' with kind one of {', '.join(ARREARS_KINDS)}"
+    return None
+
+
+def record_silos(code: str, value: str) -> tuple[str, ...]:
+    """Silos a record touches (for `silos_touched`)."""
+    spec = CODES[code]
+    if spec.silo_from_value:
+        return (value,) if value in SILOS else ()
+    return (spec.silo,) if spec.silo else ()
+
+
+def identity_part(code: str, value: str) -> str:
+    """The part of the value that identifies a record (arrears kind, consultation topic, …)."""
+    spec = CODES[code]
+    if not spec.value_identifies:
+        return ""
+    if spec.value_type == "arrears":
+        parsed = parse_arrears(value)
+        return parsed[0] if parsed else value
+    return value
