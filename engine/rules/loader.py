@@ -1,0 +1,416 @@
+"""Read and check rule files (configs/rules/*.yaml) into a RuleSet.
+
+Every problem becomes a RuleProblem with file, line, rule id, field and a suggestion; the
+whole set is refused if any file has a problem, so a broken file never half-applies.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel
+
+from engine.rules.model import (
+    Age,
+    DistinctValues,
+    Flag,
+    Foreign,
+    HAll,
+    HAny,
+    HNot,
+    HouseholdSize,
+    Indicator,
+    Member,
+    PAll,
+    PAny,
+    PNot,
+    Record,
+    Relationship,
+    RuleSet,
+    Sex,
+    SilosTouched,
+)
+from engine.vocabulary import CODES, ORDERED_TYPES, SILOS, level_rank, parse_arrears
+
+SEVERITIES = ("low", "medium", "high", "urgent")
+RELATIONSHIPS = ("世帯主", "妻", "夫", "子", "父", "母", "孫", "兄弟姉妹", "祖父", "祖母", "その他")
+INDICATOR_FIELDS = ("id", "title", "when", "description")
+FLAG_FIELDS = ("id", "title", "severity", "silos", "version", "when", "description", "pattern")
+PERSON_KEYS = ("all", "any", "not", "age", "record", "no_record", "relationship", "sex", "foreign_national")
+HOUSEHOLD_KEYS = ("all", "any", "not", "member", "no_member", "household_size", "silos_touched", "distinct_values")
+RECORD_KEYS = ("code", "value", "min", "max", "within_months")
+
+
+class RuleProblem(BaseModel):
+    file: str
+    line: int
+    rule_id: str | None = None
+    field: str = ""
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        rule = f" rule {self.rule_id}" if self.rule_id else ""
+        field = f" [{self.field}]" if self.field else ""
+        hint = f" — {self.suggestion}" if self.suggestion else ""
+        return f"{where}:{rule}{field} {self.message}{hint}"
+
+
+class RulesInvalid(Exception):
+    def __init__(self, problems: list[RuleProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+class _Bad(Exception):
+    """One problem found while walking a node; collected by the caller."""
+
+    def __init__(self, node: yaml.Node, field: str, message: str, suggestion: str | None = None):
+        self.node, self.field, self.message, self.suggestion = node, field, message, suggestion
+
+
+_constructor = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.Node) -> Any:
+    return _constructor.construct_object(node, deep=True)
+
+
+def _mapping(node: yaml.Node, field: str, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise _Bad(node, field, f"{what} must be a mapping (key: value lines)")
+    out = []
+    for k, v in node.value:
+        out.append((str(_scalar(k)), k, v))
+    return out
+
+
+def _sequence(node: yaml.Node, field: str, what: str) -> list[yaml.Node]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise _Bad(node, field, f"{what} must be a list (lines starting with '- ')")
+    return list(node.value)
+
+
+def _int(node: yaml.Node, field: str, minimum: int | None = 0) -> int:
+    v = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _Bad(node, field, f"must be a whole number, got {v!r}")
+    if minimum is not None and v < minimum:
+        raise _Bad(node, field, f"must be {minimum} or more, got {v}")
+    return v
+
+
+def _text(node: yaml.Node, field: str) -> str:
+    v = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if v is None or isinstance(v, (dict, list)) or str(v).strip() == "":
+        raise _Bad(node, field, "must be a non-empty text")
+    return str(v)
+
+
+def _texts(node: yaml.Node, field: str) -> tuple[str, ...]:
+    if isinstance(node, yaml.SequenceNode):
+        return tuple(_text(n, field) for n in node.value)
+    return (_text(node, field),)
+
+
+def _range(node: yaml.Node, field: str) -> tuple[int | None, int | None]:
+    lo = hi = None
+    for key, knode, vnode in _mapping(node, field, field):
+        if key == "min":
+            lo = _int(vnode, f"{field}.min")
+        elif key == "max":
+            hi = _int(vnode, f"{field}.max")
+        else:
+            raise _Bad(knode, f"{field}.{key}", f"unknown key '{key}' (use min and/or max)", did_you_mean(key, ("min", "max")))
+    if lo is None and hi is None:
+        raise _Bad(node, field, "needs min and/or max")
+    if lo is not None and hi is not None and lo > hi:
+        raise _Bad(node, field, f"min {lo} is greater than max {hi}")
+    return lo, hi
+
+
+def _record(node: yaml.Node, field: str, negate: bool) -> Record:
+    if isinstance(node, yaml.ScalarNode):
+        items = [("code", node, node)]
+    else:
+        items = _mapping(node, field, field)
+    parts: dict[str, yaml.Node] = {}
+    for key, knode, vnode in items:
+        if key not in RECORD_KEYS:
+            raise _Bad(knode, f"{field}.{key}", f"unknown key '{key}' (allowed: {', '.join(RECORD_KEYS)})", did_you_mean(key, RECORD_KEYS))
+        parts[key] = vnode
+    if "code" not in parts:
+        raise _Bad(node, field, "needs a code, e.g. `record: care_level` or `record: {code: care_level, min: 要介護1}`")
+    code = _text(parts["code"], f"{field}.code")
+    if code not in CODES:
+        raise _Bad(parts["code"], f"{field}.code", f"unknown code '{code}'", did_you_mean(code, CODES) or f"known codes: {', '.join(CODES)}")
+    spec = CODES[code]
+    values: tuple[str, ...] = ()
+    if "value" in parts:
+        values = _texts(parts["value"], f"{field}.value")
+        if spec.value_type in ("level", "category", "arrears") and spec.values:
+            for v in values:
+                if v not in spec.values:
+                    raise _Bad(parts["value"], f"{field}.value", f"'{v}' is not a value of {code}", did_you_mean(v, spec.values) or f"values: {', '.join(spec.values)}")
+        elif spec.value_type in ("amount", "flag"):
+            raise _Bad(parts["value"], f"{field}.value", f"{code} has no value to match; use min/max" if spec.value_type == "amount" else f"{code} is a yes/no record; drop `value`")
+    bounds: dict[str, tuple[int, str]] = {}
+    for key in ("min", "max"):
+        if key not in parts:
+            continue
+        if spec.value_type not in ORDERED_TYPES:
+            raise _Bad(parts[key], f"{field}.{key}", f"{code} values cannot be compared; {key} works for {', '.join(c for c, s in CODES.items() if s.value_type in ORDERED_TYPES)}")
+        raw = _scalar(parts[key])
+        if spec.value_type == "level":
+            rank = level_rank(spec, str(raw))
+            if rank is None:
+                raise _Bad(parts[key], f"{field}.{key}", f"'{raw}' is not a level of {code}", did_you_mean(str(raw), spec.values) or f"levels: {', '.join(spec.values)}")
+            bounds[key] = (rank, str(raw))
+        else:
+            bounds[key] = (_int(parts[key], f"{field}.{key}"), str(raw))
+    if "min" in bounds and "max" in bounds and bounds["min"][0] > bounds["max"][0]:
+        raise _Bad(node, field, f"min {bounds['min'][1]} is above max {bounds['max'][1]}")
+    within = _int(parts["within_months"], f"{field}.within_months") if "within_months" in parts else 0
+    return Record(
+        code=code,
+        values=values,
+        min=bounds.get("min", (None, None))[0],
+        max=bounds.get("max", (None, None))[0],
+        min_label=bounds.get("min", (None, None))[1],
+        max_label=bounds.get("max", (None, None))[1],
+        within_months=within,
+        negate=negate,
+    )
+
+
+def _single_key(node: yaml.Node, field: str, keys: tuple[str, ...], what: str) -> tuple[str, yaml.Node, yaml.Node]:
+    items = _mapping(node, field, what)
+    if len(items) != 1:
+        names = ", ".join(k for k, _, _ in items) or "nothing"
+        raise _Bad(node, field, f"each condition has exactly one key ({', '.join(keys)}); found {names}. Put several conditions under `all:`")
+    key, knode, vnode = items[0]
+    if key not in keys:
+        raise _Bad(knode, f"{field}.{key}", f"unknown condition '{key}' (allowed: {', '.join(keys)})", did_you_mean(key, keys))
+    return key, knode, vnode
+
+
+def _combinator(key: str, vnode: yaml.Node, field: str, parse: Callable, kinds: tuple[type, type, type]):
+    all_t, any_t, not_t = kinds
+    if key == "not":
+        return not_t(item=parse(vnode, f"{field}.not"))
+    nodes = _sequence(vnode, f"{field}.{key}", key)
+    if not nodes:
+        raise _Bad(vnode, f"{field}.{key}", f"`{key}` needs at least one condition")
+    items = tuple(parse(n, f"{field}.{key}[{i}]") for i, n in enumerate(nodes))
+    return (all_t if key == "all" else any_t)(items=items)
+
+
+def parse_person(node: yaml.Node, field: str):
+    key, knode, vnode = _single_key(node, field, PERSON_KEYS, "a person condition")
+    f = f"{field}.{key}"
+    if key in ("all", "any", "not"):
+        return _combinator(key, vnode, field, parse_person, (PAll, PAny, PNot))
+    if key == "age":
+        lo, hi = _range(vnode, f)
+        return Age(min=lo, max=hi)
+    if key in ("record", "no_record"):
+        return _record(vnode, f, negate=(key == "no_record"))
+    if key == "relationship":
+        values = _texts(vnode, f)
+        for v in values:
+            if v not in RELATIONSHIPS:
+                raise _Bad(vnode, f, f"unknown 続柄 '{v}'", did_you_mean(v, RELATIONSHIPS) or f"use one of {', '.join(RELATIONSHIPS)}")
+        return Relationship(values=values)
+    if key == "sex":
+        v = _text(vnode, f)
+        if v not in ("M", "F", "U"):
+            raise _Bad(vnode, f, f"sex must be M, F or U, got '{v}'")
+        return Sex(value=v)
+    v = _scalar(vnode) if isinstance(vnode, yaml.ScalarNode) else None
+    if not isinstance(v, bool):
+        raise _Bad(vnode, f, "foreign_national must be true or false")
+    return Foreign(value=v)
+
+
+def parse_household(node: yaml.Node, field: str):
+    key, knode, vnode = _single_key(node, field, HOUSEHOLD_KEYS, "a household condition")
+    f = f"{field}.{key}"
+    if key in ("all", "any", "not"):
+        return _combinator(key, vnode, field, parse_household, (HAll, HAny, HNot))
+    if key in ("member", "no_member"):
+        return Member(indicator=_text(vnode, f), negate=(key == "no_member"))
+    if key == "household_size":
+        lo, hi = _range(vnode, f)
+        return HouseholdSize(min=lo, max=hi)
+    if key == "silos_touched":
+        lo, hi = _range(vnode, f)
+        return SilosTouched(min=lo, max=hi)
+    parts = {k: (kn, vn) for k, kn, vn in _mapping(vnode, f, key)}
+    for k, (kn, _) in parts.items():
+        if k not in ("record", "at_least"):
+            raise _Bad(kn, f"{f}.{k}", f"unknown key '{k}' (use record and at_least)", did_you_mean(k, ("record", "at_least")))
+    if "record" not in parts or "at_least" not in parts:
+        raise _Bad(vnode, f, "needs `record:` (which records) and `at_least:` (how many different values)")
+    return DistinctValues(record=_record(parts["record"][1], f"{f}.record", False), at_least=_int(parts["at_least"][1], f"{f}.at_least", 1))
+
+
+def _member_refs(cond) -> list[Member]:
+    if isinstance(cond, Member):
+        return [cond]
+    if isinstance(cond, (HAll, HAny)):
+        return [m for c in cond.items for m in _member_refs(c)]
+    if isinstance(cond, HNot):
+        return _member_refs(cond.item)
+    return []
+
+
+def _find_member_line(node: yaml.Node, name: str) -> int:
+    """Line of the first `member: name` below node (for reference errors)."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if _scalar(k) in ("member", "no_member") and isinstance(v, yaml.ScalarNode) and str(_scalar(v)) == name:
+                return v.start_mark.line + 1
+            line = _find_member_line(v, name)
+            if line:
+                return line
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            line = _find_member_line(v, name)
+            if line:
+                return line
+    return 0
+
+
+def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
+    """One indicator or flag; appends problems and returns the model (or None)."""
+    allowed = INDICATOR_FIELDS if kind == "indicators" else FLAG_FIELDS
+    rule_id = None
+    try:
+        items = _mapping(node, kind, f"each entry of `{kind}`")
+        fields = {k: (kn, vn) for k, kn, vn in items}
+        if "id" in fields:
+            rule_id = str(_scalar(fields["id"][1]))
+        for k, (kn, _) in fields.items():
+            if k not in allowed:
+                raise _Bad(kn, k, f"unknown field '{k}' (allowed: {', '.join(allowed)})", did_you_mean(k, allowed))
+        required = ("id", "title", "when") if kind == "indicators" else ("id", "title", "severity", "silos", "version", "when")
+        missing = [k for k in required if k not in fields]
+        if missing:
+            raise _Bad(node, missing[0], f"missing field(s): {', '.join(missing)}")
+        rule_id = _text(fields["id"][1], "id")
+        common = dict(
+            id=rule_id,
+            title=_text(fields["title"][1], "title"),
+            description=str(_scalar(fields["description"][1]) or "") if "description" in fields else "",
+            file=file,
+            line=node.start_mark.line + 1,
+        )
+        if kind == "indicators":
+            return Indicator(when=parse_person(fields["when"][1], "when"), **common), None
+        sev_node = fields["severity"][1]
+        severity = _text(sev_node, "severity")
+        if severity not in SEVERITIES:
+            raise _Bad(sev_node, "severity", f"unknown severity '{severity}' (low, medium, high, urgent)", did_you_mean(severity, SEVERITIES))
+        silos = _texts(fields["silos"][1], "silos")
+        for s in silos:
+            if s not in SILOS:
+                raise _Bad(fields["silos"][1], "silos", f"unknown silo '{s}' (use {', '.join(SILOS)})", did_you_mean(s, SILOS))
+        pattern = _int(fields["pattern"][1], "pattern", 1) if "pattern" in fields else None
+        flag = Flag(
+            severity=severity,
+            silos=silos,
+            version=_int(fields["version"][1], "version", 1),
+            when=parse_household(fields["when"][1], "when"),
+            pattern=pattern,
+            **common,
+        )
+        return flag, fields["when"][1]
+    except _Bad as bad:
+        problems.append(RuleProblem(file=file, line=bad.node.start_mark.line + 1, rule_id=rule_id, field=bad.field, message=bad.message, suggestion=bad.suggestion))
+        return None, None
+
+
+def load_rules(rules_dir: Path) -> RuleSet:
+    """Load every *.yaml under rules_dir; raise RulesInvalid listing every problem."""
+    rules_dir = Path(rules_dir)
+    files = sorted(list(rules_dir.glob("*.yaml")) + list(rules_dir.glob("*.yml")))
+    problems: list[RuleProblem] = []
+    if not rules_dir.is_dir():
+        raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="rules folder not found; pass --rules DIR")])
+    if not files:
+        raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="no .yaml rule files in this folder")])
+    indicators: dict[str, Indicator] = {}
+    flags: dict[str, Flag] = {}
+    when_nodes: dict[str, yaml.Node] = {}
+    for path in files:
+        name = str(path)
+        try:
+            root = yaml.compose(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            problems.append(RuleProblem(file=name, line=0, message="rule files must be UTF-8 text", suggestion="save the file as UTF-8"))
+            continue
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            problems.append(RuleProblem(file=name, line=(mark.line + 1) if mark else 0, message=f"YAML syntax error: {getattr(err, 'problem', err)}", suggestion="check indentation and that each `key: value` has a space after the colon"))
+            continue
+        if root is None:
+            continue
+        try:
+            sections = _mapping(root, "", "a rule file")
+        except _Bad as bad:
+            problems.append(RuleProblem(file=name, line=bad.node.start_mark.line + 1, message=bad.message + " with `indicators:` and/or `flags:`"))
+            continue
+        for key, knode, vnode in sections:
+            if key not in ("indicators", "flags"):
+                problems.append(RuleProblem(file=name, line=knode.start_mark.line + 1, field=key, message=f"unknown section '{key}' (use indicators: or flags:)", suggestion=did_you_mean(key, ("indicators", "flags"))))
+                continue
+            if not isinstance(vnode, yaml.SequenceNode):
+                problems.append(RuleProblem(file=name, line=vnode.start_mark.line + 1, field=key, message=f"`{key}` must be a list of entries starting with '- id: ...'"))
+                continue
+            target = indicators if key == "indicators" else flags
+            for entry in vnode.value:
+                model, when_node = _parse_entry(entry, name, key, problems)
+                if model is None:
+                    continue
+                if model.id in target:
+                    other = target[model.id]
+                    problems.append(RuleProblem(file=name, line=model.line, rule_id=model.id, field="id", message=f"duplicate id '{model.id}' (also defined at {other.file}:{other.line})", suggestion="give each indicator (and each flag) its own id"))
+                    continue
+                target[model.id] = model
+                if when_node is not None:
+                    when_nodes[model.id] = when_node
+    for flag in flags.values():
+        for ref in _member_refs(flag.when):
+            if ref.indicator not in indicators:
+                line = _find_member_line(when_nodes[flag.id], ref.indicator) or flag.line
+                problems.append(RuleProblem(file=flag.file, line=line, rule_id=flag.id, field="when.member", message=f"unknown indicator '{ref.indicator}'", suggestion=did_you_mean(ref.indicator, indicators) or f"define it under `indicators:` (known: {', '.join(indicators) or 'none'})"))
+    if problems:
+        raise RulesInvalid(problems)
+    if not flags:
+        raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="no flags defined: add a `flags:` section")])
+    canonical = json.dumps(
+        {"i": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(indicators.items())},
+         "f": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(flags.items())}},
+        sort_keys=True, ensure_ascii=False,
+    )
+    return RuleSet(indicators=indicators, flags=flags, hash=hashlib.sha256(canonical.encode()).hexdigest()[:16])
+
+
+def check_rules(rules_dir: Path) -> list[RuleProblem]:
+    """All problems of the rule files (empty list = valid)."""
+    try:
+        load_rules(rules_dir)
+    except RulesInvalid as err:
+        return err.problems
+    return []
