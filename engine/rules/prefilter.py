@@ -1,0 +1,204 @@
+"""Pick, with SQL, the households that could possibly meet any flag; only they become facts.
+
+For every flag we derive a *necessary* condition: one that every household meeting the flag
+also meets (it may let through households that do not). Negated parts that SQL can decide
+exactly (no record of a code, age outside a range) are kept; the rest are dropped, which only
+widens the candidate set. The rule engine then decides exactly. A differential test checks
+that the durable_rules path with this filter flags exactly what a filter-less evaluator flags.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import date
+
+from engine.rules.facts import birth_cutoff, months_before
+from engine.rules.model import (
+    FOREIGN_EXCLUDED,
+    Age,
+    DistinctValues,
+    Foreign,
+    HAll,
+    HAny,
+    HNot,
+    HouseholdSize,
+    Member,
+    PAll,
+    PAny,
+    PNot,
+    Record,
+    Relationship,
+    RuleSet,
+    Sex,
+    SilosTouched,
+)
+from engine.vocabulary import CODES
+
+ALL = None  # "this condition cannot narrow the households"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which households to look at: an id range [lo, hi) or the ids in TEMP table scope_ids."""
+
+    lo: str | None = None
+    hi: str | None = None
+    scoped: bool = False
+
+    def where(self, column: str) -> tuple[str, list]:
+        if self.scoped:
+            return f"{column} IN (SELECT household_id FROM scope_ids)", []
+        parts, params = [], []
+        if self.lo is not None:
+            parts.append(f"{column} >= ?")
+            params.append(self.lo)
+        if self.hi is not None:
+            parts.append(f"{column} < ?")
+            params.append(self.hi)
+        return (" AND ".join(parts) or "1"), params
+
+
+class Prefilter:
+    def __init__(self, rules: RuleSet, on: date):
+        self.rules = rules
+        self.on = on
+        self.iso = on.isoformat()
+
+    # --- person level: SQL over persons p ------------------------------------------------
+    def _record_filter(self, atom: Record) -> tuple[str, list]:
+        """SQL over records r: the record is of the atom's code (and category) and active."""
+        since = months_before(self.on, atom.within_months).isoformat() if atom.within_months else self.iso
+        sql = "r.code = ? AND r.start_date <= ? AND (r.end_date IS NULL OR r.end_date >= ?)"
+        params: list = [atom.code, self.iso, since]
+        if atom.values and CODES[atom.code].value_type in ("level", "category"):
+            sql += f" AND r.value IN ({','.join('?' * len(atom.values))})"
+            params += list(atom.values)
+        return sql, params
+
+    def _active(self, atom: Record) -> tuple[str, list]:
+        sql, params = self._record_filter(atom)
+        return f"SELECT 1 FROM records r WHERE r.person_id = p.person_id AND {sql}", params
+
+    def person_sql(self, cond, positive: bool) -> tuple[str, list] | None:
+        if isinstance(cond, PNot):
+            return self.person_sql(cond.item, not positive)
+        if isinstance(cond, (PAll, PAny)):
+            parts = [self.person_sql(c, positive) for c in cond.items]
+            conjunction = isinstance(cond, PAll) == positive
+            if conjunction:
+                kept = [p for p in parts if p is not None]
+                return _join(kept, " AND ") if kept else None
+            return None if any(p is None for p in parts) else _join(parts, " OR ")
+        if isinstance(cond, Age):
+            lo = (f"p.birth_date <= ?", [birth_cutoff(self.on, cond.min)]) if cond.min is not None else None
+            hi = (f"p.birth_date > ?", [birth_cutoff(self.on, cond.max + 1)]) if cond.max is not None else None
+            if positive:
+                return _join([x for x in (lo, hi) if x], " AND ")
+            neg = []
+            if lo:
+                neg.append(("p.birth_date > ?", lo[1]))
+            if hi:
+                neg.append(("p.birth_date <= ?", hi[1]))
+            return _join(neg, " OR ")
+        if isinstance(cond, Record):
+            sql, params = self._active(cond.atom())
+            if positive != cond.negate:
+                return f"EXISTS ({sql})", params
+            exact = not cond.values and cond.min is None and cond.max is None
+            return (f"NOT EXISTS ({sql})", params) if exact else None
+        if isinstance(cond, Relationship):
+            marks = ",".join("?" * len(cond.values))
+            op = "IN" if positive != cond.negate else "NOT IN"
+            return f"COALESCE(p.relationship, '') {op} ({marks})", list(cond.values)
+        if isinstance(cond, Sex):
+            op = "=" if positive != cond.negate else "<>"
+            return f"COALESCE(NULLIF(p.sex, ''), 'U') {op} ?", [cond.value]
+        if isinstance(cond, Foreign):
+            marks = ",".join("?" * len(FOREIGN_EXCLUDED))
+            op = "NOT IN" if cond.value == positive else "IN"
+            return f"TRIM(COALESCE(p.nationality, '')) {op} ({marks})", list(FOREIGN_EXCLUDED)
+        raise TypeError(cond)
+
+    # --- household level: sets of household ids -------------------------------------------------
+    def candidates(self, conn: sqlite3.Connection, shard: Shard) -> set[str]:
+        """Households of the shard that may meet at least one flag."""
+        self._cache: dict = {}
+        self._conn, self._shard = conn, shard
+        out: set[str] = set()
+        for flag in self.rules.flag_list():
+            found = self.household_set(flag.when, True)
+            if found is ALL:
+                return self._with_persons()
+            out |= found
+        return out
+
+    def _with_persons(self) -> set[str]:
+        where, params = self._shard.where("p.household_id")
+        return {h for (h,) in self._conn.execute(f"SELECT DISTINCT p.household_id FROM persons p WHERE {where}", params)}
+
+    def _query(self, key, sql: str, params: list) -> set[str]:
+        if key not in self._cache:
+            self._cache[key] = {h for (h,) in self._conn.execute(sql, params)}
+        return self._cache[key]
+
+    def household_set(self, cond, positive: bool) -> set[str] | None:
+        if isinstance(cond, HNot):
+            return self.household_set(cond.item, not positive)
+        if isinstance(cond, (HAll, HAny)):
+            parts = [self.household_set(c, positive) for c in cond.items]
+            if isinstance(cond, HAll) == positive:
+                kept = sorted((p for p in parts if p is not ALL), key=len)
+                if not kept:
+                    return ALL
+                result = set(kept[0])
+                for p in kept[1:]:
+                    result &= p
+                return result
+            if any(p is ALL for p in parts):
+                return ALL
+            return set().union(*parts)
+        where, wparams = self._shard.where("p.household_id")
+        if isinstance(cond, Member):
+            if positive == cond.negate:
+                return ALL
+            psql = self.person_sql(self.rules.indicators[cond.indicator].when, True)
+            if psql is None:
+                return ALL
+            return self._query(("member", cond.indicator), f"SELECT DISTINCT p.household_id FROM persons p WHERE {where} AND ({psql[0]})", wparams + psql[1])
+        if not positive:
+            return ALL
+        if isinstance(cond, HouseholdSize):
+            having, hparams = [], []
+            if cond.min is not None:
+                having.append("COUNT(*) >= ?")
+                hparams.append(cond.min)
+            if cond.max is not None:
+                having.append("COUNT(*) <= ?")
+                hparams.append(cond.max)
+            sql = f"SELECT p.household_id FROM persons p WHERE {where} GROUP BY p.household_id HAVING {' AND '.join(having)}"
+            return self._query(("size", cond.min, cond.max), sql, wparams + hparams)
+        if isinstance(cond, SilosTouched):
+            if not cond.min:
+                return ALL
+            codes = [c for c, s in CODES.items() if s.silo or s.silo_from_value]
+            sql = (
+                f"SELECT p.household_id FROM persons p JOIN records r ON r.person_id = p.person_id "
+                f"WHERE {where} AND r.code IN ({','.join('?' * len(codes))}) AND r.start_date <= ? "
+                f"AND (r.end_date IS NULL OR r.end_date >= ?) GROUP BY p.household_id HAVING COUNT(*) >= ?"
+            )
+            return self._query(("silos", cond.min), sql, wparams + codes + [self.iso, self.iso, cond.min])
+        if isinstance(cond, DistinctValues):
+            rsql, rparams = self._record_filter(cond.record)
+            sql = (
+                f"SELECT p.household_id FROM persons p JOIN records r ON r.person_id = p.person_id "
+                f"WHERE {where} AND {rsql} GROUP BY p.household_id HAVING COUNT(*) >= ?"
+            )
+            return self._query(("distinct", cond), sql, wparams + rparams + [cond.at_least])
+        raise TypeError(cond)
+
+
+def _join(parts: list[tuple[str, list]], sep: str) -> tuple[str, list]:
+    sql = sep.join(f"({s})" for s, _ in parts)
+    params = [x for _, p in parts for x in p]
+    return sql, params
