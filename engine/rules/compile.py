@@ -1,11 +1,14 @@
 """Compile a checked RuleSet into durable_rules rulesets, and households into facts for them.
 
-One fact per household (``{"id", "sid", "t": "hh", "n", "st", "d0".., "m": [members]}``);
-each member carries its age, 続柄, sex, nationality flag and one count per record test
-("k0", "k1", … = how many of the person's records pass that test on the screening date).
-Each flag becomes one durable_rules rule over that fact: ``member: X`` is ``$iany`` over the
-members, ``no_member`` is ``$iall`` of the negation; negations are pushed down to the leaves
-(durable_rules has no general NOT), so every leaf is a plain comparison.
+Two rulesets, matching the two levels of the rule language:
+- persons: one fact per member (``{"id", "sid", "t": "p", "a": age, "r": 続柄, "s", "f", "k0"..}``,
+  where ``kN`` counts the person's records passing record test N on the screening date); each
+  indicator is a rule, its hits become the member's ``iN`` fields;
+- households: one fact per household (``{"id", "sid", "t": "hh", "n", "st", "d0".., "m": [{"i0"..}]}``);
+  each flag is a rule; ``member: X`` is ``$iany`` over the members' ``iX``.
+Negations are pushed down to the leaves (durable_rules has no general NOT), so every leaf is a
+plain comparison. Measured trap: an ``$or`` over different fields inside ``$iany`` never matches
+in durable_rules 2.0.28, which is why person logic is evaluated on person facts, not in arrays.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from engine.rules.model import (
     SilosTouched,
 )
 
-SEEN_RULE = "_seen"  # matches every household fact: no MessageNotHandledException, and a count
+SEEN_RULE = "_seen"  # matches every fact: no MessageNotHandledException, and a count
 
 
 def _and(parts: list[dict]) -> dict:
@@ -50,15 +53,22 @@ class Compiled:
         self.rules = rules
         self.atoms: dict[Record, str] = {}
         self.distinct: dict[DistinctValues, str] = {}
-        self.name = f"screen_{rules.hash}"
-        body = {}
+        self.indicator_fields: dict[str, str] = {}
+        self.person_name = f"screen_{rules.hash}_persons"
+        self.household_name = f"screen_{rules.hash}_households"
+        households = {}
         for flag in rules.flag_list():
             cond = self.household(flag.when, positive=True)
-            body[flag.id] = {"all": [{"m": {"$and": [{"t": "hh"}, cond]}}], "run": flag.id}
-        body[SEEN_RULE] = {"all": [{"m": {"t": "hh"}}], "run": SEEN_RULE, "pri": 1000}
-        self.definition: dict[str, Any] = {self.name: body}
+            households[flag.id] = {"all": [{"m": {"$and": [{"t": "hh"}, cond]}}], "run": flag.id}
+        households[SEEN_RULE] = {"all": [{"m": {"t": "hh"}}], "run": SEEN_RULE, "pri": 1000}
+        persons = {}
+        for ind_id, field in self.indicator_fields.items():
+            cond = self.person(rules.indicators[ind_id].when, positive=True)
+            persons[field] = {"all": [{"m": {"$and": [{"t": "p"}, cond]}}], "run": field}
+        persons[SEEN_RULE] = {"all": [{"m": {"t": "p"}}], "run": SEEN_RULE, "pri": 1000}
+        self.definition: dict[str, Any] = {self.person_name: persons, self.household_name: households}
 
-    # --- person conditions over "$i." fields -----------------------------------------------
+    # --- person conditions over a person fact ---------------------------------------------
     def _atom(self, rec: Record) -> str:
         atom = rec.atom()
         if atom not in self.atoms:
@@ -72,21 +82,19 @@ class Compiled:
             parts = [self.person(c, positive) for c in cond.items]
             return _and(parts) if isinstance(cond, PAll) == positive else _or(parts)
         if isinstance(cond, Age):
-            return _range_cond("$i.a", cond.min, cond.max, positive)
+            return _range_cond("a", cond.min, cond.max, positive)
         if isinstance(cond, Record):
-            field = "$i." + self._atom(cond)
+            field = self._atom(cond)
             has = positive != cond.negate
             return {"$gt": {field: 0}} if has else {field: 0}
         if isinstance(cond, Relationship):
-            keep = positive != cond.negate
-            if keep:
-                return _or([{"$i.r": v} for v in cond.values])
-            return _and([{"$neq": {"$i.r": v}} for v in cond.values])
+            if positive != cond.negate:
+                return _or([{"r": v} for v in cond.values])
+            return _and([{"$neq": {"r": v}} for v in cond.values])
         if isinstance(cond, Sex):
-            keep = positive != cond.negate
-            return {"$i.s": cond.value} if keep else {"$neq": {"$i.s": cond.value}}
+            return {"s": cond.value} if positive != cond.negate else {"$neq": {"s": cond.value}}
         if isinstance(cond, Foreign):
-            return {"$i.f": int(cond.value == positive)}
+            return {"f": int(cond.value == positive)}
         raise TypeError(cond)
 
     # --- household conditions ---------------------------------------------------------------
@@ -97,10 +105,12 @@ class Compiled:
             parts = [self.household(c, positive) for c in cond.items]
             return _and(parts) if isinstance(cond, HAll) == positive else _or(parts)
         if isinstance(cond, Member):
-            indicator = self.rules.indicators[cond.indicator].when
+            if cond.indicator not in self.indicator_fields:
+                self.indicator_fields[cond.indicator] = f"i{len(self.indicator_fields)}"
+            field = "$i." + self.indicator_fields[cond.indicator]
             if positive != cond.negate:
-                return {"$iany": {"m": self.person(indicator, True)}}
-            return {"$iall": {"m": self.person(indicator, False)}}
+                return {"$iany": {"m": {field: 1}}}
+            return {"$iall": {"m": {field: 0}}}
         if isinstance(cond, HouseholdSize):
             return _range_cond("n", cond.min, cond.max, positive)
         if isinstance(cond, SilosTouched):
@@ -113,15 +123,21 @@ class Compiled:
         raise TypeError(cond)
 
     # --- facts ----------------------------------------------------------------------------------
-    def fact(self, household: Household, ctx: Context) -> dict:
-        """The durable_rules fact for one household on the context's date."""
+    def person_facts(self, household: Household, ctx: Context) -> list[dict]:
+        """One fact per member, in the household's state (sid)."""
         matchers = [(name, atom.code, ctx.matcher(atom)) for atom, name in self.atoms.items()]
-        members = []
+        facts = []
         for p in household.persons:
-            m = {"a": age_on(p.birth, ctx.iso), "r": p.relationship, "s": p.sex, "f": int(is_foreign(p.nationality))}
+            f = {"id": p.person_id, "sid": household.household_id, "t": "p", "a": age_on(p.birth, ctx.iso), "r": p.relationship, "s": p.sex, "f": int(is_foreign(p.nationality))}
             for name, code, match in matchers:
-                m[name] = sum(1 for r in p.records.get(code, ()) if match(r))
-            members.append(m)
+                f[name] = sum(1 for r in p.records.get(code, ()) if match(r))
+            facts.append(f)
+        return facts
+
+    def household_fact(self, household: Household, ctx: Context, indicators: dict[str, set[str]]) -> dict:
+        """The household fact; `indicators` maps person id -> indicator fields it met."""
+        fields = list(self.indicator_fields.values())
+        members = [{f: int(f in indicators.get(p.person_id, ())) for f in fields} for p in household.persons]
         fact = {"id": household.household_id, "sid": household.household_id, "t": "hh", "n": len(household.persons), "m": members}
         fact["st"] = len(ctx.active_silos(household))
         for cond, key in self.distinct.items():
