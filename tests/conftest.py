@@ -1,0 +1,25 @@
+from pathlib import Path
+
+import pytest
+
+from engine.db import connect
+from engine.rules.loader import load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    return tmp_path / "workspace"
+
+
+@pytest.fixture
+def conn(workspace):
+    c = connect(workspace)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def rules():
+    return load_rules(ROOT / "configs" / "rules")
