@@ -292,53 +292,78 @@ def _find_member_line(node: yaml.Node, name: str) -> int:
     return 0
 
 
+def _severity(node: yaml.Node) -> str:
+    severity = _text(node, "severity")
+    if severity not in SEVERITIES:
+        raise _Bad(node, "severity", f"unknown severity '{severity}' (low, medium, high, urgent)", did_you_mean(severity, SEVERITIES))
+    return severity
+
+
+def _silos(node: yaml.Node) -> tuple[str, ...]:
+    silos = _texts(node, "silos")
+    for s in silos:
+        if s not in SILOS:
+            raise _Bad(node, "silos", f"unknown silo '{s}' (use {', '.join(SILOS)})", did_you_mean(s, SILOS))
+    return silos
+
+
 def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
-    """One indicator or flag; appends problems and returns the model (or None)."""
+    """One indicator or flag; appends problems and returns (model or its id, when node, refs).
+
+    refs = (parsed `when`, its node) of a flag, for the indicator-reference check.
+
+    Each field is checked on its own, so one entry can report several problems."""
     allowed = INDICATOR_FIELDS if kind == "indicators" else FLAG_FIELDS
     rule_id = None
-    try:
-        items = _mapping(node, kind, f"each entry of `{kind}`")
-        fields = {k: (kn, vn) for k, kn, vn in items}
-        if "id" in fields:
-            rule_id = str(_scalar(fields["id"][1]))
-        for k, (kn, _) in fields.items():
-            if k not in allowed:
-                raise _Bad(kn, k, f"unknown field '{k}' (allowed: {', '.join(allowed)})", did_you_mean(k, allowed))
-        required = ("id", "title", "when") if kind == "indicators" else ("id", "title", "severity", "silos", "version", "when")
-        missing = [k for k in required if k not in fields]
-        if missing:
-            raise _Bad(node, missing[0], f"missing field(s): {', '.join(missing)}")
-        rule_id = _text(fields["id"][1], "id")
-        common = dict(
-            id=rule_id,
-            title=_text(fields["title"][1], "title"),
-            description=str(_scalar(fields["description"][1]) or "") if "description" in fields else "",
-            file=file,
-            line=node.start_mark.line + 1,
-        )
-        if kind == "indicators":
-            return Indicator(when=parse_person(fields["when"][1], "when"), **common), None
-        sev_node = fields["severity"][1]
-        severity = _text(sev_node, "severity")
-        if severity not in SEVERITIES:
-            raise _Bad(sev_node, "severity", f"unknown severity '{severity}' (low, medium, high, urgent)", did_you_mean(severity, SEVERITIES))
-        silos = _texts(fields["silos"][1], "silos")
-        for s in silos:
-            if s not in SILOS:
-                raise _Bad(fields["silos"][1], "silos", f"unknown silo '{s}' (use {', '.join(SILOS)})", did_you_mean(s, SILOS))
-        pattern = _int(fields["pattern"][1], "pattern", 1) if "pattern" in fields else None
-        flag = Flag(
-            severity=severity,
-            silos=silos,
-            version=_int(fields["version"][1], "version", 1),
-            when=parse_household(fields["when"][1], "when"),
-            pattern=pattern,
-            **common,
-        )
-        return flag, fields["when"][1]
-    except _Bad as bad:
+    failed = False
+
+    def report(bad: _Bad) -> None:
+        nonlocal failed
+        failed = True
         problems.append(RuleProblem(file=file, line=bad.node.start_mark.line + 1, rule_id=rule_id, field=bad.field, message=bad.message, suggestion=bad.suggestion))
-        return None, None
+
+    def attempt(fn, *args):
+        try:
+            return fn(*args)
+        except _Bad as bad:
+            report(bad)
+            return None
+
+    items = attempt(_mapping, node, kind, f"each entry of `{kind}`")
+    if items is None:
+        return None, None, None
+    fields = {k: vn for k, _, vn in items}
+    if "id" in fields:
+        rule_id = str(_scalar(fields["id"]))
+    for k, kn, _ in items:
+        if k not in allowed:
+            report(_Bad(kn, k, f"unknown field '{k}' (allowed: {', '.join(allowed)})", did_you_mean(k, allowed)))
+    required = ("id", "title", "when") if kind == "indicators" else ("id", "title", "severity", "silos", "version", "when")
+    missing = [k for k in required if k not in fields]
+    if missing:
+        report(_Bad(node, missing[0], f"missing field(s): {', '.join(missing)}"))
+        return rule_id, None, None
+    values = {
+        "id": attempt(_text, fields["id"], "id"),
+        "title": attempt(_text, fields["title"], "title"),
+        "description": str(_scalar(fields["description"]) or "") if "description" in fields else "",
+        "file": file,
+        "line": node.start_mark.line + 1,
+    }
+    if kind == "indicators":
+        values["when"] = attempt(parse_person, fields["when"], "when")
+    else:
+        values["severity"] = attempt(_severity, fields["severity"])
+        values["silos"] = attempt(_silos, fields["silos"])
+        values["version"] = attempt(_int, fields["version"], "version", 1)
+        values["pattern"] = attempt(_int, fields["pattern"], "pattern", 1) if "pattern" in fields else None
+        values["when"] = attempt(parse_household, fields["when"], "when")
+    refs = (values["when"], fields["when"]) if kind == "flags" and values["when"] is not None else None
+    if failed:
+        return rule_id, None, refs
+    if kind == "indicators":
+        return Indicator(**values), None, None
+    return Flag(**values), fields["when"], refs
 
 
 def load_rules(rules_dir: Path) -> RuleSet:
@@ -352,7 +377,8 @@ def load_rules(rules_dir: Path) -> RuleSet:
         raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="no .yaml rule files in this folder")])
     indicators: dict[str, Indicator] = {}
     flags: dict[str, Flag] = {}
-    when_nodes: dict[str, yaml.Node] = {}
+    broken_indicators: set[str] = set()
+    flag_refs: list = []  # (file, line, flag id, (when, node)) of every flag whose `when` parsed
     for path in files:
         name = str(path)
         try:
@@ -380,21 +406,22 @@ def load_rules(rules_dir: Path) -> RuleSet:
                 continue
             target = indicators if key == "indicators" else flags
             for entry in vnode.value:
-                model, when_node = _parse_entry(entry, name, key, problems)
-                if model is None:
+                model, _, refs = _parse_entry(entry, name, key, problems)
+                if refs is not None:
+                    flag_refs.append((name, entry.start_mark.line + 1, model if isinstance(model, str) else model.id, refs))
+                if model is None or isinstance(model, str):
+                    if key == "indicators" and model:
+                        broken_indicators.add(model)  # already reported; references to it are not
                     continue
                 if model.id in target:
                     other = target[model.id]
                     problems.append(RuleProblem(file=name, line=model.line, rule_id=model.id, field="id", message=f"duplicate id '{model.id}' (also defined at {other.file}:{other.line})", suggestion="give each indicator (and each flag) its own id"))
                     continue
                 target[model.id] = model
-                if when_node is not None:
-                    when_nodes[model.id] = when_node
-    for flag in flags.values():
-        for ref in _member_refs(flag.when):
-            if ref.indicator not in indicators:
-                line = _find_member_line(when_nodes[flag.id], ref.indicator) or flag.line
-                problems.append(RuleProblem(file=flag.file, line=line, rule_id=flag.id, field="when.member", message=f"unknown indicator '{ref.indicator}'", suggestion=did_you_mean(ref.indicator, indicators) or f"define it under `indicators:` (known: {', '.join(indicators) or 'none'})"))
+    for file, line, flag_id, (when, node) in flag_refs:
+        for ref in _member_refs(when):
+            if ref.indicator not in indicators and ref.indicator not in broken_indicators:
+                problems.append(RuleProblem(file=file, line=_find_member_line(node, ref.indicator) or line, rule_id=flag_id, field="when.member", message=f"unknown indicator '{ref.indicator}'", suggestion=did_you_mean(ref.indicator, indicators) or f"define it under `indicators:` (known: {', '.join(indicators) or 'none'})"))
     if problems:
         raise RulesInvalid(problems)
     if not flags:

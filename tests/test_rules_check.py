@@ -1,0 +1,139 @@
+"""`engine rules check`: every error has file, line, rule id, field and, where possible, a suggestion."""
+
+import shutil
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.rules.loader import RulesInvalid, check_rules, load_rules
+from tests.conftest import ROOT
+
+GOOD_INDICATORS = """\
+indicators:
+  - id: elder
+    title: 高齢者
+    when:
+      all:
+        - age: {min: 75}
+        - record: care_level
+"""
+
+FLAG = """\
+flags:
+  - id: f1
+    title: テスト
+    severity: high
+    silos: [介護]
+    version: 1
+    when:
+      member: elder
+"""
+
+
+def write(tmp_path, indicators=GOOD_INDICATORS, flags=FLAG):
+    d = tmp_path / "rules"
+    d.mkdir(exist_ok=True)
+    (d / "indicators.yaml").write_text(textwrap.dedent(indicators), encoding="utf-8")
+    (d / "flags.yaml").write_text(textwrap.dedent(flags), encoding="utf-8")
+    return d
+
+
+def only_problem(d):
+    problems = check_rules(d)
+    assert len(problems) == 1, [str(p) for p in problems]
+    return problems[0]
+
+
+def test_shipped_rules_are_valid():
+    assert check_rules(ROOT / "configs" / "rules") == []
+
+
+def test_misspelt_code_names_file_line_rule_field_and_suggests(tmp_path):
+    d = write(tmp_path, GOOD_INDICATORS.replace("record: care_level", "record: care_levl"))
+    p = only_problem(d)
+    assert p.file.endswith("indicators.yaml") and p.line == 7 and p.rule_id == "elder"
+    assert p.field == "when.all[1].record.code"
+    assert "unknown code 'care_levl'" in p.message and p.suggestion == "did you mean 'care_level'?"
+    assert "indicators.yaml:7: rule elder [when.all[1].record.code] unknown code 'care_levl' — did you mean 'care_level'?" in str(p)
+
+
+@pytest.mark.parametrize(
+    "flags_text, line, field, message, suggestion",
+    [
+        (FLAG.replace("member: elder", "member: eldr"), 8, "when.member", "unknown indicator 'eldr'", "did you mean 'elder'?"),
+        (FLAG.replace("severity: high", "severity: hihg"), 4, "severity", "unknown severity 'hihg'", "did you mean 'high'?"),
+        (FLAG.replace("silos: [介護]", "silos: [介獲]"), 5, "silos", "unknown silo '介獲'", None),
+        (FLAG.replace("version: 1", "version: one"), 6, "version", "must be a whole number", None),
+        (FLAG.replace("version: 1", "version: 0"), 6, "version", "must be 1 or more", None),
+        (FLAG.replace("    version: 1\n", ""), 2, "version", "missing field(s): version", None),
+        (FLAG.replace("    version: 1\n", "    version: 1\n    colour: red\n"), 7, "colour", "unknown field 'colour'", None),
+        (FLAG.replace("member: elder", "membr: elder"), 8, "when.membr", "unknown condition 'membr'", "did you mean 'member'?"),
+        (FLAG.replace("member: elder", "household_size: {min: 3, max: 1}"), 8, "when.household_size", "min 3 is greater than max 1", None),
+        (FLAG.replace("member: elder", "{member: elder, household_size: {min: 1}}"), 8, "when", "exactly one key", None),
+    ],
+)
+def test_flag_errors(tmp_path, flags_text, line, field, message, suggestion):
+    p = only_problem(write(tmp_path, flags=flags_text))
+    assert (p.line, p.field) == (line, field), str(p)
+    assert message in p.message
+    assert p.rule_id == "f1"
+    if suggestion:
+        assert p.suggestion == suggestion
+
+
+@pytest.mark.parametrize(
+    "replacement, field, message",
+    [
+        ("record: {code: care_level, value: 要介護6}", "when.all[1].record.value", "'要介護6' is not a value of care_level"),
+        ("record: {code: care_level, min: 要介護3, max: 要介護1}", "when.all[1].record", "min 要介護3 is above max 要介護1"),
+        ("record: {code: earned_income, value: 100}", "when.all[1].record.value", "earned_income has no value to match"),
+        ("record: {code: consultation, min: 3}", "when.all[1].record.min", "consultation values cannot be compared"),
+        ("record: {code: care_level, within: 6}", "when.all[1].record.within", "unknown key 'within'"),
+        ("recrod: care_level", "when.all[1].recrod", "unknown condition 'recrod'"),
+        ("relationship: 息子", "when.all[1].relationship", "unknown 続柄 '息子'"),
+        ("age: {mn: 3}", "when.all[1].age.mn", "unknown key 'mn'"),
+    ],
+)
+def test_indicator_errors(tmp_path, replacement, field, message):
+    p = only_problem(write(tmp_path, GOOD_INDICATORS.replace("record: care_level", replacement)))
+    assert p.field == field and message in p.message and p.line == 7 and p.rule_id == "elder", str(p)
+
+
+def test_yaml_syntax_error_has_line(tmp_path):
+    p = only_problem(write(tmp_path, flags=FLAG.replace("    severity: high", "    severity: [high")))
+    assert p.file.endswith("flags.yaml") and "YAML syntax error" in p.message and p.line >= 4
+
+
+def test_duplicate_id_points_at_both(tmp_path):
+    dup = GOOD_INDICATORS + GOOD_INDICATORS.split("indicators:\n")[1]
+    p = only_problem(write(tmp_path, dup))
+    assert "duplicate id 'elder'" in p.message and "indicators.yaml:2" in p.message and p.line == 8
+
+
+def test_every_problem_is_reported_not_only_the_first(tmp_path):
+    d = write(tmp_path, GOOD_INDICATORS.replace("care_level", "care_levl"), FLAG.replace("high", "hi").replace("member: elder", "member: eldr"))
+    assert len(check_rules(d)) == 3
+
+
+def test_broken_rule_file_never_half_applies(tmp_path, conn, workspace):
+    d = tmp_path / "rules"
+    shutil.copytree(ROOT / "configs" / "rules", d)
+    text = (d / "flags.yaml").read_text(encoding="utf-8")
+    (d / "flags.yaml").write_text(text.replace("member: dv_signal", "member: dv_signl"), encoding="utf-8")
+    with pytest.raises(RulesInvalid):
+        load_rules(d)
+    result = CliRunner().invoke(app, ["screen", "--workspace", str(workspace), "--rules", str(d)])
+    assert result.exit_code == 2
+    assert "dv_signl" in result.output and "did you mean 'dv_signal'?" in result.output and "nothing was run" in result.output
+    assert conn.execute("SELECT COUNT(*) FROM screen_runs").fetchone()[0] == 0
+
+
+def test_cli_rules_check(tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rules", "check", "--rules", str(ROOT / "configs" / "rules")])
+    assert ok.exit_code == 0 and "12 flags" in ok.output
+    bad = runner.invoke(app, ["rules", "check", "--rules", str(write(tmp_path, GOOD_INDICATORS.replace("care_level", "care_levl")))])
+    assert bad.exit_code == 1
+    assert "did you mean 'care_level'?" in bad.output and "Traceback" not in bad.output
