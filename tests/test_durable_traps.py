@@ -1,0 +1,72 @@
+"""The measured traps of durable_rules 2.0.28 (shared/engine-notes.md), each pinned by a test."""
+
+import threading
+from datetime import date
+
+import pytest
+from durable.engine import MessageNotHandledException
+
+from engine.rules.compile import Compiled
+from engine.rules.durable_eval import DurableScreen, _QuietHost
+from engine.rules.facts import Household, Person, Rec
+from engine.rules.facts import Context
+from tests.town import ON, born
+
+CTX = Context(ON)
+
+
+def hh(hid: str, son_income: bool = False) -> Household:
+    elder = Person(f"{hid}-1", born(82), "F", "世帯主", "日本", {"care_level": [Rec("r1", "care_level", "要介護2", "2024-04-01", None)]})
+    son = Person(f"{hid}-2", born(52), "M", "子", "日本", {})
+    if son_income:
+        son.records["earned_income"] = [Rec("r2", "earned_income", "3000000", "2024-04-01", None)]
+    return Household(hid, [elder, son])
+
+
+def test_identical_households_are_not_deduplicated(rules):
+    screen = DurableScreen(Compiled(rules))
+    a, b = hh("HA"), hh("HB")
+    b.persons = [Person(p.person_id.replace("HB", "HA"), p.birth, p.sex, p.relationship, p.nationality, p.records) for p in b.persons]
+    hits = screen.evaluate([a, b], CTX)
+    assert {("HA", "8050"), ("HB", "8050")} <= hits
+
+
+def test_state_is_cleared_between_households_and_runs(rules):
+    screen = DurableScreen(Compiled(rules))
+    assert ("H1", "8050") in screen.evaluate([hh("H1")], CTX)
+    assert ("H1", "8050") not in screen.evaluate([hh("H1", son_income=True)], CTX)
+    assert ("H1", "8050") in screen.evaluate([hh("H1")], CTX)  # a kept fact would be a duplicate and not fire
+
+
+def test_a_household_matching_no_flag_is_still_seen(rules):
+    screen = DurableScreen(Compiled(rules))
+    quiet = Household("HQ", [Person("HQ-1", born(30), "M", "世帯主", "日本", {"earned_income": [Rec("r", "earned_income", "1", "2024-04-01", None)]})])
+    assert screen.evaluate([quiet, quiet], CTX) == set()
+
+
+def test_raw_durable_raises_on_unmatched_fact():
+    host = _QuietHost({"a": lambda c: None})
+    host.set_rulesets({"trap_unmatched": {"a": {"all": [{"m": {"t": "x"}}], "run": "a"}}})
+    with pytest.raises(MessageNotHandledException):
+        host.assert_fact("trap_unmatched", {"id": 1, "sid": "s", "t": "y"})
+
+
+def test_raw_durable_or_over_two_fields_inside_iany_never_matches():
+    """Why person logic runs on person facts: if this starts passing, durable_rules changed."""
+    fired = []
+    host = _QuietHost({"a": lambda c: fired.append(1), "s": lambda c: None})
+    cond = {"$iany": {"m": {"$or": [{"$gt": {"$i.x": 0}}, {"$gt": {"$i.y": 0}}]}}}
+    host.set_rulesets({"trap_or": {"a": {"all": [{"m": cond}], "run": "a"}, "s": {"all": [{"m": {"t": "hh"}}], "run": "s", "pri": 1000}}})
+    host.assert_fact("trap_or", {"id": "h", "sid": "h", "t": "hh", "m": [{"x": 1, "y": 0}]})
+    assert fired == []
+
+
+def test_no_timer_threads(rules):
+    before = threading.active_count()
+    DurableScreen(Compiled(rules))
+    assert threading.active_count() == before
+
+
+def test_mixed_types_compare_as_strings_so_facts_carry_numbers(rules):
+    fact = Compiled(rules).person_facts(hh("HN"), CTX)[0]
+    assert all(isinstance(v, int) for k, v in fact.items() if k.startswith("k") or k in ("a", "f"))
