@@ -1,0 +1,182 @@
+"""Screening benchmark: import, full screen (durable_rules path vs reference), incremental, RSS.
+
+    python bench/screen.py --households 1000000 [--seed 1] [--workers 2] [--out FILE]
+
+Each phase runs in its own process so that its peak RSS is its own. Prints a table and writes
+JSON (default bench/results/screen-<N>.json). Also checks that both evaluators flag the same
+(household, rule) pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ON = date(2026, 11, 27)
+
+
+def _peak_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def phase_import(town: str, workspace: str, households: int, seed: int) -> dict:
+    from engine.db import connect
+    from engine.generate import generate_town
+    from engine.importer import import_dir
+
+    t = time.perf_counter()
+    gen = generate_town(Path(town), households, seed, today=ON)
+    generate_s = time.perf_counter() - t
+    conn = connect(Path(workspace))
+    t = time.perf_counter()
+    result = import_dir(conn, Path(town), today=ON)
+    return {
+        "generate_s": round(generate_s, 2),
+        "import_s": round(time.perf_counter() - t, 2),
+        "persons": gen.persons,
+        "records": gen.records,
+        "rejected": result.total_rejected,
+        "import_peak_rss_mb": round(_peak_mb(), 1),
+    }
+
+
+def phase_full_screen(workspace: str, workers: int) -> dict:
+    from engine.db import connect
+    from engine.rules.loader import load_rules
+    from engine.screening import screen
+
+    rules = load_rules(ROOT / "configs" / "rules")
+    conn = connect(Path(workspace))
+    t = time.perf_counter()
+    result = screen(conn, Path(workspace), rules, ON, full=True, workers=workers)
+    seconds = time.perf_counter() - t
+    flagged = sorted(conn.execute("SELECT household_id, rule_id FROM flags WHERE status = 'open'"))
+    return {
+        "seconds": round(seconds, 2),
+        "candidates": result.candidates,
+        "open_flags": result.open_flags,
+        "flag_pairs": [list(p) for p in flagged],
+        "peak_rss_mb": round(max(_peak_mb(), _peak_mb(resource.RUSAGE_CHILDREN)), 1),
+    }
+
+
+def phase_reference(workspace: str) -> dict:
+    import sqlite3
+
+    from engine.rules.loader import load_rules
+    from tests.reference import iter_households, reference_flags
+
+    rules = load_rules(ROOT / "configs" / "rules")
+    conn = sqlite3.connect(f"file:{Path(workspace) / 'engine.db'}?mode=ro", uri=True)
+    t = time.perf_counter()
+    found = set()
+    for chunk in iter_households(conn):
+        found |= reference_flags(chunk, rules, ON)
+    return {"seconds": round(time.perf_counter() - t, 2), "flag_pairs": sorted([list(p) for p in found]), "peak_rss_mb": round(_peak_mb(), 1)}
+
+
+def phase_incremental(workspace: str, delta_dir: str, share: float, seed: int) -> dict:
+    from engine.db import connect
+    from engine.importer import import_dir
+    from engine.rules.loader import load_rules
+    from engine.screening import screen
+
+    rules = load_rules(ROOT / "configs" / "rules")
+    conn = connect(Path(workspace))
+    rng = random.Random(seed)
+    persons = [p for (p,) in conn.execute("SELECT person_id FROM persons WHERE person_id IN (SELECT MIN(person_id) FROM persons GROUP BY household_id)")]
+    chosen = rng.sample(persons, max(1, int(len(persons) * share)))
+    d = Path(delta_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "households.csv").write_text("household_id,area,address\n", encoding="utf-8")
+    (d / "persons.csv").write_text("person_id,household_id,name,kana,birth_date,sex,relationship,nationality\n", encoding="utf-8")
+    with open(d / "records.csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["person_id", "source", "code", "value", "start_date", "end_date"])
+        for pid in chosen:
+            w.writerow([pid, "水道", "arrears", f"water:{rng.randint(1, 6)}", "2026-11-01", ""])
+    t = time.perf_counter()
+    imported = import_dir(conn, d, today=ON)
+    import_s = time.perf_counter() - t
+    t = time.perf_counter()
+    result = screen(conn, Path(workspace), rules, ON)
+    return {
+        "changed_households": imported.changed_households,
+        "delta_import_s": round(import_s, 2),
+        "seconds": round(time.perf_counter() - t, 2),
+        "mode": result.mode,
+        "scope": result.scope,
+        "evaluated": result.candidates,
+        "peak_rss_mb": round(_peak_mb(), 1),
+    }
+
+
+def run(fn, *args):
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--households", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--share", type=float, default=0.01, help="share of households changed for the incremental run")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--keep", type=Path, help="keep the workspace in this folder")
+    args = ap.parse_args()
+    n = args.households
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="engine-bench-"))
+    town, workspace, delta = str(base / "town"), str(base / "workspace"), str(base / "delta")
+
+    imp = run(phase_import, town, workspace, n, args.seed)
+    full = run(phase_full_screen, workspace, args.workers)
+    ref = run(phase_reference, workspace)
+    inc = run(phase_incremental, workspace, delta, args.share, args.seed)
+    agree = full.pop("flag_pairs") == ref.pop("flag_pairs")
+    report = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
+        "households": n,
+        "seed": args.seed,
+        "workers": args.workers,
+        "import": imp,
+        "full_screen": {**full, "households_per_s": round(n / full["seconds"])},
+        "reference": {**ref, "households_per_s": round(n / ref["seconds"])},
+        "durable_vs_reference_time_ratio": round(full["seconds"] / ref["seconds"], 2),
+        "evaluators_agree": agree,
+        "incremental": inc,
+    }
+    out = args.out or ROOT / "bench" / "results" / f"screen-{n}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    rows = [
+        ("households", f"{n:,}", ""),
+        ("import (3 CSV files)", f"{imp['import_s']:.1f} s", f"{imp['persons']:,} persons, {imp['records']:,} records"),
+        ("full screen, durable_rules path", f"{full['seconds']:.1f} s", f"{n / full['seconds']:,.0f} households/s, {full['candidates']:,} evaluated, peak RSS {full['peak_rss_mb']:,.0f} MB"),
+        ("full screen, reference evaluator", f"{ref['seconds']:.1f} s", f"{n / ref['seconds']:,.0f} households/s, 1 process, peak RSS {ref['peak_rss_mb']:,.0f} MB"),
+        ("durable / reference time", f"{report['durable_vs_reference_time_ratio']:.2f}", "agree" if agree else "DISAGREE"),
+        (f"incremental after {args.share:.0%} changed", f"{inc['seconds']:.2f} s", f"{inc['scope']:,} in scope, {inc['evaluated']:,} evaluated"),
+    ]
+    for name, value, note in rows:
+        print(f"{name:<36} {value:>12}  {note}")
+    print(f"json: {out}")
+    if not agree:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
