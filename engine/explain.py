@@ -44,11 +44,14 @@ def render(t: Trace, depth: int = 1) -> list[str]:
     return out
 
 
+GROUPS = ("次のすべてに当たる", "次のいずれかに当たる")
+
+
 def first_failure(t: Trace) -> Trace:
-    """The top-most condition that was not met (for one-line reasons)."""
+    """The top-most unmet condition below all/any groups (for one-line reasons)."""
+    if t.text not in GROUPS:
+        return t
     for child in t.children:
-        if not child.ok and child.text not in ("次のすべてに当たる", "次のいずれかに当たる"):
-            return child
         if not child.ok:
             return first_failure(child)
     return t
