@@ -20,6 +20,7 @@ import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -126,8 +127,9 @@ def phase_incremental(workspace: str, delta_dir: str, share: float, seed: int) -
 
 
 def run(fn, *args):
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
+    """Run one phase in a fresh process (not a daemon: the full screen starts workers)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def main() -> None:

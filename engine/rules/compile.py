@@ -36,6 +36,7 @@ from engine.rules.model import (
 )
 
 SEEN_RULE = "_seen"  # matches every fact: no MessageNotHandledException, and a count
+CAP = 100_000  # an action receives up to CAP matching facts at once (one call per rule and batch)
 
 
 def _and(parts: list[dict]) -> dict:
@@ -59,13 +60,13 @@ class Compiled:
         households = {}
         for flag in rules.flag_list():
             cond = self.household(flag.when, positive=True)
-            households[flag.id] = {"all": [{"m": {"$and": [{"t": "hh"}, cond]}}], "run": flag.id}
-        households[SEEN_RULE] = {"all": [{"m": {"t": "hh"}}], "run": SEEN_RULE, "pri": 1000}
+            households[flag.id] = {"all": [{"m": {"$and": [{"t": "hh"}, cond]}}], "run": flag.id, "cap": CAP}
+        households[SEEN_RULE] = {"all": [{"m": {"t": "hh"}}], "run": SEEN_RULE, "pri": 1000, "cap": CAP}
         persons = {}
         for ind_id, field in self.indicator_fields.items():
             cond = self.person(rules.indicators[ind_id].when, positive=True)
-            persons[field] = {"all": [{"m": {"$and": [{"t": "p"}, cond]}}], "run": field}
-        persons[SEEN_RULE] = {"all": [{"m": {"t": "p"}}], "run": SEEN_RULE, "pri": 1000}
+            persons[field] = {"all": [{"m": {"$and": [{"t": "p"}, cond]}}], "run": field, "cap": CAP}
+        persons[SEEN_RULE] = {"all": [{"m": {"t": "p"}}], "run": SEEN_RULE, "pri": 1000, "cap": CAP}
         self.definition: dict[str, Any] = {self.person_name: persons, self.household_name: households}
 
     # --- person conditions over a person fact ---------------------------------------------
@@ -123,22 +124,32 @@ class Compiled:
         raise TypeError(cond)
 
     # --- facts ----------------------------------------------------------------------------------
-    def person_facts(self, household: Household, ctx: Context) -> list[dict]:
-        """One fact per member, in the household's state (sid)."""
-        matchers = [(name, atom.code, ctx.matcher(atom)) for atom, name in self.atoms.items()]
+    def person_facts(self, household: Household, ctx: Context, sid: str) -> list[dict]:
+        """One fact per member, in state `sid`."""
+        by_code = self._matchers(ctx)
+        zeros = dict.fromkeys(self.atoms.values(), 0)
         facts = []
         for p in household.persons:
-            f = {"id": p.person_id, "sid": household.household_id, "t": "p", "a": age_on(p.birth, ctx.iso), "r": p.relationship, "s": p.sex, "f": int(is_foreign(p.nationality))}
-            for name, code, match in matchers:
-                f[name] = sum(1 for r in p.records.get(code, ()) if match(r))
+            f = {"id": p.person_id, "sid": sid, "t": "p", "a": age_on(p.birth, ctx.iso), "r": p.relationship, "s": p.sex, "f": int(is_foreign(p.nationality)), **zeros}
+            for code, recs in p.records.items():
+                for name, match in by_code.get(code, ()):
+                    f[name] = sum(1 for r in recs if match(r))
             facts.append(f)
         return facts
 
-    def household_fact(self, household: Household, ctx: Context, indicators: dict[str, set[str]]) -> dict:
-        """The household fact; `indicators` maps person id -> indicator fields it met."""
+    def _matchers(self, ctx: Context) -> dict[str, list]:
+        if getattr(self, "_matchers_for", None) != ctx.iso:
+            self._by_code: dict[str, list] = {}
+            for atom, name in self.atoms.items():
+                self._by_code.setdefault(atom.code, []).append((name, ctx.matcher(atom)))
+            self._matchers_for = ctx.iso
+        return self._by_code
+
+    def household_fact(self, household: Household, ctx: Context, indicators: dict[str, set[str]], sid: str) -> dict:
+        """The household fact in state `sid`; `indicators` maps person id -> indicator fields it met."""
         fields = list(self.indicator_fields.values())
         members = [{f: int(f in indicators.get(p.person_id, ())) for f in fields} for p in household.persons]
-        fact = {"id": household.household_id, "sid": household.household_id, "t": "hh", "n": len(household.persons), "m": members}
+        fact = {"id": household.household_id, "sid": sid, "t": "hh", "n": len(household.persons), "m": members}
         fact["st"] = len(ctx.active_silos(household))
         for cond, key in self.distinct.items():
             fact[key] = len(distinct_values(cond, household, ctx))

@@ -2,8 +2,12 @@
 
 - Host() starts timer threads that may run actions after a call returns: disabled.
 - Facts with equal content are deduplicated: every fact carries its person or household id as `id`.
-- Asserted facts accumulate: each household gets its own `sid`, deleted right after
-  (so the 32-bit duplicate hash only ever compares the few facts of one household).
+- Asserted facts accumulate: each batch of households gets its own `sid`, deleted right after.
+- Each fired rule costs a Python action call (~30 µs): rules use `cap`, so one call receives
+  every match of a batch.
+- Duplicate detection compares a 32-bit hash only, so two distinct facts of one batch can
+  collide and one is silently dropped: the `_seen` count catches it, and the batch is then
+  evaluated again one household per state.
 - A fact that matches no rule raises MessageNotHandledException: the `_seen` rule matches all,
   and its count proves every fact was evaluated.
 - Action exceptions are swallowed into the state: our actions record errors and we re-raise.
@@ -16,6 +20,8 @@ from durable import engine as durable_engine
 
 from engine.rules.compile import SEEN_RULE, Compiled
 from engine.rules.facts import Context, Household
+
+BATCH = 200  # households per durable_rules state
 
 
 class _QuietHost(durable_engine.Host):
@@ -49,38 +55,56 @@ class DurableScreen:
     def _action(self, rule: str):
         def act(c):
             try:
-                fact = c.m
+                facts = c.m if isinstance(c.m, list) else [c.m]
                 if rule == SEEN_RULE:
-                    self._seen += 1
-                elif fact["t"] == "p":
-                    self._person_hits.setdefault(fact["id"], set()).add(rule)
-                else:
-                    self._hits.add((fact["id"], rule))
+                    self._seen += len(facts)
+                    return
+                for fact in facts:
+                    if fact["t"] == "p":
+                        self._person_hits.setdefault(fact["id"], set()).add(rule)
+                    else:
+                        self._hits.add((fact["id"], rule))
             except BaseException as err:  # pragma: no cover - recorded and re-raised below
                 self._errors.append(err)
 
         return act
 
     def evaluate(self, households: list[Household], ctx: Context) -> set[tuple[str, str]]:
-        """Both levels for each household, in its own state; return {(household_id, flag_id)}."""
-        self._hits, self._seen, self._errors = set(), 0, []
-        c = self.compiled
-        assert_fact, delete_state = self.host.assert_fact, self.host.delete_state
-        posted = 0
-        for hh in households:
-            self._person_hits = {}
-            for fact in c.person_facts(hh, ctx):
-                assert_fact(c.person_name, fact)
-                posted += 1
-            delete_state(c.person_name, hh.household_id)
-            assert_fact(c.household_name, c.household_fact(hh, ctx, self._person_hits))
-            delete_state(c.household_name, hh.household_id)
-            posted += 1
+        """Both levels for each household; return {(household_id, flag_id)}."""
+        hits: set[tuple[str, str]] = set()
+        for i in range(0, len(households), BATCH):
+            chunk = households[i : i + BATCH]
+            try:
+                hits |= self._evaluate_batch(chunk, ctx, f"batch{i}")
+            except FactsLost:
+                for hh in chunk:  # one household per state: nothing left to collide with
+                    hits |= self._evaluate_batch([hh], ctx, hh.household_id)
+        return hits
+
+    def _assert(self, ruleset: str, facts: list[dict], sid: str) -> None:
+        self._seen, self._errors = 0, []
+        if facts:
+            try:
+                self.host.assert_facts(ruleset, facts)
+            except durable_engine.MessageObservedException as err:  # a fact judged a duplicate
+                self.host.delete_state(ruleset, sid)
+                raise FactsLost(str(err)) from err
+            self.host.delete_state(ruleset, sid)
         if self._errors:
             raise RuntimeError(f"rule action failed: {self._errors[0]!r}")
-        if self._seen != posted:
-            raise RuntimeError(f"durable_rules saw {self._seen} of {posted} facts")
+        if self._seen != len(facts):
+            raise FactsLost(f"durable_rules saw {self._seen} of {len(facts)} facts")
+
+    def _evaluate_batch(self, chunk: list[Household], ctx: Context, sid: str) -> set[tuple[str, str]]:
+        c = self.compiled
+        self._person_hits, self._hits = {}, set()
+        self._assert(c.person_name, [f for hh in chunk for f in c.person_facts(hh, ctx, sid)], sid)
+        self._assert(c.household_name, [c.household_fact(hh, ctx, self._person_hits, sid) for hh in chunk], sid)
         return self._hits
+
+
+class FactsLost(RuntimeError):
+    """durable_rules dropped a fact (hash collision in its duplicate check)."""
 
 
 _CACHE: dict[str, DurableScreen] = {}

@@ -33,7 +33,7 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.vocabulary import CODES
+from engine.vocabulary import CODES, SILOS
 
 ALL = None  # "this condition cannot narrow the households"
 
@@ -181,13 +181,14 @@ class Prefilter:
         if isinstance(cond, SilosTouched):
             if not cond.min:
                 return ALL
-            codes = [c for c, s in CODES.items() if s.silo or s.silo_from_value]
+            silo, sparams = _silo_case()
+            codes = [c for c, spec in CODES.items() if spec.silo or spec.silo_from_value]
             sql = (
                 f"SELECT p.household_id FROM persons p JOIN records r ON r.person_id = p.person_id "
                 f"WHERE {where} AND r.code IN ({','.join('?' * len(codes))}) AND r.start_date <= ? "
-                f"AND (r.end_date IS NULL OR r.end_date >= ?) GROUP BY p.household_id HAVING COUNT(*) >= ?"
+                f"AND (r.end_date IS NULL OR r.end_date >= ?) GROUP BY p.household_id HAVING COUNT(DISTINCT {silo}) >= ?"
             )
-            return self._query(("silos", cond.min), sql, wparams + codes + [self.iso, self.iso, cond.min])
+            return self._query(("silos", cond.min), sql, wparams + codes + [self.iso, self.iso] + sparams + [cond.min])
         if isinstance(cond, DistinctValues):
             rsql, rparams = self._record_filter(cond.record)
             sql = (
@@ -196,6 +197,19 @@ class Prefilter:
             )
             return self._query(("distinct", cond), sql, wparams + rparams + [cond.at_least])
         raise TypeError(cond)
+
+
+def _silo_case() -> tuple[str, list]:
+    """SQL for the silo of record r (NULL when it has none), as engine.vocabulary.record_silos."""
+    whens, params = [], []
+    for code, spec in CODES.items():
+        if spec.silo_from_value:
+            whens.append(f"WHEN ? THEN CASE WHEN r.value IN ({','.join('?' * len(SILOS))}) THEN r.value END")
+            params += [code, *SILOS]
+        elif spec.silo:
+            whens.append("WHEN ? THEN ?")
+            params += [code, spec.silo]
+    return f"(CASE r.code {' '.join(whens)} END)", params
 
 
 def _join(parts: list[tuple[str, list]], sep: str) -> tuple[str, list]:
