@@ -120,7 +120,7 @@ def screen_shard(database: str, rules: RuleSet, on: date, shard: Shard) -> Shard
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         ids = Prefilter(rules, on).candidates(conn, shard)
-        where, params = shard.where("household_id")
+        where, params = shard.range_where("household_id")
         ids |= {h for (h,) in conn.execute(f"SELECT household_id FROM flags WHERE status = 'open' AND {where}", params)}
         return evaluate_households(conn, rules, on, sorted(ids))
     finally:

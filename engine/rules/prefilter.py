@@ -46,7 +46,21 @@ class Shard:
     hi: str | None = None
     scoped: bool = False
 
+    def persons(self) -> str:
+        """FROM clause for persons p: a plain scan for id ranges (the birth_date index would
+        mean a random read per person, ~8x slower), the scope's ids first when scoped."""
+        if self.scoped:
+            return "scope_ids s CROSS JOIN persons p ON p.household_id = s.household_id"
+        return "persons p NOT INDEXED"
+
     def where(self, column: str) -> tuple[str, list]:
+        """Condition to add to a query FROM persons() (the scope is already joined there)."""
+        if self.scoped:
+            return "1", []
+        return self.range_where(column)
+
+    def range_where(self, column: str) -> tuple[str, list]:
+        """Condition restricting any table's household id column to the shard."""
         if self.scoped:
             return f"{column} IN (SELECT household_id FROM scope_ids)", []
         parts, params = [], []
@@ -135,7 +149,7 @@ class Prefilter:
 
     def _with_persons(self) -> set[str]:
         where, params = self._shard.where("p.household_id")
-        return {h for (h,) in self._conn.execute(f"SELECT DISTINCT p.household_id FROM persons p WHERE {where}", params)}
+        return {h for (h,) in self._conn.execute(f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where}", params)}
 
     def _query(self, key, sql: str, params: list) -> set[str]:
         if key not in self._cache:
@@ -165,7 +179,7 @@ class Prefilter:
             psql = self.person_sql(self.rules.indicators[cond.indicator].when, True)
             if psql is None:
                 return ALL
-            return self._query(("member", cond.indicator), f"SELECT DISTINCT p.household_id FROM persons p WHERE {where} AND ({psql[0]})", wparams + psql[1])
+            return self._query(("member", cond.indicator), f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where} AND ({psql[0]})", wparams + psql[1])
         if not positive:
             return ALL
         if isinstance(cond, HouseholdSize):
@@ -176,7 +190,7 @@ class Prefilter:
             if cond.max is not None:
                 having.append("COUNT(*) <= ?")
                 hparams.append(cond.max)
-            sql = f"SELECT p.household_id FROM persons p WHERE {where} GROUP BY p.household_id HAVING {' AND '.join(having)}"
+            sql = f"SELECT p.household_id FROM {self._shard.persons()} WHERE {where} GROUP BY p.household_id HAVING {' AND '.join(having)}"
             return self._query(("size", cond.min, cond.max), sql, wparams + hparams)
         if isinstance(cond, SilosTouched):
             if not cond.min:
@@ -184,7 +198,7 @@ class Prefilter:
             silo, sparams = _silo_case()
             codes = [c for c, spec in CODES.items() if spec.silo or spec.silo_from_value]
             sql = (
-                f"SELECT p.household_id FROM persons p JOIN records r ON r.person_id = p.person_id "
+                f"SELECT p.household_id FROM {self._shard.persons()} JOIN records r ON r.person_id = p.person_id "
                 f"WHERE {where} AND r.code IN ({','.join('?' * len(codes))}) AND r.start_date <= ? "
                 f"AND (r.end_date IS NULL OR r.end_date >= ?) GROUP BY p.household_id HAVING COUNT(DISTINCT {silo}) >= ?"
             )
@@ -192,7 +206,7 @@ class Prefilter:
         if isinstance(cond, DistinctValues):
             rsql, rparams = self._record_filter(cond.record)
             sql = (
-                f"SELECT p.household_id FROM persons p JOIN records r ON r.person_id = p.person_id "
+                f"SELECT p.household_id FROM {self._shard.persons()} JOIN records r ON r.person_id = p.person_id "
                 f"WHERE {where} AND {rsql} GROUP BY p.household_id HAVING COUNT(*) >= ?"
             )
             return self._query(("distinct", cond), sql, wparams + rparams + [cond.at_least])
