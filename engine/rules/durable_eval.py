@@ -6,8 +6,9 @@
 - Each fired rule costs a Python action call (~30 µs): rules use `cap`, so one call receives
   every match of a batch.
 - Duplicate detection compares a 32-bit hash only, so two distinct facts of one batch can
-  collide and one is silently dropped: the `_seen` count catches it, and the batch is then
-  evaluated again one household per state.
+  collide: durable raises MessageObservedException (or, had it dropped the fact silently, the
+  `_seen` count would catch it), and the batch is evaluated again one household per state.
+  delete_state on such a state aborts the process, so it is abandoned instead.
 - A fact that matches no rule raises MessageNotHandledException: the `_seen` rule matches all,
   and its count proves every fact was evaluated.
 - Action exceptions are swallowed into the state: our actions record errors and we re-raise.
@@ -22,6 +23,7 @@ from engine.rules.compile import SEEN_RULE, Compiled
 from engine.rules.facts import Context, Household
 
 BATCH = 200  # households per durable_rules state
+ABANDON_LIMIT = 100  # abandoned states before the host is rebuilt (≤1024 live states per ruleset)
 
 
 class _QuietHost(durable_engine.Host):
@@ -44,13 +46,15 @@ class DurableScreen:
         self._person_hits: dict[str, set[str]] = {}
         self._hits: set[tuple[str, str]] = set()
         self._seen = 0
+        self._batches = 0
         self._errors: list[BaseException] = []
-        actions = {}
-        for ruleset, rules in compiled.definition.items():
-            for rule in rules:
-                actions[rule] = self._action(rule)
+        self._build_host()
+
+    def _build_host(self) -> None:
+        actions = {rule: self._action(rule) for rules in self.compiled.definition.values() for rule in rules}
         self.host = _QuietHost(actions)
-        self.host.set_rulesets(compiled.definition)
+        self.host.set_rulesets(self.compiled.definition)
+        self.abandoned = 0
 
     def _action(self, rule: str):
         def act(c):
@@ -71,14 +75,18 @@ class DurableScreen:
 
     def evaluate(self, households: list[Household], ctx: Context) -> set[tuple[str, str]]:
         """Both levels for each household; return {(household_id, flag_id)}."""
+        unique = list({hh.household_id: hh for hh in households}.values())
         hits: set[tuple[str, str]] = set()
-        for i in range(0, len(households), BATCH):
-            chunk = households[i : i + BATCH]
+        for i in range(0, len(unique), BATCH):
+            chunk = unique[i : i + BATCH]
             try:
-                hits |= self._evaluate_batch(chunk, ctx, f"batch{i}")
+                hits |= self._evaluate_batch(chunk, ctx)
             except FactsLost:
                 for hh in chunk:  # one household per state: nothing left to collide with
-                    hits |= self._evaluate_batch([hh], ctx, hh.household_id)
+                    try:
+                        hits |= self._evaluate_batch([hh], ctx)
+                    except FactsLost as err:
+                        raise RuntimeError(f"durable_rules lost a fact of household {hh.household_id}: {err}") from err
         return hits
 
     def _assert(self, ruleset: str, facts: list[dict], sid: str) -> None:
@@ -86,8 +94,12 @@ class DurableScreen:
         if facts:
             try:
                 self.host.assert_facts(ruleset, facts)
-            except durable_engine.MessageObservedException as err:  # a fact judged a duplicate
-                self.host.delete_state(ruleset, sid)
+            except durable_engine.MessageObservedException as err:
+                # A fact judged a duplicate. delete_state on this state aborts the process
+                # (measured), so the state is abandoned; too many and the host is rebuilt.
+                self.abandoned += 1
+                if self.abandoned >= ABANDON_LIMIT:
+                    self._build_host()
                 raise FactsLost(str(err)) from err
             self.host.delete_state(ruleset, sid)
         if self._errors:
@@ -95,8 +107,10 @@ class DurableScreen:
         if self._seen != len(facts):
             raise FactsLost(f"durable_rules saw {self._seen} of {len(facts)} facts")
 
-    def _evaluate_batch(self, chunk: list[Household], ctx: Context, sid: str) -> set[tuple[str, str]]:
+    def _evaluate_batch(self, chunk: list[Household], ctx: Context) -> set[tuple[str, str]]:
         c = self.compiled
+        self._batches += 1
+        sid = f"b{self._batches}"  # never reused: an abandoned state keeps its sid
         self._person_hits, self._hits = {}, set()
         self._assert(c.person_name, [f for hh in chunk for f in c.person_facts(hh, ctx, sid)], sid)
         self._assert(c.household_name, [c.household_fact(hh, ctx, self._person_hits, sid) for hh in chunk], sid)
