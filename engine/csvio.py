@@ -7,8 +7,9 @@ names the file and says how to fix it.
 
 Iterating the returned `CsvFile` streams `(line, row)` pairs, where `line` is the physical line
 the row starts on (header = line 1; quoted values may span lines) and `row` maps each known
-column to its text. Rows that cannot be read (wrong number of fields, a value over
-`MAX_FIELD_CHARS`) are not yielded but collected in `CsvFile.rejects`. Blank lines are skipped.
+column to its text (`CsvFile.tuples()` gives the values as a sequence instead, faster). Rows
+that cannot be read (wrong number of fields, bad quoting, a value over `MAX_FIELD_CHARS`) are
+not yielded but collected in `CsvFile.rejects`. Blank lines are skipped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from pydantic import BaseModel
 MAX_FIELD_CHARS = 10_000  # longer values reject the row (no silo field is anywhere near this)
 _CSV_FIELD_LIMIT = 16 * 1024 * 1024  # the csv module's own limit; above it a row is unreadable
 _CHUNK = 1 << 20
-AUTO_ENCODINGS = ("utf-8-sig", "cp932")
 
 csv.field_size_limit(min(sys.maxsize, max(csv.field_size_limit(), _CSV_FIELD_LIMIT)))
 
@@ -64,19 +64,27 @@ def _decode_error(path: Path, encoding: str, explicit: bool, offset: int, line: 
 
 
 def _scan(path: Path, encoding: str) -> tuple[int, int, int] | None:
-    """Decode the whole file in chunks; None if it decodes, else (offset, line, bad byte)."""
+    """Decode the whole file in chunks: None if it decodes, else (offset, line, bad byte).
+
+    Refuses a file with NUL bytes: no CSV in UTF-8 or CP932 has them (binary data, UTF-16).
+    """
     decoder = codecs.getincrementaldecoder(encoding)()
     done = newlines = 0
     with open(path, "rb") as f:
         while True:
             chunk = f.read(_CHUNK)
+            if b"\x00" in chunk:
+                raise FileRefused(
+                    f"{path}: not a text CSV file (it contains NUL bytes: binary data, or UTF-16 text); "
+                    "save or convert it as CSV in UTF-8 or CP932"
+                )
             try:
                 decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as e:
                 # the bad byte may sit in bytes held back from the previous chunk
-                pos = max(e.start - (len(e.object) - len(chunk)), 0)
-                offset = done + pos
-                return offset, newlines + chunk.count(b"\n", 0, pos) + 1, e.object[e.start]
+                pos = min(max(e.start - (len(e.object) - len(chunk)), 0), len(chunk))
+                byte = e.object[e.start] if e.start < len(e.object) else 0
+                return done + pos, newlines + chunk.count(b"\n", 0, pos) + 1, byte
             if not chunk:
                 return None
             done += len(chunk)
@@ -84,20 +92,17 @@ def _scan(path: Path, encoding: str) -> tuple[int, int, int] | None:
 
 
 def check_bytes(path: Path, encoding: str | None) -> str:
-    """Refuse a file that is missing, binary or undecodable; return the encoding to read it with."""
+    """Refuse a file that is missing, binary or undecodable; return the encoding to read it with.
+
+    With `encoding=None` the file is tried as UTF-8 ("utf-8-sig" is returned when it starts
+    with a BOM), then as CP932.
+    """
     if not path.is_file():
         raise FileRefused(f"{path}: file not found; put the silo extract there or check the folder name")
     with open(path, "rb") as f:
-        head = f.read(_CHUNK)
-        if head.startswith(b"PK\x03\x04"):
-            raise FileRefused(f"{path}: this is a ZIP or Excel workbook (.xlsx), not CSV; save it as CSV and import again")
-        while head:
-            if b"\x00" in head:
-                raise FileRefused(
-                    f"{path}: not a text CSV file (it contains NUL bytes: binary data, or UTF-16 text); "
-                    "save or convert it as CSV in UTF-8 or CP932"
-                )
-            head = f.read(_CHUNK)
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        raise FileRefused(f"{path}: this is a ZIP file or Excel workbook (.xlsx), not CSV; save it as CSV")
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -107,15 +112,11 @@ def check_bytes(path: Path, encoding: str | None) -> str:
         if bad:
             raise _decode_error(path, encoding, True, *bad)
         return encoding
-    first_bad = None
-    for candidate in AUTO_ENCODINGS:
-        bad = _scan(path, candidate)
-        if bad is None:
-            if candidate == "utf-8-sig":
-                with open(path, "rb") as f:
-                    return "utf-8-sig" if f.read(3) == codecs.BOM_UTF8 else "utf-8"
-            return candidate
-        first_bad = first_bad or bad
+    first_bad = _scan(path, "utf-8-sig")
+    if first_bad is None:
+        return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    if _scan(path, "cp932") is None:
+        return "cp932"
     raise _decode_error(path, "utf-8", False, *first_bad)
 
 
@@ -137,17 +138,22 @@ class CsvFile:
 
     def _reject(self, line: int, end: int, field: str | None, reason: str) -> None:
         if end > line:
-            reason += (
-                f" (the row runs from line {line} to line {end} because a quoted value contains line breaks;"
-                " if that is not intended, look for a missing closing double quote)"
-            )
+            reason += f" (the row runs from line {line} to line {end}"
+            if "quote" not in reason:
+                reason += " as a quoted value contains line breaks; if not intended, look for a missing closing quote"
+            reason += ")"
         self.rejects.append(Reject(file=self.name, line=line, field=field, reason=reason))
         self.rows_read += 1
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
-        width = len(self.header)
         names = self.columns
-        positions = [self.header.index(c) for c in names]
+        for line, values in self.tuples():
+            yield line, dict(zip(names, values))
+
+    def tuples(self) -> Iterator[tuple[int, Sequence[str]]]:
+        """Like iterating, but each row is a sequence of values in `columns` order (faster)."""
+        width = len(self.header)
+        positions = [self.header.index(c) for c in self.columns]
         if positions == list(range(width)):
             pick = None
         elif len(positions) == 1:
@@ -155,36 +161,39 @@ class CsvFile:
         else:
             pick = itemgetter(*positions)
         limit = MAX_FIELD_CHARS
+        good = 0
         with self._open() as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, strict=True)
             _header_row(reader)
             prev = reader.line_num  # last physical line consumed
-            while True:
-                try:
-                    for row in reader:
-                        start, prev = prev + 1, reader.line_num
-                        if len(row) != width or not row[0]:
-                            if not any(v.strip() for v in row):
-                                continue  # blank line
-                            if len(row) != width:
-                                self._reject(start, prev, None, _count_reason(width, len(row)))
+            try:
+                while True:
+                    try:
+                        for row in reader:
+                            start, prev = prev + 1, reader.line_num
+                            if len(row) != width or not row[0]:
+                                if not any(v.strip() for v in row):
+                                    continue  # blank line
+                                if len(row) != width:
+                                    self._reject(start, prev, None, _count_reason(width, len(row)))
+                                    continue
+                            if max(map(len, row)) > limit:
+                                self._too_long(start, prev, row)
                                 continue
-                        if max(map(len, row)) > limit:
-                            i = next(i for i, v in enumerate(row) if len(v) > limit)
-                            column = self.header[i] or f"column {i + 1}"
-                            self._reject(
-                                start,
-                                prev,
-                                column,
-                                f"value too long: {len(row[i]):,} characters in '{column}' (the limit is {limit:,})",
-                            )
-                            continue
-                        self.rows_read += 1
-                        yield start, dict(zip(names, row if pick is None else pick(row)))
-                    return
-                except csv.Error as e:  # e.g. a value over the csv module's own size limit
-                    self._reject(prev + 1, reader.line_num, None, f"unreadable CSV row: {e}")
-                    prev = reader.line_num
+                            good += 1
+                            yield start, row if pick is None else pick(row)
+                        return
+                    except csv.Error as e:  # bad quoting, or a value over the csv module's size limit
+                        self._reject(prev + 1, reader.line_num, None, _csv_error_reason(e))
+                        prev = reader.line_num
+            finally:
+                self.rows_read += good
+
+    def _too_long(self, line: int, end: int, row: list[str]) -> None:
+        i = next(i for i, v in enumerate(row) if len(v) > MAX_FIELD_CHARS)
+        column = self.header[i] or f"column {i + 1}"
+        reason = f"value too long: {len(row[i]):,} characters in '{column}' (the limit is {MAX_FIELD_CHARS:,})"
+        self._reject(line, end, column, reason)
 
 
 def _header_row(reader) -> list[str] | None:
@@ -216,7 +225,7 @@ def read_csv(
     enc = check_bytes(path, encoding)
     with _open_text(path, enc) as f:
         try:
-            raw = _header_row(csv.reader(f))
+            raw = _header_row(csv.reader(f, strict=True))
         except csv.Error as e:
             raise FileRefused(f"{path}: the header line cannot be read as CSV ({e}); fix line 1") from None
     expected = ", ".join([*required, *optional])
@@ -262,6 +271,17 @@ def read_csv(
     if unnamed:
         result.warnings.append(f"{path.name}: {unnamed} column(s) without a name were ignored")
     return result
+
+
+def _csv_error_reason(error: csv.Error) -> str:
+    text = str(error)
+    if "unexpected end of data" in text:
+        return "a quoted value starting in this row is never closed: add the missing closing double quote (\")"
+    if "expected after" in text:
+        return f"malformed quoting ({text}): a double quote inside a quoted value must be doubled (\"\")"
+    if "field larger than field limit" in text:
+        return f"a value is far too long (over {csv.field_size_limit():,} characters; the limit is {MAX_FIELD_CHARS:,})"
+    return f"unreadable CSV row: {text}"
 
 
 def _count_reason(expected: int, found: int) -> str:
