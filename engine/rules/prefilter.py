@@ -198,7 +198,7 @@ class Prefilter:
             silo, sparams = _silo_case()
             codes = [c for c, spec in CODES.items() if spec.silo or spec.silo_from_value]
             sql = (
-                f"SELECT p.household_id FROM {self._shard.persons()} JOIN records r ON r.person_id = p.person_id "
+                f"SELECT p.household_id FROM {self._shard.persons()} CROSS JOIN records r ON r.person_id = p.person_id "
                 f"WHERE {where} AND r.code IN ({','.join('?' * len(codes))}) AND r.start_date <= ? "
                 f"AND (r.end_date IS NULL OR r.end_date >= ?) GROUP BY p.household_id HAVING COUNT(DISTINCT {silo}) >= ?"
             )
@@ -206,7 +206,7 @@ class Prefilter:
         if isinstance(cond, DistinctValues):
             rsql, rparams = self._record_filter(cond.record)
             sql = (
-                f"SELECT p.household_id FROM {self._shard.persons()} JOIN records r ON r.person_id = p.person_id "
+                f"SELECT p.household_id FROM {self._shard.persons()} CROSS JOIN records r ON r.person_id = p.person_id "
                 f"WHERE {where} AND {rsql} GROUP BY p.household_id HAVING COUNT(*) >= ?"
             )
             return self._query(("distinct", cond), sql, wparams + rparams + [cond.at_least])
