@@ -29,6 +29,7 @@ from engine.rules.trace import evidence
 
 BATCH = 20_000
 PARALLEL_FROM = 20_000  # households in scope before worker processes pay off
+FULL_ABOVE_SHARE = 0.3  # an incremental scope above this share of households runs as a full screen
 
 
 class ScreenResult(BaseModel):
@@ -143,10 +144,15 @@ def screen(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, 
     import_seq = current_import_seq(conn)
     last = conn.execute("SELECT screened_on, rules_hash, import_seq FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
     incremental = not full and last is not None and last[1] == rules.hash and last[0] <= on.isoformat()
+    scope: set[str] = set()
     if incremental:
         since = date.fromisoformat(last[0])
         scope = {h for (h,) in conn.execute("SELECT household_id FROM households WHERE changed_seq > ?", (last[2],))}
         scope |= time_affected(conn, rules, since, on)
+        total = conn.execute("SELECT COUNT(*) FROM households").fetchone()[0]
+        # most of the town changed (a full re-extract): the parallel full screen is faster
+        incremental = len(scope) <= max(PARALLEL_FROM, FULL_ABOVE_SHARE * total)
+    if incremental:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS scope_ids (household_id TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM scope_ids")
         conn.executemany("INSERT OR IGNORE INTO scope_ids VALUES (?)", ((h,) for h in scope))

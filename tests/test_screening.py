@@ -97,3 +97,12 @@ def test_screen_summary_counts(town, workspace, rules):
     result = screen(town, workspace, rules, ON)
     assert result.open_flags["8050"] == 1 and result.flags_opened == sum(result.open_flags.values())
     assert result.scope == 22
+
+
+def test_a_change_to_most_of_the_town_runs_as_a_full_screen(town, workspace, rules, monkeypatch):
+    screen(town, workspace, rules, ON)
+    for (hid,) in town.execute("SELECT household_id FROM households").fetchall():
+        new_import(town, hid)
+    monkeypatch.setattr(screening, "PARALLEL_FROM", 2)
+    result = screen(town, workspace, rules, ON)
+    assert result.mode == "full" and ("H8050", "8050") in flags(town)

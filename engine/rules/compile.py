@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.rules.facts import Context, Household, age_on, is_foreign
+from engine.rules.facts import Context, Household, age_on, is_foreign, record_value_key
 from engine.rules.model import (
     Age,
     DistinctValues,
@@ -55,6 +55,8 @@ class Compiled:
         self.atoms: dict[Record, str] = {}
         self.distinct: dict[DistinctValues, str] = {}
         self.indicator_fields: dict[str, str] = {}
+        self._matchers_for: str | None = None
+        self._by_code: dict[str, list] = {}
         self.person_name = f"screen_{rules.hash}_persons"
         self.household_name = f"screen_{rules.hash}_households"
         households = {}
@@ -138,7 +140,8 @@ class Compiled:
         return facts
 
     def _matchers(self, ctx: Context) -> dict[str, list]:
-        if getattr(self, "_matchers_for", None) != ctx.iso:
+        """Record tests grouped by code, built once per screening date."""
+        if self._matchers_for != ctx.iso:
             self._by_code: dict[str, list] = {}
             for atom, name in self.atoms.items():
                 self._by_code.setdefault(atom.code, []).append((name, ctx.matcher(atom)))
@@ -158,8 +161,6 @@ class Compiled:
 
 def distinct_values(cond: DistinctValues, household: Household, ctx: Context) -> dict[str, list]:
     """Different values (arrears kinds, …) among matching records, with those records."""
-    from engine.rules.facts import record_value_key
-
     out: dict[str, list] = {}
     for p in household.persons:
         for r in ctx.matching(cond.record, p):
