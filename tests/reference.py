@@ -157,20 +157,6 @@ def reference_flags(households: list[dict], rules: RuleSet, on: date) -> set[tup
     return out
 
 
-def households_from_db(conn) -> list[dict]:
-    """Every household of a workspace database as plain dicts (for the reference evaluator)."""
-    hhs = {h: {"household_id": h, "persons": [], "records": []} for (h,) in conn.execute("SELECT household_id FROM households")}
-    owner = {}
-    for pid, hid, birth, sex, rel, nat in conn.execute("SELECT person_id, household_id, birth_date, sex, relationship, nationality FROM persons"):
-        if hid in hhs:
-            hhs[hid]["persons"].append({"person_id": pid, "birth_date": birth, "sex": sex, "relationship": rel, "nationality": nat})
-            owner[pid] = hid
-    for pid, code, value, start, end in conn.execute("SELECT person_id, code, value, start_date, end_date FROM records"):
-        if pid in owner:
-            hhs[owner[pid]]["records"].append({"person_id": pid, "code": code, "value": value or "", "start_date": start, "end_date": end})
-    return list(hhs.values())
-
-
 def iter_households(conn, chunk: int = 50_000):
     """Households in id order, `chunk` at a time (for large towns)."""
     ids = [h for (h,) in conn.execute("SELECT household_id FROM households ORDER BY household_id")]
