@@ -21,7 +21,15 @@ rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_hel
 app.add_typer(rules_app, name="rules")
 
 WORKSPACE = typer.Option(Path(os.environ.get("ENGINE_WORKSPACE", "workspace")), "--workspace", "-w", help="Folder holding engine.db and reports (env ENGINE_WORKSPACE).")
-RULES = typer.Option(Path(os.environ.get("ENGINE_RULES", "configs/rules")), "--rules", help="Folder of rule files (env ENGINE_RULES).")
+def _default_rules() -> Path:
+    """ENGINE_RULES, else ./configs/rules, else the example rules shipped beside the package."""
+    if os.environ.get("ENGINE_RULES"):
+        return Path(os.environ["ENGINE_RULES"])
+    here = Path("configs/rules")
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "configs" / "rules"
+
+
+RULES = typer.Option(_default_rules(), "--rules", help="Folder of rule files (env ENGINE_RULES; default ./configs/rules).")
 DATE = typer.Option(None, "--date", help="Screening date, ISO or 和暦 (R8.11.27); default today.")
 
 
