@@ -137,3 +137,27 @@ def test_cli_rules_check(tmp_path):
     bad = runner.invoke(app, ["rules", "check", "--rules", str(write(tmp_path, GOOD_INDICATORS.replace("care_level", "care_levl")))])
     assert bad.exit_code == 1
     assert "did you mean 'care_level'?" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize(
+    "flags_text, field, message",
+    [
+        (FLAG.replace("title: テスト", "title: 2024-02-30"), "", "cannot read this value"),
+        (FLAG.replace("id: f1", "id: !foo f1"), "", "cannot read this value"),
+        (FLAG.replace("id: f1", "id: _seen"), "id", "must be letters, digits and _"),
+        (FLAG.replace("id: f1", "id: a.b$"), "id", "must be letters, digits and _"),
+        (FLAG.replace("version: 1", "version: 99999999999999999999999"), "version", "or less"),
+        (FLAG.replace("member: elder", "household_size: {min: 99999999999}"), "when.household_size.min", "or less"),
+        (FLAG.replace("silos: [介護]", "silos: []"), "silos", "empty list"),
+        (FLAG.replace("    when:\n", "    when:\n      member: elder\n    when:\n"), "when", "duplicate key 'when'"),
+    ],
+)
+def test_values_that_used_to_pass_or_crash(tmp_path, flags_text, field, message):
+    problems = check_rules(write(tmp_path, flags=flags_text))
+    assert problems, "should be refused"
+    assert any(message in p.message and (not field or p.field == field) for p in problems), [str(p) for p in problems]
+
+
+def test_within_months_is_bounded(tmp_path):
+    p = only_problem(write(tmp_path, GOOD_INDICATORS.replace("record: care_level", "record: {code: care_level, within_months: 40000}")))
+    assert p.field == "when.all[1].record.within_months" and "1,200 or less" in p.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,15 +85,23 @@ _constructor = yaml.SafeLoader("")
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return _constructor.construct_object(node, deep=True)
+    try:
+        return _constructor.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError) as err:  # e.g. `title: 2024-02-30`, `id: !tag x`
+        reason = getattr(err, "problem", None) or str(err)
+        raise _Bad(node, "", f"cannot read this value ({reason}); put it in quotes") from err
 
 
 def _mapping(node: yaml.Node, field: str, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
         raise _Bad(node, field, f"{what} must be a mapping (key: value lines)")
-    out = []
+    out, seen = [], {}
     for k, v in node.value:
-        out.append((str(_scalar(k)), k, v))
+        key = str(_scalar(k))
+        if key in seen:
+            raise _Bad(k, f"{field}.{key}".lstrip("."), f"duplicate key '{key}' (also on line {seen[key]}): the second would silently replace the first")
+        seen[key] = k.start_mark.line + 1
+        out.append((key, k, v))
     return out
 
 
@@ -102,12 +111,14 @@ def _sequence(node: yaml.Node, field: str, what: str) -> list[yaml.Node]:
     return list(node.value)
 
 
-def _int(node: yaml.Node, field: str, minimum: int | None = 0) -> int:
+def _int(node: yaml.Node, field: str, minimum: int = 0, maximum: int = 1_000_000_000) -> int:
     v = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
     if isinstance(v, bool) or not isinstance(v, int):
         raise _Bad(node, field, f"must be a whole number, got {v!r}")
-    if minimum is not None and v < minimum:
+    if v < minimum:
         raise _Bad(node, field, f"must be {minimum} or more, got {v}")
+    if v > maximum:
+        raise _Bad(node, field, f"must be {maximum:,} or less, got {v:,}")
     return v
 
 
@@ -120,17 +131,19 @@ def _text(node: yaml.Node, field: str) -> str:
 
 def _texts(node: yaml.Node, field: str) -> tuple[str, ...]:
     if isinstance(node, yaml.SequenceNode):
+        if not node.value:
+            raise _Bad(node, field, "an empty list matches nothing (or, for value, everything): list at least one value")
         return tuple(_text(n, field) for n in node.value)
     return (_text(node, field),)
 
 
-def _range(node: yaml.Node, field: str) -> tuple[int | None, int | None]:
+def _range(node: yaml.Node, field: str, maximum: int = 1_000) -> tuple[int | None, int | None]:
     lo = hi = None
     for key, knode, vnode in _mapping(node, field, field):
         if key == "min":
-            lo = _int(vnode, f"{field}.min")
+            lo = _int(vnode, f"{field}.min", maximum=maximum)
         elif key == "max":
-            hi = _int(vnode, f"{field}.max")
+            hi = _int(vnode, f"{field}.max", maximum=maximum)
         else:
             raise _Bad(knode, f"{field}.{key}", f"unknown key '{key}' (use min and/or max)", did_you_mean(key, ("min", "max")))
     if lo is None and hi is None:
@@ -181,7 +194,7 @@ def _record(node: yaml.Node, field: str, negate: bool) -> Record:
             bounds[key] = (_int(parts[key], f"{field}.{key}"), str(raw))
     if "min" in bounds and "max" in bounds and bounds["min"][0] > bounds["max"][0]:
         raise _Bad(node, field, f"min {bounds['min'][1]} is above max {bounds['max'][1]}")
-    within = _int(parts["within_months"], f"{field}.within_months") if "within_months" in parts else 0
+    within = _int(parts["within_months"], f"{field}.within_months", maximum=1200) if "within_months" in parts else 0
     return Record(
         code=code,
         values=values,
@@ -222,7 +235,7 @@ def parse_person(node: yaml.Node, field: str):
     if key in ("all", "any", "not"):
         return _combinator(key, vnode, field, parse_person, (PAll, PAny, PNot))
     if key == "age":
-        lo, hi = _range(vnode, f)
+        lo, hi = _range(vnode, f, maximum=150)
         return Age(min=lo, max=hi)
     if key in ("record", "no_record"):
         return _record(vnode, f, negate=(key == "no_record"))
@@ -292,6 +305,16 @@ def _find_member_line(node: yaml.Node, name: str) -> int:
     return 0
 
 
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+
+
+def _id(node: yaml.Node) -> str:
+    value = _text(node, "id")
+    if not ID_PATTERN.match(value):
+        raise _Bad(node, "id", f"id '{value}' must be letters, digits and _ and start with a letter or digit")
+    return value
+
+
 def _severity(node: yaml.Node) -> str:
     severity = _text(node, "severity")
     if severity not in SEVERITIES:
@@ -329,12 +352,15 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
             report(bad)
             return None
 
-    items = attempt(_mapping, node, kind, f"each entry of `{kind}`")
+    items = attempt(_mapping, node, "", f"each entry of `{kind}`")
     if items is None:
         return None, None, None
     fields = {k: vn for k, _, vn in items}
     if "id" in fields:
-        rule_id = str(_scalar(fields["id"]))
+        try:
+            rule_id = str(_scalar(fields["id"]))
+        except _Bad:
+            rule_id = None  # reported below, when the id is checked
     for k, kn, _ in items:
         if k not in allowed:
             report(_Bad(kn, k, f"unknown field '{k}' (allowed: {', '.join(allowed)})", did_you_mean(k, allowed)))
@@ -344,9 +370,9 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
         report(_Bad(node, missing[0], f"missing field(s): {', '.join(missing)}"))
         return rule_id, None, None
     values = {
-        "id": attempt(_text, fields["id"], "id"),
+        "id": attempt(_id, fields["id"]),
         "title": attempt(_text, fields["title"], "title"),
-        "description": str(_scalar(fields["description"]) or "") if "description" in fields else "",
+        "description": str(attempt(_scalar, fields["description"]) or "") if "description" in fields else "",
         "file": file,
         "line": node.start_mark.line + 1,
     }
@@ -408,7 +434,7 @@ def load_rules(rules_dir: Path) -> RuleSet:
             for entry in vnode.value:
                 model, _, refs = _parse_entry(entry, name, key, problems)
                 if refs is not None:
-                    flag_refs.append((name, entry.start_mark.line + 1, model if isinstance(model, str) else model.id, refs))
+                    flag_refs.append((name, entry.start_mark.line + 1, model.id if isinstance(model, Flag) else model, refs))
                 if model is None or isinstance(model, str):
                     if key == "indicators" and model:
                         broken_indicators.add(model)  # already reported; references to it are not
