@@ -11,8 +11,13 @@ W = "2024-04-01"  # a start date well before ON
 
 CASES = {
     "8050": (
-        [[person(82, "世帯主", ("care_level", "要介護2")), person(52, "子", sex="M")]],
         [
+            [person(82, "世帯主", ("care_level", "要介護2")), person(52, "子", sex="M")],
+            [person(75, "世帯主", ("care_level", "要支援1")), person(64, "子", ("earned_income", "0"))],
+            [person(90, "母", ("care_level", "要介護5")), person(40, "世帯主")],
+        ],
+        [
+            [person(82, "世帯主", ("care_level", "要介護2")), person(65, "子")],
             [person(82, "世帯主", ("care_level", "要介護2")), person(52, "子", ("earned_income", "1200000"))],
             [person(74, "世帯主", ("care_level", "要介護2")), person(52, "子")],
             [person(82, "世帯主"), person(52, "子")],
@@ -29,9 +34,14 @@ CASES = {
         ],
     ),
     "young_carer": (
-        [[person(45, "世帯主", ("disability_certificate", "精神")), person(14, "子", ("school_absence_days", "45"))]],
         [
-            [person(45, "世帯主", ("disability_certificate", "精神")), person(14, "子", ("school_absence_days", "20"))],
+            [person(45, "世帯主", ("disability_certificate", "精神")), person(14, "子", ("school_absence_days", "45"))],
+            [person(45, "妻", ("care_level", "要介護1")), person(18, "子", ("school_absence_days", "30"))],
+            [person(45, "夫", ("disability_certificate", "療育")), person(6, "子", ("school_absence_days", "30"))],
+        ],
+        [
+            [person(45, "世帯主", ("disability_certificate", "精神")), person(14, "子", ("school_absence_days", "29"))],
+            [person(45, "世帯主", ("disability_certificate", "精神")), person(19, "子", ("school_absence_days", "45"))],
             [person(45, "世帯主", ("disability_certificate", "身体")), person(14, "子", ("school_absence_days", "45"))],
             [person(45, "世帯主"), person(20, "子", ("disability_certificate", "精神")), person(14, "子", ("school_absence_days", "45"))],
         ],
@@ -40,17 +50,23 @@ CASES = {
         [
             [person(60, "世帯主", ("earned_income", "4000000")), person(30, "子")],
             [person(30, "世帯主", ("earned_income", "2000000", "2020-04-01", "2026-03-01"))],
+            [person(64, "世帯主", ("earned_income", "2000000", "2020-04-01", "2026-05-26"))],
+            [person(15, "子"), person(45, "世帯主", ("earned_income", "1"))],
         ],
         [
             [person(30, "世帯主", ("earned_income", "2000000", "2020-04-01", "2026-09-01"))],
+            [person(30, "世帯主", ("earned_income", "2000000", "2020-04-01", "2026-05-27"))],
+            [person(30, "世帯主", ("earned_income", "0"))],
+            [person(14, "子"), person(45, "世帯主", ("earned_income", "1"))],
             [person(45, "世帯主", ("earned_income", "4000000")), person(14, "子")],
             [person(65, "世帯主")],
             [person(20, "世帯主", ("school_enrollment", "大学"))],
         ],
     ),
     "isolated_elder": (
-        [[person(80, "世帯主", ("dementia", "IIa"))]],
+        [[person(80, "世帯主", ("dementia", "IIa"))], [person(75, "世帯主", ("dementia", "I"))]],
         [
+            [person(80, "世帯主", ("dementia", "自立"))],
             [person(80, "世帯主", ("dementia", "IIa"), ("service_use", "介護"))],
             [person(80, "世帯主", ("dementia", "IIa")), person(78, "夫")],
             [person(74, "世帯主", ("care_level", "要介護1"))],
@@ -88,7 +104,7 @@ CASES = {
         [[person(35, "世帯主", ("consultation", "子育て"))]],
     ),
     "parent_disability_child": (
-        [[person(40, "世帯主", ("disability_certificate", "身体")), person(10, "子")]],
+        [[person(40, "世帯主", ("disability_certificate", "身体")), person(10, "子")], [person(40, "妻", ("disability_certificate", "精神")), person(17, "子")]],
         [
             [person(40, "世帯主", ("disability_certificate", "身体")), person(18, "子")],
             [person(45, "世帯主"), person(20, "子", ("disability_certificate", "療育")), person(10, "子")],
@@ -98,10 +114,14 @@ CASES = {
         [
             [person(35, "世帯主", nationality="ベトナム"), person(2, "子", ("health_check_missed", "連絡あり"), nationality="ベトナム")],
             [person(35, "世帯主", nationality="ブラジル"), person(8, "子", nationality="ブラジル")],
+            [person(35, "世帯主", nationality="中国"), person(6, "子")],
+            [person(35, "世帯主", nationality="中国"), person(15, "子")],
         ],
         [
             [person(35, "世帯主"), person(8, "子")],
             [person(35, "世帯主", nationality="ブラジル"), person(8, "子", ("school_enrollment", "小学校"), nationality="ブラジル")],
+            [person(35, "世帯主", nationality="中国"), person(5, "子", ("school_enrollment", "保育所"))],
+            [person(35, "世帯主", nationality="中国"), person(16, "子")],
         ],
     ),
     "multi_domain": (
