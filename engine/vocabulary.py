@@ -32,6 +32,7 @@ class CodeSpec(BaseModel):
     values: tuple[str, ...] = ()  # allowed values (ordered for level); empty = free text
     silo: str | None = None  # silo a record of this code belongs to
     silo_from_value: bool = False  # the value names the silo (service_use)
+    silo_min: int | None = None  # an amount record touches its silo only from this value (30 absence days)
     value_identifies: bool = False  # the value is part of the record's identity
     unit: str = ""
 
@@ -80,7 +81,7 @@ CODES: dict[str, CodeSpec] = {
             value_identifies=True,
             unit="か月",
         ),
-        CodeSpec(code="school_absence_days", title="欠席日数", value_type="amount", silo="教育", unit="日"),
+        CodeSpec(code="school_absence_days", title="欠席日数", value_type="amount", silo="教育", silo_min=30, unit="日"),
         CodeSpec(code="school_enrollment", title="在籍（学校・保育所等）", value_type="category"),
         CodeSpec(
             code="health_check_missed",
@@ -157,6 +158,8 @@ def record_silos(code: str, value: str) -> tuple[str, ...]:
     spec = CODES[code]
     if spec.silo_from_value:
         return (value,) if value in SILOS else ()
+    if spec.silo_min is not None and not (value.isdigit() and int(value) >= spec.silo_min):
+        return ()
     return (spec.silo,) if spec.silo else ()
 
 

@@ -135,6 +135,9 @@ def household_meets(cond, hh: dict, rules: RuleSet, on: date) -> bool:
                 if spec.silo_from_value:
                     if r["value"] in SILOS:
                         silos.add(r["value"])
+                elif spec.silo_min is not None:
+                    if r["value"].isdigit() and int(r["value"]) >= spec.silo_min:
+                        silos.add(spec.silo)
                 elif spec.silo:
                     silos.add(spec.silo)
         n = len(silos)

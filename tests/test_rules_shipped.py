@@ -125,8 +125,14 @@ CASES = {
         ],
     ),
     "multi_domain": (
-        [[person(70, "世帯主", ("care_level", "要介護1"), ("disability_certificate", "身体"), ("public_assistance", ""))]],
-        [[person(80, "世帯主", ("care_level", "要介護1"), ("dementia", "I"), ("service_use", "介護"), ("arrears", "water:1"))]],
+        [
+            [person(70, "世帯主", ("care_level", "要介護1"), ("disability_certificate", "身体"), ("public_assistance", ""))],
+            [person(70, "世帯主", ("care_level", "要支援1")), person(12, "孫", ("school_absence_days", "30")), person(35, "子", ("arrears", "rent:2"))],
+        ],
+        [
+            [person(80, "世帯主", ("care_level", "要介護1"), ("dementia", "I"), ("service_use", "介護"), ("arrears", "water:1"))],
+            [person(70, "世帯主", ("care_level", "要支援1")), person(12, "孫", ("school_absence_days", "29")), person(35, "子", ("arrears", "rent:2"))],
+        ],
     ),
 }
 

@@ -220,6 +220,10 @@ def _silo_case() -> tuple[str, list]:
         if spec.silo_from_value:
             whens.append(f"WHEN ? THEN CASE WHEN r.value IN ({','.join('?' * len(SILOS))}) THEN r.value END")
             params += [code, *SILOS]
+        elif spec.silo and spec.silo_min is not None:
+            # as record_silos: digits only (value.isdigit()) and at least silo_min
+            whens.append("WHEN ? THEN CASE WHEN r.value <> '' AND r.value NOT GLOB '*[^0-9]*' AND CAST(r.value AS INTEGER) >= ? THEN ? END")
+            params += [code, spec.silo_min, spec.silo]
         elif spec.silo:
             whens.append("WHEN ? THEN ?")
             params += [code, spec.silo]
