@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
@@ -228,39 +229,28 @@ def read_csv(
             raw = _header_row(csv.reader(f, strict=True))
         except csv.Error as e:
             raise FileRefused(f"{path}: the header line cannot be read as CSV ({e}); fix line 1") from None
-    expected = ", ".join([*required, *optional])
     if raw is None:
+        expected = ", ".join([*required, *optional])
         raise FileRefused(f"{path}: the file is empty; it needs a header line ({expected}) and one row per line")
     header = [h.strip().lstrip("\ufeff").strip() for h in raw]
 
+    known = [*required, *optional]
     first_seen: dict[str, int] = {}
     repeated = []
     for i, h in enumerate(header, start=1):
-        if h in first_seen:
+        if h in first_seen and h in known:  # only column names are echoed, never other cells
             repeated.append(f"'{h}' (columns {first_seen[h]} and {i})")
-        elif h:
+        elif h and h not in first_seen:
             first_seen[h] = i
     if repeated:
         raise FileRefused(
             f"{path}: duplicated column name {', '.join(repeated)} in the header; rename or remove one and import again"
         )
 
-    known = [*required, *optional]
     unknown = [h for h in first_seen if h not in known]
     missing = [c for c in required if c not in first_seen]
     if missing:
-        parts = [
-            f"{path}: missing required column(s): {', '.join(missing)}.",
-            f"Found: {', '.join(repr(h) for h in header)}.",
-        ]
-        for m in missing:
-            close = did_you_mean(m, unknown)
-            if close:
-                parts.append(f"column '{close}' — did you mean '{m}'?")
-        if len(header) == 1 and ("\t" in header[0] or ";" in header[0]):
-            parts.append("The header looks tab- or semicolon-separated; save the file as comma-separated CSV.")
-        parts.append(f"The header (line 1) must name the columns {expected}; fix it and import again.")
-        raise FileRefused(" ".join(parts))
+        raise FileRefused(_missing_message(path, header, missing, known))
 
     result = CsvFile(path, enc, header, [c for c in known if c in first_seen])
     for u in unknown:
@@ -271,6 +261,37 @@ def read_csv(
     if unnamed:
         result.warnings.append(f"{path.name}: {unnamed} column(s) without a name were ignored")
     return result
+
+
+def _missing_message(path: Path, header: list[str], missing: list[str], known: list[str]) -> str:
+    """Why a header lacks required columns, echoing only cells that are (or resemble) column names.
+
+    Without a header line, line 1 is a data row (names, birth dates, addresses): none of its
+    values may be printed. Line 1 counts as a header when at least half of its non-empty cells
+    are or resemble column names; even then, other cells are not shown (a romanised given name
+    such as 'Kana' can resemble a column name, so one resembling cell is not enough).
+    """
+    separated = len(header) == 1 and ("\t" in header[0] or ";" in header[0])
+    cells = [c.strip() for c in re.split("[\t;]", header[0])] if separated else header
+    names = [c for c in cells if c and (c in known or did_you_mean(c, known))]
+    parts = [f"{path}: missing required column(s): {', '.join(missing)}."]
+    if names and 2 * len(names) >= sum(1 for c in cells if c):
+        parts.append(f"Found: {', '.join(repr(c) for c in names)}.")
+        for m in missing:
+            close = did_you_mean(m, [c for c in names if c not in known])
+            if close:
+                parts.append(f"column '{close}' — did you mean '{m}'?")
+        if separated:
+            parts.append("The header looks tab- or semicolon-separated; save the file as comma-separated CSV.")
+        parts.append(f"The header (line 1) must name the columns {', '.join(known)}; fix it and import again.")
+    else:
+        parts.append(
+            f"Line 1 looks like data rather than a header (its {len(cells)} values are not shown);"
+            f" the first line must be the header: {','.join(known)}."
+        )
+        if separated:
+            parts.append("The file also looks tab- or semicolon-separated; save it as comma-separated CSV.")
+    return " ".join(parts)
 
 
 def _csv_error_reason(error: csv.Error) -> str:

@@ -16,6 +16,9 @@ How it stays fast: each file is streamed through light Python checks into a stag
 by a second process meanwhile. Then set-based SQL, in one write transaction, rejects unknown
 references, finds the rows that differ from the database and upserts only those.
 
+Values are normalised where rules depend on them: sex to M/F/U, 続柄 variants to the words
+rules use (RELATIONSHIP_ALIASES; others are kept, with a warning), ways of writing Japan to 日本.
+
 Privacy: a reject on name, kana, address or birth_date never repeats the value.
 """
 
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -41,6 +45,7 @@ from pydantic import BaseModel
 from engine.csvio import CsvFile, FileRefused, Reject, did_you_mean, read_csv
 from engine.dates import DateError, parse_date
 from engine.db import current_import_seq
+from engine.rules.loader import RELATIONSHIPS
 from engine.vocabulary import CODES, check_value, identity_part
 
 __all__ = ["FileSummary", "ImportRefused", "ImportResult", "Reject", "import_dir", "import_summary"]
@@ -59,6 +64,26 @@ SEX = {
 }  # fmt: skip
 SEX.update({variant: code for key, code in list(SEX.items()) for variant in (key.upper(), key.title())})
 SEX_HINT = "use 男/女/不明, M/F/U, male/female or 1/2 (empty = unknown)"
+
+# 続柄 as registers write it -> the word rules use (engine/rules/loader.py RELATIONSHIPS).
+# Looked up after NFKC and without spaces, so 妻（未届） and 妻 (未届) are 妻(未届). A value that is
+# neither a rule word nor listed here is stored as it is, and the import warns about it.
+RELATIONSHIP_ALIASES: dict[str, str] = {
+    alias: canonical
+    for canonical, aliases in {
+        "世帯主": "本人",
+        "子": "長男 次男 三男 四男 五男 長女 次女 三女 四女 五女 養子 養女 子供 実子 息子 娘",
+        "妻": "妻(未届) 未届の妻",
+        "夫": "夫(未届) 未届の夫",
+        "父": "実父 養父 義父 父親",
+        "母": "実母 養母 義母 母親",
+        "兄弟姉妹": "兄 弟 姉 妹 兄弟 姉妹 実兄 実弟 実姉 実妹",
+        "その他": "子の妻 子の夫 孫の妻 孫の夫 同居人 同居者 縁故者 甥 姪 叔父 叔母 伯父 伯母 曾孫 ひ孫",
+    }.items()
+    for alias in aliases.split()
+} | {r: r for r in RELATIONSHIPS}
+# nationality values meaning Japan, after NFKC, trimming and casefold; stored as 日本
+JAPAN = frozenset({"日本", "日本国", "japan", "jp", "jpn", "nippon", "ニホン", "ニッポン", "にほん", "にっぽん"})
 
 
 class ImportRefused(Exception):
@@ -198,6 +223,7 @@ class _Checker:
 
     def persons(self) -> Iterator[tuple]:
         dates, today = self._dates, self.today
+        unknown, example = 0, None  # rows whose 続柄 the rules do not know, and the first (line, 続柄)
         for line, (pid, hid, name, kana, birth, sex, rel, nat) in self.csvfile.tuples():
             pid, hid, birth = pid.strip(), hid.strip(), birth.strip()
             iso, sex_code = dates.get(birth), SEX.get(sex)
@@ -207,10 +233,21 @@ class _Checker:
                     self.rejected(line, pid)
                     continue
                 iso, sex_code = checked
+            rel, known = _relationship(rel)
+            if not known:
+                unknown += 1
+                example = example or (line, rel)
             yield (
                 line, pid, hid, name.strip() or None, kana.strip() or None, iso, sex_code,
-                rel.strip() or None, nat.strip() or None,
+                rel, _nationality(nat),
             )  # fmt: skip
+        if example:
+            line, rel = example
+            rows = "1 row has" if unknown == 1 else f"{unknown:,} rows have"
+            self.csvfile.warnings.append(
+                f"{self.file}: {rows} a 続柄 the rules do not know (e.g. line {line}: '{rel}');"
+                f" rules about 続柄 will not match them — use one of {', '.join(RELATIONSHIPS)}"
+            )
 
     def _check_person(self, line: int, pid: str, hid: str, birth: str, sex: str) -> tuple[str, str] | None:
         ok = self.required(line, person_id=pid, household_id=hid, birth_date=birth)
@@ -280,6 +317,21 @@ class _Checker:
 
 
 _CHECK_YEAR = "check the year, or the era of a 和暦 date"
+
+
+@lru_cache(maxsize=4096)
+def _relationship(text: str) -> tuple[str | None, bool]:
+    """(続柄 to store, whether rules know it): a known variant becomes its rule word, else kept."""
+    text = text.strip()
+    canonical = RELATIONSHIP_ALIASES.get("".join(unicodedata.normalize("NFKC", text).split()))
+    return canonical or text or None, bool(canonical or not text)
+
+
+@lru_cache(maxsize=4096)
+def _nationality(text: str) -> str | None:
+    """The nationality to store: any way of writing Japan becomes 日本, others are kept."""
+    text = text.strip()
+    return "日本" if unicodedata.normalize("NFKC", text).strip().casefold() in JAPAN else text or None
 
 
 @lru_cache(maxsize=1024)

@@ -70,8 +70,8 @@ def _leaves(rules: RuleSet) -> Iterable:
 
 
 def age_thresholds(rules: RuleSet) -> list[int]:
-    """Ages at which some rule's result can change."""
-    out = set()
+    """Ages at which some rule's result can change (0: a member is born and counts from then)."""
+    out = {0}
     for leaf in _leaves(rules):
         if isinstance(leaf, Age):
             if leaf.min is not None:

@@ -149,9 +149,14 @@ def household_meets(cond, hh: dict, rules: RuleSet, on: date) -> bool:
 
 
 def reference_flags(households: list[dict], rules: RuleSet, on: date) -> set[tuple[str, str]]:
-    """{(household_id, flag_id)} for households given as {household_id, persons, records}."""
+    """{(household_id, flag_id)} for households given as {household_id, persons, records}.
+
+    Members born after `on` do not exist yet on that date."""
     out = set()
     for hh in households:
+        born = [p for p in hh["persons"] if date.fromisoformat(p["birth_date"]) <= on]
+        ids = {p["person_id"] for p in born}
+        hh = {**hh, "persons": born, "records": [r for r in hh["records"] if r["person_id"] in ids]}
         if not hh["persons"]:
             continue
         for flag in rules.flags.values():

@@ -116,16 +116,18 @@ def trace_path(conn, rules: RuleSet, on: date) -> set[tuple[str, str]]:
     return {(hh.household_id, f.id) for hh in load_households(conn, ids, on) if hh.persons for f in rules.flags.values() if trace_flag(f, hh, ctx, rules).ok}
 
 
+screening_dates = st.sampled_from([ON, date(2024, 2, 29), date(2028, 2, 29), date(2026, 1, 31), date(2025, 3, 31), date(2027, 12, 31)]) | st.integers(-800, 800).map(lambda d: ON + timedelta(days=d))
+
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @SETTINGS
-@given(town=towns)
-def test_shipped_rules_agree_with_reference(rules, town):
+@given(town=towns, on=screening_dates)
+def test_shipped_rules_agree_with_reference(rules, town, on):
     conn, plain = build(town)
-    expected = reference_flags(plain, rules, ON)
-    assert durable_path(conn, rules, ON) == expected
-    assert trace_path(conn, rules, ON) == expected
+    expected = reference_flags(plain, rules, on)
+    assert durable_path(conn, rules, on) == expected
+    assert trace_path(conn, rules, on) == expected
 
 
 # --- random rules ----------------------------------------------------------------------------
@@ -195,9 +197,9 @@ def rule_sets(draw):
 
 
 @SETTINGS
-@given(rules=rule_sets(), town=towns)
-def test_random_rules_agree_with_reference(rules, town):
+@given(rules=rule_sets(), town=towns, on=screening_dates)
+def test_random_rules_agree_with_reference(rules, town, on):
     conn, plain = build(town)
-    expected = reference_flags(plain, rules, ON)
-    assert durable_path(conn, rules, ON) == expected
-    assert trace_path(conn, rules, ON) == expected
+    expected = reference_flags(plain, rules, on)
+    assert durable_path(conn, rules, on) == expected
+    assert trace_path(conn, rules, on) == expected

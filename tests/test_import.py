@@ -516,3 +516,97 @@ def test_read_csv_messages_name_the_file(tmp_path):
     path.write_text("\n\n  \n", encoding="utf-8")
     with pytest.raises(FileRefused, match="the file is empty"):
         read_csv(path, ["a"])
+
+
+# --- files without a header line: line 1 is data and must never be echoed
+
+
+@pytest.mark.parametrize(
+    "file, first_row, secrets",
+    [
+        ("persons", "P001,H001,山田太郎,ヤマダタロウ,昭和20年1月1日,男,世帯主,日本", ["山田太郎", "ヤマダタロウ", "昭和20年1月1日"]),
+        ("persons", "P001,H001,Kana,サトウカナ,1990-02-03,F,子,日本", ["Kana", "サトウカナ", "1990-02-03"]),
+        ("persons", "P001\tH001\t山田太郎\tヤマダタロウ\t1945-01-01\t男\t世帯主\t日本", ["山田太郎", "ヤマダタロウ", "1945-01-01"]),
+        ("households", "H001,東地区,東町1-1", ["東町1-1", "東地区"]),
+        ("households", "H001,東町1-1,東町1-1", ["東町1-1"]),  # repeated values are no duplicated column
+    ],
+    ids=["persons", "romanised-name", "persons-tab", "households", "households-repeated"],
+)
+def test_file_without_header_never_echoes_values(conn, tmp_path, file, first_row, secrets):
+    headerless = "".join(BASE[f"{file}.csv"].splitlines(keepends=True)[2:])
+    folder = write_town(tmp_path / "in", **{file: first_row + "\n" + headerless})
+    with pytest.raises(ImportRefused) as e:
+        run(conn, folder)
+    message = str(e.value)
+    assert f"{file}.csv: missing required column(s)" in message
+    assert "Line 1 looks like data rather than a header" in message and "Found:" not in message
+    assert f"the first line must be the header: {','.join(importer.COLUMNS[f'{file}.csv'])}" in message
+    for secret in secrets:
+        assert secret not in message
+    assert counts(conn)["imports"] == 0
+
+
+def test_header_with_typos_lists_only_column_like_cells(tmp_path):
+    path = tmp_path / "persons.csv"
+    path.write_text("person_id,houshold_id,name,kana,birth_date,sex,relationship,nationality,山田太郎\n", encoding="utf-8")
+    with pytest.raises(FileRefused) as e:
+        read_csv(path, importer.COLUMNS["persons.csv"])
+    message = str(e.value)
+    assert "Found: 'person_id', 'houshold_id', 'name'," in message and "山田太郎" not in message
+    assert "column 'houshold_id' — did you mean 'household_id'?" in message
+
+
+def test_tab_separated_header_is_recognised(tmp_path):
+    path = tmp_path / "households.csv"
+    path.write_text("household_id\tarea\taddress\nH001\t東地区\t東町1-1\n", encoding="utf-8")
+    with pytest.raises(FileRefused) as e:
+        read_csv(path, importer.COLUMNS["households.csv"])
+    assert "Found: 'household_id', 'area', 'address'." in str(e.value) and "tab- or semicolon-separated" in str(e.value)
+
+
+# --- 続柄 and nationality normalised at import
+
+VARIANTS = [
+    ("本人", "世帯主"), ("長男", "子"), ("次女", "子"), ("養子", "子"), ("子供", "子"), ("妻(未届)", "妻"),
+    ("妻（未届）", "妻"), ("未届の夫", "夫"), ("実父", "父"), ("義母", "母"), ("兄", "兄弟姉妹"), ("妹", "兄弟姉妹"),
+    ("孫", "孫"), ("祖母", "祖母"), ("子の妻", "その他"), ("同居人", "その他"), ("叔父", "その他"), (" 姪 ", "その他"),
+    ("", None), ("叔父の妻", "叔父の妻"), ("内縁", "内縁"), ("叔父の妻", "叔父の妻"),
+]  # fmt: skip
+NATIONALITIES = [
+    ("Japan", "日本"), ("JAPAN", "日本"), ("jp", "日本"), ("JP", "日本"), ("JPN", "日本"), ("Jpn", "日本"), ("日本国", "日本"),
+    ("ニホン", "日本"), ("ＪＰ", "日本"), (" 日本 ", "日本"), ("ベトナム", "ベトナム"), ("Vietnam", "Vietnam"), ("", None),
+]  # fmt: skip
+
+
+def variant_town(tmp_path):
+    rows = [f"R{i:02d},H001,x,x,2000-01-01,M,{rel},日本\n" for i, (rel, _) in enumerate(VARIANTS)]
+    rows += [f"N{i:02d},H002,x,x,2000-01-01,F,子,{nat}\n" for i, (nat, _) in enumerate(NATIONALITIES)]
+    return write_town(tmp_path / "in", persons=header(PERSONS) + "".join(rows), records=header(RECORDS))
+
+
+def test_relationship_and_nationality_normalised(conn, tmp_path):
+    result = run(conn, variant_town(tmp_path))
+    assert result.total_rejected == 0
+    stored = dict(conn.execute("SELECT person_id, relationship FROM persons WHERE person_id LIKE 'R%'"))
+    assert stored == {f"R{i:02d}": want for i, (_, want) in enumerate(VARIANTS)}
+    stored = dict(conn.execute("SELECT person_id, nationality FROM persons WHERE person_id LIKE 'N%'"))
+    assert stored == {f"N{i:02d}": want for i, (_, want) in enumerate(NATIONALITIES)}
+
+
+def test_unknown_relationship_kept_with_one_warning(conn, tmp_path):
+    result = run(conn, variant_town(tmp_path))
+    line = 2 + [rel for rel, _ in VARIANTS].index("叔父の妻")
+    assert result.warnings == [
+        f"persons.csv: 3 rows have a 続柄 the rules do not know (e.g. line {line}: '叔父の妻');"
+        " rules about 続柄 will not match them — use one of 世帯主, 妻, 夫, 子, 父, 母, 孫, 兄弟姉妹, 祖父, 祖母, その他"
+    ]
+    one = write_town(tmp_path / "one", persons=header(PERSONS) + "P001,H001,x,x,2000-01-01,M,内縁,日本\n", records=header(RECORDS))
+    assert run(conn, one).warnings[0].startswith("persons.csv: 1 row has a 続柄 the rules do not know (e.g. line 2: '内縁')")
+
+
+def test_normalised_reimport_is_unchanged(conn, tmp_path):
+    folder = variant_town(tmp_path)
+    run(conn, folder)
+    again = run(conn, folder)
+    assert again.files["persons.csv"].unchanged == len(VARIANTS) + len(NATIONALITIES)
+    assert again.total_inserted == again.total_updated == 0 and again.changed_households == 0

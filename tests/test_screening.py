@@ -106,3 +106,14 @@ def test_a_change_to_most_of_the_town_runs_as_a_full_screen(town, workspace, rul
     monkeypatch.setattr(screening, "PARALLEL_FROM", 2)
     result = screen(town, workspace, rules, ON)
     assert result.mode == "full" and ("H8050", "8050") in flags(town)
+
+
+def test_members_born_after_the_screening_date_do_not_count_yet(conn, workspace, rules):
+    add_household(conn, "HPAST", person(40, "世帯主", ("disability_certificate", "身体", "2000-01-01")), person(0, "子", birth="2025-06-01"))
+    add_household(conn, "HALONE", person(80, "世帯主", ("dementia", "IIa", "2000-01-01")), person(0, "孫", birth="2025-06-01"))
+    screen(conn, workspace, rules, date(2024, 6, 1), full=True)
+    assert flags(conn) >= {("HALONE", "isolated_elder")}
+    assert ("HPAST", "parent_disability_child") not in flags(conn)
+    screen(conn, workspace, rules, ON)  # the births pass: both households change
+    assert ("HPAST", "parent_disability_child") in flags(conn)
+    assert ("HALONE", "isolated_elder") not in flags(conn)

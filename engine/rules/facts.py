@@ -142,7 +142,7 @@ def _chunks(items: list[str], size: int = 50_000) -> Iterator[list[str]]:
 
 
 def load_households(conn: sqlite3.Connection, household_ids: Iterable[str], on: date) -> list[Household]:
-    """Load households (members and records that started by `on`), in household id order.
+    """Load households (members born by `on`, records that started by `on`), in household id order.
 
     The joins are forced (CROSS JOIN, +column) to start from the wanted ids: left to itself
     SQLite walks the whole records table in key order (15x slower at 1M households)."""
@@ -155,7 +155,9 @@ def load_households(conn: sqlite3.Connection, household_ids: Iterable[str], on: 
     persons: dict[str, Person] = {}
     for hid, pid, birth, sex, rel, nat in conn.execute(
         "SELECT p.household_id, p.person_id, p.birth_date, p.sex, p.relationship, p.nationality "
-        "FROM load_ids t CROSS JOIN persons p ON p.household_id = t.household_id ORDER BY p.household_id, p.person_id"
+        "FROM load_ids t CROSS JOIN persons p ON p.household_id = t.household_id WHERE p.birth_date <= ? "
+        "ORDER BY p.household_id, p.person_id",
+        (on.isoformat(),),
     ):
         person = Person(pid, birth, sex or "U", rel or "", nat or "")
         persons[pid] = person
@@ -163,8 +165,9 @@ def load_households(conn: sqlite3.Connection, household_ids: Iterable[str], on: 
     for pid, key, code, value, start, end in conn.execute(
         "SELECT r.person_id, r.record_key, r.code, r.value, r.start_date, r.end_date "
         "FROM load_ids t CROSS JOIN persons p ON p.household_id = t.household_id "
-        "CROSS JOIN records r ON r.person_id = p.person_id WHERE +r.start_date <= ? ORDER BY r.person_id, r.code, r.record_key",
-        (on.isoformat(),),
+        "CROSS JOIN records r ON r.person_id = p.person_id WHERE +r.start_date <= ? AND p.birth_date <= ? "
+        "ORDER BY r.person_id, r.code, r.record_key",
+        (on.isoformat(), on.isoformat()),
     ):
         person = persons[pid]
         person.records.setdefault(code, []).append(Rec(key, code, value or "", start, end or None))

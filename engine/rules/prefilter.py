@@ -148,8 +148,13 @@ class Prefilter:
         return out
 
     def _with_persons(self) -> set[str]:
-        where, params = self._shard.where("p.household_id")
+        where, params = self._where()
         return {h for (h,) in self._conn.execute(f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where}", params)}
+
+    def _where(self) -> tuple[str, list]:
+        """The shard, and only persons born by the screening date."""
+        where, params = self._shard.where("p.household_id")
+        return f"{where} AND p.birth_date <= ?", params + [self.iso]
 
     def _query(self, key, sql: str, params: list) -> set[str]:
         if key not in self._cache:
@@ -172,7 +177,7 @@ class Prefilter:
             if any(p is ALL for p in parts):
                 return ALL
             return set().union(*parts)
-        where, wparams = self._shard.where("p.household_id")
+        where, wparams = self._where()
         if isinstance(cond, Member):
             if positive == cond.negate:
                 return ALL
