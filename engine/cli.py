@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from engine.db import connect
+from engine.db import connect, db_path
 from engine.dates import DateError, parse_date
 
 app = typer.Typer(help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules.", no_args_is_help=True, add_completion=False)
@@ -56,11 +56,20 @@ def _rules(path: Path):
         fail(f"the rules in {path} have {len(err.problems)} problem(s); nothing was run:\n" + "\n".join(f"  {p}" for p in err.problems) + f"\nrun `engine rules check --rules {path}` after fixing them")
 
 
-def _connect(workspace: Path, readonly: bool = False):
+def _connect(workspace: Path, readonly: bool = False, must_exist: bool = False):
+    if workspace.exists() and not workspace.is_dir():
+        fail(f"--workspace {workspace} is a file; give a folder")
+    if must_exist and not db_path(workspace).exists():
+        fail(f"no database at {db_path(workspace)}: check --workspace, or run `engine import` (or `engine demo`) first")
     try:
         return connect(workspace, readonly=readonly)
     except FileNotFoundError as err:
         fail(str(err))
+
+
+def _folder_for_output(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        fail(f"{option} {path} is a file; give a folder")
 
 
 @app.command()
@@ -78,6 +87,9 @@ def generate(
     """
     from engine.generate import generate_town
 
+    if encoding.lower() not in ("utf-8", "utf8", "cp932", "shift_jis", "sjis"):
+        fail(f"--encoding {encoding}: use utf-8 or cp932")
+    _folder_for_output(out_dir, "OUT_DIR")
     result = generate_town(out_dir, households, seed, today=_date(on), encoding=encoding, bad_rows=bad_rows)
     typer.echo(f"wrote {out_dir}: {result.households:,} households, {result.persons:,} persons, {result.records:,} records")
 
@@ -152,8 +164,9 @@ def screen(
     from engine.screening import screen as run_screen
 
     rs = _rules(rules)
-    conn = _connect(workspace)
-    result = run_screen(conn, workspace, rs, _date(on), full=full, workers=workers)
+    when = _date(on)
+    conn = _connect(workspace, must_exist=True)
+    result = run_screen(conn, workspace, rs, when, full=full, workers=workers)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -203,6 +216,23 @@ def summary(workspace: Path = WORKSPACE, rules: Path = RULES, as_json: bool = ty
     typer.echo(s.model_dump_json(indent=2) if as_json else render_summary(s, rs))
 
 
+def _is_demo_workspace(workspace: Path) -> bool:
+    """Empty or absent, or made by `engine demo` and holding only its own town's imports."""
+    if not workspace.exists() or not any(workspace.iterdir()):
+        return True
+    if not (workspace / ".demo").exists():
+        return False
+    if not db_path(workspace).exists():
+        return True
+    town = (workspace / "town").resolve()
+    conn = connect(workspace, readonly=True)
+    try:
+        sources = [Path(s).resolve() for (s,) in conn.execute("SELECT source_dir FROM imports")]
+    finally:
+        conn.close()
+    return all(s == town for s in sources)
+
+
 @app.command()
 def demo(
     households: int = typer.Option(5000, "--households", "-n", min=1),
@@ -220,9 +250,10 @@ def demo(
     from engine.demo import run_demo
 
     rs = _rules(rules)
-    marker = workspace / ".demo"
-    if workspace.exists() and any(workspace.iterdir()) and not marker.exists():
+    _folder_for_output(workspace, "--workspace")
+    if not _is_demo_workspace(workspace):
         fail(f"{workspace} holds data that is not from a demo; pass another --workspace (the demo starts from scratch)")
+    marker = workspace / ".demo"
     if workspace.exists():
         shutil.rmtree(workspace)
     workspace.mkdir(parents=True)

@@ -64,3 +64,31 @@ def test_every_command_is_in_the_readme():
     names += [f"rules {c.name}" for g in app.registered_groups for c in g.typer_instance.registered_commands]
     for name in names:
         assert re.search(rf"`engine {name}\b", readme), f"engine {name} is not documented in README.md"
+
+
+def test_demo_never_wipes_an_import_of_real_data(tmp_path):
+    ws = tmp_path / "ws"
+    demo(ws)
+    src = tmp_path / "extract"
+    runner.invoke(app, ["generate", str(src), "--households", "5", "--seed", "1"])
+    imported = runner.invoke(app, ["import", str(src), "--workspace", str(ws)])
+    assert imported.exit_code == 0, imported.output
+    again = runner.invoke(app, ["demo", "--households", "10", "--workspace", str(ws), "--rules", RULES])
+    assert again.exit_code == 2 and "not from a demo" in again.output
+    assert (ws / "engine.db").exists()
+
+
+def test_paths_and_encodings_are_checked(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [
+        (["generate", str(a_file)], "is a file"),
+        (["generate", str(tmp_path / "t"), "--encoding", "latin1"], "use utf-8 or cp932"),
+        (["import", str(tmp_path), "--workspace", str(a_file)], "is a file"),
+        (["demo", "--workspace", str(a_file), "--rules", RULES], "is a file"),
+        (["screen", "--workspace", str(tmp_path / "typo"), "--rules", RULES], "no database at"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert not (tmp_path / "typo").exists()
