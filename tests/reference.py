@@ -107,7 +107,7 @@ def person_meets(cond, person: dict, records: list[dict], on: date) -> bool:
     if isinstance(cond, Sex):
         return ((person.get("sex") or "U") == cond.value) != cond.negate
     if isinstance(cond, Foreign):
-        return ((person.get("nationality") or "").strip() not in NOT_FOREIGN) == cond.value
+        return ((person.get("nationality") or "").strip(" ") not in NOT_FOREIGN) == cond.value
     raise TypeError(cond)
 
 

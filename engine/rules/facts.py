@@ -64,7 +64,7 @@ def birth_cutoff(on: date, years: int) -> str:
 
 
 def is_foreign(nationality: str) -> bool:
-    return nationality.strip() not in FOREIGN_EXCLUDED
+    return nationality.strip(" ") not in FOREIGN_EXCLUDED  # as SQL TRIM() in the prefilter
 
 
 def record_number(code: str, value: str) -> int | None:
