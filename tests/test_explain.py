@@ -37,7 +37,7 @@ def test_explains_why_a_rule_did_not_fire(conn, workspace, rules):
     text = explain(conn, rules, "HWORK", ON, "8050")
     assert "■ 非該当: 8050世帯" in text
     assert "✘ 世帯員に「就労収入・サービス利用のない40〜64歳」がいる — 該当者なし" in text
-    assert "✘ 給与・事業収入の記録がない — 該当記録 1件" in text
+    assert "✘ 給与・事業収入（1円/年以上）の記録がない — 該当記録 1件" in text
 
 
 def test_explain_shows_no_personal_data(conn, workspace, rules):
