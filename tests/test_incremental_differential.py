@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine.db import connect
 from engine.screening import screen
 from tests.reference import iter_households, reference_flags
-from tests.test_differential import persons, records
+from tests.test_differential import persons, records, rule_sets
 from tests.town import ON
 
 
@@ -72,3 +72,14 @@ def test_incremental_screen_equals_reference(rules, town, edits, days_later):
             expected |= reference_flags(chunk, rules, later)
         conn.close()
     assert got == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    rules=rule_sets(),
+    town=st.lists(st.lists(persons(), min_size=1, max_size=4), min_size=1, max_size=20),
+    edits=changes,
+    days_later=st.integers(0, 500),
+)
+def test_incremental_screen_equals_reference_for_random_rules(rules, town, edits, days_later):
+    test_incremental_screen_equals_reference.hypothesis.inner_test(rules, town, edits, days_later)

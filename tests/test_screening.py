@@ -117,3 +117,13 @@ def test_members_born_after_the_screening_date_do_not_count_yet(conn, workspace,
     screen(conn, workspace, rules, ON)  # the births pass: both households change
     assert ("HPAST", "parent_disability_child") in flags(conn)
     assert ("HALONE", "isolated_elder") not in flags(conn)
+
+
+def test_a_lookback_window_passing_an_end_date_is_rescreened(conn, workspace, rules):
+    add_household(conn, "HJOB", person(30, "世帯主", ("earned_income", "2000000", "2020-04-01", "2026-07-01")))
+    screen(conn, workspace, rules, ON)
+    assert ("HJOB", "hikikomori") not in flags(conn)  # income within the last 6 months
+    later = date(2027, 1, 2)  # 6 months after 2026-07-01 have passed
+    result = screen(conn, workspace, rules, later)
+    assert result.mode == "incremental" and result.scope == 1
+    assert ("HJOB", "hikikomori") in flags(conn)
