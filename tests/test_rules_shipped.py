@@ -18,6 +18,7 @@ CASES = {
         ],
         [
             [person(82, "世帯主", ("care_level", "要介護2")), person(65, "子")],
+            [person(78, "世帯主", ("care_level", "要介護2"), sex="M"), person(62, "妻", ("earned_income", "0"))],
             [person(82, "世帯主", ("care_level", "要介護2")), person(52, "子", ("earned_income", "1200000"))],
             [person(74, "世帯主", ("care_level", "要介護2")), person(52, "子")],
             [person(82, "世帯主"), person(52, "子")],
