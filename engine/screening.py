@@ -23,7 +23,7 @@ from engine.db import current_import_seq, db_path
 from engine.rules.compile import Compiled
 from engine.rules.durable_eval import durable_screen
 from engine.rules.facts import Context, birth_cutoff, load_households, months_before
-from engine.rules.model import Age, DistinctValues, HAll, HAny, HNot, Member, PAll, PAny, PNot, Record, RuleSet
+from engine.rules.model import Age, Record, RuleSet, leaves
 from engine.rules.prefilter import Prefilter, Shard
 from engine.rules.trace import evidence
 
@@ -52,21 +52,10 @@ class ShardResult(BaseModel):
 
 # --- what the rules depend on -----------------------------------------------------------------
 def _leaves(rules: RuleSet) -> Iterable:
-    def walk(c):
-        if isinstance(c, (PAll, PAny, HAll, HAny)):
-            for i in c.items:
-                yield from walk(i)
-        elif isinstance(c, (PNot, HNot)):
-            yield from walk(c.item)
-        elif isinstance(c, DistinctValues):
-            yield c.record
-        else:
-            yield c
-
     for ind in rules.indicators.values():
-        yield from walk(ind.when)
+        yield from leaves(ind.when)
     for flag in rules.flags.values():
-        yield from walk(flag.when)
+        yield from leaves(flag.when)
 
 
 def age_thresholds(rules: RuleSet) -> list[int]:

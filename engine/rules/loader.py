@@ -26,6 +26,7 @@ from engine.rules.model import (
     HNot,
     HouseholdSize,
     Indicator,
+    leaves,
     Member,
     PAll,
     PAny,
@@ -278,16 +279,6 @@ def parse_household(node: yaml.Node, field: str):
     return DistinctValues(record=_record(parts["record"][1], f"{f}.record", False), at_least=_int(parts["at_least"][1], f"{f}.at_least", 1))
 
 
-def _member_refs(cond) -> list[Member]:
-    if isinstance(cond, Member):
-        return [cond]
-    if isinstance(cond, (HAll, HAny)):
-        return [m for c in cond.items for m in _member_refs(c)]
-    if isinstance(cond, HNot):
-        return _member_refs(cond.item)
-    return []
-
-
 def _find_member_line(node: yaml.Node, name: str) -> int:
     """Line of the first `member: name` below node (for reference errors)."""
     if isinstance(node, yaml.MappingNode):
@@ -445,7 +436,7 @@ def load_rules(rules_dir: Path) -> RuleSet:
                     continue
                 target[model.id] = model
     for file, line, flag_id, (when, node) in flag_refs:
-        for ref in _member_refs(when):
+        for ref in (c for c in leaves(when) if isinstance(c, Member)):
             if ref.indicator not in indicators and ref.indicator not in broken_indicators:
                 problems.append(RuleProblem(file=file, line=_find_member_line(node, ref.indicator) or line, rule_id=flag_id, field="when.member", message=f"unknown indicator '{ref.indicator}'", suggestion=did_you_mean(ref.indicator, indicators) or f"define it under `indicators:` (known: {', '.join(indicators) or 'none'})"))
     if problems:

@@ -131,6 +131,19 @@ for _m in (PAll, PAny, PNot, HAll, HAny, HNot):
     _m.model_rebuild()
 
 
+def leaves(cond):
+    """Every leaf condition below `cond` (person or household); a DistinctValues yields its record."""
+    if isinstance(cond, (PAll, PAny, HAll, HAny)):
+        for item in cond.items:
+            yield from leaves(item)
+    elif isinstance(cond, (PNot, HNot)):
+        yield from leaves(cond.item)
+    elif isinstance(cond, DistinctValues):
+        yield cond.record
+    else:
+        yield cond
+
+
 class Indicator(BaseModel):
     id: str
     title: str
