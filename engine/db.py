@@ -85,6 +85,73 @@ CREATE TABLE IF NOT EXISTS flags (
 );
 CREATE INDEX IF NOT EXISTS flags_household ON flags(household_id, status);
 CREATE UNIQUE INDEX IF NOT EXISTS flags_one_open ON flags(household_id, rule_id) WHERE status = 'open';
+CREATE TABLE IF NOT EXISTS cases (
+    case_id          TEXT PRIMARY KEY,       -- pseudonymous (C-2026-00001); the only id in e-mails
+    household_id     TEXT NOT NULL,
+    status           TEXT NOT NULL,          -- convened | routed (issue 4 adds the lifecycle)
+    is_open          INTEGER NOT NULL DEFAULT 1,
+    opened_on        TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    conference_type  TEXT,                   -- support (支援会議) | multi (重層的支援会議); NULL when routed
+    conference_basis TEXT NOT NULL,          -- why this conference (consent) or why routed (Japanese)
+    lead_agency_id   TEXT,
+    lead_rule_id     TEXT,
+    lead_reason      TEXT,
+    meeting_id       TEXT,
+    routed_to        TEXT,                   -- agency owning the silo conference
+    rules_hash       TEXT NOT NULL,
+    config_hash      TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS cases_one_open ON cases(household_id) WHERE is_open = 1;
+CREATE INDEX IF NOT EXISTS cases_meeting ON cases(meeting_id);
+CREATE TABLE IF NOT EXISTS case_flags (
+    case_id TEXT NOT NULL,
+    flag_id INTEGER NOT NULL,
+    added_on TEXT NOT NULL,
+    PRIMARY KEY (case_id, flag_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS case_flags_flag ON case_flags(flag_id);
+CREATE TABLE IF NOT EXISTS case_agencies (
+    case_id   TEXT NOT NULL,
+    agency_id TEXT NOT NULL,
+    role      TEXT NOT NULL,                 -- lead | participant | owner (routed)
+    PRIMARY KEY (case_id, agency_id)
+);
+CREATE TABLE IF NOT EXISTS meetings (
+    meeting_id      TEXT PRIMARY KEY,        -- M-20261201-1400-S
+    conference_type TEXT NOT NULL,
+    held_on         TEXT NOT NULL,           -- ISO date
+    start_time      TEXT NOT NULL,           -- HH:MM, Asia/Tokyo
+    place           TEXT NOT NULL,
+    capacity        INTEGER NOT NULL,
+    added_for_urgent INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (conference_type, held_on, start_time)
+);
+CREATE TABLE IF NOT EXISTS agendas (
+    meeting_id   TEXT NOT NULL,
+    agency_id    TEXT NOT NULL,              -- or 'coordinator' (local full version, never e-mailed)
+    version      INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    rendered_at  TEXT NOT NULL,
+    folder       TEXT NOT NULL,              -- relative to the workspace
+    PRIMARY KEY (meeting_id, agency_id, version)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    message_key  TEXT PRIMARY KEY,           -- agenda:MEETING:AGENCY:vN | routing:CASE:AGENCY
+    kind         TEXT NOT NULL,              -- agenda | routing
+    agency_id    TEXT NOT NULL,              -- recipient is looked up in the registry at send time
+    subject      TEXT NOT NULL,
+    parts        TEXT NOT NULL,              -- JSON: text, html, ics (no personal data)
+    status       TEXT NOT NULL,              -- pending | sending | sent | failed
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    queued_at    TEXT NOT NULL,
+    next_attempt_at TEXT,
+    sent_at      TEXT,
+    sent_to      TEXT,
+    possible_duplicate INTEGER NOT NULL DEFAULT 0  -- crashed between SMTP acceptance and marking
+);
+CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status);
 """
 
 

@@ -34,6 +34,7 @@ class CodeSpec(BaseModel):
     silo_from_value: bool = False  # the value names the silo (service_use)
     silo_min: int | None = None  # an amount record touches its silo only from this value (30 absence days)
     value_identifies: bool = False  # the value is part of the record's identity
+    served: bool = False  # a current record means an agency of its silo already serves the person
     unit: str = ""
 
 
@@ -62,7 +63,7 @@ CODES: dict[str, CodeSpec] = {
             silo="障害",
             value_identifies=True,
         ),
-        CodeSpec(code="public_assistance", title="生活保護受給", value_type="flag", silo="保護"),
+        CodeSpec(code="public_assistance", title="生活保護受給", value_type="flag", silo="保護", served=True),
         CodeSpec(code="earned_income", title="給与・事業収入", value_type="amount", unit="円/年"),
         CodeSpec(
             code="service_use",
@@ -71,6 +72,7 @@ CODES: dict[str, CodeSpec] = {
             values=SILOS,
             silo_from_value=True,
             value_identifies=True,
+            served=True,
         ),
         CodeSpec(
             code="arrears",
@@ -91,7 +93,7 @@ CODES: dict[str, CodeSpec] = {
             silo="子ども",
         ),
         CodeSpec(code="specific_pregnancy", title="特定妊婦", value_type="flag", silo="子ども"),
-        CodeSpec(code="yotaikyo_registered", title="要保護児童対策地域協議会 登録", value_type="flag", silo="子ども"),
+        CodeSpec(code="yotaikyo_registered", title="要保護児童対策地域協議会 登録", value_type="flag", silo="子ども", served=True),
         CodeSpec(
             code="consultation",
             title="相談記録",

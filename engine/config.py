@@ -1,0 +1,320 @@
+"""The conference configuration: agencies, conference settings, lead-agency rules and mail.
+
+Four files in the configuration folder (configs/ by default), each checked like the rules:
+every problem names file, line and field, with a suggestion, and nothing runs until all are fixed.
+
+- agencies.yaml    the agency registry (the only source of e-mail recipients)
+- conference.yaml  local conference names, meeting slots, lead times, closed days, routing
+- lead_rules.yaml  ordered rules choosing the lead agency (主担当機関) per flag
+- mail.yaml        transport: file (outbox folder) or smtp
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import datetime as dt
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.rules.loader import ID_PATTERN, RuleProblem, RulesInvalid, did_you_mean
+from engine.rules.model import RuleSet
+from engine.vocabulary import CODES, SILOS
+from engine.yamlfile import YamlFile, read_yaml, validate
+
+SEVERITY_ORDER = ("low", "medium", "high", "urgent")
+WEEKDAYS = {"月": 0, "火": 1, "水": 2, "木": 3, "金": 4, "土": 5, "日": 6,
+            "mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+ALL_AREAS = "全域"
+EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+ConferenceType = Literal["support", "multi"]  # 支援会議 | 重層的支援会議
+
+
+def _email(v: str) -> str:
+    if not EMAIL.match(v):
+        raise ValueError(f"'{v}' is not an e-mail address like soudan@city.example.lg.jp")
+    return v
+
+
+def _hhmm(v):
+    if isinstance(v, int):  # YAML 1.1 reads 14:00 as the sexagesimal number 840
+        return dt.time(v // 60, v % 60) if 0 <= v < 24 * 60 else v
+    return v
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Agency(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)  # 地域包括支援センター, こども家庭センター, …
+    silo: str
+    areas: tuple[str, ...] = Field(min_length=1)  # areas served, or 全域
+    email: str
+    member: bool  # registered member of the 支援会議 (bound by 社会福祉法106条の6)
+    capacity: int = Field(default=30, ge=1, le=10_000)  # cases it can lead at once
+
+    @field_validator("silo")
+    @classmethod
+    def _silo(cls, v: str) -> str:
+        if v not in SILOS:
+            raise ValueError(f"unknown silo '{v}' (one of {', '.join(SILOS)})")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        return _email(v)
+
+    def serves(self, area: str) -> bool:
+        return ALL_AREAS in self.areas or area in self.areas
+
+
+class Slot(Strict):
+    weekday: str
+    time: dt.time
+    place: str = Field(min_length=1)
+
+    @field_validator("weekday")
+    @classmethod
+    def _weekday(cls, v: str) -> str:
+        if v.lower() not in WEEKDAYS:
+            raise ValueError(f"unknown weekday '{v}' (use 月 火 水 木 金 or mon … fri)")
+        return v.lower()
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time(cls, v):
+        return _hhmm(v)
+
+    @property
+    def weekday_number(self) -> int:
+        return WEEKDAYS[self.weekday]
+
+
+class ExtraMeeting(Strict):
+    """Where and when a meeting is added for an urgent case when no slot is near enough."""
+
+    time: dt.time = dt.time(16, 0)
+    place: str = "市役所 会議室（臨時）"
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time(cls, v):
+        return _hhmm(v)
+
+
+class Routing(Strict):
+    """A silo conference that already handles a household: no parallel case, notify its owner."""
+
+    code: str
+    conference: str = Field(min_length=1)  # e.g. 要保護児童対策地域協議会
+    owner_kind: str = Field(min_length=1)  # agency kind that owns that conference
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if v not in CODES:
+            raise ValueError(f"unknown record code '{v}'" + (f"; {did_you_mean(v, CODES)}" if did_you_mean(v, CODES) else ""))
+        return v
+
+
+class Conference(Strict):
+    names: dict[ConferenceType, str] = {"support": "支援会議", "multi": "重層的支援会議"}
+    min_severity: Literal["low", "medium", "high", "urgent"] = "medium"
+    cases_per_meeting: int = Field(default=8, ge=1, le=200)
+    lead_business_days: int = Field(default=5, ge=0, le=60)  # normal cases: at least this far ahead
+    urgent_business_days: int = Field(default=2, ge=1, le=10)  # urgent cases: within this
+    slots: dict[ConferenceType, tuple[Slot, ...]]
+    extra_meeting: ExtraMeeting = ExtraMeeting()
+    closed_days: tuple[str, ...] = ("12-29..01-03",)  # MM-DD, MM-DD..MM-DD, or YYYY-MM-DD
+    routing: tuple[Routing, ...] = ()
+    discussion_points: tuple[str, ...] = ("主担当機関の決定", "役割分担", "本人同意の取得方針")
+    discussion_by_flag: dict[str, tuple[str, ...]] = {}
+
+    @field_validator("closed_days")
+    @classmethod
+    def _closed(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            parse_closed_day(item)
+        return v
+
+    @model_validator(mode="after")
+    def _slots(self):
+        for kind in ("support", "multi"):
+            if not self.slots.get(kind):
+                raise ValueError(f"slots.{kind}: list at least one meeting slot (weekday, time, place)")
+            if self.slots[kind] and all(s.weekday_number >= 5 for s in self.slots[kind]):
+                raise ValueError(f"slots.{kind}: every slot falls on a weekend, which is never a business day")
+        return self
+
+
+def parse_closed_day(item: str):
+    """'12-29..01-03' -> ((12,29),(1,3)); '05-01' -> ((5,1),(5,1)); '2027-01-04' -> date."""
+    text = str(item).strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        first, _, last = text.partition("..")
+        ends = []
+        for part in (first, last or first):
+            m, d = (int(x) for x in part.strip().split("-"))
+            date(2024, m, d)  # a leap year accepts every real month-day
+            ends.append((m, d))
+        return tuple(ends)
+    except ValueError:
+        raise ValueError(f"closed day '{item}' must be MM-DD, MM-DD..MM-DD (e.g. 12-29..01-03) or YYYY-MM-DD") from None
+
+
+class LeadTarget(Strict):
+    kind: str | None = None
+    silo: str | None = None
+    agency: str | None = None
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not (self.kind or self.silo or self.agency):
+            raise ValueError("name the lead by kind, silo and/or agency")
+        return self
+
+
+class LeadRule(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    flags: tuple[str, ...] | Literal["any"]
+    lead: LeadTarget
+    reason: str = Field(min_length=1)  # Japanese, stored with the proposal
+
+
+class Smtp(Strict):
+    host: str = "localhost"
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username_env: str | None = None  # name of the environment variable holding the user name
+    password_env: str | None = None
+    timeout: float = Field(default=30, gt=0, le=600)
+
+
+class Mail(Strict):
+    transport: Literal["file", "smtp"] = "file"
+    sender: str = "shien-kaigi@city.example.lg.jp"
+    smtp: Smtp = Smtp()
+    max_attempts: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        return _email(v)
+
+
+class Config(BaseModel):
+    agencies: dict[str, Agency]
+    conference: Conference
+    lead_rules: tuple[LeadRule, ...]
+    mail: Mail
+    templates_dir: Path | None = None
+    hash: str
+
+    def name_of(self, kind: ConferenceType) -> str:
+        return self.conference.names[kind]
+
+
+class _Agencies(Strict):
+    agencies: tuple[Agency, ...] = Field(min_length=1)
+
+
+class _LeadRules(Strict):
+    lead_rules: tuple[LeadRule, ...] = Field(min_length=1)
+
+
+class ConfigInvalid(RulesInvalid):
+    pass
+
+
+def default_config_dir() -> Path:
+    here = Path("configs")
+    return here if (here / "agencies.yaml").is_file() else Path(__file__).resolve().parent.parent / "configs"
+
+
+def load_config(config_dir: Path, rules: RuleSet) -> Config:
+    """Read and cross-check the four files; raise ConfigInvalid listing every problem."""
+    config_dir = Path(config_dir)
+    problems: list[RuleProblem] = []
+    docs = {name: read_yaml(config_dir / f"{name}.yaml", problems) for name in ("agencies", "conference", "lead_rules", "mail")}
+    agencies_doc, conference_doc, lead_doc, mail_doc = docs.values()
+    agencies = validate(agencies_doc, _Agencies, problems) if agencies_doc else None
+    conference = validate(conference_doc, Conference, problems) if conference_doc else None
+    lead = validate(lead_doc, _LeadRules, problems) if lead_doc else None
+    mail = validate(mail_doc, Mail, problems) if mail_doc else None
+    registry: dict[str, Agency] = {}
+    if agencies:
+        for i, a in enumerate(agencies.agencies):
+            if a.id in registry:
+                problems.append(agencies_doc.problem(("agencies", i, "id"), f"duplicate agency id '{a.id}'", entry_id=a.id, suggestion="give each agency its own id"))
+            registry[a.id] = a
+    if conference and registry:
+        _check_conference(conference_doc, conference, registry, rules, problems)
+    if lead and registry:
+        _check_lead_rules(lead_doc, lead.lead_rules, registry, rules, problems)
+    if problems:
+        raise ConfigInvalid(problems)
+    templates = config_dir / "templates"
+    canonical = json.dumps([d.data for d in docs.values()], sort_keys=True, ensure_ascii=False, default=str)
+    return Config(
+        agencies=registry, conference=conference, lead_rules=lead.lead_rules, mail=mail,
+        templates_dir=templates if templates.is_dir() else None,
+        hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
+    )
+
+
+def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agency], rules: RuleSet, problems: list) -> None:
+    kinds = {a.kind for a in registry.values()}
+    for i, r in enumerate(conf.routing):
+        if r.owner_kind not in kinds:
+            problems.append(doc.problem(("routing", i, "owner_kind"), f"no agency of kind '{r.owner_kind}' in agencies.yaml", suggestion=did_you_mean(r.owner_kind, kinds)))
+    for flag_id in conf.discussion_by_flag:
+        if flag_id not in rules.flags:
+            problems.append(doc.problem(("discussion_by_flag", flag_id), f"unknown flag '{flag_id}'", suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
+    members = [a for a in registry.values() if a.member]
+    if not members:
+        problems.append(RuleProblem(file=doc.file.replace("conference", "agencies"), line=1, field="member", message="no agency is a registered member of the 支援会議: no 支援会議 could be held", suggestion="set `member: true` for the agencies registered under 社会福祉法106条の6"))
+
+
+def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dict[str, Agency], rules: RuleSet, problems: list) -> None:
+    kinds = {a.kind for a in registry.values()}
+    covered: set[str] = set()
+    seen_ids: dict[str, int] = {}
+    for i, rule in enumerate(rules_):
+        where = ("lead_rules", i)
+        if rule.id in seen_ids:
+            problems.append(doc.problem(where + ("id",), f"duplicate lead rule id '{rule.id}' (also rule {seen_ids[rule.id] + 1})", entry_id=rule.id))
+        seen_ids[rule.id] = i
+        flags = set(rules.flags) if rule.flags == "any" else set(rule.flags)
+        if rule.flags != "any":
+            for j, f in enumerate(rule.flags):
+                if f not in rules.flags:
+                    problems.append(doc.problem(where + ("flags", j), f"unknown flag '{f}'", entry_id=rule.id, suggestion=did_you_mean(f, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
+        if rule.flags != "any" and flags and flags <= covered:
+            problems.append(doc.problem(where, "this rule is never used: earlier rules already cover all its flags", entry_id=rule.id, suggestion="move it above the rule that shadows it, or delete it"))
+        covered |= flags
+        t = rule.lead
+        if t.agency and t.agency not in registry:
+            problems.append(doc.problem(where + ("lead", "agency"), f"unknown agency '{t.agency}'", entry_id=rule.id, suggestion=did_you_mean(t.agency, registry)))
+        if t.kind and t.kind not in kinds:
+            problems.append(doc.problem(where + ("lead", "kind"), f"no agency of kind '{t.kind}' in agencies.yaml", entry_id=rule.id, suggestion=did_you_mean(t.kind, kinds) or f"kinds: {', '.join(sorted(kinds))}"))
+        if t.silo and t.silo not in SILOS:
+            problems.append(doc.problem(where + ("lead", "silo"), f"unknown silo '{t.silo}'", entry_id=rule.id, suggestion=did_you_mean(t.silo, SILOS)))
+        elif not any(lead_matches(t, a) for a in registry.values()) and not (t.agency and t.agency not in registry) and not (t.kind and t.kind not in kinds):
+            problems.append(doc.problem(where + ("lead",), "no agency matches kind, silo and agency together", entry_id=rule.id))
+    missing = [f for f in rules.flags if f not in covered]
+    if missing:
+        problems.append(doc.problem(("lead_rules",), f"no lead rule for flag(s) {', '.join(missing)}: their cases would have no lead", suggestion="add a last rule with `flags: any` as a fallback"))
+
+
+def lead_matches(t: LeadTarget, a: Agency) -> bool:
+    return (t.kind is None or a.kind == t.kind) and (t.silo is None or a.silo == t.silo) and (t.agency is None or a.id == t.agency)

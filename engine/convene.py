@@ -1,0 +1,225 @@
+"""Open cases for newly flagged households: route, choose the conference, propose the lead, book.
+
+One transaction per call: a crash leaves either all of a night's cases or none, and a re-run
+finds the households already in an open case and does nothing twice (cases_one_open index)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+from pydantic import BaseModel
+
+from engine.booking import Booker
+from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
+from engine.lead import participants, propose_lead
+from engine.rules.facts import Household, load_households
+from engine.rules.model import RuleSet
+from engine.vocabulary import CODES
+
+
+class ConveneResult(BaseModel):
+    cases_opened: int = 0  # new cases booked into a conference
+    cases_routed: int = 0  # households left with their silo conference, owner notified
+    cases_escalated: int = 0  # routed cases whose new flags lie outside the silo conference
+    flags_attached: int = 0  # new flags of households already in an open case
+    meetings_added: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Candidate:
+    household_id: str
+    area: str
+    flags: list[tuple[int, str, str, list[str]]] = field(default_factory=list)  # flag_id, rule_id, severity, members
+
+    @property
+    def flag_ids(self) -> set[str]:
+        return {f[1] for f in self.flags}
+
+    @property
+    def urgent(self) -> bool:
+        return any(f[2] == "urgent" for f in self.flags)
+
+    @property
+    def severity(self) -> str:
+        return max((f[2] for f in self.flags), key=SEVERITY_ORDER.index)
+
+
+def severities_from(minimum: str) -> tuple[str, ...]:
+    return SEVERITY_ORDER[SEVERITY_ORDER.index(minimum):]
+
+
+def unhandled_flags(conn: sqlite3.Connection, config: Config) -> dict[str, Candidate]:
+    """Open flags at or above the threshold that are in no case yet, grouped by household."""
+    sev = severities_from(config.conference.min_severity)
+    rows = conn.execute(
+        f"SELECT f.flag_id, f.household_id, f.rule_id, f.severity, f.evidence, h.area FROM flags f "
+        f"JOIN households h ON h.household_id = f.household_id "
+        f"WHERE f.status = 'open' AND f.severity IN ({','.join('?' * len(sev))}) "
+        f"AND NOT EXISTS (SELECT 1 FROM case_flags c WHERE c.flag_id = f.flag_id) ORDER BY f.household_id, f.rule_id",
+        sev,
+    )
+    out: dict[str, Candidate] = {}
+    for flag_id, hid, rule_id, severity, evidence, area in rows:
+        members = json.loads(evidence).get("members", [])
+        out.setdefault(hid, Candidate(hid, area)).flags.append((flag_id, rule_id, severity, members))
+    return out
+
+
+def current(rec, on_iso: str) -> bool:
+    return rec.start <= on_iso and (rec.end is None or rec.end >= on_iso)
+
+
+def served_silos(hh: Household, on_iso: str) -> set[str]:
+    """Silos whose agencies already serve a member (service use, 生活保護, 要対協 registration)."""
+    out = set()
+    for p in hh.persons:
+        for code, recs in p.records.items():
+            spec = CODES[code]
+            if not spec.served:
+                continue
+            for r in recs:
+                if current(r, on_iso):
+                    out.add(r.value if spec.silo_from_value else spec.silo)
+    return out
+
+
+def consenting(hh: Household, on_iso: str) -> set[str]:
+    return {p.person_id for p in hh.persons if any(current(r, on_iso) for r in p.records.get("consent", ()))}
+
+
+def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Config) -> tuple[ConferenceType, str]:
+    """重層的支援会議 only when every person concerned has consented; else 支援会議."""
+    concerned = {m for f in cand.flags for m in f[3]} or {p.person_id for p in hh.persons}
+    agreed = concerned & consenting(hh, on_iso)
+    names = config.conference.names
+    if agreed == concerned:
+        return "multi", f"対象者{len(concerned)}人全員の本人同意あり → {names['multi']}"
+    return "support", (
+        f"本人同意が確認できない対象者がいる（{len(concerned)}人中 同意 {len(agreed)}人）→ "
+        f"{names['support']}（社会福祉法第106条の6。同意なしの情報共有は構成員に限る）"
+    )
+
+
+def routing_for(cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet) -> tuple[Routing, Agency] | None:
+    """The silo conference already handling this household, if every flag lies within its silo."""
+    for routing in config.conference.routing:
+        if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):
+            continue
+        owners = sorted((a for a in config.agencies.values() if a.kind == routing.owner_kind and a.serves(cand.area)), key=lambda a: a.id)
+        if not owners:
+            continue
+        owner = owners[0]
+        if all(owner.silo in rules.flags[f].silos for f in cand.flag_ids):
+            return routing, owner
+    return None
+
+
+class Convener:
+    def __init__(self, conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date):
+        self.conn, self.rules, self.config, self.on, self.on_iso = conn, rules, config, on, on.isoformat()
+        self.booker = Booker(conn, config, on)
+        self.led: dict[str, int] = dict(conn.execute("SELECT lead_agency_id, COUNT(*) FROM cases WHERE is_open = 1 AND lead_agency_id IS NOT NULL GROUP BY lead_agency_id").fetchall())
+        prefix = f"C-{on.year}-"
+        last = conn.execute("SELECT MAX(case_id) FROM cases WHERE case_id LIKE ?", (prefix + "%",)).fetchone()[0]
+        self.prefix, self.seq = prefix, int(last[len(prefix):]) if last else 0
+        self.result = ConveneResult()
+
+    def next_case_id(self) -> str:
+        self.seq += 1
+        return f"{self.prefix}{self.seq:05d}"
+
+    def open_case(self, cand: Candidate, hh: Household) -> None:
+        routed = routing_for(cand, hh, self.on_iso, self.config, self.rules)
+        case_id = self.next_case_id()
+        if routed:
+            routing, owner = routed
+            basis = f"{routing.conference}で支援中（{CODES[routing.code].title}の記録あり）のため並行するケースは開始せず、{owner.name}に通知"
+            self.conn.execute(
+                "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, routed_to, rules_hash, config_hash) VALUES (?,?,?,?,?,?,?,?,?)",
+                (case_id, cand.household_id, "routed", self.on_iso, cand.severity, basis, owner.id, self.rules.hash, self.config.hash),
+            )
+            self.conn.execute("INSERT INTO case_agencies VALUES (?,?,?)", (case_id, owner.id, "owner"))
+            self.result.cases_routed += 1
+        else:
+            self.conn.execute(
+                "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, rules_hash, config_hash) VALUES (?,?,?,?,?,?,?,?)",
+                (case_id, cand.household_id, "detected", self.on_iso, cand.severity, "", self.rules.hash, self.config.hash),
+            )
+            self.convene_case(case_id, cand, hh)
+            self.result.cases_opened += 1
+        self.attach(case_id, cand.flags)
+
+    def convene_case(self, case_id: str, cand: Candidate, hh: Household, note: str = "") -> None:
+        kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
+        served = served_silos(hh, self.on_iso)
+        lead = propose_lead(self.config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served, conference_type=kind, led=self.led)
+        if lead:
+            self.led[lead.agency_id] = self.led.get(lead.agency_id, 0) + 1
+        silos = {s for f in cand.flag_ids for s in self.rules.flags[f].silos} | served
+        invited, excluded = participants(self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind)
+        if excluded:
+            basis += "。構成員でないため招集しない機関: " + "、".join(self.config.agencies[a].name for a in excluded)
+        known_before = len(self.booker.known)
+        meeting = self.booker.book(kind, cand.urgent)
+        self.result.meetings_added += int(meeting.added_for_urgent and len(self.booker.known) > known_before)
+        self.conn.execute(
+            "UPDATE cases SET status = 'convened', conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, meeting_id = ? WHERE case_id = ?",
+            (kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None, lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）", meeting.meeting_id, case_id),
+        )
+        self.conn.execute("DELETE FROM case_agencies WHERE case_id = ? AND role != 'owner'", (case_id,))
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)",
+            [(case_id, a, "lead" if lead and a == lead.agency_id else "participant") for a in invited],
+        )
+
+    def attach(self, case_id: str, flags) -> None:
+        self.conn.executemany("INSERT INTO case_flags VALUES (?,?,?)", [(case_id, f[0], self.on_iso) for f in flags])
+
+    def add_to_open_case(self, case_id: str, status: str, cand: Candidate, hh: Household) -> None:
+        """New flags of a household already in a case join that case; a routed case whose new
+        flags lie outside its silo conference is escalated to a conference of its own."""
+        self.attach(case_id, cand.flags)
+        self.result.flags_attached += len(cand.flags)
+        if status != "routed":
+            return
+        everything = Candidate(cand.household_id, cand.area, self._case_flags(case_id))
+        if routing_for(everything, hh, self.on_iso, self.config, self.rules) is None:
+            self.convene_case(case_id, everything, hh, note="要対協等の範囲外の課題が加わったため会議に付議。")
+            self.result.cases_escalated += 1
+
+    def _case_flags(self, case_id: str):
+        return [
+            (fid, rule_id, sev, json.loads(ev).get("members", []))
+            for fid, rule_id, sev, ev in self.conn.execute(
+                "SELECT f.flag_id, f.rule_id, f.severity, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ? ORDER BY f.rule_id", (case_id,)
+            )
+        ]
+
+
+def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:
+    """Open, route or extend cases for every unhandled flag; one transaction."""
+    started = time.perf_counter()
+    cands = unhandled_flags(conn, config)
+    with conn:
+        c = Convener(conn, rules, config, on)
+        open_cases = {}
+        if cands:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS convene_ids (household_id TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM convene_ids")
+            conn.executemany("INSERT INTO convene_ids VALUES (?)", ((h,) for h in cands))
+            open_cases = {h: (cid, st) for h, cid, st in conn.execute("SELECT c.household_id, c.case_id, c.status FROM convene_ids t JOIN cases c ON c.household_id = t.household_id AND c.is_open = 1")}
+        households = {hh.household_id: hh for hh in load_households(conn, list(cands), on)}
+        order = sorted(cands.values(), key=lambda k: (-SEVERITY_ORDER.index(k.severity), k.household_id))
+        for cand in order:
+            if cand.household_id in open_cases:
+                case_id, status = open_cases[cand.household_id]
+                c.add_to_open_case(case_id, status, cand, households[cand.household_id])
+            else:
+                c.open_case(cand, households[cand.household_id])
+    c.result.seconds = round(time.perf_counter() - started, 3)
+    return c.result

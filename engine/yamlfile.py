@@ -1,0 +1,146 @@
+"""Read a YAML configuration file into plain data while remembering the line of every value,
+so that a pydantic validation error (or a cross-check) can name file, line and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from engine.rules.loader import RuleProblem, RulesInvalid, did_you_mean
+
+
+
+class YamlFile(BaseModel):
+    """The data of one file and the line (1-based) of each path in it."""
+
+    file: str
+    data: Any
+    lines: dict[tuple, int]
+
+    def line(self, path: tuple) -> int:
+        """Line of `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+    def problem(self, path: tuple, message: str, *, suggestion: str | None = None, entry_id: str | None = None) -> RuleProblem:
+        field = ".".join(str(p) for p in path if not isinstance(p, int))
+        return RuleProblem(file=self.file, line=self.line(path), rule_id=entry_id, field=field, message=message, suggestion=suggestion)
+
+
+def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem], file: str) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict = {}
+        for k, v in node.value:
+            key = str(k.value) if isinstance(k, yaml.ScalarNode) else str(k)
+            if key in out:
+                problems.append(RuleProblem(file=file, line=k.start_mark.line + 1, field=".".join(str(p) for p in path + (key,) if not isinstance(p, int)), message=f"duplicate key '{key}' (also on line {lines[path + (key,)]}): the second would silently replace the first"))
+                continue
+            out[key] = _build(v, path + (key,), lines, problems, file)
+            lines[path + (key,)] = k.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v, path + (i,), lines, problems, file) for i, v in enumerate(node.value)]
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError) as err:
+        problems.append(RuleProblem(file=file, line=node.start_mark.line + 1, message=f"cannot read this value ({getattr(err, 'problem', None) or err}); put it in quotes"))
+        return None
+
+
+def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
+    """Parse `path`; on a syntax or encoding error append a problem and return None."""
+    name = str(path)
+    if not path.is_file():
+        problems.append(RuleProblem(file=name, line=0, message="file not found", suggestion="copy it from the engine's configs/ folder and adapt it"))
+        return None
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        problems.append(RuleProblem(file=name, line=0, message="configuration files must be UTF-8 text", suggestion="save the file as UTF-8"))
+        return None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problems.append(RuleProblem(file=name, line=(mark.line + 1) if mark else 0, message=f"YAML syntax error: {getattr(err, 'problem', err)}", suggestion="check indentation and that each `key: value` has a space after the colon"))
+        return None
+    lines: dict[tuple, int] = {}
+    data = _build(root, (), lines, problems, name) if root is not None else {}
+    return YamlFile(file=name, data=data, lines=lines)
+
+
+def validate(doc: YamlFile, model: type[BaseModel], problems: list[RuleProblem], *, path: tuple = (), id_key: str = "id"):
+    """Validate doc.data[path] against `model`; each pydantic error becomes a located problem."""
+    data = doc.data
+    for p in path:
+        data = data[p]
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        for e in err.errors():
+            loc = path + tuple(e["loc"])
+            entry_id = _entry_id(doc.data, loc, id_key)
+            suggestion = None
+            if e["type"] == "extra_forbidden":
+                owner = _model_at(model, tuple(e["loc"])[:-1])
+                allowed = list(owner.model_fields) if owner else []
+                suggestion = did_you_mean(loc[-1], allowed) or (f"allowed: {', '.join(allowed)}" if allowed else None)
+                message = f"unknown field '{loc[-1]}'"
+            elif e["type"] == "missing":
+                message = f"missing field '{loc[-1]}'"
+            else:
+                message = e["msg"]
+                if "input" in e and not isinstance(e["input"], (dict, list)):
+                    message += f" (got {e['input']!r})"
+            problems.append(doc.problem(loc, message, suggestion=suggestion, entry_id=entry_id))
+        return None
+
+
+def _entry_id(data: Any, loc: tuple, id_key: str) -> str | None:
+    """The id of the list entry a location is inside (for `rule lead_8050` in messages)."""
+    found = None
+    for p in loc:
+        try:
+            data = data[p]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(data, dict) and isinstance(data.get(id_key), (str, int)):
+            found = str(data[id_key])
+    return found
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that a location points into (for listing allowed fields)."""
+    import typing
+
+    current: Any = model
+    for p in loc:
+        if isinstance(p, int) or p not in getattr(current, "model_fields", {}):
+            if isinstance(p, int):
+                continue
+            return None
+        ann = current.model_fields[p].annotation
+        current = _inner_model(ann, typing)
+        if current is None:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(ann, typing):
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _inner_model(arg, typing)
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = ["YamlFile", "read_yaml", "validate", "RuleProblem", "RulesInvalid"]
