@@ -137,6 +137,7 @@ class Conference(Strict):
     routing: tuple[Routing, ...] = ()
     discussion_points: tuple[str, ...] = ("主担当機関の決定", "役割分担", "本人同意の取得方針")
     discussion_by_flag: dict[str, tuple[str, ...]] = {}
+    locked_flags: tuple[str, ...] = ("dv",)  # never detailed in e-mail: "1件（詳細は会議にて）"
 
     @field_validator("closed_days")
     @classmethod
@@ -280,6 +281,9 @@ def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agenc
     for flag_id in conf.discussion_by_flag:
         if flag_id not in rules.flags:
             problems.append(doc.problem(("discussion_by_flag", flag_id), f"unknown flag '{flag_id}'", suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
+    for i, flag_id in enumerate(conf.locked_flags):
+        if flag_id not in rules.flags:
+            problems.append(doc.problem(("locked_flags", i), f"unknown flag '{flag_id}'", suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
     members = [a for a in registry.values() if a.member]
     if not members:
         problems.append(RuleProblem(file=doc.file.replace("conference", "agencies"), line=1, field="member", message="no agency is a registered member of the 支援会議: no 支援会議 could be held", suggestion="set `member: true` for the agencies registered under 社会福祉法106条の6"))

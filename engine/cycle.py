@@ -1,0 +1,49 @@
+"""The two scheduled jobs as plain functions (the Prefect flows only call these).
+
+- nightly_cycle: screen → convene (cases, routing, booking, lead) → papers (agendas, outbox)
+- dispatch:      send the outbox, on business days only
+Both are safe to re-run: each step works from the database state and writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from engine.business_days import Calendar
+from engine.config import Config
+from engine.convene import ConveneResult, convene
+from engine.mail import SendResult, send_pending
+from engine.papers import PapersResult, write_papers
+from engine.rules.model import RuleSet
+from engine.screening import ScreenResult, screen
+
+
+class CycleResult(BaseModel):
+    screen: ScreenResult | None = None
+    convene: ConveneResult
+    papers: PapersResult
+
+
+class DispatchResult(BaseModel):
+    business_day: bool
+    closed_reason: str | None = None
+    send: SendResult | None = None
+
+
+def nightly_cycle(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, config: Config, on: date, *, screen_first: bool = True, workers: int = 2) -> CycleResult:
+    screened = screen(conn, workspace, rules, on, workers=workers) if screen_first else None
+    convened = convene(conn, rules, config, on)
+    papers = write_papers(conn, rules, config, workspace, on)
+    return CycleResult(screen=screened, convene=convened, papers=papers)
+
+
+def dispatch(conn: sqlite3.Connection, config: Config, workspace: Path, on: date, *, transport=None, force: bool = False) -> DispatchResult:
+    """Send queued e-mails; on a closed day (weekend, holiday, 年末年始) do nothing unless forced."""
+    reason = Calendar.of(config.conference).closed_reason(on)
+    if reason and not force:
+        return DispatchResult(business_day=False, closed_reason=reason)
+    return DispatchResult(business_day=reason is None, closed_reason=reason, send=send_pending(conn, config, workspace, transport=transport))

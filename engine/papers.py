@@ -1,0 +1,134 @@
+"""Write each upcoming meeting's papers and queue the e-mails in the outbox.
+
+An agenda gets a new version only when its content changed (content hash), so a re-run queues
+nothing new; a newer version supersedes an older one that has not been sent yet. Files are
+written owner-readable only under <workspace>/agendas/<meeting>/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from engine.agenda import environment, meeting_papers, render_agenda, render_coordinator, silo_facts
+from engine.config import Config
+from engine.rules.facts import load_households
+from engine.rules.model import RuleSet
+
+COORDINATOR = "coordinator"
+
+
+class PapersResult(BaseModel):
+    meetings: int = 0  # upcoming meetings with cases
+    agendas: int = 0  # agency agendas written (new versions) this run
+    coordinator_versions: int = 0
+    messages_queued: int = 0
+    routing_notices: int = 0
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write atomically, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[int, str | None]:
+    row = conn.execute("SELECT version, content_hash FROM agendas WHERE meeting_id = ? AND agency_id = ? ORDER BY version DESC LIMIT 1", (meeting_id, agency_id)).fetchone()
+    return (row[0], row[1]) if row else (0, None)
+
+
+def queue(conn: sqlite3.Connection, *, key: str, kind: str, agency_id: str, subject: str, parts: dict) -> bool:
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO outbox (message_key, kind, agency_id, subject, parts, status, queued_at) VALUES (?,?,?,?,?,'pending',?)",
+        (key, kind, agency_id, subject, json.dumps(parts, ensure_ascii=False), now_iso()),
+    )
+    return cur.rowcount == 1
+
+
+def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
+    """Render agendas for every meeting from `on` on that has cases; queue changed ones."""
+    env = environment(config)
+    result = PapersResult()
+    meetings = [r[0] for r in conn.execute(
+        "SELECT DISTINCT m.meeting_id FROM meetings m JOIN cases c ON c.meeting_id = m.meeting_id AND c.is_open = 1 "
+        "WHERE m.held_on >= ? ORDER BY m.held_on, m.start_time, m.meeting_id", (on.isoformat(),)
+    )]
+    hids = [r[0] for r in conn.execute(
+        "SELECT c.household_id FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND m.held_on >= ?", (on.isoformat(),)
+    )]
+    households = {hh.household_id: hh for hh in load_households(conn, hids, on)}
+    with conn:
+        for meeting_id in meetings:
+            result.meetings += 1
+            papers = meeting_papers(conn, rules, config, meeting_id, on, households)
+            folder = Path("agendas") / meeting_id
+            for agenda in papers.agendas:
+                version, digest = latest(conn, meeting_id, agenda.agency_id)
+                if digest == agenda.content_hash():
+                    continue
+                agenda = agenda.model_copy(update={"version": version + 1})
+                parts = render_agenda(env, agenda)
+                stem = f"{agenda.agency_id}.v{agenda.version}"
+                for part, ext in (("text", "txt"), ("html", "html"), ("ics", "ics")):
+                    write_private(workspace / folder / f"{stem}.{ext}", parts[part])
+                conn.execute("INSERT INTO agendas VALUES (?,?,?,?,?,?)", (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), now_iso(), str(folder)))
+                conn.execute(
+                    "UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND kind = 'agenda' AND message_key LIKE ?",
+                    (f"agenda:{meeting_id}:{agenda.agency_id}:v%",),
+                )
+                subject = f"【{agenda.conference_name}】{agenda.held_on} {agenda.start_time} 議題 {meeting_id}（第{agenda.version}版）"
+                result.agendas += 1
+                result.messages_queued += queue(conn, key=f"agenda:{meeting_id}:{agenda.agency_id}:v{agenda.version}", kind="agenda", agency_id=agenda.agency_id, subject=subject, parts=parts)
+            html = render_coordinator(env, papers)
+            digest = hashlib.sha256(json.dumps(papers.coordinator, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            version, previous = latest(conn, meeting_id, COORDINATOR)
+            if previous != digest:
+                write_private(workspace / folder / f"{COORDINATOR}.v{version + 1}.html", html)
+                conn.execute("INSERT INTO agendas VALUES (?,?,?,?,?,?)", (meeting_id, COORDINATOR, version + 1, digest, now_iso(), str(folder)))
+                result.coordinator_versions += 1
+        result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
+    return result
+
+
+def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, env) -> int:
+    """One notice to the owner of the silo conference for each routed case not yet notified."""
+    rows = conn.execute(
+        "SELECT c.case_id, c.household_id, c.routed_to FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 "
+        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_key = 'routing:' || c.case_id || ':' || c.routed_to) ORDER BY c.case_id"
+    ).fetchall()
+    if not rows:
+        return 0
+    households = {hh.household_id: hh for hh in load_households(conn, [r[1] for r in rows], on)}
+    routing_by_owner = {r.owner_kind: r for r in config.conference.routing}
+    queued = 0
+    for case_id, hid, owner_id in rows:
+        owner = config.agencies.get(owner_id)
+        if owner is None:
+            continue
+        rule_ids = sorted({r[0] for r in conn.execute("SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,))})
+        locked = bool(set(rule_ids) & set(config.conference.locked_flags))
+        routing = routing_by_owner.get(owner.kind)
+        view = dict(
+            case_id=case_id, agency_name=owner.name, conference=routing.conference if routing else owner.kind, locked=locked,
+            flag_titles=[] if locked else [rules.flags[r].title for r in rule_ids if r in rules.flags],
+            facts=[] if locked else [f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat())],
+            sender_name=config.name_of("support") + "事務局",
+        )
+        parts = {"text": env.get_template("routing.txt.j2").render(r=view), "html": env.get_template("routing.html.j2").render(r=view)}
+        subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}"
+        queued += queue(conn, key=f"routing:{case_id}:{owner_id}", kind="routing", agency_id=owner_id, subject=subject, parts=parts)
+    return queued
