@@ -19,6 +19,8 @@ from engine.dates import DateError, parse_date
 app = typer.Typer(help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules.", no_args_is_help=True, add_completion=False)
 rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+config_app = typer.Typer(help="Check the conference configuration (agencies, meetings, lead rules, mail).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 WORKSPACE = typer.Option(Path(os.environ.get("ENGINE_WORKSPACE", "workspace")), "--workspace", "-w", help="Folder holding engine.db and reports (env ENGINE_WORKSPACE).")
 def _default_rules() -> Path:
@@ -29,6 +31,16 @@ def _default_rules() -> Path:
     return here if here.is_dir() else Path(__file__).resolve().parent.parent / "configs" / "rules"
 
 
+def _default_config() -> Path:
+    """ENGINE_CONFIG, else ./configs (if it has agencies.yaml), else the example configs shipped beside the package."""
+    if os.environ.get("ENGINE_CONFIG"):
+        return Path(os.environ["ENGINE_CONFIG"])
+    from engine.config import default_config_dir
+
+    return default_config_dir()
+
+
+CONFIG = typer.Option(_default_config(), "--config", help="Folder with agencies.yaml, conference.yaml, lead_rules.yaml, mail.yaml (env ENGINE_CONFIG; default ./configs).")
 RULES = typer.Option(_default_rules(), "--rules", help="Folder of rule files (env ENGINE_RULES; default ./configs/rules).")
 DATE = typer.Option(None, "--date", help="Screening date, ISO or 和暦 (R8.11.27); default today.")
 
@@ -54,6 +66,15 @@ def _rules(path: Path):
         return load_rules(path)
     except RulesInvalid as err:
         fail(f"the rules in {path} have {len(err.problems)} problem(s); nothing was run:\n" + "\n".join(f"  {p}" for p in err.problems) + f"\nrun `engine rules check --rules {path}` after fixing them")
+
+
+def _config(path: Path, rules):
+    from engine.config import ConfigInvalid, load_config
+
+    try:
+        return load_config(path, rules)
+    except ConfigInvalid as err:
+        fail(f"the configuration in {path} has {len(err.problems)} problem(s); nothing was run:\n" + "\n".join(f"  {p}" for p in err.problems) + f"\nrun `engine config check --config {path}` after fixing them")
 
 
 def _connect(workspace: Path, readonly: bool = False, must_exist: bool = False):
@@ -216,6 +237,136 @@ def summary(workspace: Path = WORKSPACE, rules: Path = RULES, as_json: bool = ty
     typer.echo(s.model_dump_json(indent=2) if as_json else render_summary(s, rs))
 
 
+@config_app.command("check")
+def config_check(config: Path = CONFIG, rules: Path = RULES) -> None:
+    """Check agencies.yaml, conference.yaml, lead_rules.yaml and mail.yaml against each other and the rules.
+
+    Example: engine config check --config configs
+    """
+    from engine.config import ConfigInvalid, load_config
+
+    rs = _rules(rules)
+    try:
+        cfg = load_config(config, rs)
+    except ConfigInvalid as err:
+        for p in err.problems:
+            typer.echo(str(p), err=True)
+        fail(f"{len(err.problems)} problem(s) in {config}; nothing was changed", 1)
+    members = sum(a.member for a in cfg.agencies.values())
+    typer.echo(f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, transport {cfg.mail.transport} (config hash {cfg.hash})")
+
+
+@app.command()
+def run(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: Optional[str] = DATE,
+    send: bool = typer.Option(True, "--send/--no-send", help="Also send the outbox now (as the 08:00 dispatch would)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run one nightly cycle now: screen, open cases, book meetings, propose leads, write agendas, queue e-mails.
+
+    Example: engine run --workspace workspace --date 2026-11-27
+    """
+    from engine.cycle import dispatch, nightly_cycle
+
+    rs = _rules(rules)
+    cfg = _config(config, rs)
+    when = _date(on)
+    conn = _connect(workspace, must_exist=True)
+    cycle = nightly_cycle(conn, workspace, rs, cfg, when)
+    sent = dispatch(conn, cfg, workspace, when, force=True) if send else None
+    if as_json:
+        typer.echo(json.dumps({"cycle": cycle.model_dump(), "dispatch": sent.model_dump() if sent else None}, ensure_ascii=False, indent=2))
+        return
+    c, p = cycle.convene, cycle.papers
+    typer.echo(f"screen: {cycle.screen.flags_opened:,} new flags, {cycle.screen.flags_resolved:,} resolved")
+    typer.echo(f"cases: {c.cases_opened:,} opened, {c.cases_routed:,} routed to a silo conference, {c.flags_attached:,} flags added to open cases")
+    typer.echo(f"agendas: {p.agendas:,} new versions for {p.meetings:,} upcoming meetings; {p.messages_queued + p.routing_notices:,} e-mails queued")
+    if sent and sent.send:
+        s = sent.send
+        typer.echo(f"e-mail: {s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed" + (f", {s.possible_duplicates} possibly sent twice (crash window; see `engine outbox`)" if s.possible_duplicates else ""))
+
+
+@app.command()
+def send(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, force: bool = typer.Option(False, "--force", help="Send even on a weekend, holiday or closed day.")) -> None:
+    """Send queued e-mails (the 08:00 dispatch); does nothing on a closed day unless --force.
+
+    Example: engine send --workspace workspace
+    """
+    from engine.cycle import dispatch
+
+    cfg = _config(config, _rules(rules))
+    result = dispatch(_connect(workspace, must_exist=True), cfg, workspace, _date(on), force=force)
+    if result.send is None:
+        typer.echo(f"not sent: {result.closed_reason} is not a business day (use --force)")
+        return
+    s = result.send
+    typer.echo(f"{s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed, {s.possible_duplicates} possibly sent twice")
+
+
+@app.command("meetings")
+def meetings_(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, all_: bool = typer.Option(False, "--all", help="Include past meetings."), as_json: bool = typer.Option(False, "--json")) -> None:
+    """List upcoming meetings and their cases (case ids, lead and invited agencies).
+
+    Example: engine meetings --workspace workspace
+    """
+    from engine.listing import meetings
+
+    cfg = _config(config, _rules(rules))
+    rows = meetings(_connect(workspace, readonly=True), cfg, _date(on), include_past=all_)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("no upcoming meetings")
+    for m in rows:
+        typer.echo(f"{m.meeting_id}  {m.conference}  {m.held_on} {m.start_time}  {m.place}" + ("  (緊急のため追加)" if m.added_for_urgent else "") + f"  — {len(m.cases)} 件")
+        for c in m.cases:
+            typer.echo(f"    {c.case_id}  {c.severity:<7} lead {c.lead_agency_id or '-':<20} {', '.join(c.agencies)}")
+
+
+@app.command("agenda")
+def agenda_(
+    meeting: str = typer.Argument(..., help="Meeting id from `engine meetings`, e.g. M-20261204-1000-S."),
+    agency: Optional[str] = typer.Option(None, "--agency", help="Agency id; without it, list the meeting's agendas."),
+    html: bool = typer.Option(False, "--html", help="Print the HTML version."),
+    workspace: Path = WORKSPACE,
+) -> None:
+    """Print the latest agenda an agency receives for a meeting (exactly what is e-mailed).
+
+    Example: engine agenda M-20261204-1000-S --agency houkatsu_chuo
+    """
+    from engine.listing import AgendaNotFound, agenda
+
+    try:
+        typer.echo(agenda(_connect(workspace, readonly=True), workspace, meeting, agency, html=html))
+    except AgendaNotFound as err:
+        fail(str(err))
+
+
+@app.command("outbox")
+def outbox_(workspace: Path = WORKSPACE, status: Optional[str] = typer.Option(None, "--status", help="pending | sending | sent | failed | superseded"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show the outbox: counts per status, failures and possible duplicates.
+
+    Example: engine outbox --status failed
+    """
+    from engine.listing import outbox
+
+    if status and status not in ("pending", "sending", "sent", "failed", "superseded"):
+        fail(f"--status {status}: use pending, sending, sent, failed or superseded")
+    counts, rows = outbox(_connect(workspace, readonly=True), status)
+    if as_json:
+        typer.echo(json.dumps({"counts": counts, "messages": [r.model_dump() for r in rows]}, ensure_ascii=False, indent=2))
+        return
+    typer.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    for r in rows:
+        if status or r.status in ("pending", "failed") or r.possible_duplicate:
+            note = " 重複の可能性（送信後・記録前に中断）" if r.possible_duplicate else ""
+            typer.echo(f"  {r.status:<10} {r.message_key:<48} {r.agency_id:<22} tries {r.attempts} {r.last_error or ''}{note}")
+
+
 def _is_demo_workspace(workspace: Path) -> bool:
     """Empty or absent, or made by `engine demo` and holding only its own town's imports."""
     if not workspace.exists() or not any(workspace.iterdir()):
@@ -239,17 +390,19 @@ def demo(
     seed: int = typer.Option(42, "--seed"),
     workspace: Path = WORKSPACE,
     rules: Path = RULES,
+    config: Path = CONFIG,
     on: Optional[str] = DATE,
     bad_rows: int = typer.Option(5, "--bad-rows", min=0, help="Broken rows to show the rejects report."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Generate a synthetic town, import it, screen it and print a summary.
+    """Generate a synthetic town, import it, screen it, convene cases, write agendas and e-mail them to the outbox folder.
 
     Example: engine demo --households 5000 --seed 42 --json
     """
     from engine.demo import run_demo
 
     rs = _rules(rules)
+    cfg = _config(config, rs)
     _folder_for_output(workspace, "--workspace")
     if not _is_demo_workspace(workspace):
         fail(f"{workspace} holds data that is not from a demo; pass another --workspace (the demo starts from scratch)")
@@ -259,7 +412,7 @@ def demo(
     workspace.mkdir(parents=True)
     marker.touch()
     started = time.perf_counter()
-    result = run_demo(workspace, rs, households=households, seed=seed, on=_date(on), bad_rows=bad_rows)
+    result = run_demo(workspace, rs, cfg, households=households, seed=seed, on=_date(on), bad_rows=bad_rows)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:

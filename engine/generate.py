@@ -911,7 +911,12 @@ class _ChunkBuilder:
             kids = self.children(mother.age, int(r() < 0.5), youngest_max=5)
             kids[-1].age = max(1, kids[-1].age)
             kids[-1].check_missed = "連絡なし"
-            return ("single_parent" if single else "couple_children"), [*members, *kids], None
+
+            def registered(house: _Household) -> None:  # 要対協 often knows such a child already
+                if r() < 0.4:
+                    self.record(kids[-1], "子ども家庭", "yotaikyo_registered", "要支援児童", max(kids[-1].birth + 1, self.past(365, 14)))
+
+            return ("single_parent" if single else "couple_children"), [*members, *kids], registered
 
         def finish(house: _Household) -> None:
             self.record(mother, "母子保健", "specific_pregnancy", "登録", self.past(240, 7))

@@ -61,7 +61,7 @@ def test_bad_date_argument(tmp_path):
 def test_every_command_is_in_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     names = [c.name or c.callback.__name__ for c in app.registered_commands]
-    names += [f"rules {c.name}" for g in app.registered_groups for c in g.typer_instance.registered_commands]
+    names += [f"{g.name} {c.name}" for g in app.registered_groups for c in g.typer_instance.registered_commands]
     for name in names:
         assert re.search(rf"`engine {name}\b", readme), f"engine {name} is not documented in README.md"
 

@@ -1,0 +1,92 @@
+"""What `engine meetings`, `engine agenda` and `engine outbox` show (plain functions over the DB)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from engine.config import Config
+
+
+class MeetingCase(BaseModel):
+    case_id: str
+    severity: str
+    lead_agency_id: str | None
+    agencies: list[str]
+
+
+class MeetingRow(BaseModel):
+    meeting_id: str
+    conference: str
+    held_on: str
+    start_time: str
+    place: str
+    added_for_urgent: bool
+    cases: list[MeetingCase]
+
+
+def meetings(conn: sqlite3.Connection, config: Config, on: date, *, include_past: bool = False) -> list[MeetingRow]:
+    """Meetings from `on` on (or all), with their cases and invited agencies — ids only."""
+    rows = conn.execute(
+        "SELECT meeting_id, conference_type, held_on, start_time, place, added_for_urgent FROM meetings WHERE ? OR held_on >= ? ORDER BY held_on, start_time, meeting_id",
+        (include_past, on.isoformat()),
+    ).fetchall()
+    out = []
+    for mid, kind, held_on, start, place, added in rows:
+        cases = [
+            MeetingCase(case_id=cid, severity=sev, lead_agency_id=lead, agencies=[a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (cid,))])
+            for cid, sev, lead in conn.execute("SELECT case_id, severity, lead_agency_id FROM cases WHERE meeting_id = ? AND is_open = 1 ORDER BY case_id", (mid,))
+        ]
+        out.append(MeetingRow(meeting_id=mid, conference=config.name_of(kind), held_on=held_on, start_time=start, place=place, added_for_urgent=bool(added), cases=cases))
+    return out
+
+
+class AgendaNotFound(Exception):
+    pass
+
+
+def agenda(conn: sqlite3.Connection, workspace: Path, meeting_id: str, agency_id: str | None, *, html: bool = False) -> str:
+    """The latest agenda of one agency (text), or the list of agencies with agendas for the meeting."""
+    if conn.execute("SELECT 1 FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone() is None:
+        raise AgendaNotFound(f"no meeting '{meeting_id}': see `engine meetings`")
+    if agency_id is None:
+        rows = conn.execute("SELECT agency_id, MAX(version) FROM agendas WHERE meeting_id = ? AND agency_id != 'coordinator' GROUP BY agency_id ORDER BY agency_id", (meeting_id,)).fetchall()
+        if not rows:
+            raise AgendaNotFound(f"no agendas written for {meeting_id} yet: run `engine run`")
+        folder = workspace / "agendas" / meeting_id
+        lines = [f"{meeting_id}: agendas for {len(rows)} agencies (show one with --agency ID)"]
+        lines += [f"  {a:<24} 第{v}版  {folder / f'{a}.v{v}.txt'}" for a, v in rows]
+        lines.append(f"  coordinator (local only, with names): {folder}/coordinator.v*.html")
+        return "\n".join(lines)
+    row = conn.execute("SELECT MAX(version), folder FROM agendas WHERE meeting_id = ? AND agency_id = ?", (meeting_id, agency_id)).fetchone()
+    if row[0] is None:
+        known = [a for (a,) in conn.execute("SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != 'coordinator' ORDER BY agency_id", (meeting_id,))]
+        raise AgendaNotFound(f"agency '{agency_id}' has no agenda for {meeting_id} (agencies with one: {', '.join(known) or 'none'})")
+    return (workspace / row[1] / f"{agency_id}.v{row[0]}.{'html' if html else 'txt'}").read_text(encoding="utf-8")
+
+
+class OutboxRow(BaseModel):
+    message_key: str
+    agency_id: str
+    status: str
+    attempts: int
+    last_error: str | None
+    sent_at: str | None
+    possible_duplicate: bool
+
+
+def outbox(conn: sqlite3.Connection, status: str | None = None) -> tuple[dict[str, int], list[OutboxRow]]:
+    """Counts per status, and the messages (filtered by status if given)."""
+    counts = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+    counts["possible_duplicate"] = conn.execute("SELECT COUNT(*) FROM outbox WHERE possible_duplicate = 1").fetchone()[0]
+    rows = [
+        OutboxRow(message_key=k, agency_id=a, status=s, attempts=n, last_error=e, sent_at=t, possible_duplicate=bool(d))
+        for k, a, s, n, e, t, d in conn.execute(
+            "SELECT message_key, agency_id, status, attempts, last_error, sent_at, possible_duplicate FROM outbox WHERE ? IS NULL OR status = ? ORDER BY queued_at, message_key",
+            (status, status),
+        )
+    ]
+    return counts, rows
