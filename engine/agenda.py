@@ -38,7 +38,7 @@ class Fact(BaseModel):
     member: str  # 世帯員1（80代・世帯主）
     title: str
     value: str
-    since: str
+    since: str  # month only (2023年8月): the least an agency needs, and never a full date
 
 
 class CaseItem(BaseModel):
@@ -112,7 +112,7 @@ def silo_facts(hh: Household, silo: str, on_iso: str) -> list[Fact]:
     """Only the records that belong to `silo` (an agency sees what its own silo holds)."""
     labels = member_labels(hh, on_iso)
     return [
-        Fact(member=labels[p.person_id], title=CODES[r.code].title, value=_value(r.code, r.value), since=r.start)
+        Fact(member=labels[p.person_id], title=CODES[r.code].title, value=_value(r.code, r.value), since=f"{int(r.start[:4])}年{int(r.start[5:7])}月")
         for p, r in current_records(hh, on_iso)
         if silo in record_silos(r.code, r.value)
     ]
