@@ -32,6 +32,10 @@ class TemporaryFailure(Exception):
     """Worth retrying later (connection refused, timeout, 4xx)."""
 
 
+class ServerUnavailable(TemporaryFailure):
+    """No connection at all: the rest of the run's messages wait for the next run."""
+
+
 class PermanentFailure(Exception):
     """Retrying will not help (5xx, unknown agency)."""
 
@@ -104,7 +108,7 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as err:
             raise (PermanentFailure if 500 <= err.smtp_code < 600 else TemporaryFailure)(f"{err.smtp_code} {err.smtp_error!r}") from err
         except (OSError, smtplib.SMTPException) as err:
-            raise TemporaryFailure(f"cannot connect to {s.host}:{s.port}: {err}") from err
+            raise ServerUnavailable(f"cannot connect to {s.host}:{s.port}: {err}") from err
 
     def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
         if self.conn is None:
@@ -172,6 +176,9 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                     wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
                     _mark(conn, key, "pending", attempts + 1, str(err), next_at=(now + timedelta(minutes=wait)).isoformat(timespec="seconds"))
                     result.deferred += 1
+                if isinstance(err, ServerUnavailable):
+                    result.deferred += len(due) - due.index((key, agency_id, subject, parts, attempts)) - 1
+                    break  # do not wait out the timeout once per message
                 continue
             except PermanentFailure as err:
                 _mark(conn, key, "failed", attempts + 1, str(err))

@@ -1,0 +1,121 @@
+"""E-mail through a real SMTP server on loopback (aiosmtpd)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from engine.config import Smtp, load_config
+from engine.cycle import nightly_cycle
+from engine.listing import outbox
+from engine.mail import send_pending
+from tests.conftest import ROOT
+from tests.town import ON, add_household, person
+
+
+class Sink:
+    """Accepts everything, except recipients listed in `reject` (code, text)."""
+
+    def __init__(self):
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.reject: dict[str, tuple[int, str]] = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.reject:
+            code, text = self.reject[address]
+            return f"{code} {text}"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sink():
+    handler = Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+def smtp_config(rules, port: int):
+    cfg = load_config(ROOT / "configs", rules)
+    return cfg.model_copy(update={"mail": cfg.mail.model_copy(update={"transport": "smtp", "smtp": Smtp(host="127.0.0.1", port=port, starttls=False, timeout=5)})})
+
+
+@pytest.fixture
+def queued(conn, workspace, rules):
+    add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
+    add_household(conn, "HHIKI", person(48, "世帯主", sex="M"), area="北部")
+    return conn
+
+
+def test_agendas_go_through_smtp_once_to_registry_addresses(queued, workspace, rules, sink):
+    handler, port = sink
+    cfg = smtp_config(rules, port)
+    nightly_cycle(queued, workspace, rules, cfg, ON)
+    pending = outbox(queued, "pending")[1]
+    result = send_pending(queued, cfg, workspace)
+    assert result.sent == len(pending) == len(handler.messages) > 0
+    registry = {a.email: a.id for a in cfg.agencies.values()}
+    for (rcpts, raw), row in zip(sorted(handler.messages, key=lambda m: m[0]), sorted(pending, key=lambda r: cfg.agencies[r.agency_id].email)):
+        assert rcpts == [cfg.agencies[row.agency_id].email] and rcpts[0] in registry
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert msg["To"] == rcpts[0] and msg["Message-ID"].startswith("<agenda.")
+        assert any(p.get_content_type() == "text/calendar" for p in msg.walk())
+        text = raw.decode("utf-8", "replace")
+        assert "試験" not in text and "テスト町" not in text
+    again = send_pending(queued, cfg, workspace)
+    assert again.sent == 0 and len(handler.messages) == result.sent
+
+
+def test_permanent_rejection_of_one_recipient_is_shown_and_the_rest_is_sent(queued, workspace, rules, sink):
+    handler, port = sink
+    cfg = smtp_config(rules, port)
+    handler.reject[cfg.agencies["jiritsu_soudan"].email] = (550, "5.1.1 mailbox unavailable")
+    nightly_cycle(queued, workspace, rules, cfg, ON)
+    result = send_pending(queued, cfg, workspace)
+    failed = outbox(queued, "failed")[1]
+    assert result.failed == len(failed) >= 1 and all(r.agency_id == "jiritsu_soudan" and "550" in r.last_error for r in failed)
+    assert result.sent == len(handler.messages) >= 1
+    assert send_pending(queued, cfg, workspace).sent == 0  # a failed message is not retried silently
+
+
+def test_temporary_rejection_is_retried_later(queued, workspace, rules, sink):
+    handler, port = sink
+    cfg = smtp_config(rules, port)
+    handler.reject[cfg.agencies["jiritsu_soudan"].email] = (451, "4.3.0 try again later")
+    nightly_cycle(queued, workspace, rules, cfg, ON)
+    first = send_pending(queued, cfg, workspace)
+    assert first.deferred >= 1 and first.failed == 0
+    row = next(r for r in outbox(queued, "pending")[1] if r.agency_id == "jiritsu_soudan")
+    assert "451" in row.last_error and row.attempts == 1
+    handler.reject.clear()
+    assert send_pending(queued, cfg, workspace).sent == 0  # not due yet (backoff)
+    later = send_pending(queued, cfg, workspace, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    assert later.sent == first.deferred and not outbox(queued, "pending")[1]
+
+
+def test_refused_connection_keeps_everything_queued(queued, workspace, rules):
+    cfg = smtp_config(rules, free_port())  # nothing listens there
+    nightly_cycle(queued, workspace, rules, cfg, ON)
+    n = len(outbox(queued, "pending")[1])
+    result = send_pending(queued, cfg, workspace)
+    assert result.sent == 0 and result.deferred == n and len(outbox(queued, "pending")[1]) == n
+    rows = outbox(queued, "pending")[1]
+    assert sum(1 for r in rows if r.last_error and "cannot connect" in r.last_error) == 1  # one try, not one per message
+    assert sum(r.attempts for r in rows) == 1
