@@ -367,6 +367,26 @@ def outbox_(workspace: Path = WORKSPACE, status: Optional[str] = typer.Option(No
             typer.echo(f"  {r.status:<10} {r.message_key:<48} {r.agency_id:<22} tries {r.attempts} {r.last_error or ''}{note}")
 
 
+@app.command("serve")
+def serve_(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(4200, "--port", min=1, max=65535),
+) -> None:
+    """Start a local Prefect server (UI at http://127.0.0.1:4200) and run the schedules: nightly cycle
+    02:00 and agenda dispatch 08:00 on business days, Asia/Tokyo. Stop with Ctrl-C.
+
+    Example: engine serve --workspace workspace
+    """
+    from engine.workflows.serve import serve
+
+    _config(config, _rules(rules))  # refuse to schedule a broken configuration
+    _connect(workspace, must_exist=True).close()
+    serve(workspace, rules, config, host=host, port=port)
+
+
 def _is_demo_workspace(workspace: Path) -> bool:
     """Empty or absent, or made by `engine demo` and holding only its own town's imports."""
     if not workspace.exists() or not any(workspace.iterdir()):

@@ -1,0 +1,126 @@
+"""Prefect: the schedules as declared, and a real local server running a deployment on demand.
+
+`engine serve` is started as users start it; a flow run is created through the API (no waiting
+for 02:00), runs the nightly cycle on a small town, and Prefect's database is then scanned for
+the town's personal data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from engine.workflows.schedules import SCHEDULES, TIMEZONE, deployments
+from tests.conftest import ROOT
+from tests.town import add_household, person
+
+
+def test_schedules_are_declared_with_cron_and_tokyo_time():
+    deps = {d.name: d for d in deployments(Path("ws"), ROOT / "configs" / "rules", ROOT / "configs")}
+    assert set(deps) == {"nightly-cycle", "agenda-dispatch"} == set(SCHEDULES)
+    nightly = deps["nightly-cycle"].schedules[0].schedule
+    dispatch = deps["agenda-dispatch"].schedules[0].schedule
+    assert (nightly.cron, nightly.timezone) == ("0 2 * * *", "Asia/Tokyo") == (nightly.cron, TIMEZONE)
+    assert (dispatch.cron, dispatch.timezone) == ("0 8 * * 1-5", "Asia/Tokyo")
+    assert deps["nightly-cycle"].parameters["workspace"] == str(Path("ws").resolve())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(url: str, path: str, body: dict | None = None):
+    """One API call; a busy server answers 503 now and then (seen on 2 cores), so retry those."""
+    for attempt in range(10):
+        req = urllib.request.Request(url + path, data=json.dumps(body or {}).encode(), headers={"content-type": "application/json"}, method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as err:
+            if err.code != 503 or attempt == 9:
+                raise
+            time.sleep(1)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def served(conn, workspace, tmp_path):
+    add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
+    add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "serve", "--workspace", str(workspace), "--config", str(ROOT / "configs"), "--rules", str(ROOT / "configs" / "rules"), "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        yield proc, url, workspace
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        pidfile = workspace / "prefect" / "server.pid"
+        if pidfile.exists():  # never leave an orphaned server behind
+            try:
+                os.killpg(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+
+
+def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
+    proc, url, workspace = served
+    deps = wait_for(lambda: len(d := api(url, "/deployments/filter", {})) == 2 and d, 120, "the two deployments")
+    by_name = {d["name"]: d for d in deps}
+    assert by_name["nightly-cycle"]["schedules"][0]["schedule"] == {"cron": "0 2 * * *", "timezone": "Asia/Tokyo", "day_or": True}
+    assert by_name["agenda-dispatch"]["schedules"][0]["schedule"]["cron"] == "0 8 * * 1-5"
+    run = api(url, f"/deployments/{by_name['nightly-cycle']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}})
+    state = wait_for(lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s, 180, "the flow run")
+    assert state == "COMPLETED"
+    assert conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == 2
+    assert conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0] > 0
+    logs = wait_for(lambda: [e["message"] for e in api(url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}}) if "cases opened" in e["message"]], 60, "the flow's log")
+    assert "2 cases opened" in logs[0]
+    # stop it as a user would (Ctrl-C) and check nothing is left running
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + "/health", timeout=2)
+    # Prefect's store: no name, kana, address or birth date of the town
+    births = [b for (b,) in conn.execute("SELECT birth_date FROM persons")]
+    secrets = ["試験", "太郎", "シケン", "タロウ", "テスト町"] + births
+    stored = list((workspace / "prefect").rglob("*"))
+    assert any(p.name.endswith(".db") for p in stored)
+    for path in stored:
+        if path.is_file():
+            data = path.read_bytes()
+            for s in secrets:
+                assert s.encode() not in data, f"{s} in {path}"
