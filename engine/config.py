@@ -35,14 +35,16 @@ ConferenceType = Literal["support", "multi"]  # 支援会議 | 重層的支援�
 
 
 def _email(v: str) -> str:
-    if not EMAIL.match(v):
+    if not EMAIL.fullmatch(v):
         raise ValueError(f"'{v}' is not an e-mail address like soudan@city.example.lg.jp")
     return v
 
 
 def _hhmm(v):
-    if isinstance(v, int):  # YAML 1.1 reads 14:00 as the sexagesimal number 840
-        return dt.time(v // 60, v % 60) if 0 <= v < 24 * 60 else v
+    if isinstance(v, int) and not isinstance(v, bool):  # YAML 1.1 reads 14:00 as the sexagesimal number 840
+        if not 0 <= v < 24 * 60:
+            raise ValueError(f"{v // 60}:{v % 60:02d} is not a time of day; write HH:MM in quotes, e.g. \"14:00\"")
+        return dt.time(v // 60, v % 60)
     return v
 
 
@@ -258,10 +260,12 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
             if a.id in registry:
                 problems.append(agencies_doc.problem(("agencies", i, "id"), f"duplicate agency id '{a.id}'", entry_id=a.id, suggestion="give each agency its own id"))
             registry[a.id] = a
-    if conference and registry:
-        _check_conference(conference_doc, conference, registry, rules, problems)
-    if lead and registry:
-        _check_lead_rules(lead_doc, lead.lead_rules, registry, rules, problems)
+    # cross-checks run even when agencies.yaml has problems, so that every problem shows at once;
+    # the checks that need the registry are skipped while it is broken
+    if conference:
+        _check_conference(conference_doc, conference, registry, rules, problems, registry_ok=bool(agencies))
+    if lead:
+        _check_lead_rules(lead_doc, lead.lead_rules, registry, rules, problems, registry_ok=bool(agencies))
     if problems:
         raise ConfigInvalid(problems)
     templates = config_dir / "templates"
@@ -273,10 +277,10 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     )
 
 
-def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agency], rules: RuleSet, problems: list) -> None:
+def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agency], rules: RuleSet, problems: list, registry_ok: bool = True) -> None:
     kinds = {a.kind for a in registry.values()}
     for i, r in enumerate(conf.routing):
-        if r.owner_kind not in kinds:
+        if registry_ok and r.owner_kind not in kinds:
             problems.append(doc.problem(("routing", i, "owner_kind"), f"no agency of kind '{r.owner_kind}' in agencies.yaml", suggestion=did_you_mean(r.owner_kind, kinds)))
     for flag_id in conf.discussion_by_flag:
         if flag_id not in rules.flags:
@@ -285,13 +289,14 @@ def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agenc
         if flag_id not in rules.flags:
             problems.append(doc.problem(("locked_flags", i), f"unknown flag '{flag_id}'", suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
     members = [a for a in registry.values() if a.member]
-    if not members:
-        problems.append(RuleProblem(file=doc.file.replace("conference", "agencies"), line=1, field="member", message="no agency is a registered member of the 支援会議: no 支援会議 could be held", suggestion="set `member: true` for the agencies registered under 社会福祉法106条の6"))
+    if registry_ok and not members:
+        problems.append(RuleProblem(file=str(Path(doc.file).with_name("agencies.yaml")), line=1, field="member", message="no agency is a registered member of the 支援会議: no 支援会議 could be held", suggestion="set `member: true` for the agencies registered under 社会福祉法106条の6"))
 
 
-def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dict[str, Agency], rules: RuleSet, problems: list) -> None:
+def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dict[str, Agency], rules: RuleSet, problems: list, registry_ok: bool = True) -> None:
     kinds = {a.kind for a in registry.values()}
     covered: set[str] = set()
+    always: set[str] = set()  # flags of earlier rules whose lead is a town-wide member: those never fall through
     seen_ids: dict[str, int] = {}
     for i, rule in enumerate(rules_):
         where = ("lead_rules", i)
@@ -303,10 +308,14 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
             for j, f in enumerate(rule.flags):
                 if f not in rules.flags:
                     problems.append(doc.problem(where + ("flags", j), f"unknown flag '{f}'", entry_id=rule.id, suggestion=did_you_mean(f, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
-        if rule.flags != "any" and flags and flags <= covered:
-            problems.append(doc.problem(where, "this rule is never used: earlier rules already cover all its flags", entry_id=rule.id, suggestion="move it above the rule that shadows it, or delete it"))
+        if rule.flags != "any" and flags and flags <= always:
+            problems.append(doc.problem(where, "this rule is never used: earlier rules already choose a lead for all its flags", entry_id=rule.id, suggestion="move it above the rule that shadows it, or delete it"))
         covered |= flags
         t = rule.lead
+        if any(lead_matches(t, a) and a.member and ALL_AREAS in a.areas for a in registry.values()):
+            always |= flags
+        if not registry_ok:
+            continue
         if t.agency and t.agency not in registry:
             problems.append(doc.problem(where + ("lead", "agency"), f"unknown agency '{t.agency}'", entry_id=rule.id, suggestion=did_you_mean(t.agency, registry)))
         if t.kind and t.kind not in kinds:

@@ -31,6 +31,7 @@ class YamlFile(BaseModel):
         return self.lines.get((), 1)
 
     def problem(self, path: tuple, message: str, *, suggestion: str | None = None, entry_id: str | None = None) -> RuleProblem:
+        path = tuple(p for p in path if not _is_type_tag(p))
         field = ".".join(str(p) for p in path if not isinstance(p, int))
         return RuleProblem(file=self.file, line=self.line(path), rule_id=entry_id, field=field, message=message, suggestion=suggestion)
 
@@ -96,11 +97,16 @@ def validate(doc: YamlFile, model: type[BaseModel], problems: list[RuleProblem],
             elif e["type"] == "missing":
                 message = f"missing field '{loc[-1]}'"
             else:
-                message = e["msg"]
+                message = e["msg"].removeprefix("Value error, ")
                 if "input" in e and not isinstance(e["input"], (dict, list)):
                     message += f" (got {e['input']!r})"
             problems.append(doc.problem(loc, message, suggestion=suggestion, entry_id=entry_id))
         return None
+
+
+def _is_type_tag(p) -> bool:
+    """pydantic adds the union member it tried to the location ('tuple[str, ...]', "literal['any']")."""
+    return isinstance(p, str) and ("[" in p or p.startswith(("function-", "literal")))
 
 
 def _entry_id(data: Any, loc: tuple, id_key: str) -> str | None:
@@ -123,9 +129,7 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     current: Any = model
     for p in loc:
         if isinstance(p, int) or p not in getattr(current, "model_fields", {}):
-            if isinstance(p, int):
-                continue
-            return None
+            continue  # a list index, a dict key (slots.support) or a union tag
         ann = current.model_fields[p].annotation
         current = _inner_model(ann, typing)
         if current is None:
