@@ -26,6 +26,32 @@ def test_demo_json_summary(tmp_path, rules):
     assert sum(out["flags"].values()) == out["screen"]["flags_opened"] > 0
     assert out["flagged_households"] <= out["households"]
     assert (tmp_path / "ws" / "engine.db").exists()
+    # the whole cycle: flags → cases → meetings → agendas → outbox
+    assert out["cases_opened"] > 0 and out["cases_routed"] >= 0 and out["meetings"] > 0
+    assert out["agendas"] > 0 and out["emails_sent"] == len(list((tmp_path / "ws" / "outbox").glob("*.eml"))) > 0
+    assert out["emails_failed"] == 0
+
+
+def test_conference_commands_end_to_end(tmp_path):
+    ws = tmp_path / "ws"
+    out = demo(ws)
+    listed = runner.invoke(app, ["meetings", "--workspace", str(ws), "--date", "2026-11-27", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert sum(len(r["cases"]) for r in rows) == out["cases_opened"]
+    meeting, agency = rows[0]["meeting_id"], rows[0]["cases"][0]["lead_agency_id"]
+    shown = runner.invoke(app, ["agenda", meeting, "--agency", agency, "--workspace", str(ws)])
+    assert shown.exit_code == 0 and meeting in shown.output and "第1版" in shown.output
+    missing = runner.invoke(app, ["agenda", "M-19990101-1400-S", "--workspace", str(ws)])
+    assert missing.exit_code == 2 and "no meeting" in missing.output
+    box = runner.invoke(app, ["outbox", "--workspace", str(ws), "--json"])
+    assert json.loads(box.output)["counts"]["sent"] == out["emails_sent"]
+    again = runner.invoke(app, ["run", "--workspace", str(ws), "--date", "2026-11-27", "--json"])
+    assert again.exit_code == 0, again.output
+    result = json.loads(again.output)
+    assert result["cycle"]["convene"]["cases_opened"] == 0 and result["dispatch"]["send"]["sent"] == 0
+    check = runner.invoke(app, ["config", "check"])
+    assert check.exit_code == 0 and "12 agencies" in check.output
 
 
 def test_demo_is_reproducible(tmp_path):
