@@ -50,6 +50,21 @@ def test_conference_commands_end_to_end(tmp_path):
     assert again.exit_code == 0, again.output
     result = json.loads(again.output)
     assert result["cycle"]["convene"]["cases_opened"] == 0 and result["dispatch"]["send"]["sent"] == 0
+    # privacy scan of everything e-mailed, against the synthetic town's names, kana, addresses, birth dates
+    import email
+    import email.policy
+    import sqlite3
+
+    db = sqlite3.connect(ws / "engine.db")
+    secrets = {v for row in db.execute("SELECT p.name, p.kana, h.address, p.birth_date FROM persons p JOIN households h USING (household_id)") for v in row if v}
+    # family and given names alone, from 3 characters (2-character kana such as リー occur in ordinary words: アウトリーチ)
+    secrets |= {n for row in db.execute("SELECT name, kana FROM persons") for full in row if full for n in full.split() if len(n) >= 3}
+    assert len(secrets) > 1000
+    for path in (ws / "outbox").glob("*.eml"):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        text = "\n".join(str(msg[h]) for h in ("Subject", "To", "From")) + "\n".join(p.get_content() for p in msg.walk() if p.get_content_maintype() == "text")
+        hits = [s for s in secrets if s in text]
+        assert not hits, f"{hits[:5]} in {path.name}"
     check = runner.invoke(app, ["config", "check"])
     assert check.exit_code == 0 and "12 agencies" in check.output
 

@@ -79,7 +79,7 @@ def served(conn, workspace, tmp_path):
     )
     url = f"http://127.0.0.1:{port}/api"
     try:
-        yield proc, url, workspace
+        yield proc, url, workspace, tmp_path / "serve.log"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
@@ -97,7 +97,7 @@ def served(conn, workspace, tmp_path):
 
 
 def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
-    proc, url, workspace = served
+    proc, url, workspace, log = served
     deps = wait_for(lambda: len(d := api(url, "/deployments/filter", {})) == 2 and d, 120, "the two deployments")
     by_name = {d["name"]: d for d in deps}
     assert by_name["nightly-cycle"]["schedules"][0]["schedule"] == {"cron": "0 2 * * *", "timezone": "Asia/Tokyo", "day_or": True}
@@ -117,7 +117,7 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     # Prefect's store: no name, kana, address or birth date of the town
     births = [b for (b,) in conn.execute("SELECT birth_date FROM persons")]
     secrets = ["試験", "太郎", "シケン", "タロウ", "テスト町"] + births
-    stored = list((workspace / "prefect").rglob("*"))
+    stored = list((workspace / "prefect").rglob("*")) + [log]
     assert any(p.name.endswith(".db") for p in stored)
     for path in stored:
         if path.is_file():
