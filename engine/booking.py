@@ -44,9 +44,15 @@ class Booker:
             "SELECT meeting_id, COUNT(*) FROM cases WHERE meeting_id IS NOT NULL AND is_open = 1 GROUP BY meeting_id"
         ).fetchall())
         self.known: dict[str, Meeting] = {}
+        self.by_day: dict[tuple[str, date], list[Meeting]] = {}
+        self.full_before: dict[str, date] = {}  # per type: every meeting before this day is full
         for row in conn.execute("SELECT meeting_id, conference_type, held_on, start_time, place, capacity, added_for_urgent FROM meetings WHERE held_on > ?", (on.isoformat(),)):
             m = Meeting(meeting_id=row[0], conference_type=row[1], held_on=date.fromisoformat(row[2]), start_time=row[3], place=row[4], capacity=row[5], added_for_urgent=bool(row[6]))
-            self.known[m.meeting_id] = m
+            self._remember(m)
+
+    def _remember(self, m: Meeting) -> None:
+        self.known[m.meeting_id] = m
+        self.by_day.setdefault((m.conference_type, m.held_on), []).append(m)
 
     def _slots_on(self, kind: ConferenceType, day: date) -> list[Meeting]:
         """Regular slots of that day plus meetings added earlier (urgent), in time order."""
@@ -57,9 +63,8 @@ class Booker:
                     hhmm = s.time.strftime("%H:%M")
                     mid = meeting_id(kind, day, hhmm)
                     out[mid] = self.known.get(mid) or Meeting(meeting_id=mid, conference_type=kind, held_on=day, start_time=hhmm, place=s.place, capacity=self.capacity)
-        for m in self.known.values():
-            if m.conference_type == kind and m.held_on == day:
-                out.setdefault(m.meeting_id, m)
+        for m in self.by_day.get((kind, day), ()):
+            out.setdefault(m.meeting_id, m)
         return sorted(out.values(), key=lambda m: m.start_time)
 
     def _free(self, m: Meeting) -> bool:
@@ -71,7 +76,7 @@ class Booker:
                 "INSERT OR IGNORE INTO meetings (meeting_id, conference_type, held_on, start_time, place, capacity, added_for_urgent) VALUES (?,?,?,?,?,?,?)",
                 (m.meeting_id, m.conference_type, m.held_on.isoformat(), m.start_time, m.place, m.capacity, int(m.added_for_urgent)),
             )
-            self.known[m.meeting_id] = m
+            self._remember(m)
         self.booked[m.meeting_id] = self.booked.get(m.meeting_id, 0) + 1
         return m
 
@@ -79,12 +84,14 @@ class Booker:
         if urgent:
             return self._book_urgent(kind)
         first = self.calendar.add(self.on, self.config.conference.lead_business_days)
-        day = first
+        day = max(first, self.full_before.get(kind, first))  # skip days already found full (fast for 1,000s of cases)
         while day <= self.on + timedelta(days=HORIZON_DAYS):
             for m in self._slots_on(kind, day):
                 if self._free(m):
+                    self.full_before[kind] = day
                     return self._take(m)
             day += timedelta(days=1)
+        self.full_before[kind] = day
         raise NoSlot(f"no free {kind} meeting slot within {HORIZON_DAYS} days: add slots or raise cases_per_meeting in conference.yaml")
 
     def _book_urgent(self, kind: ConferenceType) -> Meeting:

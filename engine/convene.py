@@ -13,7 +13,7 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from engine.booking import Booker
+from engine.booking import Booker, NoSlot
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
 from engine.lead import participants, propose_lead
 from engine.rules.facts import Household, load_households
@@ -26,6 +26,8 @@ class ConveneResult(BaseModel):
     cases_routed: int = 0  # households left with their silo conference, owner notified
     cases_escalated: int = 0  # routed cases whose new flags lie outside the silo conference
     flags_attached: int = 0  # new flags of households already in an open case
+    cases_unbooked: int = 0  # opened but no free meeting slot: stay 'detected', booked on a later night
+    cases_rebooked: int = 0  # waiting cases booked this night
     meetings_added: int = 0
     seconds: float = 0.0
 
@@ -165,11 +167,18 @@ class Convener:
         if excluded:
             basis += "。構成員でないため招集しない機関: " + "、".join(self.config.agencies[a].name for a in excluded)
         known_before = len(self.booker.known)
-        meeting = self.booker.book(kind, cand.urgent)
-        self.result.meetings_added += int(meeting.added_for_urgent and len(self.booker.known) > known_before)
+        try:
+            meeting = self.booker.book(kind, cand.urgent)
+        except NoSlot as err:  # keep the case (and the rest of the night's work); say why it waits
+            meeting = None
+            basis += f"。会議に予約できていない: {err}"
+            self.result.cases_unbooked += 1
+        else:
+            self.result.meetings_added += int(meeting.added_for_urgent and len(self.booker.known) > known_before)
         self.conn.execute(
-            "UPDATE cases SET status = 'convened', conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, meeting_id = ? WHERE case_id = ?",
-            (kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None, lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）", meeting.meeting_id, case_id),
+            "UPDATE cases SET status = ?, conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, meeting_id = ? WHERE case_id = ?",
+            ("convened" if meeting else "detected", kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None,
+             lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）", meeting.meeting_id if meeting else None, case_id),
         )
         self.conn.execute("DELETE FROM case_agencies WHERE case_id = ? AND role != 'owner'", (case_id,))
         self.conn.executemany(
@@ -221,5 +230,14 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
                 c.add_to_open_case(case_id, status, cand, households[cand.household_id])
             else:
                 c.open_case(cand, households[cand.household_id])
+        # cases that found no free meeting on an earlier night try again
+        waiting = conn.execute("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+                               "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id", (on.isoformat(),)).fetchall()
+        if waiting:
+            again = {hh.household_id: hh for hh in load_households(conn, [w[1] for w in waiting], on)}
+            for case_id, hid, area in waiting:
+                before = c.result.cases_unbooked
+                c.convene_case(case_id, Candidate(hid, area, c._case_flags(case_id)), again[hid])
+                c.result.cases_rebooked += int(c.result.cases_unbooked == before)
     c.result.seconds = round(time.perf_counter() - started, 3)
     return c.result

@@ -399,3 +399,20 @@ def test_files_are_readable_by_the_owner_only(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     for path in list((workspace / "outbox").iterdir()) + [p for p in (workspace / "agendas").rglob("*")]:
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_a_case_without_a_free_slot_waits_and_is_booked_later(conn, workspace, rules, cfg, monkeypatch):
+    import engine.booking
+
+    add_household(conn, "H8050", *elder_and_son())
+    add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部")
+    monkeypatch.setattr(engine.booking, "HORIZON_DAYS", 3)  # nothing within reach for a normal case
+    screen(conn, workspace, rules, ON)
+    first = convene(conn, rules, cfg, ON)
+    assert first.cases_unbooked == 1 and first.cases_opened == 2  # the urgent one still got its meeting
+    waiting = case_of(conn, "H8050")
+    assert waiting["status"] == "detected" and waiting["meeting"] is None and "会議に予約できていない" in waiting["basis"]
+    assert case_of(conn, "HDV")["meeting"] is not None
+    monkeypatch.setattr(engine.booking, "HORIZON_DAYS", 3 * 366)
+    later = convene(conn, rules, cfg, date(2026, 11, 30))
+    assert later.cases_rebooked == 1 and case_of(conn, "H8050")["status"] == "convened"
