@@ -129,6 +129,7 @@ def _value(code: str, value: str) -> str:
 
 
 class MeetingPapers(BaseModel):
+    header: dict
     agendas: list[Agenda]
     coordinator: dict  # full local version (names included): never e-mailed
 
@@ -198,7 +199,13 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
         Agenda(**header, agency_id=a, agency_name=config.agencies[a].name, silo=config.agencies[a].silo, cases=items, locked_count=locked.get(a, 0))
         for a, items in sorted(per_agency.items())
     ]
-    return MeetingPapers(agendas=agendas, coordinator=dict(header, cases=coordinator_cases))
+    return MeetingPapers(header=header, agendas=agendas, coordinator=dict(header, cases=coordinator_cases))
+
+
+def withdrawn_agenda(papers: MeetingPapers, config: Config, agency_id: str) -> Agenda:
+    """For an agency that had an agenda for this meeting but no longer has a case in it."""
+    a = config.agencies[agency_id]
+    return Agenda(**papers.header, agency_id=agency_id, agency_name=a.name, silo=a.silo, cases=[], locked_count=0)
 
 
 def _coordinator_members(conn: sqlite3.Connection, hh: Household, on_iso: str) -> list[dict]:

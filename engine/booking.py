@@ -80,6 +80,14 @@ class Booker:
         self.booked[m.meeting_id] = self.booked.get(m.meeting_id, 0) + 1
         return m
 
+    def release(self, meeting_id: str | None) -> None:
+        """A case leaves a meeting (it is moved elsewhere): its place is free again."""
+        if meeting_id and self.booked.get(meeting_id, 0) > 0:
+            self.booked[meeting_id] -= 1
+            m = self.known.get(meeting_id)
+            if m is not None and m.held_on < self.full_before.get(m.conference_type, m.held_on):
+                self.full_before[m.conference_type] = m.held_on
+
     def book(self, kind: ConferenceType, urgent: bool) -> Meeting:
         if urgent:
             return self._book_urgent(kind)

@@ -28,6 +28,7 @@ class ConveneResult(BaseModel):
     flags_attached: int = 0  # new flags of households already in an open case
     cases_unbooked: int = 0  # opened but no free meeting slot: stay 'detected', booked on a later night
     cases_rebooked: int = 0  # waiting cases booked this night
+    consent_withdrawn: int = 0  # 重層的支援会議 bookings moved to a 支援会議 because consent ended
     meetings_added: int = 0
     seconds: float = 0.0
 
@@ -239,5 +240,19 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
                 before = c.result.cases_unbooked
                 c.convene_case(case_id, Candidate(hid, area, c._case_flags(case_id)), again[hid])
                 c.result.cases_rebooked += int(c.result.cases_unbooked == before)
+        # consent can be withdrawn: a 重層的支援会議 booking without it moves to a 支援会議
+        booked_multi = conn.execute(
+            "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+            "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.conference_type = 'multi' AND m.held_on > ? ORDER BY c.case_id",
+            (on.isoformat(),),
+        ).fetchall()
+        if booked_multi:
+            loaded = {hh.household_id: hh for hh in load_households(conn, [b[1] for b in booked_multi], on)}
+            for case_id, hid, area in booked_multi:
+                cand = Candidate(hid, area, c._case_flags(case_id))
+                if choose_conference(cand, loaded[hid], c.on_iso, config)[0] != "multi":
+                    c.booker.release(conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0])
+                    c.convene_case(case_id, cand, loaded[hid], note="本人同意が撤回されたため重層的支援会議から移す。")
+                    c.result.consent_withdrawn += 1
     c.result.seconds = round(time.perf_counter() - started, 3)
     return c.result

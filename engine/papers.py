@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from engine.agenda import environment, meeting_papers, render_agenda, render_coordinator, silo_facts
+from engine.agenda import environment, meeting_papers, render_agenda, render_coordinator, silo_facts, withdrawn_agenda
 from engine.config import Config
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
@@ -63,9 +63,10 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
     """Render agendas for every meeting from `on` on that has cases; queue changed ones."""
     env = environment(config)
     result = PapersResult()
+    # meetings with cases, and meetings whose agencies hold an agenda that may now be out of date
     meetings = [r[0] for r in conn.execute(
-        "SELECT DISTINCT m.meeting_id FROM meetings m JOIN cases c ON c.meeting_id = m.meeting_id AND c.is_open = 1 "
-        "WHERE m.held_on >= ? ORDER BY m.held_on, m.start_time, m.meeting_id", (on.isoformat(),)
+        "SELECT m.meeting_id FROM meetings m WHERE m.held_on >= ? AND (EXISTS (SELECT 1 FROM cases c WHERE c.meeting_id = m.meeting_id AND c.is_open = 1) "
+        "OR EXISTS (SELECT 1 FROM agendas a WHERE a.meeting_id = m.meeting_id)) ORDER BY m.held_on, m.start_time, m.meeting_id", (on.isoformat(),)
     )]
     hids = [r[0] for r in conn.execute(
         "SELECT c.household_id FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND m.held_on >= ?", (on.isoformat(),)
@@ -76,7 +77,10 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
             result.meetings += 1
             papers = meeting_papers(conn, rules, config, meeting_id, on, households)
             folder = Path("agendas") / meeting_id
-            for agenda in papers.agendas:
+            current = {a.agency_id for a in papers.agendas}
+            earlier = [a for (a,) in conn.execute("SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != ? ORDER BY agency_id", (meeting_id, COORDINATOR))]
+            gone = [withdrawn_agenda(papers, config, a) for a in earlier if a not in current and a in config.agencies]
+            for agenda in papers.agendas + gone:
                 version, digest = latest(conn, meeting_id, agenda.agency_id)
                 if digest == agenda.content_hash():
                     continue

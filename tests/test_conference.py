@@ -416,3 +416,37 @@ def test_a_case_without_a_free_slot_waits_and_is_booked_later(conn, workspace, r
     monkeypatch.setattr(engine.booking, "HORIZON_DAYS", 3 * 366)
     later = convene(conn, rules, cfg, date(2026, 11, 30))
     assert later.cases_rebooked == 1 and case_of(conn, "H8050")["status"] == "convened"
+
+
+def test_withdrawn_consent_moves_a_booking_to_a_support_meeting(conn, workspace, rules, cfg):
+    add_household(conn, "HAGREED", *elder_and_son(consent=True), area="北部")
+    cycle(conn, workspace, rules, cfg)
+    before = case_of(conn, "HAGREED")
+    assert before["type"] == "multi"
+    # the son withdraws his consent before the meeting (the silo sends an end date)
+    conn.execute("UPDATE records SET end_date = '2026-11-28' WHERE code = 'consent' AND person_id IN (SELECT person_id FROM persons WHERE household_id = 'HAGREED' AND relationship = '子')")
+    conn.commit()
+    result, _ = cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
+    after = case_of(conn, "HAGREED")
+    assert result.convene.consent_withdrawn == 1
+    assert after["type"] == "support" and after["meeting"] != before["meeting"] and after["basis"].startswith("本人同意が撤回された")
+    assert conn.execute("SELECT conference_type FROM meetings WHERE meeting_id = ?", (after["meeting"],)).fetchone()[0] == "support"
+    invited = {a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (after["case_id"],))}
+    assert not invited & {a.id for a in cfg.agencies.values() if not a.member}
+    again, _ = cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
+    assert again.convene.consent_withdrawn == 0
+
+
+def test_agency_left_without_cases_is_told_its_agenda_is_void(conn, workspace, rules, cfg):
+    add_household(conn, "HAGREED", *elder_and_son(consent=True), area="北部")
+    cycle(conn, workspace, rules, cfg)
+    before = case_of(conn, "HAGREED")
+    assert conn.execute("SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND status = 'sent'").fetchone()[0] == 1
+    conn.execute("UPDATE records SET end_date = '2026-11-28' WHERE code = 'consent'")
+    conn.commit()
+    cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
+    text = agenda(conn, workspace, before["meeting"], "hikikomori_npo")
+    assert "第2版" in text and "事案はなくなりました" in text and before["case_id"] not in text
+    # the NPO is not a member: it gets nothing about the 支援会議 the case moved to
+    after = case_of(conn, "HAGREED")
+    assert conn.execute("SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND message_key LIKE ?", (f"agenda:{after['meeting']}:%",)).fetchone()[0] == 0
