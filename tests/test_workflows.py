@@ -124,3 +124,20 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
             data = path.read_bytes()
             for s in secrets:
                 assert s.encode() not in data, f"{s} in {path}"
+
+
+def test_a_server_orphaned_by_a_hard_kill_is_stopped_by_the_next_serve(tmp_path):
+    from engine.workflows.serve import prefect_env, stop_orphan
+
+    ws = tmp_path / "ws"
+    home = Path(prefect_env(ws)["PREFECT_HOME"])
+    # a stand-in for an orphaned server: a process whose command line says `prefect server`
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "prefect", "server"], start_new_session=True)
+    (home / "server.pid").write_text(str(fake.pid))
+    assert stop_orphan(ws) is True
+    assert fake.wait(timeout=10) != 0 and not (home / "server.pid").exists()
+    # an unrelated process with a recycled pid is left alone
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    (home / "server.pid").write_text(str(other.pid))
+    assert stop_orphan(ws) is False and other.poll() is None
+    other.kill()

@@ -39,7 +39,31 @@ def wait_healthy(api_url: str, process: subprocess.Popen, timeout: float = 90) -
     raise RuntimeError(f"the Prefect server did not answer on {api_url} within {timeout:.0f} s")
 
 
+def stop_orphan(workspace: Path) -> bool:
+    """Stop a server left running by an earlier `engine serve` that was killed hard (SIGKILL)."""
+    pidfile = Path(prefect_env(workspace)["PREFECT_HOME"]) / "server.pid"
+    if not pidfile.exists():
+        return False
+    try:
+        pid = int(pidfile.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (ValueError, OSError):
+        pidfile.unlink(missing_ok=True)
+        return False
+    pidfile.unlink(missing_ok=True)
+    if b"prefect" in cmdline and b"server" in cmdline:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
+    return False
+
+
 def start_server(workspace: Path, host: str, port: int) -> tuple[subprocess.Popen, str]:
+    if stop_orphan(workspace):
+        print("stopped a Prefect server left running by an earlier `engine serve`", flush=True)
+        time.sleep(2)
     env = {**os.environ, **prefect_env(workspace)}
     env.pop("PREFECT_API_URL", None)
     process = subprocess.Popen(
