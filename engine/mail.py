@@ -32,6 +32,11 @@ class TemporaryFailure(Exception):
     """Worth retrying later (connection refused, timeout, 4xx)."""
 
 
+class Uncertain(TemporaryFailure):
+    """The connection broke or timed out while the message was being handed over: the server may
+    have accepted it. Retried, and reported as a possible duplicate."""
+
+
 class ServerUnavailable(TemporaryFailure):
     """No connection at all: the rest of the run's messages wait for the next run."""
 
@@ -123,7 +128,7 @@ class SmtpTransport:
             raise (PermanentFailure if 500 <= err.smtp_code < 600 else TemporaryFailure)(f"{err.smtp_code} {err.smtp_error!r}") from err
         except (OSError, smtplib.SMTPException, socket.timeout) as err:
             self._drop()
-            raise TemporaryFailure(str(err) or type(err).__name__) from err
+            raise Uncertain(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -175,6 +180,9 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 else:
                     wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
                     _mark(conn, key, "pending", attempts + 1, str(err), next_at=(now + timedelta(minutes=wait)).isoformat(timespec="seconds"))
+                    if isinstance(err, Uncertain):
+                        with conn:
+                            conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
                     result.deferred += 1
                 if isinstance(err, ServerUnavailable):
                     result.deferred += len(due) - due.index((key, agency_id, subject, parts, attempts)) - 1

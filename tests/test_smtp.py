@@ -24,6 +24,8 @@ class Sink:
     def __init__(self):
         self.messages: list[tuple[list[str], bytes]] = []
         self.reject: dict[str, tuple[int, str]] = {}
+        self.data_delay = 0.0  # seconds to wait before answering DATA (a slow server)
+        self.drop_data = 0  # this many DATA commands are answered by closing the connection
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.reject:
@@ -33,7 +35,15 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        if self.drop_data:
+            self.drop_data -= 1
+            server.transport.close()  # the connection drops during DATA: nothing delivered
+            return "421 closing"
+        if self.data_delay:
+            import asyncio
+
+            await asyncio.sleep(self.data_delay)
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))  # delivered, even if the client gave up
         return "250 Message accepted for delivery"
 
 
@@ -119,3 +129,41 @@ def test_refused_connection_keeps_everything_queued(queued, workspace, rules):
     rows = outbox(queued, "pending")[1]
     assert sum(1 for r in rows if r.last_error and "cannot connect" in r.last_error) == 1  # one try, not one per message
     assert sum(r.attempts for r in rows) == 1
+
+
+def test_connection_dropped_during_data_is_retried_and_reported_as_uncertain(queued, workspace, rules, sink):
+    handler, port = sink
+    cfg = smtp_config(rules, port)
+    handler.drop_data = 1
+    nightly_cycle(queued, workspace, rules, cfg, ON)
+    n = len(outbox(queued, "pending")[1])
+    first = send_pending(queued, cfg, workspace)
+    assert first.deferred == 1 and first.sent == n - 1
+    counts, rows = outbox(queued)
+    assert counts["possible_duplicate"] == 1  # the engine cannot know whether it arrived: it says so
+    later = send_pending(queued, cfg, workspace, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    assert later.sent == 1 and len(handler.messages) == n and not outbox(queued, "pending")[1]
+
+
+def test_slow_server_past_the_timeout_defers_and_flags_the_possible_duplicate(queued, workspace, rules, sink):
+    handler, port = sink
+    cfg = smtp_config(rules, port)
+    cfg = cfg.model_copy(update={"mail": cfg.mail.model_copy(update={"smtp": cfg.mail.smtp.model_copy(update={"timeout": 1})})})
+    handler.data_delay = 2.5
+    nightly_cycle(queued, workspace, rules, cfg, ON)
+    n = len(outbox(queued, "pending")[1])
+    first = send_pending(queued, cfg, workspace)
+    assert first.sent == 0 and first.deferred >= 1
+    assert outbox(queued)[0]["possible_duplicate"] >= 1
+    handler.data_delay = 0
+    import time
+
+    time.sleep(3)  # the slow server delivers what it had
+    later = send_pending(queued, cfg, workspace, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    assert later.sent == first.deferred and not outbox(queued, "pending")[1]
+    # every message arrived at least once; the ones that may have arrived twice are marked
+    keys = [email.message_from_bytes(raw, policy=email.policy.default)["X-Engine-Key"] for _, raw in handler.messages]
+    assert set(keys) == {r.message_key for r in outbox(queued, "sent")[1]}
+    duplicated = {k for k in keys if keys.count(k) > 1}
+    marked = {r.message_key for r in outbox(queued)[1] if r.possible_duplicate}
+    assert duplicated <= marked
