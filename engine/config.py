@@ -148,14 +148,6 @@ class Conference(Strict):
             parse_closed_day(item)
         return v
 
-    @model_validator(mode="after")
-    def _slots(self):
-        for kind in ("support", "multi"):
-            if not self.slots.get(kind):
-                raise ValueError(f"slots.{kind}: list at least one meeting slot (weekday, time, place)")
-            if self.slots[kind] and all(s.weekday_number >= 5 for s in self.slots[kind]):
-                raise ValueError(f"slots.{kind}: every slot falls on a weekend, which is never a business day")
-        return self
 
 
 def parse_closed_day(item: str):
@@ -278,6 +270,12 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
 
 
 def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agency], rules: RuleSet, problems: list, registry_ok: bool = True) -> None:
+    for kind in ("support", "multi"):
+        slots = conf.slots.get(kind) or ()
+        if not slots:
+            problems.append(doc.problem(("slots", kind), f"slots.{kind}: list at least one meeting slot for the {conf.names.get(kind, kind)}", suggestion='e.g. `- {weekday: 木, time: "14:00", place: 会議室}`'))
+        elif all(s.weekday_number >= 5 for s in slots):
+            problems.append(doc.problem(("slots", kind), f"slots.{kind}: every slot falls on a weekend, which is never a business day", suggestion="use 月 火 水 木 or 金"))
     kinds = {a.kind for a in registry.values()}
     for i, r in enumerate(conf.routing):
         if registry_ok and r.owner_kind not in kinds:

@@ -359,8 +359,6 @@ def test_slots_for_one_conference_type_missing(tmp_path, rules):
     assert "slots.multi: list at least one meeting slot" in p.message
 
 
-@pytest.mark.xfail(strict=True, reason="engine/config.py Conference._slots is a whole-model validator: its problem has an empty field "
-                   "and the line of the first key of the file (names:), not the slots: line")
 def test_slots_missing_names_the_slots_line_and_field(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", '  multi:\n    - {weekday: 木, time: "14:00", place: 福祉センター 2階 研修室}\n', ""))
     p = only_problem(d, rules)
