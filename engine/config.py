@@ -17,9 +17,9 @@ import re
 import datetime as dt
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from engine.rules.loader import ID_PATTERN, RuleProblem, RulesInvalid, did_you_mean
 from engine.rules.model import RuleSet
@@ -88,6 +88,8 @@ class Slot(Strict):
     def _weekday(cls, v: str) -> str:
         if v.lower() not in WEEKDAYS:
             raise ValueError(f"unknown weekday '{v}' (use 月 火 水 木 金 or mon … fri)")
+        if WEEKDAYS[v.lower()] >= 5:
+            raise ValueError(f"'{v}' is a weekend day: meetings are booked on business days only (月 火 水 木 金)")
         return v.lower()
 
     @field_validator("time", mode="before")
@@ -110,6 +112,18 @@ class ExtraMeeting(Strict):
     @classmethod
     def _time(cls, v):
         return _hhmm(v)
+
+
+def _closed_day(v):
+    if isinstance(v, date):  # an unquoted 2027-01-04 is read by YAML as a date: accept it
+        v = v.isoformat()
+    if not isinstance(v, str):
+        raise ValueError(f"closed day {v!r} must be text such as \"12-29..01-03\"")
+    parse_closed_day(v)
+    return v
+
+
+ClosedDay = Annotated[str, BeforeValidator(_closed_day)]
 
 
 class Routing(Strict):
@@ -135,18 +149,12 @@ class Conference(Strict):
     urgent_business_days: int = Field(default=2, ge=1, le=10)  # urgent cases: within this
     slots: dict[ConferenceType, tuple[Slot, ...]]
     extra_meeting: ExtraMeeting = ExtraMeeting()
-    closed_days: tuple[str, ...] = ("12-29..01-03",)  # MM-DD, MM-DD..MM-DD, or YYYY-MM-DD
+    closed_days: tuple[ClosedDay, ...] = ("12-29..01-03",)  # MM-DD, MM-DD..MM-DD, or YYYY-MM-DD
     routing: tuple[Routing, ...] = ()
     discussion_points: tuple[str, ...] = ("主担当機関の決定", "役割分担", "本人同意の取得方針")
     discussion_by_flag: dict[str, tuple[str, ...]] = {}
     locked_flags: tuple[str, ...] = ("dv",)  # never detailed in e-mail: "1件（詳細は会議にて）"
 
-    @field_validator("closed_days")
-    @classmethod
-    def _closed(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for item in v:
-            parse_closed_day(item)
-        return v
 
 
 

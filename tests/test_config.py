@@ -368,7 +368,7 @@ def test_slots_missing_names_the_slots_line_and_field(tmp_path, rules):
 def test_slots_only_on_weekends(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "weekday: 木,", "weekday: 土,"))
     p = only_problem(d, rules)
-    assert "slots.multi: every slot falls on a weekend" in p.message
+    assert "is a weekend day" in p.message and p.field == "slots.multi.weekday" and p.line == line_of(d / "conference.yaml", "weekday: 土,")
 
 
 def test_unknown_field_in_extra_meeting_suggests(tmp_path, rules):
@@ -413,8 +413,8 @@ def test_unquoted_slot_time_out_of_range_is_a_problem(tmp_path, rules, unquoted)
 def test_invalid_closed_day(tmp_path, rules, entry):
     d = configs(tmp_path, ("conference.yaml", '  - "12-29..01-03"', f'  - "12-29..01-03"\n  - "{entry}"'))
     p = only_problem(d, rules)
-    # the validator checks the whole list, so the problem points at the closed_days: key
-    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", "closed_days:"), "closed_days")
+    # each entry is checked on its own, so the problem points at the bad entry's line
+    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", f'"{entry}"'), "closed_days")
     assert f"closed day '{entry}' must be MM-DD, MM-DD..MM-DD" in p.message
 
 
@@ -423,11 +423,15 @@ def test_valid_closed_days(tmp_path, rules):
     assert load_config(d, rules).conference.closed_days == ("12-29..01-03", "02-29", "08-13..08-15", "2027-01-04")
 
 
-def test_unquoted_closed_date_is_reported_on_its_line(tmp_path, rules):
+def test_unquoted_closed_date_is_accepted_as_the_date_it_reads_as(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", '  - "12-29..01-03"', '  - "12-29..01-03"\n  - 2027-01-04'))
+    assert load_config(d, rules).conference.closed_days == ("12-29..01-03", "2027-01-04")
+
+
+def test_a_number_as_closed_day_is_reported_on_its_line(tmp_path, rules):
+    d = configs(tmp_path, ("conference.yaml", '  - "12-29..01-03"', '  - "12-29..01-03"\n  - 1229'))
     p = only_problem(d, rules)
-    assert (p.line, p.field) == (line_of(d / "conference.yaml", "- 2027-01-04"), "closed_days")
-    assert "valid string" in p.message
+    assert (p.line, p.field) == (line_of(d / "conference.yaml", "- 1229"), "closed_days") and "must be text" in p.message
 
 
 def test_conference_numbers_in_range(tmp_path, rules):
