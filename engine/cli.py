@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from engine.db import connect, db_path
-from engine.dates import DateError, parse_date
+from engine.dates import DateError, parse_date, today_in_tokyo
 
 app = typer.Typer(help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules.", no_args_is_help=True, add_completion=False)
 rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_help=True)
@@ -42,7 +42,7 @@ def _default_config() -> Path:
 
 CONFIG = typer.Option(_default_config(), "--config", help="Folder with agencies.yaml, conference.yaml, lead_rules.yaml, mail.yaml (env ENGINE_CONFIG; default ./configs).")
 RULES = typer.Option(_default_rules(), "--rules", help="Folder of rule files (env ENGINE_RULES; default ./configs/rules).")
-DATE = typer.Option(None, "--date", help="Screening date, ISO or 和暦 (R8.11.27); default today.")
+DATE = typer.Option(None, "--date", help="Screening date, ISO or 和暦 (R8.11.27); default today in Japan.")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -52,7 +52,7 @@ def fail(message: str, code: int = 2) -> None:
 
 def _date(text: Optional[str]) -> date:
     if not text:
-        return date.today()
+        return today_in_tokyo()
     try:
         return parse_date(text)
     except DateError as err:
@@ -223,7 +223,7 @@ def explain(
 
 def _last_screen_date(conn) -> date:
     row = conn.execute("SELECT screened_on FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
-    return date.fromisoformat(row[0]) if row else date.today()
+    return date.fromisoformat(row[0]) if row else today_in_tokyo()
 
 
 @app.command()

@@ -43,7 +43,7 @@ from typing import NamedTuple
 from pydantic import BaseModel
 
 from engine.csvio import CsvFile, FileRefused, Reject, did_you_mean, read_csv
-from engine.dates import DateError, parse_date
+from engine.dates import today_in_tokyo, DateError, parse_date
 from engine.db import current_import_seq
 from engine.rules.loader import RELATIONSHIPS
 from engine.vocabulary import CODES, check_value, identity_part
@@ -621,7 +621,7 @@ def import_dir(
     started = time.perf_counter()
     source_dir = Path(source_dir)
     files = _open_files(source_dir, encoding)
-    today = today or date.today()
+    today = today or today_in_tokyo()
     checkers = {name: _Checker(f, today) for name, f in files.items()}
     if conn.in_transaction:
         conn.commit()

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from engine.config import load_config
 from engine.cycle import dispatch, nightly_cycle
+from engine.dates import today_in_tokyo
 from engine.db import connect
 from engine.rules.loader import load_rules
 
@@ -21,7 +22,7 @@ TASK = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
 
 
 def _on(on: str | None) -> date:
-    return date.fromisoformat(on) if on else date.today()
+    return date.fromisoformat(on) if on else today_in_tokyo()
 
 
 @task(name="nightly-cycle", **TASK)
