@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS cases (
     conference_basis TEXT NOT NULL,          -- why this conference (consent) or why routed (Japanese)
     lead_agency_id   TEXT,
     lead_rule_id     TEXT,
-    lead_reason      TEXT,
+    lead_reason      TEXT,                   -- full reason (coordinator): may say the lead already serves a member
+    lead_reason_shared TEXT,                 -- the part agencies see: rule, reason, area — nothing about other silos
     meeting_id       TEXT,
     routed_to        TEXT,                   -- agency owning the silo conference
     rules_hash       TEXT NOT NULL,
@@ -149,7 +150,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at TEXT,
     sent_at      TEXT,
     sent_to      TEXT,
-    possible_duplicate INTEGER NOT NULL DEFAULT 0  -- crashed between SMTP acceptance and marking
+    possible_duplicate INTEGER NOT NULL DEFAULT 0, -- crashed between SMTP acceptance and marking
+    members_only INTEGER NOT NULL DEFAULT 0,  -- 支援会議 papers: the agency must still be a member at send time
+    content_hash TEXT                         -- routing notices: a new version only when the content changes
+);
+CREATE TABLE IF NOT EXISTS dispatch_lock (
+    name TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, token TEXT NOT NULL, taken_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status);
 """

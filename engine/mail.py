@@ -16,6 +16,7 @@ import os
 import smtplib
 import socket
 import sqlite3
+import uuid
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -46,6 +47,8 @@ class PermanentFailure(Exception):
 
 
 class SendResult(BaseModel):
+    busy: bool = False  # another dispatch was running: this one sent nothing
+    server_unavailable: str | None = None  # no connection or login: everything waits for the next run
     sent: int = 0
     failed: int = 0  # permanently, shown to the coordinator
     deferred: int = 0  # temporary failure, stays queued with a later attempt time
@@ -68,7 +71,8 @@ def build_message(config: Config, key: str, subject: str, parts: dict, recipient
     msg.set_content(parts["text"])
     msg.add_alternative(parts["html"], subtype="html")
     if parts.get("ics"):
-        msg.add_attachment(parts["ics"].encode("utf-8"), maintype="text", subtype="calendar", filename="invite.ics", params={"method": "REQUEST"})
+        method = parts.get("ics_method", "REQUEST")
+        msg.add_attachment(parts["ics"].encode("utf-8"), maintype="text", subtype="calendar", filename="invite.ics" if method == "REQUEST" else "cancel.ics", params={"method": method})
     return msg
 
 
@@ -110,8 +114,10 @@ class SmtpTransport:
             if user:
                 conn.login(user, os.environ.get(s.password_env or "", ""))
             return conn
+        except smtplib.SMTPAuthenticationError as err:
+            raise ServerUnavailable(f"the mail server refused the login ({err.smtp_code}): check the variables {s.username_env} and {s.password_env}") from err
         except smtplib.SMTPResponseException as err:
-            raise (PermanentFailure if 500 <= err.smtp_code < 600 else TemporaryFailure)(f"{err.smtp_code} {err.smtp_error!r}") from err
+            raise ServerUnavailable(f"the mail server refused the session: {err.smtp_code} {err.smtp_error!r}") from err
         except (OSError, smtplib.SMTPException) as err:
             raise ServerUnavailable(f"cannot connect to {s.host}:{s.port}: {err}") from err
 
@@ -150,29 +156,91 @@ def transport_for(config: Config, workspace: Path):
     return SmtpTransport(config) if config.mail.transport == "smtp" else FileTransport(Path(workspace) / "outbox")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _take_lock(conn: sqlite3.Connection, token: str) -> tuple[bool, bool]:
+    """(got the dispatch lock, the previous holder died without releasing it).
+
+    One dispatch at a time: a second one (say `engine run` while the 08:00 flow runs) finds
+    the lock held by a live process and sends nothing."""
+    host, pid = socket.gethostname(), os.getpid()
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute("SELECT host, pid FROM dispatch_lock WHERE name = 'outbox'").fetchone()
+        if row and (row[0] != host or _alive(row[1])):
+            return False, False
+        conn.execute("INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    return True, row is not None
+
+
+def _release_lock(conn: sqlite3.Connection, token: str) -> None:
+    with conn:
+        conn.execute("DELETE FROM dispatch_lock WHERE name = 'outbox' AND token = ?", (token,))
+
+
+def _recover(conn: sqlite3.Connection) -> int:
+    """Messages left 'sending' by a dispatch that died: the server may have them. Send them again
+    (marked possible_duplicate), unless a newer version replaced them meanwhile."""
+    rows = conn.execute("SELECT message_key FROM outbox WHERE status = 'sending'").fetchall()
+    with conn:
+        for (key,) in rows:
+            newer = False
+            if key.startswith("agenda:"):
+                stem, _, version = key.rpartition(":v")
+                newer = conn.execute(
+                    "SELECT 1 FROM outbox WHERE message_key LIKE ? AND CAST(substr(message_key, length(?) + 3) AS INTEGER) > ?",
+                    (stem + ":v%", stem, int(version)),
+                ).fetchone() is not None
+            conn.execute("UPDATE outbox SET status = ?, possible_duplicate = 1 WHERE message_key = ?", ("superseded" if newer else "pending", key))
+    return len(rows)
+
+
 def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, transport=None, now: datetime | None = None) -> SendResult:
     """Send every due message once; see the module docstring for the crash window."""
     now = now or datetime.now(timezone.utc)
-    transport = transport or transport_for(config, workspace)
     result = SendResult()
-    with conn:
-        crashed = conn.execute("UPDATE outbox SET status = 'pending', possible_duplicate = 1 WHERE status = 'sending'").rowcount
-    result.possible_duplicates = crashed
-    due = conn.execute(
-        "SELECT message_key, agency_id, subject, parts, attempts FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY queued_at, message_key",
-        (now.isoformat(timespec="seconds"),),
-    ).fetchall()
+    token = uuid.uuid4().hex
+    got, holder_died = _take_lock(conn, token)
+    if not got:
+        result.busy = True
+        return result
+    transport = transport or transport_for(config, workspace)
     try:
-        for key, agency_id, subject, parts, attempts in due:
+        result.possible_duplicates = _recover(conn)
+        due = conn.execute(
+            "SELECT message_key, agency_id, subject, parts, attempts, members_only FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY queued_at, message_key",
+            (now.isoformat(timespec="seconds"),),
+        ).fetchall()
+        for i, (key, agency_id, subject, parts, attempts, members_only) in enumerate(due):
             agency = config.agencies.get(agency_id)
             if agency is None:
                 _mark(conn, key, "failed", attempts, f"agency '{agency_id}' is no longer in agencies.yaml: nobody to send to")
                 result.failed += 1
                 continue
+            if members_only and not agency.member:
+                _mark(conn, key, "failed", attempts, f"{agency_id} is not a registered member of the 支援会議 in agencies.yaml: 支援会議 papers are not sent to it")
+                result.failed += 1
+                continue
             with conn:
-                conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ?", (key,))
+                claimed = conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'", (key,)).rowcount
+            if not claimed:
+                continue  # superseded or sent meanwhile
             try:
                 transport.send(build_message(config, key, subject, json.loads(parts), agency.email), agency.email, key)
+            except ServerUnavailable as err:
+                # nothing was handed over: not an attempt of this message; the whole run waits
+                _mark(conn, key, "pending", attempts, str(err), next_at=(now + timedelta(minutes=BACKOFF_MINUTES[0])).isoformat(timespec="seconds"))
+                result.deferred += len(due) - i
+                result.server_unavailable = str(err)
+                break
             except TemporaryFailure as err:
                 if attempts + 1 >= config.mail.max_attempts:
                     _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}")
@@ -180,13 +248,10 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 else:
                     wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
                     _mark(conn, key, "pending", attempts + 1, str(err), next_at=(now + timedelta(minutes=wait)).isoformat(timespec="seconds"))
-                    if isinstance(err, Uncertain):
-                        with conn:
-                            conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
                     result.deferred += 1
-                if isinstance(err, ServerUnavailable):
-                    result.deferred += len(due) - due.index((key, agency_id, subject, parts, attempts)) - 1
-                    break  # do not wait out the timeout once per message
+                if isinstance(err, Uncertain):
+                    with conn:
+                        conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
                 continue
             except PermanentFailure as err:
                 _mark(conn, key, "failed", attempts + 1, str(err))
@@ -196,8 +261,19 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?", (datetime.now(timezone.utc).isoformat(timespec="seconds"), agency.email, key))
             result.sent += 1
     finally:
-        transport.close()
+        try:
+            transport.close()
+        finally:
+            _release_lock(conn, token)
     return result
+
+
+def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> int:
+    """Queue failed messages again (all of them, or the given keys) after the cause is fixed."""
+    with conn:
+        if keys:
+            return sum(conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ? AND status = 'failed'", (k,)).rowcount for k in keys)
+        return conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE status = 'failed'").rowcount
 
 
 def _mark(conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None) -> None:

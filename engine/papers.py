@@ -51,10 +51,10 @@ def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[i
     return (row[0], row[1]) if row else (0, None)
 
 
-def queue(conn: sqlite3.Connection, *, key: str, kind: str, agency_id: str, subject: str, parts: dict) -> bool:
+def queue(conn: sqlite3.Connection, *, key: str, kind: str, agency_id: str, subject: str, parts: dict, members_only: bool = False, content_hash: str | None = None) -> bool:
     cur = conn.execute(
-        "INSERT OR IGNORE INTO outbox (message_key, kind, agency_id, subject, parts, status, queued_at) VALUES (?,?,?,?,?,'pending',?)",
-        (key, kind, agency_id, subject, json.dumps(parts, ensure_ascii=False), now_iso()),
+        "INSERT OR IGNORE INTO outbox (message_key, kind, agency_id, subject, parts, status, queued_at, members_only, content_hash) VALUES (?,?,?,?,?,'pending',?,?,?)",
+        (key, kind, agency_id, subject, json.dumps(parts, ensure_ascii=False), now_iso(), int(members_only), content_hash),
     )
     return cur.rowcount == 1
 
@@ -96,7 +96,10 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
                 )
                 subject = f"【{agenda.conference_name}】{agenda.held_on} {agenda.start_time} 議題 {meeting_id}（第{agenda.version}版）"
                 result.agendas += 1
-                result.messages_queued += queue(conn, key=f"agenda:{meeting_id}:{agenda.agency_id}:v{agenda.version}", kind="agenda", agency_id=agenda.agency_id, subject=subject, parts=parts)
+                result.messages_queued += queue(
+                    conn, key=f"agenda:{meeting_id}:{agenda.agency_id}:v{agenda.version}", kind="agenda", agency_id=agenda.agency_id,
+                    subject=subject, parts=parts, members_only=agenda.conference_type == "support",
+                )
             html = render_coordinator(env, papers)
             digest = hashlib.sha256(json.dumps(papers.coordinator, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()[:16]
             version, previous = latest(conn, meeting_id, COORDINATOR)
@@ -109,11 +112,9 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
 
 
 def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, env) -> int:
-    """One notice to the owner of the silo conference for each routed case not yet notified."""
-    rows = conn.execute(
-        "SELECT c.case_id, c.household_id, c.routed_to FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 "
-        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_key = 'routing:' || c.case_id || ':' || c.routed_to) ORDER BY c.case_id"
-    ).fetchall()
+    """A notice to the owner of the silo conference for each routed case, and a new version when
+    the flags it reports change (a new problem within the silo conference's remit)."""
+    rows = conn.execute("SELECT c.case_id, c.household_id, c.routed_to FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id").fetchall()
     if not rows:
         return 0
     households = {hh.household_id: hh for hh in load_households(conn, [r[1] for r in rows], on)}
@@ -124,15 +125,20 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         if owner is None:
             continue
         rule_ids = sorted({r[0] for r in conn.execute("SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,))})
-        locked = bool(set(rule_ids) & set(config.conference.locked_flags))
         routing = routing_by_owner.get(owner.kind)
         view = dict(
-            case_id=case_id, agency_name=owner.name, conference=routing.conference if routing else owner.kind, locked=locked,
-            flag_titles=[] if locked else [rules.flags[r].title for r in rule_ids if r in rules.flags],
-            facts=[] if locked else [f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat())],
+            case_id=case_id, agency_name=owner.name, conference=routing.conference if routing else owner.kind, locked=False,
+            flag_titles=[rules.flags[r].title for r in rule_ids if r in rules.flags],
+            facts=[f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat())],
             sender_name=config.name_of("support") + "事務局",
         )
+        digest = hashlib.sha256(json.dumps(view, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+        prefix = f"routing:{case_id}:{owner_id}:v"
+        last = conn.execute("SELECT message_key, content_hash FROM outbox WHERE message_key LIKE ? ORDER BY CAST(substr(message_key, ?) AS INTEGER) DESC LIMIT 1", (prefix + "%", len(prefix) + 1)).fetchone()
+        if last and last[1] == digest:
+            continue
+        version = int(last[0][len(prefix):]) + 1 if last else 1
         parts = {"text": env.get_template("routing.txt.j2").render(r=view), "html": env.get_template("routing.html.j2").render(r=view)}
-        subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}"
-        queued += queue(conn, key=f"routing:{case_id}:{owner_id}", kind="routing", agency_id=owner_id, subject=subject, parts=parts)
+        subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}" + (f"（第{version}報）" if version > 1 else "")
+        queued += queue(conn, key=f"{prefix}{version}", kind="routing", agency_id=owner_id, subject=subject, parts=parts, content_hash=digest)
     return queued
