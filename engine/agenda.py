@@ -108,14 +108,32 @@ def current_records(hh: Household, on_iso: str):
                     yield p, r
 
 
-def silo_facts(hh: Household, silo: str, on_iso: str) -> list[Fact]:
-    """Only the records that belong to `silo` (an agency sees what its own silo holds)."""
+def silo_facts(hh: Household, silo: str, on_iso: str, only: set[str] | None = None) -> list[Fact]:
+    """Only the records that belong to `silo` (an agency sees what its own silo holds), and with
+    `only`, only those of these persons (in a 重層的支援会議: the persons who consented)."""
     labels = member_labels(hh, on_iso)
     return [
         Fact(member=labels[p.person_id], title=CODES[r.code].title, value=_value(r.code, r.value), since=f"{int(r.start[:4])}年{int(r.start[5:7])}月")
         for p, r in current_records(hh, on_iso)
-        if silo in record_silos(r.code, r.value)
+        if silo in record_silos(r.code, r.value) and (only is None or p.person_id in only)
     ]
+
+
+def consenting(hh: Household, on_iso: str) -> set[str]:
+    return {p.person_id for p in hh.persons if any(r.start <= on_iso and (r.end is None or r.end >= on_iso) for r in p.records.get("consent", ()))}
+
+
+def household_locked(conn: sqlite3.Connection, config: Config, hh: Household, on_iso: str) -> bool:
+    """A household with an open locked flag (DV) or a current locked record, whichever case it is in."""
+    flags = config.conference.locked_flags
+    if flags and conn.execute(
+        f"SELECT 1 FROM flags WHERE household_id = ? AND status = 'open' AND rule_id IN ({','.join('?' * len(flags))})", (hh.household_id, *flags)
+    ).fetchone():
+        return True
+    return any(
+        r.start <= on_iso and (r.end is None or r.end >= on_iso)
+        for p in hh.persons for code in config.conference.locked_codes for r in p.records.get(code, ())
+    )
 
 
 def _value(code: str, value: str) -> str:
@@ -149,7 +167,7 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
     """Build every agency's agenda and the coordinator's version for one meeting."""
     kind, held_on, start, place = conn.execute("SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()
     cases = conn.execute(
-        "SELECT c.case_id, c.household_id, h.area, c.severity, c.lead_agency_id, c.lead_reason, c.conference_basis FROM cases c "
+        "SELECT c.case_id, c.household_id, h.area, c.severity, c.lead_agency_id, c.lead_reason, c.conference_basis, c.lead_reason_shared FROM cases c "
         "JOIN households h ON h.household_id = c.household_id WHERE c.meeting_id = ? AND c.is_open = 1 AND c.status != 'routed' ORDER BY c.case_id",
         (meeting_id,),
     ).fetchall()
@@ -167,17 +185,18 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
     per_agency: dict[str, list[CaseItem]] = {}
     locked: dict[str, int] = {}
     coordinator_cases = []
-    for case_id, hid, area, severity, lead_id, lead_reason, basis in cases:
+    for case_id, hid, area, severity, lead_id, lead_reason, basis, shared_reason in cases:
         flag_rows = conn.execute(
             "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ? ORDER BY f.status = 'open' DESC, f.rule_id", (case_id,)
         ).fetchall()
         rule_ids = sorted({r[0] for r in flag_rows})
-        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags))
+        hh = households[hid]
+        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags)) or household_locked(conn, config, hh, on_iso)
+        only = consenting(hh, on_iso) if kind == "multi" else None
         titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
         points = discussion(config, rule_ids, kind)
         roles = conn.execute("SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)).fetchall()
-        hh = households[hid]
         for agency_id, role in roles:
             agency = config.agencies.get(agency_id)
             if agency is None or (kind == "support" and not agency.member):
@@ -188,7 +207,7 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
                 continue
             per_agency.setdefault(agency_id, []).append(CaseItem(
                 case_id=case_id, role=ROLE.get(role, role), urgent=severity == "urgent", flag_titles=titles,
-                facts=silo_facts(hh, agency.silo, on_iso), lead_name=lead_name, lead_reason=lead_reason or "", discussion=points,
+                facts=silo_facts(hh, agency.silo, on_iso, only), lead_name=lead_name, lead_reason=shared_reason or "", discussion=points,
             ))
         coordinator_cases.append(dict(
             case_id=case_id, household_id=hid, area=area, locked=is_locked, flag_titles=titles, basis=basis, lead_name=lead_name,
@@ -224,6 +243,7 @@ def render_agenda(env: jinja2.Environment, agenda: Agenda) -> dict[str, str]:
         "text": env.get_template("agenda.txt.j2").render(a=a),
         "html": env.get_template("agenda.html.j2").render(a=a),
         "ics": env.get_template("agenda.ics.j2").render(a=a).replace("\r\n", "\n").replace("\n", "\r\n"),
+        "ics_method": "REQUEST" if a.cases or a.locked_count else "CANCEL",  # nothing left for this agency
     }
 
 

@@ -46,7 +46,7 @@ class Booker:
         self.known: dict[str, Meeting] = {}
         self.by_day: dict[tuple[str, date], list[Meeting]] = {}
         self.full_before: dict[str, date] = {}  # per type: every meeting before this day is full
-        for row in conn.execute("SELECT meeting_id, conference_type, held_on, start_time, place, capacity, added_for_urgent FROM meetings WHERE held_on > ?", (on.isoformat(),)):
+        for row in conn.execute("SELECT meeting_id, conference_type, held_on, start_time, place, capacity, added_for_urgent FROM meetings WHERE held_on >= ?", (on.isoformat(),)):
             m = Meeting(meeting_id=row[0], conference_type=row[1], held_on=date.fromisoformat(row[2]), start_time=row[3], place=row[4], capacity=row[5], added_for_urgent=bool(row[6]))
             self._remember(m)
 

@@ -154,6 +154,7 @@ class Conference(Strict):
     discussion_points: tuple[str, ...] = ("主担当機関の決定", "役割分担", "本人同意の取得方針")
     discussion_by_flag: dict[str, tuple[str, ...]] = {}
     locked_flags: tuple[str, ...] = ("dv",)  # never detailed in e-mail: "1件（詳細は会議にて）"
+    locked_codes: tuple[str, ...] = ("dv_support_measure",)  # a current record locks every case of the household
 
 
 
@@ -294,6 +295,9 @@ def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agenc
     for i, flag_id in enumerate(conf.locked_flags):
         if flag_id not in rules.flags:
             problems.append(doc.problem(("locked_flags", i), f"unknown flag '{flag_id}'", suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
+    for i, code in enumerate(conf.locked_codes):
+        if code not in CODES:
+            problems.append(doc.problem(("locked_codes", i), f"unknown record code '{code}'", suggestion=did_you_mean(code, CODES)))
     members = [a for a in registry.values() if a.member]
     if registry_ok and not members:
         problems.append(RuleProblem(file=str(Path(doc.file).with_name("agencies.yaml")), line=1, field="member", message="no agency is a registered member of the 支援会議: no 支援会議 could be held", suggestion="set `member: true` for the agencies registered under 社会福祉法106条の6"))

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from engine.booking import Booker, NoSlot
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
+from engine.agenda import consenting
 from engine.lead import participants, propose_lead
 from engine.rules.facts import Household, load_households
 from engine.rules.model import RuleSet
@@ -91,10 +92,6 @@ def served_silos(hh: Household, on_iso: str) -> set[str]:
     return out
 
 
-def consenting(hh: Household, on_iso: str) -> set[str]:
-    return {p.person_id for p in hh.persons if any(current(r, on_iso) for r in p.records.get("consent", ()))}
-
-
 def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Config) -> tuple[ConferenceType, str]:
     """重層的支援会議 only when every person concerned has consented; else 支援会議."""
     concerned = {m for f in cand.flags for m in f[3]} or {p.person_id for p in hh.persons}
@@ -109,7 +106,11 @@ def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Confi
 
 
 def routing_for(cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet) -> tuple[Routing, Agency] | None:
-    """The silo conference already handling this household, if every flag lies within its silo."""
+    """The silo conference already handling this household, if every flag lies wholly within its
+    silo. A locked (DV) household is never left to a silo conference: the DV centre must take part."""
+    locked = set(config.conference.locked_flags)
+    if cand.flag_ids & locked or any(current(r, on_iso) for p in hh.persons for code in config.conference.locked_codes for r in p.records.get(code, ())):
+        return None
     for routing in config.conference.routing:
         if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):
             continue
@@ -117,7 +118,7 @@ def routing_for(cand: Candidate, hh: Household, on_iso: str, config: Config, rul
         if not owners:
             continue
         owner = owners[0]
-        if all(owner.silo in rules.flags[f].silos for f in cand.flag_ids):
+        if all(set(rules.flags[f].silos) <= {owner.silo} for f in cand.flag_ids):
             return routing, owner
     return None
 
@@ -139,76 +140,116 @@ class Convener:
     def open_case(self, cand: Candidate, hh: Household) -> None:
         routed = routing_for(cand, hh, self.on_iso, self.config, self.rules)
         case_id = self.next_case_id()
+        self.conn.execute(
+            "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, rules_hash, config_hash) VALUES (?,?,?,?,?,?,?,?)",
+            (case_id, cand.household_id, "detected", self.on_iso, cand.severity, "", self.rules.hash, self.config.hash),
+        )
+        self.attach(case_id, cand.flags)
         if routed:
-            routing, owner = routed
-            basis = f"{routing.conference}で支援中（{CODES[routing.code].title}の記録あり）のため並行するケースは開始せず、{owner.name}に通知"
-            self.conn.execute(
-                "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, routed_to, rules_hash, config_hash) VALUES (?,?,?,?,?,?,?,?,?)",
-                (case_id, cand.household_id, "routed", self.on_iso, cand.severity, basis, owner.id, self.rules.hash, self.config.hash),
-            )
-            self.conn.execute("INSERT INTO case_agencies VALUES (?,?,?)", (case_id, owner.id, "owner"))
+            self.route_case(case_id, cand, *routed)
             self.result.cases_routed += 1
         else:
-            self.conn.execute(
-                "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, rules_hash, config_hash) VALUES (?,?,?,?,?,?,?,?)",
-                (case_id, cand.household_id, "detected", self.on_iso, cand.severity, "", self.rules.hash, self.config.hash),
-            )
             self.convene_case(case_id, cand, hh)
             self.result.cases_opened += 1
-        self.attach(case_id, cand.flags)
+
+    def route_case(self, case_id: str, cand: Candidate, routing: Routing, owner: Agency) -> None:
+        basis = f"{routing.conference}で支援中（{CODES[routing.code].title}の記録あり）のため並行するケースは開始せず、{owner.name}に通知"
+        self.conn.execute("UPDATE cases SET status = 'routed', severity = ?, conference_basis = ?, routed_to = ? WHERE case_id = ?", (cand.severity, basis, owner.id, case_id))
+        self.conn.execute("INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)", (case_id, owner.id, "owner"))
+
+    def _current(self, case_id: str) -> tuple:
+        return self.conn.execute(
+            "SELECT c.meeting_id, c.lead_agency_id, m.held_on, c.lead_rule_id, c.lead_reason, c.lead_reason_shared FROM cases c "
+            "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?", (case_id,)
+        ).fetchone()
 
     def convene_case(self, case_id: str, cand: Candidate, hh: Household, note: str = "") -> None:
+        """Decide (or decide again) conference type, lead, participants and meeting for a case.
+
+        A case keeps its upcoming meeting when the type is unchanged and, if urgent, the meeting is
+        within the urgent window; otherwise it leaves that meeting and is booked anew."""
         kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
+        old_meeting, old_lead, old_day, old_rule, old_reason, old_shared = self._current(case_id)
+        if old_lead:
+            self.led[old_lead] = max(0, self.led.get(old_lead, 0) - 1)
         served = served_silos(hh, self.on_iso)
         lead = propose_lead(self.config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served, conference_type=kind, led=self.led)
+        if lead and old_lead and old_lead != lead.agency_id and lead.rule_id == old_rule and old_lead in lead.candidates:
+            # same rule, and the earlier lead is still eligible: do not switch the lead over load alone
+            lead = lead.model_copy(update={"agency_id": old_lead, "reason": old_reason, "shared_reason": old_shared})
         if lead:
             self.led[lead.agency_id] = self.led.get(lead.agency_id, 0) + 1
         silos = {s for f in cand.flag_ids for s in self.rules.flags[f].silos} | served
         invited, excluded = participants(self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind)
         if excluded:
             basis += "。構成員でないため招集しない機関: " + "、".join(self.config.agencies[a].name for a in excluded)
-        known_before = len(self.booker.known)
-        try:
-            meeting = self.booker.book(kind, cand.urgent)
-        except NoSlot as err:  # keep the case (and the rest of the night's work); say why it waits
-            meeting = None
-            basis += f"。会議に予約できていない: {err}"
-            self.result.cases_unbooked += 1
-        else:
-            self.result.meetings_added += int(meeting.added_for_urgent and len(self.booker.known) > known_before)
+        meeting_id = self._keep(old_meeting, old_day, kind, cand.urgent)
+        if meeting_id is None:
+            self.booker.release(old_meeting if old_day and old_day >= self.on_iso else None)
+            known_before = len(self.booker.known)
+            try:
+                meeting = self.booker.book(kind, cand.urgent)
+            except NoSlot as err:  # keep the case (and the rest of the night's work); say why it waits
+                basis += f"。会議に予約できていない: {err}"
+                self.result.cases_unbooked += 1
+            else:
+                meeting_id = meeting.meeting_id
+                self.result.meetings_added += int(meeting.added_for_urgent and len(self.booker.known) > known_before)
         self.conn.execute(
-            "UPDATE cases SET status = ?, conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, meeting_id = ? WHERE case_id = ?",
-            ("convened" if meeting else "detected", kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None,
-             lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）", meeting.meeting_id if meeting else None, case_id),
+            "UPDATE cases SET status = ?, severity = ?, conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, lead_reason_shared = ?, meeting_id = ?, routed_to = NULL WHERE case_id = ?",
+            ("convened" if meeting_id else "detected", cand.severity, kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None,
+             lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）", lead.shared_reason if lead else "", meeting_id, case_id),
         )
-        self.conn.execute("DELETE FROM case_agencies WHERE case_id = ? AND role != 'owner'", (case_id,))
+        self.conn.execute("DELETE FROM case_agencies WHERE case_id = ?", (case_id,))
         self.conn.executemany(
             "INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)",
             [(case_id, a, "lead" if lead and a == lead.agency_id else "participant") for a in invited],
         )
 
+    def _keep(self, meeting_id: str | None, held_on: str | None, kind: str, urgent: bool) -> str | None:
+        if not meeting_id or not held_on or held_on < self.on_iso:
+            return None  # no meeting yet, or it has been held: book the next one
+        m = self.booker.known.get(meeting_id)
+        if m is None or m.conference_type != kind:
+            return None
+        if urgent and m.held_on > self.booker.calendar.add(self.on, self.config.conference.urgent_business_days):
+            return None
+        return meeting_id
+
     def attach(self, case_id: str, flags) -> None:
         self.conn.executemany("INSERT INTO case_flags VALUES (?,?,?)", [(case_id, f[0], self.on_iso) for f in flags])
 
     def add_to_open_case(self, case_id: str, status: str, cand: Candidate, hh: Household) -> None:
-        """New flags of a household already in a case join that case; a routed case whose new
-        flags lie outside its silo conference is escalated to a conference of its own."""
+        """New flags of a household already in a case join that case, and the case is decided
+        again with all its flags: a new lead, new participants, urgency and a meeting if needed.
+        A routed case whose flags no longer lie within its silo conference gets a conference."""
         self.attach(case_id, cand.flags)
         self.result.flags_attached += len(cand.flags)
-        if status != "routed":
-            return
-        everything = Candidate(cand.household_id, cand.area, self._case_flags(case_id))
-        if routing_for(everything, hh, self.on_iso, self.config, self.rules) is None:
+        everything = Candidate(cand.household_id, cand.area, self.case_flags(case_id))
+        if status == "routed":
+            routed = routing_for(everything, hh, self.on_iso, self.config, self.rules)
+            if routed:
+                self.route_case(case_id, everything, *routed)  # still within its remit: the owner hears of the new flag
+                return
             self.convene_case(case_id, everything, hh, note="要対協等の範囲外の課題が加わったため会議に付議。")
             self.result.cases_escalated += 1
+            return
+        self.convene_case(case_id, everything, hh, note="新たな課題が加わったため再検討。")
 
-    def _case_flags(self, case_id: str):
+    def case_flags(self, case_id: str):
         return [
             (fid, rule_id, sev, json.loads(ev).get("members", []))
             for fid, rule_id, sev, ev in self.conn.execute(
                 "SELECT f.flag_id, f.rule_id, f.severity, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ? ORDER BY f.rule_id", (case_id,)
             )
         ]
+
+    def recheck(self, sql: str, params: tuple = ()):
+        """Open cases selected by `sql` (case_id, household_id, area), with their households."""
+        rows = self.conn.execute(sql, params).fetchall()
+        loaded = {hh.household_id: hh for hh in load_households(self.conn, [r[1] for r in rows], self.on)} if rows else {}
+        for case_id, hid, area in rows:
+            yield case_id, Candidate(hid, area, self.case_flags(case_id)), loaded[hid]
 
 
 def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:
@@ -232,27 +273,28 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
             else:
                 c.open_case(cand, households[cand.household_id])
         # cases that found no free meeting on an earlier night try again
-        waiting = conn.execute("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-                               "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id", (on.isoformat(),)).fetchall()
-        if waiting:
-            again = {hh.household_id: hh for hh in load_households(conn, [w[1] for w in waiting], on)}
-            for case_id, hid, area in waiting:
-                before = c.result.cases_unbooked
-                c.convene_case(case_id, Candidate(hid, area, c._case_flags(case_id)), again[hid])
-                c.result.cases_rebooked += int(c.result.cases_unbooked == before)
-        # consent can be withdrawn: a 重層的支援会議 booking without it moves to a 支援会議
-        booked_multi = conn.execute(
+        for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.conference_type = 'multi' AND m.held_on > ? ORDER BY c.case_id",
-            (on.isoformat(),),
-        ).fetchall()
-        if booked_multi:
-            loaded = {hh.household_id: hh for hh in load_households(conn, [b[1] for b in booked_multi], on)}
-            for case_id, hid, area in booked_multi:
-                cand = Candidate(hid, area, c._case_flags(case_id))
-                if choose_conference(cand, loaded[hid], c.on_iso, config)[0] != "multi":
-                    c.booker.release(conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0])
-                    c.convene_case(case_id, cand, loaded[hid], note="本人同意が撤回されたため重層的支援会議から移す。")
-                    c.result.consent_withdrawn += 1
+            "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id", (on.isoformat(),),
+        ):
+            before = c.result.cases_unbooked
+            c.convene_case(case_id, cand, hh)
+            c.result.cases_rebooked += int(c.result.cases_unbooked == before)
+        # consent can be withdrawn, up to the night before the meeting: the case moves to a 支援会議
+        for case_id, cand, hh in c.recheck(
+            "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+            "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.conference_type = 'multi' AND m.held_on >= ? ORDER BY c.case_id", (on.isoformat(),),
+        ):
+            if choose_conference(cand, hh, c.on_iso, config)[0] != "multi":
+                c.convene_case(case_id, cand, hh, note="本人同意が撤回されたため重層的支援会議から移す。")
+                c.result.consent_withdrawn += 1
+        # a silo conference can let a household go (要対協 registration ended): it must not fall between
+        for case_id, cand, hh in c.recheck(
+            "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+            "WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id",
+        ):
+            if routing_for(cand, hh, c.on_iso, config, rules) is None:
+                c.convene_case(case_id, cand, hh, note="要対協等での支援が終了または範囲外となったため会議に付議。")
+                c.result.cases_escalated += 1
     c.result.seconds = round(time.perf_counter() - started, 3)
     return c.result

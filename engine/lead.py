@@ -10,7 +10,8 @@ from engine.config import Agency, Config, ConferenceType, LeadRule, lead_matches
 class LeadProposal(BaseModel):
     agency_id: str
     rule_id: str
-    reason: str  # Japanese, stored with the case and shown in agendas
+    reason: str  # Japanese, stored with the case, shown to the coordinator
+    shared_reason: str  # what agencies see: rule and area only (that the lead already serves a member would reveal its silo's facts)
     candidates: tuple[str, ...]  # every agency the rule allowed, best first
 
 
@@ -57,7 +58,8 @@ def propose_lead(
             why.append("上限に達しているが他に候補がない")
         if len(ranked) > 1:
             why.append(f"候補 {len(ranked)} 機関から選択（次点: {ranked[1].name}）")
-        return LeadProposal(agency_id=best.id, rule_id=rule.id, reason="。".join(why) + "。", candidates=tuple(a.id for a in ranked))
+        shared = f"{rule.reason}（規則 {rule.id}）。{best.name}は{area}地区を担当。"
+        return LeadProposal(agency_id=best.id, rule_id=rule.id, reason="。".join(why) + "。", shared_reason=shared, candidates=tuple(a.id for a in ranked))
     return None
 
 

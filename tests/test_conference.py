@@ -124,7 +124,7 @@ def test_household_known_to_yotaikyo_is_routed_not_given_a_parallel_case(town, w
     case = case_of(town, "HYOTAI")
     assert case["status"] == "routed" and case["meeting"] is None and "要保護児童対策地域協議会" in case["basis"]
     keys = [k for (k,) in town.execute("SELECT message_key FROM outbox WHERE kind = 'routing'")]
-    assert keys == [f"routing:{case['case_id']}:kodomo_center"]
+    assert keys == [f"routing:{case['case_id']}:kodomo_center:v1"]
     notice = next(m for m in emails(workspace) if m["X-Engine-Key"] == keys[0])
     assert notice["To"] == cfg.agencies["kodomo_center"].email and "並行するケースは開始しません" in body(notice)
 
@@ -201,7 +201,10 @@ def test_agenda_has_the_106_notice_lead_reason_and_discussion_points(town, works
     case = case_of(town, "H8050")
     text = agenda(town, workspace, case["meeting"], "houkatsu_chuo")
     assert "社会福祉法第106条の6" in text and "主担当機関（案）: 中央地域包括支援センター" in text
-    assert case["reason"] in text and "主担当機関の決定" in text and "本人同意の取得方針" in text
+    shared = conn_reason = town.execute("SELECT lead_reason_shared FROM cases WHERE case_id = ?", (case["case_id"],)).fetchone()[0]
+    assert shared in text and "主担当機関の決定" in text and "本人同意の取得方針" in text
+    # the full reason (load, "already serves a member") stays with the coordinator
+    assert "現在の主担当" in case["reason"] and "現在の主担当" not in text
     multi = case_of(town, "HAGREED")
     text = agenda(town, workspace, multi["meeting"], "houkatsu_kita")
     assert "106条の6" not in text and "支援プラン（案）の確認" in text and "本人同意の取得方針" not in text

@@ -37,7 +37,6 @@ def _sent_keys(conn):
 
 
 # --- 支援会議 papers reaching a non-member ------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="mail.send_pending looks the recipient up at send time but never re-checks `member` for a 支援会議 agenda")
 def test_agency_that_stops_being_a_member_still_receives_the_queued_support_agenda(town, workspace, rules, cfg):
     nightly_cycle(town, workspace, rules, cfg, ON)  # 02:00: v1 queued for houkatsu_chuo (member)
     meeting = case_of(town, "H8050")["meeting"]
@@ -49,7 +48,6 @@ def test_agency_that_stops_being_a_member_still_receives_the_queued_support_agen
     assert leaked == [], leaked  # v1 carries the case, its 介護 facts and the 106条の6 notice
 
 
-@pytest.mark.xfail(strict=True, reason="convene re-checks consent only for meetings held after `on` (m.held_on > ?): consent withdrawn the day before keeps the case in that day's 重層的支援会議 with non-members")
 def test_consent_withdrawn_the_day_before_the_meeting_takes_the_case_out_of_it(conn, workspace, rules, cfg):
     elder, son = elder_and_son()
     for m in (elder, son):
@@ -64,7 +62,6 @@ def test_consent_withdrawn_the_day_before_the_meeting_takes_the_case_out_of_it(c
     assert case_of(conn, "HWD")["type"] == "support" and not any(c.case_id == case["case_id"] for a in npo for c in a.cases)
 
 
-@pytest.mark.xfail(strict=True, reason="agenda.silo_facts shares every household member's facts, also in a consent-based 重層的支援会議 for members who never consented")
 def test_multi_meeting_agenda_holds_no_facts_of_a_member_who_did_not_consent(conn, workspace, rules, cfg):
     elder, son = elder_and_son(consent=True)
     daughter = person(50, "子", ("earned_income", "3000000"), ("arrears", "kokuho:2"))  # no consent, not concerned by any flag
@@ -79,7 +76,6 @@ def test_multi_meeting_agenda_holds_no_facts_of_a_member_who_did_not_consent(con
 
 
 # --- outbox: double sending and lost messages ----------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="send_pending claims without a status check and treats another run's in-flight 'sending' rows as crashed")
 def test_two_dispatch_runs_at_the_same_time_send_nothing_twice(town, workspace, rules, cfg):
     nightly_cycle(town, workspace, rules, cfg, ON)
     sends: list[str] = []
@@ -105,7 +101,6 @@ def test_two_dispatch_runs_at_the_same_time_send_nothing_twice(town, workspace, 
     assert len(sends) > 1 and len(sends) == len(set(sends)), sorted(k for k in set(sends) if sends.count(k) > 1)
 
 
-@pytest.mark.xfail(strict=True, reason="SmtpTransport maps a 535 login failure to PermanentFailure per message; failed messages are never queued again")
 def test_wrong_smtp_password_does_not_lose_every_agenda(town, workspace, rules, cfg, monkeypatch):
     import engine.mail
 
@@ -134,7 +129,6 @@ def test_wrong_smtp_password_does_not_lose_every_agenda(town, workspace, rules, 
     assert len(_sent_keys(town)) == queued, outbox(town)[0]
 
 
-@pytest.mark.xfail(strict=True, reason="a connection failure (ServerUnavailable) counts as an attempt of the first queued message, which is failed for good after max_attempts outages")
 def test_a_mail_server_outage_does_not_fail_a_message_it_never_tried(town, workspace, rules, cfg):
     nightly_cycle(town, workspace, rules, cfg, ON)
 
@@ -152,7 +146,6 @@ def test_a_mail_server_outage_does_not_fail_a_message_it_never_tried(town, works
 
 
 # --- cases lost or left without the right agencies -----------------------------------------------
-@pytest.mark.xfail(strict=True, reason="convene.add_to_open_case only attaches new flags to a convened case: no new lead, participants, urgency or meeting")
 def test_new_dv_flag_on_a_convened_case_brings_in_the_dv_centre_urgently(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     case = case_of(town, "H8050")
@@ -166,7 +159,6 @@ def test_new_dv_flag_on_a_convened_case_brings_in_the_dv_centre_urgently(town, w
     assert "dv_center" in invited and severity == "urgent"  # …but nobody from DV is invited and it is not urgent
 
 
-@pytest.mark.xfail(strict=True, reason="convene.routing_for routes when the owner's silo is ONE of a flag's silos, so multi-silo flags (multi_domain, double_care, young_carer) stay with 要対協")
 def test_multi_domain_household_known_to_yotaikyo_gets_a_conference(conn, workspace, rules, cfg):
     add_household(
         conn, "HMULTI",
@@ -182,7 +174,6 @@ def test_multi_domain_household_known_to_yotaikyo_gets_a_conference(conn, worksp
     assert case_of(conn, "HMULTI")["status"] != "routed", flags
 
 
-@pytest.mark.xfail(strict=True, reason="a DV household registered with 要対協 is routed (DV flag lists 子ども), so the DV centre is never involved")
 def test_dv_household_known_to_yotaikyo_involves_the_dv_centre(conn, workspace, rules, cfg):
     add_household(conn, "HDVY", person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")), person(4, "子", ("yotaikyo_registered", "要保護児童")), area="南部")
     cycle(conn, workspace, rules, cfg)
@@ -191,7 +182,6 @@ def test_dv_household_known_to_yotaikyo_involves_the_dv_centre(conn, workspace, 
     assert "dv_center" in invited, (case["status"], invited)
 
 
-@pytest.mark.xfail(strict=True, reason="papers.queue_routing_notices puts a locked (DV) case's id in the subject, body, Message-ID and X-Engine-Key")
 def test_dv_case_id_never_appears_in_a_routing_notice(conn, workspace, rules, cfg):
     add_household(conn, "HDVY", person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")), person(4, "子", ("yotaikyo_registered", "要保護児童")), area="南部")
     cycle(conn, workspace, rules, cfg)
@@ -202,7 +192,6 @@ def test_dv_case_id_never_appears_in_a_routing_notice(conn, workspace, rules, cf
         assert case_id not in body(m) + m["Subject"] + m["Message-ID"] + m["X-Engine-Key"]
 
 
-@pytest.mark.xfail(strict=True, reason="a routed case is only re-examined when a new flag arrives: when the 要対協 registration ends the household is in no conference at all")
 def test_routed_case_comes_back_when_the_silo_conference_lets_it_go(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     assert case_of(town, "HYOTAI")["status"] == "routed"
@@ -214,7 +203,6 @@ def test_routed_case_comes_back_when_the_silo_conference_lets_it_go(town, worksp
 
 
 # --- dates -----------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="flows._on uses date.today() in the worker's time zone, not Asia/Tokyo: on a UTC host Monday's 08:00 dispatch sees Sunday and sends nothing")
 def test_scheduled_runs_use_the_date_in_tokyo(monkeypatch):
     from engine.workflows import flows
 
@@ -232,7 +220,6 @@ def test_scheduled_runs_use_the_date_in_tokyo(monkeypatch):
         time.tzset()
 
 
-@pytest.mark.xfail(strict=True, reason="papers.withdrawn_agenda is rendered with agenda.ics.j2 (METHOD:REQUEST): the 'void' agenda re-invites the agency instead of cancelling")
 def test_void_agenda_cancels_the_calendar_invitation(conn, workspace, rules, cfg):
     add_household(conn, "HAGREED", *elder_and_son(consent=True), area="北部")
     cycle(conn, workspace, rules, cfg)
@@ -245,7 +232,6 @@ def test_void_agenda_cancels_the_calendar_invitation(conn, workspace, rules, cfg
     assert "METHOD:CANCEL" in ics and "STATUS:CANCELLED" in ics, ics
 
 
-@pytest.mark.xfail(strict=True, reason="the DV lock is read from the case's own case_flags, not from the household: a later case of a household still under a DV support measure is unlocked")
 def test_a_later_case_of_a_dv_household_is_still_locked(conn, workspace, rules, cfg):
     add_household(conn, "HDV2", person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")), person(6, "子"), area="南部")
     cycle(conn, workspace, rules, cfg)
@@ -264,7 +250,6 @@ def test_a_later_case_of_a_dv_household_is_still_locked(conn, workspace, rules, 
     assert shown == []  # e-mailed with its facts, member labels and "…は南部地区を担当"
 
 
-@pytest.mark.xfail(strict=True, reason="crash recovery in send_pending resets every 'sending' row to pending, even one a newer version has superseded; write_papers supersedes only 'pending' rows")
 def test_crash_recovery_does_not_resend_a_version_that_was_superseded_meanwhile(conn, workspace, rules, cfg):
     add_household(conn, "HAGREED", *elder_and_son(consent=True), area="北部")
     nightly_cycle(conn, workspace, rules, cfg, ON)

@@ -133,6 +133,7 @@ def test_a_server_orphaned_by_a_hard_kill_is_stopped_by_the_next_serve(tmp_path)
     home = Path(prefect_env(ws)["PREFECT_HOME"])
     # a stand-in for an orphaned server: a process whose command line says `prefect server`
     fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "prefect", "server"], start_new_session=True)
+    wait_for(lambda: b"prefect" in Path(f"/proc/{fake.pid}/cmdline").read_bytes(), 10, "the stand-in to start")  # until exec is done
     (home / "server.pid").write_text(str(fake.pid))
     assert stop_orphan(ws) is True
     assert fake.wait(timeout=10) != 0 and not (home / "server.pid").exists()
