@@ -347,15 +347,29 @@ def agenda_(
 
 
 @app.command("outbox")
-def outbox_(workspace: Path = WORKSPACE, status: Optional[str] = typer.Option(None, "--status", help="pending | sending | sent | failed | superseded"), as_json: bool = typer.Option(False, "--json")) -> None:
-    """Show the outbox: counts per status, failures and possible duplicates.
+def outbox_(
+    workspace: Path = WORKSPACE,
+    status: Optional[str] = typer.Option(None, "--status", help="pending | sending | sent | failed | superseded"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Queue every failed message again (after fixing the cause)."),
+    retry: Optional[list[str]] = typer.Option(None, "--retry", help="Queue this failed message again (its key); repeatable."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show the outbox: counts per status, failures and possible duplicates; queue failed messages again.
 
-    Example: engine outbox --status failed
+    Examples: engine outbox --status failed
+              engine outbox --retry-failed     (after fixing the address in agencies.yaml)
     """
     from engine.listing import outbox
+    from engine.mail import retry as requeue
 
     if status and status not in ("pending", "sending", "sent", "failed", "superseded"):
         fail(f"--status {status}: use pending, sending, sent, failed or superseded")
+    if retry_failed or retry:
+        n = requeue(_connect(workspace, must_exist=True), None if retry_failed else list(retry))
+        typer.echo(f"{n} failed message(s) queued again; they go out with the next dispatch (`engine send`)")
+        if retry and n < len(retry):
+            fail(f"{len(retry) - n} of the keys given are not failed messages; see `engine outbox --status failed`", 1)
+        return
     counts, rows = outbox(_connect(workspace, readonly=True), status)
     if as_json:
         typer.echo(json.dumps({"counts": counts, "messages": [r.model_dump() for r in rows]}, ensure_ascii=False, indent=2))

@@ -453,3 +453,24 @@ def test_agency_left_without_cases_is_told_its_agenda_is_void(conn, workspace, r
     # the NPO is not a member: it gets nothing about the 支援会議 the case moved to
     after = case_of(conn, "HAGREED")
     assert conn.execute("SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND message_key LIKE ?", (f"agenda:{after['meeting']}:%",)).fetchone()[0] == 0
+
+
+def test_failed_messages_can_be_queued_again_from_the_cli(town, workspace, rules, cfg):
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    nightly_cycle(town, workspace, rules, cfg, ON)
+    town.execute("UPDATE outbox SET status = 'failed', last_error = '550 mailbox unavailable' WHERE agency_id = 'jiritsu_soudan'")
+    town.commit()
+    failed = [r.message_key for r in outbox(town, "failed")[1]]
+    assert failed
+    runner = CliRunner()
+    shown = runner.invoke(app, ["outbox", "--workspace", str(workspace)])
+    assert "failed" in shown.output and "550 mailbox unavailable" in shown.output
+    bad = runner.invoke(app, ["outbox", "--workspace", str(workspace), "--retry", "agenda:nothing:v1"])
+    assert bad.exit_code == 1 and "not failed messages" in bad.output
+    ok = runner.invoke(app, ["outbox", "--workspace", str(workspace), "--retry-failed"])
+    assert ok.exit_code == 0 and f"{len(failed)} failed message(s) queued again" in ok.output
+    assert send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox")).sent >= len(failed)
+    assert not outbox(town, "failed")[1]
