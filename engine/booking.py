@@ -4,7 +4,7 @@ nearest slot within the urgent window, adding a meeting when none is free (urgen
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -80,6 +80,14 @@ class Booker:
         self.booked[m.meeting_id] = self.booked.get(m.meeting_id, 0) + 1
         return m
 
+    def _extra_time(self, kind: ConferenceType, day: date, at) -> str:
+        """The extra meeting's time, moved 90 minutes later while the room is taken that day by
+        the other conference type's extra meeting (same place)."""
+        t = datetime.combine(day, at)
+        while any(m.added_for_urgent and m.conference_type != kind and m.start_time == t.strftime("%H:%M") for m in self.known.values() if m.held_on == day):
+            t += timedelta(minutes=90)
+        return t.strftime("%H:%M")
+
     def release(self, meeting_id: str | None) -> None:
         """A case leaves a meeting (it is moved elsewhere): its place is free again."""
         if meeting_id and self.booked.get(meeting_id, 0) > 0:
@@ -112,9 +120,9 @@ class Booker:
                 if self._free(m):
                     return self._take(m)
         extra = self.config.conference.extra_meeting
-        hhmm = extra.time.strftime("%H:%M")
         added = []
         for day in window:
+            hhmm = self._extra_time(kind, day, extra.time)
             mid = meeting_id(kind, day, hhmm)
             m = self.known.get(mid) or Meeting(meeting_id=mid, conference_type=kind, held_on=day, start_time=hhmm, place=extra.place, capacity=self.capacity, added_for_urgent=True)
             if self._free(m):

@@ -474,3 +474,13 @@ def test_failed_messages_can_be_queued_again_from_the_cli(town, workspace, rules
     assert ok.exit_code == 0 and f"{len(failed)} failed message(s) queued again" in ok.output
     assert send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox")).sent >= len(failed)
     assert not outbox(town, "failed")[1]
+
+
+def test_extra_meetings_of_both_types_do_not_share_the_room_at_the_same_time(conn, cfg):
+    b = Booker(conn, cfg, date(2026, 12, 28))  # window 1/4, 1/5: no Thursday, and Tuesday's slot is filled first
+    for _ in range(cfg.conference.cases_per_meeting):
+        b.book("support", urgent=True)  # fills Tue 1/5 14:00
+    s = b.book("support", urgent=True)  # → an added meeting on Mon 1/4 16:00
+    m = b.book("multi", urgent=True)  # → added on Mon 1/4, but not at 16:00 in the same room
+    assert (s.held_on, s.start_time, s.added_for_urgent) == (date(2027, 1, 4), "16:00", True)
+    assert m.held_on == date(2027, 1, 4) and m.start_time == "17:30" and m.added_for_urgent
