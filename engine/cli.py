@@ -394,11 +394,16 @@ def serve_(
 
     Example: engine serve --workspace workspace
     """
-    from engine.workflows.serve import serve
+    from engine.workflows.serve import AlreadyServing, serve
 
     _config(config, _rules(rules))  # refuse to schedule a broken configuration
     _connect(workspace, must_exist=True).close()
-    serve(workspace, rules, config, host=host, port=port)
+    try:
+        serve(workspace, rules, config, host=host, port=port)
+    except AlreadyServing as err:
+        fail(str(err))
+    except RuntimeError as err:  # the server would not start
+        fail(f"{err}")
 
 
 def _is_demo_workspace(workspace: Path) -> bool:

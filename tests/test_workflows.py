@@ -66,12 +66,16 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def proc_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+
+
 @pytest.fixture
 def served(conn, workspace, tmp_path):
     add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
     add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env = proc_env()
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve", "--workspace", str(workspace), "--config", str(ROOT / "configs"), "--rules", str(ROOT / "configs" / "rules"), "--port", str(port)],
@@ -114,6 +118,20 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     proc.wait(timeout=60)
     with pytest.raises(OSError):
         urllib.request.urlopen(url + "/health", timeout=2)
+    # served again (a restart): Prefect paused the deployments on shutdown; they must be live again
+    again = subprocess.Popen(proc.args[:-1] + [str(free_port())], env=proc_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url2 = f"http://127.0.0.1:{again.args[-1]}/api"
+        deps = wait_for(lambda: len(d := api(url2, "/deployments/filter", {})) == 2 and d, 120, "the deployments after a restart")
+        time.sleep(2)
+        deps = api(url2, "/deployments/filter", {})
+        assert [d["paused"] for d in deps] == [False, False], [(d["name"], d["paused"]) for d in deps]
+        # a second `engine serve` on the same workspace is refused: it would run every schedule twice
+        third = subprocess.run(proc.args[:-1] + [str(free_port())], env=proc_env(), capture_output=True, text=True, timeout=60)
+        assert third.returncode == 2 and "already serving" in third.stderr
+    finally:
+        os.killpg(again.pid, signal.SIGINT)
+        again.wait(timeout=60)
     # Prefect's store: no name, kana, address or birth date of the town
     births = [b for (b,) in conn.execute("SELECT birth_date FROM persons")]
     secrets = ["試験", "太郎", "シケン", "タロウ", "テスト町"] + births

@@ -90,10 +90,36 @@ def stop_server(process: subprocess.Popen) -> None:
             process.wait()
 
 
+class AlreadyServing(RuntimeError):
+    pass
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def claim_workspace(workspace: Path) -> Path:
+    """One `engine serve` per workspace: a second one would run every schedule twice."""
+    pidfile = Path(prefect_env(workspace)["PREFECT_HOME"]) / "serve.pid"
+    if pidfile.exists():
+        try:
+            pid = int(pidfile.read_text())
+        except ValueError:
+            pid = 0
+        if pid and pid != os.getpid() and b"serve" in _cmdline(pid):
+            raise AlreadyServing(f"another `engine serve` (pid {pid}) is already serving {workspace}; stop it first (Ctrl-C, or kill {pid})")
+    pidfile.write_text(str(os.getpid()))
+    return pidfile
+
+
 def serve(workspace: Path, rules_dir: Path, config_dir: Path, *, host: str = "127.0.0.1", port: int = 4200) -> None:
     """Start the server (unless PREFECT_API_URL is set) and serve the deployments until Ctrl-C."""
     process = None
     os.environ.update(prefect_env(workspace))
+    pidfile = claim_workspace(workspace)
     if not os.environ.get("PREFECT_API_URL"):
         process, api_url = start_server(workspace, host, port)
         os.environ["PREFECT_API_URL"] = api_url
@@ -107,3 +133,4 @@ def serve(workspace: Path, rules_dir: Path, config_dir: Path, *, host: str = "12
     finally:
         if process is not None:
             stop_server(process)
+        pidfile.unlink(missing_ok=True)
