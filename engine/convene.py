@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from engine.booking import Booker, NoSlot
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
-from engine.agenda import consenting
+from engine.agenda import consenting, household_locked
 from engine.lead import participants, propose_lead
 from engine.rules.facts import Household, load_households
 from engine.rules.model import RuleSet
@@ -50,7 +50,7 @@ class Candidate:
 
     @property
     def severity(self) -> str:
-        return max((f[2] for f in self.flags), key=SEVERITY_ORDER.index)
+        return max((f[2] for f in self.flags), key=SEVERITY_ORDER.index, default="low")
 
 
 def severities_from(minimum: str) -> tuple[str, ...]:
@@ -92,24 +92,42 @@ def served_silos(hh: Household, on_iso: str) -> set[str]:
     return out
 
 
-def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Config) -> tuple[ConferenceType, str]:
-    """重層的支援会議 only when every person concerned has consented; else 支援会議."""
-    concerned = {m for f in cand.flags for m in f[3]} or {p.person_id for p in hh.persons}
+def consent_lasts(hh: Household, persons: set[str], on_iso: str, through_iso: str) -> bool:
+    """Every one of `persons` has a consent record valid from `on_iso` through `through_iso` (the meeting day)."""
+    by_id = {p.person_id: p for p in hh.persons}
+    return all(
+        any(r.start <= on_iso and (r.end is None or r.end >= through_iso) for r in by_id[pid].records.get("consent", ())) if pid in by_id else False
+        for pid in persons
+    )
+
+
+def concerned_persons(cand: Candidate, hh: Household) -> set[str]:
+    return {m for f in cand.flags for m in f[3]} or {p.person_id for p in hh.persons}
+
+
+def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Config, *, through_iso: str | None = None) -> tuple[ConferenceType, str]:
+    """重層的支援会議 only when every person concerned has consented, and (given the meeting day)
+    the consent lasts until the meeting; else 支援会議."""
+    concerned = concerned_persons(cand, hh)
     agreed = concerned & consenting(hh, on_iso)
     names = config.conference.names
-    if agreed == concerned:
+    if agreed == concerned and (through_iso is None or consent_lasts(hh, concerned, on_iso, through_iso)):
         return "multi", f"対象者{len(concerned)}人全員の本人同意あり → {names['multi']}"
+    if agreed == concerned:
+        return "support", (
+            f"本人同意の期限が会議日（{through_iso}）より前に切れる対象者がいる → "
+            f"{names['support']}（社会福祉法第106条の6。同意なしの情報共有は構成員に限る）"
+        )
     return "support", (
         f"本人同意が確認できない対象者がいる（{len(concerned)}人中 同意 {len(agreed)}人）→ "
         f"{names['support']}（社会福祉法第106条の6。同意なしの情報共有は構成員に限る）"
     )
 
 
-def routing_for(cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet) -> tuple[Routing, Agency] | None:
+def routing_for(conn: sqlite3.Connection, cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet) -> tuple[Routing, Agency] | None:
     """The silo conference already handling this household, if every flag lies wholly within its
     silo. A locked (DV) household is never left to a silo conference: the DV centre must take part."""
-    locked = set(config.conference.locked_flags)
-    if cand.flag_ids & locked or any(current(r, on_iso) for p in hh.persons for code in config.conference.locked_codes for r in p.records.get(code, ())):
+    if not cand.flags or cand.flag_ids & set(config.conference.locked_flags) or household_locked(conn, config, hh, on_iso):
         return None
     for routing in config.conference.routing:
         if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):
@@ -138,7 +156,7 @@ class Convener:
         return f"{self.prefix}{self.seq:05d}"
 
     def open_case(self, cand: Candidate, hh: Household) -> None:
-        routed = routing_for(cand, hh, self.on_iso, self.config, self.rules)
+        routed = routing_for(self.conn, cand, hh, self.on_iso, self.config, self.rules)
         case_id = self.next_case_id()
         self.conn.execute(
             "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, rules_hash, config_hash) VALUES (?,?,?,?,?,?,?,?)",
@@ -170,6 +188,16 @@ class Convener:
         within the urgent window; otherwise it leaves that meeting and is booked anew."""
         kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
         old_meeting, old_lead, old_day, old_rule, old_reason, old_shared = self._current(case_id)
+        meeting_id = self._keep(old_meeting, old_day, kind, cand.urgent)
+        if meeting_id is None:
+            self.booker.release(old_meeting if old_day and old_day >= self.on_iso else None)
+            meeting_id, basis = self._book(kind, cand, basis)
+        if kind == "multi" and meeting_id:
+            held_on = self.booker.known[meeting_id].held_on.isoformat()
+            kind, why = choose_conference(cand, hh, self.on_iso, self.config, through_iso=held_on)
+            if kind != "multi":  # the consent ends before the meeting: a 支援会議 instead
+                self.booker.release(meeting_id)
+                meeting_id, basis = self._book(kind, cand, why)
         if old_lead:
             self.led[old_lead] = max(0, self.led.get(old_lead, 0) - 1)
         served = served_silos(hh, self.on_iso)
@@ -183,18 +211,6 @@ class Convener:
         invited, excluded = participants(self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind)
         if excluded:
             basis += "。構成員でないため招集しない機関: " + "、".join(self.config.agencies[a].name for a in excluded)
-        meeting_id = self._keep(old_meeting, old_day, kind, cand.urgent)
-        if meeting_id is None:
-            self.booker.release(old_meeting if old_day and old_day >= self.on_iso else None)
-            known_before = len(self.booker.known)
-            try:
-                meeting = self.booker.book(kind, cand.urgent)
-            except NoSlot as err:  # keep the case (and the rest of the night's work); say why it waits
-                basis += f"。会議に予約できていない: {err}"
-                self.result.cases_unbooked += 1
-            else:
-                meeting_id = meeting.meeting_id
-                self.result.meetings_added += int(meeting.added_for_urgent and len(self.booker.known) > known_before)
         self.conn.execute(
             "UPDATE cases SET status = ?, severity = ?, conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, lead_reason_shared = ?, meeting_id = ?, routed_to = NULL WHERE case_id = ?",
             ("convened" if meeting_id else "detected", cand.severity, kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None,
@@ -205,6 +221,16 @@ class Convener:
             "INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)",
             [(case_id, a, "lead" if lead and a == lead.agency_id else "participant") for a in invited],
         )
+
+    def _book(self, kind: ConferenceType, cand: Candidate, basis: str) -> tuple[str | None, str]:
+        known_before = len(self.booker.known)
+        try:
+            meeting = self.booker.book(kind, cand.urgent)
+        except NoSlot as err:  # keep the case (and the rest of the night's work); say why it waits
+            self.result.cases_unbooked += 1
+            return None, basis + f"。会議に予約できていない: {err}"
+        self.result.meetings_added += int(meeting.added_for_urgent and len(self.booker.known) > known_before)
+        return meeting.meeting_id, basis
 
     def _keep(self, meeting_id: str | None, held_on: str | None, kind: str, urgent: bool) -> str | None:
         if not meeting_id or not held_on or held_on < self.on_iso:
@@ -227,7 +253,7 @@ class Convener:
         self.result.flags_attached += len(cand.flags)
         everything = Candidate(cand.household_id, cand.area, self.case_flags(case_id))
         if status == "routed":
-            routed = routing_for(everything, hh, self.on_iso, self.config, self.rules)
+            routed = routing_for(self.conn, everything, hh, self.on_iso, self.config, self.rules)
             if routed:
                 self.route_case(case_id, everything, *routed)  # still within its remit: the owner hears of the new flag
                 return
@@ -236,20 +262,24 @@ class Convener:
             return
         self.convene_case(case_id, everything, hh, note="新たな課題が加わったため再検討。")
 
-    def case_flags(self, case_id: str):
+    def case_flags(self, case_id: str, *, open_only: bool = True):
+        """The case's flags (open ones by default) whose rule still exists: a rule renamed or
+        removed from the rule set must not stop the night."""
         return [
             (fid, rule_id, sev, json.loads(ev).get("members", []))
             for fid, rule_id, sev, ev in self.conn.execute(
-                "SELECT f.flag_id, f.rule_id, f.severity, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ? ORDER BY f.rule_id", (case_id,)
+                "SELECT f.flag_id, f.rule_id, f.severity, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id "
+                "WHERE c.case_id = ? AND (? = 0 OR f.status = 'open') ORDER BY f.rule_id", (case_id, int(open_only)),
             )
+            if rule_id in self.rules.flags
         ]
 
-    def recheck(self, sql: str, params: tuple = ()):
+    def recheck(self, sql: str, params: tuple = (), *, open_only: bool = True):
         """Open cases selected by `sql` (case_id, household_id, area), with their households."""
         rows = self.conn.execute(sql, params).fetchall()
         loaded = {hh.household_id: hh for hh in load_households(self.conn, [r[1] for r in rows], self.on)} if rows else {}
         for case_id, hid, area in rows:
-            yield case_id, Candidate(hid, area, self.case_flags(case_id)), loaded[hid]
+            yield case_id, Candidate(hid, area, self.case_flags(case_id, open_only=open_only)), loaded[hid]
 
 
 def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:
@@ -284,8 +314,10 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
         for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
             "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.conference_type = 'multi' AND m.held_on >= ? ORDER BY c.case_id", (on.isoformat(),),
+            open_only=False,
         ):
-            if choose_conference(cand, hh, c.on_iso, config)[0] != "multi":
+            held_on = conn.execute("SELECT m.held_on FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?", (case_id,)).fetchone()[0]
+            if choose_conference(cand, hh, c.on_iso, config, through_iso=held_on)[0] != "multi":
                 c.convene_case(case_id, cand, hh, note="本人同意が撤回されたため重層的支援会議から移す。")
                 c.result.consent_withdrawn += 1
         # a silo conference can let a household go (要対協 registration ended): it must not fall between
@@ -293,7 +325,7 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
             "WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id",
         ):
-            if routing_for(cand, hh, c.on_iso, config, rules) is None:
+            if cand.flags and routing_for(conn, cand, hh, c.on_iso, config, rules) is None:  # nothing open: left for closure
                 c.convene_case(case_id, cand, hh, note="要対協等での支援が終了または範囲外となったため会議に付議。")
                 c.result.cases_escalated += 1
     c.result.seconds = round(time.perf_counter() - started, 3)

@@ -49,13 +49,12 @@ def test_agency_that_stops_being_a_member_still_receives_the_queued_support_agen
 
 
 def test_consent_withdrawn_the_day_before_the_meeting_takes_the_case_out_of_it(conn, workspace, rules, cfg):
-    elder, son = elder_and_son()
-    for m in (elder, son):
-        m["records"].append(("consent", "重層的支援会議", "2026-01-10", "2026-12-09"))  # withdrawn: last valid day 12/9
-    add_household(conn, "HWD", elder, son, area="北部")
+    add_household(conn, "HWD", *elder_and_son(consent=True), area="北部")
     cycle(conn, workspace, rules, cfg)
     case = case_of(conn, "HWD")
     assert case["type"] == "multi" and case["meeting"] == "M-20261210-1400-J"
+    conn.execute("UPDATE records SET end_date = '2026-12-09' WHERE code = 'consent'")  # withdrawn later: last valid day 12/9
+    conn.commit()
     meeting_day = date(2026, 12, 10)  # the 02:00 nightly run of the meeting day, meeting at 14:00
     result, _ = cycle(conn, workspace, rules, cfg, meeting_day)
     npo = [a for a in meeting_papers(conn, rules, cfg, case["meeting"], meeting_day).agendas if a.agency_id == "hikikomori_npo"]
