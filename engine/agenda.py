@@ -108,10 +108,11 @@ def current_records(hh: Household, on_iso: str):
                     yield p, r
 
 
-def silo_facts(hh: Household, silo: str, on_iso: str, only: set[str] | None = None) -> list[Fact]:
+def silo_facts(hh: Household, silo: str, on_iso: str, only: set[str] | None = None, *, age_iso: str | None = None) -> list[Fact]:
     """Only the records that belong to `silo` (an agency sees what its own silo holds), and with
-    `only`, only those of these persons (in a 重層的支援会議: the persons who consented)."""
-    labels = member_labels(hh, on_iso)
+    `only`, only those of these persons (in a 重層的支援会議: the persons who consented).
+    Ages are taken on `age_iso` (the meeting day), so a birthday does not make a new version."""
+    labels = member_labels(hh, age_iso or on_iso)
     return [
         Fact(member=labels[p.person_id], title=CODES[r.code].title, value=_value(r.code, r.value), since=f"{int(r.start[:4])}年{int(r.start[5:7])}月")
         for p, r in current_records(hh, on_iso)
@@ -123,17 +124,16 @@ def consenting(hh: Household, on_iso: str) -> set[str]:
     return {p.person_id for p in hh.persons if any(r.start <= on_iso and (r.end is None or r.end >= on_iso) for r in p.records.get("consent", ()))}
 
 
-def household_locked(conn: sqlite3.Connection, config: Config, hh: Household, on_iso: str) -> bool:
-    """A household with an open locked flag (DV) or a current locked record, whichever case it is in."""
-    flags = config.conference.locked_flags
-    if flags and conn.execute(
-        f"SELECT 1 FROM flags WHERE household_id = ? AND status = 'open' AND rule_id IN ({','.join('?' * len(flags))})", (hh.household_id, *flags)
-    ).fetchone():
+def household_locked(conn: sqlite3.Connection, config: Config, household_id: str, on_iso: str) -> bool:
+    """The DV lock of a household, whichever case it is in: an open locked flag (DV) or a current
+    record of a locked code (DV support measure)."""
+    flags, codes = config.conference.locked_flags, config.conference.locked_codes
+    if flags and conn.execute(f"SELECT 1 FROM flags WHERE household_id = ? AND status = 'open' AND rule_id IN ({','.join('?' * len(flags))})", (household_id, *flags)).fetchone():
         return True
-    return any(
-        r.start <= on_iso and (r.end is None or r.end >= on_iso)
-        for p in hh.persons for code in config.conference.locked_codes for r in p.records.get(code, ())
-    )
+    return bool(codes) and conn.execute(
+        f"SELECT 1 FROM persons p CROSS JOIN records r ON r.person_id = p.person_id WHERE p.household_id = ? AND r.code IN ({','.join('?' * len(codes))}) "
+        "AND r.start_date <= ? AND (r.end_date IS NULL OR r.end_date >= ?)", (household_id, *codes, on_iso, on_iso),
+    ).fetchone() is not None
 
 
 def _value(code: str, value: str) -> str:
@@ -191,7 +191,7 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
         ).fetchall()
         rule_ids = sorted({r[0] for r in flag_rows})
         hh = households[hid]
-        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags)) or household_locked(conn, config, hh, on_iso)
+        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags)) or household_locked(conn, config, hid, on_iso)
         only = consenting(hh, on_iso) if kind == "multi" else None
         titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
@@ -207,7 +207,7 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
                 continue
             per_agency.setdefault(agency_id, []).append(CaseItem(
                 case_id=case_id, role=ROLE.get(role, role), urgent=severity == "urgent", flag_titles=titles,
-                facts=silo_facts(hh, agency.silo, on_iso, only), lead_name=lead_name, lead_reason=shared_reason or "", discussion=points,
+                facts=silo_facts(hh, agency.silo, on_iso, only, age_iso=held_on), lead_name=lead_name, lead_reason=shared_reason or "", discussion=points,
             ))
         coordinator_cases.append(dict(
             case_id=case_id, household_id=hid, area=area, locked=is_locked, flag_titles=titles, basis=basis, lead_name=lead_name,

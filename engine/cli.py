@@ -286,7 +286,11 @@ def run(
     typer.echo(f"agendas: {p.agendas:,} new versions for {p.meetings:,} upcoming meetings; {p.messages_queued + p.routing_notices:,} e-mails queued")
     if sent and sent.send:
         s = sent.send
+        if s.busy:
+            typer.echo("e-mail: another dispatch is sending the outbox right now; this run sent nothing", err=True)
         typer.echo(f"e-mail: {s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed" + (f", {s.possible_duplicates} possibly sent twice (crash window; see `engine outbox`)" if s.possible_duplicates else ""))
+        if s.server_unavailable:
+            typer.echo(f"e-mail: the mail server could not be used: {s.server_unavailable}; the messages stay queued", err=True)
 
 
 @app.command()
@@ -303,7 +307,11 @@ def send(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG
         typer.echo(f"not sent: {result.closed_reason} is not a business day (use --force)")
         return
     s = result.send
+    if s.busy:
+        fail("another dispatch is sending the outbox right now; nothing was sent by this one (try again when it has finished)", 1)
     typer.echo(f"{s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed, {s.possible_duplicates} possibly sent twice")
+    if s.server_unavailable:
+        fail(f"the mail server could not be used: {s.server_unavailable}; the messages stay queued", 1)
 
 
 @app.command("meetings")
@@ -365,10 +373,12 @@ def outbox_(
     if status and status not in ("pending", "sending", "sent", "failed", "superseded"):
         fail(f"--status {status}: use pending, sending, sent, failed or superseded")
     if retry_failed or retry:
-        n = requeue(_connect(workspace, must_exist=True), None if retry_failed else list(retry))
+        n, replaced = requeue(_connect(workspace, must_exist=True), None if retry_failed else list(retry))
         typer.echo(f"{n} failed message(s) queued again; they go out with the next dispatch (`engine send`)")
-        if retry and n < len(retry):
-            fail(f"{len(retry) - n} of the keys given are not failed messages; see `engine outbox --status failed`", 1)
+        if replaced:
+            typer.echo(f"{replaced} failed message(s) not queued: a newer version replaced them (now superseded)")
+        if retry and n + replaced < len(retry):
+            fail(f"{len(retry) - n - replaced} of the keys given are not failed messages; see `engine outbox --status failed`", 1)
         return
     counts, rows = outbox(_connect(workspace, readonly=True), status)
     if as_json:

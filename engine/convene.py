@@ -127,7 +127,7 @@ def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Confi
 def routing_for(conn: sqlite3.Connection, cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet) -> tuple[Routing, Agency] | None:
     """The silo conference already handling this household, if every flag lies wholly within its
     silo. A locked (DV) household is never left to a silo conference: the DV centre must take part."""
-    if not cand.flags or cand.flag_ids & set(config.conference.locked_flags) or household_locked(conn, config, hh, on_iso):
+    if not cand.flags or cand.flag_ids & set(config.conference.locked_flags) or household_locked(conn, config, hh.household_id, on_iso):
         return None
     for routing in config.conference.routing:
         if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):

@@ -21,12 +21,15 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from engine.agenda import household_locked
 from engine.config import Config
 
 BACKOFF_MINUTES = (5, 15, 60, 240, 720)
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 class TemporaryFailure(Exception):
@@ -166,16 +169,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _take_lock(conn: sqlite3.Connection, token: str) -> tuple[bool, bool]:
+LOCK_STALE = timedelta(minutes=15)  # a live dispatch refreshes the lock before every message
+
+
+def _take_lock(conn: sqlite3.Connection, token: str, now: datetime) -> tuple[bool, bool]:
     """(got the dispatch lock, the previous holder died without releasing it).
 
     One dispatch at a time: a second one (say `engine run` while the 08:00 flow runs) finds
-    the lock held by a live process and sends nothing."""
+    the lock held by a live process and sends nothing. A lock not refreshed for 15 minutes is
+    stale whoever holds it (a pid reused after a reboot, a container with a new host name)."""
     host, pid = socket.gethostname(), os.getpid()
     with conn:
         conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute("SELECT host, pid FROM dispatch_lock WHERE name = 'outbox'").fetchone()
-        if row and (row[0] != host or _alive(row[1])):
+        row = conn.execute("SELECT host, pid, taken_at FROM dispatch_lock WHERE name = 'outbox'").fetchone()
+        fresh = row is not None and datetime.fromisoformat(row[2]) > datetime.now(timezone.utc) - LOCK_STALE
+        if row and fresh and (row[0] != host or _alive(row[1])):
             return False, False
         conn.execute("INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, datetime.now(timezone.utc).isoformat(timespec="seconds")))
     return True, row is not None
@@ -186,20 +194,45 @@ def _release_lock(conn: sqlite3.Connection, token: str) -> None:
         conn.execute("DELETE FROM dispatch_lock WHERE name = 'outbox' AND token = ?", (token,))
 
 
+def has_newer_version(conn: sqlite3.Connection, key: str) -> bool:
+    """Is there a later version (…:vN) of this agenda or routing notice in the outbox?"""
+    stem, sep, version = key.rpartition(":v")
+    if not sep or not version.isdigit():
+        return False
+    prefix = stem + ":v"
+    return conn.execute(
+        "SELECT 1 FROM outbox WHERE substr(message_key, 1, ?) = ? AND CAST(substr(message_key, ?) AS INTEGER) > ?",
+        (len(prefix), prefix, len(prefix) + 1, int(version)),
+    ).fetchone() is not None
+
+
+def _stale_reason(conn: sqlite3.Connection, config: Config, key: str, now: datetime) -> str | None:
+    """Why a queued message must no longer go out, checked just before sending."""
+    if has_newer_version(conn, key):
+        return "a newer version replaced it"
+    kind, _, rest = key.partition(":")
+    tokyo_day = now.astimezone(TOKYO).date().isoformat()
+    if kind == "agenda":
+        held_on = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (rest.split(":")[0],)).fetchone()
+        if held_on and held_on[0] < tokyo_day:
+            return "the meeting has been held"
+    if kind == "routing":
+        case_id = rest.split(":")[0]
+        row = conn.execute("SELECT status, is_open, household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        if not row or row[0] != "routed" or not row[1]:
+            return "the case is no longer routed to a silo conference"
+        if household_locked(conn, config, row[2], tokyo_day):
+            return "the household is locked (DV): no notice by e-mail"
+    return None
+
+
 def _recover(conn: sqlite3.Connection) -> int:
     """Messages left 'sending' by a dispatch that died: the server may have them. Send them again
     (marked possible_duplicate), unless a newer version replaced them meanwhile."""
     rows = conn.execute("SELECT message_key FROM outbox WHERE status = 'sending'").fetchall()
     with conn:
         for (key,) in rows:
-            newer = False
-            if key.startswith("agenda:"):
-                stem, _, version = key.rpartition(":v")
-                newer = conn.execute(
-                    "SELECT 1 FROM outbox WHERE message_key LIKE ? AND CAST(substr(message_key, length(?) + 3) AS INTEGER) > ?",
-                    (stem + ":v%", stem, int(version)),
-                ).fetchone() is not None
-            conn.execute("UPDATE outbox SET status = ?, possible_duplicate = 1 WHERE message_key = ?", ("superseded" if newer else "pending", key))
+            conn.execute("UPDATE outbox SET status = ?, possible_duplicate = 1 WHERE message_key = ?", ("superseded" if has_newer_version(conn, key) else "pending", key))
     return len(rows)
 
 
@@ -208,7 +241,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
     now = now or datetime.now(timezone.utc)
     result = SendResult()
     token = uuid.uuid4().hex
-    got, holder_died = _take_lock(conn, token)
+    got, holder_died = _take_lock(conn, token, now)
     if not got:
         result.busy = True
         return result
@@ -229,7 +262,13 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 _mark(conn, key, "failed", attempts, f"{agency_id} is not a registered member of the 支援会議 in agencies.yaml: 支援会議 papers are not sent to it")
                 result.failed += 1
                 continue
+            stale = _stale_reason(conn, config, key, now)
+            if stale:
+                with conn:
+                    conn.execute("UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending'", (stale, key))
+                continue
             with conn:
+                conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (datetime.now(timezone.utc).isoformat(timespec="seconds"), token))
                 claimed = conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'", (key,)).rowcount
             if not claimed:
                 continue  # superseded or sent meanwhile
@@ -268,12 +307,20 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
     return result
 
 
-def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> int:
-    """Queue failed messages again (all of them, or the given keys) after the cause is fixed."""
+def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int, int]:
+    """Queue failed messages again (all of them, or the given keys) after the cause is fixed.
+    A failed version that a newer one has replaced is marked superseded instead: it must not
+    arrive after its successor."""
+    failed = [k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'failed'")]
+    wanted = [k for k in failed if keys is None or k in keys]
+    queued = superseded = 0
     with conn:
-        if keys:
-            return sum(conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ? AND status = 'failed'", (k,)).rowcount for k in keys)
-        return conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE status = 'failed'").rowcount
+        for key in wanted:
+            if has_newer_version(conn, key):
+                superseded += conn.execute("UPDATE outbox SET status = 'superseded' WHERE message_key = ?", (key,)).rowcount
+                continue
+            queued += conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ?", (key,)).rowcount
+    return queued, superseded
 
 
 def _mark(conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None) -> None:

@@ -59,6 +59,11 @@ def queue(conn: sqlite3.Connection, *, key: str, kind: str, agency_id: str, subj
     return cur.rowcount == 1
 
 
+def supersede_pending(conn: sqlite3.Connection, prefix: str) -> None:
+    """Older versions not sent yet are replaced by the one about to be queued."""
+    conn.execute("UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND substr(message_key, 1, ?) = ?", (len(prefix), prefix))
+
+
 def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
     """Render agendas for every meeting from `on` on that has cases; queue changed ones."""
     env = environment(config)
@@ -78,8 +83,15 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
             papers = meeting_papers(conn, rules, config, meeting_id, on, households)
             folder = Path("agendas") / meeting_id
             current = {a.agency_id for a in papers.agendas}
-            earlier = [a for (a,) in conn.execute("SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != ? ORDER BY agency_id", (meeting_id, COORDINATOR))]
-            gone = [withdrawn_agenda(papers, config, a) for a in earlier if a not in current and a in config.agencies]
+            # an agency that no longer has a case here: told so only if it was sent an agenda;
+            # an unsent one is simply withdrawn
+            prefix = f"agenda:{meeting_id}:"
+            reached = {a for (a,) in conn.execute(
+                "SELECT DISTINCT agency_id FROM outbox WHERE substr(message_key, 1, ?) = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)", (len(prefix), prefix))}
+            for (a,) in conn.execute("SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != ? ORDER BY agency_id", (meeting_id, COORDINATOR)).fetchall():
+                if a not in current and a not in reached:
+                    conn.execute("UPDATE outbox SET status = 'superseded' WHERE status IN ('pending', 'failed') AND agency_id = ? AND substr(message_key, 1, ?) = ?", (a, len(prefix), prefix))
+            gone = [withdrawn_agenda(papers, config, a) for a in sorted(reached) if a not in current and a in config.agencies]
             for agenda in papers.agendas + gone:
                 version, digest = latest(conn, meeting_id, agenda.agency_id)
                 if digest == agenda.content_hash():
@@ -90,10 +102,7 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
                 for part, ext in (("text", "txt"), ("html", "html"), ("ics", "ics")):
                     write_private(workspace / folder / f"{stem}.{ext}", parts[part])
                 conn.execute("INSERT INTO agendas VALUES (?,?,?,?,?,?)", (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), now_iso(), str(folder)))
-                conn.execute(
-                    "UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND kind = 'agenda' AND message_key LIKE ?",
-                    (f"agenda:{meeting_id}:{agenda.agency_id}:v%",),
-                )
+                supersede_pending(conn, f"agenda:{meeting_id}:{agenda.agency_id}:v")
                 subject = f"【{agenda.conference_name}】{agenda.held_on} {agenda.start_time} 議題 {meeting_id}（第{agenda.version}版）"
                 result.agendas += 1
                 result.messages_queued += queue(
@@ -114,13 +123,13 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
 def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, env) -> int:
     """A notice to the owner of the silo conference for each routed case, and a new version when
     the flags it reports change (a new problem within the silo conference's remit)."""
-    rows = conn.execute("SELECT c.case_id, c.household_id, c.routed_to FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id").fetchall()
+    rows = conn.execute("SELECT c.case_id, c.household_id, c.routed_to, c.opened_on FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id").fetchall()
     if not rows:
         return 0
     households = {hh.household_id: hh for hh in load_households(conn, [r[1] for r in rows], on)}
     routing_by_owner = {r.owner_kind: r for r in config.conference.routing}
     queued = 0
-    for case_id, hid, owner_id in rows:
+    for case_id, hid, owner_id, opened_on in rows:
         owner = config.agencies.get(owner_id)
         if owner is None:
             continue
@@ -129,16 +138,20 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         view = dict(
             case_id=case_id, agency_name=owner.name, conference=routing.conference if routing else owner.kind, locked=False,
             flag_titles=[rules.flags[r].title for r in rule_ids if r in rules.flags],
-            facts=[f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat())],
+            facts=[f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat(), age_iso=opened_on)],  # ages as of the first notice
             sender_name=config.name_of("support") + "事務局",
         )
         digest = hashlib.sha256(json.dumps(view, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
         prefix = f"routing:{case_id}:{owner_id}:v"
-        last = conn.execute("SELECT message_key, content_hash FROM outbox WHERE message_key LIKE ? ORDER BY CAST(substr(message_key, ?) AS INTEGER) DESC LIMIT 1", (prefix + "%", len(prefix) + 1)).fetchone()
+        last = conn.execute(
+            "SELECT message_key, content_hash FROM outbox WHERE substr(message_key, 1, ?) = ? ORDER BY CAST(substr(message_key, ?) AS INTEGER) DESC LIMIT 1",
+            (len(prefix), prefix, len(prefix) + 1),
+        ).fetchone()
         if last and last[1] == digest:
             continue
         version = int(last[0][len(prefix):]) + 1 if last else 1
         parts = {"text": env.get_template("routing.txt.j2").render(r=view), "html": env.get_template("routing.html.j2").render(r=view)}
         subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}" + (f"（第{version}報）" if version > 1 else "")
-        queued += queue(conn, key=f"{prefix}{version}", kind="routing", agency_id=owner_id, subject=subject, parts=parts, content_hash=digest)
+        supersede_pending(conn, prefix)
+        queued += queue(conn, key=f"{prefix}{version}", kind="routing", agency_id=owner_id, subject=subject, parts=parts, members_only=True, content_hash=digest)
     return queued

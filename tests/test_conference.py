@@ -484,3 +484,36 @@ def test_extra_meetings_of_both_types_do_not_share_the_room_at_the_same_time(con
     m = b.book("multi", urgent=True)  # → added on Mon 1/4, but not at 16:00 in the same room
     assert (s.held_on, s.start_time, s.added_for_urgent) == (date(2027, 1, 4), "16:00", True)
     assert m.held_on == date(2027, 1, 4) and m.start_time == "17:30" and m.added_for_urgent
+
+
+def test_retry_does_not_queue_a_failed_version_that_a_newer_one_replaced(town, workspace, rules, cfg):
+    from engine.mail import retry
+
+    cycle(town, workspace, rules, cfg)
+    meeting = case_of(town, "H8050")["meeting"]
+    v1 = f"agenda:{meeting}:houkatsu_chuo:v1"
+    town.execute("UPDATE outbox SET status = 'failed', last_error = '550' WHERE message_key = ?", (v1,))
+    add_household(town, "H8050B", *elder_and_son(), area="港", changed_seq=1)
+    town.execute("INSERT INTO imports VALUES (1, '2026-11-27T00:00:00', 'x', 'utf-8', '{}')")
+    town.commit()
+    cycle(town, workspace, rules, cfg)  # v2 for 中央包括, sent
+    assert retry(town) == (0, 1)
+    assert town.execute("SELECT status FROM outbox WHERE message_key = ?", (v1,)).fetchone()[0] == "superseded"
+
+
+def test_engine_send_says_so_when_another_dispatch_is_running(town, workspace, rules, cfg):
+    import os
+    import socket
+
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    nightly_cycle(town, workspace, rules, cfg, ON)
+    from engine.papers import now_iso
+
+    town.execute("INSERT INTO dispatch_lock VALUES ('outbox', ?, ?, 'other', ?)", (socket.gethostname(), os.getppid(), now_iso()))
+    town.commit()
+    result = CliRunner().invoke(app, ["send", "--workspace", str(workspace), "--date", "2026-11-27"])
+    assert result.exit_code == 1 and "another dispatch is sending" in result.output
+    assert not (workspace / "outbox").exists()
