@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import platform
 import resource
@@ -21,22 +20,13 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-ON = date(2026, 11, 27)
+from benchlib import ON, ROOT, peak_mb as _peak_mb, run  # noqa: E402  (also puts the repository on sys.path)
 RULES_DIR = ROOT / "configs" / "rules"
 CONFIG_DIR = ROOT / "configs"
 FLAGGED_SHARE = 0.045  # households flagged at min severity or above, a little under the ~5% the generator plants
 TARGET_S = 30.0
-
-
-def _peak_mb(who=resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def _severities(config) -> tuple[str, ...]:
@@ -150,12 +140,6 @@ def phase_convene(workspace: str) -> dict:
         "rss_before_mb": round(rss_before, 1),
         "peak_rss_mb": round(_peak_mb(), 1),
     }
-
-
-def run(fn, *args):
-    """Run one phase in a fresh process (not a daemon: the full screen starts workers)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
 import os
 import platform
 import random
@@ -20,18 +19,9 @@ import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-ON = date(2026, 11, 27)
-
-
-def _peak_mb(who=resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+from benchlib import ON, ROOT, peak_mb as _peak_mb, run  # noqa: E402  (also puts the repository on sys.path)
 
 
 def phase_import(town: str, workspace: str, households: int, seed: int) -> dict:
@@ -124,12 +114,6 @@ def phase_incremental(workspace: str, delta_dir: str, share: float, seed: int) -
         "evaluated": result.candidates,
         "peak_rss_mb": round(_peak_mb(), 1),
     }
-
-
-def run(fn, *args):
-    """Run one phase in a fresh process (not a daemon: the full screen starts workers)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def main() -> None:
