@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from engine.config import Config, ConferenceType
 from engine.dates import to_wareki
-from engine.rules.facts import Household, age_on, load_households
+from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
 from engine.vocabulary import CODES, record_silos
 
@@ -104,7 +104,7 @@ def current_records(hh: Household, on_iso: str):
     for p in sorted(hh.persons, key=lambda p: p.person_id):
         for code in sorted(p.records):
             for r in p.records[code]:
-                if r.start <= on_iso and (r.end is None or r.end >= on_iso):
+                if current(r, on_iso):
                     yield p, r
 
 
@@ -121,7 +121,7 @@ def silo_facts(hh: Household, silo: str, on_iso: str, only: set[str] | None = No
 
 
 def consenting(hh: Household, on_iso: str) -> set[str]:
-    return {p.person_id for p in hh.persons if any(r.start <= on_iso and (r.end is None or r.end >= on_iso) for r in p.records.get("consent", ()))}
+    return {p.person_id for p in hh.persons if any(current(r, on_iso) for r in p.records.get("consent", ()))}
 
 
 def household_locked(conn: sqlite3.Connection, config: Config, household_id: str, on_iso: str) -> bool:

@@ -17,7 +17,7 @@ from engine.booking import Booker, NoSlot
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
 from engine.agenda import consenting, household_locked
 from engine.lead import participants, propose_lead
-from engine.rules.facts import Household, load_households
+from engine.rules.facts import Household, current, load_households
 from engine.rules.model import RuleSet
 from engine.vocabulary import CODES
 
@@ -72,10 +72,6 @@ def unhandled_flags(conn: sqlite3.Connection, config: Config) -> dict[str, Candi
         members = json.loads(evidence).get("members", [])
         out.setdefault(hid, Candidate(hid, area)).flags.append((flag_id, rule_id, severity, members))
     return out
-
-
-def current(rec, on_iso: str) -> bool:
-    return rec.start <= on_iso and (rec.end is None or rec.end >= on_iso)
 
 
 def served_silos(hh: Household, on_iso: str) -> set[str]:

@@ -136,7 +136,7 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         rule_ids = sorted({r[0] for r in conn.execute("SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,))})
         routing = routing_by_owner.get(owner.kind)
         view = dict(
-            case_id=case_id, agency_name=owner.name, conference=routing.conference if routing else owner.kind, locked=False,
+            case_id=case_id, agency_name=owner.name, conference=routing.conference if routing else owner.kind,
             flag_titles=[rules.flags[r].title for r in rule_ids if r in rules.flags],
             facts=[f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat(), age_iso=opened_on)],  # ages as of the first notice
             sender_name=config.name_of("support") + "事務局",

@@ -41,6 +41,11 @@ class Household:
     persons: list[Person] = field(default_factory=list)
 
 
+def current(rec: Rec, on_iso: str) -> bool:
+    """The record is valid on that day (started, and not ended before it)."""
+    return rec.start <= on_iso and (rec.end is None or rec.end >= on_iso)
+
+
 def months_before(d: date, months: int) -> date:
     """The same day `months` earlier (clamped to the month's last day)."""
     y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
@@ -131,7 +136,7 @@ class Context:
         for p in household.persons:
             for recs in p.records.values():
                 for r in recs:
-                    if r.start <= self.iso and (r.end is None or r.end >= self.iso):
+                    if current(r, self.iso):
                         out.update(record_silos(r.code, r.value))
         return sorted(out)
 
