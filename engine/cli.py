@@ -314,6 +314,186 @@ def send(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG
         fail(f"the mail server could not be used: {s.server_unavailable}; the messages stay queued", 1)
 
 
+BY = typer.Option(None, "--by", help="Who records this (kept in the audit log); default your login name.")
+
+
+def _actor(by: Optional[str]) -> str:
+    from engine.lifecycle import default_actor
+
+    return by or default_actor()
+
+
+def _lifecycle_call(fn, *args, **kwargs):
+    """Run a lifecycle function; a refusal is a clear message and exit code 1, never a traceback."""
+    from engine.handshake import HandshakeError
+    from engine.lifecycle import CaseNotFound, InvalidTransition
+    from engine.outcome import OutcomeInvalid, OutcomeRefused
+    from engine.watch import WatchError
+
+    try:
+        return fn(*args, **kwargs)
+    except OutcomeInvalid as err:
+        fail(f"the outcome file has {len(err.problems)} problem(s); nothing was recorded:\n" + "\n".join(f"  {p}" for p in err.problems), 1)
+    except (OutcomeRefused, HandshakeError, InvalidTransition, CaseNotFound, WatchError) as err:
+        fail(f"{err}（何も記録していません）", 1)
+
+
+@app.command()
+def outcome(
+    meeting: str = typer.Argument(..., help="Meeting id, e.g. M-20261201-1400-S"),
+    case: str = typer.Argument(..., help="Case id, e.g. C-2026-00001"),
+    file: Path = typer.Option(..., "--file", "-f", help="The outcome YAML (see README: decision, lead, consent, roles, next_evaluation, review_on, reason)."),
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+) -> None:
+    """Record what a conference decided for a case (会議の結果): plan, close, suspend or continue.
+
+    Example: engine outcome M-20261201-1400-S C-2026-00001 --file outcome.yaml
+    """
+    from engine.outcome import record_outcome
+
+    if not file.is_file():
+        fail(f"--file {file}: no such file (write the outcome as YAML; see README 'Recording an outcome')")
+    rs = _rules(rules)
+    cfg = _config(config, rs)
+    r = _lifecycle_call(record_outcome, _connect(workspace, must_exist=True), rs, cfg, meeting, case, file, _date(on), _actor(by))
+    typer.echo(f"事案 {r.case_id}: {r.decision} を記録、状態 {r.status}、役割 {r.actions} 件" + (f"、受諾依頼 {r.lead_request} を送付予定" if r.lead_request else "") + (f"、次の会議 {r.meeting_id}" if r.meeting_id else ""))
+
+
+@app.command()
+def accept(
+    case: str = typer.Argument(..., help="Case id"),
+    agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (checked against the pending request)."),
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+) -> None:
+    """The asked agency accepts to be the case's lead (主担当機関の受諾).
+
+    Example: engine accept C-2026-00001 --agency houkatsu_kita
+    """
+    from engine.handshake import accept as accept_
+
+    cfg = _config(config, _rules(rules))
+    r = _lifecycle_call(accept_, _connect(workspace, must_exist=True), cfg, case, _date(on), _actor(by), agency)
+    typer.echo(f"事案 {r.case_id}: 受諾を記録、状態 {r.status}")
+
+
+@app.command()
+def decline(
+    case: str = typer.Argument(..., help="Case id"),
+    reason: str = typer.Option(..., "--reason", help="Why the agency declines (no names)."),
+    agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (checked against the pending request)."),
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+) -> None:
+    """The asked agency declines; the next candidate of the lead rules is asked.
+
+    Example: engine decline C-2026-00001 --reason "担当地区外のため"
+    """
+    from engine.handshake import decline as decline_
+
+    rs = _rules(rules)
+    cfg = _config(config, rs)
+    r = _lifecycle_call(decline_, _connect(workspace, must_exist=True), rs, cfg, case, reason, _date(on), _actor(by), agency)
+    typer.echo(f"事案 {r.case_id}: 辞退を記録、" + (f"次の候補 {r.next_agency} に依頼" if r.next_agency else "候補がないためコーディネーターに通知し会議で再検討") + f"（状態 {r.status}）")
+
+
+@app.command()
+def watch(
+    case: str = typer.Argument(..., help="Case id"),
+    result: str = typer.Option(..., "--result", help="stable | concern | lost_contact"),
+    agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (default: the lead, or the owner of a routed case)."),
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+) -> None:
+    """Record the answer to a watch (見守り) or check-back: concern or lost_contact reopens the case.
+
+    Example: engine watch C-2026-00001 --result stable
+    """
+    from engine.watch import answer_checkpoint
+
+    rs = _rules(rules)
+    cfg = _config(config, rs)
+    r = _lifecycle_call(answer_checkpoint, _connect(workspace, must_exist=True), rs, cfg, case, result, _date(on), _actor(by), agency)
+    typer.echo(f"事案 {r.case_id}: 確認 {r.checkpoint_id} の結果 {r.result} を記録、状態 {r.status}")
+
+
+@app.command()
+def contact(
+    case: str = typer.Argument(..., help="Case id"),
+    agency: str = typer.Option(..., "--agency", help="The agency that was in contact with the household."),
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+) -> None:
+    """Log a contact with the household (resets the 90-day no-contact watch of a closed case).
+
+    Example: engine contact C-2026-00001 --agency houkatsu_kita --date 2027-02-01
+    """
+    from engine.handshake import record_contact
+
+    cfg = _config(config, _rules(rules))
+    _lifecycle_call(record_contact, _connect(workspace, must_exist=True), cfg, case, agency, _date(on), _actor(by))
+    typer.echo(f"事案 {case}: {agency} の接触を記録")
+
+
+@app.command()
+def done(
+    action: int = typer.Argument(..., help="Action number (shown by `engine history CASE` and in reminders)"),
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+) -> None:
+    """Mark an agreed action (役割) done.
+
+    Example: engine done 12
+    """
+    from engine.handshake import action_done
+
+    cfg = _config(config, _rules(rules))
+    case = _lifecycle_call(action_done, _connect(workspace, must_exist=True), cfg, action, _date(on), _actor(by))
+    typer.echo(f"役割 {action}（事案 {case}）を完了として記録")
+
+
+@app.command("history")
+def history_(case: str = typer.Argument(..., help="Case id"), workspace: Path = WORKSPACE, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The audit trail of one case, in Japanese (who, when, why; rule and config versions in --json).
+
+    Example: engine history C-2026-00001
+    """
+    from engine.history import history, render_history
+
+    entries = _lifecycle_call(history, _connect(workspace, must_exist=True), case)
+    if as_json:
+        typer.echo(json.dumps([e.model_dump() for e in entries], ensure_ascii=False, indent=2))
+        return
+    typer.echo(render_history(case, entries))
+
+
+@app.command()
+def sweep(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Run the daily sweep now (07:00 flow): reminders, escalations, evaluations, watch, reopen, digest.
+
+    Example: engine sweep --date 2027-01-15
+    """
+    from engine.sweep import daily_sweep
+
+    rs = _rules(rules)
+    cfg = _config(config, rs)
+    r = daily_sweep(_connect(workspace, must_exist=True), rs, cfg, _date(on))
+    if as_json:
+        typer.echo(json.dumps(r.model_dump(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"reminders {r.reminders}, escalations {r.escalations}, evaluations booked {r.evaluations_booked}, checkpoints asked {r.checkpoints_asked}, reopened {r.reopened}, digest {'queued' if r.digest else 'none'}, audit violations {r.violations}")
+
+
+@app.command()
+def audit(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check that no household is lost; list each gap with household, case and how long. Exit 1 if any.
+
+    Example: engine audit --json
+    """
+    from engine.audit import render_audit, run_audit
+
+    cfg = _config(config, _rules(rules))
+    report = run_audit(_connect(workspace, must_exist=True), cfg, _date(on))
+    typer.echo(json.dumps(report.model_dump(), ensure_ascii=False, indent=2) if as_json else render_audit(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command("meetings")
 def meetings_(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, all_: bool = typer.Option(False, "--all", help="Include past meetings."), as_json: bool = typer.Option(False, "--json")) -> None:
     """List upcoming meetings and their cases (case ids, lead and invited agencies).
@@ -442,6 +622,7 @@ def demo(
     config: Path = CONFIG,
     on: Optional[str] = DATE,
     bad_rows: int = typer.Option(5, "--bad-rows", min=0, help="Broken rows to show the rejects report."),
+    days: int = typer.Option(120, "--days", min=0, max=1000, help="Days simulated after the first night (fake clock): outcomes, answers, reminders, watch, relapses. 0: only the first night."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Generate a synthetic town, import it, screen it, convene cases, write agendas and e-mail them to the outbox folder.
@@ -461,7 +642,7 @@ def demo(
     workspace.mkdir(parents=True)
     marker.touch()
     started = time.perf_counter()
-    result = run_demo(workspace, rs, cfg, households=households, seed=seed, on=_date(on), bad_rows=bad_rows)
+    result = run_demo(workspace, rs, cfg, households=households, seed=seed, on=_date(on), bad_rows=bad_rows, days=days)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:

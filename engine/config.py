@@ -7,6 +7,8 @@ every problem names file, line and field, with a suggestion, and nothing runs un
 - conference.yaml  local conference names, meeting slots, lead times, closed days, routing
 - lead_rules.yaml  ordered rules choosing the lead agency (主担当機関) per flag
 - mail.yaml        transport: file (outbox folder) or smtp
+- lifecycle.yaml   after the conference: hand-shake, reminders, evaluation, post-closure watch
+                   (optional: the defaults below apply when it is absent)
 """
 
 from __future__ import annotations
@@ -216,11 +218,39 @@ class Mail(Strict):
         return _email(v)
 
 
+class Lifecycle(Strict):
+    """Deadlines and intervals of the case lifecycle (all business days are counted with the
+    municipality's calendar: weekends, national holidays and closed days do not count)."""
+
+    coordinator_email: str = "tajikan-kyodo@city.example.lg.jp"  # 多機関協働事業者: the digest and escalations
+    lead_answer_business_days: int = Field(default=5, ge=1, le=60)  # the lead agency's answer to a request
+    reminder_business_days: int = Field(default=3, ge=0, le=30)  # remind an agency this long before a due date
+    outcome_business_days: int = Field(default=2, ge=0, le=30)  # record a conference's outcome within this
+    evaluation_months: int = Field(default=3, ge=1, le=24)  # plan evaluation (モニタリング) interval
+    watch_months: tuple[int, ...] = Field(default=(3, 6, 12), min_length=1)  # post-closure checkpoints
+    watch_answer_business_days: int = Field(default=5, ge=1, le=60)
+    no_contact_days: int = Field(default=90, ge=7, le=730)  # closed case: no contact by the lead this long → reopen
+    check_back_months: int = Field(default=3, ge=1, le=24)  # routed case: ask the silo conference's owner
+
+    @field_validator("coordinator_email")
+    @classmethod
+    def _coordinator(cls, v: str) -> str:
+        return _email(v)
+
+    @field_validator("watch_months")
+    @classmethod
+    def _increasing(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(m < 1 or m > 60 for m in v) or list(v) != sorted(set(v)):
+            raise ValueError("list months after closure in increasing order, each 1-60, e.g. [3, 6, 12]")
+        return v
+
+
 class Config(BaseModel):
     agencies: dict[str, Agency]
     conference: Conference
     lead_rules: tuple[LeadRule, ...]
     mail: Mail
+    lifecycle: Lifecycle = Lifecycle()
     templates_dir: Path | None = None
     hash: str
 
@@ -255,6 +285,10 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     conference = validate(conference_doc, Conference, problems) if conference_doc else None
     lead = validate(lead_doc, _LeadRules, problems) if lead_doc else None
     mail = validate(mail_doc, Mail, problems) if mail_doc else None
+    lifecycle_doc = read_yaml(config_dir / "lifecycle.yaml", problems) if (config_dir / "lifecycle.yaml").exists() else None
+    lifecycle = validate(lifecycle_doc, Lifecycle, problems) if lifecycle_doc else Lifecycle()
+    if lifecycle_doc:
+        docs["lifecycle"] = lifecycle_doc
     registry: dict[str, Agency] = {}
     if agencies:
         for i, a in enumerate(agencies.agencies):
@@ -272,7 +306,7 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     templates = config_dir / "templates"
     canonical = json.dumps([d.data for d in docs.values()], sort_keys=True, ensure_ascii=False, default=str)
     return Config(
-        agencies=registry, conference=conference, lead_rules=lead.lead_rules, mail=mail,
+        agencies=registry, conference=conference, lead_rules=lead.lead_rules, mail=mail, lifecycle=lifecycle,
         templates_dir=templates if templates.is_dir() else None,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )

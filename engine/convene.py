@@ -14,9 +14,11 @@ from datetime import date
 from pydantic import BaseModel
 
 from engine.booking import Booker, NoSlot
+from engine.business_days import add_months
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
 from engine.agenda import consenting, household_locked
-from engine.lead import participants, propose_lead
+from engine.lead import LeadProposal, participants, propose_lead
+from engine.lifecycle import Log
 from engine.rules.facts import Household, current, load_households
 from engine.rules.model import RuleSet
 from engine.vocabulary import CODES
@@ -31,6 +33,9 @@ class ConveneResult(BaseModel):
     cases_rebooked: int = 0  # waiting cases booked this night
     consent_withdrawn: int = 0  # 重層的支援会議 bookings moved to a 支援会議 because consent ended
     meetings_added: int = 0
+    reopened: int = 0  # closed or suspended cases brought back by a new flag (もどし)
+    relinked: int = 0  # households of an archived case flagged again: a new case linked to the earlier one
+    archived: int = 0  # routed cases the silo conference let go with nothing open
     seconds: float = 0.0
 
 
@@ -146,6 +151,7 @@ class Convener:
         last = conn.execute("SELECT MAX(case_id) FROM cases WHERE case_id LIKE ?", (prefix + "%",)).fetchone()[0]
         self.prefix, self.seq = prefix, int(last[len(prefix):]) if last else 0
         self.result = ConveneResult()
+        self.log = Log(conn, on, "nightly", rules_hash=rules.hash, config_hash=config.hash)
 
     def next_case_id(self) -> str:
         self.seq += 1
@@ -154,22 +160,36 @@ class Convener:
     def open_case(self, cand: Candidate, hh: Household) -> None:
         routed = routing_for(self.conn, cand, hh, self.on_iso, self.config, self.rules)
         case_id = self.next_case_id()
+        earlier = self.conn.execute(
+            "SELECT case_id, lead_agency_id FROM cases WHERE household_id = ? AND status = 'archived' ORDER BY opened_on DESC, case_id DESC LIMIT 1", (cand.household_id,)
+        ).fetchone()
         self.conn.execute(
-            "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, rules_hash, config_hash) VALUES (?,?,?,?,?,?,?,?)",
-            (case_id, cand.household_id, "detected", self.on_iso, cand.severity, "", self.rules.hash, self.config.hash),
+            "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, rules_hash, config_hash, previous_case_id) VALUES (?,?,?,?,?,?,?,?,?)",
+            (case_id, cand.household_id, "detected", self.on_iso, cand.severity, "", self.rules.hash, self.config.hash, earlier[0] if earlier else None),
         )
+        self.log.event("opened", case_id=case_id, household_id=cand.household_id, reason="フラグを検知し事案を開始", flags=sorted(cand.flag_ids))
         self.attach(case_id, cand.flags)
+        note = ""
+        if earlier:
+            note = f"見守りを終えた事案 {earlier[0]} の世帯に新たな課題（つなぎ直し、前回の主担当機関を含める）。"
+            self.log.event("relinked", case_id=case_id, reason=note, previous_case_id=earlier[0], previous_lead=earlier[1])
+            self.result.relinked += 1
         if routed:
             self.route_case(case_id, cand, *routed)
             self.result.cases_routed += 1
         else:
-            self.convene_case(case_id, cand, hh)
+            self.convene_case(case_id, cand, hh, note=note, previous_lead=earlier[1] if earlier else None)
             self.result.cases_opened += 1
 
     def route_case(self, case_id: str, cand: Candidate, routing: Routing, owner: Agency) -> None:
         basis = f"{routing.conference}で支援中（{CODES[routing.code].title}の記録あり）のため並行するケースは開始せず、{owner.name}に通知"
-        self.conn.execute("UPDATE cases SET status = 'routed', severity = ?, conference_basis = ?, routed_to = ? WHERE case_id = ?", (cand.severity, basis, owner.id, case_id))
+        self.log.move(case_id, "routed", basis)
+        self.conn.execute("UPDATE cases SET severity = ?, conference_basis = ?, routed_to = ? WHERE case_id = ?", (cand.severity, basis, owner.id, case_id))
         self.conn.execute("INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)", (case_id, owner.id, "owner"))
+        if not self.conn.execute("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')", (case_id,)).fetchone():
+            due = self.booker.calendar.add(add_months(self.on, self.config.lifecycle.check_back_months), 0)
+            self.conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'check_back', ?, 'pending')", (case_id, due.isoformat()))
+            self.log.event("checkpoint_scheduled", case_id=case_id, reason=f"{owner.name}への確認日 {due}", kind="check_back", due_on=due)
 
     def _current(self, case_id: str) -> tuple:
         return self.conn.execute(
@@ -177,11 +197,15 @@ class Convener:
             "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?", (case_id,)
         ).fetchone()
 
-    def convene_case(self, case_id: str, cand: Candidate, hh: Household, note: str = "") -> None:
+    def convene_case(self, case_id: str, cand: Candidate, hh: Household, note: str = "", previous_lead: str | None = None) -> None:
         """Decide (or decide again) conference type, lead, participants and meeting for a case.
 
         A case keeps its upcoming meeting when the type is unchanged and, if urgent, the meeting is
-        within the urgent window; otherwise it leaves that meeting and is booked anew."""
+        within the urgent window; otherwise it leaves that meeting and is booked anew.
+        A confirmed lead (the hand-shake was accepted) stays the lead; a reopened or re-linked case
+        proposes its previous lead again (もどし・つなぎ直し). A case under way (lead_pending,
+        active) keeps its state: it is only brought to a meeting."""
+        status, confirmed_on = self.conn.execute("SELECT status, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
         kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
         old_meeting, old_lead, old_day, old_rule, old_reason, old_shared = self._current(case_id)
         meeting_id = self._keep(old_meeting, old_day, kind, cand.urgent)
@@ -197,8 +221,14 @@ class Convener:
         if old_lead:
             self.led[old_lead] = max(0, self.led.get(old_lead, 0) - 1)
         served = served_silos(hh, self.on_iso)
-        lead = propose_lead(self.config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served, conference_type=kind, led=self.led)
-        if lead and old_lead and old_lead != lead.agency_id and lead.rule_id == old_rule and old_lead in lead.candidates:
+        keep = old_lead if confirmed_on else previous_lead
+        agency = self.config.agencies.get(keep) if keep else None
+        if agency and (confirmed_on or kind == "multi" or agency.member):
+            why = f"{confirmed_on}に受諾した主担当機関を継続" if confirmed_on else "前回の主担当機関（もどし・つなぎ直し）"
+            lead = LeadProposal(agency_id=agency.id, rule_id=old_rule or "previous", reason=f"{why}: {agency.name}。", shared_reason=f"{why}。", candidates=(agency.id,))
+        else:
+            lead = propose_lead(self.config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served, conference_type=kind, led=self.led)
+        if lead and not confirmed_on and old_lead and old_lead != lead.agency_id and lead.rule_id == old_rule and old_lead in lead.candidates:
             # same rule, and the earlier lead is still eligible: do not switch the lead over load alone
             lead = lead.model_copy(update={"agency_id": old_lead, "reason": old_reason, "shared_reason": old_shared})
         if lead:
@@ -207,11 +237,15 @@ class Convener:
         invited, excluded = participants(self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind)
         if excluded:
             basis += "。構成員でないため招集しない機関: " + "、".join(self.config.agencies[a].name for a in excluded)
+        new_status = status if status in ("lead_pending", "active") else ("convened" if meeting_id else "detected")
+        self.log.move(case_id, new_status, note + basis, meeting_id=meeting_id)
         self.conn.execute(
-            "UPDATE cases SET status = ?, severity = ?, conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, lead_reason_shared = ?, meeting_id = ?, routed_to = NULL WHERE case_id = ?",
-            ("convened" if meeting_id else "detected", cand.severity, kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None,
+            "UPDATE cases SET severity = ?, conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, lead_reason_shared = ?, meeting_id = ?, routed_to = NULL WHERE case_id = ?",
+            (cand.severity, kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None,
              lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）", lead.shared_reason if lead else "", meeting_id, case_id),
         )
+        self.log.event("conference_decided", case_id=case_id, meeting_id=meeting_id, rule_id=lead.rule_id if lead else None,
+                       reason=note + basis, conference_type=kind, lead=lead.agency_id if lead else None, participants=invited)
         self.conn.execute("DELETE FROM case_agencies WHERE case_id = ?", (case_id,))
         self.conn.executemany(
             "INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)",
@@ -247,7 +281,11 @@ class Convener:
         A routed case whose flags no longer lie within its silo conference gets a conference."""
         self.attach(case_id, cand.flags)
         self.result.flags_attached += len(cand.flags)
+        self.log.event("flags_added", case_id=case_id, reason="開いている事案に新たなフラグ", flags=sorted(cand.flag_ids))
         everything = Candidate(cand.household_id, cand.area, self.case_flags(case_id))
+        if status in ("closed", "suspended"):
+            self.reopen(case_id, hh, "新たな課題を検知（" + "、".join(self.rules.flags[f].title for f in sorted(cand.flag_ids) if f in self.rules.flags) + "）")
+            return
         if status == "routed":
             routed = routing_for(self.conn, everything, hh, self.on_iso, self.config, self.rules)
             if routed:
@@ -257,6 +295,20 @@ class Convener:
             self.result.cases_escalated += 1
             return
         self.convene_case(case_id, everything, hh, note="新たな課題が加わったため再検討。")
+
+    def reopen(self, case_id: str, hh: Household, reason: str) -> None:
+        """もどし・つなぎ直し: bring a closed (or suspended) case back and convene it again with its
+        previous lead, who must accept again. Pending checkpoints, requests and actions end."""
+        self.log.move(case_id, "reopened", reason)
+        previous = self.conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+        self.conn.execute("UPDATE cases SET reopen_count = reopen_count + 1, lead_confirmed_on = NULL, closed_on = NULL WHERE case_id = ?", (case_id,))
+        self.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (self.on_iso, case_id))
+        self.conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (self.on_iso, case_id))
+        self.conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (self.on_iso, case_id))
+        flags = self.case_flags(case_id) or self.case_flags(case_id, open_only=False)
+        area = self.conn.execute("SELECT area FROM households WHERE household_id = ?", (hh.household_id,)).fetchone()[0]
+        self.convene_case(case_id, Candidate(hh.household_id, area, flags), hh, note=f"{reason}のため再開（もどし）。", previous_lead=previous)
+        self.result.reopened += 1
 
     def case_flags(self, case_id: str, *, open_only: bool = True):
         """The case's flags (open ones by default) whose rule still exists: a rule renamed or
@@ -321,8 +373,13 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
             "WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id",
         ):
-            if cand.flags and routing_for(conn, cand, hh, c.on_iso, config, rules) is None:  # nothing open: left for closure
+            if cand.flags and routing_for(conn, cand, hh, c.on_iso, config, rules) is None:
                 c.convene_case(case_id, cand, hh, note="要対協等での支援が終了または範囲外となったため会議に付議。")
                 c.result.cases_escalated += 1
+            elif not cand.flags and routing_for(conn, Candidate(hh.household_id, cand.area, c.case_flags(case_id, open_only=False)), hh, c.on_iso, config, rules) is None:
+                # the silo conference let the household go and nothing is open: the case ends here
+                c.log.move(case_id, "archived", "要対協等での支援が終了し、開いている課題もないため終了")
+                conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (c.on_iso, case_id))
+                c.result.archived += 1
     c.result.seconds = round(time.perf_counter() - started, 3)
     return c.result

@@ -88,7 +88,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS flags_one_open ON flags(household_id, rule_id)
 CREATE TABLE IF NOT EXISTS cases (
     case_id          TEXT PRIMARY KEY,       -- pseudonymous (C-2026-00001); the only id in e-mails
     household_id     TEXT NOT NULL,
-    status           TEXT NOT NULL,          -- convened | routed (issue 4 adds the lifecycle)
+    status           TEXT NOT NULL,          -- see engine/lifecycle.py: detected … archived; case_transitions guards changes
     is_open          INTEGER NOT NULL DEFAULT 1,
     opened_on        TEXT NOT NULL,
     severity         TEXT NOT NULL,
@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS cases (
     rules_hash       TEXT NOT NULL,
     config_hash      TEXT NOT NULL
 );
+-- lifecycle columns (added to older workspaces by migrate())
 CREATE UNIQUE INDEX IF NOT EXISTS cases_one_open ON cases(household_id) WHERE is_open = 1;
 CREATE INDEX IF NOT EXISTS cases_meeting ON cases(meeting_id);
 CREATE TABLE IF NOT EXISTS case_flags (
@@ -158,7 +159,108 @@ CREATE TABLE IF NOT EXISTS dispatch_lock (
     name TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, token TEXT NOT NULL, taken_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status);
+
+-- the case lifecycle (engine/lifecycle.py, outcome.py, handshake.py, sweep.py, audit.py)
+CREATE TABLE IF NOT EXISTS case_transitions (from_status TEXT NOT NULL, to_status TEXT NOT NULL, PRIMARY KEY (from_status, to_status));
+CREATE TRIGGER IF NOT EXISTS cases_new_detected BEFORE INSERT ON cases WHEN NEW.status != 'detected'
+BEGIN SELECT RAISE(ABORT, 'a new case starts as detected'); END;
+CREATE TRIGGER IF NOT EXISTS cases_valid_transition BEFORE UPDATE OF status ON cases
+WHEN NEW.status != OLD.status AND NOT EXISTS (SELECT 1 FROM case_transitions WHERE from_status = OLD.status AND to_status = NEW.status)
+BEGIN SELECT RAISE(ABORT, 'invalid case transition'); END;
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT NOT NULL,              -- wall clock, UTC
+    on_day       TEXT NOT NULL,              -- the engine's day (Asia/Tokyo; the fake clock in the demo)
+    actor        TEXT NOT NULL,              -- nightly | sweep | dispatch | the coordinator's login
+    event        TEXT NOT NULL,              -- transition | outcome | lead_requested | … (docs/glossary.md)
+    case_id      TEXT,
+    household_id TEXT,
+    meeting_id   TEXT,
+    from_status  TEXT,
+    to_status    TEXT,
+    reason       TEXT NOT NULL DEFAULT '',   -- Japanese; pseudonymous ids only
+    rule_id      TEXT,
+    rules_hash   TEXT,
+    config_hash  TEXT,
+    detail       TEXT                         -- JSON
+);
+CREATE INDEX IF NOT EXISTS audit_case ON audit_log(case_id);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TABLE IF NOT EXISTS outcomes (
+    case_id     TEXT NOT NULL,
+    meeting_id  TEXT NOT NULL,
+    decided_on  TEXT NOT NULL,               -- the meeting day
+    recorded_on TEXT NOT NULL,
+    decision    TEXT NOT NULL,               -- plan | close | suspend | continue
+    lead_agency_id TEXT,
+    consent     TEXT,                        -- obtained | pending | refused
+    body        TEXT NOT NULL,               -- JSON of the validated outcome file
+    PRIMARY KEY (case_id, meeting_id)
+);
+CREATE TABLE IF NOT EXISTS lead_requests (
+    request_id   INTEGER PRIMARY KEY,
+    case_id      TEXT NOT NULL,
+    agency_id    TEXT NOT NULL,
+    rule_id      TEXT,
+    requested_on TEXT NOT NULL,
+    due_on       TEXT NOT NULL,              -- answer by this business day, else escalation
+    then_status  TEXT NOT NULL,              -- active | closed: where the case goes on acceptance
+    status       TEXT NOT NULL,              -- pending | accepted | declined | cancelled
+    answered_on  TEXT,
+    reason       TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS lead_requests_one_pending ON lead_requests(case_id) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS case_actions (
+    action_id  INTEGER PRIMARY KEY,
+    case_id    TEXT NOT NULL,
+    meeting_id TEXT NOT NULL,
+    agency_id  TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    due_on     TEXT NOT NULL,
+    status     TEXT NOT NULL,                -- open | done | cancelled
+    done_on    TEXT
+);
+CREATE INDEX IF NOT EXISTS case_actions_case ON case_actions(case_id, status);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    checkpoint_id INTEGER PRIMARY KEY,
+    case_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL,                -- evaluation | watch | check_back | review
+    due_on     TEXT NOT NULL,                -- a business day
+    status     TEXT NOT NULL,                -- pending | asked | done | cancelled
+    asked_on   TEXT,
+    answer_due TEXT,
+    result     TEXT,                         -- stable | concern | lost_contact (watch, check_back)
+    done_on    TEXT
+);
+CREATE INDEX IF NOT EXISTS checkpoints_case ON checkpoints(case_id, status);
+CREATE TABLE IF NOT EXISTS escalations (
+    subject_key TEXT PRIMARY KEY,            -- lead:REQUEST | action:ID | outcome:CASE:MEETING | watch:ID | …: raised once
+    case_id     TEXT,
+    kind        TEXT NOT NULL,
+    raised_on   TEXT NOT NULL,
+    detail      TEXT NOT NULL,               -- Japanese, pseudonymous ids only
+    digest_on   TEXT                         -- the coordinator's digest that reported it
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    case_id   TEXT NOT NULL,
+    agency_id TEXT NOT NULL,
+    on_day    TEXT NOT NULL,
+    via       TEXT NOT NULL                  -- contact | accept | action | watch
+);
+CREATE INDEX IF NOT EXISTS contacts_case ON contacts(case_id, on_day);
 """
+
+CASE_COLUMNS = {  # added to the cases table of a workspace made before the lifecycle existed
+    "previous_case_id": "TEXT",              # the archived case of the same household this one re-links to
+    "lead_confirmed_on": "TEXT",             # the lead agency accepted (hand-shake) on this day
+    "consent_state": "TEXT",                 # obtained | pending | refused, as the conference recorded it
+    "closed_on": "TEXT",
+    "reopen_count": "INTEGER NOT NULL DEFAULT 0",
+}
+
 
 
 def db_path(workspace: Path) -> Path:
@@ -183,6 +285,7 @@ def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        migrate(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
     return conn
@@ -190,3 +293,18 @@ def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 def current_import_seq(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MAX(import_seq), 0) FROM imports").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Add the lifecycle columns to an older workspace, and (re)load the allowed transitions."""
+    from engine.lifecycle import TRANSITIONS
+
+    have = {r[1] for r in conn.execute("PRAGMA table_info(cases)")}
+    with conn:
+        for name, decl in CASE_COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE cases ADD COLUMN {name} {decl}")
+        wanted = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+        if set(conn.execute("SELECT from_status, to_status FROM case_transitions").fetchall()) != wanted:
+            conn.execute("DELETE FROM case_transitions")
+            conn.executemany("INSERT INTO case_transitions VALUES (?, ?)", sorted(wanted))

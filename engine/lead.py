@@ -32,18 +32,20 @@ def propose_lead(
     served_silos: set[str],
     conference_type: ConferenceType,
     led: dict[str, int],
+    exclude: frozenset[str] = frozenset(),
 ) -> LeadProposal | None:
     """The first rule naming one of the flags that has an eligible agency decides.
 
     Eligible: matches the rule's kind/silo/agency, serves the household's area, and, for a
     支援会議, is a registered member. None if no rule yields an agency (cannot happen with a
-    valid configuration that ends with a `flags: any` rule naming a town-wide member agency)."""
+    valid configuration that ends with a `flags: any` rule naming a town-wide member agency).
+    `exclude`: agencies that declined this case (the next candidate is asked)."""
     for rule in config.lead_rules:
         if not rule_applies(rule, flag_ids):
             continue
         eligible = [
             a for a in config.agencies.values()
-            if lead_matches(rule.lead, a) and a.serves(area) and (conference_type == "multi" or a.member)
+            if lead_matches(rule.lead, a) and a.serves(area) and (conference_type == "multi" or a.member) and a.id not in exclude
         ]
         if not eligible:
             continue

@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from engine.agenda import household_locked
-from engine.config import Config
+from engine.config import Agency, Config
+from engine.lifecycle import Log
 
 BACKOFF_MINUTES = (5, 15, 60, 240, 720)
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -155,6 +156,15 @@ class SmtpTransport:
             self.conn = None
 
 
+def recipient(config: Config, agency_id: str) -> Agency | None:
+    """The registry entry a message goes to: an agency of agencies.yaml, or the coordinator
+    (lifecycle.yaml's coordinator_email). Nothing else can ever be a recipient."""
+    if agency_id == "coordinator":
+        return Agency.model_construct(id="coordinator", name="多機関協働事業 コーディネーター", kind="多機関協働事業者", silo="", areas=("全域",),
+                      email=config.lifecycle.coordinator_email, member=True, capacity=1)
+    return config.agencies.get(agency_id)
+
+
 def transport_for(config: Config, workspace: Path):
     return SmtpTransport(config) if config.mail.transport == "smtp" else FileTransport(Path(workspace) / "outbox")
 
@@ -216,6 +226,19 @@ def _stale_reason(conn: sqlite3.Connection, config: Config, key: str, now: datet
         held_on = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (rest.split(":")[0],)).fetchone()
         if held_on and held_on[0] < tokyo_day:
             return "the meeting has been held"
+    ref = rest.split(":")[0]
+    if kind == "lead_request":
+        row = conn.execute("SELECT status FROM lead_requests WHERE request_id = ?", (ref,)).fetchone()
+        if not row or row[0] != "pending":
+            return "the request has been answered or withdrawn"
+    if kind == "reminder":
+        row = conn.execute("SELECT status FROM case_actions WHERE action_id = ?", (ref,)).fetchone()
+        if not row or row[0] != "open":
+            return "the action is done or cancelled"
+    if kind == "checkpoint":
+        row = conn.execute("SELECT status FROM checkpoints WHERE checkpoint_id = ?", (ref,)).fetchone()
+        if not row or row[0] != "asked":
+            return "the checkpoint has been answered or cancelled"
     if kind == "routing":
         case_id = rest.split(":")[0]
         row = conn.execute("SELECT status, is_open, household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
@@ -253,7 +276,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
             (now.isoformat(timespec="seconds"),),
         ).fetchall()
         for i, (key, agency_id, subject, parts, attempts, members_only) in enumerate(due):
-            agency = config.agencies.get(agency_id)
+            agency = recipient(config, agency_id)
             if agency is None:
                 _mark(conn, key, "failed", attempts, f"agency '{agency_id}' is no longer in agencies.yaml: nobody to send to")
                 result.failed += 1
@@ -298,6 +321,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 continue
             with conn:
                 conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?", (datetime.now(timezone.utc).isoformat(timespec="seconds"), agency.email, key))
+                _log_mail(conn, config, now, key, agency_id, "mail_sent", f"{agency.name}へ送信")
             result.sent += 1
     finally:
         try:
@@ -326,3 +350,27 @@ def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int,
 def _mark(conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None) -> None:
     with conn:
         conn.execute("UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? WHERE message_key = ?", (status, attempts, error[:500], next_at, key))
+        if status == "failed":
+            agency_id = conn.execute("SELECT agency_id FROM outbox WHERE message_key = ?", (key,)).fetchone()[0]
+            _log_mail(conn, None, datetime.now(timezone.utc), key, agency_id, "mail_failed", f"送信失敗: {error[:200]}")
+
+
+def case_of(conn: sqlite3.Connection, key: str) -> tuple[str | None, str | None]:
+    """(case id, meeting id) a message belongs to, from its key."""
+    kind, _, rest = key.partition(":")
+    ref = rest.split(":")[0]
+    if kind == "agenda":
+        return None, ref
+    if kind == "routing":
+        return ref, None
+    table = {"lead_request": ("lead_requests", "request_id"), "reminder": ("case_actions", "action_id"), "checkpoint": ("checkpoints", "checkpoint_id")}.get(kind)
+    if table and ref.isdigit():
+        row = conn.execute(f"SELECT case_id FROM {table[0]} WHERE {table[1]} = ?", (int(ref),)).fetchone()
+        return (row[0] if row else None), None
+    return None, None
+
+
+def _log_mail(conn: sqlite3.Connection, config: Config | None, now: datetime, key: str, agency_id: str, event: str, reason: str) -> None:
+    case_id, meeting_id = case_of(conn, key)
+    Log(conn, now.astimezone(TOKYO).date(), "dispatch", config_hash=config.hash if config else None).event(
+        event, case_id=case_id, meeting_id=meeting_id, reason=reason, message_key=key, agency=agency_id)

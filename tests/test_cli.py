@@ -12,8 +12,9 @@ runner = CliRunner()
 RULES = str(ROOT / "configs" / "rules")
 
 
-def demo(workspace, *extra):
-    result = runner.invoke(app, ["demo", "--households", "400", "--seed", "3", "--date", "2026-11-27", "--workspace", str(workspace), "--rules", RULES, "--json", *extra])
+def demo(workspace, *extra, days=0):
+    """The first night only (days=0), unless a simulated span is asked for."""
+    result = runner.invoke(app, ["demo", "--households", "400", "--seed", "3", "--date", "2026-11-27", "--workspace", str(workspace), "--rules", RULES, "--json", "--days", str(days), *extra])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -55,18 +56,56 @@ def test_conference_commands_end_to_end(tmp_path):
     import email.policy
     import sqlite3
 
+    assert_no_personal_data_mailed(ws)
+    check = runner.invoke(app, ["config", "check"])
+    assert check.exit_code == 0 and "12 agencies" in check.output
+
+
+def assert_no_personal_data_mailed(ws) -> None:
+    """Every e-mail in the outbox, scanned for every name, kana, address and birth date of the town."""
+    import email
+    import email.policy
+    import sqlite3
+
     db = sqlite3.connect(ws / "engine.db")
     secrets = {v for row in db.execute("SELECT p.name, p.kana, h.address, p.birth_date FROM persons p JOIN households h USING (household_id)") for v in row if v}
     # family and given names alone, from 3 characters (2-character kana such as リー occur in ordinary words: アウトリーチ)
     secrets |= {n for row in db.execute("SELECT name, kana FROM persons") for full in row if full for n in full.split() if len(n) >= 3}
     assert len(secrets) > 1000
-    for path in (ws / "outbox").glob("*.eml"):
+    mails = list((ws / "outbox").glob("*.eml"))
+    assert mails
+    for path in mails:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         text = "\n".join(str(msg[h]) for h in ("Subject", "To", "From")) + "\n".join(p.get_content() for p in msg.walk() if p.get_content_maintype() == "text")
         hits = [s for s in secrets if s in text]
         assert not hits, f"{hits[:5]} in {path.name}"
-    check = runner.invoke(app, ["config", "check"])
-    assert check.exit_code == 0 and "12 agencies" in check.output
+
+
+def test_demo_simulated_span_ends_with_a_clean_audit(tmp_path):
+    """120 days on a fake clock: outcomes, late and missing answers, reminders, escalations, watch
+    checkpoints, relapses; the span ends with `engine audit` finding no gap."""
+    ws = tmp_path / "ws"
+    out = demo(ws, days=120)
+    assert out["simulated_until"] == "2027-03-27"
+    for key in ("reminders_sent", "escalations", "reopened", "watch_checks"):
+        assert out[key] > 0, key
+    assert out["audit_violations"] == 0
+    life = out["lifecycle"]
+    assert life["outcomes"] > 0 and life["outcomes_late"] > 0 and life["accepted_late"] > 0 and life["declined"] > 0
+    assert life["relapse_households"] > 0 and life["actions_late"] > 0
+    assert {"active", "closed"} <= set(out["case_states"])
+    # the figures come from the database: the same counts as the tables hold
+    import sqlite3
+
+    db = sqlite3.connect(ws / "engine.db")
+    assert out["reminders_sent"] == db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'reminder' AND status = 'sent'").fetchone()[0]
+    assert db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'").fetchone()[0] > 60  # one per business day
+    audit = runner.invoke(app, ["audit", "--workspace", str(ws), "--rules", RULES, "--date", "2027-03-27", "--json"])
+    assert audit.exit_code == 0 and json.loads(audit.output)["violations"] == []
+    case = db.execute("SELECT case_id FROM cases WHERE reopen_count > 0 ORDER BY case_id LIMIT 1").fetchone()[0]
+    shown = runner.invoke(app, ["history", case, "--workspace", str(ws)])
+    assert shown.exit_code == 0 and "再開（もどし）" in shown.output and "会議の結果" in shown.output
+    assert_no_personal_data_mailed(ws)
 
 
 def test_demo_is_reproducible(tmp_path):

@@ -26,7 +26,9 @@ from tests.town import add_household, person
 
 def test_schedules_are_declared_with_cron_and_tokyo_time():
     deps = {d.name: d for d in deployments(Path("ws"), ROOT / "configs" / "rules", ROOT / "configs")}
-    assert set(deps) == {"nightly-cycle", "agenda-dispatch"} == set(SCHEDULES)
+    assert set(deps) == {"nightly-cycle", "daily-sweep", "agenda-dispatch"} == set(SCHEDULES)
+    sweep = deps["daily-sweep"].schedules[0].schedule
+    assert (sweep.cron, sweep.timezone) == ("0 7 * * *", "Asia/Tokyo")
     nightly = deps["nightly-cycle"].schedules[0].schedule
     dispatch = deps["agenda-dispatch"].schedules[0].schedule
     assert (nightly.cron, nightly.timezone) == ("0 2 * * *", "Asia/Tokyo") == (nightly.cron, TIMEZONE)
@@ -102,7 +104,7 @@ def served(conn, workspace, tmp_path):
 
 def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     proc, url, workspace, log = served
-    deps = wait_for(lambda: len(d := api(url, "/deployments/filter", {})) == 2 and d, 120, "the two deployments")
+    deps = wait_for(lambda: len(d := api(url, "/deployments/filter", {})) == 3 and d, 120, "the three deployments")
     by_name = {d["name"]: d for d in deps}
     assert by_name["nightly-cycle"]["schedules"][0]["schedule"] == {"cron": "0 2 * * *", "timezone": "Asia/Tokyo", "day_or": True}
     assert by_name["agenda-dispatch"]["schedules"][0]["schedule"]["cron"] == "0 8 * * 1-5"
@@ -113,6 +115,12 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     assert conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0] > 0
     logs = wait_for(lambda: [e["message"] for e in api(url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}}) if "cases opened" in e["message"]], 60, "the flow's log")
     assert "2 cases opened" in logs[0]
+    # the daily sweep fires through the API too: on a business day it queues the coordinator's digest
+    assert by_name["daily-sweep"]["schedules"][0]["schedule"]["cron"] == "0 7 * * *"
+    run = api(url, f"/deployments/{by_name['daily-sweep']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}})
+    state = wait_for(lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s, 180, "the sweep run")
+    assert state == "COMPLETED"
+    assert conn.execute("SELECT COUNT(*) FROM outbox WHERE message_key = 'digest:2026-11-27' AND agency_id = 'coordinator'").fetchone()[0] == 1
     # stop it as a user would (Ctrl-C) and check nothing is left running
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=60)
@@ -122,10 +130,10 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     again = subprocess.Popen(proc.args[:-1] + [str(free_port())], env=proc_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         url2 = f"http://127.0.0.1:{again.args[-1]}/api"
-        deps = wait_for(lambda: len(d := api(url2, "/deployments/filter", {})) == 2 and d, 120, "the deployments after a restart")
+        deps = wait_for(lambda: len(d := api(url2, "/deployments/filter", {})) == 3 and d, 120, "the deployments after a restart")
         time.sleep(2)
         deps = api(url2, "/deployments/filter", {})
-        assert [d["paused"] for d in deps] == [False, False], [(d["name"], d["paused"]) for d in deps]
+        assert [d["paused"] for d in deps] == [False, False, False], [(d["name"], d["paused"]) for d in deps]
         # a second `engine serve` on the same workspace is refused: it would run every schedule twice
         third = subprocess.run(proc.args[:-1] + [str(free_port())], env=proc_env(), capture_output=True, text=True, timeout=60)
         assert third.returncode == 2 and "already serving" in third.stderr

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from engine.config import load_config
 from engine.cycle import dispatch, nightly_cycle
+from engine.sweep import daily_sweep
 from engine.dates import today_in_tokyo
 from engine.db import connect
 from engine.rules.loader import load_rules
@@ -25,26 +26,26 @@ def _on(on: str | None) -> date:
     return date.fromisoformat(on) if on else today_in_tokyo()
 
 
-@task(name="nightly-cycle", **TASK)
-def nightly_task(workspace: str, rules_dir: str, config_dir: str, on: str) -> dict:
+def _with_workspace(workspace: str, rules_dir: str, config_dir: str, job):
+    """Load rules and configuration, open the workspace database, run job(conn, rules, config)."""
     rules = load_rules(Path(rules_dir))
     config = load_config(Path(config_dir), rules)
     conn = connect(Path(workspace))
     try:
-        result = nightly_cycle(conn, Path(workspace), rules, config, date.fromisoformat(on))
+        return job(conn, rules, config)
     finally:
         conn.close()
+
+
+@task(name="nightly-cycle", **TASK)
+def nightly_task(workspace: str, rules_dir: str, config_dir: str, on: str) -> dict:
+    result = _with_workspace(workspace, rules_dir, config_dir, lambda conn, rules, config: nightly_cycle(conn, Path(workspace), rules, config, date.fromisoformat(on)))
     return result.model_dump(exclude={"screen": {"open_flags"}})
 
 
 @task(name="dispatch-outbox", **TASK)
 def dispatch_task(workspace: str, rules_dir: str, config_dir: str, on: str) -> dict:
-    config = load_config(Path(config_dir), load_rules(Path(rules_dir)))
-    conn = connect(Path(workspace))
-    try:
-        return dispatch(conn, config, Path(workspace), date.fromisoformat(on)).model_dump()
-    finally:
-        conn.close()
+    return _with_workspace(workspace, rules_dir, config_dir, lambda conn, rules, config: dispatch(conn, config, Path(workspace), date.fromisoformat(on))).model_dump()
 
 
 @flow(name="nightly-cycle", persist_result=False, log_prints=False)
@@ -72,3 +73,20 @@ def dispatch_flow(workspace: str, rules_dir: str, config_dir: str, on: str | Non
         s = result["send"]
         logger.info("dispatch %s: %d sent, %d deferred, %d failed, %d possible duplicates", day, s["sent"], s["deferred"], s["failed"], s["possible_duplicates"])
     return result
+
+
+@task(name="daily-sweep", **TASK)
+def sweep_task(workspace: str, rules_dir: str, config_dir: str, on: str) -> dict:
+    return _with_workspace(workspace, rules_dir, config_dir, lambda conn, rules, config: daily_sweep(conn, rules, config, date.fromisoformat(on))).model_dump()
+
+
+@flow(name="daily-sweep", persist_result=False, log_prints=False)
+def sweep_flow(workspace: str, rules_dir: str, config_dir: str, on: str | None = None) -> dict:
+    """Reminders, escalations, evaluations, watch checkpoints, reopening, the coordinator's digest and the gap audit."""
+    day = _on(on).isoformat()
+    r = sweep_task(workspace, rules_dir, config_dir, day)
+    get_run_logger().info(
+        "sweep %s: %d reminders, %d escalations, %d evaluations booked, %d checkpoints asked, %d reopened, audit violations %d",
+        day, r["reminders"], r["escalations"], r["evaluations_booked"], r["checkpoints_asked"], r["reopened"], r["violations"],
+    )
+    return r

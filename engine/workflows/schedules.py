@@ -1,6 +1,7 @@
 """The schedules, declared in one version-controlled place.
 
 nightly-cycle   02:00 every day, Asia/Tokyo
+daily-sweep     07:00 every day, Asia/Tokyo (reminders, escalations, watch, audit; the digest on business days)
 agenda-dispatch 08:00 Monday to Friday, Asia/Tokyo (the flow itself skips holidays and 年末年始)
 """
 
@@ -10,11 +11,12 @@ from pathlib import Path
 
 from prefect.schedules import Cron
 
-from engine.workflows.flows import dispatch_flow, nightly_flow
+from engine.workflows.flows import dispatch_flow, nightly_flow, sweep_flow
 
 TIMEZONE = "Asia/Tokyo"
 SCHEDULES = {
     "nightly-cycle": ("0 2 * * *", nightly_flow),
+    "daily-sweep": ("0 7 * * *", sweep_flow),
     "agenda-dispatch": ("0 8 * * 1-5", dispatch_flow),
 }
 

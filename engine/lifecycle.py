@@ -1,0 +1,132 @@
+"""Case states, the transitions allowed between them, and the append-only audit log.
+
+    detected ─→ convened ─→ lead_pending ─→ active ─→ closed ─→ archived
+        │          │  ↑          │           │  ↑       │
+        └→ routed ─┘  └──────────┘           │  │       └→ reopened ─→ convened …
+                         suspended ←─────────┘  └ (evaluation meetings keep the case active)
+
+Every change of state goes through `Log.move`, which refuses a transition not in TRANSITIONS
+(and the database refuses it too: a trigger checks the case_transitions table). Every change,
+decision and e-mail is written to `audit_log`, which triggers protect from UPDATE and DELETE.
+Entries carry pseudonymous ids only: never a name, kana, address or birth date.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sqlite3
+from datetime import date, datetime, timezone
+
+STATE_LABELS = {
+    "detected": "検知（会議の予約待ち）",
+    "convened": "会議に付議",
+    "lead_pending": "主担当機関の受諾待ち",
+    "active": "支援中（プラン実施）",
+    "closed": "終結（見守り中）",
+    "archived": "見守り完了",
+    "routed": "要対協等で支援中（確認日あり）",
+    "suspended": "中断",
+    "reopened": "再開（もどし）",
+}
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "detected": frozenset({"convened", "routed"}),
+    # a case re-decided without a free slot goes back to waiting; the conference's outcome moves it on
+    "convened": frozenset({"detected", "lead_pending", "active", "closed", "suspended"}),
+    # declined by every candidate: back to a conference
+    "lead_pending": frozenset({"active", "closed", "convened", "detected", "suspended"}),
+    "active": frozenset({"lead_pending", "closed", "suspended"}),
+    "closed": frozenset({"reopened", "archived"}),
+    "suspended": frozenset({"reopened"}),
+    # a silo conference let the household go with problems open, or its owner reports a concern
+    "routed": frozenset({"convened", "detected", "archived"}),
+    "reopened": frozenset({"convened", "detected"}),
+    "archived": frozenset(),  # a household flagged again gets a new case linked to this one
+}
+OPEN_STATES = frozenset(TRANSITIONS) - {"archived"}
+
+
+class InvalidTransition(Exception):
+    """The requested change of state is not allowed from the case's current state."""
+
+
+class CaseNotFound(Exception):
+    pass
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container)
+        return "coordinator"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def explain_refusal(case_id: str, current: str, wanted: str) -> str:
+    allowed = "、".join(STATE_LABELS[s] for s in sorted(TRANSITIONS[current])) or "なし（新しい事案として再び紐づけられます）"
+    return f"事案 {case_id} は「{STATE_LABELS[current]}」です。「{STATE_LABELS[wanted]}」には移れません（移れる状態: {allowed}）"
+
+
+class Log:
+    """Writes audit entries and moves cases for one actor on one (possibly simulated) day."""
+
+    def __init__(self, conn: sqlite3.Connection, on: date, actor: str, *, rules_hash: str | None = None, config_hash: str | None = None):
+        self.conn, self.on, self.actor = conn, on, actor
+        self.rules_hash = rules_hash or self._last_rules_hash()
+        self.config_hash = config_hash
+
+    def _last_rules_hash(self) -> str | None:
+        row = self.conn.execute("SELECT rules_hash FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def event(self, event: str, *, case_id: str | None = None, household_id: str | None = None, meeting_id: str | None = None,
+              reason: str = "", rule_id: str | None = None, from_status: str | None = None, to_status: str | None = None, **detail) -> None:
+        if case_id and household_id is None:
+            row = self.conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+            household_id = row[0] if row else None
+        self.conn.execute(
+            "INSERT INTO audit_log (at, on_day, actor, event, case_id, household_id, meeting_id, from_status, to_status, reason, rule_id, rules_hash, config_hash, detail) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (_now(), self.on.isoformat(), self.actor, event, case_id, household_id, meeting_id, from_status, to_status, reason, rule_id,
+             self.rules_hash, self.config_hash, json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None),
+        )
+
+    def status(self, case_id: str) -> str:
+        row = self.conn.execute("SELECT status FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        if row is None:
+            raise CaseNotFound(f"事案 {case_id} はありません（`engine meetings` や `engine audit` で事案番号を確認してください）")
+        return row[0]
+
+    def check(self, case_id: str, to: str) -> str:
+        """The current state, if `to` may follow it; else InvalidTransition."""
+        current = self.status(case_id)
+        if current != to and to not in TRANSITIONS[current]:
+            raise InvalidTransition(explain_refusal(case_id, current, to))
+        return current
+
+    def move(self, case_id: str, to: str, reason: str, *, rule_id: str | None = None, meeting_id: str | None = None, **detail) -> bool:
+        """Change the case's state (a no-op if it is already there); False if nothing changed."""
+        current = self.check(case_id, to)
+        if current == to:
+            return False
+        self.conn.execute("UPDATE cases SET status = ?, is_open = ? WHERE case_id = ?", (to, int(to in OPEN_STATES), case_id))
+        self.event("transition", case_id=case_id, meeting_id=meeting_id, from_status=current, to_status=to, reason=reason, rule_id=rule_id, **detail)
+        return True
+
+    def escalate(self, key: str, kind: str, detail: str, *, case_id: str | None = None) -> bool:
+        """Raise an escalation to the coordinator once per `key`; True if raised now. The daily
+        digest reports it; the audit counts an overdue item without one as a gap."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO escalations (subject_key, case_id, kind, raised_on, detail) VALUES (?,?,?,?,?)",
+            (key, case_id, kind, self.on.isoformat(), detail),
+        )
+        if cur.rowcount:
+            self.event("escalation", case_id=case_id, reason=detail, kind=kind, key=key)
+        return bool(cur.rowcount)
+
+    def contact(self, case_id: str, agency_id: str, via: str) -> None:
+        self.conn.execute("INSERT INTO contacts VALUES (?,?,?,?)", (case_id, agency_id, self.on.isoformat(), via))

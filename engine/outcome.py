@@ -1,0 +1,229 @@
+"""Record what a conference decided for one case: `engine outcome MEETING CASE --file outcome.yaml`.
+
+    decision: plan          # plan（支援方針・役割分担）| close（終結）| suspend（中断）| continue（継続審議）
+    lead: houkatsu_kita     # 主担当機関 (agency id); plan and close
+    consent: pending        # 本人同意: obtained | pending | refused
+    roles:                  # 役割分担: who does what by when (plan: at least one)
+      - {agency: houkatsu_kita, action: 介護サービスの利用調整, due: 2026-12-15}
+    next_evaluation: 2027-03-01   # optional (plan): default lifecycle.yaml evaluation_months after acceptance
+    review_on: 2027-02-01         # suspend: when the case comes back
+    reason: 本人が支援を希望しないため   # suspend and close: why (no names)
+
+plan and close ask the lead to accept (the hand-shake, engine/handshake.py) unless that agency
+already is the case's confirmed lead. Free text is refused when it contains a name, kana,
+address or birth date of the household: it is sent to agencies by e-mail.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from engine.business_days import Calendar, add_months
+from engine.config import Config
+from engine.dates import DateError, parse_date, to_wareki
+from engine.lifecycle import Log
+from engine.rules.loader import RuleProblem, RulesInvalid, did_you_mean
+from engine.rules.model import RuleSet
+from engine.yamlfile import YamlFile, read_yaml, validate
+
+
+def _date(v):
+    if isinstance(v, str):
+        try:
+            return parse_date(v.strip())
+        except DateError as err:
+            raise ValueError(str(err)) from err
+    return v
+
+
+Day = Annotated[date, BeforeValidator(_date)]
+Text = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class Role(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agency: str
+    action: Text
+    due: Day
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["plan", "close", "suspend", "continue"]
+    lead: str | None = None
+    consent: Literal["obtained", "pending", "refused"] | None = None
+    roles: list[Role] = []
+    next_evaluation: Day | None = None
+    review_on: Day | None = None
+    reason: Text | None = None
+
+    @model_validator(mode="after")
+    def _by_decision(self):
+        if self.decision == "plan" and not self.lead:
+            raise ValueError("decision plan needs `lead:` (the agency id of the 主担当機関)")
+        if self.decision == "plan" and not self.roles:
+            raise ValueError("decision plan needs `roles:` (at least one agency, action and due date)")
+        if self.decision == "suspend" and not (self.review_on and self.reason):
+            raise ValueError("decision suspend needs `review_on:` (when to look again) and `reason:`")
+        if self.decision != "suspend" and self.review_on:
+            raise ValueError("`review_on:` is for decision suspend; a plan's next review is `next_evaluation:`")
+        return self
+
+
+class OutcomeInvalid(RulesInvalid):
+    """The outcome file has problems (each with file, line, field)."""
+
+
+class OutcomeRefused(Exception):
+    """The outcome cannot be recorded for this meeting and case (said why)."""
+
+
+class OutcomeResult(BaseModel):
+    case_id: str
+    decision: str
+    status: str  # the case's state afterwards
+    lead_request: int | None = None  # the hand-shake request sent, if any
+    actions: int = 0
+    meeting_id: str | None = None  # continue: the meeting the case is booked into
+
+
+def personal_tokens(conn: sqlite3.Connection, household_id: str) -> set[str]:
+    """Strings that identify the household's members: names and their parts, kana, address, birth dates."""
+    out: set[str] = set()
+    for name, kana, birth in conn.execute("SELECT name, kana, birth_date FROM persons WHERE household_id = ?", (household_id,)):
+        for text in (name, kana):
+            if text:
+                out.add(text.strip())
+                out |= {part for part in text.replace("\u3000", " ").split() if len(part) >= 2}
+        if birth:
+            d = date.fromisoformat(birth)
+            out |= {birth, f"{d.year}年{d.month}月{d.day}日", to_wareki(d), to_wareki(d, "abbr"), birth.replace("-", "/")}
+    (address,) = conn.execute("SELECT address FROM households WHERE household_id = ?", (household_id,)).fetchone() or (None,)
+    if address:
+        out.add(address.strip())
+    return {t for t in out if t}
+
+
+def check_outcome(conn: sqlite3.Connection, config: Config, doc: YamlFile, outcome: Outcome, *, household_id: str, held_on: date, conference_type: str) -> list[RuleProblem]:
+    problems: list[RuleProblem] = []
+    agencies = config.agencies
+    if outcome.lead and outcome.lead not in agencies:
+        problems.append(doc.problem(("lead",), f"unknown agency '{outcome.lead}'", suggestion=did_you_mean(outcome.lead, agencies) or "agency ids are in agencies.yaml"))
+    elif outcome.lead and conference_type == "support" and not agencies[outcome.lead].member:
+        problems.append(doc.problem(("lead",), f"'{outcome.lead}' is not a registered member of the {config.name_of('support')}: it cannot be told of the case without consent",
+                                    suggestion="choose a member agency, or obtain consent and decide at the 重層的支援会議"))
+    for i, role in enumerate(outcome.roles):
+        if role.agency not in agencies:
+            problems.append(doc.problem(("roles", i, "agency"), f"unknown agency '{role.agency}'", suggestion=did_you_mean(role.agency, agencies) or "agency ids are in agencies.yaml"))
+        if role.due < held_on:
+            problems.append(doc.problem(("roles", i, "due"), f"due date {role.due} is before the meeting ({held_on})", suggestion="give the date the action should be done by"))
+    for field in ("next_evaluation", "review_on"):
+        value = getattr(outcome, field)
+        if value and value <= held_on:
+            problems.append(doc.problem((field,), f"{value} is not after the meeting ({held_on})"))
+    tokens = personal_tokens(conn, household_id)
+    texts = [(("reason",), outcome.reason)] + [(("roles", i, "action"), r.action) for i, r in enumerate(outcome.roles)]
+    for path, text in texts:
+        if text and any(t in text for t in tokens):
+            problems.append(doc.problem(path, "contains personal data of the household (a name, kana, address or birth date): this text is e-mailed to agencies",
+                                        suggestion="write 本人, 世帯員, 長男… instead; details stay in the meeting"))
+    return problems
+
+
+def read_outcome(path: Path) -> tuple[YamlFile, Outcome]:
+    problems: list[RuleProblem] = []
+    doc = read_yaml(Path(path), problems)
+    outcome = validate(doc, Outcome, problems) if doc else None
+    if problems or outcome is None:
+        raise OutcomeInvalid(problems or [RuleProblem(file=str(path), line=1, message="the file is empty: write at least `decision:`")])
+    return doc, outcome
+
+
+def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, meeting_id: str, case_id: str, path: Path, on: date, actor: str) -> OutcomeResult:
+    """Validate the outcome file and apply the decision, in one transaction."""
+    from engine.handshake import close_case, request_lead, schedule_evaluation
+
+    doc, outcome = read_outcome(path)
+    meeting = conn.execute("SELECT held_on, conference_type FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()
+    if meeting is None:
+        raise OutcomeRefused(f"会議 {meeting_id} はありません（`engine meetings --all` で確認してください）")
+    row = conn.execute("SELECT household_id, status, meeting_id, lead_agency_id, lead_confirmed_on, conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+    if row is None:
+        raise OutcomeRefused(f"事案 {case_id} はありません（`engine agenda {meeting_id}` で事案番号を確認してください）")
+    household_id, status, case_meeting, lead, confirmed_on, conference_type = row
+    held_on = date.fromisoformat(meeting[0])
+    if case_meeting != meeting_id:
+        raise OutcomeRefused(f"事案 {case_id} は会議 {meeting_id} に付議されていません（付議先: {case_meeting or 'なし'}）")
+    if held_on > on:
+        raise OutcomeRefused(f"会議 {meeting_id} は {held_on} に開かれます: 結果はその日以降に記録してください")
+    if conn.execute("SELECT 1 FROM outcomes WHERE case_id = ? AND meeting_id = ?", (case_id, meeting_id)).fetchone():
+        raise OutcomeRefused(f"事案 {case_id} の会議 {meeting_id} の結果は記録済みです（記録は追記のみ。`engine history {case_id}` を参照）")
+    problems = check_outcome(conn, config, doc, outcome, household_id=household_id, held_on=held_on, conference_type=meeting[1])
+    if problems:
+        raise OutcomeInvalid(problems)
+    log = Log(conn, on, actor, config_hash=config.hash)
+    decision_status = {"plan": "lead_pending", "close": "closed", "suspend": "suspended", "continue": status}[outcome.decision]
+    log.check(case_id, decision_status if not (outcome.decision == "plan" and outcome.lead == lead and confirmed_on) else "active")
+    result = OutcomeResult(case_id=case_id, decision=outcome.decision, status=status)
+    labels = {"plan": "支援方針と役割分担を決定", "close": "終結（主担当機関へ引継ぎ）", "suspend": "中断", "continue": "継続審議"}
+    with conn:
+        conn.execute("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", (case_id, meeting_id, held_on.isoformat(), on.isoformat(), outcome.decision, outcome.lead, outcome.consent, outcome.model_dump_json()))
+        if outcome.consent:
+            conn.execute("UPDATE cases SET consent_state = ? WHERE case_id = ?", (outcome.consent, case_id))
+        log.event("outcome", case_id=case_id, meeting_id=meeting_id, reason=labels[outcome.decision] + (f"（{outcome.reason}）" if outcome.reason else ""),
+                  decision=outcome.decision, lead=outcome.lead, consent=outcome.consent, roles=len(outcome.roles), late=on > Calendar.of(config.conference).add(held_on, config.lifecycle.outcome_business_days))
+        if outcome.decision in ("plan", "suspend"):
+            n = conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (on.isoformat(), case_id)).rowcount
+            if n:
+                log.event("actions_replaced", case_id=case_id, reason=f"未完了の役割 {n}件を新しい決定で置き換え")
+        for role in outcome.roles:
+            conn.execute("INSERT INTO case_actions (case_id, meeting_id, agency_id, action, due_on, status) VALUES (?,?,?,?,?, 'open')", (case_id, meeting_id, role.agency, role.action, role.due.isoformat()))
+            result.actions += 1
+        if outcome.roles:
+            log.event("actions_agreed", case_id=case_id, meeting_id=meeting_id, reason=f"役割分担 {len(outcome.roles)}件", roles=[{"agency": r.agency, "due": r.due} for r in outcome.roles])
+        if outcome.decision in ("plan", "close"):
+            target = outcome.lead or lead
+            then = "active" if outcome.decision == "plan" else "closed"
+            if target == lead and confirmed_on:
+                conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (on.isoformat(), case_id))
+                if then == "active":
+                    log.move(case_id, "active", "確定済みの主担当機関がプランを継続", meeting_id=meeting_id)
+                    schedule_evaluation(log, config, case_id, outcome.next_evaluation)
+                else:
+                    close_case(log, config, case_id, "会議で終結を決定（主担当機関へ引継ぎ済み）")
+            else:
+                result.lead_request = request_lead(log, config, case_id, target, then_status=then, rule_id="conference",
+                                                   why=f"会議 {meeting_id} の決定（{labels[outcome.decision]}）")
+        elif outcome.decision == "suspend":
+            conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (on.isoformat(), case_id))
+            conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (on.isoformat(), case_id))
+            log.move(case_id, "suspended", f"中断: {outcome.reason}", meeting_id=meeting_id)
+            review = Calendar.of(config.conference).add(outcome.review_on, 0)
+            conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'review', ?, 'pending')", (case_id, review.isoformat()))
+            log.event("checkpoint_scheduled", case_id=case_id, reason=f"中断の見直し {review}", kind="review", due_on=review)
+        else:  # continue: the next meeting
+            from engine.convene import Convener
+
+            c = Convener(conn, rules, config, on)
+            c.log = log
+            conn.execute("UPDATE cases SET meeting_id = NULL WHERE case_id = ?", (case_id,))  # held: book the next one
+            for cid, cand, hh in c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False):
+                c.convene_case(cid, cand, hh, note="継続審議。")
+            result.meeting_id = conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]  # None: waits for a slot
+        result.status = conn.execute("SELECT status FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+    return result
+
+
+def evaluation_due(config: Config, on: date, requested: date | None) -> date:
+    return Calendar.of(config.conference).add(requested or add_months(on, config.lifecycle.evaluation_months), 0)
+
+
+def latest_outcome(conn: sqlite3.Connection, case_id: str) -> Outcome | None:
+    row = conn.execute("SELECT body FROM outcomes WHERE case_id = ? ORDER BY decided_on DESC, recorded_on DESC LIMIT 1", (case_id,)).fetchone()
+    return Outcome.model_validate(json.loads(row[0])) if row else None

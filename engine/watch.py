@@ -1,0 +1,77 @@
+"""Checkpoints answered by agencies: the post-closure watch (見守り) and the check-back of a case
+left with a silo conference. `engine watch CASE --result stable|concern|lost_contact`.
+
+stable                → the next checkpoint waits; after the last watch checkpoint the case is archived
+concern, lost_contact → もどし: the case is reopened and convened again with its previous lead
+                        (a routed case is brought to a conference)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel
+
+from engine.business_days import Calendar, add_months
+from engine.config import Config
+from engine.lifecycle import Log
+from engine.rules.model import RuleSet
+
+Result = Literal["stable", "concern", "lost_contact"]
+RESULT_LABELS = {"stable": "安定", "concern": "懸念あり", "lost_contact": "連絡が取れない"}
+
+
+class WatchError(Exception):
+    pass
+
+
+class WatchResult(BaseModel):
+    case_id: str
+    checkpoint_id: int
+    result: str
+    status: str  # the case's state afterwards
+
+
+def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: str, result: Result, on: date, actor: str, agency_id: str | None = None) -> WatchResult:
+    from engine.convene import Convener
+
+    if result not in RESULT_LABELS:
+        raise WatchError(f"--result: '{result}' is not one of stable, concern, lost_contact")
+    log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
+    with conn:
+        status = log.status(case_id)
+        row = conn.execute(
+            "SELECT checkpoint_id, kind FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND (status = 'asked' OR (status = 'pending' AND due_on <= ?)) "
+            "ORDER BY due_on LIMIT 1", (case_id, on.isoformat()),
+        ).fetchone()
+        if row is None:
+            nxt = conn.execute("SELECT MIN(due_on) FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND status = 'pending'", (case_id,)).fetchone()[0]
+            raise WatchError(f"事案 {case_id}（{status}）に回答を待つ確認はありません" + (f"（次の確認日: {nxt}）" if nxt else ""))
+        checkpoint_id, kind = row
+        lead = conn.execute("SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+        who = agency_id or lead
+        conn.execute("UPDATE checkpoints SET status = 'done', result = ?, done_on = ? WHERE checkpoint_id = ?", (result, on.isoformat(), checkpoint_id))
+        log.event("checkpoint_answered", case_id=case_id, reason=f"{'見守り' if kind == 'watch' else '確認'}の結果: {RESULT_LABELS[result]}", kind=kind, result=result, checkpoint_id=checkpoint_id, agency=who)
+        if result != "lost_contact" and who:
+            log.contact(case_id, who, "watch")
+        if result == "stable":
+            if kind == "check_back":
+                due = Calendar.of(config.conference).add(add_months(on, config.lifecycle.check_back_months), 0)
+                conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'check_back', ?, 'pending')", (case_id, due.isoformat()))
+                log.event("checkpoint_scheduled", case_id=case_id, reason=f"次の確認日 {due}", kind="check_back", due_on=due)
+            elif not conn.execute("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", (case_id,)).fetchone():
+                log.move(case_id, "archived", "終結後の見守りをすべて終え、安定")
+        else:
+            c = Convener(conn, rules, config, on)
+            c.log = log
+            (cid, cand, hh), = c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False)
+            why = f"{'見守り' if kind == 'watch' else '要対協等への確認'}で「{RESULT_LABELS[result]}」"
+            if status == "routed":
+                conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (on.isoformat(), case_id))
+                c.convene_case(cid, cand, hh, note=why + "のため会議に付議。")
+            else:
+                c.reopen(cid, hh, why)
+        status = log.status(case_id)
+    return WatchResult(case_id=case_id, checkpoint_id=checkpoint_id, result=result, status=status)
