@@ -9,7 +9,7 @@ HOUSEHOLDS ?= 5000
 SEED ?= 42
 WORKSPACE ?= workspace
 
-.PHONY: install demo test bench bench-convene serve clean
+.PHONY: install demo test bench bench-convene bench-lifecycle serve clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
@@ -29,9 +29,13 @@ test: install
 bench: install
 	$(BIN)/python bench/screen.py --households $(or $(BENCH_HOUSEHOLDS),1000000)
 	$(BIN)/python bench/convene.py
+	$(BIN)/python bench/lifecycle.py
 
 bench-convene: install
 	$(BIN)/python bench/convene.py
+
+bench-lifecycle: install
+	$(BIN)/python bench/lifecycle.py
 
 # a real local Prefect server (UI on http://127.0.0.1:4200) serving the nightly and dispatch schedules
 serve: install

@@ -282,7 +282,7 @@ def run(
         return
     c, p = cycle.convene, cycle.papers
     typer.echo(f"screen: {cycle.screen.flags_opened:,} new flags, {cycle.screen.flags_resolved:,} resolved")
-    typer.echo(f"cases: {c.cases_opened:,} opened, {c.cases_routed:,} routed to a silo conference, {c.flags_attached:,} flags added to open cases")
+    typer.echo(f"cases: {c.cases_opened:,} opened, {c.cases_routed:,} routed to a silo conference, {c.flags_attached:,} flags added to open cases, {c.reopened:,} reopened, {c.relinked:,} re-linked to an archived case")
     typer.echo(f"agendas: {p.agendas:,} new versions for {p.meetings:,} upcoming meetings; {p.messages_queued + p.routing_notices:,} e-mails queued")
     if sent and sent.send:
         s = sent.send

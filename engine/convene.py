@@ -228,6 +228,8 @@ class Convener:
             lead = LeadProposal(agency_id=agency.id, rule_id=old_rule or "previous", reason=f"{why}: {agency.name}。", shared_reason=f"{why}。", candidates=(agency.id,))
         else:
             lead = propose_lead(self.config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served, conference_type=kind, led=self.led)
+            if agency:  # the previous lead cannot take part in a 支援会議 it is not a member of (社会福祉法106条の6)
+                basis += f"。前回の主担当機関（{agency.name}）は{self.config.name_of('support')}の構成員でないため招集しない（本人同意を得て{self.config.name_of('multi')}で再検討を）"
         if lead and not confirmed_on and old_lead and old_lead != lead.agency_id and lead.rule_id == old_rule and old_lead in lead.candidates:
             # same rule, and the earlier lead is still eligible: do not switch the lead over load alone
             lead = lead.model_copy(update={"agency_id": old_lead, "reason": old_reason, "shared_reason": old_shared})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import random
 import sqlite3
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class Story(BaseModel):
     relapse_households: int = 0
     reminders_queued: int = 0
     sweep_escalations: int = 0
+    seconds: dict[str, float] = {}  # per step, summed over the span: nightly, sweep, dispatch, people
 
 
 class Simulation:
@@ -80,17 +82,27 @@ class Simulation:
         return True
 
     def run(self) -> Story:
+        spent = {"nightly": 0.0, "sweep": 0.0, "dispatch": 0.0, "people": 0.0}
+
+        def timed(step: str, fn, *args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[step] += time.perf_counter() - t
+
         for i in range(1, self.days + 1):
             on = self.start + timedelta(days=i)
-            nightly_cycle(self.conn, self.workspace, self.rules, self.config, on)
-            swept = daily_sweep(self.conn, self.rules, self.config, on)
+            timed("nightly", nightly_cycle, self.conn, self.workspace, self.rules, self.config, on)
+            swept = timed("sweep", daily_sweep, self.conn, self.rules, self.config, on)
             self.story.reminders_queued += swept.reminders
             self.story.sweep_escalations += swept.escalations
-            dispatch(self.conn, self.config, self.workspace, on, transport=self.transport)
+            timed("dispatch", dispatch, self.conn, self.config, self.workspace, on, transport=self.transport)
             if i == self.days * 5 // 8:
-                self.relapse(on)
-            self.coordinator(on)
-            self.agencies(on)
+                timed("people", self.relapse, on)
+            timed("people", self.coordinator, on)
+            timed("people", self.agencies, on)
+        self.story.seconds = {k: round(v, 2) for k, v in spent.items()}
         return self.story
 
     # --- the coordinator ----------------------------------------------------------------------
