@@ -78,6 +78,13 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
     def has(sql: str, *params) -> bool:
         return conn.execute(sql, params).fetchone() is not None
 
+    owed: dict[str, list[tuple[str, str]]] = {}
+    for case_id, meeting_id, held_on in conn.execute(
+        "SELECT cm.case_id, cm.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) ORDER BY m.held_on"
+    ):
+        owed.setdefault(case_id, []).append((meeting_id, held_on))
+
     for case_id, hid, status, opened_on, lead, meeting_id, held_on, closed_on in cases:
         pending_request = has("SELECT 1 FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
         if status != "routed" and not lead and not pending_request:
@@ -89,7 +96,7 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
             "reopened": meeting_id is not None,
             "convened": meeting_id is not None,
             "lead_pending": pending_request,
-            "active": (held_on is not None and held_on >= day) or has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", case_id),
+            "active": bool(owed.get(case_id)) or has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", case_id),
             "suspended": has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'review' AND status = 'pending'", case_id),
             "routed": has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')", case_id),
             "closed": True,  # closure_without_watch below
@@ -98,10 +105,12 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
             add("no_next_step", hid, case_id, _since(conn, case_id, opened_on), f"状態「{status}」で会議・依頼・確認日のいずれも予定されていない")
         if status == "closed" and not has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", case_id):
             add("closure_without_watch", hid, case_id, closed_on or _since(conn, case_id, opened_on), "終結後の見守り（+3・+6・+12か月）が予定されていない")
-        if meeting_id and held_on and held_on < day and status in ("convened", "lead_pending", "active", "detected", "reopened"):
-            deadline = cal.add(date.fromisoformat(held_on), config.lifecycle.outcome_business_days)
-            if deadline < on and not has("SELECT 1 FROM outcomes WHERE case_id = ? AND meeting_id = ?", case_id, meeting_id):
-                add("meeting_without_outcome", hid, case_id, held_on, f"会議 {meeting_id}（{held_on}）の結果が {deadline} までに記録されていない")
+        for held_meeting, held_day in owed.get(case_id, ()):
+            if held_day >= day:
+                continue
+            deadline = cal.add(date.fromisoformat(held_day), config.lifecycle.outcome_business_days)
+            if deadline < on:
+                add("meeting_without_outcome", hid, case_id, held_day, f"会議 {held_meeting}（{held_day}）の結果が {deadline} までに記録されていない")
 
     overdue = [
         ("action", "SELECT a.action_id, c.household_id, a.case_id, a.due_on, a.agency_id FROM case_actions a JOIN cases c ON c.case_id = a.case_id "

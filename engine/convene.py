@@ -239,6 +239,11 @@ class Convener:
         invited, excluded = participants(self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind)
         if excluded:
             basis += "。構成員でないため招集しない機関: " + "、".join(self.config.agencies[a].name for a in excluded)
+        if old_meeting and old_meeting != meeting_id and old_day and old_day >= self.on_iso:
+            # left before it was held: it owes no outcome (a held meeting still does)
+            self.conn.execute("DELETE FROM case_meetings WHERE case_id = ? AND meeting_id = ?", (case_id, old_meeting))
+        if meeting_id:
+            self.conn.execute("INSERT OR IGNORE INTO case_meetings VALUES (?, ?)", (case_id, meeting_id))
         new_status = status if status in ("lead_pending", "active") else ("convened" if meeting_id else "detected")
         self.log.move(case_id, new_status, note + basis, meeting_id=meeting_id)
         self.conn.execute(

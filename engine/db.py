@@ -200,6 +200,11 @@ CREATE TABLE IF NOT EXISTS outcomes (
     body        TEXT NOT NULL,               -- JSON of the validated outcome file
     PRIMARY KEY (case_id, meeting_id)
 );
+CREATE TABLE IF NOT EXISTS case_meetings (     -- every meeting a case was on when it was held (or is booked into):
+    case_id    TEXT NOT NULL,                -- each owes an outcome, even after the case moved on
+    meeting_id TEXT NOT NULL,
+    PRIMARY KEY (case_id, meeting_id)
+);
 CREATE TABLE IF NOT EXISTS lead_requests (
     request_id   INTEGER PRIMARY KEY,
     case_id      TEXT NOT NULL,
@@ -304,6 +309,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         for name, decl in CASE_COLUMNS.items():
             if name not in have:
                 conn.execute(f"ALTER TABLE cases ADD COLUMN {name} {decl}")
+        # a case's current meeting is one of its meetings (workspaces from before case_meetings)
+        conn.execute("INSERT OR IGNORE INTO case_meetings SELECT case_id, meeting_id FROM cases WHERE meeting_id IS NOT NULL")
         wanted = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
         if set(conn.execute("SELECT from_status, to_status FROM case_transitions").fetchall()) != wanted:
             conn.execute("DELETE FROM case_transitions")

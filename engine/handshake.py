@@ -38,6 +38,8 @@ def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then
     conn, cal = log.conn, Calendar.of(config.conference)
     due = cal.add(log.on, config.lifecycle.lead_answer_business_days)
     conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (log.on.isoformat(), case_id))
+    # the plan's evaluation is scheduled again when the lead accepts
+    conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", (log.on.isoformat(), case_id))
     request_id = conn.execute(
         "INSERT INTO lead_requests (case_id, agency_id, rule_id, requested_on, due_on, then_status, status) VALUES (?,?,?,?,?,?, 'pending')",
         (case_id, agency_id, rule_id, log.on.isoformat(), due.isoformat(), then_status),

@@ -158,8 +158,8 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
         raise OutcomeRefused(f"事案 {case_id} はありません（`engine agenda {meeting_id}` で事案番号を確認してください）")
     household_id, status, case_meeting, lead, confirmed_on, conference_type = row
     held_on = date.fromisoformat(meeting[0])
-    if case_meeting != meeting_id:
-        raise OutcomeRefused(f"事案 {case_id} は会議 {meeting_id} に付議されていません（付議先: {case_meeting or 'なし'}）")
+    if not conn.execute("SELECT 1 FROM case_meetings WHERE case_id = ? AND meeting_id = ?", (case_id, meeting_id)).fetchone():
+        raise OutcomeRefused(f"事案 {case_id} は会議 {meeting_id} に付議されていません（現在の付議先: {case_meeting or 'なし'}）")
     if held_on > on:
         raise OutcomeRefused(f"会議 {meeting_id} は {held_on} に開かれます: 結果はその日以降に記録してください")
     if conn.execute("SELECT 1 FROM outcomes WHERE case_id = ? AND meeting_id = ?", (case_id, meeting_id)).fetchone():
@@ -212,7 +212,8 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
 
             c = Convener(conn, rules, config, on)
             c.log = log
-            conn.execute("UPDATE cases SET meeting_id = NULL WHERE case_id = ?", (case_id,))  # held: book the next one
+            if case_meeting == meeting_id:  # this meeting has been held: book the next (a later booking is kept)
+                conn.execute("UPDATE cases SET meeting_id = NULL WHERE case_id = ?", (case_id,))
             for cid, cand, hh in c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False):
                 c.convene_case(cid, cand, hh, note="継続審議。")
             result.meeting_id = conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]  # None: waits for a slot

@@ -108,9 +108,9 @@ class Simulation:
     # --- the coordinator ----------------------------------------------------------------------
     def coordinator(self, on: date) -> None:
         rows = self.conn.execute(
-            "SELECT c.case_id, c.meeting_id, m.held_on, c.status, c.lead_agency_id, c.conference_type FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id "
-            "WHERE c.is_open = 1 AND c.status IN ('convened', 'lead_pending', 'active') AND m.held_on <= ? "
-            "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = c.case_id AND o.meeting_id = c.meeting_id) ORDER BY c.case_id", (on.isoformat(),),
+            "SELECT c.case_id, cm.meeting_id, m.held_on, c.status, c.lead_agency_id, c.conference_type FROM case_meetings cm JOIN cases c ON c.case_id = cm.case_id "
+            "JOIN meetings m ON m.meeting_id = cm.meeting_id WHERE c.is_open = 1 AND m.held_on <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) ORDER BY c.case_id, m.held_on", (on.isoformat(),),
         ).fetchall()
         for case_id, meeting_id, held_on, status, lead, kind in rows:
             r = self.rng(f"outcome:{case_id}:{meeting_id}")

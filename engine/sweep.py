@@ -79,11 +79,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
             if overdue:
                 result.escalations += log.escalate(f"action:{action_id}", "action_overdue", f"事案 {case_id}: 役割 {action_id}（{agency}）が期日 {due} を過ぎても未完了", case_id=case_id)
 
-        for case_id, meeting_id, held_on in conn.execute(
-            "SELECT c.case_id, c.meeting_id, m.held_on FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id "
-            "WHERE c.is_open = 1 AND c.status IN ('convened', 'lead_pending', 'active') AND m.held_on < ? "
-            "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = c.case_id AND o.meeting_id = c.meeting_id)", (day,),
-        ).fetchall():
+        for case_id, meeting_id, held_on in owed_outcomes(conn, day):
             deadline = cal.add(date.fromisoformat(held_on), lc.outcome_business_days)
             if deadline < on:
                 result.escalations += log.escalate(f"outcome:{case_id}:{meeting_id}", "outcome_missing", f"事案 {case_id}: 会議 {meeting_id}（{held_on}）の結果が {deadline} までに記録されていない", case_id=case_id)
@@ -94,11 +90,12 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
         ).fetchall()
         for checkpoint_id, case_id, kind, due, status, agency in checkpoints:
             if kind == "evaluation" and status == "active":
-                cid, cand, hh = _one(c, case_id)
-                before = conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
-                c.convene_case(cid, cand, hh, note="プランの評価（モニタリング）。")
-                booked = conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
-                if booked and booked != before:
+                upcoming = conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone()
+                if not upcoming:  # already booked (a new flag brought it to a meeting): that meeting evaluates the plan
+                    cid, cand, hh = _one(c, case_id)
+                    c.convene_case(cid, cand, hh, note="プランの評価（モニタリング）。")
+                booked = conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone()
+                if booked:
                     conn.execute("UPDATE checkpoints SET status = 'done', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id))
                     result.evaluations_booked += 1
                 else:
@@ -125,9 +122,11 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
             result.escalations += log.escalate(f"checkpoint:{checkpoint_id}", "checkpoint_no_answer", f"事案 {case_id}: {KIND_LABELS.get(kind, kind)}の照会に回答期限 {answer_due} までに回答がない", case_id=case_id)
 
         limit = (on - timedelta(days=lc.no_contact_days)).isoformat()
+        # a lead asked at a watch checkpoint has until the answer is due: the question is not held against it
         silent = conn.execute(
             "SELECT c.case_id FROM cases c WHERE c.status = 'closed' AND c.is_open = 1 AND MAX(c.closed_on, COALESCE((SELECT MAX(t.on_day) FROM contacts t "
-            "WHERE t.case_id = c.case_id AND t.agency_id = c.lead_agency_id), '')) < ? ORDER BY c.case_id", (limit,),
+            "WHERE t.case_id = c.case_id AND t.agency_id = c.lead_agency_id), '')) < ? "
+            "AND NOT EXISTS (SELECT 1 FROM checkpoints p WHERE p.case_id = c.case_id AND p.status = 'asked' AND p.answer_due >= ?) ORDER BY c.case_id", (limit, day),
         ).fetchall()
         for (case_id,) in silent:
             cid, cand, hh = _one(c, case_id)
@@ -140,6 +139,15 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
         result.digest = queue_digest(conn, config, on, report)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def owed_outcomes(conn: sqlite3.Connection, day: str) -> list[tuple[str, str, str]]:
+    """(case, meeting, held_on) of every meeting held before `day` with an open case on it and no outcome."""
+    return conn.execute(
+        "SELECT cm.case_id, cm.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id JOIN cases c ON c.case_id = cm.case_id "
+        "WHERE c.is_open = 1 AND m.held_on < ? AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) "
+        "ORDER BY cm.case_id, m.held_on", (day,),
+    ).fetchall()
 
 
 def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> bool:
