@@ -323,7 +323,7 @@ def _actor(by: Optional[str]) -> str:
     return by or default_actor()
 
 
-def _lifecycle_call(fn, *args, **kwargs):
+def _lifecycle_call(fn, *args, writes: bool = True, **kwargs):
     """Run a lifecycle function; a refusal is a clear message and exit code 1, never a traceback."""
     from engine.handshake import HandshakeError
     from engine.lifecycle import CaseNotFound, InvalidTransition
@@ -335,7 +335,7 @@ def _lifecycle_call(fn, *args, **kwargs):
     except OutcomeInvalid as err:
         fail(f"the outcome file has {len(err.problems)} problem(s); nothing was recorded:\n" + "\n".join(f"  {p}" for p in err.problems), 1)
     except (OutcomeRefused, HandshakeError, InvalidTransition, CaseNotFound, WatchError) as err:
-        fail(f"{err}（何も記録していません）", 1)
+        fail(f"{err}（何も記録していません）" if writes else str(err), 1)
 
 
 @app.command()
@@ -455,7 +455,7 @@ def history_(case: str = typer.Argument(..., help="Case id"), workspace: Path = 
     """
     from engine.history import history, render_history
 
-    entries = _lifecycle_call(history, _connect(workspace, must_exist=True), case)
+    entries = _lifecycle_call(history, _connect(workspace, must_exist=True), case, writes=False)
     if as_json:
         typer.echo(json.dumps([e.model_dump() for e in entries], ensure_ascii=False, indent=2))
         return

@@ -17,12 +17,14 @@ address or birth date of the household: it is sent to agencies by e-mail.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.business_days import Calendar, add_months
 from engine.config import Config
@@ -63,17 +65,21 @@ class Outcome(BaseModel):
     review_on: Day | None = None
     reason: Text | None = None
 
-    @model_validator(mode="after")
-    def _by_decision(self):
-        if self.decision == "plan" and not self.lead:
-            raise ValueError("decision plan needs `lead:` (the agency id of the 主担当機関)")
-        if self.decision == "plan" and not self.roles:
-            raise ValueError("decision plan needs `roles:` (at least one agency, action and due date)")
-        if self.decision == "suspend" and not (self.review_on and self.reason):
-            raise ValueError("decision suspend needs `review_on:` (when to look again) and `reason:`")
-        if self.decision != "suspend" and self.review_on:
-            raise ValueError("`review_on:` is for decision suspend; a plan's next review is `next_evaluation:`")
-        return self
+
+def decision_problems(doc: YamlFile, outcome: Outcome) -> list[RuleProblem]:
+    """The fields each decision needs (or must not have), located in the file."""
+    out = []
+    if outcome.decision == "plan" and not outcome.lead:
+        out.append(doc.problem(("lead",), "decision plan needs `lead:` (the agency id of the 主担当機関)"))
+    if outcome.decision == "plan" and not outcome.roles:
+        out.append(doc.problem(("roles",), "decision plan needs `roles:` (at least one agency, action and due date)"))
+    if outcome.decision == "suspend" and not outcome.review_on:
+        out.append(doc.problem(("review_on",), "decision suspend needs `review_on:` (when to look at the case again)"))
+    if outcome.decision == "suspend" and not outcome.reason:
+        out.append(doc.problem(("reason",), "decision suspend needs `reason:` (why support is paused; no names)"))
+    if outcome.decision != "suspend" and outcome.review_on:
+        out.append(doc.problem(("review_on",), "`review_on:` is for decision suspend; a plan's next review is `next_evaluation:`"))
+    return out
 
 
 class OutcomeInvalid(RulesInvalid):
@@ -93,21 +99,48 @@ class OutcomeResult(BaseModel):
     meeting_id: str | None = None  # continue: the meeting the case is booked into
 
 
-def personal_tokens(conn: sqlite3.Connection, household_id: str) -> set[str]:
-    """Strings that identify the household's members: names and their parts, kana, address, birth dates."""
+def normalise(text: str) -> str:
+    """NFKC (full-width → ASCII, half-width kana → full-width), without spaces or dashes' variants."""
+    return re.sub(r"[\s\-‐―−ー－]", "", unicodedata.normalize("NFKC", text))
+
+
+def personal_tokens(conn: sqlite3.Connection, household_id: str) -> tuple[set[str], set[date]]:
+    """Normalised strings that identify the household's members (names and their parts, kana,
+    address), and their birth dates."""
     out: set[str] = set()
+    births: set[date] = set()
     for name, kana, birth in conn.execute("SELECT name, kana, birth_date FROM persons WHERE household_id = ?", (household_id,)):
         for text in (name, kana):
             if text:
-                out.add(text.strip())
-                out |= {part for part in text.replace("\u3000", " ").split() if len(part) >= 2}
+                out.add(normalise(text))
+                out |= {normalise(part) for part in text.replace("\u3000", " ").split() if len(part) >= 2}
         if birth:
-            d = date.fromisoformat(birth)
-            out |= {birth, f"{d.year}年{d.month}月{d.day}日", to_wareki(d), to_wareki(d, "abbr"), birth.replace("-", "/")}
+            births.add(date.fromisoformat(birth))
     (address,) = conn.execute("SELECT address FROM households WHERE household_id = ?", (household_id,)).fetchone() or (None,)
     if address:
-        out.add(address.strip())
-    return {t for t in out if t}
+        out.add(normalise(address))
+    return {t for t in out if t}, births
+
+
+# dates as people write them: 1944-4-1, 1944/04/01, 1944.4.1, 19440401, 1944年4月1日, 昭和19年4月1日, S19.4.1
+DATE_LIKE = re.compile(r"(?:明治|大正|昭和|平成|令和|[MTSHR])?\d{1,4}(?:[-/.年]\d{1,2}[-/.月]\d{1,2}日?)|\d{8}")
+
+
+def holds_personal_data(text: str, tokens: tuple[set[str], set[date]]) -> bool:
+    names, births = tokens
+    flat = normalise(text)
+    if any(t in flat for t in names):
+        return True
+    for m in DATE_LIKE.finditer(unicodedata.normalize("NFKC", text)):
+        candidate = m.group(0)
+        if candidate.isdigit() and len(candidate) == 8:
+            candidate = f"{candidate[:4]}-{candidate[4:6]}-{candidate[6:]}"
+        try:
+            if parse_date(candidate) in births:
+                return True
+        except DateError:
+            continue
+    return False
 
 
 def check_outcome(conn: sqlite3.Connection, config: Config, doc: YamlFile, outcome: Outcome, *, household_id: str, held_on: date, conference_type: str) -> list[RuleProblem]:
@@ -121,6 +154,9 @@ def check_outcome(conn: sqlite3.Connection, config: Config, doc: YamlFile, outco
     for i, role in enumerate(outcome.roles):
         if role.agency not in agencies:
             problems.append(doc.problem(("roles", i, "agency"), f"unknown agency '{role.agency}'", suggestion=did_you_mean(role.agency, agencies) or "agency ids are in agencies.yaml"))
+        if conference_type == "support" and role.agency in agencies and not agencies[role.agency].member:
+            problems.append(doc.problem(("roles", i, "agency"), f"'{role.agency}' is not a registered member of the {config.name_of('support')}: it cannot be given a role (or e-mailed) without consent",
+                                        suggestion="give the role to a member agency, or obtain consent and decide at the 重層的支援会議"))
         if role.due < held_on:
             problems.append(doc.problem(("roles", i, "due"), f"due date {role.due} is before the meeting ({held_on})", suggestion="give the date the action should be done by"))
     for field in ("next_evaluation", "review_on"):
@@ -130,7 +166,7 @@ def check_outcome(conn: sqlite3.Connection, config: Config, doc: YamlFile, outco
     tokens = personal_tokens(conn, household_id)
     texts = [(("reason",), outcome.reason)] + [(("roles", i, "action"), r.action) for i, r in enumerate(outcome.roles)]
     for path, text in texts:
-        if text and any(t in text for t in tokens):
+        if text and holds_personal_data(text, tokens):
             problems.append(doc.problem(path, "contains personal data of the household (a name, kana, address or birth date): this text is e-mailed to agencies",
                                         suggestion="write 本人, 世帯員, 長男… instead; details stay in the meeting"))
     return problems
@@ -140,6 +176,8 @@ def read_outcome(path: Path) -> tuple[YamlFile, Outcome]:
     problems: list[RuleProblem] = []
     doc = read_yaml(Path(path), problems)
     outcome = validate(doc, Outcome, problems) if doc else None
+    if outcome is not None:
+        problems += decision_problems(doc, outcome)
     if problems or outcome is None:
         raise OutcomeInvalid(problems or [RuleProblem(file=str(path), line=1, message="the file is empty: write at least `decision:`")])
     return doc, outcome
