@@ -206,6 +206,8 @@ class Convener:
         proposes its previous lead again (もどし・つなぎ直し). A case under way (lead_pending,
         active) keeps its state: it is only brought to a meeting."""
         status, confirmed_on = self.conn.execute("SELECT status, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        if status == "routed":  # the silo conference's check-back ends with its remit
+            self.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')", (self.on_iso, case_id))
         kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
         old_meeting, old_lead, old_day, old_rule, old_reason, old_shared = self._current(case_id)
         meeting_id = self._keep(old_meeting, old_day, kind, cand.urgent)
@@ -306,12 +308,7 @@ class Convener:
     def reopen(self, case_id: str, hh: Household, reason: str) -> None:
         """もどし・つなぎ直し: bring a closed (or suspended) case back and convene it again with its
         previous lead, who must accept again. Pending checkpoints, requests and actions end."""
-        self.log.move(case_id, "reopened", reason)
-        previous = self.conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
-        self.conn.execute("UPDATE cases SET reopen_count = reopen_count + 1, lead_confirmed_on = NULL, closed_on = NULL WHERE case_id = ?", (case_id,))
-        self.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (self.on_iso, case_id))
-        self.conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (self.on_iso, case_id))
-        self.conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (self.on_iso, case_id))
+        previous = begin_reopen(self.log, self.config, case_id, reason)
         flags = self.case_flags(case_id) or self.case_flags(case_id, open_only=False)
         area = self.conn.execute("SELECT area FROM households WHERE household_id = ?", (hh.household_id,)).fetchone()[0]
         self.convene_case(case_id, Candidate(hh.household_id, area, flags), hh, note=f"{reason}のため再開（もどし）。", previous_lead=previous)
@@ -335,6 +332,21 @@ class Convener:
         loaded = {hh.household_id: hh for hh in load_households(self.conn, [r[1] for r in rows], self.on)} if rows else {}
         for case_id, hid, area in rows:
             yield case_id, Candidate(hid, area, self.case_flags(case_id, open_only=open_only)), loaded[hid]
+
+
+def begin_reopen(log: Log, config: Config, case_id: str, reason: str) -> str | None:
+    """Move a closed or suspended case to reopened and end what was pending (checkpoints, the lead
+    request, open actions); the lead must accept again. Returns the previous lead."""
+    from engine.handshake import withdraw_requests
+
+    day = log.on.isoformat()
+    log.move(case_id, "reopened", reason)
+    previous = log.conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+    log.conn.execute("UPDATE cases SET reopen_count = reopen_count + 1, lead_confirmed_on = NULL, closed_on = NULL WHERE case_id = ?", (case_id,))
+    log.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (day, case_id))
+    log.conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (day, case_id))
+    withdraw_requests(log, config, case_id, "事案の再開")
+    return previous
 
 
 def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:

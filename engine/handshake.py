@@ -33,11 +33,36 @@ class AnswerResult(BaseModel):
     escalated: bool = False  # decline: nobody left, the coordinator was told
 
 
+def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
+    """Cancel the case's pending lead request, say so in the audit log, and tell the agency if the
+    request already reached it (an unsent one is simply withheld at dispatch)."""
+    rows = log.conn.execute("SELECT request_id, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", (case_id,)).fetchall()
+    for request_id, agency in rows:
+        log.conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE request_id = ?", (log.on.isoformat(), request_id))
+        log.event("lead_request_withdrawn", case_id=case_id, reason=f"{agency}への受諾依頼を取り下げ: {why}", request_id=request_id, agency=agency)
+        reached = log.conn.execute(
+            "SELECT 1 FROM outbox WHERE message_key = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)", (f"lead_request:{request_id}",)).fetchone()
+        if reached and agency in config.agencies:
+            queue_notice(log.conn, config, Notice(
+                key=f"lead_withdrawn:{request_id}", kind="lead_withdrawn", recipient=agency, title="受諾依頼の取り下げ", case_id=case_id,
+                lines=[f"事案 {case_id} の主担当機関の受諾依頼（番号 {request_id}）は取り下げました（{why}）。", "この依頼への回答は不要です。"],
+            ))
+    return len(rows)
+
+
+def _agency(config: Config, agency_id: str):
+    agency = config.agencies.get(agency_id)
+    if agency is None:
+        raise HandshakeError(f"機関 '{agency_id}' は agencies.yaml にありません: 会議の結果を記録し直して別の機関に依頼してください（engine outcome）")
+    return agency
+
+
 def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then_status: str, rule_id: str, why: str) -> int:
     """Ask `agency_id` to be the case's lead; the case waits in lead_pending with a dated request."""
     conn, cal = log.conn, Calendar.of(config.conference)
     due = cal.add(log.on, config.lifecycle.lead_answer_business_days)
-    conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (log.on.isoformat(), case_id))
+    _agency(config, agency_id)
+    withdraw_requests(log, config, case_id, "新たな依頼に置き換え")
     # the plan's evaluation is scheduled again when the lead accepts
     conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", (log.on.isoformat(), case_id))
     request_id = conn.execute(
@@ -95,6 +120,7 @@ def accept(conn: sqlite3.Connection, config: Config, case_id: str, on: date, act
     log = Log(conn, on, actor, config_hash=config.hash)
     with conn:
         request_id, agency, then = pending_request(conn, case_id, agency_id)
+        _agency(config, agency)
         log.check(case_id, then)
         conn.execute("UPDATE lead_requests SET status = 'accepted', answered_on = ? WHERE request_id = ?", (on.isoformat(), request_id))
         conn.execute("UPDATE cases SET lead_agency_id = ?, lead_confirmed_on = ? WHERE case_id = ?", (agency, on.isoformat(), case_id))
@@ -116,12 +142,22 @@ def decline(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: s
     """The asked agency declines (a reason is required): the next candidate of the lead rules is
     asked; with none left the case goes back to a conference and the coordinator is told."""
     from engine.convene import Convener, served_silos
+    from engine.outcome import holds_personal_data, personal_tokens
 
     if not reason.strip():
         raise HandshakeError("--reason: say why the agency declines (it is kept in the case history)")
     log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
     with conn:
         request_id, agency, then = pending_request(conn, case_id, agency_id)
+        _agency(config, agency)
+        household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+        if holds_personal_data(reason, personal_tokens(conn, household)):
+            raise HandshakeError("--reason: the reason holds personal data of the household (a name, kana, address or birth date); write 本人, 世帯員… instead")
+        if agency_id is None:
+            requested_on, rule_id = conn.execute("SELECT requested_on, rule_id FROM lead_requests WHERE request_id = ?", (request_id,)).fetchone()
+            if requested_on == on.isoformat() and rule_id != "conference":
+                # the request was made today because another agency declined: most likely the same command run twice
+                raise HandshakeError(f"事案 {case_id} の受諾依頼は本日 {agency} に出し直したところです: {agency} の辞退なら --agency {agency} を付けてください")
         conn.execute("UPDATE lead_requests SET status = 'declined', answered_on = ?, reason = ? WHERE request_id = ?", (on.isoformat(), reason, request_id))
         log.event("lead_declined", case_id=case_id, reason=f"{config.agencies[agency].name}が辞退: {reason}", agency=agency, request_id=request_id)
         declined = frozenset(a for (a,) in conn.execute("SELECT agency_id FROM lead_requests WHERE case_id = ? AND status = 'declined'", (case_id,)))

@@ -232,9 +232,13 @@ def _stale_reason(conn: sqlite3.Connection, config: Config, key: str, now: datet
         if not row or row[0] != "pending":
             return "the request has been answered or withdrawn"
     if kind == "reminder":
-        row = conn.execute("SELECT status FROM case_actions WHERE action_id = ?", (ref,)).fetchone()
+        row = conn.execute("SELECT a.status, a.due_on, c.household_id FROM case_actions a JOIN cases c ON c.case_id = a.case_id WHERE a.action_id = ?", (ref,)).fetchone()
         if not row or row[0] != "open":
             return "the action is done or cancelled"
+        if key.split(":")[2] == "due" and row[1] < tokyo_day:
+            return "the due date has passed: the overdue reminder replaces it"
+        if not key.endswith(":locked") and household_locked(conn, config, row[2], tokyo_day):
+            return "the household is locked (DV): the reminder goes without the action's wording"
     if kind == "checkpoint":
         row = conn.execute("SELECT status FROM checkpoints WHERE checkpoint_id = ?", (ref,)).fetchone()
         if not row or row[0] != "asked":
@@ -247,6 +251,26 @@ def _stale_reason(conn: sqlite3.Connection, config: Config, key: str, now: datet
         if household_locked(conn, config, row[2], tokyo_day):
             return "the household is locked (DV): no notice by e-mail"
     return None
+
+
+LIFECYCLE_KINDS = ("lead_request", "lead_withdrawn", "reminder", "checkpoint")
+
+
+def consent_current(conn: sqlite3.Connection, key: str, day: str) -> bool:
+    """Every person concerned by the message's case (the members in its flags' evidence, else the
+    whole household) has a consent record valid on `day`: only then may a non-member hear of it."""
+    case_id, _ = case_of(conn, key)
+    if case_id is None:
+        return False
+    members: set[str] = set()
+    for (evidence,) in conn.execute("SELECT f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,)):
+        members |= set(json.loads(evidence).get("members", []))
+    if not members:
+        members = {p for (p,) in conn.execute("SELECT p.person_id FROM persons p JOIN cases c ON c.household_id = p.household_id WHERE c.case_id = ?", (case_id,))}
+    return bool(members) and all(
+        conn.execute("SELECT 1 FROM records WHERE person_id = ? AND code = 'consent' AND start_date <= ? AND (end_date IS NULL OR end_date >= ?)", (pid, day, day)).fetchone()
+        for pid in members
+    )
 
 
 def _recover(conn: sqlite3.Connection) -> int:
@@ -283,6 +307,10 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 continue
             if members_only and not agency.member:
                 _mark(conn, key, "failed", attempts, f"{agency_id} is not a registered member of the 支援会議 in agencies.yaml: 支援会議 papers are not sent to it")
+                result.failed += 1
+                continue
+            if not agency.member and key.split(":")[0] in LIFECYCLE_KINDS and not consent_current(conn, key, now.astimezone(TOKYO).date().isoformat()):
+                _mark(conn, key, "failed", attempts, f"{agency_id} is not a registered member of the 支援会議 and the household's consent is not current: nothing about the case may be sent to it (社会福祉法106条の6)")
                 result.failed += 1
                 continue
             stale = _stale_reason(conn, config, key, now)
@@ -363,7 +391,7 @@ def case_of(conn: sqlite3.Connection, key: str) -> tuple[str | None, str | None]
         return None, ref
     if kind == "routing":
         return ref, None
-    table = {"lead_request": ("lead_requests", "request_id"), "reminder": ("case_actions", "action_id"), "checkpoint": ("checkpoints", "checkpoint_id")}.get(kind)
+    table = {"lead_request": ("lead_requests", "request_id"), "lead_withdrawn": ("lead_requests", "request_id"), "reminder": ("case_actions", "action_id"), "checkpoint": ("checkpoints", "checkpoint_id")}.get(kind)
     if table and ref.isdigit():
         row = conn.execute(f"SELECT case_id FROM {table[0]} WHERE {table[1]} = ?", (int(ref),)).fetchone()
         return (row[0] if row else None), None

@@ -97,6 +97,7 @@ class OutcomeResult(BaseModel):
     lead_request: int | None = None  # the hand-shake request sent, if any
     actions: int = 0
     meeting_id: str | None = None  # continue: the meeting the case is booked into
+    history_only: bool = False  # a later meeting had decided already: recorded, nothing changed
 
 
 def normalise(text: str) -> str:
@@ -110,16 +111,31 @@ def personal_tokens(conn: sqlite3.Connection, household_id: str) -> tuple[set[st
     out: set[str] = set()
     births: set[date] = set()
     for name, kana, birth in conn.execute("SELECT name, kana, birth_date FROM persons WHERE household_id = ?", (household_id,)):
-        for text in (name, kana):
+        for text in (name, kana, hiragana(kana or "")):
             if text:
                 out.add(normalise(text))
-                out |= {normalise(part) for part in text.replace("\u3000", " ").split() if len(part) >= 2}
+                for part in text.replace("\u3000", " ").split():
+                    # a one-character given name (楓) only with an honorific: alone it is an ordinary word
+                    out |= {normalise(part)} if len(part) >= 2 else {normalise(part + h) for h in HONORIFICS}
         if birth:
             births.add(date.fromisoformat(birth))
     (address,) = conn.execute("SELECT address FROM households WHERE household_id = ?", (household_id,)).fetchone() or (None,)
     if address:
-        out.add(normalise(address))
+        flat = normalise(address)
+        out.add(flat)
+        # the street part without the town's name (港4丁目16-7), if it says more than a number
+        for m in re.finditer(r"[市区町村郡]", flat):
+            rest = flat[m.end():]
+            if len(rest) >= 4 and not rest.isdigit():
+                out.add(rest)
     return {t for t in out if t}, births
+
+
+HONORIFICS = ("さん", "くん", "ちゃん", "様", "氏", "君")
+
+
+def hiragana(text: str) -> str:
+    return "".join(chr(ord(ch) - 0x60) if "ァ" <= ch <= "ヶ" else ch for ch in text)
 
 
 # dates as people write them: 1944-4-1, 1944/04/01, 1944.4.1, 19440401, 1944年4月1日, 昭和19年4月1日, S19.4.1
@@ -185,7 +201,7 @@ def read_outcome(path: Path) -> tuple[YamlFile, Outcome]:
 
 def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, meeting_id: str, case_id: str, path: Path, on: date, actor: str) -> OutcomeResult:
     """Validate the outcome file and apply the decision, in one transaction."""
-    from engine.handshake import close_case, request_lead, schedule_evaluation
+    from engine.handshake import close_case, request_lead, schedule_evaluation, withdraw_requests
 
     doc, outcome = read_outcome(path)
     meeting = conn.execute("SELECT held_on, conference_type FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()
@@ -206,11 +222,29 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
     if problems:
         raise OutcomeInvalid(problems)
     log = Log(conn, on, actor, config_hash=config.hash)
-    decision_status = {"plan": "lead_pending", "close": "closed", "suspend": "suspended", "continue": status}[outcome.decision]
-    log.check(case_id, decision_status if not (outcome.decision == "plan" and outcome.lead == lead and confirmed_on) else "active")
-    result = OutcomeResult(case_id=case_id, decision=outcome.decision, status=status)
     labels = {"plan": "支援方針と役割分担を決定", "close": "終結（主担当機関へ引継ぎ）", "suspend": "中断", "continue": "継続審議"}
+    later = conn.execute(
+        "SELECT o.meeting_id FROM outcomes o JOIN meetings m ON m.meeting_id = o.meeting_id WHERE o.case_id = ? AND m.held_on > ? ORDER BY m.held_on DESC LIMIT 1",
+        (case_id, held_on.isoformat()),
+    ).fetchone()
+    if later:  # a later conference has decided already: this one is kept as history and changes nothing
+        with conn:
+            conn.execute("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", (case_id, meeting_id, held_on.isoformat(), on.isoformat(), outcome.decision, outcome.lead, outcome.consent, outcome.model_dump_json()))
+            log.event("outcome", case_id=case_id, meeting_id=meeting_id, reason=f"{labels[outcome.decision]}（後の会議 {later[0]} の決定が優先のため記録のみ）", decision=outcome.decision, history_only=True)
+        return OutcomeResult(case_id=case_id, decision=outcome.decision, status=status, history_only=True)
+    if status in ("closed", "suspended"):  # the conference takes the case up again (もどし)
+        from engine.convene import begin_reopen
+
+        log.check(case_id, "reopened")
+    decision_status = {"plan": "lead_pending", "close": "closed", "suspend": "suspended", "continue": status}[outcome.decision]
+    if status not in ("closed", "suspended"):
+        log.check(case_id, decision_status if not (outcome.decision == "plan" and outcome.lead == lead and confirmed_on) else "active")
+    result = OutcomeResult(case_id=case_id, decision=outcome.decision, status=status)
     with conn:
+        if status in ("closed", "suspended"):
+            begin_reopen(log, config, case_id, f"会議 {meeting_id} で再び検討（{labels[outcome.decision]}）")
+            log.move(case_id, "convened", f"会議 {meeting_id} の決定による再開", meeting_id=meeting_id)
+            lead, confirmed_on = conn.execute("SELECT lead_agency_id, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
         conn.execute("INSERT INTO outcomes VALUES (?,?,?,?,?,?,?,?)", (case_id, meeting_id, held_on.isoformat(), on.isoformat(), outcome.decision, outcome.lead, outcome.consent, outcome.model_dump_json()))
         if outcome.consent:
             conn.execute("UPDATE cases SET consent_state = ? WHERE case_id = ?", (outcome.consent, case_id))
@@ -229,7 +263,7 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
             target = outcome.lead or lead
             then = "active" if outcome.decision == "plan" else "closed"
             if target == lead and confirmed_on:
-                conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (on.isoformat(), case_id))
+                withdraw_requests(log, config, case_id, f"会議 {meeting_id} で確定済みの主担当機関が継続")
                 if then == "active":
                     log.move(case_id, "active", "確定済みの主担当機関がプランを継続", meeting_id=meeting_id)
                     schedule_evaluation(log, config, case_id, outcome.next_evaluation)
@@ -239,7 +273,7 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
                 result.lead_request = request_lead(log, config, case_id, target, then_status=then, rule_id="conference",
                                                    why=f"会議 {meeting_id} の決定（{labels[outcome.decision]}）")
         elif outcome.decision == "suspend":
-            conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE case_id = ? AND status = 'pending'", (on.isoformat(), case_id))
+            withdraw_requests(log, config, case_id, f"会議 {meeting_id} で中断を決定")
             conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (on.isoformat(), case_id))
             log.move(case_id, "suspended", f"中断: {outcome.reason}", meeting_id=meeting_id)
             review = Calendar.of(config.conference).add(outcome.review_on, 0)

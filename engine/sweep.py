@@ -68,10 +68,10 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                   if household_locked(conn, config, conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (cid,)).fetchone()[0], day)}
         for action_id, case_id, agency, action, due in actions:
             overdue = due < day
-            if case_id in locked:  # DV: not even the action's wording goes by e-mail
+            if case_id in locked:  # DV: not even the action's wording goes by e-mail (its own key: an earlier one is withheld)
                 action = "（内容は会議にて）"
             result.reminders += queue_notice(conn, config, Notice(
-                key=f"reminder:{action_id}:{'overdue' if overdue else 'due'}", kind="reminder", recipient=agency, case_id=case_id,
+                key=f"reminder:{action_id}:{'overdue' if overdue else 'due'}" + (":locked" if case_id in locked else ""), kind="reminder", recipient=agency, case_id=case_id,
                 title="役割分担の期限超過" if overdue else "役割分担の期日が近づいています",
                 lines=[f"会議で合意した役割（番号 {action_id}）: {action}", f"期日: {due}" + ("（期限を過ぎています。コーディネーターにも通知しました）" if overdue else "")],
                 answer=f"完了したらコーディネーターにお知らせください（記録: engine done {action_id}）",
@@ -105,6 +105,8 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 cid, cand, hh = _one(c, case_id)
                 c.reopen(cid, hh, f"中断の見直し期日（{due}）")
                 result.reopened += 1
+            elif kind == "check_back" and status != "routed":  # left over from before the case got a conference
+                conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id))
             elif kind in ("watch", "check_back") and agency:
                 answer_due = cal.add(on, lc.watch_answer_business_days)
                 conn.execute("UPDATE checkpoints SET status = 'asked', asked_on = ?, answer_due = ? WHERE checkpoint_id = ?", (day, answer_due.isoformat(), checkpoint_id))
@@ -163,7 +165,8 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
         lines.append(f"■ 送信に失敗したメール {len(failed)} 件" + ("（engine outbox --status failed で確認、原因を直して --retry-failed）" if failed else ""))
         lines += [f"  - {key} → {agency}: {(error or '')[:120]}" for key, agency, error in failed[:50]]
         lines.append(f"■ 監査の指摘 {len(report.violations)} 件" + ("（engine audit で一覧）" if report.violations else "（抜け漏れなし）"))
-        lines += [f"  - {KINDS[v.kind]}: 世帯 {v.household_id} 事案 {v.case_id or '-'}（{v.days} 日）" for v in report.violations[:50]]
+        # case ids only: the household number is the municipality's own and stays in `engine audit`
+        lines += [f"  - {KINDS[v.kind]}: " + (f"事案 {v.case_id}" if v.case_id else "事案なし（engine audit で世帯を確認）") + f"（{v.days} 日）" for v in report.violations[:50]]
         queued = queue_notice(conn, config, Notice(key=f"digest:{on.isoformat()}", kind="digest", recipient=COORDINATOR, title="多機関協働 日次ダイジェスト", lines=lines))
         if queued:
             conn.execute("UPDATE escalations SET digest_on = ? WHERE digest_on IS NULL", (on.isoformat(),))

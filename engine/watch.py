@@ -39,9 +39,15 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
 
     if result not in RESULT_LABELS:
         raise WatchError(f"--result: '{result}' is not one of stable, concern, lost_contact")
+    if agency_id and agency_id not in config.agencies:
+        raise WatchError(f"--agency: unknown agency '{agency_id}' (agency ids are in agencies.yaml)")
     log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
     with conn:
         status = log.status(case_id)
+        if result != "stable" and status in ("closed", "suspended", "routed") and not conn.execute(
+            "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND (status = 'asked' OR (status = 'pending' AND due_on <= ?))", (case_id, on.isoformat())
+        ).fetchone():
+            return _unscheduled_report(conn, rules, config, log, case_id, status, result, on, agency_id)
         row = conn.execute(
             "SELECT checkpoint_id, kind FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND (status = 'asked' OR (status = 'pending' AND due_on <= ?)) "
             "ORDER BY due_on LIMIT 1", (case_id, on.isoformat()),
@@ -75,3 +81,22 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
                 c.reopen(cid, hh, why)
         status = log.status(case_id)
     return WatchResult(case_id=case_id, checkpoint_id=checkpoint_id, result=result, status=status)
+
+
+def _unscheduled_report(conn, rules, config, log: Log, case_id: str, status: str, result: str, on: date, agency_id: str | None) -> WatchResult:
+    """A lead (or owner) reports a new crisis between checkpoints: もどし at once, not at the next checkpoint."""
+    from engine.convene import Convener
+
+    lead = conn.execute("SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+    log.event("crisis_reported", case_id=case_id, reason=f"確認日以外の報告: {RESULT_LABELS[result]}", result=result, agency=agency_id or lead)
+    if result != "lost_contact" and (agency_id or lead):
+        log.contact(case_id, agency_id or lead, "watch")
+    c = Convener(conn, rules, config, on)
+    c.log = log
+    (cid, cand, hh), = c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False)
+    why = f"確認日以外に「{RESULT_LABELS[result]}」の報告"
+    if status == "routed":
+        c.convene_case(cid, cand, hh, note=why + "のため会議に付議。")
+    else:
+        c.reopen(cid, hh, why)
+    return WatchResult(case_id=case_id, checkpoint_id=0, result=result, status=log.status(case_id))

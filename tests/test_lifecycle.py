@@ -563,7 +563,9 @@ def test_decline_with_no_candidate_left_escalates_and_goes_back_to_a_conference(
     while result.next_agency:
         declined.append(result.next_agency)
         assert len(declined) < 10
-        result = decline(conn, town.rules, town.cfg, town.case, "対応できないため", DAY, "tester")
+        # the next candidate, asked today, declines too: named, since an unnamed decline on the day of
+        # a re-request is refused as a probable re-run of the same command
+        result = decline(conn, town.rules, town.cfg, town.case, "対応できないため", DAY, "tester", declined[-1])
     assert result.escalated and result.status in ("convened", "detected")
     ((key, kind, raised_on, detail),) = conn.execute("SELECT subject_key, kind, raised_on, detail FROM escalations WHERE case_id = ?", (town.case,)).fetchall()
     assert kind == "lead_exhausted" and raised_on == DAY.isoformat() and key.startswith(f"lead_exhausted:{town.case}:")

@@ -31,12 +31,9 @@ from engine.outcome import record_outcome
 from engine.screening import screen
 from engine.sweep import daily_sweep
 from engine.watch import answer_checkpoint
+from tests.casework import LEAD, MEETING_DAY, d, add_8050, open_cases, decide, case, checkpoints, add_arrears
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
-
-LEAD = "houkatsu_chuo"  # the lead rules' choice for an 8050 household in 中央
-MEETING_DAY = date(2026, 12, 4)  # the first 支援会議 a case screened on ON is booked into
-_files = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -50,34 +47,6 @@ def cal(cfg):
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def d(text: str) -> date:
-    return date.fromisoformat(text)
-
-
-def add_8050(conn, hid: str = "H1") -> str:
-    return add_household(conn, hid, person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
-
-
-def open_cases(conn, workspace, rules, cfg, *hids: str) -> list[tuple[str, str]]:
-    """Add 8050 households, run the night of ON; (case_id, meeting_id) per household, in order."""
-    for hid in hids or ("H1",):
-        add_8050(conn, hid)
-    nightly_cycle(conn, workspace, rules, cfg, ON)
-    out = []
-    for hid in hids or ("H1",):
-        case_id, status, meeting_id, lead = conn.execute("SELECT case_id, status, meeting_id, lead_agency_id FROM cases WHERE household_id = ?", (hid,)).fetchone()
-        assert (status, lead) == ("convened", LEAD)
-        assert conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()[0] == MEETING_DAY.isoformat()
-        out.append((case_id, meeting_id))
-    return out
-
-
-def decide(conn, workspace, rules, cfg, case_id: str, meeting_id: str, on: date, text: str):
-    path = workspace.parent / f"outcome-{next(_files)}.yaml"
-    path.write_text(text, encoding="utf-8")
-    return record_outcome(conn, rules, cfg, meeting_id, case_id, path, on, "tester")
-
-
 def plan(conn, workspace, rules, cfg, case_id, meeting_id, on=MEETING_DAY, roles=((LEAD, "介護サービスの利用調整", "2027-01-29"),), lead=LEAD, accepted=True):
     lines = "".join(f"  - {{agency: {a}, action: {act}, due: {due}}}\n" for a, act, due in roles)
     decide(conn, workspace, rules, cfg, case_id, meeting_id, on, f"decision: plan\nlead: {lead}\nroles:\n{lines}")
@@ -91,11 +60,6 @@ def close(conn, workspace, rules, cfg, case_id, meeting_id, on: date):
     assert accept(conn, cfg, case_id, on, "tester").status == "closed"
 
 
-def case(conn, case_id: str) -> dict:
-    cur = conn.execute("SELECT * FROM cases WHERE case_id = ?", (case_id,))
-    return dict(zip([c[0] for c in cur.description], cur.fetchone()))
-
-
 def outbox(conn, kind: str) -> list[tuple[str, str]]:
     return conn.execute("SELECT message_key, agency_id FROM outbox WHERE kind = ? ORDER BY message_key", (kind,)).fetchall()
 
@@ -104,28 +68,12 @@ def escalations(conn) -> dict[str, tuple]:
     return {k: (case_id, kind, raised, digest) for k, case_id, kind, raised, digest in conn.execute("SELECT subject_key, case_id, kind, raised_on, digest_on FROM escalations")}
 
 
-def checkpoints(conn, case_id: str, kind: str | None = None) -> list[dict]:
-    cur = conn.execute("SELECT * FROM checkpoints WHERE case_id = ? AND (? IS NULL OR kind = ?) ORDER BY due_on, checkpoint_id", (case_id, kind, kind))
-    cols = [c[0] for c in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
 def actions(conn, case_id: str) -> list[int]:
     return [a for (a,) in conn.execute("SELECT action_id FROM case_actions WHERE case_id = ? ORDER BY due_on", (case_id,))]
 
 
 def violations(conn, cfg, on: date, kind: str | None = None):
     return [v for v in run_audit(conn, cfg, on).violations if kind is None or v.kind == kind]
-
-
-def add_arrears(conn, hid: str, seq: int, when: str) -> None:
-    """Two 4-month arrears of the son arrive with an import: the night flags multiple_arrears."""
-    pid = conn.execute("SELECT person_id FROM persons WHERE household_id = ? AND relationship = '子'", (hid,)).fetchone()[0]
-    for kind in ("kokuho", "water"):
-        conn.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|t|arrears|{kind}", pid, "t", "arrears", f"{kind}:4", "2026-10-01", None))
-    conn.execute("UPDATE households SET changed_seq = ? WHERE household_id = ?", (seq, hid))
-    conn.execute("INSERT INTO imports VALUES (?, ?, 'x', 'utf-8', '{}')", (seq, f"{when}T00:00:00"))
-    conn.commit()
 
 
 def text_of(conn, key: str) -> str:
