@@ -494,6 +494,33 @@ def audit(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFI
         raise typer.Exit(1)
 
 
+@app.command("cases")
+def cases_(
+    workspace: Path = WORKSPACE, on: Optional[str] = DATE,
+    status: Optional[str] = typer.Option(None, "--status", help="Only cases in this state (detected, convened, lead_pending, active, closed, archived, routed, suspended, reopened)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List cases with their state, lead and next dated step (the coordinator's view, local only).
+
+    Example: engine cases --status lead_pending
+    """
+    from engine.lifecycle import STATE_LABELS
+    from engine.listing import cases
+
+    if status and status not in STATE_LABELS:
+        fail(f"--status: unknown state '{status}'; one of {', '.join(STATE_LABELS)}")
+    rows = cases(_connect(workspace, must_exist=True), _date(on), status)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("該当する事案はありません")
+    for r in rows:
+        lead = (r.lead_agency_id or "-") + ("（受諾済）" if r.lead_confirmed_on else "")
+        typer.echo(f"{r.case_id}  世帯 {r.household_id}  {r.label:<16} 主担当 {lead:<24} 次: {r.next_on or '-'} {r.next_step}"
+                   + (f"  再開 {r.reopen_count} 回" if r.reopen_count else "") + (f"  前の事案 {r.previous_case_id}" if r.previous_case_id else ""))
+
+
 @app.command("meetings")
 def meetings_(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, all_: bool = typer.Option(False, "--all", help="Include past meetings."), as_json: bool = typer.Option(False, "--json")) -> None:
     """List upcoming meetings and their cases (case ids, lead and invited agencies).

@@ -90,3 +90,61 @@ def outbox(conn: sqlite3.Connection, status: str | None = None) -> tuple[dict[st
         )
     ]
     return counts, rows
+
+
+class CaseRow(BaseModel):
+    case_id: str
+    household_id: str  # local only: `engine cases` is the coordinator's view, never e-mailed
+    status: str
+    label: str  # the state in Japanese
+    lead_agency_id: str | None
+    lead_confirmed_on: str | None
+    opened_on: str
+    reopen_count: int
+    previous_case_id: str | None
+    next_on: str | None  # the date of the next step, None if there is none (the audit reports that)
+    next_step: str  # what happens then, in Japanese
+
+
+def next_step(conn: sqlite3.Connection, case_id: str, status: str, on: date) -> tuple[str | None, str]:
+    """The case's next dated step for its state (the audit's no_next_step checks the same)."""
+    day = on.isoformat()
+    one = lambda sql, *p: conn.execute(sql, p).fetchone()  # noqa: E731
+    meeting = one("SELECT m.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id WHERE cm.case_id = ? "
+                  "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) ORDER BY m.held_on LIMIT 1", case_id)
+    steps: list[tuple[str, str]] = []
+    if meeting:
+        steps.append((meeting[1], f"会議 {meeting[0]}" + ("（結果の記録待ち）" if meeting[1] < day else "")))
+    if status == "lead_pending":
+        row = one("SELECT due_on, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
+        if row:
+            steps.append((row[0], f"{row[1]} の受諾回答期限"))
+    kinds = {"active": ("evaluation", "プランの評価"), "closed": ("watch", "終結後の見守り"), "suspended": ("review", "中断の見直し"), "routed": ("check_back", "要対協等への確認")}
+    if status in kinds:
+        kind, text = kinds[status]
+        row = one("SELECT CASE WHEN status = 'asked' THEN answer_due ELSE due_on END, status FROM checkpoints WHERE case_id = ? AND kind = ? AND status IN ('pending', 'asked') ORDER BY due_on LIMIT 1", case_id, kind)
+        if row:
+            steps.append((row[0], text + ("（回答待ち）" if row[1] == "asked" else "")))
+    if status == "active":
+        row = one("SELECT MIN(due_on) FROM case_actions WHERE case_id = ? AND status = 'open'", case_id)
+        if row and row[0]:
+            steps.append((row[0], "役割の期日"))
+    if not steps:
+        return None, "予定なし" if status != "archived" else "見守り完了"
+    return min(steps)
+
+
+def cases(conn: sqlite3.Connection, on: date, status: str | None = None) -> list[CaseRow]:
+    """Every case (or those in one state) with its next dated step, oldest first."""
+    from engine.lifecycle import STATE_LABELS
+
+    rows = conn.execute(
+        "SELECT case_id, household_id, status, lead_agency_id, lead_confirmed_on, opened_on, reopen_count, previous_case_id FROM cases "
+        "WHERE ? IS NULL OR status = ? ORDER BY case_id", (status, status),
+    ).fetchall()
+    out = []
+    for cid, hid, st, lead, confirmed, opened, reopened, previous in rows:
+        when, what = next_step(conn, cid, st, on)
+        out.append(CaseRow(case_id=cid, household_id=hid, status=st, label=STATE_LABELS[st], lead_agency_id=lead, lead_confirmed_on=confirmed,
+                           opened_on=opened, reopen_count=reopened, previous_case_id=previous, next_on=when, next_step=what))
+    return out

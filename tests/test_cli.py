@@ -102,6 +102,14 @@ def test_demo_simulated_span_ends_with_a_clean_audit(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'").fetchone()[0] > 60  # one per business day
     audit = runner.invoke(app, ["audit", "--workspace", str(ws), "--rules", RULES, "--date", "2027-03-27", "--json"])
     assert audit.exit_code == 0 and json.loads(audit.output)["violations"] == []
+    # `engine cases` agrees with the clean audit: every open case shows a dated next step
+    listed = runner.invoke(app, ["cases", "--workspace", str(ws), "--date", "2027-03-27", "--json"])
+    rows = json.loads(listed.output)
+    assert listed.exit_code == 0 and len(rows) == db.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
+    assert all(r["next_on"] for r in rows if r["status"] != "archived"), [r for r in rows if not r["next_on"]][:3]
+    suspended = runner.invoke(app, ["cases", "--workspace", str(ws), "--date", "2027-03-27", "--status", "lead_pending"])
+    assert suspended.exit_code == 0 and "受諾回答期限" in suspended.output
+    assert runner.invoke(app, ["cases", "--workspace", str(ws), "--status", "open"]).exit_code == 2
     case = db.execute("SELECT case_id FROM cases WHERE reopen_count > 0 ORDER BY case_id LIMIT 1").fetchone()[0]
     shown = runner.invoke(app, ["history", case, "--workspace", str(ws)])
     assert shown.exit_code == 0 and "再開（もどし）" in shown.output and "会議の結果" in shown.output
