@@ -104,7 +104,8 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
         if not step:
             add("no_next_step", hid, case_id, _since(conn, case_id, opened_on), f"状態「{status}」で会議・依頼・確認日のいずれも予定されていない")
         if status == "closed" and not has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", case_id):
-            add("closure_without_watch", hid, case_id, closed_on or _since(conn, case_id, opened_on), "終結後の見守り（+3・+6・+12か月）が予定されていない")
+            months = "・".join(f"+{m}" for m in config.lifecycle.watch_months)
+            add("closure_without_watch", hid, case_id, closed_on or _since(conn, case_id, opened_on), f"終結後の見守り（{months}か月）が予定されていない")
         for held_meeting, held_day in owed.get(case_id, ()):
             if held_day >= day:
                 continue

@@ -356,7 +356,12 @@ def outcome(
     rs = _rules(rules)
     cfg = _config(config, rs)
     r = _lifecycle_call(record_outcome, _connect(workspace, must_exist=True), rs, cfg, meeting, case, file, _date(on), _actor(by))
-    typer.echo(f"事案 {r.case_id}: {r.decision} を記録、状態 {r.status}、役割 {r.actions} 件" + (f"、受諾依頼 {r.lead_request} を送付予定" if r.lead_request else "") + (f"、次の会議 {r.meeting_id}" if r.meeting_id else ""))
+    from engine.lifecycle import STATE_LABELS
+
+    if r.history_only:
+        typer.echo(f"事案 {r.case_id}: {r.decision} を記録のみ（後の会議の決定が優先、状態は {STATE_LABELS[r.status]} のまま）")
+        return
+    typer.echo(f"事案 {r.case_id}: {r.decision} を記録、状態 {STATE_LABELS[r.status]}、役割 {r.actions} 件" + (f"、受諾依頼 {r.lead_request} を送付予定" if r.lead_request else "") + (f"、次の会議 {r.meeting_id}" if r.meeting_id else ""))
 
 
 @app.command()
@@ -373,7 +378,9 @@ def accept(
 
     cfg = _config(config, _rules(rules))
     r = _lifecycle_call(accept_, _connect(workspace, must_exist=True), cfg, case, _date(on), _actor(by), agency)
-    typer.echo(f"事案 {r.case_id}: 受諾を記録、状態 {r.status}")
+    from engine.lifecycle import STATE_LABELS
+
+    typer.echo(f"事案 {r.case_id}: 受諾を記録、状態 {STATE_LABELS[r.status]}")
 
 
 @app.command()
@@ -411,7 +418,10 @@ def watch(
     rs = _rules(rules)
     cfg = _config(config, rs)
     r = _lifecycle_call(answer_checkpoint, _connect(workspace, must_exist=True), rs, cfg, case, result, _date(on), _actor(by), agency)
-    typer.echo(f"事案 {r.case_id}: 確認 {r.checkpoint_id} の結果 {r.result} を記録、状態 {r.status}")
+    from engine.lifecycle import STATE_LABELS
+
+    what = f"確認 {r.checkpoint_id} の結果 {r.result}" if r.checkpoint_id else f"確認日以外の報告（{r.result}）"
+    typer.echo(f"事案 {r.case_id}: {what} を記録、状態 {STATE_LABELS[r.status]}")
 
 
 @app.command()

@@ -8,7 +8,8 @@ Both are safe to re-run: each step works from the database state and writes noth
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 from engine.business_days import Calendar
 from engine.config import Config
 from engine.convene import ConveneResult, convene
+from engine.dates import today_in_tokyo
 from engine.mail import SendResult, send_pending
 from engine.papers import PapersResult, write_papers
 from engine.rules.model import RuleSet
@@ -42,8 +44,11 @@ def nightly_cycle(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, con
 
 
 def dispatch(conn: sqlite3.Connection, config: Config, workspace: Path, on: date, *, transport=None, force: bool = False) -> DispatchResult:
-    """Send queued e-mails; on a closed day (weekend, holiday, 年末年始) do nothing unless forced."""
+    """Send queued e-mails; on a closed day (weekend, holiday, 年末年始) do nothing unless forced.
+    A day other than today (the demo's fake clock, `engine send --date`) is sent as at 08:00 of
+    that day in Japan: what is stale, and the day in the audit log, follow it."""
     reason = Calendar.of(config.conference).closed_reason(on)
     if reason and not force:
         return DispatchResult(business_day=False, closed_reason=reason)
-    return DispatchResult(business_day=reason is None, closed_reason=reason, send=send_pending(conn, config, workspace, transport=transport))
+    now = None if on == today_in_tokyo() else datetime.combine(on, time(8, 0), tzinfo=ZoneInfo("Asia/Tokyo"))
+    return DispatchResult(business_day=reason is None, closed_reason=reason, send=send_pending(conn, config, workspace, transport=transport, now=now))

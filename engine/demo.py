@@ -39,7 +39,7 @@ def run_demo(workspace: Path, rules: RuleSet, config: Config, *, households: int
     end = on + timedelta(days=days)
     report = run_audit(conn, config, end)
     life = lifecycle_counts(conn)
-    upcoming = conn.execute("SELECT meeting_id FROM meetings ORDER BY held_on, start_time LIMIT 1").fetchone()
+    upcoming = conn.execute("SELECT meeting_id FROM meetings WHERE held_on >= ? ORDER BY held_on, start_time LIMIT 1", (end.isoformat(),)).fetchone()
     example = conn.execute(
         "SELECT household_id FROM flags WHERE status = 'open' ORDER BY rule_id = '8050' DESC, household_id LIMIT 1"
     ).fetchone()

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from engine.business_days import Calendar, add_months
 from engine.config import Config
-from engine.lifecycle import Log
+from engine.lifecycle import CaseNotFound, Log
 from engine.notices import COORDINATOR, Notice, queue_notice
 from engine.rules.model import RuleSet
 
@@ -81,6 +81,8 @@ def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then
 
 
 def pending_request(conn: sqlite3.Connection, case_id: str, agency_id: str | None) -> tuple[int, str, str]:
+    if conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+        raise CaseNotFound(f"事案 {case_id} はありません（`engine cases` で事案番号を確認してください）")
     row = conn.execute("SELECT request_id, agency_id, then_status FROM lead_requests WHERE case_id = ? AND status = 'pending'", (case_id,)).fetchone()
     if row is None:
         raise HandshakeError(f"事案 {case_id} に回答待ちの受諾依頼はありません（`engine history {case_id}` で経過を確認してください）")

@@ -15,6 +15,7 @@ EVENT_LABELS = {
     "lead_requested": "受諾依頼", "lead_accepted": "受諾", "lead_declined": "辞退", "escalation": "エスカレーション",
     "checkpoint_scheduled": "確認日の予定", "checkpoint_asked": "確認の照会", "checkpoint_answered": "確認の回答",
     "contact": "接触の記録", "action_done": "役割の完了", "mail_sent": "メール送信", "mail_failed": "メール送信失敗", "digest_queued": "ダイジェスト",
+    "crisis_reported": "確認日以外の報告（もどし）", "lead_request_withdrawn": "受諾依頼の取り下げ",
 }
 
 
@@ -41,8 +42,10 @@ def history(conn: sqlite3.Connection, case_id: str) -> list[Entry]:
     rows = conn.execute(
         "SELECT seq, on_day, actor, event, from_status, to_status, reason, meeting_id, rule_id, rules_hash, config_hash, detail FROM audit_log "
         "WHERE case_id = ? OR (case_id IS NULL AND event IN ('mail_sent', 'mail_failed') AND meeting_id IN "
-        "(SELECT meeting_id FROM audit_log WHERE case_id = ? AND meeting_id IS NOT NULL)) ORDER BY seq",
-        (case_id, case_id),
+        "(SELECT meeting_id FROM audit_log WHERE case_id = ? AND meeting_id IS NOT NULL) "
+        # an agenda carries only the recipient's own cases: only agencies invited for this case
+        "AND json_extract(detail, '$.agency') IN (SELECT agency_id FROM case_agencies WHERE case_id = ?)) ORDER BY seq",
+        (case_id, case_id, case_id),
     ).fetchall()
     return [
         Entry(seq=r[0], on_day=r[1], actor=r[2], event=r[3], label=EVENT_LABELS.get(r[3], r[3]), from_status=r[4], to_status=r[5], reason=r[6],

@@ -98,7 +98,7 @@ class Log:
     def status(self, case_id: str) -> str:
         row = self.conn.execute("SELECT status FROM cases WHERE case_id = ?", (case_id,)).fetchone()
         if row is None:
-            raise CaseNotFound(f"事案 {case_id} はありません（`engine meetings` や `engine audit` で事案番号を確認してください）")
+            raise CaseNotFound(f"事案 {case_id} はありません（`engine cases` で事案番号を確認してください）")
         return row[0]
 
     def check(self, case_id: str, to: str) -> str:

@@ -45,6 +45,11 @@ def _date(v):
 
 
 Day = Annotated[date, BeforeValidator(_date)]
+DECISIONS_JA = {"支援方針": "plan", "プラン": "plan", "役割分担": "plan", "終結": "close", "中断": "suspend", "継続": "continue", "継続審議": "continue"}
+
+
+def _decision(v):
+    return DECISIONS_JA.get(v.strip(), v) if isinstance(v, str) else v
 Text = Annotated[str, Field(min_length=1, max_length=300)]
 
 
@@ -57,7 +62,7 @@ class Role(BaseModel):
 
 class Outcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decision: Literal["plan", "close", "suspend", "continue"]
+    decision: Annotated[Literal["plan", "close", "suspend", "continue"], BeforeValidator(_decision)]  # 終結 etc. also accepted
     lead: str | None = None
     consent: Literal["obtained", "pending", "refused"] | None = None
     roles: list[Role] = []
@@ -191,6 +196,9 @@ def check_outcome(conn: sqlite3.Connection, config: Config, doc: YamlFile, outco
 def read_outcome(path: Path) -> tuple[YamlFile, Outcome]:
     problems: list[RuleProblem] = []
     doc = read_yaml(Path(path), problems)
+    if doc is not None and doc.data is not None and not isinstance(doc.data, dict):
+        raise OutcomeInvalid([RuleProblem(file=str(path), line=1, field="decision", message="the outcome must be fields (`decision: plan`, `lead: …`), not a list or a single value",
+                                          suggestion="start the file with `decision: plan` (see README 'Recording an outcome')")])
     outcome = validate(doc, Outcome, problems) if doc else None
     if outcome is not None:
         problems += decision_problems(doc, outcome)
@@ -209,7 +217,7 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
         raise OutcomeRefused(f"会議 {meeting_id} はありません（`engine meetings --all` で確認してください）")
     row = conn.execute("SELECT household_id, status, meeting_id, lead_agency_id, lead_confirmed_on, conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()
     if row is None:
-        raise OutcomeRefused(f"事案 {case_id} はありません（`engine agenda {meeting_id}` で事案番号を確認してください）")
+        raise OutcomeRefused(f"事案 {case_id} はありません（`engine meetings --all` または `engine cases` で事案番号を確認してください）")
     household_id, status, case_meeting, lead, confirmed_on, conference_type = row
     held_on = date.fromisoformat(meeting[0])
     if not conn.execute("SELECT 1 FROM case_meetings WHERE case_id = ? AND meeting_id = ?", (case_id, meeting_id)).fetchone():
@@ -254,11 +262,15 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
             n = conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (on.isoformat(), case_id)).rowcount
             if n:
                 log.event("actions_replaced", case_id=case_id, reason=f"未完了の役割 {n}件を新しい決定で置き換え")
+        agreed = []
         for role in outcome.roles:
-            conn.execute("INSERT INTO case_actions (case_id, meeting_id, agency_id, action, due_on, status) VALUES (?,?,?,?,?, 'open')", (case_id, meeting_id, role.agency, role.action, role.due.isoformat()))
+            action_id = conn.execute("INSERT INTO case_actions (case_id, meeting_id, agency_id, action, due_on, status) VALUES (?,?,?,?,?, 'open')",
+                                     (case_id, meeting_id, role.agency, role.action, role.due.isoformat())).lastrowid
+            agreed.append({"action_id": action_id, "agency": role.agency, "due": role.due})
             result.actions += 1
-        if outcome.roles:
-            log.event("actions_agreed", case_id=case_id, meeting_id=meeting_id, reason=f"役割分担 {len(outcome.roles)}件", roles=[{"agency": r.agency, "due": r.due} for r in outcome.roles])
+        if outcome.roles:  # the numbers `engine done` takes are in the history
+            log.event("actions_agreed", case_id=case_id, meeting_id=meeting_id, roles=agreed,
+                      reason=f"役割分担 {len(agreed)}件: " + "、".join(f"役割 {a['action_id']}（{a['agency']}、{a['due']}まで）" for a in agreed))
         if outcome.decision in ("plan", "close"):
             target = outcome.lead or lead
             then = "active" if outcome.decision == "plan" else "closed"

@@ -23,3 +23,18 @@ def conn(workspace):
 @pytest.fixture(scope="session")
 def rules():
     return load_rules(ROOT / "configs" / "rules")
+
+
+@pytest.fixture(scope="session")
+def cfg(rules):
+    """The example municipality's configuration (configs/)."""
+    from engine.config import load_config
+
+    return load_config(ROOT / "configs", rules)
+
+
+@pytest.fixture(scope="session")
+def cal(cfg):
+    from engine.business_days import Calendar
+
+    return Calendar.of(cfg.conference)

@@ -25,11 +25,6 @@ from tests.town import ON, add_household, person
 CONSENT = ("consent", "重層的支援会議", "2026-01-10")
 
 
-@pytest.fixture(scope="session")
-def cfg(rules):
-    return load_config(ROOT / "configs", rules)
-
-
 def elder_and_son(consent: bool = False):
     extra = (CONSENT,) if consent else ()
     return (person(82, "世帯主", ("care_level", "要介護2"), *extra, sex="M"), person(52, "子", *extra, sex="M"))

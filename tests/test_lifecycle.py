@@ -34,16 +34,6 @@ CONFIG_DIR = ROOT / "configs"
 PLAN = "decision: plan\nlead: houkatsu_chuo\nconsent: pending\nroles:\n  - {agency: houkatsu_chuo, action: 介護サービスの利用調整, due: 2026-12-20}\n"
 
 
-@pytest.fixture(scope="session")
-def cfg(rules):
-    return load_config(CONFIG_DIR, rules)
-
-
-@pytest.fixture(scope="session")
-def cal(cfg):
-    return Calendar.of(cfg.conference)
-
-
 # --- helpers ------------------------------------------------------------------------------------
 def path_to(state: str) -> list[str]:
     """The allowed states to walk through from 'detected' to `state` (breadth first)."""
@@ -680,10 +670,10 @@ def test_cli_outcome_accept_and_history(town):
     f = town.file(PLAN)
     done = cli(ws, "outcome", town.meeting, town.case, "--file", str(f))
     assert done.exit_code == 0, done.output
-    assert town.case in done.output and "lead_pending" in done.output and "受諾依頼" in done.output
+    assert town.case in done.output and "主担当機関の受諾待ち" in done.output and "受諾依頼" in done.output
     accepted = cli(ws, "accept", town.case, "--agency", "houkatsu_chuo")
     assert accepted.exit_code == 0, accepted.output
-    assert "受諾を記録" in accepted.output and "active" in accepted.output
+    assert "受諾を記録" in accepted.output and "支援中" in accepted.output
     assert status_of(town.conn, town.case) == "active"
     assert {a for (a,) in town.conn.execute("SELECT DISTINCT actor FROM audit_log WHERE on_day = ?", (DAY.isoformat(),))} == {"koordinator"}
     shown = cli(ws, "history", town.case)

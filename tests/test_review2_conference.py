@@ -12,7 +12,7 @@ import pytest
 from engine.cycle import nightly_cycle
 from engine.listing import outbox
 from engine.mail import FileTransport, retry, send_pending
-from tests.test_conference import CONSENT, case_of, cfg, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
+from tests.test_conference import CONSENT, case_of, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
 from tests.test_review_conference import _new_import, _sent_keys, _with_agency
 from tests.town import ON, add_household, person
 

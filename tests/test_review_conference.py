@@ -16,7 +16,7 @@ from engine.db import connect
 from engine.listing import outbox
 from engine.mail import FileTransport, ServerUnavailable, send_pending
 from engine.screening import screen
-from tests.test_conference import CONSENT, case_of, cfg, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
+from tests.test_conference import CONSENT, case_of, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
 from tests.town import ON, add_household, person
 
 

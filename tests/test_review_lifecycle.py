@@ -27,11 +27,6 @@ from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
 
-@pytest.fixture(scope="session")
-def cfg(rules):
-    return load_config(ROOT / "configs", rules)
-
-
 # --- helpers (after tests/test_sweep_audit.py) -------------------------------------------------
 def plan_text(lead=LEAD, roles=((LEAD, "介護サービスの利用調整", "2027-01-29"),), extra=""):
     lines = "".join(f"  - {{agency: {a}, action: {act}, due: {due}}}\n" for a, act, due in roles)

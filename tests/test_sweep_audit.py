@@ -36,16 +36,6 @@ from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
 
-@pytest.fixture(scope="session")
-def cfg(rules):
-    return load_config(ROOT / "configs", rules)
-
-
-@pytest.fixture(scope="session")
-def cal(cfg):
-    return Calendar.of(cfg.conference)
-
-
 # --- helpers ----------------------------------------------------------------------------------
 def plan(conn, workspace, rules, cfg, case_id, meeting_id, on=MEETING_DAY, roles=((LEAD, "介護サービスの利用調整", "2027-01-29"),), lead=LEAD, accepted=True):
     lines = "".join(f"  - {{agency: {a}, action: {act}, due: {due}}}\n" for a, act, due in roles)
