@@ -14,10 +14,10 @@ from datetime import date
 from pydantic import BaseModel
 
 from engine.booking import Booker, NoSlot
-from engine.business_days import add_months
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
 from engine.agenda import consenting, household_locked
 from engine.lead import LeadProposal, participants, propose_lead
+from engine.case_steps import begin_reopen, schedule_check_back
 from engine.lifecycle import Log
 from engine.rules.facts import Household, current, load_households
 from engine.rules.model import RuleSet
@@ -143,7 +143,7 @@ def routing_for(conn: sqlite3.Connection, cand: Candidate, hh: Household, on_iso
 
 
 class Convener:
-    def __init__(self, conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date):
+    def __init__(self, conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, *, log: Log | None = None):
         self.conn, self.rules, self.config, self.on, self.on_iso = conn, rules, config, on, on.isoformat()
         self.booker = Booker(conn, config, on)
         self.led: dict[str, int] = dict(conn.execute("SELECT lead_agency_id, COUNT(*) FROM cases WHERE is_open = 1 AND lead_agency_id IS NOT NULL GROUP BY lead_agency_id").fetchall())
@@ -151,7 +151,7 @@ class Convener:
         last = conn.execute("SELECT MAX(case_id) FROM cases WHERE case_id LIKE ?", (prefix + "%",)).fetchone()[0]
         self.prefix, self.seq = prefix, int(last[len(prefix):]) if last else 0
         self.result = ConveneResult()
-        self.log = Log(conn, on, "nightly", rules_hash=rules.hash, config_hash=config.hash)
+        self.log = log or Log(conn, on, "nightly", rules_hash=rules.hash, config_hash=config.hash)
 
     def next_case_id(self) -> str:
         self.seq += 1
@@ -187,9 +187,7 @@ class Convener:
         self.conn.execute("UPDATE cases SET severity = ?, conference_basis = ?, routed_to = ? WHERE case_id = ?", (cand.severity, basis, owner.id, case_id))
         self.conn.execute("INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)", (case_id, owner.id, "owner"))
         if not self.conn.execute("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')", (case_id,)).fetchone():
-            due = self.booker.calendar.add(add_months(self.on, self.config.lifecycle.check_back_months), 0)
-            self.conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'check_back', ?, 'pending')", (case_id, due.isoformat()))
-            self.log.event("checkpoint_scheduled", case_id=case_id, reason=f"{owner.name}への確認日 {due}", kind="check_back", due_on=due)
+            schedule_check_back(self.log, self.config, case_id, owner.name)
 
     def _current(self, case_id: str) -> tuple:
         return self.conn.execute(
@@ -326,27 +324,18 @@ class Convener:
             if rule_id in self.rules.flags
         ]
 
+    def load_case(self, case_id: str) -> tuple[str, Candidate, Household]:
+        """One case with all its flags (open or not) and its household."""
+        return next(self.recheck(
+            "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False))
+
     def recheck(self, sql: str, params: tuple = (), *, open_only: bool = True):
-        """Open cases selected by `sql` (case_id, household_id, area), with their households."""
+        """The cases selected by `sql` (columns case_id, household_id, area) as (case id, candidate
+        with the case's flags — open ones only unless open_only=False — household)."""
         rows = self.conn.execute(sql, params).fetchall()
         loaded = {hh.household_id: hh for hh in load_households(self.conn, [r[1] for r in rows], self.on)} if rows else {}
         for case_id, hid, area in rows:
             yield case_id, Candidate(hid, area, self.case_flags(case_id, open_only=open_only)), loaded[hid]
-
-
-def begin_reopen(log: Log, config: Config, case_id: str, reason: str) -> str | None:
-    """Move a closed or suspended case to reopened and end what was pending (checkpoints, the lead
-    request, open actions); the lead must accept again. Returns the previous lead."""
-    from engine.handshake import withdraw_requests
-
-    day = log.on.isoformat()
-    log.move(case_id, "reopened", reason)
-    previous = log.conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
-    log.conn.execute("UPDATE cases SET reopen_count = reopen_count + 1, lead_confirmed_on = NULL, closed_on = NULL WHERE case_id = ?", (case_id,))
-    log.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (day, case_id))
-    log.conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (day, case_id))
-    withdraw_requests(log, config, case_id, "事案の再開")
-    return previous
 
 
 def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:

@@ -15,10 +15,14 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from engine.business_days import Calendar, add_months
+from engine.business_days import Calendar
+from engine.case_steps import close_case, requested_evaluation, schedule_evaluation, withdraw_requests
 from engine.config import Config
+from engine.convene import Convener, served_silos
+from engine.lead import propose_lead
 from engine.lifecycle import CaseNotFound, Log
-from engine.notices import COORDINATOR, Notice, queue_notice
+from engine.notices import Notice, queue_notice
+from engine.personal_data import holds_personal_data, personal_tokens
 from engine.rules.model import RuleSet
 
 
@@ -31,23 +35,6 @@ class AnswerResult(BaseModel):
     status: str
     next_agency: str | None = None  # decline: the candidate asked next
     escalated: bool = False  # decline: nobody left, the coordinator was told
-
-
-def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
-    """Cancel the case's pending lead request, say so in the audit log, and tell the agency if the
-    request already reached it (an unsent one is simply withheld at dispatch)."""
-    rows = log.conn.execute("SELECT request_id, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", (case_id,)).fetchall()
-    for request_id, agency in rows:
-        log.conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE request_id = ?", (log.on.isoformat(), request_id))
-        log.event("lead_request_withdrawn", case_id=case_id, reason=f"{agency}への受諾依頼を取り下げ: {why}", request_id=request_id, agency=agency)
-        reached = log.conn.execute(
-            "SELECT 1 FROM outbox WHERE message_key = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)", (f"lead_request:{request_id}",)).fetchone()
-        if reached and agency in config.agencies:
-            queue_notice(log.conn, config, Notice(
-                key=f"lead_withdrawn:{request_id}", kind="lead_withdrawn", recipient=agency, title="受諾依頼の取り下げ", case_id=case_id,
-                lines=[f"事案 {case_id} の主担当機関の受諾依頼（番号 {request_id}）は取り下げました（{why}）。", "この依頼への回答は不要です。"],
-            ))
-    return len(rows)
 
 
 def _agency(config: Config, agency_id: str):
@@ -91,34 +78,8 @@ def pending_request(conn: sqlite3.Connection, case_id: str, agency_id: str | Non
     return row
 
 
-def schedule_evaluation(log: Log, config: Config, case_id: str, requested: date | None = None) -> date:
-    """The plan's next evaluation (default evaluation_months ahead), on a business day."""
-    due = Calendar.of(config.conference).add(requested or add_months(log.on, config.lifecycle.evaluation_months), 0)
-    log.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", (log.on.isoformat(), case_id))
-    log.conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'evaluation', ?, 'pending')", (case_id, due.isoformat()))
-    log.event("checkpoint_scheduled", case_id=case_id, reason=f"プランの評価 {due}", kind="evaluation", due_on=due)
-    return due
-
-
-def close_case(log: Log, config: Config, case_id: str, reason: str) -> list[date]:
-    """終結: the case is the lead's now; the engine keeps a light watch at +3, +6, +12 months."""
-    conn, cal = log.conn, Calendar.of(config.conference)
-    log.move(case_id, "closed", reason)
-    conn.execute("UPDATE cases SET closed_on = ? WHERE case_id = ?", (log.on.isoformat(), case_id))
-    n = conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (log.on.isoformat(), case_id)).rowcount
-    if n:
-        log.event("actions_replaced", case_id=case_id, reason=f"終結に伴い未完了の役割 {n}件を主担当機関へ引継ぎ")
-    conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (log.on.isoformat(), case_id))
-    days = [cal.add(add_months(log.on, m), 0) for m in config.lifecycle.watch_months]
-    conn.executemany("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'watch', ?, 'pending')", [(case_id, d.isoformat()) for d in days])
-    log.event("checkpoint_scheduled", case_id=case_id, reason="終結後の見守り " + "、".join(str(d) for d in days), kind="watch", due_on=[str(d) for d in days])
-    return days
-
-
 def accept(conn: sqlite3.Connection, config: Config, case_id: str, on: date, actor: str, agency_id: str | None = None) -> AnswerResult:
     """The asked agency accepts: it becomes the confirmed lead."""
-    from engine.outcome import latest_outcome
-
     log = Log(conn, on, actor, config_hash=config.hash)
     with conn:
         request_id, agency, then = pending_request(conn, case_id, agency_id)
@@ -134,8 +95,7 @@ def accept(conn: sqlite3.Connection, config: Config, case_id: str, on: date, act
             close_case(log, config, case_id, f"{config.agencies[agency].name}へ引継ぎ（終結）")
         else:
             log.move(case_id, "active", f"{config.agencies[agency].name}が受諾しプランを実施")
-            outcome = latest_outcome(conn, case_id)
-            schedule_evaluation(log, config, case_id, outcome.next_evaluation if outcome else None)
+            schedule_evaluation(log, config, case_id, requested_evaluation(conn, case_id))
         status = log.status(case_id)
     return AnswerResult(case_id=case_id, status=status)
 
@@ -143,9 +103,6 @@ def accept(conn: sqlite3.Connection, config: Config, case_id: str, on: date, act
 def decline(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: str, reason: str, on: date, actor: str, agency_id: str | None = None) -> AnswerResult:
     """The asked agency declines (a reason is required): the next candidate of the lead rules is
     asked; with none left the case goes back to a conference and the coordinator is told."""
-    from engine.convene import Convener, served_silos
-    from engine.outcome import holds_personal_data, personal_tokens
-
     if not reason.strip():
         raise HandshakeError("--reason: say why the agency declines (it is kept in the case history)")
     log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
@@ -163,12 +120,9 @@ def decline(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: s
         conn.execute("UPDATE lead_requests SET status = 'declined', answered_on = ?, reason = ? WHERE request_id = ?", (on.isoformat(), reason, request_id))
         log.event("lead_declined", case_id=case_id, reason=f"{config.agencies[agency].name}が辞退: {reason}", agency=agency, request_id=request_id)
         declined = frozenset(a for (a,) in conn.execute("SELECT agency_id FROM lead_requests WHERE case_id = ? AND status = 'declined'", (case_id,)))
-        c = Convener(conn, rules, config, on)
-        c.log = log
-        (cid, cand, hh), = c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False)
+        c = Convener(conn, rules, config, on, log=log)
+        cid, cand, hh = c.load_case(case_id)
         kind = conn.execute("SELECT conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0] or "support"
-        from engine.lead import propose_lead
-
         nxt = propose_lead(config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served_silos(hh, on.isoformat()), conference_type=kind, led=c.led, exclude=declined)
         if nxt:
             request_lead(log, config, case_id, nxt.agency_id, then_status=then, rule_id=nxt.rule_id, why=f"{config.agencies[agency].name}の辞退を受け、主担当機関の規則 {nxt.rule_id} の次の候補として")
@@ -205,5 +159,3 @@ def action_done(conn: sqlite3.Connection, config: Config, action_id: int, on: da
         log.contact(row[0], row[1], "action")
     return row[0]
 
-
-__all__ = ["COORDINATOR", "accept", "decline", "request_lead", "close_case", "schedule_evaluation", "record_contact", "action_done"]

@@ -19,7 +19,7 @@ import sqlite3
 import uuid
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

@@ -17,19 +17,21 @@ address or birth date of the household: it is sent to agencies by e-mail.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from engine.business_days import Calendar, add_months
+from engine.business_days import Calendar
+from engine.case_steps import begin_reopen, close_case, schedule_evaluation, withdraw_requests
 from engine.config import Config
-from engine.dates import DateError, parse_date, to_wareki
+from engine.convene import Convener
+from engine.dates import DateError, parse_date
+from engine.handshake import request_lead
 from engine.lifecycle import Log
+from engine.personal_data import holds_personal_data, personal_tokens
 from engine.rules.loader import RuleProblem, RulesInvalid, did_you_mean
 from engine.rules.model import RuleSet
 from engine.yamlfile import YamlFile, read_yaml, validate
@@ -105,65 +107,6 @@ class OutcomeResult(BaseModel):
     history_only: bool = False  # a later meeting had decided already: recorded, nothing changed
 
 
-def normalise(text: str) -> str:
-    """NFKC (full-width → ASCII, half-width kana → full-width), without spaces or dashes' variants."""
-    return re.sub(r"[\s\-‐―−ー－]", "", unicodedata.normalize("NFKC", text))
-
-
-def personal_tokens(conn: sqlite3.Connection, household_id: str) -> tuple[set[str], set[date]]:
-    """Normalised strings that identify the household's members (names and their parts, kana,
-    address), and their birth dates."""
-    out: set[str] = set()
-    births: set[date] = set()
-    for name, kana, birth in conn.execute("SELECT name, kana, birth_date FROM persons WHERE household_id = ?", (household_id,)):
-        for text in (name, kana, hiragana(kana or "")):
-            if text:
-                out.add(normalise(text))
-                for part in text.replace("\u3000", " ").split():
-                    # a one-character given name (楓) only with an honorific: alone it is an ordinary word
-                    out |= {normalise(part)} if len(part) >= 2 else {normalise(part + h) for h in HONORIFICS}
-        if birth:
-            births.add(date.fromisoformat(birth))
-    (address,) = conn.execute("SELECT address FROM households WHERE household_id = ?", (household_id,)).fetchone() or (None,)
-    if address:
-        flat = normalise(address)
-        out.add(flat)
-        # the street part without the town's name (港4丁目16-7), if it says more than a number
-        for m in re.finditer(r"[市区町村郡]", flat):
-            rest = flat[m.end():]
-            if len(rest) >= 4 and not rest.isdigit():
-                out.add(rest)
-    return {t for t in out if t}, births
-
-
-HONORIFICS = ("さん", "くん", "ちゃん", "様", "氏", "君")
-
-
-def hiragana(text: str) -> str:
-    return "".join(chr(ord(ch) - 0x60) if "ァ" <= ch <= "ヶ" else ch for ch in text)
-
-
-# dates as people write them: 1944-4-1, 1944/04/01, 1944.4.1, 19440401, 1944年4月1日, 昭和19年4月1日, S19.4.1
-DATE_LIKE = re.compile(r"(?:明治|大正|昭和|平成|令和|[MTSHR])?\d{1,4}(?:[-/.年]\d{1,2}[-/.月]\d{1,2}日?)|\d{8}")
-
-
-def holds_personal_data(text: str, tokens: tuple[set[str], set[date]]) -> bool:
-    names, births = tokens
-    flat = normalise(text)
-    if any(t in flat for t in names):
-        return True
-    for m in DATE_LIKE.finditer(unicodedata.normalize("NFKC", text)):
-        candidate = m.group(0)
-        if candidate.isdigit() and len(candidate) == 8:
-            candidate = f"{candidate[:4]}-{candidate[4:6]}-{candidate[6:]}"
-        try:
-            if parse_date(candidate) in births:
-                return True
-        except DateError:
-            continue
-    return False
-
-
 def check_outcome(conn: sqlite3.Connection, config: Config, doc: YamlFile, outcome: Outcome, *, household_id: str, held_on: date, conference_type: str) -> list[RuleProblem]:
     problems: list[RuleProblem] = []
     agencies = config.agencies
@@ -209,8 +152,6 @@ def read_outcome(path: Path) -> tuple[YamlFile, Outcome]:
 
 def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, meeting_id: str, case_id: str, path: Path, on: date, actor: str) -> OutcomeResult:
     """Validate the outcome file and apply the decision, in one transaction."""
-    from engine.handshake import close_case, request_lead, schedule_evaluation, withdraw_requests
-
     doc, outcome = read_outcome(path)
     meeting = conn.execute("SELECT held_on, conference_type FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()
     if meeting is None:
@@ -241,8 +182,6 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
             log.event("outcome", case_id=case_id, meeting_id=meeting_id, reason=f"{labels[outcome.decision]}（後の会議 {later[0]} の決定が優先のため記録のみ）", decision=outcome.decision, history_only=True)
         return OutcomeResult(case_id=case_id, decision=outcome.decision, status=status, history_only=True)
     if status in ("closed", "suspended"):  # the conference takes the case up again (もどし)
-        from engine.convene import begin_reopen
-
         log.check(case_id, "reopened")
     decision_status = {"plan": "lead_pending", "close": "closed", "suspend": "suspended", "continue": status}[outcome.decision]
     if status not in ("closed", "suspended"):
@@ -292,23 +231,10 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
             conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'review', ?, 'pending')", (case_id, review.isoformat()))
             log.event("checkpoint_scheduled", case_id=case_id, reason=f"中断の見直し {review}", kind="review", due_on=review)
         else:  # continue: the next meeting
-            from engine.convene import Convener
-
-            c = Convener(conn, rules, config, on)
-            c.log = log
+            c = Convener(conn, rules, config, on, log=log)
             if case_meeting == meeting_id:  # this meeting has been held: book the next (a later booking is kept)
                 conn.execute("UPDATE cases SET meeting_id = NULL WHERE case_id = ?", (case_id,))
-            for cid, cand, hh in c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False):
-                c.convene_case(cid, cand, hh, note="継続審議。")
+            c.convene_case(*c.load_case(case_id), note="継続審議。")
             result.meeting_id = conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]  # None: waits for a slot
         result.status = conn.execute("SELECT status FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
     return result
-
-
-def evaluation_due(config: Config, on: date, requested: date | None) -> date:
-    return Calendar.of(config.conference).add(requested or add_months(on, config.lifecycle.evaluation_months), 0)
-
-
-def latest_outcome(conn: sqlite3.Connection, case_id: str) -> Outcome | None:
-    row = conn.execute("SELECT body FROM outcomes WHERE case_id = ? ORDER BY decided_on DESC, recorded_on DESC LIMIT 1", (case_id,)).fetchone()
-    return Outcome.model_validate(json.loads(row[0])) if row else None

@@ -44,17 +44,13 @@ class SweepResult(BaseModel):
     seconds: float = 0.0
 
 
-def _one(c: Convener, case_id: str):
-    return next(c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False))
-
-
 def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> SweepResult:
     started = time.perf_counter()
     cal, lc, day = Calendar.of(config.conference), config.lifecycle, on.isoformat()
     result = SweepResult()
     with conn:
-        c = Convener(conn, rules, config, on)
-        log = c.log = Log(conn, on, "sweep", rules_hash=rules.hash, config_hash=config.hash)
+        log = Log(conn, on, "sweep", rules_hash=rules.hash, config_hash=config.hash)
+        c = Convener(conn, rules, config, on, log=log)
 
         for request_id, case_id, agency, due in conn.execute("SELECT request_id, case_id, agency_id, due_on FROM lead_requests WHERE status = 'pending' AND due_on < ?", (day,)).fetchall():
             result.escalations += log.escalate(f"lead:{request_id}", "lead_no_answer", f"事案 {case_id}: {agency} が主担当機関の受諾依頼に回答期限 {due} までに回答していない", case_id=case_id)
@@ -92,7 +88,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
             if kind == "evaluation" and status == "active":
                 upcoming = conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone()
                 if not upcoming:  # already booked (a new flag brought it to a meeting): that meeting evaluates the plan
-                    cid, cand, hh = _one(c, case_id)
+                    cid, cand, hh = c.load_case(case_id)
                     c.convene_case(cid, cand, hh, note="プランの評価（モニタリング）。")
                 booked = conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone()
                 if booked:
@@ -102,7 +98,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                     result.escalations += log.escalate(f"checkpoint:{checkpoint_id}", "evaluation_unbooked", f"事案 {case_id}: プランの評価（{due}）を会議に予約できない（会議枠が満杯）", case_id=case_id)
             elif kind == "review" and status == "suspended":
                 conn.execute("UPDATE checkpoints SET status = 'done', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id))
-                cid, cand, hh = _one(c, case_id)
+                cid, cand, hh = c.load_case(case_id)
                 c.reopen(cid, hh, f"中断の見直し期日（{due}）")
                 result.reopened += 1
             elif kind == "check_back" and status != "routed":  # left over from before the case got a conference
@@ -131,7 +127,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
             "AND NOT EXISTS (SELECT 1 FROM checkpoints p WHERE p.case_id = c.case_id AND p.status = 'asked' AND p.answer_due >= ?) ORDER BY c.case_id", (limit, day),
         ).fetchall()
         for (case_id,) in silent:
-            cid, cand, hh = _one(c, case_id)
+            cid, cand, hh = c.load_case(case_id)
             c.reopen(cid, hh, f"主担当機関の連絡記録が{lc.no_contact_days}日間ない")
             result.reopened += 1
 

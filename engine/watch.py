@@ -14,8 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from engine.business_days import Calendar, add_months
+from engine.case_steps import schedule_check_back
 from engine.config import Config
+from engine.convene import Convener
 from engine.lifecycle import Log
 from engine.rules.model import RuleSet
 
@@ -35,8 +36,6 @@ class WatchResult(BaseModel):
 
 
 def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: str, result: Result, on: date, actor: str, agency_id: str | None = None) -> WatchResult:
-    from engine.convene import Convener
-
     if result not in RESULT_LABELS:
         raise WatchError(f"--result: '{result}' is not one of stable, concern, lost_contact")
     if agency_id and agency_id not in config.agencies:
@@ -64,15 +63,12 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
             log.contact(case_id, who, "watch")
         if result == "stable":
             if kind == "check_back":
-                due = Calendar.of(config.conference).add(add_months(on, config.lifecycle.check_back_months), 0)
-                conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'check_back', ?, 'pending')", (case_id, due.isoformat()))
-                log.event("checkpoint_scheduled", case_id=case_id, reason=f"次の確認日 {due}", kind="check_back", due_on=due)
+                schedule_check_back(log, config, case_id, config.agencies[who].name if who in config.agencies else who)
             elif not conn.execute("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", (case_id,)).fetchone():
                 log.move(case_id, "archived", "終結後の見守りをすべて終え、安定")
         else:
-            c = Convener(conn, rules, config, on)
-            c.log = log
-            (cid, cand, hh), = c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False)
+            c = Convener(conn, rules, config, on, log=log)
+            cid, cand, hh = c.load_case(case_id)
             why = f"{'見守り' if kind == 'watch' else '要対協等への確認'}で「{RESULT_LABELS[result]}」"
             if status == "routed":
                 conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (on.isoformat(), case_id))
@@ -85,15 +81,12 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
 
 def _unscheduled_report(conn, rules, config, log: Log, case_id: str, status: str, result: str, on: date, agency_id: str | None) -> WatchResult:
     """A lead (or owner) reports a new crisis between checkpoints: もどし at once, not at the next checkpoint."""
-    from engine.convene import Convener
-
     lead = conn.execute("SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
     log.event("crisis_reported", case_id=case_id, reason=f"確認日以外の報告: {RESULT_LABELS[result]}", result=result, agency=agency_id or lead)
     if result != "lost_contact" and (agency_id or lead):
         log.contact(case_id, agency_id or lead, "watch")
-    c = Convener(conn, rules, config, on)
-    c.log = log
-    (cid, cand, hh), = c.recheck("SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False)
+    c = Convener(conn, rules, config, on, log=log)
+    cid, cand, hh = c.load_case(case_id)
     why = f"確認日以外に「{RESULT_LABELS[result]}」の報告"
     if status == "routed":
         c.convene_case(cid, cand, hh, note=why + "のため会議に付議。")

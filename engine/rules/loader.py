@@ -37,7 +37,7 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.vocabulary import CODES, ORDERED_TYPES, SILOS, level_rank, parse_arrears
+from engine.vocabulary import CODES, ORDERED_TYPES, SILOS, level_rank
 
 SEVERITIES = ("low", "medium", "high", "urgent")
 RELATIONSHIPS = ("世帯主", "妻", "夫", "子", "父", "母", "孫", "兄弟姉妹", "祖父", "祖母", "その他")
