@@ -37,7 +37,7 @@ bench-convene: install
 bench-lifecycle: install
 	$(BIN)/python bench/lifecycle.py
 
-# a real local Prefect server (UI on http://127.0.0.1:4200) serving the nightly and dispatch schedules
+# a real local Prefect server (UI on http://127.0.0.1:4200) serving the nightly, sweep and dispatch schedules
 serve: install
 	$(BIN)/engine serve --workspace $(WORKSPACE)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from engine.business_days import Calendar
 from engine.config import Config
+from engine.case_steps import owed_outcomes
 from engine.convene import severities_from
 
 KINDS = {
@@ -79,10 +80,7 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
         return conn.execute(sql, params).fetchone() is not None
 
     owed: dict[str, list[tuple[str, str]]] = {}
-    for case_id, meeting_id, held_on in conn.execute(
-        "SELECT cm.case_id, cm.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id "
-        "WHERE NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) ORDER BY m.held_on"
-    ):
+    for case_id, meeting_id, held_on in owed_outcomes(conn):  # booked or held, not yet decided
         owed.setdefault(case_id, []).append((meeting_id, held_on))
 
     for case_id, hid, status, opened_on, lead, meeting_id, held_on, closed_on in cases:
@@ -117,9 +115,9 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
         ("action", "SELECT a.action_id, c.household_id, a.case_id, a.due_on, a.agency_id FROM case_actions a JOIN cases c ON c.case_id = a.case_id "
                    "WHERE a.status = 'open' AND a.due_on < ? AND c.is_open = 1", "役割 {0}（{4}）の期日 {3} を過ぎた"),
         ("lead", "SELECT r.request_id, c.household_id, r.case_id, r.due_on, r.agency_id FROM lead_requests r JOIN cases c ON c.case_id = r.case_id "
-                 "WHERE r.status = 'pending' AND r.due_on < ?", "受諾依頼 {0}（{4}）の回答期限 {3} を過ぎた"),
+                 "WHERE r.status = 'pending' AND r.due_on < ? AND c.is_open = 1", "受諾依頼 {0}（{4}）の回答期限 {3} を過ぎた"),
         ("checkpoint", "SELECT p.checkpoint_id, c.household_id, p.case_id, p.answer_due, p.kind FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
-                       "WHERE p.status = 'asked' AND p.answer_due < ?", "確認 {0}（{4}）の回答期限 {3} を過ぎた"),
+                       "WHERE p.status = 'asked' AND p.answer_due < ? AND c.is_open = 1", "確認 {0}（{4}）の回答期限 {3} を過ぎた"),
         ("checkpoint", "SELECT p.checkpoint_id, c.household_id, p.case_id, p.due_on, p.kind FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
                        "WHERE p.status = 'pending' AND p.due_on < ? AND c.is_open = 1", "確認 {0}（{4}）の予定日 {3} を過ぎても実施されていない"),
     ]

@@ -11,8 +11,40 @@ from datetime import date
 
 from engine.business_days import Calendar, add_months
 from engine.config import Config
-from engine.lifecycle import Log
+from engine.lifecycle import CHECKPOINT_LABELS, Log
 from engine.notices import Notice, queue_notice
+
+
+def cancel_checkpoints(log: Log, case_id: str, why: str, kinds: tuple[str, ...] | None = None) -> int:
+    """End the case's pending or asked checkpoints (all, or of `kinds`), in the audit log."""
+    kinds = kinds or tuple(CHECKPOINT_LABELS)
+    n = log.conn.execute(
+        f"UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked') AND kind IN ({','.join('?' * len(kinds))})",
+        (log.on.isoformat(), case_id, *kinds),
+    ).rowcount
+    if n:
+        log.event("checkpoints_cancelled", case_id=case_id, reason=f"確認の予定 {n}件を取り消し（{why}）", kinds=list(kinds))
+    return n
+
+
+def cancel_actions(log: Log, case_id: str, why: str) -> int:
+    """End the case's open actions (a new plan, a closure, a suspension or a reopening), in the audit log."""
+    n = log.conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (log.on.isoformat(), case_id)).rowcount
+    if n:
+        log.event("actions_replaced", case_id=case_id, reason=f"未完了の役割 {n}件を終了（{why}）")
+    return n
+
+
+def owed_outcomes(conn: sqlite3.Connection, held_before: str = "9999-12-31", *, inclusive: bool = False, case_id: str | None = None) -> list[tuple[str, str, str]]:
+    """(case, meeting, held_on) of each meeting held before the day (or on it, if inclusive; by
+    default every booked one) with an open case on it and no outcome recorded: every meeting a
+    case was on owes one, even after a new flag moved the case to a later meeting."""
+    return conn.execute(
+        "SELECT cm.case_id, cm.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id JOIN cases c ON c.case_id = cm.case_id "
+        f"WHERE c.is_open = 1 AND m.held_on {'<=' if inclusive else '<'} ? AND (? IS NULL OR cm.case_id = ?) "
+        "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) "
+        "ORDER BY cm.case_id, m.held_on", (held_before, case_id, case_id),
+    ).fetchall()
 
 
 def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
@@ -35,7 +67,7 @@ def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
 def schedule_evaluation(log: Log, config: Config, case_id: str, requested: date | None = None) -> date:
     """The plan's next evaluation (default evaluation_months ahead), on a business day."""
     due = Calendar.of(config.conference).add(requested or add_months(log.on, config.lifecycle.evaluation_months), 0)
-    log.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", (log.on.isoformat(), case_id))
+    cancel_checkpoints(log, case_id, "新しい評価日に置き換え", ("evaluation",))
     log.conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'evaluation', ?, 'pending')", (case_id, due.isoformat()))
     log.event("checkpoint_scheduled", case_id=case_id, reason=f"プランの評価 {due}", kind="evaluation", due_on=due)
     return due
@@ -46,10 +78,8 @@ def close_case(log: Log, config: Config, case_id: str, reason: str) -> list[date
     conn, cal = log.conn, Calendar.of(config.conference)
     log.move(case_id, "closed", reason)
     conn.execute("UPDATE cases SET closed_on = ? WHERE case_id = ?", (log.on.isoformat(), case_id))
-    n = conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (log.on.isoformat(), case_id)).rowcount
-    if n:
-        log.event("actions_replaced", case_id=case_id, reason=f"終結に伴い未完了の役割 {n}件を主担当機関へ引継ぎ")
-    conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (log.on.isoformat(), case_id))
+    cancel_actions(log, case_id, "終結: 主担当機関へ引継ぎ")
+    cancel_checkpoints(log, case_id, "終結")
     days = [cal.add(add_months(log.on, m), 0) for m in config.lifecycle.watch_months]
     conn.executemany("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'watch', ?, 'pending')", [(case_id, d.isoformat()) for d in days])
     log.event("checkpoint_scheduled", case_id=case_id, reason="終結後の見守り " + "、".join(str(d) for d in days), kind="watch", due_on=[str(d) for d in days])
@@ -74,11 +104,10 @@ def schedule_check_back(log: Log, config: Config, case_id: str, owner_name: str)
 def begin_reopen(log: Log, config: Config, case_id: str, reason: str) -> str | None:
     """Move a closed or suspended case to reopened and end what was pending (checkpoints, the lead
     request, open actions); the lead must accept again. Returns the previous lead."""
-    day = log.on.isoformat()
     log.move(case_id, "reopened", reason)
     previous = log.conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
     log.conn.execute("UPDATE cases SET reopen_count = reopen_count + 1, lead_confirmed_on = NULL, closed_on = NULL WHERE case_id = ?", (case_id,))
-    log.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (day, case_id))
-    log.conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (day, case_id))
+    cancel_checkpoints(log, case_id, "事案の再開")
+    cancel_actions(log, case_id, "事案の再開")
     withdraw_requests(log, config, case_id, "事案の再開")
     return previous

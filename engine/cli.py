@@ -16,10 +16,10 @@ import typer
 from engine.db import connect, db_path
 from engine.dates import DateError, parse_date, today_in_tokyo
 
-app = typer.Typer(help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules, conferences, and the case lifecycle after them.", no_args_is_help=True, add_completion=False)
 rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-config_app = typer.Typer(help="Check the conference configuration (agencies, meetings, lead rules, mail).", no_args_is_help=True)
+config_app = typer.Typer(help="Check the conference configuration (agencies, meetings, lead rules, mail, lifecycle).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 WORKSPACE = typer.Option(Path(os.environ.get("ENGINE_WORKSPACE", "workspace")), "--workspace", "-w", help="Folder holding engine.db and reports (env ENGINE_WORKSPACE).")
@@ -40,9 +40,10 @@ def _default_config() -> Path:
     return default_config_dir()
 
 
-CONFIG = typer.Option(_default_config(), "--config", help="Folder with agencies.yaml, conference.yaml, lead_rules.yaml, mail.yaml (env ENGINE_CONFIG; default ./configs).")
+CONFIG = typer.Option(_default_config(), "--config", help="Folder with agencies.yaml, conference.yaml, lead_rules.yaml, mail.yaml and (optional) lifecycle.yaml (env ENGINE_CONFIG; default ./configs).")
 RULES = typer.Option(_default_rules(), "--rules", help="Folder of rule files (env ENGINE_RULES; default ./configs/rules).")
 DATE = typer.Option(None, "--date", help="Screening date, ISO or 和暦 (R8.11.27); default today in Japan.")
+DAY = typer.Option(None, "--date", help="The day this happened or is checked for, ISO or 和暦 (R8.11.27); default today in Japan.")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -343,7 +344,7 @@ def outcome(
     meeting: str = typer.Argument(..., help="Meeting id, e.g. M-20261201-1400-S"),
     case: str = typer.Argument(..., help="Case id, e.g. C-2026-00001"),
     file: Path = typer.Option(..., "--file", "-f", help="The outcome YAML (see README: decision, lead, consent, roles, next_evaluation, review_on, reason)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
 ) -> None:
     """Record what a conference decided for a case (会議の結果): plan, close, suspend or continue.
 
@@ -368,7 +369,7 @@ def outcome(
 def accept(
     case: str = typer.Argument(..., help="Case id"),
     agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (checked against the pending request)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
 ) -> None:
     """The asked agency accepts to be the case's lead (主担当機関の受諾).
 
@@ -388,18 +389,19 @@ def decline(
     case: str = typer.Argument(..., help="Case id"),
     reason: str = typer.Option(..., "--reason", help="Why the agency declines (no names)."),
     agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (checked against the pending request)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
 ) -> None:
     """The asked agency declines; the next candidate of the lead rules is asked.
 
     Example: engine decline C-2026-00001 --reason "担当地区外のため"
     """
     from engine.handshake import decline as decline_
+    from engine.lifecycle import STATE_LABELS
 
     rs = _rules(rules)
     cfg = _config(config, rs)
     r = _lifecycle_call(decline_, _connect(workspace, must_exist=True), rs, cfg, case, reason, _date(on), _actor(by), agency)
-    typer.echo(f"事案 {r.case_id}: 辞退を記録、" + (f"次の候補 {r.next_agency} に依頼" if r.next_agency else "候補がないためコーディネーターに通知し会議で再検討") + f"（状態 {r.status}）")
+    typer.echo(f"事案 {r.case_id}: 辞退を記録、" + (f"次の候補 {r.next_agency} に依頼" if r.next_agency else "候補がないためコーディネーターに通知し会議で再検討") + f"（状態 {STATE_LABELS[r.status]}）")
 
 
 @app.command()
@@ -407,7 +409,7 @@ def watch(
     case: str = typer.Argument(..., help="Case id"),
     result: str = typer.Option(..., "--result", help="stable | concern | lost_contact"),
     agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (default: the lead, or the owner of a routed case)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
 ) -> None:
     """Record the answer to a watch (見守り) or check-back: concern or lost_contact reopens the case.
 
@@ -428,7 +430,7 @@ def watch(
 def contact(
     case: str = typer.Argument(..., help="Case id"),
     agency: str = typer.Option(..., "--agency", help="The agency that was in contact with the household."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
 ) -> None:
     """Log a contact with the household (resets the 90-day no-contact watch of a closed case).
 
@@ -444,7 +446,7 @@ def contact(
 @app.command()
 def done(
     action: int = typer.Argument(..., help="Action number (shown by `engine history CASE` and in reminders)"),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
 ) -> None:
     """Mark an agreed action (役割) done.
 
@@ -473,7 +475,7 @@ def history_(case: str = typer.Argument(..., help="Case id"), workspace: Path = 
 
 
 @app.command()
-def sweep(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, as_json: bool = typer.Option(False, "--json")) -> None:
+def sweep(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, as_json: bool = typer.Option(False, "--json")) -> None:
     """Run the daily sweep now (07:00 flow): reminders, escalations, evaluations, watch, reopen, digest.
 
     Example: engine sweep --date 2027-01-15
@@ -490,7 +492,7 @@ def sweep(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFI
 
 
 @app.command()
-def audit(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, as_json: bool = typer.Option(False, "--json")) -> None:
+def audit(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, as_json: bool = typer.Option(False, "--json")) -> None:
     """Check that no household is lost; list each gap with household, case and how long. Exit 1 if any.
 
     Example: engine audit --json
@@ -506,7 +508,7 @@ def audit(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFI
 
 @app.command("cases")
 def cases_(
-    workspace: Path = WORKSPACE, on: Optional[str] = DATE,
+    workspace: Path = WORKSPACE, on: Optional[str] = DAY,
     status: Optional[str] = typer.Option(None, "--status", help="Only cases in this state (detected, convened, lead_pending, active, closed, archived, routed, suspended, reopened)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -516,6 +518,8 @@ def cases_(
     """
     from engine.lifecycle import STATE_LABELS
     from engine.listing import cases
+
+    CONSENT_LABELS = {"obtained": "取得済", "pending": "未取得", "refused": "拒否"}
 
     if status and status not in STATE_LABELS:
         fail(f"--status: unknown state '{status}'; one of {', '.join(STATE_LABELS)}")
@@ -528,7 +532,8 @@ def cases_(
     for r in rows:
         lead = (r.lead_agency_id or "-") + ("（受諾済）" if r.lead_confirmed_on else "")
         typer.echo(f"{r.case_id}  世帯 {r.household_id}  {r.label:<16} 主担当 {lead:<24} 次: {r.next_on or '-'} {r.next_step}"
-                   + (f"  再開 {r.reopen_count} 回" if r.reopen_count else "") + (f"  前の事案 {r.previous_case_id}" if r.previous_case_id else ""))
+                   + (f"  再開 {r.reopen_count} 回" if r.reopen_count else "") + (f"  前の事案 {r.previous_case_id}" if r.previous_case_id else "")
+                   + (f"  同意 {CONSENT_LABELS.get(r.consent_state, r.consent_state)}" if r.consent_state else ""))
 
 
 @app.command("meetings")
@@ -617,7 +622,7 @@ def serve_(
     port: int = typer.Option(4200, "--port", min=1, max=65535),
 ) -> None:
     """Start a local Prefect server (UI at http://127.0.0.1:4200) and run the schedules: nightly cycle
-    02:00 and agenda dispatch 08:00 on business days, Asia/Tokyo. Stop with Ctrl-C.
+    02:00, daily sweep 07:00 and agenda dispatch 08:00 on business days, Asia/Tokyo. Stop with Ctrl-C.
 
     Example: engine serve --workspace workspace
     """
@@ -662,7 +667,8 @@ def demo(
     days: int = typer.Option(120, "--days", min=0, max=1000, help="Days simulated after the first night (fake clock): outcomes, answers, reminders, watch, relapses. 0: only the first night."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Generate a synthetic town, import it, screen it, convene cases, write agendas and e-mail them to the outbox folder.
+    """Generate a synthetic town, import it, screen it, convene cases, write agendas and e-mail them to the outbox folder,
+    then simulate --days days of the case lifecycle on a fake clock and end with the gap audit.
 
     Example: engine demo --households 5000 --seed 42 --json
     """

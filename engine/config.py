@@ -1,6 +1,6 @@
 """The conference configuration: agencies, conference settings, lead-agency rules and mail.
 
-Four files in the configuration folder (configs/ by default), each checked like the rules:
+Four files (and an optional fifth) in the configuration folder (configs/ by default), each checked like the rules:
 every problem names file, line and field, with a suggestion, and nothing runs until all are fixed.
 
 - agencies.yaml    the agency registry (the only source of e-mail recipients)
@@ -276,7 +276,7 @@ def default_config_dir() -> Path:
 
 
 def load_config(config_dir: Path, rules: RuleSet) -> Config:
-    """Read and cross-check the four files; raise ConfigInvalid listing every problem."""
+    """Read and cross-check the files (lifecycle.yaml if present); raise ConfigInvalid listing every problem."""
     config_dir = Path(config_dir)
     problems: list[RuleProblem] = []
     docs = {name: read_yaml(config_dir / f"{name}.yaml", problems) for name in ("agencies", "conference", "lead_rules", "mail")}

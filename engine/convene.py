@@ -17,7 +17,7 @@ from engine.booking import Booker, NoSlot
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
 from engine.agenda import consenting, household_locked
 from engine.lead import LeadProposal, participants, propose_lead
-from engine.case_steps import begin_reopen, schedule_check_back
+from engine.case_steps import begin_reopen, cancel_checkpoints, schedule_check_back
 from engine.lifecycle import Log
 from engine.rules.facts import Household, current, load_households
 from engine.rules.model import RuleSet
@@ -205,7 +205,7 @@ class Convener:
         active) keeps its state: it is only brought to a meeting."""
         status, confirmed_on = self.conn.execute("SELECT status, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
         if status == "routed":  # the silo conference's check-back ends with its remit
-            self.conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')", (self.on_iso, case_id))
+            cancel_checkpoints(self.log, case_id, "要対協等から会議へ", ("check_back",))
         kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
         old_meeting, old_lead, old_day, old_rule, old_reason, old_shared = self._current(case_id)
         meeting_id = self._keep(old_meeting, old_day, kind, cand.urgent)
@@ -387,7 +387,7 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
             elif not cand.flags and routing_for(conn, Candidate(hh.household_id, cand.area, c.case_flags(case_id, open_only=False)), hh, c.on_iso, config, rules) is None:
                 # the silo conference let the household go and nothing is open: the case ends here
                 c.log.move(case_id, "archived", "要対協等での支援が終了し、開いている課題もないため終了")
-                conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (c.on_iso, case_id))
+                cancel_checkpoints(c.log, case_id, "要対協等での支援が終了")
                 c.result.archived += 1
     c.result.seconds = round(time.perf_counter() - started, 3)
     return c.result

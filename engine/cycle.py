@@ -1,6 +1,7 @@
-"""The two scheduled jobs as plain functions (the Prefect flows only call these).
+"""The nightly cycle and the dispatch as plain functions (the Prefect flows only call these;
+the third scheduled job, the daily sweep, is engine/sweep.py).
 
-- nightly_cycle: screen → convene (cases, routing, booking, lead) → papers (agendas, outbox)
+- nightly_cycle: screen → convene (cases, routing, booking, lead, reopening) → papers (agendas, outbox)
 - dispatch:      send the outbox, on business days only
 Both are safe to re-run: each step works from the database state and writes nothing twice.
 """

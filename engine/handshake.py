@@ -16,7 +16,7 @@ from datetime import date
 from pydantic import BaseModel
 
 from engine.business_days import Calendar
-from engine.case_steps import close_case, requested_evaluation, schedule_evaluation, withdraw_requests
+from engine.case_steps import cancel_checkpoints, close_case, requested_evaluation, schedule_evaluation, withdraw_requests
 from engine.config import Config
 from engine.convene import Convener, served_silos
 from engine.lead import propose_lead
@@ -51,7 +51,7 @@ def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then
     _agency(config, agency_id)
     withdraw_requests(log, config, case_id, "新たな依頼に置き換え")
     # the plan's evaluation is scheduled again when the lead accepts
-    conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", (log.on.isoformat(), case_id))
+    cancel_checkpoints(log, case_id, "主担当機関の受諾後に評価日を決め直す", ("evaluation",))
     request_id = conn.execute(
         "INSERT INTO lead_requests (case_id, agency_id, rule_id, requested_on, due_on, then_status, status) VALUES (?,?,?,?,?,?, 'pending')",
         (case_id, agency_id, rule_id, log.on.isoformat(), due.isoformat(), then_status),

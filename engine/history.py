@@ -15,7 +15,7 @@ EVENT_LABELS = {
     "lead_requested": "受諾依頼", "lead_accepted": "受諾", "lead_declined": "辞退", "escalation": "エスカレーション",
     "checkpoint_scheduled": "確認日の予定", "checkpoint_asked": "確認の照会", "checkpoint_answered": "確認の回答",
     "contact": "接触の記録", "action_done": "役割の完了", "mail_sent": "メール送信", "mail_failed": "メール送信失敗", "digest_queued": "ダイジェスト",
-    "crisis_reported": "確認日以外の報告（もどし）", "lead_request_withdrawn": "受諾依頼の取り下げ",
+    "crisis_reported": "確認日以外の報告（もどし）", "lead_request_withdrawn": "受諾依頼の取り下げ", "checkpoints_cancelled": "確認の予定の取り消し",
 }
 
 

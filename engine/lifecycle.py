@@ -1,9 +1,10 @@
 """Case states, the transitions allowed between them, and the append-only audit log.
 
-    detected ─→ convened ─→ lead_pending ─→ active ─→ closed ─→ archived
-        │          │  ↑          │           │  ↑       │
-        └→ routed ─┘  └──────────┘           │  │       └→ reopened ─→ convened …
-                         suspended ←─────────┘  └ (evaluation meetings keep the case active)
+The usual path:  detected → convened → lead_pending → active → closed (終結, watched) → archived
+with routed (a silo conference has it, checked back), suspended (中断) and reopened (もどし).
+TRANSITIONS below is the complete list (a conference can also close or suspend a convened
+case, a lead change sends an active case back to lead_pending, a case that loses its slot
+waits as detected again, a routed case the silo conference lets go is archived).
 
 Every change of state goes through `Log.move`, which refuses a transition not in TRANSITIONS
 (and the database refuses it too: a trigger checks the case_transitions table). Every change,
@@ -45,6 +46,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "archived": frozenset(),  # a household flagged again gets a new case linked to this one
 }
 OPEN_STATES = frozenset(TRANSITIONS) - {"archived"}
+CHECKPOINT_LABELS = {"evaluation": "プランの評価", "watch": "終結後の見守り", "check_back": "要対協等での支援状況の確認", "review": "中断の見直し"}
 
 
 class InvalidTransition(Exception):
@@ -72,7 +74,9 @@ def explain_refusal(case_id: str, current: str, wanted: str) -> str:
 
 
 class Log:
-    """Writes audit entries and moves cases for one actor on one (possibly simulated) day."""
+    """The one writer of the audit log for one actor on one (possibly simulated) day: it moves
+    cases between states (refusing invalid moves), records events and contacts, and raises
+    escalations — each of which is an audit entry."""
 
     def __init__(self, conn: sqlite3.Connection, on: date, actor: str, *, rules_hash: str | None = None, config_hash: str | None = None):
         self.conn, self.on, self.actor = conn, on, actor

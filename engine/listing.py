@@ -8,7 +8,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from engine.case_steps import owed_outcomes
 from engine.config import Config
+from engine.lifecycle import CHECKPOINT_LABELS, STATE_LABELS
 
 
 class MeetingCase(BaseModel):
@@ -102,26 +104,28 @@ class CaseRow(BaseModel):
     opened_on: str
     reopen_count: int
     previous_case_id: str | None
+    consent_state: str | None  # as the last conference recorded it: obtained | pending | refused
     next_on: str | None  # the date of the next step, None if there is none (the audit reports that)
     next_step: str  # what happens then, in Japanese
 
 
 def next_step(conn: sqlite3.Connection, case_id: str, status: str, on: date) -> tuple[str | None, str]:
-    """The case's next dated step for its state (the audit's no_next_step checks the same)."""
+    """The case's next dated step for its state: the earliest of a meeting owing an outcome, the
+    answer due to a lead request, the state's checkpoint and (active) an action's due date. A case
+    without one is what the audit reports as no_next_step."""
     day = on.isoformat()
     one = lambda sql, *p: conn.execute(sql, p).fetchone()  # noqa: E731
-    meeting = one("SELECT m.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id WHERE cm.case_id = ? "
-                  "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) ORDER BY m.held_on LIMIT 1", case_id)
     steps: list[tuple[str, str]] = []
-    if meeting:
-        steps.append((meeting[1], f"会議 {meeting[0]}" + ("（結果の記録待ち）" if meeting[1] < day else "")))
+    for _, meeting_id, held_on in owed_outcomes(conn, case_id=case_id)[:1]:
+        steps.append((held_on, f"会議 {meeting_id}" + ("（結果の記録待ち）" if held_on < day else "")))
     if status == "lead_pending":
         row = one("SELECT due_on, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
         if row:
             steps.append((row[0], f"{row[1]} の受諾回答期限"))
-    kinds = {"active": ("evaluation", "プランの評価"), "closed": ("watch", "終結後の見守り"), "suspended": ("review", "中断の見直し"), "routed": ("check_back", "要対協等への確認")}
+    kinds = {"active": "evaluation", "closed": "watch", "suspended": "review", "routed": "check_back"}
     if status in kinds:
-        kind, text = kinds[status]
+        kind = kinds[status]
+        text = CHECKPOINT_LABELS[kind]
         row = one("SELECT CASE WHEN status = 'asked' THEN answer_due ELSE due_on END, status FROM checkpoints WHERE case_id = ? AND kind = ? AND status IN ('pending', 'asked') ORDER BY due_on LIMIT 1", case_id, kind)
         if row:
             steps.append((row[0], text + ("（回答待ち）" if row[1] == "asked" else "")))
@@ -136,15 +140,13 @@ def next_step(conn: sqlite3.Connection, case_id: str, status: str, on: date) -> 
 
 def cases(conn: sqlite3.Connection, on: date, status: str | None = None) -> list[CaseRow]:
     """Every case (or those in one state) with its next dated step, oldest first."""
-    from engine.lifecycle import STATE_LABELS
-
     rows = conn.execute(
-        "SELECT case_id, household_id, status, lead_agency_id, lead_confirmed_on, opened_on, reopen_count, previous_case_id FROM cases "
+        "SELECT case_id, household_id, status, lead_agency_id, lead_confirmed_on, opened_on, reopen_count, previous_case_id, consent_state FROM cases "
         "WHERE ? IS NULL OR status = ? ORDER BY case_id", (status, status),
     ).fetchall()
     out = []
-    for cid, hid, st, lead, confirmed, opened, reopened, previous in rows:
+    for cid, hid, st, lead, confirmed, opened, reopened, previous, consent in rows:
         when, what = next_step(conn, cid, st, on)
         out.append(CaseRow(case_id=cid, household_id=hid, status=st, label=STATE_LABELS[st], lead_agency_id=lead, lead_confirmed_on=confirmed,
-                           opened_on=opened, reopen_count=reopened, previous_case_id=previous, next_on=when, next_step=what))
+                           opened_on=opened, reopen_count=reopened, previous_case_id=previous, consent_state=consent, next_on=when, next_step=what))
     return out

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.business_days import Calendar
-from engine.case_steps import begin_reopen, close_case, schedule_evaluation, withdraw_requests
+from engine.case_steps import begin_reopen, cancel_actions, cancel_checkpoints, close_case, schedule_evaluation, withdraw_requests
 from engine.config import Config
 from engine.convene import Convener
 from engine.dates import DateError, parse_date
@@ -198,9 +198,7 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
         log.event("outcome", case_id=case_id, meeting_id=meeting_id, reason=labels[outcome.decision] + (f"（{outcome.reason}）" if outcome.reason else ""),
                   decision=outcome.decision, lead=outcome.lead, consent=outcome.consent, roles=len(outcome.roles), late=on > Calendar.of(config.conference).add(held_on, config.lifecycle.outcome_business_days))
         if outcome.decision in ("plan", "suspend"):
-            n = conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (on.isoformat(), case_id)).rowcount
-            if n:
-                log.event("actions_replaced", case_id=case_id, reason=f"未完了の役割 {n}件を新しい決定で置き換え")
+            cancel_actions(log, case_id, f"会議 {meeting_id} の新しい決定")
         agreed = []
         for role in outcome.roles:
             action_id = conn.execute("INSERT INTO case_actions (case_id, meeting_id, agency_id, action, due_on, status) VALUES (?,?,?,?,?, 'open')",
@@ -225,7 +223,7 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
                                                    why=f"会議 {meeting_id} の決定（{labels[outcome.decision]}）")
         elif outcome.decision == "suspend":
             withdraw_requests(log, config, case_id, f"会議 {meeting_id} で中断を決定")
-            conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (on.isoformat(), case_id))
+            cancel_checkpoints(log, case_id, "中断")
             log.move(case_id, "suspended", f"中断: {outcome.reason}", meeting_id=meeting_id)
             review = Calendar.of(config.conference).add(outcome.review_on, 0)
             conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'review', ?, 'pending')", (case_id, review.isoformat()))

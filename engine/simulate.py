@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel
 
 from engine.business_days import Calendar
+from engine.case_steps import owed_outcomes
 from engine.config import Config
 from engine.cycle import dispatch, nightly_cycle
 from engine.handshake import accept, action_done, decline, record_contact
@@ -107,12 +108,8 @@ class Simulation:
 
     # --- the coordinator ----------------------------------------------------------------------
     def coordinator(self, on: date) -> None:
-        rows = self.conn.execute(
-            "SELECT c.case_id, cm.meeting_id, m.held_on, c.status, c.lead_agency_id, c.conference_type FROM case_meetings cm JOIN cases c ON c.case_id = cm.case_id "
-            "JOIN meetings m ON m.meeting_id = cm.meeting_id WHERE c.is_open = 1 AND m.held_on <= ? "
-            "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) ORDER BY c.case_id, m.held_on", (on.isoformat(),),
-        ).fetchall()
-        for case_id, meeting_id, held_on, status, lead, kind in rows:
+        for case_id, meeting_id, held_on in owed_outcomes(self.conn, on.isoformat(), inclusive=True):
+            status, lead, kind = self.conn.execute("SELECT status, lead_agency_id, conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()
             r = self.rng(f"outcome:{case_id}:{meeting_id}")
             held = date.fromisoformat(held_on)
             late = r.random() < 0.15 and held < self.end - timedelta(days=14)

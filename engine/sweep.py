@@ -25,12 +25,12 @@ from engine.agenda import household_locked
 from engine.audit import KINDS, run_audit
 from engine.business_days import Calendar
 from engine.config import Config
+from engine.case_steps import cancel_checkpoints, owed_outcomes
 from engine.convene import Convener
-from engine.lifecycle import Log
+from engine.lifecycle import CHECKPOINT_LABELS, Log
 from engine.notices import COORDINATOR, Notice, queue_notice
 from engine.rules.model import RuleSet
 
-KIND_LABELS = {"watch": "終結後の見守り", "check_back": "要対協等での支援状況の確認"}
 
 
 class SweepResult(BaseModel):
@@ -102,14 +102,14 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 c.reopen(cid, hh, f"中断の見直し期日（{due}）")
                 result.reopened += 1
             elif kind == "check_back" and status != "routed":  # left over from before the case got a conference
-                conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id))
+                cancel_checkpoints(log, case_id, "要対協等から会議へ移った事案", ("check_back",))
             elif kind in ("watch", "check_back") and agency:
                 answer_due = cal.add(on, lc.watch_answer_business_days)
                 conn.execute("UPDATE checkpoints SET status = 'asked', asked_on = ?, answer_due = ? WHERE checkpoint_id = ?", (day, answer_due.isoformat(), checkpoint_id))
-                log.event("checkpoint_asked", case_id=case_id, reason=f"{KIND_LABELS[kind]}（{due}）を {agency} に照会、回答期限 {answer_due}", kind=kind, checkpoint_id=checkpoint_id, agency=agency)
+                log.event("checkpoint_asked", case_id=case_id, reason=f"{CHECKPOINT_LABELS[kind]}（{due}）を {agency} に照会、回答期限 {answer_due}", kind=kind, checkpoint_id=checkpoint_id, agency=agency)
                 queue_notice(conn, config, Notice(
-                    key=f"checkpoint:{checkpoint_id}", kind="checkpoint", recipient=agency, case_id=case_id, title=KIND_LABELS[kind],
-                    lines=[f"事案 {case_id} の{KIND_LABELS[kind]}の時期（{due}）です。世帯の様子をお知らせください。",
+                    key=f"checkpoint:{checkpoint_id}", kind="checkpoint", recipient=agency, case_id=case_id, title=CHECKPOINT_LABELS[kind],
+                    lines=[f"事案 {case_id} の{CHECKPOINT_LABELS[kind]}の時期（{due}）です。世帯の様子をお知らせください。",
                            "安定（stable）・懸念あり（concern）・連絡が取れない（lost_contact）のいずれかでご回答ください。懸念・連絡不能の場合は会議で再検討します（もどし）。",
                            f"回答期限: {answer_due}"],
                     answer=f"コーディネーターにお知らせください（記録: engine watch {case_id} --result stable|concern|lost_contact）",
@@ -117,7 +117,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 result.checkpoints_asked += 1
 
         for checkpoint_id, case_id, kind, answer_due in conn.execute("SELECT checkpoint_id, case_id, kind, answer_due FROM checkpoints WHERE status = 'asked' AND answer_due < ?", (day,)).fetchall():
-            result.escalations += log.escalate(f"checkpoint:{checkpoint_id}", "checkpoint_no_answer", f"事案 {case_id}: {KIND_LABELS.get(kind, kind)}の照会に回答期限 {answer_due} までに回答がない", case_id=case_id)
+            result.escalations += log.escalate(f"checkpoint:{checkpoint_id}", "checkpoint_no_answer", f"事案 {case_id}: {CHECKPOINT_LABELS.get(kind, kind)}の照会に回答期限 {answer_due} までに回答がない", case_id=case_id)
 
         limit = (on - timedelta(days=lc.no_contact_days)).isoformat()
         # a lead asked at a watch checkpoint has until the answer is due: the question is not held against it
@@ -137,15 +137,6 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
         result.digest = queue_digest(conn, config, on, report)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
-
-
-def owed_outcomes(conn: sqlite3.Connection, day: str) -> list[tuple[str, str, str]]:
-    """(case, meeting, held_on) of every meeting held before `day` with an open case on it and no outcome."""
-    return conn.execute(
-        "SELECT cm.case_id, cm.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id JOIN cases c ON c.case_id = cm.case_id "
-        "WHERE c.is_open = 1 AND m.held_on < ? AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) "
-        "ORDER BY cm.case_id, m.held_on", (day,),
-    ).fetchall()
 
 
 def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> bool:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from engine.case_steps import schedule_check_back
+from engine.case_steps import cancel_checkpoints, schedule_check_back
 from engine.config import Config
 from engine.convene import Convener
 from engine.lifecycle import Log
@@ -71,7 +71,7 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
             cid, cand, hh = c.load_case(case_id)
             why = f"{'見守り' if kind == 'watch' else '要対協等への確認'}で「{RESULT_LABELS[result]}」"
             if status == "routed":
-                conn.execute("UPDATE checkpoints SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status IN ('pending', 'asked')", (on.isoformat(), case_id))
+                cancel_checkpoints(log, case_id, "会議に付議")
                 c.convene_case(cid, cand, hh, note=why + "のため会議に付議。")
             else:
                 c.reopen(cid, hh, why)

@@ -1,4 +1,4 @@
-"""Thin Prefect flows over engine.cycle: batching, never a flow run or task per household.
+"""Thin Prefect flows over engine.cycle and engine.sweep: batching, never a flow run or task per household.
 
 Parameters, flow-run names, logs and results carry only paths, dates and counts: never a name,
 kana, address or birth date (a test scans Prefect's database for them).

@@ -1,4 +1,5 @@
-"""`engine serve`: a real local Prefect server (UI on localhost) plus the two scheduled deployments.
+"""`engine serve`: a real local Prefect server (UI on localhost) plus the three scheduled deployments
+(nightly cycle, daily sweep, agenda dispatch; see schedules.py).
 
 Prefect's ephemeral mode cannot schedule, so a server process is started, its database kept in
 <workspace>/prefect/ (owner-only, like the rest of the workspace), and stopped on exit.
