@@ -545,7 +545,8 @@ def meetings_(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = C
     from engine.listing import meetings
 
     cfg = _config(config, _rules(rules))
-    rows = meetings(_connect(workspace, readonly=True), cfg, _date(on), include_past=all_)
+    day = _date(on).isoformat()
+    rows = meetings(_connect(workspace, must_exist=True), cfg, _date(on), include_past=all_)
     if as_json:
         typer.echo(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
         return
@@ -554,7 +555,7 @@ def meetings_(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = C
     for m in rows:
         typer.echo(f"{m.meeting_id}  {m.conference}  {m.held_on} {m.start_time}  {m.place}" + ("  (緊急のため追加)" if m.added_for_urgent else "") + f"  — {len(m.cases)} 件")
         for c in m.cases:
-            typer.echo(f"    {c.case_id}  {c.severity:<7} lead {c.lead_agency_id or '-':<20} {', '.join(c.agencies)}")
+            typer.echo(f"    {c.case_id}  {c.severity:<7} lead {c.lead_agency_id or '-':<20} {', '.join(c.agencies)}" + ("  結果記録済" if c.outcome_recorded else ("  結果未記録" if m.held_on < day else "")))
 
 
 @app.command("agenda")

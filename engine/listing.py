@@ -18,6 +18,7 @@ class MeetingCase(BaseModel):
     severity: str
     lead_agency_id: str | None
     agencies: list[str]
+    outcome_recorded: bool = False  # the conference's outcome for this case is recorded (engine outcome)
 
 
 class MeetingRow(BaseModel):
@@ -39,8 +40,12 @@ def meetings(conn: sqlite3.Connection, config: Config, on: date, *, include_past
     out = []
     for mid, kind, held_on, start, place, added in rows:
         cases = [
-            MeetingCase(case_id=cid, severity=sev, lead_agency_id=lead, agencies=[a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (cid,))])
-            for cid, sev, lead in conn.execute("SELECT case_id, severity, lead_agency_id FROM cases WHERE meeting_id = ? AND is_open = 1 ORDER BY case_id", (mid,))
+            MeetingCase(case_id=cid, severity=sev, lead_agency_id=lead, outcome_recorded=bool(recorded),
+                        agencies=[a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (cid,))])
+            for cid, sev, lead, recorded in conn.execute(
+                # every case on the meeting when it was held (or booked now), also one a new flag has since moved on
+                "SELECT c.case_id, c.severity, c.lead_agency_id, EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = c.case_id AND o.meeting_id = cm.meeting_id) "
+                "FROM case_meetings cm JOIN cases c ON c.case_id = cm.case_id WHERE cm.meeting_id = ? AND c.is_open = 1 ORDER BY c.case_id", (mid,))
         ]
         out.append(MeetingRow(meeting_id=mid, conference=config.name_of(kind), held_on=held_on, start_time=start, place=place, added_for_urgent=bool(added), cases=cases))
     return out

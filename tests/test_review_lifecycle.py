@@ -491,3 +491,17 @@ def test_every_state_change_of_a_long_run_is_in_the_audit_log(conn, workspace, r
             assert src == state, (case_id, moves)
             state = dst
         assert state == status, (case_id, moves)
+
+
+def test_engine_meetings_lists_a_case_under_a_held_meeting_it_still_owes_an_outcome_for(conn, workspace, rules, cfg):
+    from engine.listing import meetings
+
+    (cid, m1), = open_cases(conn, workspace, rules, cfg)
+    add_arrears(conn, "H1", 1, "2026-12-07")
+    nightly_cycle(conn, workspace, rules, cfg, d("2026-12-07"))  # M1 held without outcome; the case moves to M2
+    m2 = case(conn, cid)["meeting_id"]
+    listed = {m.meeting_id: {c.case_id: c.outcome_recorded for c in m.cases} for m in meetings(conn, cfg, d("2026-12-07"), include_past=True)}
+    assert listed[m1] == {cid: False} and listed[m2] == {cid: False}
+    decide(conn, workspace, rules, cfg, cid, m1, d("2026-12-07"), plan_text())
+    listed = {m.meeting_id: {c.case_id: c.outcome_recorded for c in m.cases} for m in meetings(conn, cfg, d("2026-12-07"), include_past=True)}
+    assert listed[m1] == {cid: True}
