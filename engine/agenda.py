@@ -10,6 +10,7 @@ dates are never read for it: they exist only in the coordinator's version.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
 from datetime import date, datetime, timezone
@@ -77,8 +78,15 @@ class Agenda(BaseModel):
 
 
 def environment(config: Config) -> jinja2.Environment:
-    """Templates from configs/templates/ first (local overrides), then the engine's own."""
-    loaders = [jinja2.FileSystemLoader(str(config.templates_dir))] if config.templates_dir else []
+    """Templates from configs/templates/ first (local overrides), then the engine's own. One
+    environment per templates folder and process (a notice per reminder must not rebuild it;
+    jinja2 still reloads a template whose file changed)."""
+    return _environment(config.templates_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path | None) -> jinja2.Environment:
+    loaders = [jinja2.FileSystemLoader(str(templates_dir))] if templates_dir else []
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
     return jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),

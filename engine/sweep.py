@@ -57,17 +57,18 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
 
         soon = cal.add(on, lc.reminder_business_days).isoformat()
         actions = conn.execute(
-            "SELECT a.action_id, a.case_id, a.agency_id, a.action, a.due_on FROM case_actions a JOIN cases c ON c.case_id = a.case_id "
+            "SELECT a.action_id, a.case_id, c.household_id, a.agency_id, a.action, a.due_on FROM case_actions a JOIN cases c ON c.case_id = a.case_id "
             "WHERE a.status = 'open' AND c.is_open = 1 AND a.due_on <= ? ORDER BY a.due_on, a.action_id", (soon,),
         ).fetchall()
-        locked = {cid for (cid,) in conn.execute("SELECT DISTINCT a.case_id FROM case_actions a WHERE a.status = 'open' AND a.due_on <= ?", (soon,))
-                  if household_locked(conn, config, conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (cid,)).fetchone()[0], day)}
-        for action_id, case_id, agency, action, due in actions:
+        locked: dict[str, bool] = {}
+        for action_id, case_id, household_id, agency, action, due in actions:
             overdue = due < day
-            if case_id in locked:  # DV: not even the action's wording goes by e-mail (its own key: an earlier one is withheld)
+            if household_id not in locked:
+                locked[household_id] = household_locked(conn, config, household_id, day)
+            if locked[household_id]:  # DV: not even the action's wording goes by e-mail (its own key: an earlier one is withheld)
                 action = "（内容は会議にて）"
             result.reminders += queue_notice(conn, config, Notice(
-                key=f"reminder:{action_id}:{'overdue' if overdue else 'due'}" + (":locked" if case_id in locked else ""), kind="reminder", recipient=agency, case_id=case_id,
+                key=f"reminder:{action_id}:{'overdue' if overdue else 'due'}" + (":locked" if locked[household_id] else ""), kind="reminder", recipient=agency, case_id=case_id,
                 title="役割分担の期限超過" if overdue else "役割分担の期日が近づいています",
                 lines=[f"会議で合意した役割（番号 {action_id}）: {action}", f"期日: {due}" + ("（期限を過ぎています。コーディネーターにも通知しました）" if overdue else "")],
                 answer=f"完了したらコーディネーターにお知らせください（記録: engine done {action_id}）",
@@ -86,12 +87,12 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
         ).fetchall()
         for checkpoint_id, case_id, kind, due, status, agency in checkpoints:
             if kind == "evaluation" and status == "active":
-                upcoming = conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone()
-                if not upcoming:  # already booked (a new flag brought it to a meeting): that meeting evaluates the plan
-                    cid, cand, hh = c.load_case(case_id)
-                    c.convene_case(cid, cand, hh, note="プランの評価（モニタリング）。")
-                booked = conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone()
-                if booked:
+                def booked() -> bool:
+                    return conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone() is not None
+
+                if not booked():  # else a new flag has brought it to a meeting already: that meeting evaluates the plan
+                    c.convene_case(*c.load_case(case_id), note="プランの評価（モニタリング）。")
+                if booked():
                     conn.execute("UPDATE checkpoints SET status = 'done', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id))
                     result.evaluations_booked += 1
                 else:

@@ -43,14 +43,12 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
     log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
     with conn:
         status = log.status(case_id)
-        if result != "stable" and status in ("closed", "suspended", "routed") and not conn.execute(
-            "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND (status = 'asked' OR (status = 'pending' AND due_on <= ?))", (case_id, on.isoformat())
-        ).fetchone():
-            return _unscheduled_report(conn, rules, config, log, case_id, status, result, on, agency_id)
         row = conn.execute(
             "SELECT checkpoint_id, kind FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND (status = 'asked' OR (status = 'pending' AND due_on <= ?)) "
             "ORDER BY due_on LIMIT 1", (case_id, on.isoformat()),
         ).fetchone()
+        if row is None and result != "stable" and status in ("closed", "suspended", "routed"):
+            return _unscheduled_report(conn, rules, config, log, case_id, status, result, on, agency_id)
         if row is None:
             nxt = conn.execute("SELECT MIN(due_on) FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND status = 'pending'", (case_id,)).fetchone()[0]
             raise WatchError(f"事案 {case_id}（{status}）に回答を待つ確認はありません" + (f"（次の確認日: {nxt}）" if nxt else ""))

@@ -346,16 +346,23 @@ def test_decline_naming_the_agency_cannot_be_applied_twice(conn, workspace, rule
     assert snapshot(conn) == before
 
 
-def test_a_refused_outcome_inside_the_transaction_records_nothing(conn, workspace, rules, cfg, monkeypatch):
-    # the continue of a closed case reopens it, then fails deep inside convene_case: everything is rolled back
-    from engine.convene import Convener
-
+def closed_while_booked_later(conn, workspace, rules, cfg) -> tuple[str, str]:
+    """The conference closes the case; arrears flagged during the hand-off book it into a later
+    meeting M2; the lead accepts, so the case is closed while still on M2. (case, M2)"""
     (cid, mid), = open_cases(conn, workspace, rules, cfg)
     decide(conn, workspace, rules, cfg, cid, mid, MEETING_DAY, f"decision: close\nlead: {LEAD}\nreason: 介護サービスにつながったため\n")
     add_arrears(conn, "H1", 1, "2026-12-07")
     nightly_cycle(conn, workspace, rules, cfg, d("2026-12-07"))
     m2 = case(conn, cid)["meeting_id"]
     accept(conn, cfg, cid, d("2026-12-08"), "tester")
+    return cid, m2
+
+
+def test_a_refused_outcome_inside_the_transaction_records_nothing(conn, workspace, rules, cfg, monkeypatch):
+    # the continue of a closed case reopens it, then fails deep inside convene_case: everything is rolled back
+    from engine.convene import Convener
+
+    cid, m2 = closed_while_booked_later(conn, workspace, rules, cfg)
     before = snapshot(conn)
 
     def broken(self, *args, **kwargs):
@@ -368,12 +375,7 @@ def test_a_refused_outcome_inside_the_transaction_records_nothing(conn, workspac
 
 
 def test_a_closed_case_on_a_later_meeting_is_reopened_by_its_decision(conn, workspace, rules, cfg):
-    (cid, mid), = open_cases(conn, workspace, rules, cfg)
-    decide(conn, workspace, rules, cfg, cid, mid, MEETING_DAY, f"decision: close\nlead: {LEAD}\nreason: 介護サービスにつながったため\n")
-    add_arrears(conn, "H1", 1, "2026-12-07")
-    nightly_cycle(conn, workspace, rules, cfg, d("2026-12-07"))
-    m2 = case(conn, cid)["meeting_id"]
-    accept(conn, cfg, cid, d("2026-12-08"), "tester")
+    cid, m2 = closed_while_booked_later(conn, workspace, rules, cfg)
     assert case(conn, cid)["status"] == "closed"
     result = decide(conn, workspace, rules, cfg, cid, m2, held_on(conn, m2), "decision: continue\n")
     assert result.status in ("convened", "detected") and case(conn, cid)["reopen_count"] == 1
