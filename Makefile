@@ -9,7 +9,7 @@ HOUSEHOLDS ?= 5000
 SEED ?= 42
 WORKSPACE ?= workspace
 
-.PHONY: install demo test bench bench-convene bench-lifecycle serve clean
+.PHONY: install demo test bench bench-convene bench-lifecycle crash serve clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
@@ -36,6 +36,10 @@ bench-convene: install
 
 bench-lifecycle: install
 	$(BIN)/python bench/lifecycle.py
+
+# SIGKILL the nightly cycle and the daily sweep at random points, rerun, check nothing lost or sent twice
+crash: install
+	$(BIN)/python -m tests.crashtrials --trials $(or $(TRIALS),200) --households $(or $(CRASH_HOUSEHOLDS),1000) --out bench/results/crash.json
 
 # a real local Prefect server (UI on http://127.0.0.1:4200) serving the nightly, sweep and dispatch schedules
 serve: install

@@ -6,10 +6,8 @@ the town's personal data."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ import pytest
 
 from engine.workflows.schedules import SCHEDULES, TIMEZONE, deployments
 from tests.conftest import ROOT
+from tests.served import api, free_port, proc_env, wait_for
 from tests.town import add_household, person
 
 
@@ -34,42 +33,6 @@ def test_schedules_are_declared_with_cron_and_tokyo_time():
     assert (nightly.cron, nightly.timezone) == ("0 2 * * *", "Asia/Tokyo") == (nightly.cron, TIMEZONE)
     assert (dispatch.cron, dispatch.timezone) == ("0 8 * * 1-5", "Asia/Tokyo")
     assert deps["nightly-cycle"].parameters["workspace"] == str(Path("ws").resolve())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api(url: str, path: str, body: dict | None = None):
-    """One API call; a busy server answers 503 now and then (seen on 2 cores), so retry those."""
-    for attempt in range(10):
-        req = urllib.request.Request(url + path, data=json.dumps(body or {}).encode(), headers={"content-type": "application/json"}, method="POST" if body is not None else "GET")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as err:
-            if err.code != 503 or attempt == 9:
-                raise
-            time.sleep(1)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def proc_env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
 
 
 @pytest.fixture
