@@ -50,6 +50,16 @@ class PermanentFailure(Exception):
     """Retrying will not help (5xx, unknown agency)."""
 
 
+class _Closed(Exception):
+    """The connection was gone before the body was sent: the server has nothing."""
+
+
+def _failure(code: int, text: bytes | str, where: str) -> Exception:
+    """A clear answer of the server: 5xx permanent, anything else temporary."""
+    reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(f"{code} {reply} ({where})")
+
+
 class SendResult(BaseModel):
     busy: bool = False  # another dispatch was running: this one sent nothing
     server_unavailable: str | None = None  # no connection or login: everything waits for the next run
@@ -126,19 +136,61 @@ class SmtpTransport:
             raise ServerUnavailable(f"cannot connect to {s.host}:{s.port}: {err}") from err
 
     def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
-        if self.conn is None:
+        """MAIL, RCPT and DATA step by step, so that each failure is classified by what the
+        server can have: nothing before the body went out (a certain failure, retried or failed
+        by its code), or maybe the message after it (Uncertain: reported as a possible
+        duplicate). A connection the server closed since the last message is reopened once."""
+        fresh = self.conn is None
+        if fresh:
             self.conn = self._connect()
         try:
-            self.conn.send_message(msg, to_addrs=[recipient])
-        except smtplib.SMTPRecipientsRefused as err:
-            code, text = next(iter(err.recipients.values()))
-            raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(f"{code} {text!r}") from err
-        except smtplib.SMTPResponseException as err:
+            self._envelope(msg["From"], recipient)
+        except _Closed as err:
             self._drop()
-            raise (PermanentFailure if 500 <= err.smtp_code < 600 else TemporaryFailure)(f"{err.smtp_code} {err.smtp_error!r}") from err
-        except (OSError, smtplib.SMTPException, socket.timeout) as err:
+            if fresh:
+                raise TemporaryFailure(str(err)) from err
+            self.conn = self._connect()
+            try:
+                self._envelope(msg["From"], recipient)
+            except _Closed as err2:
+                self._drop()
+                raise TemporaryFailure(str(err2)) from err2
+        self._data(msg)
+
+    def _envelope(self, sender: str, recipient: str) -> None:
+        """MAIL FROM, RCPT TO and the DATA command: nothing of the message has been sent yet."""
+        try:
+            self.conn.ehlo_or_helo_if_needed()
+            for command, ok in (("mail", (250,)), ("rcpt", (250, 251)), ("data", (354,))):
+                code, text = self.conn.mail(sender) if command == "mail" else self.conn.rcpt(recipient) if command == "rcpt" else self.conn.docmd("data")
+                if code not in ok:
+                    self._drop()
+                    raise _failure(code, text, f"at {command.upper()}")
+        except (smtplib.SMTPServerDisconnected, OSError) as err:
+            raise _Closed(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
+        except smtplib.SMTPResponseException as err:  # a reply smtplib could not read, before the body: nothing sent
+            self._drop()
+            raise TemporaryFailure(f"unreadable reply from the server before the message was sent: {err.smtp_error!r}") from err
+
+    def _data(self, msg: EmailMessage) -> None:
+        """The body, then the server's verdict. Anything but a clear 250 or 4xx/5xx reply after
+        the body went out (a drop, a timeout, a reply smtplib cannot read) is Uncertain."""
+        body = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+        body = smtplib._quote_periods(body)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            self.conn.send(body + b".\r\n")
+            code, text = self.conn.getreply()
+        except (OSError, smtplib.SMTPException) as err:
             self._drop()
             raise Uncertain(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
+        if code == 250:
+            return
+        self._drop()
+        if 400 <= code < 600:
+            raise _failure(code, text, "after the message")
+        raise Uncertain(f"unreadable reply after the message: {code} {text!r}")
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -296,7 +348,9 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
     try:
         result.possible_duplicates = _recover(conn)
         due = conn.execute(
-            "SELECT message_key, agency_id, subject, parts, attempts, members_only FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY queued_at, message_key",
+            # datetime(): times are compared as instants whatever their UTC offset (the scheduled
+            # dispatch stores +00:00, a dispatch for another day runs at 08:00+09:00)
+            "SELECT message_key, agency_id, subject, parts, attempts, members_only FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR datetime(next_attempt_at) <= datetime(?)) ORDER BY queued_at, message_key",
             (now.isoformat(timespec="seconds"),),
         ).fetchall()
         for i, (key, agency_id, subject, parts, attempts, members_only) in enumerate(due):
@@ -327,7 +381,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 transport.send(build_message(config, key, subject, json.loads(parts), agency.email), agency.email, key)
             except ServerUnavailable as err:
                 # nothing was handed over: not an attempt of this message; the whole run waits
-                _mark(conn, key, "pending", attempts, str(err), next_at=(now + timedelta(minutes=BACKOFF_MINUTES[0])).isoformat(timespec="seconds"))
+                _mark(conn, key, "pending", attempts, str(err), next_at=_utc(now + timedelta(minutes=BACKOFF_MINUTES[0])))
                 result.deferred += len(due) - i
                 result.server_unavailable = str(err)
                 break
@@ -337,7 +391,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                     result.failed += 1
                 else:
                     wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
-                    _mark(conn, key, "pending", attempts + 1, str(err), next_at=(now + timedelta(minutes=wait)).isoformat(timespec="seconds"))
+                    _mark(conn, key, "pending", attempts + 1, str(err), next_at=_utc(now + timedelta(minutes=wait)))
                     result.deferred += 1
                 if isinstance(err, Uncertain):
                     with conn:
@@ -373,6 +427,10 @@ def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int,
                 continue
             queued += conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ?", (key,)).rowcount
     return queued, superseded
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def _mark(conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None) -> None:
