@@ -684,7 +684,7 @@ def demo(
     if workspace.exists():
         shutil.rmtree(workspace)
     workspace.mkdir(parents=True)
-    marker.touch()
+    marker.touch(mode=0o600)
     started = time.perf_counter()
     result = run_demo(workspace, rs, cfg, households=households, seed=seed, on=_date(on), bad_rows=bad_rows, days=days)
     if as_json:

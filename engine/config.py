@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from engine.rules.loader import ID_PATTERN, RuleProblem, RulesInvalid, did_you_mean
 from engine.rules.model import RuleSet
@@ -50,13 +50,22 @@ def _hhmm(v):
     return v
 
 
+def _one_line(v: str) -> str:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+        raise ValueError("must be one line without control characters (it goes into e-mail subjects and calendar invitations); remove the line break")
+    return v
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]  # names and places printed in e-mail headers and .ics
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Agency(Strict):
     id: str = Field(pattern=ID_PATTERN)
-    name: str = Field(min_length=1)
+    name: OneLine = Field(min_length=1)
     kind: str = Field(min_length=1)  # 地域包括支援センター, こども家庭センター, …
     silo: str
     areas: tuple[str, ...] = Field(min_length=1)  # areas served, or 全域
@@ -83,7 +92,7 @@ class Agency(Strict):
 class Slot(Strict):
     weekday: str
     time: dt.time
-    place: str = Field(min_length=1)
+    place: OneLine = Field(min_length=1)
 
     @field_validator("weekday")
     @classmethod
@@ -108,7 +117,7 @@ class ExtraMeeting(Strict):
     """Where and when a meeting is added for an urgent case when no slot is near enough."""
 
     time: dt.time = dt.time(16, 0)
-    place: str = "市役所 会議室（臨時）"
+    place: OneLine = "市役所 会議室（臨時）"
 
     @field_validator("time", mode="before")
     @classmethod
@@ -144,7 +153,7 @@ class Routing(Strict):
 
 
 class Conference(Strict):
-    names: dict[ConferenceType, str] = {"support": "支援会議", "multi": "重層的支援会議"}
+    names: dict[ConferenceType, OneLine] = {"support": "支援会議", "multi": "重層的支援会議"}
     min_severity: Literal["low", "medium", "high", "urgent"] = "medium"
     cases_per_meeting: int = Field(default=8, ge=1, le=200)
     lead_business_days: int = Field(default=5, ge=0, le=60)  # normal cases: at least this far ahead

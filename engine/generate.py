@@ -37,6 +37,8 @@ from typing import Callable, Iterable
 
 from pydantic import BaseModel
 
+from engine.private_files import private_dir
+
 PATTERNS = (
     "8050",
     "double_care",
@@ -1122,7 +1124,7 @@ def generate_town(
     if not 0.0 <= wareki_share <= 1.0:
         raise ValueError(f"wareki_share must be between 0 and 1, not {wareki_share}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(out_dir)
     to_wareki = _wareki_formatter(wareki_share)
     cal = _Calendar(today)
     master = random.Random(seed)

@@ -45,6 +45,7 @@ from pydantic import BaseModel
 from engine.csvio import CsvFile, FileRefused, Reject, did_you_mean, read_csv
 from engine.dates import today_in_tokyo, DateError, parse_date
 from engine.db import current_import_seq
+from engine.private_files import open_private
 from engine.rules.loader import RELATIONSHIPS
 from engine.vocabulary import CODES, check_value, identity_part
 
@@ -730,10 +731,7 @@ def _record_import(conn: sqlite3.Connection, result: ImportResult) -> None:
 
 def write_rejects_report(path: Path, rejects: list[Reject]) -> Path:
     """Write file,line,field,reason as CSV (UTF-8 with BOM, for Excel), readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with open(fd, "w", encoding="utf-8-sig", newline="") as f:
+    with open_private(path, "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "line", "field", "reason"])
         writer.writerows((r.file, r.line, r.field or "", r.reason) for r in rejects)

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from engine.agenda import household_locked
 from engine.config import Agency, Config
 from engine.lifecycle import Log
+from engine.private_files import write_private
 
 BACKOFF_MINUTES = (5, 15, 60, 240, 720)
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -97,15 +98,10 @@ class FileTransport:
         self.folder = Path(folder)
 
     def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.folder / (key.replace(":", "_") + ".eml")
         if path.exists():
             return
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(msg.as_bytes())
-        os.replace(tmp, path)
+        write_private(path, msg.as_bytes())
 
     def close(self) -> None:
         pass
@@ -378,7 +374,13 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
             if not claimed:
                 continue  # superseded or sent meanwhile
             try:
-                transport.send(build_message(config, key, subject, json.loads(parts), agency.email), agency.email, key)
+                message = build_message(config, key, subject, json.loads(parts), agency.email)
+            except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
+                _mark(conn, key, "failed", attempts, f"the message cannot be built ({err}); check the names and places in conference.yaml and agencies.yaml, then `engine outbox --retry-failed`")
+                result.failed += 1
+                continue
+            try:
+                transport.send(message, agency.email, key)
             except ServerUnavailable as err:
                 # nothing was handed over: not an attempt of this message; the whole run waits
                 _mark(conn, key, "pending", attempts, str(err), next_at=_utc(now + timedelta(minutes=BACKOFF_MINUTES[0])))

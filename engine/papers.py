@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 
 from engine.agenda import environment, meeting_papers, render_agenda, render_coordinator, silo_facts, withdrawn_agenda
 from engine.config import Config
+from engine.private_files import write_private
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
 
@@ -34,16 +34,6 @@ class PapersResult(BaseModel):
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[int, str | None]:

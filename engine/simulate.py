@@ -29,6 +29,7 @@ from engine.cycle import dispatch, nightly_cycle
 from engine.handshake import accept, action_done, decline, record_contact
 from engine.importer import import_dir
 from engine.outcome import record_outcome
+from engine.private_files import open_private, write_private
 from engine.rules.model import RuleSet
 from engine.sweep import daily_sweep
 from engine.watch import answer_checkpoint
@@ -118,8 +119,7 @@ class Simulation:
             self.story.outcomes_late += late
             body = self.decide(r, case_id, status, lead, kind, on)
             path = self.workspace / "sim" / "outcomes" / f"{case_id}_{meeting_id}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False), encoding="utf-8")
+            write_private(path, yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
             record_outcome(self.conn, self.rules, self.config, meeting_id, case_id, path, on, "coordinator(sim)")
             self.story.outcomes += 1
 
@@ -205,7 +205,6 @@ class Simulation:
         if not hids:
             return
         folder = self.workspace / "sim" / f"extract-{on.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
         marks = ",".join("?" * len(hids))
         tables = {
             "households.csv": ("household_id,area,address", f"SELECT household_id, area, address FROM households WHERE household_id IN ({marks})"),
@@ -213,12 +212,12 @@ class Simulation:
                             f"SELECT person_id, household_id, name, kana, birth_date, sex, relationship, nationality FROM persons WHERE household_id IN ({marks})"),
         }
         for name, (header, sql) in tables.items():
-            with open(folder / name, "w", newline="", encoding="utf-8") as f:
+            with open_private(folder / name, "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
                 w.writerow(header.split(","))
                 w.writerows(self.conn.execute(sql, hids))
         started = (on - timedelta(days=120)).isoformat()
-        with open(folder / "records.csv", "w", newline="", encoding="utf-8") as f:
+        with open_private(folder / "records.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["person_id", "source", "code", "value", "start_date", "end_date"])
             for hid in hids:

@@ -588,3 +588,11 @@ def test_add_zero_is_the_day_itself_or_the_next_business_day():
     assert cal.add(date(2026, 11, 24), 0) == date(2026, 11, 24)
     assert cal.add(date(2026, 11, 21), 0) == date(2026, 11, 24)  # Sat -> (Sun, holiday Mon) -> Tue
     assert cal.add(date(2026, 12, 29), 0) == date(2027, 1, 4)
+
+
+def test_a_line_break_in_a_conference_name_or_place_is_refused(tmp_path, rules):
+    """Names and places go into e-mail subjects and .ics invitations: a line break there could
+    add a header (a recipient), so `engine config check` refuses it where it is written."""
+    d = configs(tmp_path, ("conference.yaml", "  support: 支援会議 ", '  support: "支援会議\\nBcc: x@evil.example" '))
+    p = only_problem(d, rules)
+    assert (name(p), p.field) == ("conference.yaml", "names.support") and "one line" in p.message
