@@ -51,13 +51,21 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 2199  # months and business days are added to the date: keep far from date.max
+
+
 def _date(text: Optional[str]) -> date:
-    if not text:
+    """The --date option: absent means today in Japan; an explicit empty value is an error (an
+    unset shell variable must not silently mean today)."""
+    if text is None:
         return today_in_tokyo()
     try:
-        return parse_date(text)
+        day = parse_date(text)
     except DateError as err:
         fail(f"--date: {err}")
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        fail(f"--date: {day.isoformat()} is outside the years the engine works with ({FIRST_YEAR}–{LAST_YEAR}); check the year")
+    return day
 
 
 def _rules(path: Path):
@@ -215,7 +223,7 @@ def explain(
 
     rs = _rules(rules)
     conn = _connect(workspace, readonly=True)
-    when = _date(on) if on else _last_screen_date(conn)
+    when = _date(on) if on is not None else _last_screen_date(conn)
     try:
         typer.echo(run_explain(conn, rs, household_id, when, rule))
     except (UnknownHousehold, KeyError) as err:

@@ -152,8 +152,11 @@ class Routing(Strict):
         return v
 
 
+CONFERENCE_NAMES = {"support": "支援会議", "multi": "重層的支援会議"}
+
+
 class Conference(Strict):
-    names: dict[ConferenceType, OneLine] = {"support": "支援会議", "multi": "重層的支援会議"}
+    names: dict[ConferenceType, OneLine] = CONFERENCE_NAMES
     min_severity: Literal["low", "medium", "high", "urgent"] = "medium"
     cases_per_meeting: int = Field(default=8, ge=1, le=200)
     lead_business_days: int = Field(default=5, ge=0, le=60)  # normal cases: at least this far ahead
@@ -167,7 +170,10 @@ class Conference(Strict):
     locked_flags: tuple[str, ...] = ("dv",)  # never detailed in e-mail: "1件（詳細は会議にて）"
     locked_codes: tuple[str, ...] = ("dv_support_measure",)  # a current record locks every case of the household
 
-
+    @field_validator("names")
+    @classmethod
+    def _both_names(cls, v: dict) -> dict:
+        return {**CONFERENCE_NAMES, **v}  # a local name for one type only: the other keeps the law's name
 
 
 def parse_closed_day(item: str):
@@ -349,6 +355,8 @@ def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agenc
 def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dict[str, Agency], rules: RuleSet, problems: list, registry_ok: bool = True) -> None:
     kinds = {a.kind for a in registry.values()}
     covered: set[str] = set()
+    covered_by_member: set[str] = set()  # a 支援会議 case (no consent) can only be led by a registered member
+    non_member_leads: list = []
     always: set[str] = set()  # flags of earlier rules whose lead is a town-wide member: those never fall through
     seen_ids: dict[str, int] = {}
     for i, rule in enumerate(rules_):
@@ -363,8 +371,14 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
                     problems.append(doc.problem(where + ("flags", j), f"unknown flag '{f}'", entry_id=rule.id, suggestion=did_you_mean(f, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
         if rule.flags != "any" and flags and flags <= always:
             problems.append(doc.problem(where, "this rule is never used: earlier rules already choose a lead for all its flags", entry_id=rule.id, suggestion="move it above the rule that shadows it, or delete it"))
+        if rule.flags == ():
+            problems.append(doc.problem(where + ("flags",), "flags is empty: this rule is never used", entry_id=rule.id, suggestion="list the flags it decides, or write `flags: any`"))
         covered |= flags
         t = rule.lead
+        if any(lead_matches(t, a) and a.member for a in registry.values()):
+            covered_by_member |= flags
+        else:
+            non_member_leads.append((i, rule, flags))
         if any(lead_matches(t, a) and a.member and ALL_AREAS in a.areas for a in registry.values()):
             always |= flags
         if not registry_ok:
@@ -380,6 +394,11 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
     missing = [f for f in rules.flags if f not in covered]
     if missing:
         problems.append(doc.problem(("lead_rules",), f"no lead rule for flag(s) {', '.join(missing)}: their cases would have no lead", suggestion="add a last rule with `flags: any` as a fallback"))
+    members_missing = {f for f in rules.flags if f in covered and f not in covered_by_member}
+    for i, rule, flags in non_member_leads if registry_ok and any(a.member for a in registry.values()) else ():  # no member at all: reported once in agencies.yaml
+        if flags & members_missing:
+            problems.append(doc.problem(("lead_rules", i, "lead"), f"only agencies that are not registered members of the 支援会議 match this lead, and no rule names a member for flag(s) {', '.join(sorted(flags & members_missing))}: a 支援会議 case (no consent yet) would have no lead",
+                                        entry_id=rule.id, suggestion="add a rule naming a member (member: true in agencies.yaml), e.g. a last rule `flags: any` to the 自立相談支援機関"))
 
 
 def lead_matches(t: LeadTarget, a: Agency) -> bool:

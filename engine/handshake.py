@@ -44,8 +44,11 @@ def _agency(config: Config, agency_id: str):
     return agency
 
 
-def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then_status: str, rule_id: str, why: str) -> int:
-    """Ask `agency_id` to be the case's lead; the case waits in lead_pending with a dated request."""
+def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then_status: str, rule_id: str, why: str, told: str | None = None) -> int:
+    """Ask `agency_id` to be the case's lead; the case waits in lead_pending with a dated request.
+    `why` goes into the audit log; `told` (default `why`) is what the agency reads, and must not
+    name another agency: which agency declined would tell which silo knows the household (a DV
+    centre declining says the household is a DV case)."""
     conn, cal = log.conn, Calendar.of(config.conference)
     due = cal.add(log.on, config.lifecycle.lead_answer_business_days)
     _agency(config, agency_id)
@@ -61,7 +64,7 @@ def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then
     what = "終結後の主担当機関（引継ぎ）" if then_status == "closed" else "主担当機関"
     queue_notice(conn, config, Notice(
         key=f"lead_request:{request_id}", kind="lead_request", recipient=agency_id, title="主担当機関の受諾のお願い", case_id=case_id,
-        lines=[f"{why}により、貴機関に事案 {case_id} の{what}をお願いすることになりました。", f"回答期限: {due}（期限までに回答がない場合はコーディネーターから連絡します）"],
+        lines=[f"{told or why}、貴機関に事案 {case_id} の{what}をお願いすることになりました。", f"回答期限: {due}（期限までに回答がない場合はコーディネーターから連絡します）"],
         answer=f"受諾・辞退をコーディネーターにお知らせください（記録: engine accept {case_id} / engine decline {case_id} --reason 理由）",
     ))
     return request_id
@@ -125,7 +128,8 @@ def decline(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: s
         kind = conn.execute("SELECT conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0] or "support"
         nxt = propose_lead(config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served_silos(hh, on.isoformat()), conference_type=kind, led=c.led, exclude=declined)
         if nxt:
-            request_lead(log, config, case_id, nxt.agency_id, then_status=then, rule_id=nxt.rule_id, why=f"{config.agencies[agency].name}の辞退を受け、主担当機関の規則 {nxt.rule_id} の次の候補として")
+            request_lead(log, config, case_id, nxt.agency_id, then_status=then, rule_id=nxt.rule_id, why=f"{config.agencies[agency].name}の辞退を受け、主担当機関の規則 {nxt.rule_id} の次の候補として",
+                        told="前の候補機関の辞退を受け、次の候補として")  # no rule id either: dv_safety would say it
             return AnswerResult(case_id=case_id, status=log.status(case_id), next_agency=nxt.agency_id)
         log.escalate(f"lead_exhausted:{case_id}:{request_id}", "lead_exhausted", f"事案 {case_id}: 候補の機関がすべて主担当機関を辞退（{'、'.join(sorted(declined))}）。次の会議で決定が必要", case_id=case_id)
         log.move(case_id, "convened", "候補がすべて辞退したため会議で再検討")
@@ -149,7 +153,7 @@ def action_done(conn: sqlite3.Connection, config: Config, action_id: int, on: da
     """An agreed action is done; returns its case id."""
     log = Log(conn, on, actor, config_hash=config.hash)
     with conn:
-        row = conn.execute("SELECT case_id, agency_id, status FROM case_actions WHERE action_id = ?", (action_id,)).fetchone()
+        row = conn.execute("SELECT case_id, agency_id, status FROM case_actions WHERE action_id = ?", (action_id,)).fetchone() if 0 < action_id < 2**63 else None
         if row is None:
             raise HandshakeError(f"役割 {action_id} はありません（`engine history CASE` に役割番号が出ます）")
         if row[2] != "open":

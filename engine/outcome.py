@@ -220,7 +220,7 @@ def record_outcome(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
                     close_case(log, config, case_id, "会議で終結を決定（主担当機関へ引継ぎ済み）")
             else:
                 result.lead_request = request_lead(log, config, case_id, target, then_status=then, rule_id="conference",
-                                                   why=f"会議 {meeting_id} の決定（{labels[outcome.decision]}）")
+                                                   why=f"会議 {meeting_id} の決定（{labels[outcome.decision]}）により")
         elif outcome.decision == "suspend":
             withdraw_requests(log, config, case_id, f"会議 {meeting_id} で中断を決定")
             cancel_checkpoints(log, case_id, "中断")

@@ -596,3 +596,15 @@ def test_a_line_break_in_a_conference_name_or_place_is_refused(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "  support: 支援会議 ", '  support: "支援会議\\nBcc: x@evil.example" '))
     p = only_problem(d, rules)
     assert (name(p), p.field) == ("conference.yaml", "names.support") and "one line" in p.message
+
+
+def test_a_local_name_for_one_conference_type_keeps_the_other(tmp_path, rules):
+    d = configs(tmp_path)
+    text = (d / "conference.yaml").read_text(encoding="utf-8")
+    start = text.index("names:")
+    end = text.index("\n", text.index("multi:", start))
+    (d / "conference.yaml").write_text(text[:start] + "names:\n  support: みどり市支援会議" + text[end:], encoding="utf-8")
+    from engine.config import load_config
+
+    names = load_config(d, rules).conference.names
+    assert names == {"support": "みどり市支援会議", "multi": "重層的支援会議"}
