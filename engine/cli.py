@@ -128,7 +128,9 @@ def generate(
 def import_(
     source_dir: Path = typer.Argument(..., help="Folder with households.csv, persons.csv, records.csv."),
     workspace: Path = WORKSPACE,
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="Force utf-8 or cp932 (default: detect)."),
+    encoding: Optional[str] = typer.Option(
+        None, "--encoding", help="Force utf-8, utf-8-sig, cp932, shift_jis, euc-jp or iso-2022-jp (default: detect UTF-8 or CP932)."
+    ),
 ) -> None:
     """Import a silo extract; bad rows go to a rejects report, the rest is imported.
 

@@ -1,15 +1,22 @@
 """Reading one silo CSV extract robustly.
 
 `read_csv` checks the whole file before a single row is used: it must be text (no NUL bytes),
-decode in one encoding (UTF-8 with or without BOM, else CP932 / Shift_JIS), and have a header
-with every required column exactly once. Otherwise it raises `FileRefused` with a message that
-names the file and says how to fix it.
+decode in one encoding (UTF-8 with or without BOM, else CP932 / Shift_JIS; or the one given, see
+`ENCODINGS`), and have a header with every required column exactly once. Otherwise it raises
+`FileRefused` with a message that names the file (and the line, where there is one) and says how
+to fix it.
 
 Iterating the returned `CsvFile` streams `(line, row)` pairs, where `line` is the physical line
 the row starts on (header = line 1; quoted values may span lines) and `row` maps each known
 column to its text (`CsvFile.tuples()` gives the values as a sequence instead, faster). Rows
 that cannot be read (wrong number of fields, bad quoting, a value over `MAX_FIELD_CHARS`) are
-not yielded but collected in `CsvFile.rejects`. Blank lines are skipped.
+not yielded but collected in `CsvFile.rejects`. Blank lines are skipped. Empty columns without a
+name at the end of the header (a trailing comma) may be missing from rows.
+
+A quoted value may contain line breaks. But when a row whose quoted value runs past the end of
+its first line cannot be read (wrong number of fields, bad quoting, no closing quote before the
+end of the file), the quote is taken for one that was never closed: that first line alone is
+rejected and reading goes on with the next line, so that the rows after it are not lost.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import itertools
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -51,74 +59,176 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def _decode_error(path: Path, encoding: str, explicit: bool, offset: int, line: int, byte: int) -> FileRefused:
-    where = f"byte 0x{byte:02x} at offset {offset} (line {line})"
-    if explicit:
+# --encoding values accepted: the encodings Japanese municipal systems write CSV text in. Other
+# codecs are refused: a single-byte one such as latin-1 decodes any bytes, so it would import
+# garbled names and addresses without an error; UTF-16/32 and non-text codecs cannot be read here.
+ENCODINGS: dict[str, str] = {  # Python codec name -> the name shown in messages
+    "utf-8": "utf-8",
+    "utf-8-sig": "utf-8-sig",
+    "cp932": "cp932",
+    "shift_jis": "shift_jis",
+    "euc_jp": "euc-jp",
+    "iso2022_jp": "iso-2022-jp",
+    "shift_jis_2004": "shift_jis_2004",  # JIS X 0213
+    "euc_jis_2004": "euc_jis_2004",
+}
+_ENCODING_ALIASES = {"windows-31j": "cp932", "windows_31j": "cp932", "windows31j": "cp932"}  # Java/IANA name of CP932
+_ENCODINGS_HINT = (
+    "use one of " + ", ".join(ENCODINGS.values()) + " (cp932 for Windows Shift_JIS), "
+    "or leave --encoding out to detect UTF-8 or CP932"
+)
+
+
+def _check_encoding(path: Path, encoding: str) -> str:
+    """The codec name of an `--encoding` value, or FileRefused naming the option and the choices."""
+    name = _ENCODING_ALIASES.get(encoding.strip().lower(), encoding.strip())
+    shown = "".join(c if c.isprintable() else "?" for c in encoding[:40]) + ("…" if len(encoding) > 40 else "")
+    try:
+        codec = codecs.lookup(name).name
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise FileRefused(f"{path}: unknown encoding '{shown}' given with --encoding; {_ENCODINGS_HINT}") from None
+    if codec in ENCODINGS:
+        return codec
+    if codec.startswith(("utf-16", "utf_16", "utf-32", "utf_32")):
+        why = "UTF-16 and UTF-32 text is not supported; save the extract as CSV in UTF-8 (or CP932)"
+    else:
+        why = "it is not an encoding silo extracts are read in (a wrong one garbles names and addresses)"
+    raise FileRefused(f"{path}: --encoding '{shown}' is refused: {why}; {_ENCODINGS_HINT}")
+
+
+def _where(offset: int, line: int, column: int | None) -> str:
+    return f"line {line}, column {column}, byte offset {offset}" if column else f"line {line}, byte offset {offset}"
+
+
+def _decode_error(path: Path, encoding: str, how: str, offset: int, line: int, column: int | None, byte: int) -> FileRefused:
+    """Refusal of an undecodable file; `how`: "explicit" (--encoding), "cp932" (detected as CP932) or "neither"."""
+    where = f"byte 0x{byte:02x} at {_where(offset, line, column)}"
+    if how == "explicit":
         hint = "check --encoding"
-        if codecs.lookup(encoding).name == "shift_jis":
+        if encoding == "shift_jis":
             hint += " (Windows Shift_JIS files often need --encoding cp932)"
-        return FileRefused(f"{path}: cannot decode it as {encoding}: {where}; {hint}")
+        return FileRefused(
+            f"{path}: cannot decode it as {ENCODINGS.get(encoding, encoding)}: {where}; "
+            f"correct that character (or export the file again), or {hint}"
+        )
+    if how == "cp932":
+        return FileRefused(
+            f"{path}: cannot decode {path.name}: it looks like CP932 (Shift_JIS), but {where} is valid "
+            "neither in CP932 nor in UTF-8; correct that character (or export the file again), "
+            "or pass --encoding if the file is in another encoding"
+        )
     return FileRefused(
         f"{path}: cannot decode {path.name} as UTF-8 or CP932 (Shift_JIS), first bad {where}; "
         "convert it or pass --encoding"
     )
 
 
-def _scan(path: Path, encoding: str) -> tuple[int, int, int] | None:
-    """Decode the whole file in chunks: None if it decodes, else (offset, line, bad byte).
+def _breaks(data: bytes) -> int:
+    """Line breaks (\\r\\n, \\r or \\n, as csv counts them) in data."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
-    Refuses a file with NUL bytes: no CSV in UTF-8 or CP932 has them (binary data, UTF-16).
+
+def _locate(path: Path, offset: int, encoding: str) -> tuple[int, int, int | None]:
+    """(offset, line, column) of the byte at `offset`; the column (in characters) when it is cheap to tell."""
+    lines = line_start = done = 0
+    cr_end = False  # the chunk before ended with \r (then a \n starting the next one is the same break)
+    with open(path, "rb") as f:
+        while done < offset:
+            chunk = f.read(min(_CHUNK, offset - done))
+            if not chunk:
+                break
+            lines += _breaks(chunk) - (1 if cr_end and chunk.startswith(b"\n") else 0)
+            last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+            if last >= 0:
+                line_start = done + last + 1
+            cr_end = chunk.endswith(b"\r")
+            done += len(chunk)
+        column = None
+        if offset - line_start <= _CHUNK:
+            f.seek(line_start)
+            prefix = f.read(offset - line_start)
+            for enc in dict.fromkeys((encoding, "utf-8", "cp932")):
+                try:
+                    column = len(prefix.decode(enc)) + 1
+                    break
+                except UnicodeDecodeError:
+                    continue
+    return offset, lines + 1, column
+
+
+def _scan(path: Path, encoding: str) -> tuple[int, int, int | None, int] | None:
+    """Decode the whole file in chunks: None if it decodes, else (offset, line, column, bad byte).
+
+    Refuses a file with NUL bytes, naming where the first one is: no CSV in a supported encoding has
+    them (binary data, UTF-16, or a stray NUL left by a broken export).
     """
     decoder = codecs.getincrementaldecoder(encoding)()
-    done = newlines = 0
+    done = 0
     with open(path, "rb") as f:
         while True:
             chunk = f.read(_CHUNK)
-            if b"\x00" in chunk:
-                raise FileRefused(
-                    f"{path}: not a text CSV file (it contains NUL bytes: binary data, or UTF-16 text); "
-                    "save or convert it as CSV in UTF-8 or CP932"
-                )
+            nul = chunk.find(b"\x00")
+            if nul >= 0:
+                raise _nul_refusal(path, chunk, done, *_locate(path, done + nul, encoding))
             try:
                 decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as e:
-                # the bad byte may sit in bytes held back from the previous chunk
-                pos = min(max(e.start - (len(e.object) - len(chunk)), 0), len(chunk))
+                # e.object is the bytes held back from the previous chunk, then this chunk
+                offset = min(max(done + e.start - (len(e.object) - len(chunk)), 0), done + len(chunk))
                 byte = e.object[e.start] if e.start < len(e.object) else 0
-                return done + pos, newlines + chunk.count(b"\n", 0, pos) + 1, byte
+                return (*_locate(path, offset, encoding), byte)
             if not chunk:
                 return None
             done += len(chunk)
-            newlines += chunk.count(b"\n")
+
+
+def _nul_refusal(path: Path, chunk: bytes, done: int, offset: int, line: int, column: int | None) -> FileRefused:
+    """Why a file with a NUL byte (the first at `offset`, in `chunk`, read at `done`) cannot be imported."""
+    fix = "save or convert it as CSV in UTF-8 or CP932"
+    if done == 0 and chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return FileRefused(f"{path}: this is UTF-16 text (it starts with a UTF-16 byte order mark and has NUL bytes); {fix}")
+    nuls = chunk.count(b"\x00")
+    if nuls > 1 and nuls * 100 > len(chunk):  # many: not text in a supported encoding at all
+        return FileRefused(
+            f"{path}: not a text CSV file: it contains NUL bytes (the first at {_where(offset, line, column)}): "
+            f"binary data, or UTF-16 text; {fix}"
+        )
+    more = f" (and at least {nuls - 1} more after it)" if nuls > 1 else ""
+    return FileRefused(
+        f"{path}: a NUL byte (0x00) at {_where(offset, line, column)}{more}; CSV text cannot contain one "
+        "(it is often left by a broken export): delete it in a text editor, or export the file again, and import again"
+    )
 
 
 def check_bytes(path: Path, encoding: str | None) -> str:
     """Refuse a file that is missing, binary or undecodable; return the encoding to read it with.
 
     With `encoding=None` the file is tried as UTF-8 ("utf-8-sig" is returned when it starts
-    with a BOM), then as CP932.
+    with a BOM), then as CP932. A given encoding must be one of `ENCODINGS` (any alias); its
+    codec name is returned.
     """
     if not path.is_file():
         raise FileRefused(f"{path}: file not found; put the silo extract there or check the folder name")
+    if encoding is not None:
+        encoding = _check_encoding(path, encoding)
     with open(path, "rb") as f:
         head = f.read(4)
     if head == b"PK\x03\x04":
         raise FileRefused(f"{path}: this is a ZIP file or Excel workbook (.xlsx), not CSV; save it as CSV")
     if encoding is not None:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise FileRefused(f"{path}: unknown encoding '{encoding}'; use utf-8, utf-8-sig or cp932") from None
         bad = _scan(path, encoding)
         if bad:
-            raise _decode_error(path, encoding, True, *bad)
+            raise _decode_error(path, encoding, "explicit", *bad)
         return encoding
     first_bad = _scan(path, "utf-8-sig")
     if first_bad is None:
         return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
-    if _scan(path, "cp932") is None:
+    cp932_bad = _scan(path, "cp932")
+    if cp932_bad is None:
         return "cp932"
-    raise _decode_error(path, "utf-8", False, *first_bad)
+    if cp932_bad[0] > first_bad[0]:  # it reads further as CP932: a CP932 file with one broken character
+        raise _decode_error(path, "cp932", "cp932", *cp932_bad)
+    raise _decode_error(path, "utf-8", "neither", *first_bad)
 
 
 class CsvFile:
@@ -154,6 +264,9 @@ class CsvFile:
     def tuples(self) -> Iterator[tuple[int, Sequence[str]]]:
         """Like iterating, but each row is a sequence of values in `columns` order (faster)."""
         width = len(self.header)
+        narrowest = width  # rows may lack the empty, unnamed columns at the end of the header
+        while narrowest > 1 and not self.header[narrowest - 1]:
+            narrowest -= 1
         positions = [self.header.index(c) for c in self.columns]
         if positions == list(range(width)):
             pick = None
@@ -163,30 +276,71 @@ class CsvFile:
             pick = itemgetter(*positions)
         limit = MAX_FIELD_CHARS
         good = 0
+        # The lines read are kept (in chunks) from the first line of the row being read on, so that
+        # reading can start again at the line after a row whose quote was never closed.
+        kept: list[list[str]] = []
+        kept_first = 1  # line number of kept[0][0]
+        prev = 0  # last physical line of the last row read
+
+        def chunks() -> Iterator[list[str]]:
+            nonlocal kept_first
+            while True:
+                while kept and kept_first + len(kept[0]) <= prev + 1:  # only lines of rows already read
+                    kept_first += len(kept.pop(0))
+                lines = f.readlines(_CHUNK)
+                if not lines:
+                    return
+                kept.append(lines)
+                yield lines
+
+        def restart(line: int):
+            """A reader from physical line `line` on (at most the lines of one row back)."""
+            nonlocal kept, kept_first
+            rest: list[str] = []
+            first = kept_first
+            for lines in kept:
+                if first + len(lines) > line:
+                    rest.extend(lines[max(line - first, 0):])
+                first += len(lines)
+            kept, kept_first = [rest], line
+            return csv.reader(itertools.chain(rest, itertools.chain.from_iterable(chunks())), strict=True)
+
         with self._open() as f:
-            reader = csv.reader(f, strict=True)
+            reader = csv.reader(itertools.chain.from_iterable(chunks()), strict=True)
             _header_row(reader)
-            prev = reader.line_num  # last physical line consumed
+            base = 0  # physical line = base + reader.line_num
+            prev = reader.line_num
             try:
                 while True:
                     try:
                         for row in reader:
-                            start, prev = prev + 1, reader.line_num
+                            start, prev = prev + 1, base + reader.line_num
                             if len(row) != width or not row[0]:
                                 if not any(v.strip() for v in row):
                                     continue  # blank line
-                                if len(row) != width:
-                                    self._reject(start, prev, None, _count_reason(width, len(row)))
+                                if not narrowest <= len(row) <= width:
+                                    if prev > start:  # a quote opened on line `start` and not closed there
+                                        reason = f"read on to line {prev}, it gives {len(row)} fields instead of {_fields(narrowest, width)}"
+                                        self._reject(start, start, None, _unclosed_reason(reason))
+                                        reader, base, prev = restart(start + 1), start, start
+                                        break
+                                    self._reject(start, prev, None, _count_reason(narrowest, width, len(row)))
                                     continue
                             if max(map(len, row)) > limit:
                                 self._too_long(start, prev, row)
                                 continue
                             good += 1
                             yield start, row if pick is None else pick(row)
-                        return
+                        else:
+                            return
                     except csv.Error as e:  # bad quoting, or a value over the csv module's size limit
-                        self._reject(prev + 1, reader.line_num, None, _csv_error_reason(e))
-                        prev = reader.line_num
+                        start, end = prev + 1, base + reader.line_num
+                        if end > start:  # a quote opened on line `start` and not closed there
+                            self._reject(start, start, None, _unclosed_reason(_csv_error_reason(e, end)))
+                            reader, base, prev = restart(start + 1), start, start
+                        else:
+                            self._reject(start, end, None, _csv_error_reason(e))
+                            prev = end
             finally:
                 self.rows_read += good
 
@@ -294,8 +448,17 @@ def _missing_message(path: Path, header: list[str], missing: list[str], known: l
     return " ".join(parts)
 
 
-def _csv_error_reason(error: csv.Error) -> str:
+def _csv_error_reason(error: csv.Error, end: int | None = None) -> str:
+    """Why the csv module could not read a row; with `end`, as the detail of `_unclosed_reason`."""
     text = str(error)
+    if end is not None:
+        if "unexpected end of data" in text:
+            return "read on, it runs to the end of the file"
+        if "expected after" in text:
+            return f"read on, it ends on line {end} with a closing quote followed by other text"
+        if "field larger than field limit" in text:
+            return f"read on, its value grows over {csv.field_size_limit():,} characters by line {end}"
+        return f"read on to line {end}: {text}"
     if "unexpected end of data" in text:
         return "a quoted value starting in this row is never closed: add the missing closing double quote (\")"
     if "expected after" in text:
@@ -305,8 +468,21 @@ def _csv_error_reason(error: csv.Error) -> str:
     return f"unreadable CSV row: {text}"
 
 
-def _count_reason(expected: int, found: int) -> str:
-    reason = f"wrong column count: expected {expected} fields, found {found}"
+def _unclosed_reason(detail: str) -> str:
+    """Why a row whose quoted value runs past its first line was cut back to that line."""
+    return (
+        f"a quoted value opened on this line is never closed on it ({detail}): add the missing closing"
+        " double quote (\") — or, if the value really contains line breaks, correct the rest of the row;"
+        " the following lines were read as rows of their own"
+    )
+
+
+def _fields(narrowest: int, expected: int) -> str:
+    return str(expected) if narrowest == expected else f"{narrowest} to {expected}"
+
+
+def _count_reason(narrowest: int, expected: int, found: int) -> str:
+    reason = f"wrong column count: expected {_fields(narrowest, expected)} fields, found {found}"
     if found > expected:
         reason += " (a value containing a comma must be in double quotes)"
     return reason

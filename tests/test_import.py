@@ -146,6 +146,58 @@ def test_undecodable_file_refused(conn, tmp_path):
     assert counts(conn) == {"households": 0, "persons": 0, "records": 0, "imports": 0}
 
 
+def test_cp932_file_with_a_broken_character_names_its_line(conn, tmp_path):
+    folder = write_town(tmp_path / "in", encoding="cp932")
+    lines = (folder / "persons.csv").read_bytes().split(b"\n")
+    lines[6] = lines[6].replace(b",", b"\x81,", 1)  # line 7: a lead byte followed by ','
+    (folder / "persons.csv").write_bytes(b"\n".join(lines))
+    for encoding in (None, "cp932"):
+        with pytest.raises(ImportRefused) as e:
+            run(conn, folder, encoding=encoding)
+        message = str(e.value)
+        assert "persons.csv" in message and "byte 0x81 at line 7, column 5" in message and "line 2" not in message
+        assert "CP932" in message if encoding is None else "cannot decode it as cp932" in message
+
+
+def test_decode_error_line_with_cr_line_ends(conn, tmp_path):
+    folder = write_town(tmp_path / "in", encoding="cp932", newline="\r")
+    (folder / "households.csv").write_bytes(HOUSEHOLDS.replace("\n", "\r").encode("cp932").replace(b"3-3", b"3-\x81"))
+    with pytest.raises(ImportRefused, match=r"households\.csv: .*line 4, column 14"):
+        run(conn, folder)
+
+
+def test_nul_byte_is_located(conn, tmp_path):
+    folder = write_town(tmp_path / "in")
+    (folder / "persons.csv").write_bytes(PERSONS.encode().replace("佐藤花子".encode(), "佐藤\x00花子".encode()))
+    with pytest.raises(ImportRefused) as e:
+        run(conn, folder)
+    message = str(e.value)
+    assert "persons.csv" in message and "NUL byte" in message and "line 4, column 13" in message
+    assert "delete it" in message and "佐藤" not in message
+    assert counts(conn)["imports"] == 0
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "utf-32-le", "rot13", "base64", "hex", "cp1252", "ascii"])
+def test_unsupported_encoding_refused(conn, tmp_path, encoding):
+    with pytest.raises(ImportRefused) as e:
+        run(conn, write_town(tmp_path / "in"), encoding=encoding)
+    message = str(e.value)
+    assert "households.csv" in message and f"--encoding '{encoding}' is refused" in message
+    assert "utf-8, utf-8-sig, cp932" in message and "Traceback" not in message
+    assert counts(conn)["imports"] == 0
+
+
+@pytest.mark.parametrize(
+    "written, given, stored",
+    [("euc-jp", "EUC-JP", "euc_jp"), ("cp932", "Windows-31J", "cp932"), ("cp932", "MS932", "cp932"),
+     ("shift_jis", "sjis", "shift_jis"), ("iso-2022-jp", "iso-2022-jp", "iso2022_jp"), ("utf-8", "UTF8", "utf-8")],
+)  # fmt: skip
+def test_japanese_encodings_accepted(conn, tmp_path, written, given, stored):
+    result = run(conn, write_town(tmp_path / "in", encoding=written), encoding=given)
+    assert result.encoding == dict.fromkeys(BASE, stored) and result.total_inserted == 15
+    assert conn.execute("SELECT name FROM persons WHERE person_id = 'P006'").fetchone() == ("グエン・ミン",)
+
+
 def test_wareki_dates_stored_iso(conn, tmp_path):
     run(conn, write_town(tmp_path / "in"))
     births = dict(conn.execute("SELECT person_id, birth_date FROM persons"))
@@ -442,11 +494,59 @@ def test_mixed_newlines_and_blank_lines(conn, tmp_path):
 
 
 def test_unclosed_quote_is_reported_where_the_row_starts(conn, tmp_path):
+    # the quote opened on line 6 is never closed: line 6 alone is rejected, the valid H006 (line 7) is imported
     households = HOUSEHOLDS + 'H005,東地区,"東町\nH006,西地区,y\n'
     result = run(conn, write_town(tmp_path / "in", households=households))
     [reject] = [r for r in result.rejects if r.file == "households.csv"]
-    assert reject.line == 6 and "runs from line 6 to line 7" in reject.reason and "double quote" in reject.reason
-    assert conn.execute("SELECT count(*) FROM households").fetchone() == (4,)
+    assert reject.line == 6 and "never closed" in reject.reason and "double quote" in reject.reason
+    assert result.files["households.csv"].model_dump() == {"read": 6, "inserted": 5, "updated": 0, "unchanged": 0, "rejected": 1}
+    assert conn.execute("SELECT household_id FROM households WHERE household_id IN ('H005', 'H006')").fetchall() == [("H006",)]
+
+
+def test_unclosed_quote_closed_by_a_later_quote_loses_no_row(conn, tmp_path):
+    persons = (
+        PERSONS  # lines 1-7
+        + 'P007,H001,"山田 花子,ヤマダハナコ,1950-01-01,F,妻,日本\n'  # line 8: the quote is never closed
+        + "P008,H002,x,x,2000-01-01,M,子,日本\n"  # line 9
+        + 'P009,H003,"y",x,2001-01-01,M,子,日本\n'  # line 10: its first quote would close line 8's
+        + 'P010,H001,"山田\n太郎",x,1990-01-01,M,子,日本\n'  # lines 11-12: a real line break in a value
+        + "P011,H002,x,x,someday,M,子,日本\n"  # line 13
+    )  # fmt: skip
+    result = run(conn, write_town(tmp_path / "in", persons=persons))
+    rejects = [(r.line, r.field) for r in result.rejects if r.file == "persons.csv"]
+    assert rejects == [(8, None), (13, "birth_date")]
+    reason = result.rejects[0].reason
+    assert "never closed" in reason and "line 10" in reason and "double quote" in reason and "山田" not in reason
+    stored = dict(conn.execute("SELECT person_id, name FROM persons WHERE person_id >= 'P007'"))
+    assert stored == {"P008": "x", "P009": "y", "P010": "山田\n太郎"}
+
+
+def test_unclosed_quote_giving_a_wrong_column_count_loses_no_row(conn, tmp_path):
+    persons = (
+        PERSONS
+        + 'P007,H001,"山田 花子,x,1950-01-01,F,妻,日本\n'  # line 8
+        + 'P008,H002,x,x",2000-01-01,M,子,日本\n'  # line 9: closes line 8's quote, 7 fields in all
+        + "P009,H003,x,x,2001-01-01,M,子,日本\n"
+    )  # fmt: skip
+    result = run(conn, write_town(tmp_path / "in", persons=persons))
+    [reject] = [r for r in result.rejects if r.file == "persons.csv"]
+    assert reject.line == 8 and "never closed" in reject.reason and "7 fields instead of 8" in reject.reason
+    assert [p for (p,) in conn.execute("SELECT person_id FROM persons WHERE person_id >= 'P007' ORDER BY 1")] == ["P008", "P009"]
+
+
+def test_trailing_comma_in_the_header_only(conn, tmp_path):
+    persons = (
+        header(PERSONS).replace("\n", ",\n")  # an empty, unnamed 9th column
+        + "\n".join(PERSONS.splitlines()[1:4])  # rows without the trailing comma (lines 2-4)
+        + "\n" + "\n".join(line + "," for line in PERSONS.splitlines()[4:])  # rows with it (lines 5-7)
+        + "\nP007,H001,x,x,2000-01-01,M,子\n"  # line 8: 7 fields
+    )  # fmt: skip
+    result = run(conn, write_town(tmp_path / "in", persons=persons))
+    assert "persons.csv: 1 column(s) without a name were ignored" in result.warnings
+    [reject] = [r for r in result.rejects if r.file == "persons.csv"]
+    assert reject.line == 8 and "expected 8 to 9 fields, found 7" in reject.reason
+    assert counts(conn)["persons"] == 6 and result.files["persons.csv"].inserted == 6
+    assert conn.execute("SELECT nationality FROM persons WHERE person_id = 'P006'").fetchone() == ("ベトナム",)
 
 
 def test_rejects_report_file(conn, tmp_path):
