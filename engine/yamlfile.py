@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from engine.rules.loader import RuleProblem, RulesInvalid, did_you_mean
+from engine.rules.loader import RuleProblem, RulesInvalid, YamlRefused, compose_yaml, did_you_mean, key_problem, tag_problem
 
 
 
@@ -31,19 +31,30 @@ class YamlFile(BaseModel):
         return self.lines.get((), 1)
 
     def problem(self, path: tuple, message: str, *, suggestion: str | None = None, entry_id: str | None = None) -> RuleProblem:
-        path = tuple(p for p in path if not _is_type_tag(p))
+        path = _real_path(self.data, tuple(path))
         field = ".".join(str(p) for p in path if not isinstance(p, int))
         return RuleProblem(file=self.file, line=self.line(path), rule_id=entry_id, field=field, message=message, suggestion=suggestion)
 
 
+def _field(path: tuple) -> str:
+    return ".".join(str(p) for p in path if not isinstance(p, int))
+
+
 def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem], file: str) -> Any:
     lines[path] = node.start_mark.line + 1
+    if tag_problem(node):  # `!!python/object/apply:…` on a list or mapping: never constructed
+        problems.append(RuleProblem(file=file, line=node.start_mark.line + 1, field=_field(path), message=tag_problem(node), suggestion="remove the tag"))
+        return None
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for k, v in node.value:
-            key = str(k.value) if isinstance(k, yaml.ScalarNode) else str(k)
+            bad_key = key_problem(k)
+            if bad_key:  # `? [reason, lead]`
+                problems.append(RuleProblem(file=file, line=k.start_mark.line + 1, field=_field(path), message=bad_key, suggestion="write `name: value`"))
+                continue
+            key = str(k.value)
             if key in out:
-                problems.append(RuleProblem(file=file, line=k.start_mark.line + 1, field=".".join(str(p) for p in path + (key,) if not isinstance(p, int)), message=f"duplicate key '{key}' (also on line {lines[path + (key,)]}): the second would silently replace the first"))
+                problems.append(RuleProblem(file=file, line=k.start_mark.line + 1, field=_field(path + (key,)), message=f"duplicate key '{key}' (also on line {lines[path + (key,)]}): the second would silently replace the first"))
                 continue
             out[key] = _build(v, path + (key,), lines, problems, file)
             lines[path + (key,)] = k.start_mark.line + 1
@@ -55,7 +66,7 @@ def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem
     except (yaml.YAMLError, ValueError) as err:
         if node.tag == "tag:yaml.org,2002:timestamp":  # 2026-02-30: the field's own check says what is wrong
             return node.value
-        problems.append(RuleProblem(file=file, line=node.start_mark.line + 1, message=f"cannot read this value ({getattr(err, 'problem', None) or err}); put it in quotes"))
+        problems.append(RuleProblem(file=file, line=node.start_mark.line + 1, field=_field(path), message=f"cannot read this value ({getattr(err, 'problem', None) or err}); put it in quotes"))
         return None
 
 
@@ -66,9 +77,13 @@ def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
         problems.append(RuleProblem(file=name, line=0, message="file not found", suggestion="copy it from the engine's configs/ folder and adapt it"))
         return None
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        root = compose_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         problems.append(RuleProblem(file=name, line=0, message="configuration files must be UTF-8 text", suggestion="save the file as UTF-8"))
+        return None
+    except YamlRefused as err:  # nested too deeply, or an alias
+        field = ".".join(str(p) for p in err.path if isinstance(p, str) and p != "?")
+        problems.append(RuleProblem(file=name, line=err.line, field=field if len(field) <= 60 else field[:59] + "…", message=err.message, suggestion=err.suggestion))
         return None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -104,6 +119,23 @@ def validate(doc: YamlFile, model: type[BaseModel], problems: list[RuleProblem],
                     message += f" (got {e['input']!r})"
             problems.append(doc.problem(loc, message, suggestion=suggestion, entry_id=entry_id))
         return None
+
+
+def _real_path(data: Any, loc: tuple) -> tuple:
+    """`loc` without the union tags pydantic adds: an element that is a real key (or index) of
+    the data is kept even if it looks like a tag (a key `areas[0]`)."""
+    out = []
+    for p in loc:
+        if isinstance(data, dict) and p in data:
+            data = data[p]
+        elif isinstance(data, list) and isinstance(p, int) and not isinstance(p, bool) and -len(data) <= p < len(data):
+            data = data[p]
+        elif _is_type_tag(p):
+            continue
+        else:
+            data = None
+        out.append(p)
+    return tuple(out)
 
 
 def _is_type_tag(p) -> bool:

@@ -142,8 +142,10 @@ def test_cli_rules_check(tmp_path):
 @pytest.mark.parametrize(
     "flags_text, field, message",
     [
-        (FLAG.replace("title: テスト", "title: 2024-02-30"), "", "cannot read this value"),
-        (FLAG.replace("id: f1", "id: !foo f1"), "", "cannot read this value"),
+        (FLAG.replace("title: テスト", "title: 2024-02-30"), "title", "cannot read this value"),
+        (FLAG.replace("id: f1", "id: !foo f1"), "id", "cannot read this value"),
+        (FLAG.replace("silos: [介護]", "silos: !!python/object/apply:os.system [介護]"), "silos", "!!python/object/apply:os.system is not allowed"),
+        (FLAG.replace("    when:\n", "    ? [when, title]\n    : x\n    when:\n"), "", "a key must be a plain name"),
         (FLAG.replace("id: f1", "id: _seen"), "id", "must be letters, digits and _"),
         (FLAG.replace("id: f1", "id: a.b$"), "id", "must be letters, digits and _"),
         (FLAG.replace("version: 1", "version: 99999999999999999999999"), "version", "or less"),
@@ -161,3 +163,93 @@ def test_values_that_used_to_pass_or_crash(tmp_path, flags_text, field, message)
 def test_within_months_is_bounded(tmp_path):
     p = only_problem(write(tmp_path, GOOD_INDICATORS.replace("record: care_level", "record: {code: care_level, within_months: 40000}")))
     assert p.field == "when.all[1].record.within_months" and "1,200 or less" in p.message
+
+
+# ---------------------------------------------------------------- nesting, aliases and odd keys (hostile corpus bugs 6-10)
+
+
+def nested_not(n: int) -> str:
+    return FLAG.replace("member: elder", "{not: " * n + "{member: elder}" + "}" * n)
+
+
+def test_conditions_nested_up_to_the_limit_are_accepted(tmp_path):
+    from engine.rules.loader import MAX_CONDITION_DEPTH
+
+    assert check_rules(write(tmp_path, flags=nested_not(MAX_CONDITION_DEPTH))) == []
+    deep_all = FLAG.replace("member: elder", "{all: [" * MAX_CONDITION_DEPTH + "{member: elder}" + "]}" * MAX_CONDITION_DEPTH)
+    assert check_rules(write(tmp_path, flags=deep_all)) == []
+
+
+@pytest.mark.parametrize("n", [21, 40, 300])  # 21: the condition limit; 40 and 300: beyond the YAML nesting limit too
+def test_conditions_nested_too_deeply_are_a_located_problem(tmp_path, n):
+    p = only_problem(write(tmp_path, flags=nested_not(n)))
+    assert (p.line, p.rule_id, p.field) == (8, "f1", "when"), str(p)
+    assert "nested too deeply" in p.message and "20" in p.message
+
+
+def test_deeply_nested_yaml_is_a_located_problem(tmp_path):
+    p = only_problem(write(tmp_path, flags="flags: " + "[" * 800 + "]" * 800 + "\n"))
+    assert (p.line, p.field) == (1, "flags") and "nested too deeply" in p.message, str(p)
+
+
+def test_aliases_are_refused(tmp_path):
+    bomb = "".join(f"{c}: &{c} [{', '.join(['*' + chr(ord(c) - 1)] * 10 if c > 'a' else ['x'] * 10)}]\n" for c in "abcdefg")
+    p = only_problem(write(tmp_path, flags=bomb))
+    assert p.line == 2 and p.field == "b" and "aliases are not supported" in p.message and "line 1" in p.message, str(p)
+    text = FLAG.replace("silos: [介護]", "silos: &s [介護]") + "  - " + FLAG.split("  - ", 1)[1].replace("id: f1", "id: f2").replace("silos: [介護]", "silos: *s")
+    p = only_problem(write(tmp_path, flags=text))
+    assert (p.line, p.rule_id, p.field) == (12, "f2", "silos") and "*s" in p.message, str(p)
+
+
+def read_config(tmp_path, text):
+    from engine.yamlfile import read_yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    problems = []
+    return read_yaml(path, problems), problems
+
+
+def test_yaml_file_deep_nesting_and_aliases_are_located(tmp_path):
+    doc, problems = read_config(tmp_path, "a: 1\nwatch_months: " + "[" * 800 + "]" * 800 + "\n")
+    assert doc is None and [(p.line, p.field) for p in problems] == [(2, "watch_months")] and "nested too deeply" in problems[0].message
+    doc, problems = read_config(tmp_path, "a: &x [1, 2]\nb: *x\n")
+    assert doc is None and [(p.line, p.field) for p in problems] == [(2, "b")] and "line 1" in problems[0].message
+
+
+def test_yaml_file_unreadable_values_and_complex_keys_name_their_field(tmp_path):
+    doc, problems = read_config(tmp_path, """\
+        decision: close
+        reason: !!python/object/apply:os.system ["true"]
+        when: 2024-02-30x
+        lead: !!python/name:os.system x
+        ? [reason, lead]
+        : 終結
+        """)
+    assert [(p.line, p.field) for p in problems] == [(2, "reason"), (4, "lead"), (5, "")], [str(p) for p in problems]
+    assert "cannot read this value" in problems[0].message and "cannot read this value" in problems[1].message
+    assert "a key must be a plain name" in problems[2].message and "[reason, lead]" in problems[2].message
+
+
+def test_yaml_file_key_with_a_bracket_keeps_its_line_and_field(tmp_path):
+    from pydantic import BaseModel, ConfigDict
+
+    from engine.yamlfile import validate
+
+    class Agency(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        id: str
+        areas: list[str] | tuple[str, ...] = []
+
+    class Registry(BaseModel):
+        agencies: list[Agency]
+
+    doc, problems = read_config(tmp_path, """\
+        agencies:
+          - id: a
+            areas: [中央]
+            areas[0]: 港
+        """)
+    assert problems == [] and validate(doc, Registry, problems) is None
+    assert [(p.line, p.field, p.rule_id) for p in problems] == [(4, "agencies.areas[0]", "a")], [str(p) for p in problems]
+    assert "unknown field 'areas[0]'" in problems[0].message

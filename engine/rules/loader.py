@@ -82,23 +82,112 @@ class _Bad(Exception):
         self.node, self.field, self.message, self.suggestion = node, field, message, suggestion
 
 
+# --- reading YAML safely (shared with engine.yamlfile) ------------------------------------
+MAX_YAML_DEPTH = 50  # lists and mappings inside each other; no configuration comes near it
+MAX_CONDITION_DEPTH = 20  # all/any/not inside each other in a rule's `when:` (documented in README)
+CONDITION_DEPTH_HINT = "simplify the condition: `not: {not: X}` is just X, and an `all:` inside an `all:` can be merged into it"
+
+
+class YamlRefused(Exception):
+    """Valid YAML that the engine does not read: nested too deeply, or an alias (`*name`).
+
+    `steps` are the (parent node, key node or list index) pairs from the root down to the
+    refused node, so that a caller can name the field (and the rule) it is in."""
+
+    def __init__(self, mark, steps: list, message: str, suggestion: str):
+        super().__init__(message)
+        self.line = mark.line + 1
+        self.steps = [(parent, index) for parent, index in steps if parent is not None and index is not None]
+        self.message, self.suggestion = message, suggestion
+
+    @property
+    def path(self) -> tuple:
+        return tuple(index.value if isinstance(index, yaml.ScalarNode) else index if isinstance(index, int) else "?"
+                     for _, index in self.steps)
+
+    def parent(self, i: int) -> yaml.Node | None:
+        """The node holding the i-th element of `path`."""
+        return self.steps[i][0] if i < len(self.steps) else None
+
+
+class _Composer(yaml.SafeLoader):
+    """PyYAML's composer with a nesting limit (its recursion would otherwise end in a
+    RecursionError) and without aliases (an alias bomb expands to millions of nodes)."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._trail: list = []
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            anchored = self.anchors.get(event.anchor)
+            where = f" (the value marked &{event.anchor} on line {anchored.start_mark.line + 1})" if anchored is not None else ""
+            raise YamlRefused(event.start_mark, self._trail + [(parent, index)],
+                              f"aliases are not supported: *{event.anchor} would repeat another value{where}",
+                              "write the value out in full where it is needed")
+        if len(self._trail) >= MAX_YAML_DEPTH:
+            raise YamlRefused(self.peek_event().start_mark, self._trail + [(parent, index)],
+                              f"nested too deeply: more than {MAX_YAML_DEPTH} levels of lists and mappings inside each other",
+                              "check for unclosed or repeated brackets; no setting needs this much nesting")
+        self._trail.append((parent, index))
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._trail.pop()
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """yaml.compose() with the limits of _Composer; raises yaml.YAMLError or YamlRefused."""
+    loader = _Composer(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def key_problem(key: yaml.Node) -> str | None:
+    """Why a mapping key is not a plain name (a list or mapping used as a key), or None."""
+    if isinstance(key, yaml.ScalarNode):
+        return None
+    mark, end = key.start_mark, key.end_mark
+    text = mark.buffer[mark.index:end.index] if mark.buffer is not None and end is not None else ""
+    text = " ".join(text.split())
+    text = text if len(text) <= 40 else text[:39] + "…"
+    kind = "list" if isinstance(key, yaml.SequenceNode) else "mapping"
+    return f"unknown field '{text}': a key must be a plain name, not a {kind}"
+
+
+def tag_problem(node: yaml.Node) -> str | None:
+    """Why a list or mapping carries a tag the engine never reads (`!!python/object/apply:…`), or None."""
+    plain = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}.get(type(node))
+    if plain is None or node.tag == plain:
+        return None
+    return f"cannot read this value (the tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed)"
+
+
 _constructor = yaml.SafeLoader("")
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, field: str = "") -> Any:
     try:
         return _constructor.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError) as err:  # e.g. `title: 2024-02-30`, `id: !tag x`
         reason = getattr(err, "problem", None) or str(err)
-        raise _Bad(node, "", f"cannot read this value ({reason}); put it in quotes") from err
+        raise _Bad(node, field, f"cannot read this value ({reason}); put it in quotes") from err
 
 
 def _mapping(node: yaml.Node, field: str, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
         raise _Bad(node, field, f"{what} must be a mapping (key: value lines)")
+    if tag_problem(node):
+        raise _Bad(node, field, tag_problem(node), "remove the tag")
     out, seen = [], {}
     for k, v in node.value:
-        key = str(_scalar(k))
+        bad_key = key_problem(k)
+        if bad_key:
+            raise _Bad(k, field, bad_key, "write `name: value`")
+        key = str(_scalar(k, field))
         if key in seen:
             raise _Bad(k, f"{field}.{key}".lstrip("."), f"duplicate key '{key}' (also on line {seen[key]}): the second would silently replace the first")
         seen[key] = k.start_mark.line + 1
@@ -109,11 +198,13 @@ def _mapping(node: yaml.Node, field: str, what: str) -> list[tuple[str, yaml.Nod
 def _sequence(node: yaml.Node, field: str, what: str) -> list[yaml.Node]:
     if not isinstance(node, yaml.SequenceNode):
         raise _Bad(node, field, f"{what} must be a list (lines starting with '- ')")
+    if tag_problem(node):
+        raise _Bad(node, field, tag_problem(node), "remove the tag")
     return list(node.value)
 
 
 def _int(node: yaml.Node, field: str, minimum: int = 0, maximum: int = 1_000_000_000) -> int:
-    v = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    v = _scalar(node, field) if isinstance(node, yaml.ScalarNode) else None
     if isinstance(v, bool) or not isinstance(v, int):
         raise _Bad(node, field, f"must be a whole number, got {v!r}")
     if v < minimum:
@@ -124,7 +215,7 @@ def _int(node: yaml.Node, field: str, minimum: int = 0, maximum: int = 1_000_000
 
 
 def _text(node: yaml.Node, field: str) -> str:
-    v = _scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    v = _scalar(node, field) if isinstance(node, yaml.ScalarNode) else None
     if v is None or isinstance(v, (dict, list)) or str(v).strip() == "":
         raise _Bad(node, field, "must be a non-empty text")
     return str(v)
@@ -132,6 +223,8 @@ def _text(node: yaml.Node, field: str) -> str:
 
 def _texts(node: yaml.Node, field: str) -> tuple[str, ...]:
     if isinstance(node, yaml.SequenceNode):
+        if tag_problem(node):
+            raise _Bad(node, field, tag_problem(node), "remove the tag")
         if not node.value:
             raise _Bad(node, field, "an empty list matches nothing (or, for value, everything): list at least one value")
         return tuple(_text(n, field) for n in node.value)
@@ -185,7 +278,7 @@ def _record(node: yaml.Node, field: str, negate: bool) -> Record:
             continue
         if spec.value_type not in ORDERED_TYPES:
             raise _Bad(parts[key], f"{field}.{key}", f"{code} values cannot be compared; {key} works for {', '.join(c for c, s in CODES.items() if s.value_type in ORDERED_TYPES)}")
-        raw = _scalar(parts[key])
+        raw = _scalar(parts[key], f"{field}.{key}")
         if spec.value_type == "level":
             rank = level_rank(spec, str(raw))
             if rank is None:
@@ -219,22 +312,30 @@ def _single_key(node: yaml.Node, field: str, keys: tuple[str, ...], what: str) -
     return key, knode, vnode
 
 
-def _combinator(key: str, vnode: yaml.Node, field: str, parse: Callable, kinds: tuple[type, type, type]):
+def _combinator(key: str, vnode: yaml.Node, field: str, parse: Callable, kinds: tuple[type, type, type], depth: int):
     all_t, any_t, not_t = kinds
     if key == "not":
-        return not_t(item=parse(vnode, f"{field}.not"))
+        return not_t(item=parse(vnode, f"{field}.not", depth + 1))
     nodes = _sequence(vnode, f"{field}.{key}", key)
     if not nodes:
         raise _Bad(vnode, f"{field}.{key}", f"`{key}` needs at least one condition")
-    items = tuple(parse(n, f"{field}.{key}[{i}]") for i, n in enumerate(nodes))
+    items = tuple(parse(n, f"{field}.{key}[{i}]", depth + 1) for i, n in enumerate(nodes))
     return (all_t if key == "all" else any_t)(items=items)
 
 
-def parse_person(node: yaml.Node, field: str):
+def _check_depth(node: yaml.Node, field: str, depth: int) -> None:
+    """depth = how many all/any/not the condition is inside (0 for the whole `when:`)."""
+    if depth > MAX_CONDITION_DEPTH:
+        raise _Bad(node, field.split(".", 1)[0], f"conditions are nested too deeply: more than {MAX_CONDITION_DEPTH} levels of all/any/not inside each other",
+                   CONDITION_DEPTH_HINT)
+
+
+def parse_person(node: yaml.Node, field: str, depth: int = 0):
+    _check_depth(node, field, depth)
     key, knode, vnode = _single_key(node, field, PERSON_KEYS, "a person condition")
     f = f"{field}.{key}"
     if key in ("all", "any", "not"):
-        return _combinator(key, vnode, field, parse_person, (PAll, PAny, PNot))
+        return _combinator(key, vnode, field, parse_person, (PAll, PAny, PNot), depth)
     if key == "age":
         lo, hi = _range(vnode, f, maximum=150)
         return Age(min=lo, max=hi)
@@ -251,17 +352,18 @@ def parse_person(node: yaml.Node, field: str):
         if v not in ("M", "F", "U"):
             raise _Bad(vnode, f, f"sex must be M, F or U, got '{v}'")
         return Sex(value=v)
-    v = _scalar(vnode) if isinstance(vnode, yaml.ScalarNode) else None
+    v = _scalar(vnode, f) if isinstance(vnode, yaml.ScalarNode) else None
     if not isinstance(v, bool):
         raise _Bad(vnode, f, "foreign_national must be true or false")
     return Foreign(value=v)
 
 
-def parse_household(node: yaml.Node, field: str):
+def parse_household(node: yaml.Node, field: str, depth: int = 0):
+    _check_depth(node, field, depth)
     key, knode, vnode = _single_key(node, field, HOUSEHOLD_KEYS, "a household condition")
     f = f"{field}.{key}"
     if key in ("all", "any", "not"):
-        return _combinator(key, vnode, field, parse_household, (HAll, HAny, HNot))
+        return _combinator(key, vnode, field, parse_household, (HAll, HAny, HNot), depth)
     if key in ("member", "no_member"):
         return Member(indicator=_text(vnode, f), negate=(key == "no_member"))
     if key == "household_size":
@@ -363,7 +465,7 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
     values = {
         "id": attempt(_id, fields["id"]),
         "title": attempt(_text, fields["title"], "title"),
-        "description": str(attempt(_scalar, fields["description"]) or "") if "description" in fields else "",
+        "description": str(attempt(_scalar, fields["description"], "description") or "") if "description" in fields else "",
         "file": file,
         "line": node.start_mark.line + 1,
     }
@@ -383,6 +485,24 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
     return Flag(**values), fields["when"], refs
 
 
+def _refused_problem(file: str, err: YamlRefused) -> RuleProblem:
+    """A refused rule file, located like the other problems: the rule's id and its field (`when`)."""
+    path, rule_id, field = err.path, None, ""
+    if len(path) >= 3 and path[0] in ("indicators", "flags") and isinstance(path[1], int) and isinstance(path[2], str):
+        entry = err.parent(2)
+        for k, v in entry.value if isinstance(entry, yaml.MappingNode) else ():
+            if isinstance(k, yaml.ScalarNode) and k.value == "id" and isinstance(v, yaml.ScalarNode):
+                rule_id = v.value
+        field = path[2]
+    elif path and isinstance(path[0], str):
+        field = path[0]
+    message, suggestion = err.message, err.suggestion
+    if field == "when" and message.startswith("nested too deeply") and all(p in ("all", "any", "not") or isinstance(p, int) for p in path[3:]):
+        message = f"conditions are nested too deeply: more than {MAX_CONDITION_DEPTH} levels of all/any/not inside each other"
+        suggestion = CONDITION_DEPTH_HINT
+    return RuleProblem(file=file, line=err.line, rule_id=rule_id, field=field, message=message, suggestion=suggestion)
+
+
 def load_rules(rules_dir: Path) -> RuleSet:
     """Load every *.yaml under rules_dir; raise RulesInvalid listing every problem."""
     rules_dir = Path(rules_dir)
@@ -399,9 +519,12 @@ def load_rules(rules_dir: Path) -> RuleSet:
     for path in files:
         name = str(path)
         try:
-            root = yaml.compose(path.read_text(encoding="utf-8"))
+            root = compose_yaml(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
             problems.append(RuleProblem(file=name, line=0, message="rule files must be UTF-8 text", suggestion="save the file as UTF-8"))
+            continue
+        except YamlRefused as err:
+            problems.append(_refused_problem(name, err))
             continue
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
@@ -420,6 +543,9 @@ def load_rules(rules_dir: Path) -> RuleSet:
                 continue
             if not isinstance(vnode, yaml.SequenceNode):
                 problems.append(RuleProblem(file=name, line=vnode.start_mark.line + 1, field=key, message=f"`{key}` must be a list of entries starting with '- id: ...'"))
+                continue
+            if tag_problem(vnode):
+                problems.append(RuleProblem(file=name, line=vnode.start_mark.line + 1, field=key, message=tag_problem(vnode), suggestion="remove the tag"))
                 continue
             target = indicators if key == "indicators" else flags
             for entry in vnode.value:
