@@ -51,7 +51,9 @@ def _hhmm(v):
 
 
 def _one_line(v: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+    # control characters, and the Unicode line breaks (U+2028, U+2029, U+0085) that e-mail
+    # headers also refuse
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v) or len(v.splitlines()) > 1:
         raise ValueError("must be one line without control characters (it goes into e-mail subjects and calendar invitations); remove the line break")
     return v
 
@@ -355,7 +357,7 @@ def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agenc
 def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dict[str, Agency], rules: RuleSet, problems: list, registry_ok: bool = True) -> None:
     kinds = {a.kind for a in registry.values()}
     covered: set[str] = set()
-    covered_by_member: set[str] = set()  # a 支援会議 case (no consent) can only be led by a registered member
+    member_areas: dict[str, set[str]] = {}  # flag -> areas served by a member some rule names for it
     non_member_leads: list = []
     always: set[str] = set()  # flags of earlier rules whose lead is a town-wide member: those never fall through
     seen_ids: dict[str, int] = {}
@@ -375,9 +377,10 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
             problems.append(doc.problem(where + ("flags",), "flags is empty: this rule is never used", entry_id=rule.id, suggestion="list the flags it decides, or write `flags: any`"))
         covered |= flags
         t = rule.lead
-        if any(lead_matches(t, a) and a.member for a in registry.values()):
-            covered_by_member |= flags
-        else:
+        members = [a for a in registry.values() if lead_matches(t, a) and a.member]
+        for f in flags:
+            member_areas.setdefault(f, set()).update(area for a in members for area in a.areas)
+        if not members:
             non_member_leads.append((i, rule, flags))
         if any(lead_matches(t, a) and a.member and ALL_AREAS in a.areas for a in registry.values()):
             always |= flags
@@ -394,11 +397,23 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
     missing = [f for f in rules.flags if f not in covered]
     if missing:
         problems.append(doc.problem(("lead_rules",), f"no lead rule for flag(s) {', '.join(missing)}: their cases would have no lead", suggestion="add a last rule with `flags: any` as a fallback"))
-    members_missing = {f for f in rules.flags if f in covered and f not in covered_by_member}
-    for i, rule, flags in non_member_leads if registry_ok and any(a.member for a in registry.values()) else ():  # no member at all: reported once in agencies.yaml
+    if not (registry_ok and any(a.member for a in registry.values())):
+        return  # no member at all: reported once, in agencies.yaml
+    # a 支援会議 case (no consent yet) can only be led by a registered member serving its area
+    members_missing = {f for f in rules.flags if f in covered and not member_areas.get(f)}
+    for i, rule, flags in non_member_leads:
         if flags & members_missing:
             problems.append(doc.problem(("lead_rules", i, "lead"), f"only agencies that are not registered members of the 支援会議 match this lead, and no rule names a member for flag(s) {', '.join(sorted(flags & members_missing))}: a 支援会議 case (no consent yet) would have no lead",
                                         entry_id=rule.id, suggestion="add a rule naming a member (member: true in agencies.yaml), e.g. a last rule `flags: any` to the 自立相談支援機関"))
+    town = {area for a in registry.values() for area in a.areas if area != ALL_AREAS}
+    gaps: dict[tuple[str, ...], list[str]] = {}
+    for f in rules.flags:
+        served = member_areas.get(f)
+        if served and ALL_AREAS not in served and town - served:
+            gaps.setdefault(tuple(sorted(town - served)), []).append(f)
+    for areas, flags in gaps.items():
+        problems.append(doc.problem(("lead_rules",), f"flag(s) {', '.join(flags)}: no registered member named by the lead rules serves {', '.join(areas)}, so a 支援会議 case there would have no lead",
+                                    suggestion="name a member serving that area (or 全域), e.g. a last rule `flags: any` to the 自立相談支援機関"))
 
 
 def lead_matches(t: LeadTarget, a: Agency) -> bool:

@@ -327,6 +327,11 @@ class CsvFile:
                                     self._reject(start, prev, None, _count_reason(narrowest, width, len(row)))
                                     continue
                             if max(map(len, row)) > limit:
+                                if prev > start:  # read on over many lines: most likely a quote never closed
+                                    reason = f"read on to line {prev}, a value grows to {max(map(len, row)):,} characters (the limit is {limit:,})"
+                                    self._reject(start, start, None, _unclosed_reason(reason))
+                                    reader, base, prev = restart(start + 1), start, start
+                                    break
                                 self._too_long(start, prev, row)
                                 continue
                             good += 1

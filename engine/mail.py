@@ -51,8 +51,9 @@ class PermanentFailure(Exception):
     """Retrying will not help (5xx, unknown agency)."""
 
 
-class _Closed(Exception):
-    """The connection was gone before the body was sent: the server has nothing."""
+class _NotHandedOver(Exception):
+    """The connection failed (dropped, timed out, garbled) before the body was sent: the server
+    has nothing. Retried at once on a new connection if the old one was reused."""
 
 
 def _failure(code: int, text: bytes | str, where: str) -> Exception:
@@ -101,7 +102,7 @@ class FileTransport:
         path = self.folder / (key.replace(":", "_") + ".eml")
         if path.exists():
             return
-        write_private(path, msg.as_bytes())
+        write_private(path, msg.as_bytes(), durable=True)
 
     def close(self) -> None:
         pass
@@ -123,6 +124,7 @@ class SmtpTransport:
             user = os.environ.get(s.username_env or "", "")
             if user:
                 conn.login(user, os.environ.get(s.password_env or "", ""))
+            conn.ehlo_or_helo_if_needed()  # a server refusing EHLO refuses the session: nothing waits on one message
             return conn
         except smtplib.SMTPAuthenticationError as err:
             raise ServerUnavailable(f"the mail server refused the login ({err.smtp_code}): check the variables {s.username_env} and {s.password_env}") from err
@@ -141,32 +143,33 @@ class SmtpTransport:
             self.conn = self._connect()
         try:
             self._envelope(msg["From"], recipient)
-        except _Closed as err:
+        except _NotHandedOver as err:
             self._drop()
             if fresh:
                 raise TemporaryFailure(str(err)) from err
             self.conn = self._connect()
             try:
                 self._envelope(msg["From"], recipient)
-            except _Closed as err2:
+            except _NotHandedOver as err2:
                 self._drop()
                 raise TemporaryFailure(str(err2)) from err2
         self._data(msg)
 
     def _envelope(self, sender: str, recipient: str) -> None:
         """MAIL FROM, RCPT TO and the DATA command: nothing of the message has been sent yet."""
+        conn = self.conn
+        options = ["BODY=8BITMIME"] if conn.has_extn("8bitmime") else []  # the text parts are UTF-8, 8bit
+        steps = (("MAIL", lambda: conn.mail(sender, options), (250,)), ("RCPT", lambda: conn.rcpt(recipient), (250, 251)), ("DATA", lambda: conn.docmd("data"), (354,)))
         try:
-            self.conn.ehlo_or_helo_if_needed()
-            for command, ok in (("mail", (250,)), ("rcpt", (250, 251)), ("data", (354,))):
-                code, text = self.conn.mail(sender) if command == "mail" else self.conn.rcpt(recipient) if command == "rcpt" else self.conn.docmd("data")
+            for command, step, ok in steps:
+                code, text = step()
                 if code not in ok:
                     self._drop()
-                    raise _failure(code, text, f"at {command.upper()}")
-        except (smtplib.SMTPServerDisconnected, OSError) as err:
-            raise _Closed(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
-        except smtplib.SMTPResponseException as err:  # a reply smtplib could not read, before the body: nothing sent
-            self._drop()
-            raise TemporaryFailure(f"unreadable reply from the server before the message was sent: {err.smtp_error!r}") from err
+                    raise _failure(code, text, f"at {command}")
+        except smtplib.SMTPResponseException as err:  # a reply smtplib could not read (checked first: it is an OSError too)
+            raise _NotHandedOver(f"unreadable reply from the server before the message was sent: {err.smtp_code} {err.smtp_error!r}") from err
+        except OSError as err:  # disconnected, timed out, reset (smtplib's errors are OSErrors)
+            raise _NotHandedOver(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
 
     def _data(self, msg: EmailMessage) -> None:
         """The body, then the server's verdict. Anything but a clear 250 or 4xx/5xx reply after
@@ -341,6 +344,10 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
         result.busy = True
         return result
     transport = transport or transport_for(config, workspace)
+    # the database runs with synchronous=NORMAL, where a power cut may undo the last commits:
+    # the dispatch's 'sending' and 'sent' marks must be on disk before the next step, or a
+    # message could go twice without being reported as a possible duplicate
+    conn.execute("PRAGMA synchronous=FULL")
     try:
         result.possible_duplicates = _recover(conn)
         due = conn.execute(
@@ -412,6 +419,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
             transport.close()
         finally:
             _release_lock(conn, token)
+            conn.execute("PRAGMA synchronous=NORMAL")
     return result
 
 

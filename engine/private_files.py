@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import IO
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path) -> None:
     """Create `path` and each missing parent with mode 0700; existing folders are left alone."""
-    path = Path(path)
     missing = []
+    path = Path(path)
     while not path.exists() and path != path.parent:
         missing.append(path)
         path = path.parent
@@ -20,9 +20,8 @@ def private_dir(path: Path) -> Path:
         try:
             folder.mkdir(mode=0o700)
         except FileExistsError:
-            continue
+            continue  # made meanwhile by another process
         os.chmod(folder, 0o700)
-    return path if not missing else missing[0]
 
 
 def open_private(path: Path, mode: str = "w", **kwargs) -> IO:
@@ -34,10 +33,21 @@ def open_private(path: Path, mode: str = "w", **kwargs) -> IO:
     return os.fdopen(fd, mode, **kwargs)
 
 
-def write_private(path: Path, data: str | bytes) -> None:
-    """Write atomically (a temporary file renamed over `path`), readable by the owner only."""
+def write_private(path: Path, data: str | bytes, *, durable: bool = False) -> None:
+    """Write atomically (a temporary file renamed over `path`), readable by the owner only.
+    `durable`: on disk before returning (file and folder fsync'd), for what must survive a power
+    cut once reported as done — an e-mail written to the outbox folder."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open_private(tmp, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as f:
         f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)

@@ -590,10 +590,11 @@ def test_add_zero_is_the_day_itself_or_the_next_business_day():
     assert cal.add(date(2026, 12, 29), 0) == date(2027, 1, 4)
 
 
-def test_a_line_break_in_a_conference_name_or_place_is_refused(tmp_path, rules):
+@pytest.mark.parametrize("escape", ["\\n", "\\r", "\\u2028", "\\x85"])
+def test_a_line_break_in_a_conference_name_or_place_is_refused(tmp_path, rules, escape):
     """Names and places go into e-mail subjects and .ics invitations: a line break there could
     add a header (a recipient), so `engine config check` refuses it where it is written."""
-    d = configs(tmp_path, ("conference.yaml", "  support: 支援会議 ", '  support: "支援会議\\nBcc: x@evil.example" '))
+    d = configs(tmp_path, ("conference.yaml", "  support: 支援会議 ", f'  support: "支援会議{escape}Bcc: x@evil.example" '))
     p = only_problem(d, rules)
     assert (name(p), p.field) == ("conference.yaml", "names.support") and "one line" in p.message
 
@@ -608,3 +609,19 @@ def test_a_local_name_for_one_conference_type_keeps_the_other(tmp_path, rules):
 
     names = load_config(d, rules).conference.names
     assert names == {"support": "みどり市支援会議", "multi": "重層的支援会議"}
+
+
+def test_a_flag_whose_member_leads_miss_an_area_is_reported(tmp_path, rules):
+    """dv cases: the only member named (北部地域包括) serves 北部 and 山手; the fallback is a
+    non-member. A 支援会議 DV case in 南部 would have no lead: config check says where."""
+    d = configs(tmp_path,
+                ("lead_rules.yaml", "lead: {kind: 配偶者暴力相談支援センター}", "lead: {agency: houkatsu_kita}"),
+                ("lead_rules.yaml", "lead: {kind: 自立相談支援機関}", "lead: {agency: hikikomori_npo}"),
+                ("lead_rules.yaml", "flags: [hikikomori, multiple_arrears, self_neglect]", "flags: [hikikomori, multiple_arrears, self_neglect, multi_domain]"))
+    from engine.config import load_config
+
+    with pytest.raises(RulesInvalid) as err:
+        load_config(d, rules)
+    gap = [p for p in err.value.problems if "dv" in p.message and "serves" in p.message]
+    assert len(gap) == 1 and "南部" in gap[0].message and gap[0].field == "lead_rules"
+    assert "北部" not in gap[0].message.split("serves")[1]

@@ -32,14 +32,17 @@ def _state(rows=None, dups=()):
 def test_the_checker_sees_a_lost_row_an_extra_row_and_an_unreported_duplicate():
     ref = _state({t: Counter({("C-1", "open"): 1}) if t == "cases" else Counter() for t in crashtrials.COMPARED})
     lost = _state()
-    losses, dups, reported, problems = crashtrials.compare("nightly", ref, lost, Counter({"a": 1}), Counter({"a": 1}))
+    losses, dups, reported, problems = crashtrials.compare(ref, lost, Counter({"a": 1}), Counter({"a": 1}))
     assert losses == ["cases: ('C-1', 'open')"] and not dups
     extra = _state({t: Counter({("C-1", "open"): 2}) if t == "cases" else Counter() for t in crashtrials.COMPARED})
-    assert crashtrials.compare("nightly", ref, extra, Counter(), Counter())[1] == ["cases: ('C-1', 'open')"]
+    assert crashtrials.compare(ref, extra, Counter(), Counter())[1] == ["cases: ('C-1', 'open')"]
     # an e-mail delivered twice: a failure unless the engine marked it possible_duplicate
-    assert crashtrials.compare("nightly", ref, ref, Counter({"a": 1}), Counter({"a": 2}))[1] == ["e-mail a arrived 2 times, not marked possible_duplicate"]
+    assert crashtrials.compare(ref, ref, Counter({"a": 1}), Counter({"a": 2}))[1] == ["e-mail a arrived 2 times, not marked possible_duplicate"]
     marked = _state(ref.rows, dups={"a"})
-    assert crashtrials.compare("nightly", ref, marked, Counter({"a": 1}), Counter({"a": 2}))[1:3] == ([], 1)
-    assert crashtrials.compare("nightly", ref, ref, Counter({"a": 1}), Counter())[0] == ["e-mail a never arrived"]
+    assert crashtrials.compare(ref, marked, Counter({"a": 1}), Counter({"a": 2}))[1:3] == ([], 1)
+    assert crashtrials.compare(ref, ref, Counter({"a": 1}), Counter())[0] == ["e-mail a never arrived"]
+    # a possible duplicate the engine marks outside the window the killed run left `sending`
+    assert crashtrials.compare(ref, marked, Counter({"a": 1}), Counter({"a": 2}), window={"b"})[3] == ["marked possible_duplicate outside the crash window: ['a']"]
+    assert crashtrials.compare(ref, marked, Counter({"a": 1}), Counter({"a": 2}), window={"a"})[3] == []
     broken = crashtrials.State("*** in database main ***", ref.rows, 0, [], set(), set())
-    assert crashtrials.compare("nightly", ref, broken, Counter(), Counter())[3] == ["integrity_check: *** in database main ***"]
+    assert crashtrials.compare(ref, broken, Counter(), Counter())[3] == ["integrity_check: *** in database main ***"]

@@ -710,3 +710,17 @@ def test_normalised_reimport_is_unchanged(conn, tmp_path):
     again = run(conn, folder)
     assert again.files["persons.csv"].unchanged == len(VARIANTS) + len(NATIONALITIES)
     assert again.total_inserted == again.total_updated == 0 and again.changed_households == 0
+
+
+def test_unclosed_quote_closed_far_below_by_a_stray_quote_loses_no_row(tmp_path):
+    """The value of an unclosed quote runs on until a stray quote 1,000 lines below closes it: the
+    row grows past the length limit, so it is taken for the unclosed quote it is — only its first
+    line is rejected and every row in between is read."""
+    lines = ["household_id,area,address", 'H0,中央,"open quote']
+    lines += [f"H{i},中央,addr{i}" + "x" * 30 for i in range(1, 1000)]
+    lines += ['stray"', "H1001,中央,ok"]
+    (tmp_path / "households.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    f = read_csv(tmp_path / "households.csv", ["household_id", "area", "address"])
+    ids = [row[0] for _, row in f.tuples()]
+    assert ids == [f"H{i}" for i in range(1, 1000)] + ["H1001"]
+    assert f.rejects[0].line == 2 and "never closed" in f.rejects[0].reason
