@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import smtplib
 import socket
 import sqlite3
@@ -31,6 +32,7 @@ from engine.lifecycle import Log
 from engine.private_files import write_private
 
 BACKOFF_MINUTES = (5, 15, 60, 240, 720)
+LEADING_DOT = re.compile(rb"(?m)^\.")
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
@@ -175,7 +177,7 @@ class SmtpTransport:
         """The body, then the server's verdict. Anything but a clear 250 or 4xx/5xx reply after
         the body went out (a drop, a timeout, a reply smtplib cannot read) is Uncertain."""
         body = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
-        body = smtplib._quote_periods(body)
+        body = LEADING_DOT.sub(b"..", body)  # dot-stuffing (RFC 5321 4.5.2)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         try:

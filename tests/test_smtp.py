@@ -167,3 +167,23 @@ def test_slow_server_past_the_timeout_defers_and_flags_the_possible_duplicate(qu
     duplicated = {k for k in keys if keys.count(k) > 1}
     marked = {r.message_key for r in outbox(queued)[1] if r.possible_duplicate}
     assert duplicated <= marked
+
+
+def test_lines_starting_with_a_dot_arrive_intact(rules, sink):
+    """SMTP is spoken step by step (engine/mail.py): the body is dot-stuffed by the engine."""
+    from email.message import EmailMessage
+
+    from engine.mail import SmtpTransport
+
+    handler, port = sink
+    cfg = smtp_config(rules, port)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = cfg.mail.sender, "a@example.jp", "dots"
+    text = ".\n..two\n.three\nend.\n"
+    msg.set_content(text, cte="8bit")
+    transport = SmtpTransport(cfg)
+    transport.send(msg, "a@example.jp", "test:dots")
+    transport.close()
+    (rcpts, raw), = handler.messages
+    got = email.message_from_bytes(raw, policy=email.policy.default).get_content()
+    assert rcpts == ["a@example.jp"] and got.replace("\r\n", "\n") == text
