@@ -122,12 +122,15 @@ class Sink:
         sequential: a killed run's last message is accepted (or not) within milliseconds of the
         kill, long before the rerun, and the trial waits a moment before it reads."""
         time.sleep(0.05)
-        keys = Counter()
+        return Counter(m["key"] for m in self._since(since))
+
+    def recipients(self, since: int) -> set[str]:
+        return {to for m in self._since(since) for to in m["to"]}
+
+    def _since(self, since: int) -> list[dict]:
         with open(self.log, encoding="utf-8") as f:
             f.seek(since)
-            for line in f:
-                keys[json.loads(line)["key"]] += 1
-        return keys
+            return [json.loads(line) for line in f]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -502,6 +505,7 @@ def run_trials(trials: int, households: int, seed: int, folder: Path, *, serve_t
             else:
                 shutil.rmtree(ws)
         rng = random.Random(seed)
+        registry = {a.email for a in engine.config.agencies.values()} | {engine.config.lifecycle.coordinator_email}
         results: list[Trial] = []
         for n in range(trials):
             flow = FLOWS[n % len(FLOWS)]
@@ -520,6 +524,9 @@ def run_trials(trials: int, households: int, seed: int, folder: Path, *, serve_t
             wait_ok(engine.start(flow, ws), ws)
             got = state_of(ws, engine.config, day_of(flow))
             losses, dups, reported, problems = compare(refs[flow], got, ref_mail[flow], sink.received(mark), window)
+            strangers = sink.recipients(mark) - registry
+            if strangers:
+                problems.append(f"e-mail to addresses not in the registry: {sorted(strangers)}")
             trial = Trial(flow, round(delay, 3), killed, orphans, orphans_killed, losses, dups, reported, problems)
             results.append(trial)
             if losses or dups or problems:
