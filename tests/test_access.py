@@ -128,7 +128,9 @@ def planted(name: str):
 
 towns = st.lists(st.one_of(household, *[planted(n) for n in PATTERNS]), min_size=1, max_size=5)
 NON_MEMBER_CANDIDATES = ("kodomo_center", "kikan_soudan", "fukushi_jimusho", "kyoiku_iinkai", "houkatsu_chuo", "houkatsu_kita", "dv_center")
-PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# the same examples every run (a CI run must not fail by luck); PROPERTY_RANDOM=1 for a random hunt
+RANDOM = bool(os.environ.get("PROPERTY_RANDOM"))
+PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=not RANDOM, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def build(conn, town: list[dict]) -> dict[str, list[dict]]:
@@ -328,7 +330,7 @@ def town_from_csv(folder: Path) -> dict[str, list[dict]]:
     return town
 
 
-@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, database=None, derandomize=not RANDOM, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 100_000), households=st.integers(100, 400),
        non_members=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2), revoked=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2))
 def test_generated_towns_papers_reach_only_whom_the_rules_allow(seed, households, non_members, revoked):
