@@ -27,7 +27,6 @@ Modelling choices worth knowing
 from __future__ import annotations
 
 import csv
-import os
 import random
 from bisect import bisect
 from datetime import date
@@ -37,7 +36,7 @@ from typing import Callable, Iterable
 
 from pydantic import BaseModel
 
-from engine.private_files import private_dir
+from engine.private_files import open_private, private_dir
 
 PATTERNS = (
     "8050",
@@ -60,7 +59,6 @@ RECORD_COLUMNS = ("person_id", "source", "code", "value", "start_date", "end_dat
 
 CITY = "みどり市"
 CHUNK_HOUSEHOLDS = 25_000  # households per random stream (rows are written chunk by chunk)
-FILE_MODE = 0o600
 
 
 class GenerateResult(BaseModel):
@@ -1084,14 +1082,6 @@ class _ChunkBuilder:
 # --------------------------------------------------------------------------- writing files
 
 
-def _open_fresh(path: Path, encoding: str):
-    """Create `path` anew with mode 0600 (an existing file is replaced, not reused)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    os.fchmod(fd, FILE_MODE)
-    return os.fdopen(fd, "w", encoding=encoding, newline="", buffering=1 << 20)
-
-
 def _wareki_formatter(wareki_share: float):
     if not wareki_share:
         return None
@@ -1137,7 +1127,7 @@ def generate_town(
 
     totals = {"households": 0, "persons": 0, "records": 0}  # rows written, broken ones included
     planted = dict.fromkeys(PATTERNS, 0)
-    files = {name: _open_fresh(out_dir / f"{name}.csv", encoding) for name in ("households", "persons", "records")}
+    files = {name: open_private(out_dir / f"{name}.csv", "w", encoding=encoding, newline="", buffering=1 << 20) for name in ("households", "persons", "records")}
     try:
         writers = {name: csv.writer(f) for name, f in files.items()}
         writers["households"].writerow(HOUSEHOLD_COLUMNS)

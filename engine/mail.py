@@ -140,21 +140,17 @@ class SmtpTransport:
         server can have: nothing before the body went out (a certain failure, retried or failed
         by its code), or maybe the message after it (Uncertain: reported as a possible
         duplicate). A connection the server closed since the last message is reopened once."""
-        fresh = self.conn is None
-        if fresh:
-            self.conn = self._connect()
-        try:
-            self._envelope(msg["From"], recipient)
-        except _NotHandedOver as err:
-            self._drop()
+        while True:
+            fresh = self.conn is None
             if fresh:
-                raise TemporaryFailure(str(err)) from err
-            self.conn = self._connect()
+                self.conn = self._connect()
             try:
                 self._envelope(msg["From"], recipient)
-            except _NotHandedOver as err2:
+                break
+            except _NotHandedOver as err:
                 self._drop()
-                raise TemporaryFailure(str(err2)) from err2
+                if fresh:  # a new connection failed too: wait for the next attempt
+                    raise TemporaryFailure(str(err)) from err
         self._data(msg)
 
     def _envelope(self, sender: str, recipient: str) -> None:

@@ -25,11 +25,13 @@ def private_dir(path: Path) -> None:
 
 
 def open_private(path: Path, mode: str = "w", **kwargs) -> IO:
-    """Open `path` for writing from scratch, mode 0600 even if it existed with another mode."""
+    """Create `path` anew for writing, mode 0600: an existing file (or a link in its place) is
+    replaced, never written through or left with its old mode."""
     path = Path(path)
     private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # whatever the umask
     return os.fdopen(fd, mode, **kwargs)
 
 

@@ -16,13 +16,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from engine.private_files import private_dir
+
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
 def prefect_env(workspace: Path) -> dict[str, str]:
     """Environment for the server and for this process: Prefect's home inside the workspace."""
     home = Path(workspace).resolve() / "prefect"
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(home)
     return {**QUIET, "PREFECT_HOME": str(home)}
 
 
