@@ -13,12 +13,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import jinja2
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.config import Config, ConferenceType
 from engine.dates import to_wareki
 from engine.rules.facts import Household, age_on, current, load_households
@@ -246,7 +247,7 @@ def _coordinator_members(conn: sqlite3.Connection, hh: Household, on_iso: str) -
 
 
 def render_agenda(env: jinja2.Environment, agenda: Agenda) -> dict[str, str]:
-    a = agenda.model_copy(update={"stamp": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")})
+    a = agenda.model_copy(update={"stamp": clock.now().strftime("%Y%m%dT%H%M%SZ")})
     return {
         "text": env.get_template("agenda.txt.j2").render(a=a),
         "html": env.get_template("agenda.html.j2").render(a=a),

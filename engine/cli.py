@@ -6,15 +6,15 @@ import json
 import os
 import shutil
 import sys
-import time
 from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from engine.support import clock
 from engine.db import connect, db_path
-from engine.dates import DateError, parse_date, today_in_tokyo
+from engine.dates import DateError, parse_date
 
 app = typer.Typer(help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules, conferences, and the case lifecycle after them.", no_args_is_help=True, add_completion=False)
 rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_help=True)
@@ -58,7 +58,7 @@ def _date(text: Optional[str]) -> date:
     """The --date option: absent means today in Japan; an explicit empty value is an error (an
     unset shell variable must not silently mean today)."""
     if text is None:
-        return today_in_tokyo()
+        return clock.today()
     try:
         day = parse_date(text)
     except DateError as err:
@@ -234,7 +234,7 @@ def explain(
 
 def _last_screen_date(conn) -> date:
     row = conn.execute("SELECT screened_on FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
-    return date.fromisoformat(row[0]) if row else today_in_tokyo()
+    return date.fromisoformat(row[0]) if row else clock.today()
 
 
 @app.command()
@@ -695,13 +695,13 @@ def demo(
         shutil.rmtree(workspace)
     workspace.mkdir(parents=True)
     marker.touch(mode=0o600)
-    started = time.perf_counter()
+    started = clock.monotonic()
     result = run_demo(workspace, rs, cfg, households=households, seed=seed, on=_date(on), bad_rows=bad_rows, days=days)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         typer.echo(result["text"])
-    typer.echo(f"(demo took {time.perf_counter() - started:.1f} s; database: {workspace / 'engine.db'})", err=as_json)
+    typer.echo(f"(demo took {clock.monotonic() - started:.1f} s; database: {workspace / 'engine.db'})", err=as_json)
 
 
 def main() -> None:  # pragma: no cover

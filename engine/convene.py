@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from datetime import date
 
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.booking import Booker, NoSlot
 from engine.config import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
 from engine.agenda import consenting, household_locked
@@ -340,7 +340,7 @@ class Convener:
 
 def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:
     """Open, route or extend cases for every unhandled flag; one transaction."""
-    started = time.perf_counter()
+    started = clock.monotonic()
     cands = unhandled_flags(conn, config)
     with conn:
         c = Convener(conn, rules, config, on)
@@ -389,5 +389,5 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
                 c.log.move(case_id, "archived", "要対協等での支援が終了し、開いている課題もないため終了")
                 cancel_checkpoints(c.log, case_id, "要対協等での支援が終了")
                 c.result.archived += 1
-    c.result.seconds = round(time.perf_counter() - started, 3)
+    c.result.seconds = round(clock.monotonic() - started, 3)
     return c.result

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.business_days import Calendar
 from engine.config import Config
 from engine.convene import ConveneResult, convene
-from engine.dates import today_in_tokyo
 from engine.mail import SendResult, send_pending
 from engine.papers import PapersResult, write_papers
 from engine.rules.model import RuleSet
@@ -51,5 +51,5 @@ def dispatch(conn: sqlite3.Connection, config: Config, workspace: Path, on: date
     reason = Calendar.of(config.conference).closed_reason(on)
     if reason and not force:
         return DispatchResult(business_day=False, closed_reason=reason)
-    now = None if on == today_in_tokyo() else datetime.combine(on, time(8, 0), tzinfo=ZoneInfo("Asia/Tokyo"))
+    now = None if on == clock.today() else datetime.combine(on, time(8, 0), tzinfo=ZoneInfo("Asia/Tokyo"))
     return DispatchResult(business_day=reason is None, closed_reason=reason, send=send_pending(conn, config, workspace, transport=transport, now=now))

@@ -127,11 +127,3 @@ def to_wareki(d: date, style: Literal["kanji", "abbr"] = "kanji") -> str:
         return f"{era.letter}{year_in_era}.{d.month}.{d.day}"
     raise ValueError(f"unknown style {style!r}: use 'kanji' or 'abbr'")
 
-
-def today_in_tokyo() -> date:
-    """Today's date in Japan, whatever the machine's time zone (a UTC server at 23:00 is already tomorrow in Tokyo)."""
-    import time
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime.fromtimestamp(time.time(), ZoneInfo("Asia/Tokyo")).date()

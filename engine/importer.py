@@ -31,19 +31,19 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.csvio import CsvFile, FileRefused, Reject, did_you_mean, read_csv
-from engine.dates import today_in_tokyo, DateError, parse_date
+from engine.dates import DateError, parse_date
 from engine.db import current_import_seq
 from engine.private_files import open_private
 from engine.rules.loader import RELATIONSHIPS
@@ -619,10 +619,10 @@ def import_dir(
     written to `report_dir/rejects-<import_seq>.csv` (mode 0600). Any pending transaction on
     `conn` is committed first. Raises ImportRefused (nothing written) for an unusable file.
     """
-    started = time.perf_counter()
+    started = clock.monotonic()
     source_dir = Path(source_dir)
     files = _open_files(source_dir, encoding)
-    today = today or today_in_tokyo()
+    today = today or clock.today()
     checkers = {name: _Checker(f, today) for name, f in files.items()}
     if conn.in_transaction:
         conn.commit()
@@ -661,7 +661,7 @@ def import_dir(
     if report_dir is not None and result.rejects:
         report = Path(report_dir) / f"rejects-{result.import_seq}.csv"
         result.report_path = write_rejects_report(report, result.rejects)
-    result.seconds = round(time.perf_counter() - started, 3)
+    result.seconds = round(clock.monotonic() - started, 3)
     return result
 
 
@@ -717,7 +717,7 @@ def _record_import(conn: sqlite3.Connection, result: ImportResult) -> None:
         "INSERT INTO imports (import_seq, imported_at, source_dir, encoding, summary) VALUES (?, ?, ?, ?, ?)",
         (
             result.import_seq,
-            datetime.now().astimezone().isoformat(timespec="seconds"),
+            clock.local_now().isoformat(timespec="seconds"),
             result.source_dir,
             encoding,
             json.dumps(summary, ensure_ascii=False),

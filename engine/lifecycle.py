@@ -17,7 +17,9 @@ from __future__ import annotations
 import getpass
 import json
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import date
+
+from engine.support import clock
 
 STATE_LABELS = {
     "detected": "検知（会議の予約待ち）",
@@ -65,7 +67,7 @@ def default_actor() -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return clock.stamp()
 
 
 def explain_refusal(case_id: str, current: str, wanted: str) -> str:

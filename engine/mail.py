@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.agenda import household_locked
 from engine.config import Agency, Config
 from engine.lifecycle import Log
@@ -84,7 +85,7 @@ def build_message(config: Config, key: str, subject: str, parts: dict, recipient
     msg["To"] = recipient
     msg["Subject"] = subject
     msg["Message-ID"] = message_id(key, config.mail.sender.split("@", 1)[1])
-    msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    msg["Date"] = format_datetime(clock.now())
     msg["X-Engine-Key"] = key
     msg.set_content(parts["text"])
     msg.add_alternative(parts["html"], subtype="html")
@@ -241,10 +242,10 @@ def _take_lock(conn: sqlite3.Connection, token: str, now: datetime) -> tuple[boo
     with conn:
         conn.execute("BEGIN IMMEDIATE")
         row = conn.execute("SELECT host, pid, taken_at FROM dispatch_lock WHERE name = 'outbox'").fetchone()
-        fresh = row is not None and datetime.fromisoformat(row[2]) > datetime.now(timezone.utc) - LOCK_STALE
+        fresh = row is not None and datetime.fromisoformat(row[2]) > clock.now() - LOCK_STALE
         if row and fresh and (row[0] != host or _alive(row[1])):
             return False, False
-        conn.execute("INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+        conn.execute("INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, clock.stamp()))
     return True, row is not None
 
 
@@ -334,7 +335,7 @@ def _recover(conn: sqlite3.Connection) -> int:
 
 def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, transport=None, now: datetime | None = None) -> SendResult:
     """Send every due message once; see the module docstring for the crash window."""
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     result = SendResult()
     token = uuid.uuid4().hex
     got, holder_died = _take_lock(conn, token, now)
@@ -374,7 +375,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                     conn.execute("UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending'", (stale, key))
                 continue
             with conn:
-                conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (datetime.now(timezone.utc).isoformat(timespec="seconds"), token))
+                conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token))
                 claimed = conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'", (key,)).rowcount
             if not claimed:
                 continue  # superseded or sent meanwhile
@@ -409,7 +410,7 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 result.failed += 1
                 continue
             with conn:
-                conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?", (datetime.now(timezone.utc).isoformat(timespec="seconds"), agency.email, key))
+                conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?", (clock.stamp(), agency.email, key))
                 _log_mail(conn, config, now, key, agency_id, "mail_sent", f"{agency.name}へ送信")
             result.sent += 1
     finally:
@@ -446,7 +447,7 @@ def _mark(conn: sqlite3.Connection, key: str, status: str, attempts: int, error:
         conn.execute("UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? WHERE message_key = ?", (status, attempts, error[:500], next_at, key))
         if status == "failed":
             agency_id = conn.execute("SELECT agency_id FROM outbox WHERE message_key = ?", (key,)).fetchone()[0]
-            _log_mail(conn, None, datetime.now(timezone.utc), key, agency_id, "mail_failed", f"送信失敗: {error[:200]}")
+            _log_mail(conn, None, clock.now(), key, agency_id, "mail_failed", f"送信失敗: {error[:200]}")
 
 
 def case_of(conn: sqlite3.Connection, key: str) -> tuple[str | None, str | None]:

@@ -16,7 +16,6 @@ address or birth date of the household: it is sent to agencies by e-mail.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import date
 from pathlib import Path

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.agenda import environment, meeting_papers, render_agenda, render_coordinator, silo_facts, withdrawn_agenda
 from engine.config import Config
 from engine.private_files import write_private
@@ -33,7 +34,7 @@ class PapersResult(BaseModel):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return clock.stamp()
 
 
 def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[int, str | None]:

@@ -16,13 +16,13 @@ import os
 import signal
 import sqlite3
 import sys
-import time
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Iterable
 
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.db import current_import_seq, db_path
 from engine.rules.compile import Compiled
 from engine.rules.durable_eval import durable_screen
@@ -146,7 +146,7 @@ def _id_ranges(conn: sqlite3.Connection, parts: int) -> list[Shard]:
 # --- the run ----------------------------------------------------------------------------------------
 def screen(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, *, full: bool = False, workers: int = 2) -> ScreenResult:
     """Screen the town on date `on`; incremental unless `full` or nothing comparable ran before."""
-    started = time.perf_counter()
+    started = clock.monotonic()
     import_seq = current_import_seq(conn)
     last = conn.execute("SELECT screened_on, rules_hash, import_seq FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
     incremental = not full and last is not None and last[1] == rules.hash and last[0] <= on.isoformat()
@@ -179,10 +179,10 @@ def screen(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, 
         scope_count = conn.execute("SELECT COUNT(*) FROM households").fetchone()[0]
     opened, confirmed, resolved = write_flags(conn, rules, on, results)
     evaluated = sum(len(r.evaluated) for r in results)
-    seconds = time.perf_counter() - started
+    seconds = clock.monotonic() - started
     cur = conn.execute(
         "INSERT INTO screen_runs (screened_on, started_at, mode, rules_hash, import_seq, scope, evaluated, flags_opened, flags_resolved, seconds) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (on.isoformat(), datetime.now().isoformat(timespec="seconds"), "incremental" if incremental else "full", rules.hash, import_seq, scope_count, evaluated, opened, resolved, seconds),
+        (on.isoformat(), clock.local_now().isoformat(timespec="seconds"), "incremental" if incremental else "full", rules.hash, import_seq, scope_count, evaluated, opened, resolved, seconds),
     )
     run_id = cur.lastrowid
     conn.execute("UPDATE flags SET run_id = ? WHERE run_id = -1", (run_id,))

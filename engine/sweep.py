@@ -16,11 +16,11 @@ Every e-mail has its own key and every escalation is raised once: a sweep run tw
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import date, timedelta
 
 from pydantic import BaseModel
 
+from engine.support import clock
 from engine.agenda import household_locked
 from engine.audit import KINDS, run_audit
 from engine.business_days import Calendar
@@ -45,7 +45,7 @@ class SweepResult(BaseModel):
 
 
 def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> SweepResult:
-    started = time.perf_counter()
+    started = clock.monotonic()
     cal, lc, day = Calendar.of(config.conference), config.lifecycle, on.isoformat()
     result = SweepResult()
     with conn:
@@ -136,7 +136,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
     result.violations = len(report.violations)
     if cal.is_business_day(on):
         result.digest = queue_digest(conn, config, on, report)
-    result.seconds = round(time.perf_counter() - started, 3)
+    result.seconds = round(clock.monotonic() - started, 3)
     return result
 
 

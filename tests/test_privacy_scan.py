@@ -38,6 +38,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from engine.support import clock
 from engine.cli import app
 from engine.dates import DateError, parse_date, to_wareki
 from engine.db import connect
@@ -143,7 +144,7 @@ def event_dates(town: Path) -> set[date]:
     """Dates a scanned text may carry that are not birth dates: record dates (explain and the
     coordinator's version print them), the span's days and the year after it (meetings, due days,
     checkpoints), and today's wall clock (timestamps)."""
-    out = {date.today() + timedelta(days=k) for k in (-1, 0, 1)}
+    out = {day + timedelta(days=k) for day in (date.today(), clock.today()) for k in (-1, 0, 1)}
     out |= {START + timedelta(days=k) for k in range(-1, DAYS + 400)}
     for row in read_rows(town / "records.csv"):
         for cell in row[4:6]:

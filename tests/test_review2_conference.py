@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from engine.support import clock
 from engine.cycle import nightly_cycle
 from engine.listing import outbox
 from engine.mail import FileTransport, retry, send_pending
@@ -92,7 +93,7 @@ def test_a_dispatch_lock_left_by_a_dead_run_does_not_block_every_later_dispatch(
     # the dispatch was killed (OOM, SIGKILL, reboot) holding the lock, three days ago. After the restart its
     # pid belongs to another live process (here: our parent), or the container came back with a new hostname
     host, pid = (socket.gethostname(), os.getppid()) if holder == "pid_reused" else ("3f2a9c1d07b4", 7)
-    taken = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat(timespec="seconds")
+    taken = (clock.now() - timedelta(days=3)).isoformat(timespec="seconds")
     town.execute("INSERT INTO dispatch_lock VALUES ('outbox', ?, ?, 'dead-run', ?)", (host, pid, taken))
     town.commit()
     result = _send(town, cfg, workspace)

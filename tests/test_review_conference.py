@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from engine.support import clock
 from engine.agenda import meeting_papers
 from engine.convene import convene
 from engine.cycle import nightly_cycle
@@ -124,7 +125,7 @@ def test_wrong_smtp_password_does_not_lose_every_agenda(town, workspace, rules, 
     send_pending(town, smtp, workspace)  # the password in the environment was mistyped
     # the password is fixed; the next night and the next dispatch should deliver everything
     nightly_cycle(town, workspace, rules, cfg, ON)
-    send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox"), now=datetime.now(timezone.utc) + timedelta(days=1))
+    send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox"), now=clock.now() + timedelta(days=1))
     assert len(_sent_keys(town)) == queued, outbox(town)[0]
 
 
@@ -205,17 +206,14 @@ def test_routed_case_comes_back_when_the_silo_conference_lets_it_go(town, worksp
 def test_scheduled_runs_use_the_date_in_tokyo(monkeypatch):
     from engine.workflows import flows
 
-    monday_0800_jst = datetime(2026, 11, 30, 8, 0, tzinfo=timezone(timedelta(hours=9))).timestamp()
-    old = os.environ.get("TZ")
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    monkeypatch.setattr(time, "time", lambda: monday_0800_jst)
     try:
-        assert flows._on(None) == date(2026, 11, 30)
+        # Sunday 23:00 on a UTC server is already Monday 08:00 in Japan
+        with clock.pinned(datetime(2026, 11, 29, 23, 0, tzinfo=timezone.utc)):
+            assert flows._on(None) == date(2026, 11, 30)
     finally:
         monkeypatch.undo()
-        if old is None:
-            os.environ.pop("TZ", None)
         time.tzset()
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from aiosmtpd.controller import Controller
 
+from engine.support import clock
 from engine.config import Smtp, load_config
 from engine.cycle import nightly_cycle
 from engine.listing import outbox
@@ -116,7 +117,7 @@ def test_temporary_rejection_is_retried_later(queued, workspace, rules, sink):
     assert "451" in row.last_error and row.attempts == 1
     handler.reject.clear()
     assert send_pending(queued, cfg, workspace).sent == 0  # not due yet (backoff)
-    later = send_pending(queued, cfg, workspace, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    later = send_pending(queued, cfg, workspace, now=clock.now() + timedelta(hours=1))
     assert later.sent == first.deferred and not outbox(queued, "pending")[1]
 
 
@@ -141,7 +142,7 @@ def test_connection_dropped_during_data_is_retried_and_reported_as_uncertain(que
     assert first.deferred == 1 and first.sent == n - 1
     counts, rows = outbox(queued)
     assert counts["possible_duplicate"] == 1  # the engine cannot know whether it arrived: it says so
-    later = send_pending(queued, cfg, workspace, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    later = send_pending(queued, cfg, workspace, now=clock.now() + timedelta(hours=1))
     assert later.sent == 1 and len(handler.messages) == n and not outbox(queued, "pending")[1]
 
 
@@ -159,7 +160,7 @@ def test_slow_server_past_the_timeout_defers_and_flags_the_possible_duplicate(qu
     import time
 
     time.sleep(3)  # the slow server delivers what it had
-    later = send_pending(queued, cfg, workspace, now=datetime.now(timezone.utc) + timedelta(hours=1))
+    later = send_pending(queued, cfg, workspace, now=clock.now() + timedelta(hours=1))
     assert later.sent == first.deferred and not outbox(queued, "pending")[1]
     # every message arrived at least once; the ones that may have arrived twice are marked
     keys = [email.message_from_bytes(raw, policy=email.policy.default)["X-Engine-Key"] for _, raw in handler.messages]

@@ -93,9 +93,11 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     again = subprocess.Popen(proc.args[:-1] + [str(free_port())], env=proc_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         url2 = f"http://127.0.0.1:{again.args[-1]}/api"
-        deps = wait_for(lambda: len(d := api(url2, "/deployments/filter", {})) == 3 and d, 120, "the deployments after a restart")
-        time.sleep(2)
-        deps = api(url2, "/deployments/filter", {})
+        deps = wait_for(
+            lambda: len(d := api(url2, "/deployments/filter", {})) == 3 and not any(x["paused"] for x in d) and d,
+            180,
+            "the deployments live again after a restart",
+        )
         assert [d["paused"] for d in deps] == [False, False, False], [(d["name"], d["paused"]) for d in deps]
         # a second `engine serve` on the same workspace is refused: it would run every schedule twice
         third = subprocess.run(proc.args[:-1] + [str(free_port())], env=proc_env(), capture_output=True, text=True, timeout=60)

@@ -12,10 +12,10 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from engine.support import clock
 from engine.config import load_config
 from engine.cycle import dispatch, nightly_cycle
 from engine.sweep import daily_sweep
-from engine.dates import today_in_tokyo
 from engine.db import connect
 from engine.rules.loader import load_rules
 
@@ -23,7 +23,7 @@ TASK = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
 
 
 def _on(on: str | None) -> date:
-    return date.fromisoformat(on) if on else today_in_tokyo()
+    return date.fromisoformat(on) if on else clock.today()
 
 
 def _with_workspace(workspace: str, rules_dir: str, config_dir: str, job):

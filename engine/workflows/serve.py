@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from engine.support import clock
 from engine.private_files import private_dir
 
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -29,8 +30,8 @@ def prefect_env(workspace: Path) -> dict[str, str]:
 
 
 def wait_healthy(api_url: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the Prefect server exited with code {process.returncode}; see its output above")
         try:
