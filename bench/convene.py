@@ -30,7 +30,7 @@ TARGET_S = 30.0
 
 
 def _severities(config) -> tuple[str, ...]:
-    from engine.convene import severities_from
+    from engine.conference.convene import severities_from
 
     return severities_from(config.conference.min_severity)
 
@@ -43,12 +43,12 @@ def _flagged_households(conn, sev: tuple[str, ...]) -> list[str]:
 
 def phase_setup(town: str, workspace: str, households: int, seed: int, workers: int, flagged: int) -> dict:
     """Generate, import, screen; then keep exactly `flagged` flagged households open."""
-    from engine.config import load_config
-    from engine.db import connect
-    from engine.generate import generate_town
-    from engine.importer import import_dir
+    from engine.config.files import load_config
+    from engine.store.db import connect
+    from engine.demo.generate import generate_town
+    from engine.intake.importer import import_dir
     from engine.rules.loader import load_rules
-    from engine.screening import screen
+    from engine.screening.screen import screen
 
     rules = load_rules(RULES_DIR)
     config = load_config(CONFIG_DIR, rules)
@@ -101,11 +101,11 @@ def phase_setup(town: str, workspace: str, households: int, seed: int, workers: 
 
 def phase_convene(workspace: str) -> dict:
     """convene() → write_papers() → send_pending(file transport), each timed."""
-    from engine.config import load_config
-    from engine.convene import convene
-    from engine.db import connect
-    from engine.mail import FileTransport, send_pending
-    from engine.papers import write_papers
+    from engine.config.files import load_config
+    from engine.conference.convene import convene
+    from engine.store.db import connect
+    from engine.outbox.mail import FileTransport, send_pending
+    from engine.papers.write import write_papers
     from engine.rules.loader import load_rules
 
     ws = Path(workspace)

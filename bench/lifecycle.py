@@ -30,10 +30,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    from engine.audit import run_audit
-    from engine.config import load_config
-    from engine.db import connect
-    from engine.demo import run_demo
+    from engine.casework.audit import run_audit
+    from engine.config.files import load_config
+    from engine.store.db import connect
+    from engine.demo.run import run_demo
     from engine.rules.loader import load_rules
 
     rules = load_rules(ROOT / "configs" / "rules")

@@ -25,9 +25,9 @@ from benchlib import ON, ROOT, peak_mb as _peak_mb, run  # noqa: E402  (also put
 
 
 def phase_import(town: str, workspace: str, households: int, seed: int) -> dict:
-    from engine.db import connect
-    from engine.generate import generate_town
-    from engine.importer import import_dir
+    from engine.store.db import connect
+    from engine.demo.generate import generate_town
+    from engine.intake.importer import import_dir
 
     t = time.perf_counter()
     gen = generate_town(Path(town), households, seed, today=ON)
@@ -46,9 +46,9 @@ def phase_import(town: str, workspace: str, households: int, seed: int) -> dict:
 
 
 def phase_full_screen(workspace: str, workers: int) -> dict:
-    from engine.db import connect
+    from engine.store.db import connect
     from engine.rules.loader import load_rules
-    from engine.screening import screen
+    from engine.screening.screen import screen
 
     rules = load_rules(ROOT / "configs" / "rules")
     conn = connect(Path(workspace))
@@ -81,10 +81,10 @@ def phase_reference(workspace: str) -> dict:
 
 
 def phase_incremental(workspace: str, delta_dir: str, share: float, seed: int) -> dict:
-    from engine.db import connect
-    from engine.importer import import_dir
+    from engine.store.db import connect
+    from engine.intake.importer import import_dir
     from engine.rules.loader import load_rules
-    from engine.screening import screen
+    from engine.screening.screen import screen
 
     rules = load_rules(ROOT / "configs" / "rules")
     conn = connect(Path(workspace))

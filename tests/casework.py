@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 from datetime import date
 
-from engine.cycle import nightly_cycle
-from engine.outcome import record_outcome
+from engine.workflows.cycle import nightly_cycle
+from engine.casework.outcome import record_outcome
 from tests.town import ON, add_household, person
 
 LEAD = "houkatsu_chuo"  # the lead rules' choice for an 8050 household in 中央

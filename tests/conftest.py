@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import connect
+from engine.store.db import connect
 from engine.rules.loader import load_rules
 from engine.support import clock
 
@@ -51,13 +51,13 @@ def rules():
 @pytest.fixture(scope="session")
 def cfg(rules):
     """The example municipality's configuration (configs/)."""
-    from engine.config import load_config
+    from engine.config.files import load_config
 
     return load_config(ROOT / "configs", rules)
 
 
 @pytest.fixture(scope="session")
 def cal(cfg):
-    from engine.business_days import Calendar
+    from engine.support.business_days import Calendar
 
     return Calendar.of(cfg.conference)

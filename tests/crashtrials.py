@@ -147,7 +147,7 @@ class Engine:
     """Rules and configuration loaded once; runs forked from here share them."""
 
     def __init__(self, port: int):
-        from engine.config import Smtp, load_config
+        from engine.config.files import Smtp, load_config
         from engine.rules.loader import load_rules
 
         self.rules = load_rules(ROOT / "configs" / "rules")
@@ -156,9 +156,9 @@ class Engine:
 
     def run_flow(self, flow: str, ws: Path) -> None:
         """What the scheduled job does (engine/workflows/flows.py calls the same functions)."""
-        from engine.cycle import dispatch, nightly_cycle
-        from engine.db import connect
-        from engine.sweep import daily_sweep
+        from engine.workflows.cycle import dispatch, nightly_cycle
+        from engine.store.db import connect
+        from engine.casework.sweep import daily_sweep
 
         config = self.config
         conn = connect(ws)
@@ -173,9 +173,9 @@ class Engine:
                 dispatch(conn, config, ws, LATER + timedelta(days=1), force=True)
             else:
                 if flow == "nightly-workers":
-                    import engine.screening
+                    import engine.screening.screen
 
-                    engine.screening.PARALLEL_FROM = 0  # the full screen in 2 worker processes, as from 20,000 households
+                    engine.screening.screen.PARALLEL_FROM = 0  # the full screen in 2 worker processes, as from 20,000 households
                 nightly_cycle(conn, ws, self.rules, config, ON)
                 dispatch(conn, config, ws, ON, force=True)
         finally:
@@ -275,11 +275,11 @@ def wait_ok(pid: int, ws: Path) -> None:
 
 # --- the starting states ----------------------------------------------------------------------------
 def prepare(folder: Path, households: int, seed: int) -> dict[str, Path]:
-    from engine.config import load_config
-    from engine.db import connect
-    from engine.demo import run_demo
-    from engine.generate import generate_town
-    from engine.importer import import_dir
+    from engine.config.files import load_config
+    from engine.store.db import connect
+    from engine.demo.run import run_demo
+    from engine.demo.generate import generate_town
+    from engine.intake.importer import import_dir
     from engine.rules.loader import load_rules
 
     nightly = folder / "start-nightly"
@@ -310,7 +310,7 @@ class State:
 
 
 def state_of(ws: Path, config, day: date) -> State:
-    from engine.audit import run_audit
+    from engine.casework.audit import run_audit
 
     conn = sqlite3.connect(ws / "engine.db")
     conn.create_function("regexp_replace_stamp", 1, lambda text: STAMP.sub("DTSTAMP:-", text) if text else text)
@@ -327,7 +327,7 @@ def state_of(ws: Path, config, day: date) -> State:
         sent = {k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'sent'")}
     finally:
         conn.close()
-    from engine.db import connect
+    from engine.store.db import connect
 
     c = connect(ws)
     try:

@@ -32,7 +32,7 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.vocabulary import CODES, SILOS
+from engine.support.vocabulary import CODES, SILOS
 
 NOT_FOREIGN = {"日本", "日本国", "JP", "JPN", ""}
 

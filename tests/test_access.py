@@ -36,14 +36,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.config import ConfigInvalid, load_config
-from engine.cycle import dispatch, nightly_cycle
-from engine.db import connect
-from engine.mail import FileTransport, send_pending
-from engine.papers import queue
+from engine.cli.main import app
+from engine.config.files import ConfigInvalid, load_config
+from engine.workflows.cycle import dispatch, nightly_cycle
+from engine.store.db import connect
+from engine.outbox.mail import FileTransport, send_pending
+from engine.papers.write import queue
 from engine.rules.loader import load_rules
-from engine.vocabulary import CODES
+from engine.support.vocabulary import CODES
 from tests.casework import decide
 from tests.conftest import ROOT
 from tests.test_smtp import sink, smtp_config  # noqa: F401 - `sink` is a fixture (loopback aiosmtpd)
@@ -313,7 +313,7 @@ def town_from_csv(folder: Path) -> dict[str, list[dict]]:
     """The oracle's view of a generated extract (dates parsed as the importer would: ISO or 和暦)."""
     import csv
 
-    from engine.dates import parse_date
+    from engine.support.dates import parse_date
 
     def rows(name):
         with open(folder / name, encoding="utf-8-sig", newline="") as f:
@@ -334,10 +334,10 @@ def town_from_csv(folder: Path) -> dict[str, list[dict]]:
 @given(seed=st.integers(0, 100_000), households=st.integers(100, 400),
        non_members=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2), revoked=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2))
 def test_generated_towns_papers_reach_only_whom_the_rules_allow(seed, households, non_members, revoked):
-    """The same properties on towns made by engine.generate (its planted patterns, 和暦 dates),
+    """The same properties on towns made by engine.demo.generate (its planted patterns, 和暦 dates),
     imported as a municipality would."""
-    from engine.generate import generate_town
-    from engine.importer import import_dir
+    from engine.demo.generate import generate_town
+    from engine.intake.importer import import_dir
 
     cfg_queue = with_members(CFG, {a: False for a in non_members})
     cfg_send = with_members(cfg_queue, {a: False for a in revoked})
@@ -633,7 +633,7 @@ def test_a_message_with_a_line_break_in_a_header_is_failed_with_a_reason_and_the
 def dv_centre_declined(conn, workspace):
     """A DV household (support measure, two arrears): its case is led by the DV centre, closed at
     the conference with the DV centre as lead, and the DV centre declines; everything is sent."""
-    from engine.handshake import decline
+    from engine.casework.handshake import decline
 
     add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限"), ("arrears", "kokuho:4"), ("arrears", "water:4")), person(6, "子"), area="南部")
     nightly_cycle(conn, workspace, RULES, CFG, ON)

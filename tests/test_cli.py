@@ -5,7 +5,7 @@ import re
 
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.main import app
 from tests.conftest import ROOT
 
 runner = CliRunner()

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.agenda import meeting_papers
-from engine.booking import Booker
-from engine.config import load_config
-from engine.convene import convene
-from engine.cycle import dispatch, nightly_cycle
-from engine.lead import propose_lead
-from engine.listing import agenda, meetings, outbox
-from engine.mail import FileTransport, send_pending
-from engine.screening import screen
-from engine.vocabulary import CODES
+from engine.papers.agenda import meeting_papers
+from engine.conference.booking import Booker
+from engine.config.files import load_config
+from engine.conference.convene import convene
+from engine.workflows.cycle import dispatch, nightly_cycle
+from engine.conference.lead import propose_lead
+from engine.casework.listing import agenda, meetings, outbox
+from engine.outbox.mail import FileTransport, send_pending
+from engine.screening.screen import screen
+from engine.support.vocabulary import CODES
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
@@ -400,18 +400,18 @@ def test_files_are_readable_by_the_owner_only(town, workspace, rules, cfg):
 
 
 def test_a_case_without_a_free_slot_waits_and_is_booked_later(conn, workspace, rules, cfg, monkeypatch):
-    import engine.booking
+    import engine.conference.booking
 
     add_household(conn, "H8050", *elder_and_son())
     add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部")
-    monkeypatch.setattr(engine.booking, "HORIZON_DAYS", 3)  # nothing within reach for a normal case
+    monkeypatch.setattr(engine.conference.booking, "HORIZON_DAYS", 3)  # nothing within reach for a normal case
     screen(conn, workspace, rules, ON)
     first = convene(conn, rules, cfg, ON)
     assert first.cases_unbooked == 1 and first.cases_opened == 2  # the urgent one still got its meeting
     waiting = case_of(conn, "H8050")
     assert waiting["status"] == "detected" and waiting["meeting"] is None and "会議に予約できていない" in waiting["basis"]
     assert case_of(conn, "HDV")["meeting"] is not None
-    monkeypatch.setattr(engine.booking, "HORIZON_DAYS", 3 * 366)
+    monkeypatch.setattr(engine.conference.booking, "HORIZON_DAYS", 3 * 366)
     later = convene(conn, rules, cfg, date(2026, 11, 30))
     assert later.cases_rebooked == 1 and case_of(conn, "H8050")["status"] == "convened"
 
@@ -453,7 +453,7 @@ def test_agency_left_without_cases_is_told_its_agenda_is_void(conn, workspace, r
 def test_failed_messages_can_be_queued_again_from_the_cli(town, workspace, rules, cfg):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.cli.main import app
 
     nightly_cycle(town, workspace, rules, cfg, ON)
     town.execute("UPDATE outbox SET status = 'failed', last_error = '550 mailbox unavailable' WHERE agency_id = 'jiritsu_soudan'")
@@ -482,7 +482,7 @@ def test_extra_meetings_of_both_types_do_not_share_the_room_at_the_same_time(con
 
 
 def test_retry_does_not_queue_a_failed_version_that_a_newer_one_replaced(town, workspace, rules, cfg):
-    from engine.mail import retry
+    from engine.outbox.mail import retry
 
     cycle(town, workspace, rules, cfg)
     meeting = case_of(town, "H8050")["meeting"]
@@ -502,10 +502,10 @@ def test_engine_send_says_so_when_another_dispatch_is_running(town, workspace, r
 
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.cli.main import app
 
     nightly_cycle(town, workspace, rules, cfg, ON)
-    from engine.papers import now_iso
+    from engine.papers.write import now_iso
 
     town.execute("INSERT INTO dispatch_lock VALUES ('outbox', ?, ?, 'other', ?)", (socket.gethostname(), os.getppid(), now_iso()))
     town.commit()

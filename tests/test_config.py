@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.business_days import Calendar
-from engine.config import ConfigInvalid, load_config
+from engine.support.business_days import Calendar
+from engine.config.files import ConfigInvalid, load_config
 from engine.rules.loader import RulesInvalid
 from tests.conftest import ROOT
 
@@ -261,7 +261,7 @@ def test_lead_rule_after_the_fallback_is_never_used(tmp_path, rules):
 
 
 def test_rule_after_a_rule_with_a_partial_lead_is_used_and_accepted(tmp_path, rules):
-    from engine.lead import propose_lead
+    from engine.conference.lead import propose_lead
 
     d = configs(tmp_path, ("lead_rules.yaml", "  - id: disability_family\n",
                            "  - id: hikari_first\n    flags: [parent_disability_child]\n    lead: {agency: soudan_jigyosho_hikari}\n"
@@ -605,7 +605,7 @@ def test_a_local_name_for_one_conference_type_keeps_the_other(tmp_path, rules):
     start = text.index("names:")
     end = text.index("\n", text.index("multi:", start))
     (d / "conference.yaml").write_text(text[:start] + "names:\n  support: みどり市支援会議" + text[end:], encoding="utf-8")
-    from engine.config import load_config
+    from engine.config.files import load_config
 
     names = load_config(d, rules).conference.names
     assert names == {"support": "みどり市支援会議", "multi": "重層的支援会議"}
@@ -618,7 +618,7 @@ def test_a_flag_whose_member_leads_miss_an_area_is_reported(tmp_path, rules):
                 ("lead_rules.yaml", "lead: {kind: 配偶者暴力相談支援センター}", "lead: {agency: houkatsu_kita}"),
                 ("lead_rules.yaml", "lead: {kind: 自立相談支援機関}", "lead: {agency: hikikomori_npo}"),
                 ("lead_rules.yaml", "flags: [hikikomori, multiple_arrears, self_neglect]", "flags: [hikikomori, multiple_arrears, self_neglect, multi_domain]"))
-    from engine.config import load_config
+    from engine.config.files import load_config
 
     with pytest.raises(RulesInvalid) as err:
         load_config(d, rules)

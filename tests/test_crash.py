@@ -17,7 +17,7 @@ def test_twenty_killed_runs_lose_nothing_and_send_nothing_twice_silently(summary
     assert summary["kills"] >= 13, summary  # most runs were still going when the SIGKILL came
     assert summary["losses"] == 0 and summary["duplicates"] == 0, summary["failed_trials"]
     assert summary["integrity_failures"] == 0 and summary["other_problems"] == 0, summary["failed_trials"]
-    assert summary["orphans_killed"] == 0  # screen workers die with the run (engine.screening.die_with_parent)
+    assert summary["orphans_killed"] == 0  # screen workers die with the run (engine.screening.screen.die_with_parent)
 
 
 def test_a_killed_engine_serve_leaves_nothing_running_after_the_next_serve(summary):

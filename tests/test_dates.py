@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.dates import ACCEPTED_FORMATS, ERAS, DateError, parse_date, to_wareki
+from engine.support.dates import ACCEPTED_FORMATS, ERAS, DateError, parse_date, to_wareki
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.db import SCHEMA
+from engine.store.db import SCHEMA
 from engine.rules.facts import Context, load_households
 from engine.rules.model import (
     Age,
@@ -37,8 +37,8 @@ from engine.rules.model import (
 )
 from engine.rules.prefilter import Prefilter, Shard
 from engine.rules.trace import trace_flag
-from engine.screening import evaluate_households
-from engine.vocabulary import ARREARS_KINDS, CODES, SILOS
+from engine.screening.screen import evaluate_households
+from engine.support.vocabulary import ARREARS_KINDS, CODES, SILOS
 from tests.reference import reference_flags
 from tests.town import ON
 

@@ -2,9 +2,9 @@
 
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.explain import explain
-from engine.screening import screen
+from engine.cli.main import app
+from engine.screening.explain import explain
+from engine.screening.screen import screen
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 

@@ -1,5 +1,5 @@
 """Property-based fuzzing (hypothesis) of the two ways hostile text enters the engine: the CSV
-importer (engine.importer.import_dir) and the rule loader (engine.rules.loader.load_rules).
+importer (engine.intake.importer.import_dir) and the rule loader (engine.rules.loader.load_rules).
 
 Importer: whatever the bytes, import_dir returns an ImportResult or raises ImportRefused (its own
 documented refusal) and nothing else; every reject names its file, a physical line and a field of
@@ -29,9 +29,9 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from engine.dates import DateError, parse_date
-from engine.db import SCHEMA, migrate
-from engine.importer import COLUMNS, ImportRefused, import_dir
+from engine.support.dates import DateError, parse_date
+from engine.store.db import SCHEMA, migrate
+from engine.intake.importer import COLUMNS, ImportRefused, import_dir
 from engine.rules.loader import RulesInvalid, load_rules
 from tests.conftest import ROOT
 

@@ -1,6 +1,6 @@
 """The synthetic town: files, determinism, validity, broken rows, and pattern prevalence.
 
-The pattern checker below is written independently of engine/generate.py, straight from the
+The pattern checker below is written independently of engine/demo/generate.py, straight from the
 rule semantics (age = full years on `today`; a record is active when start <= today and
 (no end or end >= today); "within 6 months" = active at some point in the last 6 months).
 The test at 20,000 households asserts that every pattern is present and that most households
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import dates
-from engine.generate import PATTERNS, generate_town
-from engine.vocabulary import CODES, check_value, identity_part
+from engine.support import dates
+from engine.demo.generate import PATTERNS, generate_town
+from engine.support.vocabulary import CODES, check_value, identity_part
 
 TODAY = date(2026, 11, 27)
 SIX_MONTHS_AGO = date(2026, 5, 27)

@@ -32,7 +32,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.main import app
 from tests.conftest import ROOT
 
 HOSTILE = ROOT / "tests" / "hostile"
@@ -59,8 +59,8 @@ def params(entries):
 @pytest.fixture(scope="module")
 def convened_ws(tmp_path_factory):
     """A workspace whose 8050 household H1 has case C-2026-00001 on the 支援会議 of 2026-12-04."""
-    from engine.config import load_config
-    from engine.db import connect
+    from engine.config.files import load_config
+    from engine.store.db import connect
     from engine.rules.loader import load_rules
     from tests.casework import open_cases
 
@@ -76,7 +76,7 @@ def convened_ws(tmp_path_factory):
 def empty_ws(tmp_path_factory):
     """An empty workspace database: copied for each import, so that the schema is not created (with
     one fsync per statement) 80 times over; the import itself still runs through the CLI."""
-    from engine.db import connect
+    from engine.store.db import connect
 
     ws = tmp_path_factory.mktemp("empty") / "ws"
     connect(ws).close()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import engine.importer as importer
-from engine.csvio import FileRefused, read_csv
-from engine.db import connect
-from engine.importer import ImportRefused, import_dir, import_summary
+import engine.intake.importer as importer
+from engine.intake.csvio import FileRefused, read_csv
+from engine.store.db import connect
+from engine.intake.importer import ImportRefused, import_dir, import_summary
 
 TODAY = date(2024, 6, 1)
 

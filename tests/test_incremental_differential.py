@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.db import connect
-from engine.screening import screen
+from engine.store.db import connect
+from engine.screening.screen import screen
 from tests.reference import iter_households, reference_flags
 from tests.test_differential import persons, records, rule_sets
 from tests.town import ON

@@ -19,17 +19,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from engine.audit import run_audit
-from engine.business_days import Calendar, add_months
-from engine.cli import app
-from engine.config import ConfigInvalid, load_config
-from engine.cycle import dispatch, nightly_cycle
-from engine.handshake import accept, record_contact
-from engine.history import history, render_history
-from engine.mail import FileTransport, send_pending
-from engine.outcome import OutcomeInvalid
-from engine.sweep import daily_sweep
-from engine.watch import answer_checkpoint
+from engine.casework.audit import run_audit
+from engine.support.business_days import Calendar, add_months
+from engine.cli.main import app
+from engine.config.files import ConfigInvalid, load_config
+from engine.workflows.cycle import dispatch, nightly_cycle
+from engine.casework.handshake import accept, record_contact
+from engine.casework.history import history, render_history
+from engine.outbox.mail import FileTransport, send_pending
+from engine.casework.outcome import OutcomeInvalid
+from engine.casework.sweep import daily_sweep
+from engine.casework.watch import answer_checkpoint
 from tests.casework import LEAD, MEETING_DAY, add_arrears, case, checkpoints, d, decide, open_cases
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person

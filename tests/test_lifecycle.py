@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.business_days import Calendar, add_months
-from engine.cli import app
-from engine.config import load_config
-from engine.cycle import nightly_cycle
-from engine.handshake import HandshakeError, accept, action_done, decline, record_contact
-from engine.history import history, render_history
-from engine.lifecycle import OPEN_STATES, STATE_LABELS, TRANSITIONS, CaseNotFound, InvalidTransition, Log
-from engine.outcome import OutcomeInvalid, OutcomeRefused, record_outcome
-from engine.sweep import daily_sweep
+from engine.support.business_days import Calendar, add_months
+from engine.cli.main import app
+from engine.config.files import load_config
+from engine.workflows.cycle import nightly_cycle
+from engine.casework.handshake import HandshakeError, accept, action_done, decline, record_contact
+from engine.casework.history import history, render_history
+from engine.store.lifecycle import OPEN_STATES, STATE_LABELS, TRANSITIONS, CaseNotFound, InvalidTransition, Log
+from engine.casework.outcome import OutcomeInvalid, OutcomeRefused, record_outcome
+from engine.casework.sweep import daily_sweep
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
@@ -443,7 +443,7 @@ def test_neutral_free_text_is_accepted(town):
     assert result.status == "lead_pending"
 
 
-LEAKS = {  # birth dates written the way the engine itself accepts dates (engine/dates.py), and a full-width address
+LEAKS = {  # birth dates written the way the engine itself accepts dates (engine/support/dates.py), and a full-width address
     "slash-unpadded": lambda d: f"{d.year}/{d.month}/{d.day}",
     "dots": lambda d: f"{d.year}.{d.month}.{d.day}",
     "digits8": lambda d: d.strftime("%Y%m%d"),

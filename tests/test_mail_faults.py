@@ -39,12 +39,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.config import Smtp
-from engine.cycle import nightly_cycle
-from engine.mail import BACKOFF_MINUTES, retry, send_pending
-from engine.notices import Notice, queue_notice
-from engine.sweep import daily_sweep
+from engine.cli.main import app
+from engine.config.files import Smtp
+from engine.workflows.cycle import nightly_cycle
+from engine.outbox.mail import BACKOFF_MINUTES, retry, send_pending
+from engine.papers.notices import Notice, queue_notice
+from engine.casework.sweep import daily_sweep
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
@@ -708,7 +708,7 @@ def test_server_that_accepts_then_drops_before_quit(kind, conn, workspace, cfg, 
     assert_no_silent_outcome(conn, server)
 
 
-# --- engine bugs found by this file, fixed in engine/mail.py (SmtpTransport step by step, send_pending's datetime()) ---
+# --- engine bugs found by this file, fixed in engine/outbox/mail.py (SmtpTransport step by step, send_pending's datetime()) ---
 
 
 BEFORE_DATA = {  # the 2nd message never reaches DATA: the server cannot have it

@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.db import connect
+from engine.cli.main import app
+from engine.store.db import connect
 from tests.conftest import ROOT
 
 RULES = str(ROOT / "configs" / "rules")

@@ -39,9 +39,9 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.support import clock
-from engine.cli import app
-from engine.dates import DateError, parse_date, to_wareki
-from engine.db import connect
+from engine.cli.main import app
+from engine.support.dates import DateError, parse_date, to_wareki
+from engine.store.db import connect
 from tests.conftest import ROOT
 
 RULES = ROOT / "configs" / "rules"
@@ -587,7 +587,7 @@ DV_WORDS = ("配偶者暴力", "DV", "ＤＶ", "安全確保", "連絡先・住�
 def dv_cases(run: Run) -> tuple[list[str], set[str]]:
     """The cases of the demo's DV-locked households (a dv flag or a DV support measure), and the
     addresses that may hear of DV: the DV centre and the coordinator."""
-    from engine.config import load_config
+    from engine.config.files import load_config
     from engine.rules.loader import load_rules
 
     cfg = load_config(CONFIG, load_rules(RULES))

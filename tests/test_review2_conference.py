@@ -10,9 +10,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from engine.support import clock
-from engine.cycle import nightly_cycle
-from engine.listing import outbox
-from engine.mail import FileTransport, retry, send_pending
+from engine.workflows.cycle import nightly_cycle
+from engine.casework.listing import outbox
+from engine.outbox.mail import FileTransport, retry, send_pending
 from tests.test_conference import CONSENT, case_of, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
 from tests.test_review_conference import _new_import, _sent_keys, _with_agency
 from tests.town import ON, add_household, person

@@ -10,13 +10,13 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from engine.support import clock
-from engine.agenda import meeting_papers
-from engine.convene import convene
-from engine.cycle import nightly_cycle
-from engine.db import connect
-from engine.listing import outbox
-from engine.mail import FileTransport, ServerUnavailable, send_pending
-from engine.screening import screen
+from engine.papers.agenda import meeting_papers
+from engine.conference.convene import convene
+from engine.workflows.cycle import nightly_cycle
+from engine.store.db import connect
+from engine.casework.listing import outbox
+from engine.outbox.mail import FileTransport, ServerUnavailable, send_pending
+from engine.screening.screen import screen
 from tests.test_conference import CONSENT, case_of, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
 from tests.town import ON, add_household, person
 
@@ -102,7 +102,7 @@ def test_two_dispatch_runs_at_the_same_time_send_nothing_twice(town, workspace, 
 
 
 def test_wrong_smtp_password_does_not_lose_every_agenda(town, workspace, rules, cfg, monkeypatch):
-    import engine.mail
+    import engine.outbox.mail
 
     class BadLogin:
         def __init__(self, *a, **k):
@@ -118,7 +118,7 @@ def test_wrong_smtp_password_does_not_lose_every_agenda(town, workspace, rules, 
             pass
 
     monkeypatch.setenv("ENGINE_SMTP_USER", "kaigi")
-    monkeypatch.setattr(engine.mail.smtplib, "SMTP", BadLogin)
+    monkeypatch.setattr(engine.outbox.mail.smtplib, "SMTP", BadLogin)
     smtp = cfg.model_copy(update={"mail": cfg.mail.model_copy(update={"transport": "smtp"})})
     nightly_cycle(town, workspace, rules, smtp, ON)
     queued = town.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]

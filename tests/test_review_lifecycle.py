@@ -13,15 +13,15 @@ from datetime import date, timedelta
 
 import pytest
 
-from engine.audit import run_audit
-from engine.config import load_config
-from engine.cycle import nightly_cycle
-from engine.handshake import HandshakeError, accept, action_done, decline, record_contact
-from engine.lifecycle import InvalidTransition
-from engine.mail import FileTransport, send_pending
-from engine.outcome import OutcomeInvalid, OutcomeRefused, record_outcome
-from engine.sweep import daily_sweep
-from engine.watch import WatchError, answer_checkpoint
+from engine.casework.audit import run_audit
+from engine.config.files import load_config
+from engine.workflows.cycle import nightly_cycle
+from engine.casework.handshake import HandshakeError, accept, action_done, decline, record_contact
+from engine.store.lifecycle import InvalidTransition
+from engine.outbox.mail import FileTransport, send_pending
+from engine.casework.outcome import OutcomeInvalid, OutcomeRefused, record_outcome
+from engine.casework.sweep import daily_sweep
+from engine.casework.watch import WatchError, answer_checkpoint
 from tests.casework import LEAD, MEETING_DAY, d, add_8050, open_cases, decide, case, checkpoints, held_on, add_arrears
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
@@ -220,7 +220,7 @@ def test_a_reminder_queued_before_a_dv_lock_does_not_go_out_with_its_wording(con
 
 
 def test_a_due_soon_reminder_is_not_sent_once_the_action_is_overdue(conn, workspace, rules, cfg):
-    from engine.mail import ServerUnavailable
+    from engine.outbox.mail import ServerUnavailable
 
     class Down:
         def send(self, *a):
@@ -360,7 +360,7 @@ def closed_while_booked_later(conn, workspace, rules, cfg) -> tuple[str, str]:
 
 def test_a_refused_outcome_inside_the_transaction_records_nothing(conn, workspace, rules, cfg, monkeypatch):
     # the continue of a closed case reopens it, then fails deep inside convene_case: everything is rolled back
-    from engine.convene import Convener
+    from engine.conference.convene import Convener
 
     cid, m2 = closed_while_booked_later(conn, workspace, rules, cfg)
     before = snapshot(conn)
@@ -427,7 +427,7 @@ def test_stale_lifecycle_messages_are_withheld(conn, workspace, rules, cfg):
 
 
 def test_sent_and_failed_lifecycle_mail_is_in_the_case_history(conn, workspace, rules, cfg):
-    from engine.mail import PermanentFailure
+    from engine.outbox.mail import PermanentFailure
 
     class Refuses:
         def __init__(self):
@@ -496,7 +496,7 @@ def test_every_state_change_of_a_long_run_is_in_the_audit_log(conn, workspace, r
 
 
 def test_engine_meetings_lists_a_case_under_a_held_meeting_it_still_owes_an_outcome_for(conn, workspace, rules, cfg):
-    from engine.listing import meetings
+    from engine.casework.listing import meetings
 
     (cid, m1), = open_cases(conn, workspace, rules, cfg)
     add_arrears(conn, "H1", 1, "2026-12-07")

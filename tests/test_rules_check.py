@@ -6,7 +6,7 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.main import app
 from engine.rules.loader import RulesInvalid, check_rules, load_rules
 from tests.conftest import ROOT
 
@@ -202,7 +202,7 @@ def test_aliases_are_refused(tmp_path):
 
 
 def read_config(tmp_path, text):
-    from engine.yamlfile import read_yaml
+    from engine.support.yamlfile import read_yaml
 
     path = tmp_path / "c.yaml"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
@@ -234,7 +234,7 @@ def test_yaml_file_unreadable_values_and_complex_keys_name_their_field(tmp_path)
 def test_yaml_file_key_with_a_bracket_keeps_its_line_and_field(tmp_path):
     from pydantic import BaseModel, ConfigDict
 
-    from engine.yamlfile import validate
+    from engine.support.yamlfile import validate
 
     class Agency(BaseModel):
         model_config = ConfigDict(extra="forbid")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from engine.screening import screen
+from engine.screening.screen import screen
 from tests.town import ON, add_household, person
 
 W = "2024-04-01"  # a start date well before ON

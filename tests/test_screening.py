@@ -4,9 +4,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from engine import screening
+from engine.screening import screen as screening
 from engine.rules.loader import load_rules
-from engine.screening import screen
+from engine.screening.screen import screen
 from tests.conftest import ROOT
 from tests.town import ON, add_household, born, person
 

@@ -11,10 +11,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from engine.support import clock
-from engine.config import Smtp, load_config
-from engine.cycle import nightly_cycle
-from engine.listing import outbox
-from engine.mail import send_pending
+from engine.config.files import Smtp, load_config
+from engine.workflows.cycle import nightly_cycle
+from engine.casework.listing import outbox
+from engine.outbox.mail import send_pending
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
@@ -171,10 +171,10 @@ def test_slow_server_past_the_timeout_defers_and_flags_the_possible_duplicate(qu
 
 
 def test_lines_starting_with_a_dot_arrive_intact(rules, sink):
-    """SMTP is spoken step by step (engine/mail.py): the body is dot-stuffed by the engine."""
+    """SMTP is spoken step by step (engine/outbox/mail.py): the body is dot-stuffed by the engine."""
     from email.message import EmailMessage
 
-    from engine.mail import SmtpTransport
+    from engine.outbox.mail import SmtpTransport
 
     handler, port = sink
     cfg = smtp_config(rules, port)

@@ -18,19 +18,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.audit import run_audit
-from engine.business_days import Calendar, add_months
-from engine.cli import app
-from engine.config import load_config
-from engine.convene import convene
-from engine.cycle import nightly_cycle
-from engine.handshake import accept, action_done, record_contact
-from engine.lead import propose_lead
-from engine.mail import FileTransport, send_pending
-from engine.outcome import record_outcome
-from engine.screening import screen
-from engine.sweep import daily_sweep
-from engine.watch import answer_checkpoint
+from engine.casework.audit import run_audit
+from engine.support.business_days import Calendar, add_months
+from engine.cli.main import app
+from engine.config.files import load_config
+from engine.conference.convene import convene
+from engine.workflows.cycle import nightly_cycle
+from engine.casework.handshake import accept, action_done, record_contact
+from engine.conference.lead import propose_lead
+from engine.outbox.mail import FileTransport, send_pending
+from engine.casework.outcome import record_outcome
+from engine.screening.screen import screen
+from engine.casework.sweep import daily_sweep
+from engine.casework.watch import answer_checkpoint
 from tests.casework import LEAD, MEETING_DAY, d, add_8050, open_cases, decide, case, checkpoints, add_arrears
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person

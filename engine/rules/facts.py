@@ -13,7 +13,7 @@ from datetime import date
 from typing import Callable, Iterable, Iterator
 
 from engine.rules.model import FOREIGN_EXCLUDED, Record
-from engine.vocabulary import CODES, level_rank, parse_arrears, record_silos
+from engine.support.vocabulary import CODES, level_rank, parse_arrears, record_silos
 
 
 @dataclass(slots=True)

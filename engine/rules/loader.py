@@ -37,7 +37,7 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.vocabulary import CODES, ORDERED_TYPES, SILOS, level_rank
+from engine.support.vocabulary import CODES, ORDERED_TYPES, SILOS, level_rank
 
 SEVERITIES = ("low", "medium", "high", "urgent")
 RELATIONSHIPS = ("世帯主", "妻", "夫", "子", "父", "母", "孫", "兄弟姉妹", "祖父", "祖母", "その他")
@@ -82,7 +82,7 @@ class _Bad(Exception):
         self.node, self.field, self.message, self.suggestion = node, field, message, suggestion
 
 
-# --- reading YAML safely (shared with engine.yamlfile) ------------------------------------
+# --- reading YAML safely (shared with engine.support.yamlfile) ------------------------------------
 MAX_YAML_DEPTH = 50  # lists and mappings inside each other; no configuration comes near it
 MAX_CONDITION_DEPTH = 20  # all/any/not inside each other in a rule's `when:` (documented in README)
 CONDITION_DEPTH_HINT = "simplify the condition: `not: {not: X}` is just X, and an `all:` inside an `all:` can be merged into it"

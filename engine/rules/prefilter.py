@@ -33,7 +33,7 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.vocabulary import CODES, SILOS
+from engine.support.vocabulary import CODES, SILOS
 
 ALL = None  # "this condition cannot narrow the households"
 
@@ -219,7 +219,7 @@ class Prefilter:
 
 
 def _silo_case() -> tuple[str, list]:
-    """SQL for the silo of record r (NULL when it has none), as engine.vocabulary.record_silos."""
+    """SQL for the silo of record r (NULL when it has none), as engine.support.vocabulary.record_silos."""
     whens, params = [], []
     for code, spec in CODES.items():
         if spec.silo_from_value:

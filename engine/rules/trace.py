@@ -29,7 +29,7 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.vocabulary import CODES
+from engine.support.vocabulary import CODES
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Thin Prefect flows over engine.cycle and engine.sweep: batching, never a flow run or task per household.
+"""Thin Prefect flows over engine.workflows.cycle and engine.casework.sweep: batching, never a flow run or task per household.
 
 Parameters, flow-run names, logs and results carry only paths, dates and counts: never a name,
 kana, address or birth date (a test scans Prefect's database for them).
@@ -13,10 +13,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.support import clock
-from engine.config import load_config
-from engine.cycle import dispatch, nightly_cycle
-from engine.sweep import daily_sweep
-from engine.db import connect
+from engine.config.files import load_config
+from engine.workflows.cycle import dispatch, nightly_cycle
+from engine.casework.sweep import daily_sweep
+from engine.store.db import connect
 from engine.rules.loader import load_rules
 
 TASK = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)

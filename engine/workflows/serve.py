@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from engine.support import clock
-from engine.private_files import private_dir
+from engine.support.private_files import private_dir
 
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 

@@ -1,0 +1,1 @@
+"""The `engine` command line: thin commands over the packages' functions."""

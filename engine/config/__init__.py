@@ -1,0 +1,1 @@
+"""The municipality's configuration files: agencies, conference, lead rules, mail, lifecycle."""

@@ -1,0 +1,1 @@
+"""Reading silo CSV extracts and importing them into the workspace."""

@@ -1,0 +1,1 @@
+"""The outbox: message keys, queue, transports (file, SMTP), dispatch."""

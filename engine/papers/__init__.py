@@ -1,0 +1,1 @@
+"""Meeting papers: agendas per agency, the coordinator's version, lifecycle notices."""

@@ -1,0 +1,260 @@
+"""Agendas: one per (meeting, agency), minimised to that agency's silo, plus the coordinator's
+full local version. Rendered with Jinja2 (engine/templates/, overridable in configs/templates/).
+
+An agency's agenda carries only: the meeting header, the 106条の6 notice for a 支援会議, and per
+case the pseudonymous case id, the flag titles, the facts of the agency's own silo (members as
+"世帯員1（80代・世帯主）"), the proposed lead and reason, and discussion points. A case with a
+locked flag (DV) is only counted: "N件（詳細は会議にて）". Names, kana, addresses and birth
+dates are never read for it: they exist only in the coordinator's version.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import jinja2
+from pydantic import BaseModel
+
+from engine.support import clock
+from engine.config.files import Config, ConferenceType
+from engine.support.dates import to_wareki
+from engine.rules.facts import Household, age_on, current, load_households
+from engine.rules.model import RuleSet
+from engine.support.vocabulary import CODES, record_silos
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+NOTICE_106 = (
+    "本資料は社会福祉法第106条の6に基づく{name}の資料です。同条第5項により、会議の事務に従事する者"
+    "（従事していた者を含む）は、正当な理由なく、会議の事務に関して知り得た秘密を漏らしてはなりません"
+    "（違反には罰則があります）。複製・転送・目的外の利用をしないでください。"
+)
+ROLE = {"lead": "主担当機関（案）", "participant": "参加", "owner": "通知先"}
+CONSENT_POINT = "本人同意の取得方針"
+
+
+class Fact(BaseModel):
+    member: str  # 世帯員1（80代・世帯主）
+    title: str
+    value: str
+    since: str  # month only (2023年8月): the least an agency needs, and never a full date
+
+
+class CaseItem(BaseModel):
+    case_id: str
+    role: str
+    urgent: bool
+    flag_titles: list[str]
+    facts: list[Fact]
+    lead_name: str
+    lead_reason: str
+    discussion: list[str]
+
+
+class Agenda(BaseModel):
+    meeting_id: str
+    conference_type: ConferenceType
+    conference_name: str
+    agency_id: str
+    agency_name: str
+    silo: str
+    held_on: str
+    held_on_wareki: str
+    start_time: str
+    start_ics: str
+    place: str
+    notice: str | None
+    cases: list[CaseItem]
+    locked_count: int
+    sender: str
+    sender_name: str
+    version: int = 0
+    stamp: str = ""
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json(exclude={"version", "stamp"}).encode()).hexdigest()[:16]
+
+
+def environment(config: Config) -> jinja2.Environment:
+    """Templates from configs/templates/ first (local overrides), then the engine's own. One
+    environment per templates folder and process (a notice per reminder must not rebuild it;
+    jinja2 still reloads a template whose file changed)."""
+    return _environment(config.templates_dir)
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path | None) -> jinja2.Environment:
+    loaders = [jinja2.FileSystemLoader(str(templates_dir))] if templates_dir else []
+    loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def age_band(age: int) -> str:
+    return "10歳未満" if age < 10 else f"{age // 10 * 10}代"
+
+
+def member_labels(hh: Household, on_iso: str) -> dict[str, str]:
+    return {
+        p.person_id: f"世帯員{i}（{age_band(age_on(p.birth, on_iso))}・{p.relationship or '続柄不明'}）"
+        for i, p in enumerate(sorted(hh.persons, key=lambda p: p.person_id), start=1)
+    }
+
+
+def current_records(hh: Household, on_iso: str):
+    """(person, record) pairs valid on the date, in person and code order."""
+    for p in sorted(hh.persons, key=lambda p: p.person_id):
+        for code in sorted(p.records):
+            for r in p.records[code]:
+                if current(r, on_iso):
+                    yield p, r
+
+
+def silo_facts(hh: Household, silo: str, on_iso: str, only: set[str] | None = None, *, age_iso: str | None = None) -> list[Fact]:
+    """Only the records that belong to `silo` (an agency sees what its own silo holds), and with
+    `only`, only those of these persons (in a 重層的支援会議: the persons who consented).
+    Ages are taken on `age_iso` (the meeting day), so a birthday does not make a new version."""
+    labels = member_labels(hh, age_iso or on_iso)
+    return [
+        Fact(member=labels[p.person_id], title=CODES[r.code].title, value=_value(r.code, r.value), since=f"{int(r.start[:4])}年{int(r.start[5:7])}月")
+        for p, r in current_records(hh, on_iso)
+        if silo in record_silos(r.code, r.value) and (only is None or p.person_id in only)
+    ]
+
+
+def consenting(hh: Household, on_iso: str) -> set[str]:
+    return {p.person_id for p in hh.persons if any(current(r, on_iso) for r in p.records.get("consent", ()))}
+
+
+def household_locked(conn: sqlite3.Connection, config: Config, household_id: str, on_iso: str) -> bool:
+    """The DV lock of a household, whichever case it is in: an open locked flag (DV) or a current
+    record of a locked code (DV support measure)."""
+    flags, codes = config.conference.locked_flags, config.conference.locked_codes
+    if flags and conn.execute(f"SELECT 1 FROM flags WHERE household_id = ? AND status = 'open' AND rule_id IN ({','.join('?' * len(flags))})", (household_id, *flags)).fetchone():
+        return True
+    return bool(codes) and conn.execute(
+        f"SELECT 1 FROM persons p CROSS JOIN records r ON r.person_id = p.person_id WHERE p.household_id = ? AND r.code IN ({','.join('?' * len(codes))}) "
+        "AND r.start_date <= ? AND (r.end_date IS NULL OR r.end_date >= ?)", (household_id, *codes, on_iso, on_iso),
+    ).fetchone() is not None
+
+
+def _value(code: str, value: str) -> str:
+    spec = CODES[code]
+    if spec.value_type == "flag":
+        return ""
+    if spec.value_type == "arrears":
+        kind, _, months = value.partition(":")
+        return f"{kind} {months}{spec.unit}"
+    return f"{value}{spec.unit}" if spec.unit else value
+
+
+class MeetingPapers(BaseModel):
+    header: dict
+    agendas: list[Agenda]
+    coordinator: dict  # full local version (names included): never e-mailed
+
+
+def discussion(config: Config, rules_ids: list[str], kind: ConferenceType) -> list[str]:
+    points = [p for p in config.conference.discussion_points if not (kind == "multi" and p == CONSENT_POINT)]
+    if kind == "multi":
+        points.append("支援プラン（案）の確認")
+    for f in rules_ids:
+        for p in config.conference.discussion_by_flag.get(f, ()):
+            if p not in points:
+                points.append(p)
+    return points
+
+
+def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, meeting_id: str, on: date, households: dict[str, Household] | None = None) -> MeetingPapers:
+    """Build every agency's agenda and the coordinator's version for one meeting."""
+    kind, held_on, start, place = conn.execute("SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()
+    cases = conn.execute(
+        "SELECT c.case_id, c.household_id, h.area, c.severity, c.lead_agency_id, c.lead_reason, c.conference_basis, c.lead_reason_shared FROM cases c "
+        "JOIN households h ON h.household_id = c.household_id WHERE c.meeting_id = ? AND c.is_open = 1 AND c.status != 'routed' ORDER BY c.case_id",
+        (meeting_id,),
+    ).fetchall()
+    if households is None:
+        households = {hh.household_id: hh for hh in load_households(conn, [c[1] for c in cases], on)}
+    on_iso = on.isoformat()
+    name = config.name_of(kind)
+    day = date.fromisoformat(held_on)
+    header = dict(
+        meeting_id=meeting_id, conference_type=kind, conference_name=name, held_on=held_on, held_on_wareki=to_wareki(day) + f"（{'月火水木金土日'[day.weekday()]}）",
+        start_time=start, start_ics=f"{held_on.replace('-', '')}T{start.replace(':', '')}00", place=place,
+        notice=NOTICE_106.format(name=name) if kind == "support" else None,
+        sender=config.mail.sender, sender_name=config.name_of("support") + "事務局",
+    )
+    per_agency: dict[str, list[CaseItem]] = {}
+    locked: dict[str, int] = {}
+    coordinator_cases = []
+    for case_id, hid, area, severity, lead_id, lead_reason, basis, shared_reason in cases:
+        flag_rows = conn.execute(
+            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ? ORDER BY f.status = 'open' DESC, f.rule_id", (case_id,)
+        ).fetchall()
+        rule_ids = sorted({r[0] for r in flag_rows})
+        hh = households[hid]
+        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags)) or household_locked(conn, config, hid, on_iso)
+        only = consenting(hh, on_iso) if kind == "multi" else None
+        titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
+        lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
+        points = discussion(config, rule_ids, kind)
+        roles = conn.execute("SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)).fetchall()
+        for agency_id, role in roles:
+            agency = config.agencies.get(agency_id)
+            if agency is None or (kind == "support" and not agency.member):
+                continue  # removed from the registry, or not bound by 106条の6: never receives 支援会議 papers
+            if is_locked:
+                locked[agency_id] = locked.get(agency_id, 0) + 1
+                per_agency.setdefault(agency_id, [])
+                continue
+            per_agency.setdefault(agency_id, []).append(CaseItem(
+                case_id=case_id, role=ROLE.get(role, role), urgent=severity == "urgent", flag_titles=titles,
+                facts=silo_facts(hh, agency.silo, on_iso, only, age_iso=held_on), lead_name=lead_name, lead_reason=shared_reason or "", discussion=points,
+            ))
+        coordinator_cases.append(dict(
+            case_id=case_id, household_id=hid, area=area, locked=is_locked, flag_titles=titles, basis=basis, lead_name=lead_name,
+            lead_reason=lead_reason or "", discussion=points, agencies=[config.agencies[a].name + f"（{ROLE.get(r, r)}）" for a, r in roles if a in config.agencies],
+            members=_coordinator_members(conn, hh, on_iso),
+        ))
+    agendas = [
+        Agenda(**header, agency_id=a, agency_name=config.agencies[a].name, silo=config.agencies[a].silo, cases=items, locked_count=locked.get(a, 0))
+        for a, items in sorted(per_agency.items())
+    ]
+    return MeetingPapers(header=header, agendas=agendas, coordinator=dict(header, cases=coordinator_cases))
+
+
+def withdrawn_agenda(papers: MeetingPapers, config: Config, agency_id: str) -> Agenda:
+    """For an agency that had an agenda for this meeting but no longer has a case in it."""
+    a = config.agencies[agency_id]
+    return Agenda(**papers.header, agency_id=agency_id, agency_name=a.name, silo=a.silo, cases=[], locked_count=0)
+
+
+def _coordinator_members(conn: sqlite3.Connection, hh: Household, on_iso: str) -> list[dict]:
+    """Members with names and every current record — for the local coordinator version only."""
+    labels = member_labels(hh, on_iso)
+    names = dict(conn.execute(f"SELECT person_id, name FROM persons WHERE household_id = ?", (hh.household_id,)).fetchall())
+    records: dict[str, list[str]] = {}
+    for p, r in current_records(hh, on_iso):
+        records.setdefault(p.person_id, []).append(f"{CODES[r.code].title} {_value(r.code, r.value)}（{r.start}〜）".replace(" （", "（"))
+    return [dict(person_id=p.person_id, name=names.get(p.person_id) or "", label=labels[p.person_id], records=records.get(p.person_id, [])) for p in sorted(hh.persons, key=lambda p: p.person_id)]
+
+
+def render_agenda(env: jinja2.Environment, agenda: Agenda) -> dict[str, str]:
+    a = agenda.model_copy(update={"stamp": clock.now().strftime("%Y%m%dT%H%M%SZ")})
+    return {
+        "text": env.get_template("agenda.txt.j2").render(a=a),
+        "html": env.get_template("agenda.html.j2").render(a=a),
+        "ics": env.get_template("agenda.ics.j2").render(a=a).replace("\r\n", "\n").replace("\n", "\r\n"),
+        "ics_method": "REQUEST" if a.cases or a.locked_count else "CANCEL",  # nothing left for this agency
+    }
+
+
+def render_coordinator(env: jinja2.Environment, papers: MeetingPapers) -> str:
+    return env.get_template("coordinator.html.j2").render(m=papers.coordinator)

@@ -1,0 +1,1 @@
+"""Screening the town with the rules: flags with their evidence, explanations, summaries."""

@@ -1,0 +1,1 @@
+"""The workspace database: schema, migrations, case states and the append-only audit journal."""

@@ -1,0 +1,72 @@
+"""Business days: weekdays that are neither national holidays (jpholiday) nor closed days of the
+municipality (年末年始 12/29-1/3 by default, configurable in conference.yaml)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import jpholiday
+
+from engine.config.files import Conference, parse_closed_day
+
+
+class Calendar:
+    def __init__(self, closed_days: tuple[str, ...] = ("12-29..01-03",)):
+        self._dates: set[date] = set()
+        self._ranges: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        for item in closed_days:
+            parsed = parse_closed_day(item)
+            if isinstance(parsed, date):
+                self._dates.add(parsed)
+            else:
+                self._ranges.append(parsed)
+
+    @classmethod
+    def of(cls, conference: Conference) -> "Calendar":
+        return cls(conference.closed_days)
+
+    def closed_reason(self, day: date) -> str | None:
+        """Why `day` is not a business day (土曜日, 祝日名, 閉庁日), or None if it is one."""
+        if day.weekday() == 5:
+            return "土曜日"
+        if day.weekday() == 6:
+            return "日曜日"
+        name = jpholiday.is_holiday_name(day)
+        if name:
+            return name
+        if day in self._dates:
+            return "閉庁日"
+        md = (day.month, day.day)
+        for first, last in self._ranges:
+            inside = first <= md <= last if first <= last else (md >= first or md <= last)  # 12-29..01-03 wraps
+            if inside:
+                return "閉庁日（年末年始等）"
+        return None
+
+    def is_business_day(self, day: date) -> bool:
+        return self.closed_reason(day) is None
+
+    def add(self, day: date, n: int) -> date:
+        """The n-th business day after `day` (n=0: `day` itself if a business day, else the next)."""
+        d = day
+        if n == 0:
+            while not self.is_business_day(d):
+                d += timedelta(days=1)
+            return d
+        while n > 0:
+            d += timedelta(days=1)
+            if self.is_business_day(d):
+                n -= 1
+        return d
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later (the month's last day when it is shorter: 31 Jan + 1 → 28/29 Feb)."""
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, d))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

@@ -1,0 +1,39 @@
+"""The one error base: every refusal the engine explains to a person is an EngineError.
+
+An EngineError carries located problems (file, line, field, message, suggestion); the CLI
+turns any of them into a message in one place (engine/cli/errors.py), so a command never
+ends in a traceback. Internal signals (an SMTP reply classified as temporary, a durable_rules
+batch to redo) are not EngineErrors: they never reach a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+
+class Problem(BaseModel):
+    """One thing wrong, located as precisely as the input allows."""
+
+    file: str | None = None
+    line: int | None = None
+    field: str = ""
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file and self.line else f"{self.file}: " if self.file else ""
+        field = f"[{self.field}] " if self.field else ""
+        hint = f" — {self.suggestion}" if self.suggestion else ""
+        return f"{where}{field}{self.message}{hint}"
+
+
+class EngineError(Exception):
+    """A refusal with its reasons. `exit_code` is what the CLI exits with (1 unless a subclass says otherwise)."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str = "", problems: Sequence[Problem] = ()):
+        self.problems = list(problems)
+        super().__init__(message or "\n".join(str(p) for p in self.problems))
