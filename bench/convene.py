@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ON, ROOT, peak_mb as _peak_mb, run  # noqa: E402  (also puts the repository on sys.path)
+from benchlib import ON, ROOT, run  # noqa: E402  (also puts the repository on sys.path)
+from benchlib import peak_mb as _peak_mb
+
 RULES_DIR = ROOT / "configs" / "rules"
 CONFIG_DIR = ROOT / "configs"
 FLAGGED_SHARE = 0.045  # households flagged at min severity or above, a little under the ~5% the generator plants
@@ -36,19 +38,23 @@ def _severities(config) -> tuple[str, ...]:
 
 
 def _flagged_households(conn, sev: tuple[str, ...]) -> list[str]:
-    return [h for (h,) in conn.execute(
-        f"SELECT DISTINCT household_id FROM flags WHERE status = 'open' AND severity IN ({','.join('?' * len(sev))}) ORDER BY household_id", sev
-    )]
+    return [
+        h
+        for (h,) in conn.execute(
+            f"SELECT DISTINCT household_id FROM flags WHERE status = 'open' AND severity IN ({','.join('?' * len(sev))}) ORDER BY household_id",
+            sev,
+        )
+    ]
 
 
 def phase_setup(town: str, workspace: str, households: int, seed: int, workers: int, flagged: int) -> dict:
     """Generate, import, screen; then keep exactly `flagged` flagged households open."""
     from engine.config.files import load_config
-    from engine.store.db import connect
     from engine.demo.generate import generate_town
     from engine.intake.importer import import_dir
     from engine.rules.loader import load_rules
     from engine.screening.screen import screen
+    from engine.store.db import connect
 
     rules = load_rules(RULES_DIR)
     config = load_config(CONFIG_DIR, rules)
@@ -101,12 +107,12 @@ def phase_setup(town: str, workspace: str, households: int, seed: int, workers: 
 
 def phase_convene(workspace: str) -> dict:
     """convene() → write_papers() → send_pending(file transport), each timed."""
-    from engine.config.files import load_config
     from engine.conference.convene import convene
-    from engine.store.db import connect
+    from engine.config.files import load_config
     from engine.outbox.mail import FileTransport, send_pending
     from engine.papers.write import write_papers
     from engine.rules.loader import load_rules
+    from engine.store.db import connect
 
     ws = Path(workspace)
     rules = load_rules(RULES_DIR)  # loading rules and config is not part of the figure
@@ -145,7 +151,9 @@ def phase_convene(workspace: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--flagged", type=int, default=1000, help="flagged households to convene (N)")
-    ap.add_argument("--households", type=int, help=f"town size (default: N / {FLAGGED_SHARE}, grown once if too few are flagged)")
+    ap.add_argument(
+        "--households", type=int, help=f"town size (default: N / {FLAGGED_SHARE}, grown once if too few are flagged)"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2, help="screening workers (setup only)")
     ap.add_argument("--out", type=Path)
@@ -154,17 +162,22 @@ def main() -> None:
     n = args.flagged
     households = args.households or math.ceil(n / FLAGGED_SHARE)
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="engine-bench-convene-"))
+    setup: dict = {}
     try:
         for attempt in range(2):
             if attempt:  # too few flagged: grow the town by the share actually seen, plus 10%, and start again
                 shutil.rmtree(base / "town", ignore_errors=True)
                 shutil.rmtree(base / "workspace", ignore_errors=True)
                 households = math.ceil(n / max(setup["flagged_share"], 1e-3) * 1.1)
-            setup = run(phase_setup, str(base / "town"), str(base / "workspace"), households, args.seed, args.workers, n)
+            setup = run(
+                phase_setup, str(base / "town"), str(base / "workspace"), households, args.seed, args.workers, n
+            )
             if setup["flagged_households"] >= n:
                 break
         else:
-            sys.exit(f"only {setup['flagged_households']} flagged households in a town of {households:,}: pass a larger --households")
+            sys.exit(
+                f"only {setup['flagged_households']} flagged households in a town of {households:,}: pass a larger --households"
+            )
         conv = run(phase_convene, str(base / "workspace"))
     finally:
         if not args.keep:
@@ -205,12 +218,36 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     rows = [
-        ("town (setup, not timed below)", f"{setup['households']:,}", f"{setup['flagged_households']:,} flagged at {setup['min_severity']}+ ({setup['flagged_share']:.1%}), {n:,} kept"),
-        ("  generate / import / screen", f"{setup['generate_s'] + setup['import_s'] + setup['screen_s']:.1f} s", f"{setup['generate_s']:.1f} + {setup['import_s']:.1f} + {setup['screen_s']:.1f} s"),
-        ("convene()", f"{s['convene']:.2f} s", f"{c['cases_opened']:,} opened, {c['cases_routed']:,} routed, {c['meetings_added']:,} meetings added"),
-        ("write_papers()", f"{s['write_papers']:.2f} s", f"{p['meetings']:,} meetings, {p['agendas']:,} agendas, {p['routing_notices']:,} routing notices"),
-        ("send_pending() (file transport)", f"{s['send_pending']:.2f} s", f"{m['sent']:,} e-mails, {m['failed']:,} failed"),
-        (f"total, {n:,} households", f"{s['total']:.2f} s", f"target ≤ {TARGET_S:.0f} s: {'met' if report['within_target'] else 'MISSED'}, peak RSS {conv['peak_rss_mb']:,.0f} MB"),
+        (
+            "town (setup, not timed below)",
+            f"{setup['households']:,}",
+            f"{setup['flagged_households']:,} flagged at {setup['min_severity']}+ ({setup['flagged_share']:.1%}), {n:,} kept",
+        ),
+        (
+            "  generate / import / screen",
+            f"{setup['generate_s'] + setup['import_s'] + setup['screen_s']:.1f} s",
+            f"{setup['generate_s']:.1f} + {setup['import_s']:.1f} + {setup['screen_s']:.1f} s",
+        ),
+        (
+            "convene()",
+            f"{s['convene']:.2f} s",
+            f"{c['cases_opened']:,} opened, {c['cases_routed']:,} routed, {c['meetings_added']:,} meetings added",
+        ),
+        (
+            "write_papers()",
+            f"{s['write_papers']:.2f} s",
+            f"{p['meetings']:,} meetings, {p['agendas']:,} agendas, {p['routing_notices']:,} routing notices",
+        ),
+        (
+            "send_pending() (file transport)",
+            f"{s['send_pending']:.2f} s",
+            f"{m['sent']:,} e-mails, {m['failed']:,} failed",
+        ),
+        (
+            f"total, {n:,} households",
+            f"{s['total']:.2f} s",
+            f"target ≤ {TARGET_S:.0f} s: {'met' if report['within_target'] else 'MISSED'}, peak RSS {conv['peak_rss_mb']:,.0f} MB",
+        ),
     ]
     for name, value, note in rows:
         print(f"{name:<36} {value:>12}  {note}")

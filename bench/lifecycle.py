@@ -32,16 +32,18 @@ def main() -> None:
     args = ap.parse_args()
     from engine.casework.audit import run_audit
     from engine.config.files import load_config
-    from engine.store.db import connect
     from engine.demo.run import run_demo
     from engine.rules.loader import load_rules
+    from engine.store.db import connect
 
     rules = load_rules(ROOT / "configs" / "rules")
     config = load_config(ROOT / "configs", rules)
     work = Path(tempfile.mkdtemp(prefix="bench-lifecycle-"))
     try:
         started = time.perf_counter()
-        out = run_demo(work / "ws", rules, config, households=args.households, seed=args.seed, on=ON, bad_rows=0, days=args.days)
+        out = run_demo(
+            work / "ws", rules, config, households=args.households, seed=args.seed, on=ON, bad_rows=0, days=args.days
+        )
         total = time.perf_counter() - started
         conn = connect(work / "ws")
         t = time.perf_counter()
@@ -54,12 +56,21 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     life = out["lifecycle"]
     result = {
-        "households": args.households, "days": args.days, "seed": args.seed,
-        "cases_opened_first_night": out["cases_opened"], "open_cases_at_end": open_cases, "audit_log_rows": audit_rows,
-        "seconds_total": round(total, 1), "seconds_per_step": life["seconds"],
+        "households": args.households,
+        "days": args.days,
+        "seed": args.seed,
+        "cases_opened_first_night": out["cases_opened"],
+        "open_cases_at_end": open_cases,
+        "audit_log_rows": audit_rows,
+        "seconds_total": round(total, 1),
+        "seconds_per_step": life["seconds"],
         "sweep_seconds_per_day": round(life["seconds"]["sweep"] / args.days, 3),
-        "audit_seconds": round(audit_s, 3), "audit_violations": len(report.violations),
-        "reminders_sent": out["reminders_sent"], "escalations": out["escalations"], "reopened": out["reopened"], "watch_checks": out["watch_checks"],
+        "audit_seconds": round(audit_s, 3),
+        "audit_violations": len(report.violations),
+        "reminders_sent": out["reminders_sent"],
+        "escalations": out["escalations"],
+        "reopened": out["reopened"],
+        "watch_checks": out["watch_checks"],
         "peak_rss_mb": round(peak_mb(), 1),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
     }

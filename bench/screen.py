@@ -21,13 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ON, ROOT, peak_mb as _peak_mb, run  # noqa: E402  (also puts the repository on sys.path)
+from benchlib import ON, ROOT, run  # noqa: E402  (also puts the repository on sys.path)
+from benchlib import peak_mb as _peak_mb
 
 
 def phase_import(town: str, workspace: str, households: int, seed: int) -> dict:
-    from engine.store.db import connect
     from engine.demo.generate import generate_town
     from engine.intake.importer import import_dir
+    from engine.store.db import connect
 
     t = time.perf_counter()
     gen = generate_town(Path(town), households, seed, today=ON)
@@ -46,9 +47,9 @@ def phase_import(town: str, workspace: str, households: int, seed: int) -> dict:
 
 
 def phase_full_screen(workspace: str, workers: int) -> dict:
-    from engine.store.db import connect
     from engine.rules.loader import load_rules
     from engine.screening.screen import screen
+    from engine.store.db import connect
 
     rules = load_rules(ROOT / "configs" / "rules")
     conn = connect(Path(workspace))
@@ -77,24 +78,35 @@ def phase_reference(workspace: str) -> dict:
     found = set()
     for chunk in iter_households(conn):
         found |= reference_flags(chunk, rules, ON)
-    return {"seconds": round(time.perf_counter() - t, 2), "flag_pairs": sorted([list(p) for p in found]), "peak_rss_mb": round(_peak_mb(), 1)}
+    return {
+        "seconds": round(time.perf_counter() - t, 2),
+        "flag_pairs": sorted([list(p) for p in found]),
+        "peak_rss_mb": round(_peak_mb(), 1),
+    }
 
 
 def phase_incremental(workspace: str, delta_dir: str, share: float, seed: int) -> dict:
-    from engine.store.db import connect
     from engine.intake.importer import import_dir
     from engine.rules.loader import load_rules
     from engine.screening.screen import screen
+    from engine.store.db import connect
 
     rules = load_rules(ROOT / "configs" / "rules")
     conn = connect(Path(workspace))
     rng = random.Random(seed)
-    persons = [p for (p,) in conn.execute("SELECT person_id FROM persons WHERE person_id IN (SELECT MIN(person_id) FROM persons GROUP BY household_id)")]
+    persons = [
+        p
+        for (p,) in conn.execute(
+            "SELECT person_id FROM persons WHERE person_id IN (SELECT MIN(person_id) FROM persons GROUP BY household_id)"
+        )
+    ]
     chosen = rng.sample(persons, max(1, int(len(persons) * share)))
     d = Path(delta_dir)
     d.mkdir(parents=True, exist_ok=True)
     (d / "households.csv").write_text("household_id,area,address\n", encoding="utf-8")
-    (d / "persons.csv").write_text("person_id,household_id,name,kana,birth_date,sex,relationship,nationality\n", encoding="utf-8")
+    (d / "persons.csv").write_text(
+        "person_id,household_id,name,kana,birth_date,sex,relationship,nationality\n", encoding="utf-8"
+    )
     with open(d / "records.csv", "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["person_id", "source", "code", "value", "start_date", "end_date"])
@@ -152,10 +164,26 @@ def main() -> None:
     rows = [
         ("households", f"{n:,}", ""),
         ("import (3 CSV files)", f"{imp['import_s']:.1f} s", f"{imp['persons']:,} persons, {imp['records']:,} records"),
-        ("full screen, durable_rules path", f"{full['seconds']:.1f} s", f"{n / full['seconds']:,.0f} households/s, {full['candidates']:,} evaluated, peak RSS {full['peak_rss_mb']:,.0f} MB"),
-        ("full screen, reference evaluator", f"{ref['seconds']:.1f} s", f"{n / ref['seconds']:,.0f} households/s, 1 process, peak RSS {ref['peak_rss_mb']:,.0f} MB"),
-        ("durable / reference time", f"{report['durable_vs_reference_time_ratio']:.2f}", "agree" if agree else "DISAGREE"),
-        (f"incremental after {args.share:.0%} changed", f"{inc['seconds']:.2f} s", f"{inc['scope']:,} in scope, {inc['evaluated']:,} evaluated"),
+        (
+            "full screen, durable_rules path",
+            f"{full['seconds']:.1f} s",
+            f"{n / full['seconds']:,.0f} households/s, {full['candidates']:,} evaluated, peak RSS {full['peak_rss_mb']:,.0f} MB",
+        ),
+        (
+            "full screen, reference evaluator",
+            f"{ref['seconds']:.1f} s",
+            f"{n / ref['seconds']:,.0f} households/s, 1 process, peak RSS {ref['peak_rss_mb']:,.0f} MB",
+        ),
+        (
+            "durable / reference time",
+            f"{report['durable_vs_reference_time_ratio']:.2f}",
+            "agree" if agree else "DISAGREE",
+        ),
+        (
+            f"incremental after {args.share:.0%} changed",
+            f"{inc['seconds']:.2f} s",
+            f"{inc['scope']:,} in scope, {inc['evaluated']:,} evaluated",
+        ),
     ]
     for name, value, note in rows:
         print(f"{name:<36} {value:>12}  {note}")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.store.db import connect
 from engine.rules.loader import load_rules
+from engine.store.db import connect
 from engine.support import clock
 
 ROOT = Path(__file__).resolve().parent.parent

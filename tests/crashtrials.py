@@ -69,8 +69,23 @@ VOLATILE = {
     "outbox": {"attempts", "last_error", "queued_at", "next_attempt_at", "sent_at", "possible_duplicate"},
 }
 STAMP = re.compile(r"DTSTAMP:[0-9TZ]+")  # the invitation's creation time: wall clock
-COMPARED = ("flags", "cases", "case_flags", "case_meetings", "case_agencies", "case_actions", "meetings", "agendas",
-            "lead_requests", "checkpoints", "escalations", "outcomes", "contacts", "outbox", "audit_log")
+COMPARED = (
+    "flags",
+    "cases",
+    "case_flags",
+    "case_meetings",
+    "case_agencies",
+    "case_actions",
+    "meetings",
+    "agendas",
+    "lead_requests",
+    "checkpoints",
+    "escalations",
+    "outcomes",
+    "contacts",
+    "outbox",
+    "audit_log",
+)
 
 
 # --- the SMTP sink (a separate process) --------------------------------------------------------------
@@ -103,7 +118,11 @@ class Sink:
         self.port = free_port()
         self.log = folder / "sink.jsonl"
         self.log.touch()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.crashtrials", "--sink", str(self.port), str(self.log)], cwd=ROOT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.crashtrials", "--sink", str(self.port), str(self.log)],
+            cwd=ROOT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -152,13 +171,19 @@ class Engine:
 
         self.rules = load_rules(ROOT / "configs" / "rules")
         cfg = load_config(ROOT / "configs", self.rules)
-        self.config = cfg.model_copy(update={"mail": cfg.mail.model_copy(update={"transport": "smtp", "smtp": Smtp(host="127.0.0.1", port=port, starttls=False, timeout=10)})})
+        self.config = cfg.model_copy(
+            update={
+                "mail": cfg.mail.model_copy(
+                    update={"transport": "smtp", "smtp": Smtp(host="127.0.0.1", port=port, starttls=False, timeout=10)}
+                )
+            }
+        )
 
     def run_flow(self, flow: str, ws: Path) -> None:
         """What the scheduled job does (engine/workflows/flows.py calls the same functions)."""
-        from engine.workflows.cycle import dispatch, nightly_cycle
-        from engine.store.db import connect
         from engine.casework.sweep import daily_sweep
+        from engine.store.db import connect
+        from engine.workflows.cycle import dispatch, nightly_cycle
 
         config = self.config
         conn = connect(ws)
@@ -175,7 +200,9 @@ class Engine:
                 if flow == "nightly-workers":
                     import engine.screening.screen
 
-                    engine.screening.screen.PARALLEL_FROM = 0  # the full screen in 2 worker processes, as from 20,000 households
+                    engine.screening.screen.PARALLEL_FROM = (
+                        0  # the full screen in 2 worker processes, as from 20,000 households
+                    )
                 nightly_cycle(conn, ws, self.rules, config, ON)
                 dispatch(conn, config, ws, ON, force=True)
         finally:
@@ -225,7 +252,7 @@ def live_processes() -> list[tuple[int, int, int]]:
                 stat = (p / "stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, session, ...
+            fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, session, ...
             if fields[0] != "Z":
                 out.append((int(p.name), int(fields[2]), int(fields[3])))
     return out
@@ -270,17 +297,20 @@ def wait_ok(pid: int, ws: Path) -> None:
     if group_members(pid):
         reap_group(pid)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"a run to the end failed with exit code {os.waitstatus_to_exitcode(status)}:\n" + Path(f"{ws}.log").read_text(errors="replace")[-4000:])
+        raise RuntimeError(
+            f"a run to the end failed with exit code {os.waitstatus_to_exitcode(status)}:\n"
+            + Path(f"{ws}.log").read_text(errors="replace")[-4000:]
+        )
 
 
 # --- the starting states ----------------------------------------------------------------------------
 def prepare(folder: Path, households: int, seed: int) -> dict[str, Path]:
     from engine.config.files import load_config
-    from engine.store.db import connect
-    from engine.demo.run import run_demo
     from engine.demo.generate import generate_town
+    from engine.demo.run import run_demo
     from engine.intake.importer import import_dir
     from engine.rules.loader import load_rules
+    from engine.store.db import connect
 
     nightly = folder / "start-nightly"
     generate_town(nightly / "town", households, seed, today=ON, bad_rows=0)
@@ -289,7 +319,16 @@ def prepare(folder: Path, households: int, seed: int) -> dict[str, Path]:
     conn.close()
     rules = load_rules(ROOT / "configs" / "rules")
     sweep = folder / "start-sweep"
-    run_demo(sweep, rules, load_config(ROOT / "configs", rules), households=households, seed=seed, on=ON, bad_rows=0, days=SPAN_DAYS)
+    run_demo(
+        sweep,
+        rules,
+        load_config(ROOT / "configs", rules),
+        households=households,
+        seed=seed,
+        on=ON,
+        bad_rows=0,
+        days=SPAN_DAYS,
+    )
     return {"nightly": nightly, "nightly-workers": nightly, "sweep": sweep}  # nightly-later: the sweep's reference run
 
 
@@ -321,8 +360,11 @@ def state_of(ws: Path, config, day: date) -> State:
             select = ", ".join(f"regexp_replace_stamp({c})" if (table, c) == ("outbox", "parts") else c for c in cols)
             rows[table] = Counter(conn.execute(f"SELECT {select} FROM {table}").fetchall())
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        missing = sum(1 for folder, agency, version in conn.execute("SELECT folder, agency_id, version FROM agendas")
-                      if not list((ws / folder).glob(f"{agency}.v{version}.*")))
+        missing = sum(
+            1
+            for folder, agency, version in conn.execute("SELECT folder, agency_id, version FROM agendas")
+            if not list((ws / folder).glob(f"{agency}.v{version}.*"))
+        )
         dups = {k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE possible_duplicate = 1")}
         sent = {k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'sent'")}
     finally:
@@ -331,7 +373,9 @@ def state_of(ws: Path, config, day: date) -> State:
 
     c = connect(ws)
     try:
-        violations = sorted((v.kind, v.case_id or "", v.household_id or "") for v in run_audit(c, config, day).violations)
+        violations = sorted(
+            (v.kind, v.case_id or "", v.household_id or "") for v in run_audit(c, config, day).violations
+        )
     finally:
         c.close()
     return State(integrity, rows, missing, violations, dups, sent)
@@ -359,7 +403,9 @@ def sending_keys(ws: Path) -> set[str]:
         conn.close()
 
 
-def compare(ref: State, got: State, ref_mail: Counter, mail: Counter, window: set[str] = frozenset()) -> tuple[list[str], list[str], int, list[str]]:
+def compare(
+    ref: State, got: State, ref_mail: Counter, mail: Counter, window: set[str] = frozenset()
+) -> tuple[list[str], list[str], int, list[str]]:
     losses, dups, problems = [], [], []
     if got.integrity != "ok":
         problems.append(f"integrity_check: {got.integrity}")
@@ -404,9 +450,26 @@ class Served:
         env = proc_env()
         self.log = open(f"{ws}.serve.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", "--workspace", str(ws), "--config", str(ROOT / "configs"),
-             "--rules", str(ROOT / "configs" / "rules"), "--port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "serve",
+                "--workspace",
+                str(ws),
+                "--config",
+                str(ROOT / "configs"),
+                "--rules",
+                str(ROOT / "configs" / "rules"),
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
         self.url = f"http://127.0.0.1:{self.port}/api"
         deps = wait_for(lambda: len(d := api(self.url, "/deployments/filter", {})) == 3 and d, 180, "the deployments")
         self.deployments = {d["name"]: d["id"] for d in deps}
@@ -416,7 +479,9 @@ class Served:
         return int(f.read_text()) if f.exists() else None
 
     def run(self, name: str, on: date) -> str:
-        return api(self.url, f"/deployments/{self.deployments[name]}/create_flow_run", {"parameters": {"on": on.isoformat()}})["id"]
+        return api(
+            self.url, f"/deployments/{self.deployments[name]}/create_flow_run", {"parameters": {"on": on.isoformat()}}
+        )["id"]
 
     def state(self, run_id: str) -> str:
         return api(self.url, f"/flow_runs/{run_id}")["state"]["type"]
@@ -461,7 +526,9 @@ def serve_trial(start: Path, ws: Path, ref: State, rng: random.Random, config) -
     second = Served(ws)  # stops the orphaned server first
     try:
         run2 = second.run("nightly-cycle", ON)
-        state = wait_for(lambda: (s := second.state(run2)) in ("COMPLETED", "FAILED", "CRASHED") and s, 300, "the rerun")
+        state = wait_for(
+            lambda: (s := second.state(run2)) in ("COMPLETED", "FAILED", "CRASHED") and s, 300, "the rerun"
+        )
     finally:
         second.stop()
     left = processes_of(sessions | {second.proc.pid} | ({second.server_pid()} if second.server_pid() else set()))
@@ -498,8 +565,10 @@ def run_trials(trials: int, households: int, seed: int, folder: Path, *, serve_t
             already = state_of(starts[flow], engine.config, ON).sent
             if max(ref_mail[flow].values(), default=0) > 1 or set(ref_mail[flow]) != refs[flow].sent - already:
                 raise RuntimeError(f"the uninterrupted {flow} run did not deliver each message once")
-            log(f"reference {flow}: {durations[flow]:.2f} s, {len(ref_mail[flow])} e-mails, "
-                f"{sum(refs[flow].rows['audit_log'].values())} audit entries, {sum(refs[flow].rows['cases'].values())} cases")
+            log(
+                f"reference {flow}: {durations[flow]:.2f} s, {len(ref_mail[flow])} e-mails, "
+                f"{sum(refs[flow].rows['audit_log'].values())} audit entries, {sum(refs[flow].rows['cases'].values())} cases"
+            )
             if flow == "sweep":  # the next night starts from the morning's sweep (reopened cases to convene)
                 starts["nightly-later"] = ws
             else:
@@ -530,7 +599,9 @@ def run_trials(trials: int, households: int, seed: int, folder: Path, *, serve_t
             trial = Trial(flow, round(delay, 3), killed, orphans, orphans_killed, losses, dups, reported, problems)
             results.append(trial)
             if losses or dups or problems:
-                log(f"trial {n} ({flow}, killed after {delay:.2f} s): losses {losses[:3]} duplicates {dups[:3]} problems {problems[:3]}")
+                log(
+                    f"trial {n} ({flow}, killed after {delay:.2f} s): losses {losses[:3]} duplicates {dups[:3]} problems {problems[:3]}"
+                )
             shutil.rmtree(ws)
             Path(f"{ws}.log").unlink(missing_ok=True)
         served: list[ServeTrial] = []
@@ -541,15 +612,24 @@ def run_trials(trials: int, households: int, seed: int, folder: Path, *, serve_t
             for n in range(serve_trials):
                 trial = serve_trial(starts["nightly"], folder / f"served-{n}", ref, rng, engine.config)
                 served.append(trial)
-                log(f"serve trial {n}: killed `engine serve` {trial.delay} s into the nightly run; {trial.orphans} processes orphaned, "
-                    f"{trial.orphans_left} left after the next serve" + (f"; losses {trial.losses[:3]} duplicates {trial.duplicates[:3]} problems {trial.problems[:3]}" if trial.losses or trial.duplicates or trial.problems else ""))
+                log(
+                    f"serve trial {n}: killed `engine serve` {trial.delay} s into the nightly run; {trial.orphans} processes orphaned, "
+                    f"{trial.orphans_left} left after the next serve"
+                    + (
+                        f"; losses {trial.losses[:3]} duplicates {trial.duplicates[:3]} problems {trial.problems[:3]}"
+                        if trial.losses or trial.duplicates or trial.problems
+                        else ""
+                    )
+                )
                 shutil.rmtree(folder / f"served-{n}", ignore_errors=True)
         return summarise(results, served, households, seed, durations, time.perf_counter() - started)
     finally:
         sink.stop()
 
 
-def summarise(results: list[Trial], served: list[ServeTrial], households: int, seed: int, durations: dict, seconds: float) -> dict:
+def summarise(
+    results: list[Trial], served: list[ServeTrial], households: int, seed: int, durations: dict, seconds: float
+) -> dict:
     by_flow = {flow: [t for t in results if t.flow == flow] for flow in FLOWS}
     return {
         "trials": len(results) + len(served),
@@ -564,8 +644,15 @@ def summarise(results: list[Trial], served: list[ServeTrial], households: int, s
         "serve_trials": len(served),
         "serve_orphans": sum(t.orphans for t in served),  # the killed serve's Prefect server and flow runs
         "serve_orphans_left": sum(t.orphans_left for t in served),  # still running after the next serve: must be 0
-        "per_flow": {flow: {"trials": len(ts), "kills": sum(t.killed for t in ts), "reported_duplicates": sum(t.reported_duplicates for t in ts),
-                            "reference_seconds": round(durations[flow], 2)} for flow, ts in by_flow.items()},
+        "per_flow": {
+            flow: {
+                "trials": len(ts),
+                "kills": sum(t.killed for t in ts),
+                "reported_duplicates": sum(t.reported_duplicates for t in ts),
+                "reference_seconds": round(durations[flow], 2),
+            }
+            for flow, ts in by_flow.items()
+        },
         "households": households,
         "seed": seed,
         "seconds": round(seconds, 1),
@@ -575,13 +662,15 @@ def summarise(results: list[Trial], served: list[ServeTrial], households: int, s
 
 
 def render(s: dict) -> str:
-    return (f"trials {s['trials']} (" + ", ".join(f"{f} {v['trials']}" for f, v in s["per_flow"].items()) + "), "
-            f"kills {s['kills']}, losses {s['losses']}, duplicates {s['duplicates']} "
-            f"(+{s['reported_duplicates']} reported by the engine as possible duplicates), "
-            f"integrity failures {s['integrity_failures']}, other problems {s['other_problems']}, "
-            f"orphaned processes {s['orphans_seen']} seen after a kill, {s['orphans_killed']} left to kill; "
-            f"`engine serve` killed {s['serve_trials']} times: {s['serve_orphans']} processes orphaned, {s['serve_orphans_left']} left after the next serve; "
-            f"{s['households']} households, {s['seconds']} s")
+    return (
+        f"trials {s['trials']} (" + ", ".join(f"{f} {v['trials']}" for f, v in s["per_flow"].items()) + "), "
+        f"kills {s['kills']}, losses {s['losses']}, duplicates {s['duplicates']} "
+        f"(+{s['reported_duplicates']} reported by the engine as possible duplicates), "
+        f"integrity failures {s['integrity_failures']}, other problems {s['other_problems']}, "
+        f"orphaned processes {s['orphans_seen']} seen after a kill, {s['orphans_killed']} left to kill; "
+        f"`engine serve` killed {s['serve_trials']} times: {s['serve_orphans']} processes orphaned, {s['serve_orphans_left']} left after the next serve; "
+        f"{s['households']} households, {s['seconds']} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -589,7 +678,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--households", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--serve-trials", type=int, default=4, help="also SIGKILL `engine serve` (a real Prefect server) this many times (about 35 s each)")
+    ap.add_argument(
+        "--serve-trials",
+        type=int,
+        default=4,
+        help="also SIGKILL `engine serve` (a real Prefect server) this many times (about 35 s each)",
+    )
     ap.add_argument("--out", type=Path, help="write the summary as JSON here")
     ap.add_argument("--sink", nargs=2, metavar=("PORT", "LOG"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -605,7 +699,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    return 0 if not (summary["losses"] or summary["duplicates"] or summary["integrity_failures"] or summary["other_problems"] or summary["orphans_killed"] or summary["serve_orphans_left"]) else 1
+    return (
+        0
+        if not (
+            summary["losses"]
+            or summary["duplicates"]
+            or summary["integrity_failures"]
+            or summary["other_problems"]
+            or summary["orphans_killed"]
+            or summary["serve_orphans_left"]
+        )
+        else 1
+    )
 
 
 if __name__ == "__main__":

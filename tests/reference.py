@@ -173,13 +173,19 @@ def iter_households(conn, chunk: int = 50_000):
         hhs = {h: {"household_id": h, "persons": [], "records": []} for h in ids[i : i + chunk]}
         owner = {}
         for pid, hid, birth, sex, rel, nat in conn.execute(
-            "SELECT person_id, household_id, birth_date, sex, relationship, nationality FROM persons WHERE household_id BETWEEN ? AND ?", (lo, hi)
+            "SELECT person_id, household_id, birth_date, sex, relationship, nationality FROM persons WHERE household_id BETWEEN ? AND ?",
+            (lo, hi),
         ):
-            hhs[hid]["persons"].append({"person_id": pid, "birth_date": birth, "sex": sex, "relationship": rel, "nationality": nat})
+            hhs[hid]["persons"].append(
+                {"person_id": pid, "birth_date": birth, "sex": sex, "relationship": rel, "nationality": nat}
+            )
             owner[pid] = hid
         for pid, code, value, start, end in conn.execute(
             "SELECT r.person_id, r.code, r.value, r.start_date, r.end_date FROM records r JOIN persons p ON p.person_id = r.person_id "
-            "WHERE p.household_id BETWEEN ? AND ?", (lo, hi)
+            "WHERE p.household_id BETWEEN ? AND ?",
+            (lo, hi),
         ):
-            hhs[owner[pid]]["records"].append({"person_id": pid, "code": code, "value": value or "", "start_date": start, "end_date": end})
+            hhs[owner[pid]]["records"].append(
+                {"person_id": pid, "code": code, "value": value or "", "start_date": start, "end_date": end}
+            )
         yield list(hhs.values())

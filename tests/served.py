@@ -20,7 +20,12 @@ def free_port() -> int:
 def api(url: str, path: str, body: dict | None = None):
     """One API call; a busy server answers 503 now and then (seen on 2 cores), so retry those."""
     for attempt in range(10):
-        req = urllib.request.Request(url + path, data=json.dumps(body or {}).encode(), headers={"content-type": "application/json"}, method="POST" if body is not None else "GET")
+        req = urllib.request.Request(
+            url + path,
+            data=json.dumps(body or {}).encode(),
+            headers={"content-type": "application/json"},
+            method="POST" if body is not None else "GET",
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return json.loads(r.read() or b"null")

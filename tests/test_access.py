@@ -38,12 +38,12 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.config.files import ConfigInvalid, load_config
-from engine.workflows.cycle import dispatch, nightly_cycle
-from engine.store.db import connect
 from engine.outbox.mail import FileTransport, send_pending
 from engine.papers.write import queue
 from engine.rules.loader import load_rules
+from engine.store.db import connect
 from engine.support.vocabulary import CODES
+from engine.workflows.cycle import dispatch, nightly_cycle
 from tests.casework import decide
 from tests.conftest import ROOT
 from tests.test_smtp import sink, smtp_config  # noqa: F401 - `sink` is a fixture (loopback aiosmtpd)
@@ -58,8 +58,17 @@ DV_WORDS = ("配偶者暴力", "DV", "ＤＶ", "安全確保", "連絡先・住�
 
 # --- the oracle: which silo a record belongs to (README "Record codes", agencies.yaml `silo`) ---------
 def silo_of(code: str, value: str) -> str | None:
-    fixed = {"care_level": "介護", "dementia": "介護", "disability_certificate": "障害", "public_assistance": "保護", "arrears": "困窮",
-             "health_check_missed": "子ども", "specific_pregnancy": "子ども", "yotaikyo_registered": "子ども", "dv_support_measure": "DV"}
+    fixed = {
+        "care_level": "介護",
+        "dementia": "介護",
+        "disability_certificate": "障害",
+        "public_assistance": "保護",
+        "arrears": "困窮",
+        "health_check_missed": "子ども",
+        "specific_pregnancy": "子ども",
+        "yotaikyo_registered": "子ども",
+        "dv_support_measure": "DV",
+    }
     if code == "service_use":
         return value  # the value names the silo of the service
     if code == "school_absence_days":
@@ -75,8 +84,12 @@ def current(rec: tuple, day: date) -> bool:
 # --- strategies --------------------------------------------------------------------------------------
 PAST = st.integers(20, 2500).map(lambda d: (ON - timedelta(days=d)).isoformat())
 # an end date never falls in the two nights' window (ON .. ON+10), so the facts are the same both nights
-END = st.one_of(st.none(), st.none(), st.integers(1, 3000).map(lambda d: (ON - timedelta(days=d)).isoformat()),
-                st.integers(30, 400).map(lambda d: (ON + timedelta(days=d)).isoformat()))
+END = st.one_of(
+    st.none(),
+    st.none(),
+    st.integers(1, 3000).map(lambda d: (ON - timedelta(days=d)).isoformat()),
+    st.integers(30, 400).map(lambda d: (ON + timedelta(days=d)).isoformat()),
+)
 VALUES = {
     "care_level": st.sampled_from(CODES["care_level"].values),
     "dementia": st.sampled_from(("IIa", "IIIa", "M")),
@@ -84,7 +97,9 @@ VALUES = {
     "public_assistance": st.just("生活扶助"),
     "earned_income": st.sampled_from(("0", "1800000", "4200000")),
     "service_use": st.sampled_from(("介護", "障害", "子ども", "困窮", "保護", "DV", "教育")),
-    "arrears": st.tuples(st.sampled_from(("resident_tax", "kokuho", "water", "rent", "school_fee")), st.integers(1, 9)).map(lambda t: f"{t[0]}:{t[1]}"),
+    "arrears": st.tuples(
+        st.sampled_from(("resident_tax", "kokuho", "water", "rent", "school_fee")), st.integers(1, 9)
+    ).map(lambda t: f"{t[0]}:{t[1]}"),
     "school_absence_days": st.sampled_from(("5", "29", "30", "45")),
     "school_enrollment": st.sampled_from(("小学校", "中学校", "高校")),
     "health_check_missed": st.sampled_from(("連絡なし", "連絡あり")),
@@ -96,41 +111,99 @@ VALUES = {
     "waiting_list": st.sampled_from(("保育所", "特養")),
 }
 record = st.sampled_from(sorted(VALUES)).flatmap(lambda code: st.tuples(st.just(code), VALUES[code], PAST, END))
-member = st.fixed_dictionaries({
-    "age": st.integers(0, 95), "rel": st.sampled_from(("妻", "夫", "子", "子", "父", "母", "孫", "その他")),
-    "sex": st.sampled_from("MF"), "nat": st.sampled_from(("日本", "日本", "日本", "ベトナム")),
-    "records": st.lists(record, max_size=4, unique_by=lambda r: (r[0], r[1], r[2])),
-})
+member = st.fixed_dictionaries(
+    {
+        "age": st.integers(0, 95),
+        "rel": st.sampled_from(("妻", "夫", "子", "子", "父", "母", "孫", "その他")),
+        "sex": st.sampled_from("MF"),
+        "nat": st.sampled_from(("日本", "日本", "日本", "ベトナム")),
+        "records": st.lists(record, max_size=4, unique_by=lambda r: (r[0], r[1], r[2])),
+    }
+)
 # consent of every member of a household ("no": only the per-record draws above): open-ended, or
 # ending on a day before or after the meeting the case would get
 ALL_CONSENT = st.sampled_from(["no", "no", None, *[(ON + timedelta(days=d)).isoformat() for d in (5, 12, 60)]])
-household = st.fixed_dictionaries({"area": st.sampled_from(AREAS), "members": st.lists(member, min_size=1, max_size=4), "all_consent": ALL_CONSENT})
+household = st.fixed_dictionaries(
+    {"area": st.sampled_from(AREAS), "members": st.lists(member, min_size=1, max_size=4), "all_consent": ALL_CONSENT}
+)
 S = (ON - timedelta(days=400)).isoformat()
 PATTERNS = {  # planted so that every path is reached often: 8050, DV, 要対協 routing, young carer
     "8050": [(82, "世帯主", [("care_level", "要介護2", S, None)]), (52, "子", [])],
-    "dv": [(34, "世帯主", [("dv_support_measure", "住民票等の閲覧制限", S, None), ("arrears", "kokuho:4", S, None), ("arrears", "water:4", S, None)]), (6, "子", [])],
-    "yotaikyo": [(30, "世帯主", [("earned_income", "2000000", S, None)]), (1, "子", [("health_check_missed", "連絡なし", S, None), ("yotaikyo_registered", "要支援児童", S, None)])],
-    "young_carer": [(45, "世帯主", [("disability_certificate", "精神", S, None), ("earned_income", "0", S, None), ("public_assistance", "生活扶助", S, None)]),
-                    (14, "子", [("school_absence_days", "45", S, None), ("school_enrollment", "中学校", S, None)])],
+    "dv": [
+        (
+            34,
+            "世帯主",
+            [
+                ("dv_support_measure", "住民票等の閲覧制限", S, None),
+                ("arrears", "kokuho:4", S, None),
+                ("arrears", "water:4", S, None),
+            ],
+        ),
+        (6, "子", []),
+    ],
+    "yotaikyo": [
+        (30, "世帯主", [("earned_income", "2000000", S, None)]),
+        (1, "子", [("health_check_missed", "連絡なし", S, None), ("yotaikyo_registered", "要支援児童", S, None)]),
+    ],
+    "young_carer": [
+        (
+            45,
+            "世帯主",
+            [
+                ("disability_certificate", "精神", S, None),
+                ("earned_income", "0", S, None),
+                ("public_assistance", "生活扶助", S, None),
+            ],
+        ),
+        (14, "子", [("school_absence_days", "45", S, None), ("school_enrollment", "中学校", S, None)]),
+    ],
 }
 
 
 def planted(name: str):
     """A pattern's members, plus random extra records on each."""
-    return st.fixed_dictionaries({
-        "area": st.sampled_from(AREAS),
-        "members": st.tuples(*[st.lists(record, max_size=2, unique_by=lambda r: (r[0], r[1], r[2])) for _ in PATTERNS[name]]).map(
-            lambda extra: [{"age": age, "rel": rel, "sex": "F", "nat": "日本", "records": recs + [r for r in more if (r[0], r[1], r[2]) not in {(x[0], x[1], x[2]) for x in recs}]}
-                           for (age, rel, recs), more in zip(PATTERNS[name], extra)]),
-        "all_consent": ALL_CONSENT,
-    })
+    return st.fixed_dictionaries(
+        {
+            "area": st.sampled_from(AREAS),
+            "members": st.tuples(
+                *[st.lists(record, max_size=2, unique_by=lambda r: (r[0], r[1], r[2])) for _ in PATTERNS[name]]
+            ).map(
+                lambda extra: [
+                    {
+                        "age": age,
+                        "rel": rel,
+                        "sex": "F",
+                        "nat": "日本",
+                        "records": recs
+                        + [r for r in more if (r[0], r[1], r[2]) not in {(x[0], x[1], x[2]) for x in recs}],
+                    }
+                    for (age, rel, recs), more in zip(PATTERNS[name], extra)
+                ]
+            ),
+            "all_consent": ALL_CONSENT,
+        }
+    )
 
 
 towns = st.lists(st.one_of(household, *[planted(n) for n in PATTERNS]), min_size=1, max_size=5)
-NON_MEMBER_CANDIDATES = ("kodomo_center", "kikan_soudan", "fukushi_jimusho", "kyoiku_iinkai", "houkatsu_chuo", "houkatsu_kita", "dv_center")
+NON_MEMBER_CANDIDATES = (
+    "kodomo_center",
+    "kikan_soudan",
+    "fukushi_jimusho",
+    "kyoiku_iinkai",
+    "houkatsu_chuo",
+    "houkatsu_kita",
+    "dv_center",
+)
 # the same examples every run (a CI run must not fail by luck); PROPERTY_RANDOM=1 for a random hunt
 RANDOM = bool(os.environ.get("PROPERTY_RANDOM"))
-PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=not RANDOM, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    derandomize=not RANDOM,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def build(conn, town: list[dict]) -> dict[str, list[dict]]:
@@ -142,21 +215,38 @@ def build(conn, town: list[dict]) -> dict[str, list[dict]]:
             recs = list(spec["records"])
             if hh["all_consent"] != "no":
                 recs.append(("consent", "重層的支援会議", "2026-01-10", hh["all_consent"]))
-            recs = list({(r[0], r[1], r[2]): r for r in recs}.values())  # one record per (code, value, start), as the importer keys them
-            members.append({"pid": f"P{h:02d}{m:02d}", "birth": born(spec["age"]), "rel": "世帯主" if m == 0 else spec["rel"],
-                            "sex": spec["sex"], "nat": spec["nat"], "records": recs})
+            recs = list(
+                {(r[0], r[1], r[2]): r for r in recs}.values()
+            )  # one record per (code, value, start), as the importer keys them
+            members.append(
+                {
+                    "pid": f"P{h:02d}{m:02d}",
+                    "birth": born(spec["age"]),
+                    "rel": "世帯主" if m == 0 else spec["rel"],
+                    "sex": spec["sex"],
+                    "nat": spec["nat"],
+                    "records": recs,
+                }
+            )
         add_household(conn, f"H{h:02d}", *members, area=hh["area"])
         out[f"H{h:02d}"] = members
     return out
 
 
 def with_members(cfg, updates: dict[str, bool], removed: tuple[str, ...] = ()):
-    agencies = {k: (a.model_copy(update={"member": updates[k]}) if k in updates else a) for k, a in cfg.agencies.items() if k not in removed}
+    agencies = {
+        k: (a.model_copy(update={"member": updates[k]}) if k in updates else a)
+        for k, a in cfg.agencies.items()
+        if k not in removed
+    }
     return cfg.model_copy(update={"agencies": agencies})
 
 
 def messages(folder: Path) -> dict[str, email.message.EmailMessage]:
-    return {p.name: email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in sorted(folder.glob("*.eml"))}
+    return {
+        p.name: email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(folder.glob("*.eml"))
+    }
 
 
 def part(msg, subtype: str) -> str:
@@ -194,19 +284,29 @@ def expected_facts(members: list[dict], silo: str, night: date, multi: bool) -> 
         (i, CODES[code].title)
         for i, m in enumerate(sorted(members, key=lambda m: m["pid"]), start=1)
         for (code, value, start, end) in m["records"]
-        if silo_of(code, value) == silo and current((code, value, start, end), night) and (not multi or m["pid"] in consenting)
+        if silo_of(code, value) == silo
+        and current((code, value, start, end), night)
+        and (not multi or m["pid"] in consenting)
     )
 
 
 def check_night(conn, ws: Path, town: dict, cfg_queue, cfg_send, night: date, files: set[str]) -> None:
     """Every property, on the e-mails of one night (`files`) and the database after it."""
     registry = {a.email: a for a in cfg_send.agencies.values()}
-    case_rows = {r[0]: r for r in conn.execute("SELECT case_id, household_id, conference_type, meeting_id, status FROM cases")}
+    case_rows = {
+        r[0]: r for r in conn.execute("SELECT case_id, household_id, conference_type, meeting_id, status FROM cases")
+    }
     flags_of = {}
-    for case_id, rule_id, evidence in conn.execute("SELECT c.case_id, f.rule_id, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id"):
+    for case_id, rule_id, evidence in conn.execute(
+        "SELECT c.case_id, f.rule_id, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id"
+    ):
         flags_of.setdefault(case_id, []).append((rule_id, set(json.loads(evidence).get("members", []))))
     records_of = {hid: [(m["pid"], r) for m in ms for r in m["records"]] for hid, ms in town.items()}
-    locked_households = {hid for hid, recs in records_of.items() if any(r[0] == "dv_support_measure" and current(r, night) for _, r in recs)}
+    locked_households = {
+        hid
+        for hid, recs in records_of.items()
+        if any(r[0] == "dv_support_measure" and current(r, night) for _, r in recs)
+    }
     locked_households |= {case_rows[c][1] for c, fl in flags_of.items() if any(rule == "dv" for rule, _ in fl)}
     locked_cases = {c for c, row in case_rows.items() if row[1] in locked_households}
     kinds = dict(conn.execute("SELECT meeting_id, conference_type FROM meetings"))
@@ -222,7 +322,10 @@ def check_night(conn, ws: Path, town: dict, cfg_queue, cfg_send, night: date, fi
             concerned = set().union(*(mem for _, mem in flags_of[case_id])) or {m["pid"] for m in town[hid]}
             for pid in concerned:
                 recs = next(m["records"] for m in town[hid] if m["pid"] == pid)
-                assert any(r[0] == "consent" and r[2] <= night.isoformat() and (r[3] is None or r[3] >= held[meeting]) for r in recs), (case_id, pid, held[meeting])
+                assert any(
+                    r[0] == "consent" and r[2] <= night.isoformat() and (r[3] is None or r[3] >= held[meeting])
+                    for r in recs
+                ), (case_id, pid, held[meeting])
 
     mails = messages(ws / "outbox")
     for name in sorted(files):
@@ -251,24 +354,39 @@ def check_night(conn, ws: Path, town: dict, cfg_queue, cfg_send, night: date, fi
         for case_id, facts in sections.items():
             _, hid, ckind, _, _ = case_rows[case_id]
             event("agenda case with facts" if facts else "agenda case without facts")
-            assert Counter(facts) == expected_facts(town[hid], agency.silo, night, ckind == "multi"), (name, case_id, agency.silo)
+            assert Counter(facts) == expected_facts(town[hid], agency.silo, night, ckind == "multi"), (
+                name,
+                case_id,
+                agency.silo,
+            )
         m = re.search(r"詳細を記載しない事案: (\d+)件（詳細は会議にて）", text)
-        invited_locked = {c for (c,) in conn.execute("SELECT case_id FROM case_agencies WHERE agency_id = ?", (agency.id,))
-                          if c in locked_cases and case_rows[c][3] == meeting}
+        invited_locked = {
+            c
+            for (c,) in conn.execute("SELECT case_id FROM case_agencies WHERE agency_id = ?", (agency.id,))
+            if c in locked_cases and case_rows[c][3] == meeting
+        }
         assert (int(m[1]) if m else 0) == len(invited_locked), (name, invited_locked)
         if invited_locked:
             event("agenda counting a DV-locked case")
 
     # a queued paper the send-time registry no longer allows was not sent: marked failed with the
     # reason (or withdrawn by a later night as superseded)
-    for key, agency_id, status, error, members_only in conn.execute("SELECT message_key, agency_id, status, last_error, members_only FROM outbox"):
+    for key, agency_id, status, error, members_only in conn.execute(
+        "SELECT message_key, agency_id, status, last_error, members_only FROM outbox"
+    ):
         agency = cfg_send.agencies.get(agency_id)
         if status == "failed":
             event("message refused at send time")
         if agency_id != "coordinator" and agency is None:
-            assert status in ("failed", "superseded") and (status != "failed" or "no longer in agencies.yaml" in error), (key, status, error)
+            assert status in ("failed", "superseded") and (
+                status != "failed" or "no longer in agencies.yaml" in error
+            ), (key, status, error)
         elif members_only and agency is not None and not agency.member:
-            assert status in ("failed", "superseded") and (status != "failed" or "not a registered member" in error), (key, status, error)
+            assert status in ("failed", "superseded") and (status != "failed" or "not a registered member" in error), (
+                key,
+                status,
+                error,
+            )
 
 
 @PROPERTY_SETTINGS
@@ -297,10 +415,15 @@ def test_papers_reach_only_whom_the_rules_allow(town, non_members, revoked, remo
             for h in withdraw:
                 hid = f"H{h:02d}"
                 if hid in spec:
-                    conn.execute("UPDATE records SET end_date = ? WHERE code = 'consent' AND person_id IN (SELECT person_id FROM persons WHERE household_id = ?)",
-                                 ((ON + timedelta(days=1)).isoformat(), hid))
+                    conn.execute(
+                        "UPDATE records SET end_date = ? WHERE code = 'consent' AND person_id IN (SELECT person_id FROM persons WHERE household_id = ?)",
+                        ((ON + timedelta(days=1)).isoformat(), hid),
+                    )
                     for m in spec[hid]:
-                        m["records"] = [(c, v, s, (ON + timedelta(days=1)).isoformat() if c == "consent" else e) for c, v, s, e in m["records"]]
+                        m["records"] = [
+                            (c, v, s, (ON + timedelta(days=1)).isoformat() if c == "consent" else e)
+                            for c, v, s, e in m["records"]
+                        ]
             conn.commit()
             nightly_cycle(conn, ws, rules, cfg_send, NIGHT2)
             dispatch(conn, cfg_send, ws, NIGHT2, transport=FileTransport(ws / "outbox"), force=True)
@@ -326,13 +449,25 @@ def town_from_csv(folder: Path) -> dict[str, list[dict]]:
         town[r["household_id"]].append(by_pid[r["person_id"]])
     for r in rows("records.csv"):
         by_pid[r["person_id"]]["records"].append(
-            (r["code"], r["value"], parse_date(r["start_date"]).isoformat(), parse_date(r["end_date"]).isoformat() if r["end_date"] else None))
+            (
+                r["code"],
+                r["value"],
+                parse_date(r["start_date"]).isoformat(),
+                parse_date(r["end_date"]).isoformat() if r["end_date"] else None,
+            )
+        )
     return town
 
 
-@settings(max_examples=30, deadline=None, database=None, derandomize=not RANDOM, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 100_000), households=st.integers(100, 400),
-       non_members=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2), revoked=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2))
+@settings(
+    max_examples=30, deadline=None, database=None, derandomize=not RANDOM, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    seed=st.integers(0, 100_000),
+    households=st.integers(100, 400),
+    non_members=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2),
+    revoked=st.sets(st.sampled_from(NON_MEMBER_CANDIDATES), max_size=2),
+)
 def test_generated_towns_papers_reach_only_whom_the_rules_allow(seed, households, non_members, revoked):
     """The same properties on towns made by engine.demo.generate (its planted patterns, 和暦 dates),
     imported as a municipality would."""
@@ -385,8 +520,22 @@ def cli_workspace(tmp_path, umask022) -> Path:
     extract, ws = tmp_path / "extract", tmp_path / "ws"
     _cli("generate", str(extract), "--households", "120", "--seed", "3", "--bad-rows", "4", "--date", ON.isoformat())
     _cli("import", str(extract), "--workspace", str(ws))
-    _cli("run", "--workspace", str(ws), "--rules", str(ROOT / "configs" / "rules"), "--config", str(ROOT / "configs"), "--date", ON.isoformat())
-    assert list((ws / "agendas").rglob("*.txt")) and list((ws / "outbox").glob("*.eml")) and list((ws / "reports").glob("rejects-*.csv"))
+    _cli(
+        "run",
+        "--workspace",
+        str(ws),
+        "--rules",
+        str(ROOT / "configs" / "rules"),
+        "--config",
+        str(ROOT / "configs"),
+        "--date",
+        ON.isoformat(),
+    )
+    assert (
+        list((ws / "agendas").rglob("*.txt"))
+        and list((ws / "outbox").glob("*.eml"))
+        and list((ws / "reports").glob("rejects-*.csv"))
+    )
     return ws
 
 
@@ -394,8 +543,23 @@ def cli_workspace(tmp_path, umask022) -> Path:
 def demo_workspace(tmp_path, umask022) -> Path:
     ws = tmp_path / "demo"
     # 150 households, seed 1, 60 days: the span imports a relapse extract (sim/extract-2027-01-03/)
-    _cli("demo", "--households", "150", "--seed", "1", "--days", "60", "--date", ON.isoformat(), "--workspace", str(ws),
-         "--rules", str(ROOT / "configs" / "rules"), "--config", str(ROOT / "configs"))
+    _cli(
+        "demo",
+        "--households",
+        "150",
+        "--seed",
+        "1",
+        "--days",
+        "60",
+        "--date",
+        ON.isoformat(),
+        "--workspace",
+        str(ws),
+        "--rules",
+        str(ROOT / "configs" / "rules"),
+        "--config",
+        str(ROOT / "configs"),
+    )
     sim = list((ws / "sim").rglob("*"))
     assert any(p.name == "persons.csv" for p in sim) and any(p.suffix == ".yaml" for p in sim)
     return ws
@@ -460,7 +624,9 @@ def assert_only_registry(handler, cfg) -> None:
 
 @pytest.fixture
 def night(conn, workspace):
-    add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
+    add_household(
+        conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央"
+    )
     add_household(conn, "HHIKI", person(48, "世帯主", sex="M"), area="北部")
     nightly_cycle(conn, workspace, RULES, CFG, ON)
     return conn
@@ -485,8 +651,22 @@ SMUGGLED = (
 def test_a_queued_row_for_an_agency_not_in_the_registry_is_failed_not_sent(night, workspace, sink):
     handler, port = sink
     cfg = smtp_config(RULES, port)
-    enqueue(night, key="notice:attack:unknown", kind="notice", agency_id="attacker", subject="x", parts={"text": "x", "html": "<p>x</p>"})
-    enqueue(night, key="notice:attack:injected-id", kind="notice", agency_id=f"houkatsu_chuo\r\nBcc: {EVIL}", subject="x", parts={"text": "x", "html": "x"})
+    enqueue(
+        night,
+        key="notice:attack:unknown",
+        kind="notice",
+        agency_id="attacker",
+        subject="x",
+        parts={"text": "x", "html": "<p>x</p>"},
+    )
+    enqueue(
+        night,
+        key="notice:attack:injected-id",
+        kind="notice",
+        agency_id=f"houkatsu_chuo\r\nBcc: {EVIL}",
+        subject="x",
+        parts={"text": "x", "html": "x"},
+    )
     result = send_pending(night, cfg, workspace)
     assert result.sent == len(handler.messages) > 0 and result.failed == 2
     for key in ("notice:attack:unknown", "notice:attack:injected-id"):
@@ -503,7 +683,9 @@ def test_an_agency_removed_from_the_registry_after_queueing_gets_nothing(night, 
     assert keys
     result = send_pending(night, removed, workspace)
     assert result.sent == len(handler.messages) > 0
-    assert all(status_of(night, k)[0] == "failed" and "no longer in agencies.yaml" in status_of(night, k)[1] for k in keys)
+    assert all(
+        status_of(night, k)[0] == "failed" and "no longer in agencies.yaml" in status_of(night, k)[1] for k in keys
+    )
     assert cfg.agencies["houkatsu_chuo"].email not in {r for rcpts, _ in handler.messages for r in rcpts}
     assert_only_registry(handler, removed)
 
@@ -523,9 +705,22 @@ def test_header_lines_and_smtp_commands_inside_the_parts_add_no_recipient(night,
     handler, port = sink
     cfg = smtp_config(RULES, port)
     ascii_smuggle = SMUGGLED.replace("本文", "body")  # pure ASCII: stays 7bit, line for line, in the DATA stream
-    enqueue(night, key="notice:attack:parts", kind="notice", agency_id="houkatsu_chuo", subject=f"To: {EVIL} Bcc: {EVIL}",
-          parts={"text": ascii_smuggle, "html": SMUGGLED, "ics": SMUGGLED, "ics_method": "REQUEST"})
-    enqueue(night, key="notice:attack:parts-jp", kind="notice", agency_id="houkatsu_chuo", subject="x", parts={"text": SMUGGLED, "html": SMUGGLED})
+    enqueue(
+        night,
+        key="notice:attack:parts",
+        kind="notice",
+        agency_id="houkatsu_chuo",
+        subject=f"To: {EVIL} Bcc: {EVIL}",
+        parts={"text": ascii_smuggle, "html": SMUGGLED, "ics": SMUGGLED, "ics_method": "REQUEST"},
+    )
+    enqueue(
+        night,
+        key="notice:attack:parts-jp",
+        kind="notice",
+        agency_id="houkatsu_chuo",
+        subject="x",
+        parts={"text": SMUGGLED, "html": SMUGGLED},
+    )
     pending = night.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
     result = send_pending(night, cfg, workspace)
     assert result.sent == pending == len(handler.messages)  # no smuggled second message
@@ -539,34 +734,65 @@ def test_a_custom_templates_folder_cannot_add_recipients(conn, workspace, sink, 
     shutil.copytree(ROOT / "configs", conf)
     (conf / "templates").mkdir(exist_ok=True)
     for name in ("agenda.txt.j2", "agenda.html.j2", "notice.txt.j2", "routing.txt.j2"):
-        (conf / "templates" / name).write_text(f"To: {EVIL}\nCc: {EVIL}\nBcc: {EVIL}\nSubject: 差し替え\n\n" + SMUGGLED.replace("\r\n", "\n") + "{{ 1 }}\n", encoding="utf-8")
-    (conf / "templates" / "agenda.ics.j2").write_text(f"BEGIN:VCALENDAR\nMETHOD:REQUEST\nATTENDEE:mailto:{EVIL}\nEND:VCALENDAR\n", encoding="utf-8")
+        (conf / "templates" / name).write_text(
+            f"To: {EVIL}\nCc: {EVIL}\nBcc: {EVIL}\nSubject: 差し替え\n\n"
+            + SMUGGLED.replace("\r\n", "\n")
+            + "{{ 1 }}\n",
+            encoding="utf-8",
+        )
+    (conf / "templates" / "agenda.ics.j2").write_text(
+        f"BEGIN:VCALENDAR\nMETHOD:REQUEST\nATTENDEE:mailto:{EVIL}\nEND:VCALENDAR\n", encoding="utf-8"
+    )
     local = load_config(conf, RULES)
     assert local.templates_dir == conf / "templates"
     cfg = local.model_copy(update={"mail": smtp_config(RULES, port).mail})
-    add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
-    add_household(conn, "HYOTAI", person(30, "世帯主", ("earned_income", "2000000")), person(1, "子", ("health_check_missed", "連絡なし"), ("yotaikyo_registered", "要支援児童")), area="東部")
+    add_household(
+        conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央"
+    )
+    add_household(
+        conn,
+        "HYOTAI",
+        person(30, "世帯主", ("earned_income", "2000000")),
+        person(1, "子", ("health_check_missed", "連絡なし"), ("yotaikyo_registered", "要支援児童")),
+        area="東部",
+    )
     nightly_cycle(conn, workspace, RULES, cfg, ON)
     result = send_pending(conn, cfg, workspace)
     assert result.sent == len(handler.messages) >= 3 and result.failed == 0
-    bodies = ["".join(p.get_content() for p in email.message_from_bytes(raw, policy=email.policy.default).walk() if p.get_content_maintype() == "text")
-              for _, raw in handler.messages]
+    bodies = [
+        "".join(
+            p.get_content()
+            for p in email.message_from_bytes(raw, policy=email.policy.default).walk()
+            if p.get_content_maintype() == "text"
+        )
+        for _, raw in handler.messages
+    ]
     assert all(f"Bcc: {EVIL}" in b for b in bodies)  # the templates' text is in every body…
     assert_only_registry(handler, cfg)  # …and in no header, no envelope
 
 
-@pytest.mark.parametrize("field", [
-    "email",  # agencies.yaml
-    "coordinator_email",  # lifecycle.yaml
-    "sender",  # mail.yaml: the From header
-])
-@pytest.mark.parametrize("value", [f"houkatsu@city.example.lg.jp, {EVIL}", f"houkatsu@city.example.lg.jp\r\nBcc: {EVIL}", f"中央包括 <{EVIL}>"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "email",  # agencies.yaml
+        "coordinator_email",  # lifecycle.yaml
+        "sender",  # mail.yaml: the From header
+    ],
+)
+@pytest.mark.parametrize(
+    "value",
+    [f"houkatsu@city.example.lg.jp, {EVIL}", f"houkatsu@city.example.lg.jp\r\nBcc: {EVIL}", f"中央包括 <{EVIL}>"],
+)
 def test_a_configuration_cannot_name_a_second_recipient(field, value, tmp_path):
     import yaml
 
     conf = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", conf)
-    file, path = {"email": ("agencies.yaml", ("agencies", 0, "email")), "coordinator_email": ("lifecycle.yaml", ("coordinator_email",)), "sender": ("mail.yaml", ("sender",))}[field]
+    file, path = {
+        "email": ("agencies.yaml", ("agencies", 0, "email")),
+        "coordinator_email": ("lifecycle.yaml", ("coordinator_email",)),
+        "sender": ("mail.yaml", ("sender",)),
+    }[field]
     doc = yaml.safe_load((conf / file).read_text(encoding="utf-8"))
     node = doc
     for step in path[:-1]:
@@ -593,20 +819,49 @@ def injected(request, night, workspace, sink):
 def _inject(how: str, night, workspace, port):
     cfg = smtp_config(RULES, port)
     if how == "subject":
-        enqueue(night, key="notice:attack:subject", kind="notice", agency_id="houkatsu_chuo", subject=f"議題\r\nBcc: {EVIL}", parts={"text": "x", "html": "x"})
+        enqueue(
+            night,
+            key="notice:attack:subject",
+            kind="notice",
+            agency_id="houkatsu_chuo",
+            subject=f"議題\r\nBcc: {EVIL}",
+            parts={"text": "x", "html": "x"},
+        )
         return cfg, "notice:attack:subject"
     if how == "ics_method":
-        enqueue(night, key="notice:attack:ics", kind="notice", agency_id="houkatsu_chuo", subject="議題",
-              parts={"text": "x", "html": "x", "ics": "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", "ics_method": f"REQUEST\r\nBcc: {EVIL}"})
+        enqueue(
+            night,
+            key="notice:attack:ics",
+            kind="notice",
+            agency_id="houkatsu_chuo",
+            subject="議題",
+            parts={
+                "text": "x",
+                "html": "x",
+                "ics": "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+                "ics_method": f"REQUEST\r\nBcc: {EVIL}",
+            },
+        )
         return cfg, "notice:attack:ics"
     # conference.yaml: the local name of the 支援会議 (free text) goes into every agenda's Subject
-    conference = cfg.conference.model_copy(update={"names": {"support": f"支援会議\nBcc: {EVIL}", "multi": "重層的支援会議"}})
+    conference = cfg.conference.model_copy(
+        update={"names": {"support": f"支援会議\nBcc: {EVIL}", "multi": "重層的支援会議"}}
+    )
     bad = cfg.model_copy(update={"conference": conference})
-    add_household(night, "H8050B", person(81, "世帯主", ("care_level", "要介護3"), sex="M"), person(50, "子", sex="M"), area="港", changed_seq=1)
+    add_household(
+        night,
+        "H8050B",
+        person(81, "世帯主", ("care_level", "要介護3"), sex="M"),
+        person(50, "子", sex="M"),
+        area="港",
+        changed_seq=1,
+    )
     night.execute("INSERT INTO imports VALUES (1, '2026-11-27T00:00:00', 'x', 'utf-8', '{}')")
     night.commit()
     nightly_cycle(night, workspace, RULES, bad, ON)
-    key = night.execute("SELECT message_key FROM outbox WHERE subject LIKE '%Bcc:%' ORDER BY message_key LIMIT 1").fetchone()[0]
+    key = night.execute(
+        "SELECT message_key FROM outbox WHERE subject LIKE '%Bcc:%' ORDER BY message_key LIMIT 1"
+    ).fetchone()[0]
     return bad, key
 
 
@@ -617,13 +872,20 @@ def test_a_line_break_in_a_header_never_adds_a_recipient(injected, night, worksp
     assert_only_registry(handler, cfg)
 
 
-def test_a_message_with_a_line_break_in_a_header_is_failed_with_a_reason_and_the_rest_goes_out(injected, night, workspace):
+def test_a_message_with_a_line_break_in_a_header_is_failed_with_a_reason_and_the_rest_goes_out(
+    injected, night, workspace
+):
     handler, cfg, key = injected
-    others = night.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND subject NOT LIKE '%Bcc:%' AND parts NOT LIKE '%Bcc:%'").fetchone()[0]
+    others = night.execute(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND subject NOT LIKE '%Bcc:%' AND parts NOT LIKE '%Bcc:%'"
+    ).fetchone()[0]
     result = send_pending(night, cfg, workspace)
     status, error = status_of(night, key)
     assert status == "failed" and error and ("line" in error.lower() or "改行" in error), (status, error)
-    assert result.sent == others == len(handler.messages) and not night.execute("SELECT 1 FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+    assert (
+        result.sent == others == len(handler.messages)
+        and not night.execute("SELECT 1 FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+    )
     again = send_pending(night, cfg, workspace)
     assert again.sent == 0 and again.possible_duplicates == 0
 
@@ -635,16 +897,38 @@ def dv_centre_declined(conn, workspace):
     the conference with the DV centre as lead, and the DV centre declines; everything is sent."""
     from engine.casework.handshake import decline
 
-    add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限"), ("arrears", "kokuho:4"), ("arrears", "water:4")), person(6, "子"), area="南部")
+    add_household(
+        conn,
+        "HDV",
+        person(
+            34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限"), ("arrears", "kokuho:4"), ("arrears", "water:4")
+        ),
+        person(6, "子"),
+        area="南部",
+    )
     nightly_cycle(conn, workspace, RULES, CFG, ON)
-    case_id, meeting_id, lead = conn.execute("SELECT case_id, meeting_id, lead_agency_id FROM cases WHERE household_id = 'HDV'").fetchone()
+    case_id, meeting_id, lead = conn.execute(
+        "SELECT case_id, meeting_id, lead_agency_id FROM cases WHERE household_id = 'HDV'"
+    ).fetchone()
     assert lead == "dv_center"
-    held = date.fromisoformat(conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()[0])
-    decide(conn, workspace, RULES, CFG, case_id, meeting_id, held, "decision: close\nlead: dv_center\nconsent: pending\n")
-    assert decline(conn, RULES, CFG, case_id, "担当件数が上限のため", held + timedelta(days=1), "tester", "dv_center").next_agency == "jiritsu_soudan"
+    held = date.fromisoformat(
+        conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()[0]
+    )
+    decide(
+        conn, workspace, RULES, CFG, case_id, meeting_id, held, "decision: close\nlead: dv_center\nconsent: pending\n"
+    )
+    assert (
+        decline(
+            conn, RULES, CFG, case_id, "担当件数が上限のため", held + timedelta(days=1), "tester", "dv_center"
+        ).next_agency
+        == "jiritsu_soudan"
+    )
     send_pending(conn, CFG, workspace, transport=FileTransport(workspace / "outbox"))
     dv_addresses = {a.email for a in CFG.agencies.values() if a.silo == "DV"}
-    assert any(m["X-Engine-Key"].startswith("lead_request:") and m["To"] not in dv_addresses for m in messages(workspace / "outbox").values())
+    assert any(
+        m["X-Engine-Key"].startswith("lead_request:") and m["To"] not in dv_addresses
+        for m in messages(workspace / "outbox").values()
+    )
     return case_id, dv_addresses
 
 

@@ -14,7 +14,26 @@ RULES = str(ROOT / "configs" / "rules")
 
 def demo(workspace, *extra, days=0):
     """The first night only (days=0), unless a simulated span is asked for."""
-    result = runner.invoke(app, ["demo", "--households", "400", "--seed", "3", "--date", "2026-11-27", "--workspace", str(workspace), "--rules", RULES, "--json", "--days", str(days), *extra])
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--households",
+            "400",
+            "--seed",
+            "3",
+            "--date",
+            "2026-11-27",
+            "--workspace",
+            str(workspace),
+            "--rules",
+            RULES,
+            "--json",
+            "--days",
+            str(days),
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -52,9 +71,6 @@ def test_conference_commands_end_to_end(tmp_path):
     result = json.loads(again.output)
     assert result["cycle"]["convene"]["cases_opened"] == 0 and result["dispatch"]["send"]["sent"] == 0
     # privacy scan of everything e-mailed, against the synthetic town's names, kana, addresses, birth dates
-    import email
-    import email.policy
-    import sqlite3
 
     assert_no_personal_data_mailed(ws)
     check = runner.invoke(app, ["config", "check"])
@@ -68,15 +84,31 @@ def assert_no_personal_data_mailed(ws) -> None:
     import sqlite3
 
     db = sqlite3.connect(ws / "engine.db")
-    secrets = {v for row in db.execute("SELECT p.name, p.kana, h.address, p.birth_date FROM persons p JOIN households h USING (household_id)") for v in row if v}
+    secrets = {
+        v
+        for row in db.execute(
+            "SELECT p.name, p.kana, h.address, p.birth_date FROM persons p JOIN households h USING (household_id)"
+        )
+        for v in row
+        if v
+    }
     # family and given names alone, from 3 characters (2-character kana such as リー occur in ordinary words: アウトリーチ)
-    secrets |= {n for row in db.execute("SELECT name, kana FROM persons") for full in row if full for n in full.split() if len(n) >= 3}
+    secrets |= {
+        n
+        for row in db.execute("SELECT name, kana FROM persons")
+        for full in row
+        if full
+        for n in full.split()
+        if len(n) >= 3
+    }
     assert len(secrets) > 1000
     mails = list((ws / "outbox").glob("*.eml"))
     assert mails
     for path in mails:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        text = "\n".join(str(msg[h]) for h in ("Subject", "To", "From")) + "\n".join(p.get_content() for p in msg.walk() if p.get_content_maintype() == "text")
+        text = "\n".join(str(msg[h]) for h in ("Subject", "To", "From")) + "\n".join(
+            p.get_content() for p in msg.walk() if p.get_content_maintype() == "text"
+        )
         hits = [s for s in secrets if s in text]
         assert not hits, f"{hits[:5]} in {path.name}"
 
@@ -98,7 +130,10 @@ def test_demo_simulated_span_ends_with_a_clean_audit(tmp_path):
     import sqlite3
 
     db = sqlite3.connect(ws / "engine.db")
-    assert out["reminders_sent"] == db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'reminder' AND status = 'sent'").fetchone()[0]
+    assert (
+        out["reminders_sent"]
+        == db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'reminder' AND status = 'sent'").fetchone()[0]
+    )
     assert db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'").fetchone()[0] > 60  # one per business day
     audit = runner.invoke(app, ["audit", "--workspace", str(ws), "--rules", RULES, "--date", "2027-03-27", "--json"])
     assert audit.exit_code == 0 and json.loads(audit.output)["violations"] == []
@@ -107,7 +142,9 @@ def test_demo_simulated_span_ends_with_a_clean_audit(tmp_path):
     rows = json.loads(listed.output)
     assert listed.exit_code == 0 and len(rows) == db.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
     assert all(r["next_on"] for r in rows if r["status"] != "archived"), [r for r in rows if not r["next_on"]][:3]
-    suspended = runner.invoke(app, ["cases", "--workspace", str(ws), "--date", "2027-03-27", "--status", "lead_pending"])
+    suspended = runner.invoke(
+        app, ["cases", "--workspace", str(ws), "--date", "2027-03-27", "--status", "lead_pending"]
+    )
     assert suspended.exit_code == 0 and "受諾回答期限" in suspended.output
     assert runner.invoke(app, ["cases", "--workspace", str(ws), "--status", "open"]).exit_code == 2
     case = db.execute("SELECT case_id FROM cases WHERE reopen_count > 0 ORDER BY case_id LIMIT 1").fetchone()[0]
@@ -134,7 +171,9 @@ def test_import_refused_file_gives_message_not_traceback(tmp_path):
     src = tmp_path / "extract"
     src.mkdir()
     (src / "households.csv").write_text("household_id,area\nH1,中央\n", encoding="utf-8")
-    (src / "persons.csv").write_text("person_id,household_id,name,kana,birth_date,sex,relationship,nationality\n", encoding="utf-8")
+    (src / "persons.csv").write_text(
+        "person_id,household_id,name,kana,birth_date,sex,relationship,nationality\n", encoding="utf-8"
+    )
     (src / "records.csv").write_text("person_id,source,code,value,start_date,end_date\n", encoding="utf-8")
     result = runner.invoke(app, ["import", str(src), "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 2

@@ -4,7 +4,7 @@ import ast
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,15 +83,15 @@ def test_the_scanner_sees_each_way_of_reading_the_clock(tmp_path):
 
 
 def test_pinned_clock_gives_the_date_in_japan():
-    with clock.pinned(datetime(2027, 12, 31, 15, 30, tzinfo=timezone.utc)):  # 00:30 on 1 January in Tokyo
+    with clock.pinned(datetime(2027, 12, 31, 15, 30, tzinfo=UTC)):  # 00:30 on 1 January in Tokyo
         assert clock.today() == date(2028, 1, 1)
-        assert clock.now() == datetime(2027, 12, 31, 15, 30, tzinfo=timezone.utc)
+        assert clock.now() == datetime(2027, 12, 31, 15, 30, tzinfo=UTC)
         assert clock.stamp() == "2027-12-31T15:30:00+00:00"
         assert clock.local_now().utcoffset() == timedelta(hours=9)
 
 
 def test_pinned_blocks_nest_and_restore():
-    outer = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    outer = datetime(2030, 1, 1, tzinfo=UTC)
     before = clock.now()
     with clock.pinned(outer):
         with clock.pinned(outer + timedelta(days=1)):
@@ -108,7 +108,7 @@ def test_a_naive_time_is_refused():
 def test_unpinned_clock_follows_the_machine(monkeypatch):
     monkeypatch.delenv(clock.ENV)
     clock.unpin()
-    machine = datetime.now(timezone.utc)
+    machine = datetime.now(UTC)
     assert abs(clock.now() - machine) < timedelta(seconds=5)
     assert clock.today() == clock.now().astimezone(clock.TOKYO).date()
     a = clock.monotonic()
@@ -128,5 +128,7 @@ def test_a_process_started_with_engine_now_runs_at_that_instant():
 
 def test_a_bad_engine_now_is_a_clear_message_not_a_traceback():
     env = {**os.environ, clock.ENV: "tomorrow"}
-    r = subprocess.run([sys.executable, "-c", "from engine.support import clock; clock.now()"], env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", "from engine.support import clock; clock.now()"], env=env, capture_output=True, text=True
+    )
     assert r.returncode != 0 and "ENGINE_NOW='tomorrow' is not an ISO time" in r.stderr and "Traceback" not in r.stderr

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.papers.agenda import meeting_papers
-from engine.conference.booking import Booker
-from engine.config.files import load_config
-from engine.conference.convene import convene
-from engine.workflows.cycle import dispatch, nightly_cycle
-from engine.conference.lead import propose_lead
 from engine.casework.listing import agenda, meetings, outbox
+from engine.conference.booking import Booker
+from engine.conference.convene import convene
+from engine.conference.lead import propose_lead
+from engine.config.files import load_config
 from engine.outbox.mail import FileTransport, send_pending
+from engine.papers.agenda import meeting_papers
 from engine.screening.screen import screen
 from engine.support.vocabulary import CODES
+from engine.workflows.cycle import dispatch, nightly_cycle
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
@@ -34,8 +34,16 @@ def elder_and_son(consent: bool = False):
 def town(conn):
     add_household(conn, "H8050", *elder_and_son(), area="中央")
     add_household(conn, "HAGREED", *elder_and_son(consent=True), area="北部")
-    add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部")
-    add_household(conn, "HYOTAI", person(30, "世帯主", ("earned_income", "2000000")), person(1, "子", ("health_check_missed", "連絡なし"), ("yotaikyo_registered", "要支援児童")), area="東部")
+    add_household(
+        conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部"
+    )
+    add_household(
+        conn,
+        "HYOTAI",
+        person(30, "世帯主", ("earned_income", "2000000")),
+        person(1, "子", ("health_check_missed", "連絡なし"), ("yotaikyo_registered", "要支援児童")),
+        area="東部",
+    )
     add_household(conn, "HOK", person(45, "世帯主", ("earned_income", "5000000")), area="中央")
     return conn
 
@@ -47,12 +55,18 @@ def cycle(conn, workspace, rules, cfg, on=ON):
 
 
 def case_of(conn, hid):
-    row = conn.execute("SELECT case_id, status, conference_type, conference_basis, lead_agency_id, lead_reason, meeting_id FROM cases WHERE household_id = ?", (hid,)).fetchone()
+    row = conn.execute(
+        "SELECT case_id, status, conference_type, conference_basis, lead_agency_id, lead_reason, meeting_id FROM cases WHERE household_id = ?",
+        (hid,),
+    ).fetchone()
     return dict(zip(("case_id", "status", "type", "basis", "lead", "reason", "meeting"), row)) if row else None
 
 
 def emails(workspace: Path) -> list[email.message.EmailMessage]:
-    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in sorted((workspace / "outbox").glob("*.eml"))]
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted((workspace / "outbox").glob("*.eml"))
+    ]
 
 
 def body(msg) -> str:
@@ -65,7 +79,10 @@ def test_consent_of_everyone_concerned_decides_the_conference_type(town, workspa
     no_consent, agreed = case_of(town, "H8050"), case_of(town, "HAGREED")
     assert no_consent["type"] == "support" and "同意 0人" in no_consent["basis"] and "106条の6" in no_consent["basis"]
     assert agreed["type"] == "multi" and "全員の本人同意あり" in agreed["basis"]
-    assert town.execute("SELECT conference_type FROM meetings WHERE meeting_id = ?", (agreed["meeting"],)).fetchone()[0] == "multi"
+    assert (
+        town.execute("SELECT conference_type FROM meetings WHERE meeting_id = ?", (agreed["meeting"],)).fetchone()[0]
+        == "multi"
+    )
 
 
 def test_consent_of_only_one_person_concerned_is_not_enough(conn, workspace, rules, cfg):
@@ -95,20 +112,40 @@ def test_non_member_agencies_never_receive_support_meeting_papers(town, workspac
         if key.split(":")[1] in support:
             assert agency_id not in non_members, key
     support_case = case_of(town, "H8050")
-    invited = {a for (a,) in town.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (support_case["case_id"],))}
+    invited = {
+        a for (a,) in town.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (support_case["case_id"],))
+    }
     assert "hikikomori_npo" not in invited and "構成員でないため招集しない機関" in support_case["basis"]
     # with consent the same kind of case may include the NPO (困窮 silo, serves 全域)
     agreed = case_of(town, "HAGREED")
-    invited = {a for (a,) in town.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (agreed["case_id"],))}
+    invited = {
+        a for (a,) in town.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (agreed["case_id"],))
+    }
     assert "hikikomori_npo" in invited
-    assert town.execute("SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND message_key LIKE ?", (f"agenda:{agreed['meeting']}:%",)).fetchone()[0] == 1
+    assert (
+        town.execute(
+            "SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND message_key LIKE ?",
+            (f"agenda:{agreed['meeting']}:%",),
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def test_flags_below_the_threshold_open_no_case(conn, workspace, rules, cfg):
     # parent with a disability and a minor child: severity low, below the shipped threshold (medium)
-    add_household(conn, "HLOW", person(40, "世帯主", ("disability_certificate", "身体"), ("earned_income", "3000000")), person(10, "子"))
+    add_household(
+        conn,
+        "HLOW",
+        person(40, "世帯主", ("disability_certificate", "身体"), ("earned_income", "3000000")),
+        person(10, "子"),
+    )
     screen(conn, workspace, rules, ON)
-    assert conn.execute("SELECT COUNT(*) FROM flags WHERE household_id = 'HLOW' AND rule_id = 'parent_disability_child'").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM flags WHERE household_id = 'HLOW' AND rule_id = 'parent_disability_child'"
+        ).fetchone()[0]
+        == 1
+    )
     convene(conn, rules, cfg, ON)
     assert case_of(conn, "HLOW") is None
 
@@ -127,9 +164,14 @@ def test_household_known_to_yotaikyo_is_routed_not_given_a_parallel_case(town, w
 def test_routed_household_with_a_new_problem_outside_the_silo_is_escalated(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     # months later the mother is in arrears on two accounts: outside 要対協's remit
-    pid = town.execute("SELECT person_id FROM persons WHERE household_id = 'HYOTAI' AND relationship = '世帯主'").fetchone()[0]
+    pid = town.execute(
+        "SELECT person_id FROM persons WHERE household_id = 'HYOTAI' AND relationship = '世帯主'"
+    ).fetchone()[0]
     for kind in ("kokuho", "water"):
-        town.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|t|arrears|{kind}", pid, "t", "arrears", f"{kind}:4", "2026-09-01", None))
+        town.execute(
+            "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+            (f"{pid}|t|arrears|{kind}", pid, "t", "arrears", f"{kind}:4", "2026-09-01", None),
+        )
     town.execute("UPDATE households SET changed_seq = 1 WHERE household_id = 'HYOTAI'")
     town.execute("INSERT INTO imports VALUES (1, '2026-12-01T00:00:00', 'x', 'utf-8', '{}')")
     town.commit()
@@ -177,8 +219,14 @@ def test_each_agency_sees_only_its_own_silos_facts(town, workspace, rules, cfg):
 def test_no_personal_data_in_any_email_or_agency_agenda(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     births = [b for (b,) in town.execute("SELECT birth_date FROM persons")]
-    secrets = ["試験", "太郎", "シケン", "タロウ", "テスト町"] + births + [f"{int(b[:4])}年{int(b[5:7])}月{int(b[8:])}日" for b in births]
-    files = list((workspace / "outbox").glob("*.eml")) + [p for p in (workspace / "agendas").rglob("*") if p.is_file() and not p.name.startswith("coordinator")]
+    secrets = (
+        ["試験", "太郎", "シケン", "タロウ", "テスト町"]
+        + births
+        + [f"{int(b[:4])}年{int(b[5:7])}月{int(b[8:])}日" for b in births]
+    )
+    files = list((workspace / "outbox").glob("*.eml")) + [
+        p for p in (workspace / "agendas").rglob("*") if p.is_file() and not p.name.startswith("coordinator")
+    ]
     assert files
     for path in files:
         raw = path.read_bytes()
@@ -196,7 +244,9 @@ def test_agenda_has_the_106_notice_lead_reason_and_discussion_points(town, works
     case = case_of(town, "H8050")
     text = agenda(town, workspace, case["meeting"], "houkatsu_chuo")
     assert "社会福祉法第106条の6" in text and "主担当機関（案）: 中央地域包括支援センター" in text
-    shared = conn_reason = town.execute("SELECT lead_reason_shared FROM cases WHERE case_id = ?", (case["case_id"],)).fetchone()[0]
+    shared = conn_reason = town.execute(
+        "SELECT lead_reason_shared FROM cases WHERE case_id = ?", (case["case_id"],)
+    ).fetchone()[0]
     assert shared in text and "主担当機関の決定" in text and "本人同意の取得方針" in text
     # the full reason (load, "already serves a member") stays with the coordinator
     assert "現在の主担当" in case["reason"] and "現在の主担当" not in text
@@ -213,7 +263,9 @@ def test_templates_can_be_overridden_from_the_config_folder(town, workspace, rul
     conf = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", conf)
     (conf / "templates").mkdir(exist_ok=True)
-    (conf / "templates" / "agenda.txt.j2").write_text("町独自の様式 {{ a.meeting_id }} {{ a.cases | length }}件\n", encoding="utf-8")
+    (conf / "templates" / "agenda.txt.j2").write_text(
+        "町独自の様式 {{ a.meeting_id }} {{ a.cases | length }}件\n", encoding="utf-8"
+    )
     local = load_config(conf, rules)
     cycle(town, workspace, rules, local)
     case = case_of(town, "H8050")
@@ -265,7 +317,9 @@ def test_urgent_booking_over_new_year_stays_on_business_days(conn, cfg):
 
 # --- lead agency ---------------------------------------------------------------------------------
 def lead(cfg, flags, area="中央", served=(), kind="multi", led=None):
-    return propose_lead(cfg, area=area, flag_ids=set(flags), served_silos=set(served), conference_type=kind, led=led or {})
+    return propose_lead(
+        cfg, area=area, flag_ids=set(flags), served_silos=set(served), conference_type=kind, led=led or {}
+    )
 
 
 def test_first_rule_naming_a_flag_chooses_and_the_reason_is_stored(cfg):
@@ -302,18 +356,26 @@ def test_cases_spread_over_agencies_in_one_run(conn, workspace, rules, cfg):
     cycle(conn, workspace, rules, cfg)
     leads = [l for (l,) in conn.execute("SELECT lead_agency_id FROM cases ORDER BY case_id")]
     assert len(leads) == 6 and set(leads) == {"jiritsu_soudan"}  # support meetings: the NPO is not a member
-    assert [r for (r,) in conn.execute("SELECT lead_reason FROM cases ORDER BY case_id")][-1].count("現在の主担当 5件") == 1
+    assert [r for (r,) in conn.execute("SELECT lead_reason FROM cases ORDER BY case_id")][-1].count(
+        "現在の主担当 5件"
+    ) == 1
 
 
 # --- idempotence and versions ---------------------------------------------------------------------
 def test_rerun_books_nothing_twice_and_sends_nothing_twice(town, workspace, rules, cfg):
     first, sent = cycle(town, workspace, rules, cfg)
     assert first.convene.cases_opened == 3 and first.convene.cases_routed == 1 and sent.sent > 0
-    counts = [town.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("cases", "meetings", "case_flags", "agendas", "outbox")]
+    counts = [
+        town.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        for t in ("cases", "meetings", "case_flags", "agendas", "outbox")
+    ]
     files = sorted(p.name for p in (workspace / "outbox").iterdir())
     again, resent = cycle(town, workspace, rules, cfg)
     assert again.convene.cases_opened == 0 and again.papers.agendas == 0 and resent.sent == 0
-    assert counts == [town.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("cases", "meetings", "case_flags", "agendas", "outbox")]
+    assert counts == [
+        town.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        for t in ("cases", "meetings", "case_flags", "agendas", "outbox")
+    ]
     assert files == sorted(p.name for p in (workspace / "outbox").iterdir())
 
 
@@ -326,7 +388,13 @@ def test_a_case_added_later_sends_a_new_agenda_version(town, workspace, rules, c
     cycle(town, workspace, rules, cfg)
     second = case_of(town, "H8050B")
     assert second["meeting"] == case["meeting"]
-    versions = [k for (k,) in town.execute("SELECT message_key FROM outbox WHERE message_key LIKE ? ORDER BY message_key", (f"agenda:{case['meeting']}:houkatsu_chuo:%",))]
+    versions = [
+        k
+        for (k,) in town.execute(
+            "SELECT message_key FROM outbox WHERE message_key LIKE ? ORDER BY message_key",
+            (f"agenda:{case['meeting']}:houkatsu_chuo:%",),
+        )
+    ]
     assert versions == [f"agenda:{case['meeting']}:houkatsu_chuo:v1", f"agenda:{case['meeting']}:houkatsu_chuo:v2"]
     assert "第2版" in agenda(town, workspace, case["meeting"], "houkatsu_chuo")
 
@@ -389,7 +457,9 @@ def test_meetings_listing_shows_cases_and_agencies(town, workspace, rules, cfg):
     case = case_of(town, "H8050")
     row = next(r for r in rows if r.meeting_id == case["meeting"])
     item = next(c for c in row.cases if c.case_id == case["case_id"])
-    assert row.conference == "支援会議" and item.lead_agency_id == "houkatsu_chuo" and item.agencies[0] == "houkatsu_chuo"
+    assert (
+        row.conference == "支援会議" and item.lead_agency_id == "houkatsu_chuo" and item.agencies[0] == "houkatsu_chuo"
+    )
     assert json.dumps([r.model_dump() for r in rows], ensure_ascii=False).count("試験") == 0
 
 
@@ -403,13 +473,17 @@ def test_a_case_without_a_free_slot_waits_and_is_booked_later(conn, workspace, r
     import engine.conference.booking
 
     add_household(conn, "H8050", *elder_and_son())
-    add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部")
+    add_household(
+        conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部"
+    )
     monkeypatch.setattr(engine.conference.booking, "HORIZON_DAYS", 3)  # nothing within reach for a normal case
     screen(conn, workspace, rules, ON)
     first = convene(conn, rules, cfg, ON)
     assert first.cases_unbooked == 1 and first.cases_opened == 2  # the urgent one still got its meeting
     waiting = case_of(conn, "H8050")
-    assert waiting["status"] == "detected" and waiting["meeting"] is None and "会議に予約できていない" in waiting["basis"]
+    assert (
+        waiting["status"] == "detected" and waiting["meeting"] is None and "会議に予約できていない" in waiting["basis"]
+    )
     assert case_of(conn, "HDV")["meeting"] is not None
     monkeypatch.setattr(engine.conference.booking, "HORIZON_DAYS", 3 * 366)
     later = convene(conn, rules, cfg, date(2026, 11, 30))
@@ -422,13 +496,22 @@ def test_withdrawn_consent_moves_a_booking_to_a_support_meeting(conn, workspace,
     before = case_of(conn, "HAGREED")
     assert before["type"] == "multi"
     # the son withdraws his consent before the meeting (the silo sends an end date)
-    conn.execute("UPDATE records SET end_date = '2026-11-28' WHERE code = 'consent' AND person_id IN (SELECT person_id FROM persons WHERE household_id = 'HAGREED' AND relationship = '子')")
+    conn.execute(
+        "UPDATE records SET end_date = '2026-11-28' WHERE code = 'consent' AND person_id IN (SELECT person_id FROM persons WHERE household_id = 'HAGREED' AND relationship = '子')"
+    )
     conn.commit()
     result, _ = cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
     after = case_of(conn, "HAGREED")
     assert result.convene.consent_withdrawn == 1
-    assert after["type"] == "support" and after["meeting"] != before["meeting"] and after["basis"].startswith("本人同意が撤回された")
-    assert conn.execute("SELECT conference_type FROM meetings WHERE meeting_id = ?", (after["meeting"],)).fetchone()[0] == "support"
+    assert (
+        after["type"] == "support"
+        and after["meeting"] != before["meeting"]
+        and after["basis"].startswith("本人同意が撤回された")
+    )
+    assert (
+        conn.execute("SELECT conference_type FROM meetings WHERE meeting_id = ?", (after["meeting"],)).fetchone()[0]
+        == "support"
+    )
     invited = {a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (after["case_id"],))}
     assert not invited & {a.id for a in cfg.agencies.values() if not a.member}
     again, _ = cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
@@ -439,7 +522,10 @@ def test_agency_left_without_cases_is_told_its_agenda_is_void(conn, workspace, r
     add_household(conn, "HAGREED", *elder_and_son(consent=True), area="北部")
     cycle(conn, workspace, rules, cfg)
     before = case_of(conn, "HAGREED")
-    assert conn.execute("SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND status = 'sent'").fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND status = 'sent'").fetchone()[0]
+        == 1
+    )
     conn.execute("UPDATE records SET end_date = '2026-11-28' WHERE code = 'consent'")
     conn.commit()
     cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
@@ -447,7 +533,13 @@ def test_agency_left_without_cases_is_told_its_agenda_is_void(conn, workspace, r
     assert "第2版" in text and "事案はなくなりました" in text and before["case_id"] not in text
     # the NPO is not a member: it gets nothing about the 支援会議 the case moved to
     after = case_of(conn, "HAGREED")
-    assert conn.execute("SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND message_key LIKE ?", (f"agenda:{after['meeting']}:%",)).fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE agency_id = 'hikikomori_npo' AND message_key LIKE ?",
+            (f"agenda:{after['meeting']}:%",),
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_failed_messages_can_be_queued_again_from_the_cli(town, workspace, rules, cfg):
@@ -456,7 +548,9 @@ def test_failed_messages_can_be_queued_again_from_the_cli(town, workspace, rules
     from engine.cli.main import app
 
     nightly_cycle(town, workspace, rules, cfg, ON)
-    town.execute("UPDATE outbox SET status = 'failed', last_error = '550 mailbox unavailable' WHERE agency_id = 'jiritsu_soudan'")
+    town.execute(
+        "UPDATE outbox SET status = 'failed', last_error = '550 mailbox unavailable' WHERE agency_id = 'jiritsu_soudan'"
+    )
     town.commit()
     failed = [r.message_key for r in outbox(town, "failed")[1]]
     assert failed
@@ -507,7 +601,9 @@ def test_engine_send_says_so_when_another_dispatch_is_running(town, workspace, r
     nightly_cycle(town, workspace, rules, cfg, ON)
     from engine.papers.write import now_iso
 
-    town.execute("INSERT INTO dispatch_lock VALUES ('outbox', ?, ?, 'other', ?)", (socket.gethostname(), os.getppid(), now_iso()))
+    town.execute(
+        "INSERT INTO dispatch_lock VALUES ('outbox', ?, ?, 'other', ?)", (socket.gethostname(), os.getppid(), now_iso())
+    )
     town.commit()
     result = CliRunner().invoke(app, ["send", "--workspace", str(workspace), "--date", "2026-11-27"])
     assert result.exit_code == 1 and "another dispatch is sending" in result.output

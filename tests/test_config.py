@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.support.business_days import Calendar
 from engine.config.files import ConfigInvalid, load_config
 from engine.rules.loader import RulesInvalid
+from engine.support.business_days import Calendar
 from tests.conftest import ROOT
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -84,7 +83,9 @@ def test_a_copy_loads_and_an_edit_changes_the_hash(tmp_path, rules):
     shipped = load_config(ROOT / "configs", rules)
     copy = load_config(configs(tmp_path), rules)
     assert copy.hash == shipped.hash
-    changed = load_config(configs(tmp_path / "b", ("conference.yaml", "cases_per_meeting: 8", "cases_per_meeting: 9")), rules)
+    changed = load_config(
+        configs(tmp_path / "b", ("conference.yaml", "cases_per_meeting: 8", "cases_per_meeting: 9")), rules
+    )
     assert changed.hash != shipped.hash and changed.conference.cases_per_meeting == 9
 
 
@@ -134,12 +135,19 @@ def test_every_missing_file_is_named(tmp_path, rules):
 
 
 def test_unknown_field_in_an_agency_suggests_the_right_one(tmp_path, rules):
-    d = configs(tmp_path, ("agencies.yaml", "    email: hikari@soudan.example.jp", "    emial: hikari@soudan.example.jp"))
+    d = configs(
+        tmp_path, ("agencies.yaml", "    email: hikari@soudan.example.jp", "    emial: hikari@soudan.example.jp")
+    )
     ps = problems(d, rules)
     unknown = [p for p in ps if "unknown field" in p.message]
     assert len(unknown) == 1, [str(p) for p in ps]
     p = unknown[0]
-    assert (name(p), p.line, p.field, p.rule_id) == ("agencies.yaml", line_of(d / "agencies.yaml", "emial:"), "agencies.emial", "soudan_jigyosho_hikari")
+    assert (name(p), p.line, p.field, p.rule_id) == (
+        "agencies.yaml",
+        line_of(d / "agencies.yaml", "emial:"),
+        "agencies.emial",
+        "soudan_jigyosho_hikari",
+    )
     assert p.message == "unknown field 'emial'"
     assert p.suggestion == "did you mean 'email'?"
     # and the then-missing email is reported too, at the start of the entry
@@ -150,7 +158,12 @@ def test_unknown_field_in_an_agency_suggests_the_right_one(tmp_path, rules):
 def test_invalid_email_address(tmp_path, rules):
     d = configs(tmp_path, ("agencies.yaml", "hikari@soudan.example.jp", "hikari@soudan"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field, p.rule_id) == ("agencies.yaml", line_of(d / "agencies.yaml", "hikari@soudan"), "agencies.email", "soudan_jigyosho_hikari")
+    assert (name(p), p.line, p.field, p.rule_id) == (
+        "agencies.yaml",
+        line_of(d / "agencies.yaml", "hikari@soudan"),
+        "agencies.email",
+        "soudan_jigyosho_hikari",
+    )
     assert "'hikari@soudan' is not an e-mail address" in p.message
 
 
@@ -164,14 +177,23 @@ def test_email_address_with_trailing_newline_is_refused(tmp_path, rules):
 def test_unknown_silo_in_an_agency(tmp_path, rules):
     d = configs(tmp_path, ("agencies.yaml", "    silo: 保護", "    silo: 福祉"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field, p.rule_id) == ("agencies.yaml", line_of(d / "agencies.yaml", "silo: 福祉"), "agencies.silo", "fukushi_jimusho")
+    assert (name(p), p.line, p.field, p.rule_id) == (
+        "agencies.yaml",
+        line_of(d / "agencies.yaml", "silo: 福祉"),
+        "agencies.silo",
+        "fukushi_jimusho",
+    )
     assert "unknown silo '福祉'" in p.message and "保護" in p.message
 
 
 def test_duplicate_agency_id(tmp_path, rules):
     d = configs(tmp_path, ("agencies.yaml", "  - id: houkatsu_kita", "  - id: houkatsu_chuo"))
     p = only_problem(d, rules)
-    second = [i for i, line in enumerate((d / "agencies.yaml").read_text(encoding="utf-8").splitlines(), 1) if "id: houkatsu_chuo" in line][1]
+    second = [
+        i
+        for i, line in enumerate((d / "agencies.yaml").read_text(encoding="utf-8").splitlines(), 1)
+        if "id: houkatsu_chuo" in line
+    ][1]
     assert (name(p), p.line, p.field, p.rule_id) == ("agencies.yaml", second, "agencies.id", "houkatsu_chuo")
     assert p.message == "duplicate agency id 'houkatsu_chuo'"
     assert p.suggestion == "give each agency its own id"
@@ -180,13 +202,20 @@ def test_duplicate_agency_id(tmp_path, rules):
 def test_missing_required_field_member(tmp_path, rules):
     d = configs(tmp_path, ("agencies.yaml", "    member: false\n    capacity: 20\n", "    capacity: 20\n"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field, p.rule_id) == ("agencies.yaml", line_of(d / "agencies.yaml", "- id: soudan_jigyosho_hikari"), "agencies.member", "soudan_jigyosho_hikari")
+    assert (name(p), p.line, p.field, p.rule_id) == (
+        "agencies.yaml",
+        line_of(d / "agencies.yaml", "- id: soudan_jigyosho_hikari"),
+        "agencies.member",
+        "soudan_jigyosho_hikari",
+    )
     assert p.message == "missing field 'member'"
 
 
 def test_no_member_agency_at_all(tmp_path, rules):
     d = configs(tmp_path)
-    (d / "agencies.yaml").write_text((d / "agencies.yaml").read_text(encoding="utf-8").replace("member: true", "member: false"), encoding="utf-8")
+    (d / "agencies.yaml").write_text(
+        (d / "agencies.yaml").read_text(encoding="utf-8").replace("member: true", "member: false"), encoding="utf-8"
+    )
     p = only_problem(d, rules)
     assert (p.file, p.line, p.field) == (str(d / "agencies.yaml"), 1, "member")
     assert "no agency is a registered member" in p.message and "member: true" in p.suggestion
@@ -194,7 +223,9 @@ def test_no_member_agency_at_all(tmp_path, rules):
 
 def test_no_member_problem_names_agencies_yaml_even_in_a_folder_called_conference(tmp_path, rules):
     d = configs(tmp_path, under="conference/configs")
-    (d / "agencies.yaml").write_text((d / "agencies.yaml").read_text(encoding="utf-8").replace("member: true", "member: false"), encoding="utf-8")
+    (d / "agencies.yaml").write_text(
+        (d / "agencies.yaml").read_text(encoding="utf-8").replace("member: true", "member: false"), encoding="utf-8"
+    )
     p = only_problem(d, rules)
     assert p.file == str(d / "agencies.yaml")
 
@@ -205,13 +236,20 @@ def test_no_member_problem_names_agencies_yaml_even_in_a_folder_called_conferenc
 def test_lead_rule_with_unknown_flag_suggests(tmp_path, rules):
     d = configs(tmp_path, ("lead_rules.yaml", "flags: [young_carer,", "flags: [young_carr,"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field, p.rule_id) == ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "young_carr"), "lead_rules.flags", "children")
+    assert (name(p), p.line, p.field, p.rule_id) == (
+        "lead_rules.yaml",
+        line_of(d / "lead_rules.yaml", "young_carr"),
+        "lead_rules.flags",
+        "children",
+    )
     assert p.message == "unknown flag 'young_carr'"
     assert p.suggestion == "did you mean 'young_carer'?"
 
 
 def test_lead_rule_with_unknown_flag_lists_known_flags_when_nothing_is_close(tmp_path, rules):
-    d = configs(tmp_path, ("lead_rules.yaml", "flags: [parent_disability_child]", "flags: [parent_disability_child, zzz]"))
+    d = configs(
+        tmp_path, ("lead_rules.yaml", "flags: [parent_disability_child]", "flags: [parent_disability_child, zzz]")
+    )
     p = only_problem(d, rules)
     assert p.message == "unknown flag 'zzz'" and p.suggestion.startswith("known flags: 8050, double_care")
 
@@ -219,7 +257,12 @@ def test_lead_rule_with_unknown_flag_lists_known_flags_when_nothing_is_close(tmp
 def test_lead_rule_with_unknown_agency_kind(tmp_path, rules):
     d = configs(tmp_path, ("lead_rules.yaml", "lead: {kind: こども家庭センター}", "lead: {kind: こども家庭センタ}"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field, p.rule_id) == ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "こども家庭センタ}"), "lead_rules.lead.kind", "children")
+    assert (name(p), p.line, p.field, p.rule_id) == (
+        "lead_rules.yaml",
+        line_of(d / "lead_rules.yaml", "こども家庭センタ}"),
+        "lead_rules.lead.kind",
+        "children",
+    )
     assert "no agency of kind 'こども家庭センタ' in agencies.yaml" in p.message
     assert p.suggestion == "did you mean 'こども家庭センター'?"
 
@@ -227,14 +270,25 @@ def test_lead_rule_with_unknown_agency_kind(tmp_path, rules):
 def test_lead_rule_with_unknown_agency(tmp_path, rules):
     d = configs(tmp_path, ("lead_rules.yaml", "lead: {kind: こども家庭センター}", "lead: {agency: kodomo_centre}"))
     p = only_problem(d, rules)
-    assert (p.line, p.field, p.rule_id) == (line_of(d / "lead_rules.yaml", "kodomo_centre"), "lead_rules.lead.agency", "children")
+    assert (p.line, p.field, p.rule_id) == (
+        line_of(d / "lead_rules.yaml", "kodomo_centre"),
+        "lead_rules.lead.agency",
+        "children",
+    )
     assert p.message == "unknown agency 'kodomo_centre'" and p.suggestion == "did you mean 'kodomo_center'?"
 
 
 def test_lead_rule_whose_target_matches_no_agency(tmp_path, rules):
-    d = configs(tmp_path, ("lead_rules.yaml", "lead: {kind: こども家庭センター}", "lead: {kind: こども家庭センター, silo: 介護}"))
+    d = configs(
+        tmp_path,
+        ("lead_rules.yaml", "lead: {kind: こども家庭センター}", "lead: {kind: こども家庭センター, silo: 介護}"),
+    )
     p = only_problem(d, rules)
-    assert (p.line, p.field, p.rule_id) == (line_of(d / "lead_rules.yaml", "silo: 介護}"), "lead_rules.lead", "children")
+    assert (p.line, p.field, p.rule_id) == (
+        line_of(d / "lead_rules.yaml", "silo: 介護}"),
+        "lead_rules.lead",
+        "children",
+    )
     assert "no agency matches kind, silo and agency together" in p.message
 
 
@@ -245,7 +299,12 @@ def test_lead_rule_shadowed_by_earlier_rules_is_never_used(tmp_path, rules):
     shadow = [p for p in ps if "never used" in p.message]
     assert len(shadow) == 1, [str(p) for p in ps]
     p = shadow[0]
-    assert (name(p), p.line, p.field, p.rule_id) == ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "- id: disability_family"), "lead_rules", "disability_family")
+    assert (name(p), p.line, p.field, p.rule_id) == (
+        "lead_rules.yaml",
+        line_of(d / "lead_rules.yaml", "- id: disability_family"),
+        "lead_rules",
+        "disability_family",
+    )
     assert "earlier rules already choose a lead for all its flags" in p.message
     assert p.suggestion == "move it above the rule that shadows it, or delete it"
     # parent_disability_child is still covered by the fallback: nothing else is reported
@@ -253,9 +312,15 @@ def test_lead_rule_shadowed_by_earlier_rules_is_never_used(tmp_path, rules):
 
 
 def test_lead_rule_after_the_fallback_is_never_used(tmp_path, rules):
-    d = configs(tmp_path, ("lead_rules.yaml", "    reason: 複数分野にまたがるため、包括的な相談を受ける自立相談支援機関を主担当とする\n",
-                           "    reason: 複数分野にまたがるため、包括的な相談を受ける自立相談支援機関を主担当とする\n"
-                           "  - id: late\n    flags: [dv]\n    lead: {kind: 自立相談支援機関}\n    reason: 遅すぎる規則\n"))
+    d = configs(
+        tmp_path,
+        (
+            "lead_rules.yaml",
+            "    reason: 複数分野にまたがるため、包括的な相談を受ける自立相談支援機関を主担当とする\n",
+            "    reason: 複数分野にまたがるため、包括的な相談を受ける自立相談支援機関を主担当とする\n"
+            "  - id: late\n    flags: [dv]\n    lead: {kind: 自立相談支援機関}\n    reason: 遅すぎる規則\n",
+        ),
+    )
     p = only_problem(d, rules)
     assert (p.line, p.rule_id) == (line_of(d / "lead_rules.yaml", "- id: late"), "late") and "never used" in p.message
 
@@ -263,28 +328,50 @@ def test_lead_rule_after_the_fallback_is_never_used(tmp_path, rules):
 def test_rule_after_a_rule_with_a_partial_lead_is_used_and_accepted(tmp_path, rules):
     from engine.conference.lead import propose_lead
 
-    d = configs(tmp_path, ("lead_rules.yaml", "  - id: disability_family\n",
-                           "  - id: hikari_first\n    flags: [parent_disability_child]\n    lead: {agency: soudan_jigyosho_hikari}\n"
-                           "    reason: 相談支援事業所ひかりの担当地区では、ひかりを主担当とする\n"
-                           "  - id: disability_family\n"))
+    d = configs(
+        tmp_path,
+        (
+            "lead_rules.yaml",
+            "  - id: disability_family\n",
+            "  - id: hikari_first\n    flags: [parent_disability_child]\n    lead: {agency: soudan_jigyosho_hikari}\n"
+            "    reason: 相談支援事業所ひかりの担当地区では、ひかりを主担当とする\n"
+            "  - id: disability_family\n",
+        ),
+    )
     config = load_config(d, rules)
     # ひかり is not a member and does not serve 南部: for a 支援会議 in 南部 the second rule decides
-    proposal = propose_lead(config, area="南部", flag_ids={"parent_disability_child"}, served_silos=set(), conference_type="support", led={})
+    proposal = propose_lead(
+        config, area="南部", flag_ids={"parent_disability_child"}, served_silos=set(), conference_type="support", led={}
+    )
     assert proposal.rule_id == "disability_family" and proposal.agency_id == "kikan_soudan"
 
 
 def test_flag_without_any_lead_rule_is_listed(tmp_path, rules):
-    d = configs(tmp_path, ("lead_rules.yaml", "  - id: fallback\n    flags: any\n    lead: {kind: 自立相談支援機関}\n"
-                           "    reason: 複数分野にまたがるため、包括的な相談を受ける自立相談支援機関を主担当とする\n", ""))
+    d = configs(
+        tmp_path,
+        (
+            "lead_rules.yaml",
+            "  - id: fallback\n    flags: any\n    lead: {kind: 自立相談支援機関}\n"
+            "    reason: 複数分野にまたがるため、包括的な相談を受ける自立相談支援機関を主担当とする\n",
+            "",
+        ),
+    )
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field) == ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "lead_rules:"), "lead_rules")
+    assert (name(p), p.line, p.field) == (
+        "lead_rules.yaml",
+        line_of(d / "lead_rules.yaml", "lead_rules:"),
+        "lead_rules",
+    )
     assert p.message == "no lead rule for flag(s) multi_domain: their cases would have no lead"
     assert "flags: any" in p.suggestion
 
 
 def test_several_flags_without_lead_rule_are_all_listed(tmp_path, rules):
-    d = configs(tmp_path, ("lead_rules.yaml", "    flags: any\n", "    flags: [multi_domain]\n"),
-                ("lead_rules.yaml", "flags: [hikikomori, multiple_arrears, self_neglect]", "flags: [multiple_arrears]"))
+    d = configs(
+        tmp_path,
+        ("lead_rules.yaml", "    flags: any\n", "    flags: [multi_domain]\n"),
+        ("lead_rules.yaml", "flags: [hikikomori, multiple_arrears, self_neglect]", "flags: [multiple_arrears]"),
+    )
     p = only_problem(d, rules)
     assert "no lead rule for flag(s) hikikomori, self_neglect:" in p.message
 
@@ -292,7 +379,12 @@ def test_several_flags_without_lead_rule_are_all_listed(tmp_path, rules):
 def test_unquoted_8050_flag_in_lead_rule_is_reported_on_its_line(tmp_path, rules):
     d = configs(tmp_path, ("lead_rules.yaml", 'flags: ["8050", isolated_elder]', "flags: [8050, isolated_elder]"))
     ps = problems(d, rules)
-    assert ps and all(name(p) == "lead_rules.yaml" and p.line == line_of(d / "lead_rules.yaml", "[8050,") and p.rule_id == "elder_care" for p in ps)
+    assert ps and all(
+        name(p) == "lead_rules.yaml"
+        and p.line == line_of(d / "lead_rules.yaml", "[8050,")
+        and p.rule_id == "elder_care"
+        for p in ps
+    )
 
 
 def test_unquoted_8050_flag_field_is_plain(tmp_path, rules):
@@ -306,7 +398,11 @@ def test_unquoted_8050_flag_field_is_plain(tmp_path, rules):
 def test_routing_with_unknown_owner_kind(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "owner_kind: こども家庭センター", "owner_kind: こども家庭センタ"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", "owner_kind:"), "routing.owner_kind")
+    assert (name(p), p.line, p.field) == (
+        "conference.yaml",
+        line_of(d / "conference.yaml", "owner_kind:"),
+        "routing.owner_kind",
+    )
     assert "no agency of kind 'こども家庭センタ' in agencies.yaml" in p.message
     assert p.suggestion == "did you mean 'こども家庭センター'?"
 
@@ -314,7 +410,11 @@ def test_routing_with_unknown_owner_kind(tmp_path, rules):
 def test_routing_with_unknown_record_code(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "code: yotaikyo_registered", "code: yotaikyo_registerd"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", "code: yotaikyo_registerd"), "routing.code")
+    assert (name(p), p.line, p.field) == (
+        "conference.yaml",
+        line_of(d / "conference.yaml", "code: yotaikyo_registerd"),
+        "routing.code",
+    )
     assert "unknown record code 'yotaikyo_registerd'" in p.message
     assert "did you mean 'yotaikyo_registered'?" in p.message  # the hint is part of the message here
 
@@ -322,14 +422,22 @@ def test_routing_with_unknown_record_code(tmp_path, rules):
 def test_discussion_by_flag_with_unknown_flag(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "  hikikomori: [", "  hikikomor: ["))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", "hikikomor:"), "discussion_by_flag.hikikomor")
+    assert (name(p), p.line, p.field) == (
+        "conference.yaml",
+        line_of(d / "conference.yaml", "hikikomor:"),
+        "discussion_by_flag.hikikomor",
+    )
     assert p.message == "unknown flag 'hikikomor'" and p.suggestion == "did you mean 'hikikomori'?"
 
 
 def test_locked_flags_with_unknown_flag(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "locked_flags: [dv]", "locked_flags: [dv, d_v]"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", "locked_flags:"), "locked_flags")
+    assert (name(p), p.line, p.field) == (
+        "conference.yaml",
+        line_of(d / "conference.yaml", "locked_flags:"),
+        "locked_flags",
+    )
     assert p.message == "unknown flag 'd_v'" and p.suggestion == "did you mean 'dv'?"
 
 
@@ -343,7 +451,11 @@ def test_locked_flag_on_its_own_line(tmp_path, rules):
 def test_slot_with_unknown_weekday(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "weekday: 金,", "weekday: 金曜,"))
     p = only_problem(d, rules)
-    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", "金曜"), "slots.support.weekday")
+    assert (name(p), p.line, p.field) == (
+        "conference.yaml",
+        line_of(d / "conference.yaml", "金曜"),
+        "slots.support.weekday",
+    )
     assert "unknown weekday '金曜'" in p.message
 
 
@@ -353,14 +465,20 @@ def test_slot_weekday_in_english_any_case(tmp_path, rules):
 
 
 def test_slots_for_one_conference_type_missing(tmp_path, rules):
-    d = configs(tmp_path, ("conference.yaml", '  multi:\n    - {weekday: 木, time: "14:00", place: 福祉センター 2階 研修室}\n', ""))
+    d = configs(
+        tmp_path,
+        ("conference.yaml", '  multi:\n    - {weekday: 木, time: "14:00", place: 福祉センター 2階 研修室}\n', ""),
+    )
     p = only_problem(d, rules)
     assert name(p) == "conference.yaml"
     assert "slots.multi: list at least one meeting slot" in p.message
 
 
 def test_slots_missing_names_the_slots_line_and_field(tmp_path, rules):
-    d = configs(tmp_path, ("conference.yaml", '  multi:\n    - {weekday: 木, time: "14:00", place: 福祉センター 2階 研修室}\n', ""))
+    d = configs(
+        tmp_path,
+        ("conference.yaml", '  multi:\n    - {weekday: 木, time: "14:00", place: 福祉センター 2階 研修室}\n', ""),
+    )
     p = only_problem(d, rules)
     assert (p.line, p.field) == (line_of(d / "conference.yaml", "slots:"), "slots.multi")
 
@@ -368,7 +486,11 @@ def test_slots_missing_names_the_slots_line_and_field(tmp_path, rules):
 def test_slots_only_on_weekends(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", "weekday: 木,", "weekday: 土,"))
     p = only_problem(d, rules)
-    assert "is a weekend day" in p.message and p.field == "slots.multi.weekday" and p.line == line_of(d / "conference.yaml", "weekday: 土,")
+    assert (
+        "is a weekend day" in p.message
+        and p.field == "slots.multi.weekday"
+        and p.line == line_of(d / "conference.yaml", "weekday: 土,")
+    )
 
 
 def test_unknown_field_in_extra_meeting_suggests(tmp_path, rules):
@@ -388,8 +510,11 @@ def test_unknown_field_in_a_slot_suggests(tmp_path, rules):
 
 def test_unquoted_slot_time_is_still_hh_mm(tmp_path, rules):
     # YAML 1.1 reads 14:00 as the sexagesimal number 840
-    d = configs(tmp_path, ("conference.yaml", 'weekday: 木, time: "14:00"', "weekday: 木, time: 14:00"),
-                ("conference.yaml", '{time: "16:00"', "{time: 16:00"))
+    d = configs(
+        tmp_path,
+        ("conference.yaml", 'weekday: 木, time: "14:00"', "weekday: 木, time: 14:00"),
+        ("conference.yaml", '{time: "16:00"', "{time: 16:00"),
+    )
     config = load_config(d, rules)
     assert config.conference.slots["multi"][0].time == time(14, 0)
     assert config.conference.extra_meeting.time == time(16, 0)
@@ -409,17 +534,30 @@ def test_unquoted_slot_time_out_of_range_is_a_problem(tmp_path, rules, unquoted)
     assert (p.line, p.field) == (line_of(d / "conference.yaml", unquoted), "slots.multi.time")
 
 
-@pytest.mark.parametrize("entry", ["13-01", "12-29..01-32", "02-30", "12-29..01-03..01-05", "2027-02-30", "2027-1-4", "holidays"])
+@pytest.mark.parametrize(
+    "entry", ["13-01", "12-29..01-32", "02-30", "12-29..01-03..01-05", "2027-02-30", "2027-1-4", "holidays"]
+)
 def test_invalid_closed_day(tmp_path, rules, entry):
     d = configs(tmp_path, ("conference.yaml", '  - "12-29..01-03"', f'  - "12-29..01-03"\n  - "{entry}"'))
     p = only_problem(d, rules)
     # each entry is checked on its own, so the problem points at the bad entry's line
-    assert (name(p), p.line, p.field) == ("conference.yaml", line_of(d / "conference.yaml", f'"{entry}"'), "closed_days")
+    assert (name(p), p.line, p.field) == (
+        "conference.yaml",
+        line_of(d / "conference.yaml", f'"{entry}"'),
+        "closed_days",
+    )
     assert f"closed day '{entry}' must be MM-DD, MM-DD..MM-DD" in p.message
 
 
 def test_valid_closed_days(tmp_path, rules):
-    d = configs(tmp_path, ("conference.yaml", '  - "12-29..01-03"', '  - "12-29..01-03"\n  - "02-29"\n  - "08-13..08-15"\n  - "2027-01-04"'))
+    d = configs(
+        tmp_path,
+        (
+            "conference.yaml",
+            '  - "12-29..01-03"',
+            '  - "12-29..01-03"\n  - "02-29"\n  - "08-13..08-15"\n  - "2027-01-04"',
+        ),
+    )
     assert load_config(d, rules).conference.closed_days == ("12-29..01-03", "02-29", "08-13..08-15", "2027-01-04")
 
 
@@ -431,7 +569,10 @@ def test_unquoted_closed_date_is_accepted_as_the_date_it_reads_as(tmp_path, rule
 def test_a_number_as_closed_day_is_reported_on_its_line(tmp_path, rules):
     d = configs(tmp_path, ("conference.yaml", '  - "12-29..01-03"', '  - "12-29..01-03"\n  - 1229'))
     p = only_problem(d, rules)
-    assert (p.line, p.field) == (line_of(d / "conference.yaml", "- 1229"), "closed_days") and "must be text" in p.message
+    assert (p.line, p.field) == (
+        line_of(d / "conference.yaml", "- 1229"),
+        "closed_days",
+    ) and "must be text" in p.message
 
 
 def test_conference_numbers_in_range(tmp_path, rules):
@@ -458,15 +599,24 @@ def test_mail_sender_must_be_an_address(tmp_path, rules):
 
 
 def test_mail_smtp_unknown_field_and_bad_port(tmp_path, rules):
-    d = configs(tmp_path, ("mail.yaml", "  starttls: true", "  startls: true"), ("mail.yaml", "  port: 587", "  port: 70000"))
+    d = configs(
+        tmp_path, ("mail.yaml", "  starttls: true", "  startls: true"), ("mail.yaml", "  port: 587", "  port: 70000")
+    )
     ps = sorted(problems(d, rules), key=lambda p: p.line)
-    assert [(p.line, p.field) for p in ps] == [(line_of(d / "mail.yaml", "port: 70000"), "smtp.port"), (line_of(d / "mail.yaml", "startls"), "smtp.startls")]
+    assert [(p.line, p.field) for p in ps] == [
+        (line_of(d / "mail.yaml", "port: 70000"), "smtp.port"),
+        (line_of(d / "mail.yaml", "startls"), "smtp.startls"),
+    ]
     assert ps[1].suggestion == "did you mean 'starttls'?"
 
 
 def test_smtp_transport_loads(tmp_path, rules):
     config = load_config(configs(tmp_path, ("mail.yaml", "\ntransport: file\n", "\ntransport: smtp\n")), rules)
-    assert config.mail.transport == "smtp" and config.mail.smtp.port == 587 and config.mail.smtp.password_env == "ENGINE_SMTP_PASSWORD"
+    assert (
+        config.mail.transport == "smtp"
+        and config.mail.smtp.port == 587
+        and config.mail.smtp.password_env == "ENGINE_SMTP_PASSWORD"
+    )
 
 
 # ---------------------------------------------------------------- all problems at once
@@ -481,13 +631,15 @@ def test_problems_in_every_file_are_all_reported(tmp_path, rules):
         ("mail.yaml", "\ntransport: file\n", "\ntransport: fax\n"),
     )
     got = sorted((name(p), p.line, p.field) for p in problems(d, rules))
-    assert got == sorted([
-        ("agencies.yaml", line_of(d / "agencies.yaml", "hikari@soudan"), "agencies.email"),
-        ("conference.yaml", line_of(d / "conference.yaml", "金曜"), "slots.support.weekday"),
-        ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "- id: children"), "lead_rules.reason"),
-        ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "reasn:"), "lead_rules.reasn"),
-        ("mail.yaml", line_of(d / "mail.yaml", "transport: fax"), "transport"),
-    ])
+    assert got == sorted(
+        [
+            ("agencies.yaml", line_of(d / "agencies.yaml", "hikari@soudan"), "agencies.email"),
+            ("conference.yaml", line_of(d / "conference.yaml", "金曜"), "slots.support.weekday"),
+            ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "- id: children"), "lead_rules.reason"),
+            ("lead_rules.yaml", line_of(d / "lead_rules.yaml", "reasn:"), "lead_rules.reasn"),
+            ("mail.yaml", line_of(d / "mail.yaml", "transport: fax"), "transport"),
+        ]
+    )
 
 
 def test_several_cross_check_problems_are_all_reported(tmp_path, rules):
@@ -508,8 +660,11 @@ def test_several_cross_check_problems_are_all_reported(tmp_path, rules):
 
 
 def test_yaml_error_in_one_file_does_not_hide_problems_in_another(tmp_path, rules):
-    d = configs(tmp_path, ("mail.yaml", "\ntransport: file\n", "\ntransport: [file\n"),
-                ("lead_rules.yaml", "flags: [young_carer,", "flags: [young_carr,"))
+    d = configs(
+        tmp_path,
+        ("mail.yaml", "\ntransport: file\n", "\ntransport: [file\n"),
+        ("lead_rules.yaml", "flags: [young_carer,", "flags: [young_carr,"),
+    )
     assert sorted(name(p) for p in problems(d, rules)) == ["lead_rules.yaml", "mail.yaml"]
 
 
@@ -521,7 +676,11 @@ def test_an_agency_problem_does_not_hide_flag_problems_elsewhere(tmp_path, rules
         ("lead_rules.yaml", "flags: [young_carer,", "flags: [young_carr,"),
     )
     got = sorted((name(p), p.field) for p in problems(d, rules))
-    assert got == [("agencies.yaml", "agencies.email"), ("conference.yaml", "locked_flags"), ("lead_rules.yaml", "lead_rules.flags")]
+    assert got == [
+        ("agencies.yaml", "agencies.email"),
+        ("conference.yaml", "locked_flags"),
+        ("lead_rules.yaml", "lead_rules.flags"),
+    ]
 
 
 # ---------------------------------------------------------------- business days
@@ -594,7 +753,9 @@ def test_add_zero_is_the_day_itself_or_the_next_business_day():
 def test_a_line_break_in_a_conference_name_or_place_is_refused(tmp_path, rules, escape):
     """Names and places go into e-mail subjects and .ics invitations: a line break there could
     add a header (a recipient), so `engine config check` refuses it where it is written."""
-    d = configs(tmp_path, ("conference.yaml", "  support: 支援会議 ", f'  support: "支援会議{escape}Bcc: x@evil.example" '))
+    d = configs(
+        tmp_path, ("conference.yaml", "  support: 支援会議 ", f'  support: "支援会議{escape}Bcc: x@evil.example" ')
+    )
     p = only_problem(d, rules)
     assert (name(p), p.field) == ("conference.yaml", "names.support") and "one line" in p.message
 
@@ -604,7 +765,9 @@ def test_a_local_name_for_one_conference_type_keeps_the_other(tmp_path, rules):
     text = (d / "conference.yaml").read_text(encoding="utf-8")
     start = text.index("names:")
     end = text.index("\n", text.index("multi:", start))
-    (d / "conference.yaml").write_text(text[:start] + "names:\n  support: みどり市支援会議" + text[end:], encoding="utf-8")
+    (d / "conference.yaml").write_text(
+        text[:start] + "names:\n  support: みどり市支援会議" + text[end:], encoding="utf-8"
+    )
     from engine.config.files import load_config
 
     names = load_config(d, rules).conference.names
@@ -614,10 +777,16 @@ def test_a_local_name_for_one_conference_type_keeps_the_other(tmp_path, rules):
 def test_a_flag_whose_member_leads_miss_an_area_is_reported(tmp_path, rules):
     """dv cases: the only member named (北部地域包括) serves 北部 and 山手; the fallback is a
     non-member. A 支援会議 DV case in 南部 would have no lead: config check says where."""
-    d = configs(tmp_path,
-                ("lead_rules.yaml", "lead: {kind: 配偶者暴力相談支援センター}", "lead: {agency: houkatsu_kita}"),
-                ("lead_rules.yaml", "lead: {kind: 自立相談支援機関}", "lead: {agency: hikikomori_npo}"),
-                ("lead_rules.yaml", "flags: [hikikomori, multiple_arrears, self_neglect]", "flags: [hikikomori, multiple_arrears, self_neglect, multi_domain]"))
+    d = configs(
+        tmp_path,
+        ("lead_rules.yaml", "lead: {kind: 配偶者暴力相談支援センター}", "lead: {agency: houkatsu_kita}"),
+        ("lead_rules.yaml", "lead: {kind: 自立相談支援機関}", "lead: {agency: hikikomori_npo}"),
+        (
+            "lead_rules.yaml",
+            "flags: [hikikomori, multiple_arrears, self_neglect]",
+            "flags: [hikikomori, multiple_arrears, self_neglect, multi_domain]",
+        ),
+    )
     from engine.config.files import load_config
 
     with pytest.raises(RulesInvalid) as err:

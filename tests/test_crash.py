@@ -13,7 +13,9 @@ def summary(tmp_path_factory):
 
 
 def test_twenty_killed_runs_lose_nothing_and_send_nothing_twice_silently(summary):
-    assert summary["trials"] == 21 and summary["serve_trials"] == 1 and set(summary["per_flow"]) == set(crashtrials.FLOWS)
+    assert (
+        summary["trials"] == 21 and summary["serve_trials"] == 1 and set(summary["per_flow"]) == set(crashtrials.FLOWS)
+    )
     assert summary["kills"] >= 13, summary  # most runs were still going when the SIGKILL came
     assert summary["losses"] == 0 and summary["duplicates"] == 0, summary["failed_trials"]
     assert summary["integrity_failures"] == 0 and summary["other_problems"] == 0, summary["failed_trials"]
@@ -37,12 +39,16 @@ def test_the_checker_sees_a_lost_row_an_extra_row_and_an_unreported_duplicate():
     extra = _state({t: Counter({("C-1", "open"): 2}) if t == "cases" else Counter() for t in crashtrials.COMPARED})
     assert crashtrials.compare(ref, extra, Counter(), Counter())[1] == ["cases: ('C-1', 'open')"]
     # an e-mail delivered twice: a failure unless the engine marked it possible_duplicate
-    assert crashtrials.compare(ref, ref, Counter({"a": 1}), Counter({"a": 2}))[1] == ["e-mail a arrived 2 times, not marked possible_duplicate"]
+    assert crashtrials.compare(ref, ref, Counter({"a": 1}), Counter({"a": 2}))[1] == [
+        "e-mail a arrived 2 times, not marked possible_duplicate"
+    ]
     marked = _state(ref.rows, dups={"a"})
     assert crashtrials.compare(ref, marked, Counter({"a": 1}), Counter({"a": 2}))[1:3] == ([], 1)
     assert crashtrials.compare(ref, ref, Counter({"a": 1}), Counter())[0] == ["e-mail a never arrived"]
     # a possible duplicate the engine marks outside the window the killed run left `sending`
-    assert crashtrials.compare(ref, marked, Counter({"a": 1}), Counter({"a": 2}), window={"b"})[3] == ["marked possible_duplicate outside the crash window: ['a']"]
+    assert crashtrials.compare(ref, marked, Counter({"a": 1}), Counter({"a": 2}), window={"b"})[3] == [
+        "marked possible_duplicate outside the crash window: ['a']"
+    ]
     assert crashtrials.compare(ref, marked, Counter({"a": 1}), Counter({"a": 2}), window={"a"})[3] == []
     broken = crashtrials.State("*** in database main ***", ref.rows, 0, [], set(), set())
     assert crashtrials.compare(ref, broken, Counter(), Counter())[3] == ["integrity_check: *** in database main ***"]

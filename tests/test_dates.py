@@ -11,7 +11,16 @@ from engine.support.dates import ACCEPTED_FORMATS, ERAS, DateError, parse_date, 
 
 @pytest.mark.parametrize(
     "text",
-    ["2024-04-01", "2024/4/1", "2024/04/01", "2024.4.1", "20240401", "2024年4月1日", " 2024-04-01 ", "２０２４－０４－０１"],
+    [
+        "2024-04-01",
+        "2024/4/1",
+        "2024/04/01",
+        "2024.4.1",
+        "20240401",
+        "2024年4月1日",
+        " 2024-04-01 ",
+        "２０２４－０４－０１",
+    ],
 )
 def test_gregorian_forms(text):
     assert parse_date(text) == date(2024, 4, 1)
@@ -89,7 +98,9 @@ def test_dates_outside_their_era_are_errors(text, era, era_range):
     assert era_range in message
 
 
-@pytest.mark.parametrize("text", ["R6.2.30", "2023-02-29", "2024/4/31", "令和6年2月30日", "R6.13.1", "20241301", "R6.0.1"])
+@pytest.mark.parametrize(
+    "text", ["R6.2.30", "2023-02-29", "2024/4/31", "令和6年2月30日", "R6.13.1", "20241301", "R6.0.1"]
+)
 def test_invalid_calendar_days(text):
     with pytest.raises(DateError, match="not a calendar date"):
         parse_date(text)

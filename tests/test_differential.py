@@ -13,7 +13,6 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.store.db import SCHEMA
 from engine.rules.facts import Context, load_households
 from engine.rules.model import (
     Age,
@@ -38,6 +37,7 @@ from engine.rules.model import (
 from engine.rules.prefilter import Prefilter, Shard
 from engine.rules.trace import trace_flag
 from engine.screening.screen import evaluate_households
+from engine.store.db import SCHEMA
 from engine.support.vocabulary import ARREARS_KINDS, CODES, SILOS
 from tests.reference import reference_flags
 from tests.town import ON
@@ -95,11 +95,26 @@ def build(town: list[list[dict]]) -> tuple[sqlite3.Connection, list[dict]]:
         hh = {"household_id": hid, "persons": [], "records": []}
         for p, m in enumerate(members):
             pid = f"{hid}P{p}"
-            conn.execute("INSERT INTO persons VALUES (?,?,?,?,?,?,?,?)", (pid, hid, "", "", m["birth"], m["sex"], m["rel"], m["nat"]))
-            hh["persons"].append({"person_id": pid, "birth_date": m["birth"], "sex": m["sex"], "relationship": m["rel"], "nationality": m["nat"]})
+            conn.execute(
+                "INSERT INTO persons VALUES (?,?,?,?,?,?,?,?)",
+                (pid, hid, "", "", m["birth"], m["sex"], m["rel"], m["nat"]),
+            )
+            hh["persons"].append(
+                {
+                    "person_id": pid,
+                    "birth_date": m["birth"],
+                    "sex": m["sex"],
+                    "relationship": m["rel"],
+                    "nationality": m["nat"],
+                }
+            )
             for i, (code, value, start, end) in enumerate(m["records"]):
-                conn.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|{i}", pid, "t", code, value, start, end))
-                hh["records"].append({"person_id": pid, "code": code, "value": value, "start_date": start, "end_date": end})
+                conn.execute(
+                    "INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|{i}", pid, "t", code, value, start, end)
+                )
+                hh["records"].append(
+                    {"person_id": pid, "code": code, "value": value, "start_date": start, "end_date": end}
+                )
         plain.append(hh)
     return conn, plain
 
@@ -113,12 +128,22 @@ def durable_path(conn, rules: RuleSet, on: date) -> set[tuple[str, str]]:
 def trace_path(conn, rules: RuleSet, on: date) -> set[tuple[str, str]]:
     ids = [h for (h,) in conn.execute("SELECT household_id FROM households")]
     ctx = Context(on)
-    return {(hh.household_id, f.id) for hh in load_households(conn, ids, on) if hh.persons for f in rules.flags.values() if trace_flag(f, hh, ctx, rules).ok}
+    return {
+        (hh.household_id, f.id)
+        for hh in load_households(conn, ids, on)
+        if hh.persons
+        for f in rules.flags.values()
+        if trace_flag(f, hh, ctx, rules).ok
+    }
 
 
-screening_dates = st.sampled_from([ON, date(2024, 2, 29), date(2028, 2, 29), date(2026, 1, 31), date(2025, 3, 31), date(2027, 12, 31)]) | st.integers(-800, 800).map(lambda d: ON + timedelta(days=d))
+screening_dates = st.sampled_from(
+    [ON, date(2024, 2, 29), date(2028, 2, 29), date(2026, 1, 31), date(2025, 3, 31), date(2027, 12, 31)]
+) | st.integers(-800, 800).map(lambda d: ON + timedelta(days=d))
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @SETTINGS
@@ -142,15 +167,30 @@ def record_conds(draw, negate_ok=True):
         top = len(spec.values) - 1 if spec.value_type == "level" else 100
         lo = draw(st.integers(0, top))
         hi = draw(st.none() | st.integers(lo, top))
-    return Record(code=code, values=values, min=lo, max=hi, within_months=draw(st.sampled_from([0, 0, 3, 6])), negate=negate_ok and draw(st.booleans()))
+    return Record(
+        code=code,
+        values=values,
+        min=lo,
+        max=hi,
+        within_months=draw(st.sampled_from([0, 0, 3, 6])),
+        negate=negate_ok and draw(st.booleans()),
+    )
 
 
 def person_conds(depth=2):
     leaves = st.one_of(
-        st.builds(lambda a, b: Age(min=a, max=None if b is None else a + b), st.integers(0, 90), st.none() | st.integers(0, 40)),
+        st.builds(
+            lambda a, b: Age(min=a, max=None if b is None else a + b),
+            st.integers(0, 90),
+            st.none() | st.integers(0, 40),
+        ),
         st.builds(lambda b: Age(max=b), st.integers(0, 90)),
         record_conds(),
-        st.builds(lambda v, n: Relationship(values=tuple(v), negate=n), st.lists(st.sampled_from(RELS), min_size=1, max_size=3, unique=True), st.booleans()),
+        st.builds(
+            lambda v, n: Relationship(values=tuple(v), negate=n),
+            st.lists(st.sampled_from(RELS), min_size=1, max_size=3, unique=True),
+            st.booleans(),
+        ),
         st.builds(lambda v, n: Sex(value=v, negate=n), st.sampled_from(["M", "F", "U"]), st.booleans()),
         st.builds(Foreign, value=st.booleans()),
     )
@@ -191,7 +231,9 @@ def rule_sets(draw):
     flags = {}
     for i in range(draw(st.integers(1, 3))):
         fid = f"flag{i}"
-        flags[fid] = Flag(id=fid, title=fid, severity="medium", silos=(SILOS[0],), version=1, when=draw(household_conds(names)))
+        flags[fid] = Flag(
+            id=fid, title=fid, severity="medium", silos=(SILOS[0],), version=1, when=draw(household_conds(names))
+        )
     body = repr(sorted((k, v.model_dump_json()) for k, v in {**indicators, **flags}.items()))
     return RuleSet(indicators=indicators, flags=flags, hash=hashlib.sha256(body.encode()).hexdigest()[:16])
 

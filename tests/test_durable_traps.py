@@ -1,22 +1,27 @@
 """The measured traps of durable_rules 2.0.28 (shared/engine-notes.md), each pinned by a test."""
 
 import threading
-from datetime import date
 
 import pytest
 from durable.engine import MessageNotHandledException
 
 from engine.rules.compile import Compiled
 from engine.rules.durable_eval import DurableScreen, _QuietHost
-from engine.rules.facts import Household, Person, Rec
-from engine.rules.facts import Context
+from engine.rules.facts import Context, Household, Person, Rec
 from tests.town import ON, born
 
 CTX = Context(ON)
 
 
 def hh(hid: str, son_income: bool = False) -> Household:
-    elder = Person(f"{hid}-1", born(82), "F", "世帯主", "日本", {"care_level": [Rec("r1", "care_level", "要介護2", "2024-04-01", None)]})
+    elder = Person(
+        f"{hid}-1",
+        born(82),
+        "F",
+        "世帯主",
+        "日本",
+        {"care_level": [Rec("r1", "care_level", "要介護2", "2024-04-01", None)]},
+    )
     son = Person(f"{hid}-2", born(52), "M", "子", "日本", {})
     if son_income:
         son.records["earned_income"] = [Rec("r2", "earned_income", "3000000", "2024-04-01", None)]
@@ -54,7 +59,22 @@ def test_state_is_cleared_between_households_and_runs(rules):
 
 def test_a_household_matching_no_flag_is_still_seen(rules):
     screen = DurableScreen(Compiled(rules))
-    quiet = [Household(h, [Person(f"{h}-1", born(30), "M", "世帯主", "日本", {"earned_income": [Rec("r", "earned_income", "1", "2024-04-01", None)]})]) for h in ("HQ1", "HQ2")]
+    quiet = [
+        Household(
+            h,
+            [
+                Person(
+                    f"{h}-1",
+                    born(30),
+                    "M",
+                    "世帯主",
+                    "日本",
+                    {"earned_income": [Rec("r", "earned_income", "1", "2024-04-01", None)]},
+                )
+            ],
+        )
+        for h in ("HQ1", "HQ2")
+    ]
     assert screen.evaluate(quiet, CTX) == set()
 
 
@@ -85,7 +105,14 @@ def test_raw_durable_or_over_two_fields_inside_iany_never_matches():
     fired = []
     host = _QuietHost({"a": lambda c: fired.append(1), "s": lambda c: None})
     cond = {"$iany": {"m": {"$or": [{"$gt": {"$i.x": 0}}, {"$gt": {"$i.y": 0}}]}}}
-    host.set_rulesets({"trap_or": {"a": {"all": [{"m": cond}], "run": "a"}, "s": {"all": [{"m": {"t": "hh"}}], "run": "s", "pri": 1000}}})
+    host.set_rulesets(
+        {
+            "trap_or": {
+                "a": {"all": [{"m": cond}], "run": "a"},
+                "s": {"all": [{"m": {"t": "hh"}}], "run": "s", "pri": 1000},
+            }
+        }
+    )
     host.assert_fact("trap_or", {"id": "h", "sid": "h", "t": "hh", "m": [{"x": 1, "y": 0}]})
     assert fired == []
 

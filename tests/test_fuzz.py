@@ -29,10 +29,10 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from engine.support.dates import DateError, parse_date
-from engine.store.db import SCHEMA, migrate
 from engine.intake.importer import COLUMNS, ImportRefused, import_dir
 from engine.rules.loader import RulesInvalid, load_rules
+from engine.store.db import SCHEMA, migrate
+from engine.support.dates import DateError, parse_date
 from tests.conftest import ROOT
 
 TODAY = date(2026, 11, 27)
@@ -45,8 +45,12 @@ FUZZ = settings(  # FUZZ_EXAMPLES=5000 FUZZ_RANDOM=1 pytest tests/test_fuzz.py: 
     deadline=None,
     derandomize=not os.environ.get("FUZZ_RANDOM"),
     database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
 )
 
 
@@ -119,12 +123,54 @@ HOUSEHOLDS = ("H001", "H002", "H003")
 PERSONS = {"P001": "H001", "P002": "H001", "P003": "H002", "P004": "H002", "P005": "H003"}
 
 cell_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
-interesting = st.sampled_from([
-    "", " ", "H001", "H999", "P001", "P005", "1990-01-01", "R1.5.1", "H31.5.1", "令和元年5月1日", "平成31年5月1日",
-    "昭和64年1月8日", "Ｒ２．４．１", "２０２０－０２－３０", "2099-01-01", "1899-12-31", "M", "F", "男", "女", "X",
-    "世帯主", "長男", "妻（未届）", "日本", "JPN", "care_level", "要介護2", "arrears", "kokuho:4", "rent:x", "earned_income",
-    "-1", "１０", "1_000", "9" * 30, '"', '""', "a,b", "a\nb", "a\rb", "\ufeff", "\u2028", "=cmd|' /C calc'!A0",
-])
+interesting = st.sampled_from(
+    [
+        "",
+        " ",
+        "H001",
+        "H999",
+        "P001",
+        "P005",
+        "1990-01-01",
+        "R1.5.1",
+        "H31.5.1",
+        "令和元年5月1日",
+        "平成31年5月1日",
+        "昭和64年1月8日",
+        "Ｒ２．４．１",
+        "２０２０－０２－３０",
+        "2099-01-01",
+        "1899-12-31",
+        "M",
+        "F",
+        "男",
+        "女",
+        "X",
+        "世帯主",
+        "長男",
+        "妻（未届）",
+        "日本",
+        "JPN",
+        "care_level",
+        "要介護2",
+        "arrears",
+        "kokuho:4",
+        "rent:x",
+        "earned_income",
+        "-1",
+        "１０",
+        "1_000",
+        "9" * 30,
+        '"',
+        '""',
+        "a,b",
+        "a\nb",
+        "a\rb",
+        "\ufeff",
+        "\u2028",
+        "=cmd|' /C calc'!A0",
+    ]
+)
 cell = st.one_of(interesting, cell_text)
 
 
@@ -154,8 +200,12 @@ def test_importer_arbitrary_bytes(folders, name, data, after_header):
 
 
 @FUZZ
-@given(name=st.sampled_from(["households", "persons", "records"]), text=st.text(max_size=300),
-       encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp932"]), after_header=st.booleans())
+@given(
+    name=st.sampled_from(["households", "persons", "records"]),
+    text=st.text(max_size=300),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp932"]),
+    after_header=st.booleans(),
+)
 def test_importer_arbitrary_text(folders, name, text, encoding, after_header):
     data = text.encode(encoding, errors="replace")
     folder = folders.extract(**{name: (header_of(name) if after_header else b"") + data})
@@ -170,18 +220,33 @@ def test_importer_arbitrary_text(folders, name, text, encoding, after_header):
 
 # per file: a valid row number i, the key column of the table, and the columns (and values) it must be stored with
 VALID = {
-    "households": (lambda i: [f"V{i}", "中央", "中央町1-1"], "household_id", lambda i: [f"V{i}", "中央"], "household_id, area"),
-    "persons": (lambda i: [f"V{i}", HOUSEHOLDS[i % 3], "試験 花子", "シケン ハナコ", "1980-04-01", "F", "子", "日本"], "person_id",
-                lambda i: [f"V{i}", HOUSEHOLDS[i % 3], "1980-04-01", "F", "子"], "person_id, household_id, birth_date, sex, relationship"),
-    "records": (lambda i: [list(PERSONS)[i % 5], f"V{i}", "care_level", "要介護1", "R6.4.1", ""], "source",
-                lambda i: [f"V{i}", list(PERSONS)[i % 5], "要介護1", "2024-04-01", None], "source, person_id, value, start_date, end_date"),
+    "households": (
+        lambda i: [f"V{i}", "中央", "中央町1-1"],
+        "household_id",
+        lambda i: [f"V{i}", "中央"],
+        "household_id, area",
+    ),
+    "persons": (
+        lambda i: [f"V{i}", HOUSEHOLDS[i % 3], "試験 花子", "シケン ハナコ", "1980-04-01", "F", "子", "日本"],
+        "person_id",
+        lambda i: [f"V{i}", HOUSEHOLDS[i % 3], "1980-04-01", "F", "子"],
+        "person_id, household_id, birth_date, sex, relationship",
+    ),
+    "records": (
+        lambda i: [list(PERSONS)[i % 5], f"V{i}", "care_level", "要介護1", "R6.4.1", ""],
+        "source",
+        lambda i: [f"V{i}", list(PERSONS)[i % 5], "要介護1", "2024-04-01", None],
+        "source, person_id, value, start_date, end_date",
+    ),
 }
 
 
 @FUZZ
-@given(name=st.sampled_from(["households", "persons", "records"]),
-       rows=st.lists(st.one_of(st.none(), st.lists(cell, min_size=8, max_size=8)), min_size=1, max_size=12),
-       line_end=st.sampled_from(["\r\n", "\n", "\r"]))
+@given(
+    name=st.sampled_from(["households", "persons", "records"]),
+    rows=st.lists(st.one_of(st.none(), st.lists(cell, min_size=8, max_size=8)), min_size=1, max_size=12),
+    line_end=st.sampled_from(["\r\n", "\n", "\r"]),
+)
 def test_importer_valid_rows_survive_arbitrary_cells(folders, name, rows, line_end):
     """One file interleaves valid rows (None) with rows of arbitrary cells: every valid row is imported
     with its values; every other row is imported or rejected with reasons on its own line; the valid
@@ -195,7 +260,9 @@ def test_importer_valid_rows_survive_arbitrary_cells(folders, name, rows, line_e
     buffer = io.StringIO()
     # csv.writer quotes a value holding a character of the line terminator only: with "\r" or "\n" alone
     # as terminator, every value is quoted so that a line break inside a value stays inside it
-    writer = csv.writer(buffer, lineterminator=line_end, quoting=csv.QUOTE_MINIMAL if line_end == "\r\n" else csv.QUOTE_ALL)
+    writer = csv.writer(
+        buffer, lineterminator=line_end, quoting=csv.QUOTE_MINIMAL if line_end == "\r\n" else csv.QUOTE_ALL
+    )
     writer.writerow(COLUMNS[f"{name}.csv"])
     starts: list[tuple[int, list[str] | None, int]] = []
     for i, r in enumerate(rows):
@@ -225,7 +292,9 @@ era_date = st.builds(
     lambda era, y, sep, m, d, width: (era + y + sep[0] + m + sep[1] + d + sep[2]).translate(width),
     st.sampled_from(["", "明治", "大正", "昭和", "平成", "令和", "M", "T", "S", "H", "R", "r", "㍻", "㋿"]),
     st.sampled_from(["元", "0", "1", "01", "15", "31", "45", "64", "99", "1926", "2019", "2099"]),
-    st.sampled_from([("年", "月", "日"), ("年", "月", ""), (".", ".", ""), ("/", "/", ""), ("-", "-", ""), ("", "", "")]),
+    st.sampled_from(
+        [("年", "月", "日"), ("年", "月", ""), (".", ".", ""), ("/", "/", ""), ("-", "-", ""), ("", "", "")]
+    ),
     st.integers(0, 13).map(str),
     st.integers(0, 32).map(str),
     st.sampled_from([{}, str.maketrans("0123456789RHS.-/", "０１２３４５６７８９ＲＨＳ．－／")]),
@@ -238,7 +307,8 @@ def test_importer_birth_dates_agree_with_parse_date(folders, births):
     """A birth date is stored as parse_date reads it (1900-01-01 … today) or the row is rejected on its
     line with field birth_date; the rest of the file is imported."""
     text = (BASE / "persons.csv").read_text(encoding="utf-8") + "".join(
-        f"B{i},H001,試験,シケン,{b},F,子,日本\n" for i, b in enumerate(births))  # base: header and 5 persons
+        f"B{i},H001,試験,シケン,{b},F,子,日本\n" for i, b in enumerate(births)
+    )  # base: header and 5 persons
     assume(all("," not in b and '"' not in b and not LINE_BREAK.search(b) and "\x00" not in b for b in births))
     folder = folders.extract(persons=text.encode("utf-8"))
     result, conn = imported(folder)
@@ -295,12 +365,72 @@ def loads_or_located(folder: Path) -> None:
         check_problems(folder, err)
 
 
-TOKENS = ["flags:", "indicators:", "- ", "  ", "    ", "id: ", "title: ", "severity: ", "silos: ", "version: ", "when: ",
-          "all:", "any:", "not:", "member: ", "record: ", "no_record: ", "age: ", "{min: 1}", "{max: -3}", "code: ",
-          "care_level", "arrears", "value: ", "[", "]", "{", "}", ",", ": ", "\n", "\t", "'", '"', "&a ", "*a", "!!str ",
-          "!!python/name:os.system ", "? ", "---\n", "...\n", "#", "null", "~", "true", "1e3", "0x1F", "2024-02-30",
-          "8050", "high", "介護", "全角　", "elder_needing_care", "household_size: ", "distinct_values: ", "at_least: ",
-          "relationship: ", "子", "sex: ", "M", "foreign_national: ", "within_months: ", "99999999999999999999", "<<: "]
+TOKENS = [
+    "flags:",
+    "indicators:",
+    "- ",
+    "  ",
+    "    ",
+    "id: ",
+    "title: ",
+    "severity: ",
+    "silos: ",
+    "version: ",
+    "when: ",
+    "all:",
+    "any:",
+    "not:",
+    "member: ",
+    "record: ",
+    "no_record: ",
+    "age: ",
+    "{min: 1}",
+    "{max: -3}",
+    "code: ",
+    "care_level",
+    "arrears",
+    "value: ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ": ",
+    "\n",
+    "\t",
+    "'",
+    '"',
+    "&a ",
+    "*a",
+    "!!str ",
+    "!!python/name:os.system ",
+    "? ",
+    "---\n",
+    "...\n",
+    "#",
+    "null",
+    "~",
+    "true",
+    "1e3",
+    "0x1F",
+    "2024-02-30",
+    "8050",
+    "high",
+    "介護",
+    "全角　",
+    "elder_needing_care",
+    "household_size: ",
+    "distinct_values: ",
+    "at_least: ",
+    "relationship: ",
+    "子",
+    "sex: ",
+    "M",
+    "foreign_national: ",
+    "within_months: ",
+    "99999999999999999999",
+    "<<: ",
+]
 
 
 @FUZZ
@@ -327,14 +457,19 @@ def mutate_lines(text: str, ops: list[tuple[int, int, int, str]]) -> str:
         elif op == 4:
             lines[i] = " " * (j % 7) + lines[i].lstrip()
         elif op == 5:
-            lines[i] = lines[i][: j % (len(lines[i]) + 1)] + token + lines[i][j % (len(lines[i]) + 1):]
+            lines[i] = lines[i][: j % (len(lines[i]) + 1)] + token + lines[i][j % (len(lines[i]) + 1) :]
         else:
             lines = lines[: i + 1]
     return "\n".join(lines)
 
 
-line_ops = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 10_000), st.integers(0, 10_000), st.one_of(st.sampled_from(TOKENS), cell_text)),
-                    min_size=1, max_size=6)
+line_ops = st.lists(
+    st.tuples(
+        st.integers(0, 6), st.integers(0, 10_000), st.integers(0, 10_000), st.one_of(st.sampled_from(TOKENS), cell_text)
+    ),
+    min_size=1,
+    max_size=6,
+)
 
 
 @FUZZ
@@ -345,12 +480,47 @@ def test_rule_loader_mutated_shipped_files(folders, name, ops):
 
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.dates(),
-              st.sampled_from(TOKENS).map(str.strip), cell_text),
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.one_of(st.sampled_from(["id", "title", "when", "all", "any", "not", "member", "record",
-                                                                       "code", "min", "max", "value", "age", "silos", "severity",
-                                                                       "version", "flags", "indicators"]), cell_text), inner, max_size=4)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True),
+        st.dates(),
+        st.sampled_from(TOKENS).map(str.strip),
+        cell_text,
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "id",
+                        "title",
+                        "when",
+                        "all",
+                        "any",
+                        "not",
+                        "member",
+                        "record",
+                        "code",
+                        "min",
+                        "max",
+                        "value",
+                        "age",
+                        "silos",
+                        "severity",
+                        "version",
+                        "flags",
+                        "indicators",
+                    ]
+                ),
+                cell_text,
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
     max_leaves=12,
 )
 
@@ -382,8 +552,12 @@ def replace_at(node, path, value, op):
 
 
 @FUZZ
-@given(name=st.sampled_from(["flags.yaml", "indicators.yaml"]), pick=st.integers(0, 10_000), value=json_values,
-       op=st.sampled_from(["replace", "replace", "delete", "rename"]))
+@given(
+    name=st.sampled_from(["flags.yaml", "indicators.yaml"]),
+    pick=st.integers(0, 10_000),
+    value=json_values,
+    op=st.sampled_from(["replace", "replace", "delete", "rename"]),
+)
 def test_rule_loader_structurally_mutated_rules(folders, name, pick, value, op):
     data = yaml.safe_load((RULES / name).read_text(encoding="utf-8"))
     all_paths = list(paths(data))

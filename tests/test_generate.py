@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.support import dates
 from engine.demo.generate import PATTERNS, generate_town
+from engine.support import dates
 from engine.support.vocabulary import CODES, check_value, identity_part
 
 TODAY = date(2026, 11, 27)
@@ -124,14 +124,17 @@ def patterns_of(members: list[Person]) -> set[str]:
     ):
         found.add("double_care")
     if any_(lambda p: 6 <= p.age <= 18 and any(int(v) >= 30 for v in p.active("school_absence_days"))) and any_(
-        lambda p: p.rel in PARENT_RELS
-        and (p.has("care_level") or {"精神", "療育"} & set(p.active("disability_certificate")))
+        lambda p: (
+            p.rel in PARENT_RELS and (p.has("care_level") or {"精神", "療育"} & set(p.active("disability_certificate")))
+        )
     ):
         found.add("young_carer")
     if any_(
-        lambda p: 15 <= p.age <= 64
-        and not p.has("earned_income", SIX_MONTHS_AGO)
-        and not p.has("school_enrollment", SIX_MONTHS_AGO)
+        lambda p: (
+            15 <= p.age <= 64
+            and not p.has("earned_income", SIX_MONTHS_AGO)
+            and not p.has("school_enrollment", SIX_MONTHS_AGO)
+        )
     ):
         found.add("hikikomori")
     if len(members) == 1:
@@ -153,8 +156,7 @@ def patterns_of(members: list[Person]) -> set[str]:
     ):
         found.add("parent_disability_child")
     if any_(lambda p: p.nationality != "日本") and any_(
-        lambda p: (p.age <= 5 and p.has("health_check_missed"))
-        or (6 <= p.age <= 15 and not p.has("school_enrollment"))
+        lambda p: (p.age <= 5 and p.has("health_check_missed")) or (6 <= p.age <= 15 and not p.has("school_enrollment"))
     ):
         found.add("foreign_household_risk")
     silos = set()
@@ -303,6 +305,8 @@ def test_hikikomori_is_about_two_percent_of_working_age(households_20k):
     """内閣府 2022: 2.05% of ages 15-39, 2.02% of 40-64."""
     members = [p for people in households_20k.values() for p in people if 15 <= p.age <= 64]
     withdrawn = [
-        p for p in members if not p.has("earned_income", SIX_MONTHS_AGO) and not p.has("school_enrollment", SIX_MONTHS_AGO)
+        p
+        for p in members
+        if not p.has("earned_income", SIX_MONTHS_AGO) and not p.has("school_enrollment", SIX_MONTHS_AGO)
     ]
     assert 0.015 <= len(withdrawn) / len(members) <= 0.025

@@ -60,8 +60,8 @@ def params(entries):
 def convened_ws(tmp_path_factory):
     """A workspace whose 8050 household H1 has case C-2026-00001 on the 支援会議 of 2026-12-04."""
     from engine.config.files import load_config
-    from engine.store.db import connect
     from engine.rules.loader import load_rules
+    from engine.store.db import connect
     from tests.casework import open_cases
 
     ws = tmp_path_factory.mktemp("convened") / "ws"
@@ -87,7 +87,10 @@ def fingerprint(ws: Path) -> dict:
     """Row counts of every table and the cases as they are: what any command may have changed."""
     conn = sqlite3.connect(f"file:{ws / 'engine.db'}?mode=ro", uri=True)
     try:
-        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            t
+            for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        ]
         out = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
         out["cases"] = conn.execute("SELECT * FROM cases ORDER BY case_id").fetchall()
         return out
@@ -101,7 +104,9 @@ def counts(ws: Path) -> dict:
         return {"households": 0, "persons": 0, "records": 0}
     conn = sqlite3.connect(db)
     try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("households", "persons", "records")}
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("households", "persons", "records")
+        }
     finally:
         conn.close()
 
@@ -127,8 +132,16 @@ def run(argv: list[str], how: str | None, timeout: float | None, cwd: Path) -> R
     if how == "subprocess":
         env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")} | ENV
         try:
-            proc = subprocess.run([sys.executable, "-m", "engine.cli", *argv], capture_output=True, text=True,
-                                  encoding="utf-8", errors="replace", timeout=timeout or 120, cwd=cwd, env=env)
+            proc = subprocess.run(
+                [sys.executable, "-m", "engine.cli", *argv],
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=timeout or 120,
+                cwd=cwd,
+                env=env,
+            )
         except subprocess.TimeoutExpired:
             pytest.fail(f"`engine {' '.join(argv[:2])} …` did not finish within {timeout} s")
         return Ran(proc.returncode, proc.stdout, proc.stderr, None)
@@ -191,8 +204,23 @@ def test_corpus_file(entry, tmp_path, convened_ws, empty_ws):
         assert kind == "outcome", kind
         place(src, tmp_path / src.name)
         slots["file"] = str(tmp_path / src.name)
-        default = ["outcome", "{meeting}", "{case}", "--file", "{file}", "--workspace", "{ws}", "--rules", "{rules}",
-                   "--config", "{config}", "--date", entry.get("date", "2026-12-04"), "--by", "tester"]
+        default = [
+            "outcome",
+            "{meeting}",
+            "{case}",
+            "--file",
+            "{file}",
+            "--workspace",
+            "{ws}",
+            "--rules",
+            "{rules}",
+            "--config",
+            "{config}",
+            "--date",
+            entry.get("date", "2026-12-04"),
+            "--by",
+            "tester",
+        ]
     command = entry.get("command") or default
     if "{ws}" in command:
         uses_ws = True
@@ -243,9 +271,20 @@ def test_bad_arguments(entry, tmp_path, convened_ws, empty_ws):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     shutil.copytree(empty_ws, tmp_path / "new_ws")
-    slots = {"ws": str(ws), "case": CASE, "meeting": MEETING, "rules": str(RULES), "config": str(CONFIGS),
-             "nows": str(tmp_path / "no-workspace"), "a_file": str(tmp_path / "a_file.txt"), "tmp": str(scratch),
-             "extract": str(extract), "extract_typo": str(typo), "new_ws": str(tmp_path / "new_ws"), "outcome_ok": str(outcome_ok)}
+    slots = {
+        "ws": str(ws),
+        "case": CASE,
+        "meeting": MEETING,
+        "rules": str(RULES),
+        "config": str(CONFIGS),
+        "nows": str(tmp_path / "no-workspace"),
+        "a_file": str(tmp_path / "a_file.txt"),
+        "tmp": str(scratch),
+        "extract": str(extract),
+        "extract_typo": str(typo),
+        "new_ws": str(tmp_path / "new_ws"),
+        "outcome_ok": str(outcome_ok),
+    }
 
     def fill(text: str) -> str:
         return text.format(**slots)
@@ -265,7 +304,12 @@ def test_bad_arguments(entry, tmp_path, convened_ws, empty_ws):
 def test_corpus_is_complete_and_big_enough():
     """Every corpus file is in the manifest (and exists), ids are unique, and there are at least 60 inputs."""
     listed = {e["file"] for e in MANIFEST}
-    on_disk = {str(p.relative_to(HOSTILE)) for sub in ("csv", "rules", "config", "outcome") for p in (HOSTILE / sub).glob("*") if p.is_file()}
+    on_disk = {
+        str(p.relative_to(HOSTILE))
+        for sub in ("csv", "rules", "config", "outcome")
+        for p in (HOSTILE / sub).glob("*")
+        if p.is_file()
+    }
     assert on_disk == listed, (on_disk - listed, listed - on_disk)
     ids = [e["id"] for e in MANIFEST] + [e["id"] for e in CLI]
     assert len(ids) == len(set(ids)), [i for i, n in collections.Counter(ids).items() if n > 1]

@@ -11,8 +11,8 @@ import pytest
 
 import engine.intake.importer as importer
 from engine.intake.csvio import FileRefused, read_csv
-from engine.store.db import connect
 from engine.intake.importer import ImportRefused, import_dir, import_summary
+from engine.store.db import connect
 
 TODAY = date(2024, 6, 1)
 
@@ -82,14 +82,25 @@ def test_utf8_import_counts(conn, tmp_path):
     assert result.import_seq == 1
     assert result.encoding == dict.fromkeys(BASE, "utf-8")
     for name, n in BASE_COUNTS.items():
-        assert result.files[name].model_dump() == {"read": n, "inserted": n, "updated": 0, "unchanged": 0, "rejected": 0}
+        assert result.files[name].model_dump() == {
+            "read": n,
+            "inserted": n,
+            "updated": 0,
+            "unchanged": 0,
+            "rejected": 0,
+        }
     assert result.total_inserted == 15 and result.total_rejected == 0 and result.rejects == []
     assert result.changed_households == 4
     assert counts(conn) == {"households": 4, "persons": 6, "records": 5, "imports": 1}
     seq, encoding, summary = conn.execute("SELECT import_seq, encoding, summary FROM imports").fetchone()
     assert (seq, encoding) == (1, "utf-8") and '"inserted": 6' in summary
     assert conn.execute("SELECT sex FROM persons ORDER BY person_id").fetchall() == [
-        ("M",), ("M",), ("F",), ("F",), ("M",), ("F",)
+        ("M",),
+        ("M",),
+        ("F",),
+        ("F",),
+        ("M",),
+        ("F",),
     ]
 
 
@@ -103,15 +114,23 @@ def test_cp932_detected_automatically(conn, tmp_path):
     result = run(conn, write_town(tmp_path / "in", encoding="cp932", newline="\r\n"))
     assert result.encoding == dict.fromkeys(BASE, "cp932")
     assert result.total_inserted == 15
-    assert conn.execute("SELECT name, kana FROM persons WHERE person_id = 'P006'").fetchone() == ("グエン・ミン", "グエンミン")
+    assert conn.execute("SELECT name, kana FROM persons WHERE person_id = 'P006'").fetchone() == (
+        "グエン・ミン",
+        "グエンミン",
+    )
     assert conn.execute("SELECT area FROM households WHERE household_id = 'H001'").fetchone() == ("東地区",)
 
 
 def test_cp932_half_width_kana(conn, tmp_path):
-    folder = write_town(tmp_path / "in", encoding="cp932", persons=PERSONS + "P007,H001,山田花,ﾔﾏﾀﾞﾊﾅ,H2.2.2,女,孫,日本\n")
+    folder = write_town(
+        tmp_path / "in", encoding="cp932", persons=PERSONS + "P007,H001,山田花,ﾔﾏﾀﾞﾊﾅ,H2.2.2,女,孫,日本\n"
+    )
     result = run(conn, folder)
     assert result.encoding["persons.csv"] == "cp932" and result.total_rejected == 0
-    assert conn.execute("SELECT kana, birth_date FROM persons WHERE person_id = 'P007'").fetchone() == ("ﾔﾏﾀﾞﾊﾅ", "1990-02-02")
+    assert conn.execute("SELECT kana, birth_date FROM persons WHERE person_id = 'P007'").fetchone() == (
+        "ﾔﾏﾀﾞﾊﾅ",
+        "1990-02-02",
+    )
 
 
 def test_cp932_with_nec_characters(conn, tmp_path):
@@ -329,9 +348,7 @@ def test_too_long_value_is_a_row_reject(conn, tmp_path):
 
 def test_sex_values_normalised(conn, tmp_path):
     rows = ["男", "女", "M", "F", "m", "f", "male", "Female", "1", "2", "不明", "U", "", " 女 "]
-    persons = header(PERSONS) + "".join(
-        f"Q{i:02d},H001,x,x,2000-01-01,{sex},,\n" for i, sex in enumerate(rows)
-    )
+    persons = header(PERSONS) + "".join(f"Q{i:02d},H001,x,x,2000-01-01,{sex},,\n" for i, sex in enumerate(rows))
     run(conn, write_town(tmp_path / "in", persons=persons, records=header(RECORDS)))
     got = [sex for (sex,) in conn.execute("SELECT sex FROM persons ORDER BY person_id")]
     assert got == ["M", "F", "M", "F", "M", "F", "M", "F", "M", "F", "U", "U", "U", "F"]
@@ -368,7 +385,9 @@ def test_missing_file_refused(conn, tmp_path):
     (folder / "records.csv").rename(folder / "record.csv")
     with pytest.raises(ImportRefused) as e:
         run(conn, folder)
-    assert "missing file(s) records.csv" in str(e.value) and "'record.csv' — did you mean 'records.csv'?" in str(e.value)
+    assert "missing file(s) records.csv" in str(e.value) and "'record.csv' — did you mean 'records.csv'?" in str(
+        e.value
+    )
 
 
 @pytest.mark.parametrize(
@@ -430,12 +449,25 @@ def test_idempotent_reimport(conn, tmp_path):
 def test_changed_row_updates_and_marks_only_its_household(conn, tmp_path):
     run(conn, write_town(tmp_path / "first"))
     result = run(conn, write_town(tmp_path / "second", persons=PERSONS.replace("佐藤花子", "佐藤華子")))
-    assert result.files["persons.csv"].model_dump() == {"read": 6, "inserted": 0, "updated": 1, "unchanged": 5, "rejected": 0}
+    assert result.files["persons.csv"].model_dump() == {
+        "read": 6,
+        "inserted": 0,
+        "updated": 1,
+        "unchanged": 5,
+        "rejected": 0,
+    }
     assert changed_seqs(conn) == {"H001": 1, "H002": 2, "H003": 1, "H004": 1}
     assert result.changed_households == 1
     assert conn.execute("SELECT name FROM persons WHERE person_id = 'P003'").fetchone() == ("佐藤華子",)
 
-    result = run(conn, write_town(tmp_path / "third", persons=PERSONS.replace("佐藤花子", "佐藤華子"), households=HOUSEHOLDS.replace("北町4-4", "北町4-5")))
+    result = run(
+        conn,
+        write_town(
+            tmp_path / "third",
+            persons=PERSONS.replace("佐藤花子", "佐藤華子"),
+            households=HOUSEHOLDS.replace("北町4-4", "北町4-5"),
+        ),
+    )
     assert result.files["households.csv"].updated == 1 and result.files["persons.csv"].updated == 0
     assert changed_seqs(conn) == {"H001": 1, "H002": 2, "H003": 1, "H004": 3}
 
@@ -453,7 +485,13 @@ def test_record_end_date_change_updates_the_row(conn, tmp_path):
     run(conn, write_town(tmp_path / "first"))
     ended = RECORDS.replace("要介護2,R5.4.1,", "要介護2,R5.4.1,R6.3.31")
     result = run(conn, write_town(tmp_path / "second", records=ended))
-    assert result.files["records.csv"].model_dump() == {"read": 5, "inserted": 0, "updated": 1, "unchanged": 4, "rejected": 0}
+    assert result.files["records.csv"].model_dump() == {
+        "read": 5,
+        "inserted": 0,
+        "updated": 1,
+        "unchanged": 4,
+        "rejected": 0,
+    }
     assert counts(conn)["records"] == 5
     assert conn.execute("SELECT end_date FROM records WHERE person_id = 'P001'").fetchone() == ("2024-03-31",)
     assert changed_seqs(conn) == {"H001": 2, "H002": 1, "H003": 1, "H004": 1}
@@ -481,7 +519,10 @@ def test_quoted_newlines_keep_physical_line_numbers(conn, tmp_path):
     )  # fmt: skip
     result = run(conn, write_town(tmp_path / "in", persons=persons))
     assert [(r.line, r.field) for r in result.rejects if r.file == "persons.csv"] == [(6, "birth_date")]
-    assert conn.execute("SELECT name, kana FROM persons WHERE person_id = 'P001'").fetchone() == ("山田\n太郎", "ヤマダ,\nタロウ")
+    assert conn.execute("SELECT name, kana FROM persons WHERE person_id = 'P001'").fetchone() == (
+        "山田\n太郎",
+        "ヤマダ,\nタロウ",
+    )
 
 
 def test_mixed_newlines_and_blank_lines(conn, tmp_path):
@@ -499,8 +540,16 @@ def test_unclosed_quote_is_reported_where_the_row_starts(conn, tmp_path):
     result = run(conn, write_town(tmp_path / "in", households=households))
     [reject] = [r for r in result.rejects if r.file == "households.csv"]
     assert reject.line == 6 and "never closed" in reject.reason and "double quote" in reject.reason
-    assert result.files["households.csv"].model_dump() == {"read": 6, "inserted": 5, "updated": 0, "unchanged": 0, "rejected": 1}
-    assert conn.execute("SELECT household_id FROM households WHERE household_id IN ('H005', 'H006')").fetchall() == [("H006",)]
+    assert result.files["households.csv"].model_dump() == {
+        "read": 6,
+        "inserted": 5,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 1,
+    }
+    assert conn.execute("SELECT household_id FROM households WHERE household_id IN ('H005', 'H006')").fetchall() == [
+        ("H006",)
+    ]
 
 
 def test_unclosed_quote_closed_by_a_later_quote_loses_no_row(conn, tmp_path):
@@ -531,7 +580,10 @@ def test_unclosed_quote_giving_a_wrong_column_count_loses_no_row(conn, tmp_path)
     result = run(conn, write_town(tmp_path / "in", persons=persons))
     [reject] = [r for r in result.rejects if r.file == "persons.csv"]
     assert reject.line == 8 and "never closed" in reject.reason and "7 fields instead of 8" in reject.reason
-    assert [p for (p,) in conn.execute("SELECT person_id FROM persons WHERE person_id >= 'P007' ORDER BY 1")] == ["P008", "P009"]
+    assert [p for (p,) in conn.execute("SELECT person_id FROM persons WHERE person_id >= 'P007' ORDER BY 1")] == [
+        "P008",
+        "P009",
+    ]
 
 
 def test_trailing_comma_in_the_header_only(conn, tmp_path):
@@ -624,9 +676,17 @@ def test_read_csv_messages_name_the_file(tmp_path):
 @pytest.mark.parametrize(
     "file, first_row, secrets",
     [
-        ("persons", "P001,H001,山田太郎,ヤマダタロウ,昭和20年1月1日,男,世帯主,日本", ["山田太郎", "ヤマダタロウ", "昭和20年1月1日"]),
+        (
+            "persons",
+            "P001,H001,山田太郎,ヤマダタロウ,昭和20年1月1日,男,世帯主,日本",
+            ["山田太郎", "ヤマダタロウ", "昭和20年1月1日"],
+        ),
         ("persons", "P001,H001,Kana,サトウカナ,1990-02-03,F,子,日本", ["Kana", "サトウカナ", "1990-02-03"]),
-        ("persons", "P001\tH001\t山田太郎\tヤマダタロウ\t1945-01-01\t男\t世帯主\t日本", ["山田太郎", "ヤマダタロウ", "1945-01-01"]),
+        (
+            "persons",
+            "P001\tH001\t山田太郎\tヤマダタロウ\t1945-01-01\t男\t世帯主\t日本",
+            ["山田太郎", "ヤマダタロウ", "1945-01-01"],
+        ),
         ("households", "H001,東地区,東町1-1", ["東町1-1", "東地区"]),
         ("households", "H001,東町1-1,東町1-1", ["東町1-1"]),  # repeated values are no duplicated column
     ],
@@ -648,7 +708,9 @@ def test_file_without_header_never_echoes_values(conn, tmp_path, file, first_row
 
 def test_header_with_typos_lists_only_column_like_cells(tmp_path):
     path = tmp_path / "persons.csv"
-    path.write_text("person_id,houshold_id,name,kana,birth_date,sex,relationship,nationality,山田太郎\n", encoding="utf-8")
+    path.write_text(
+        "person_id,houshold_id,name,kana,birth_date,sex,relationship,nationality,山田太郎\n", encoding="utf-8"
+    )
     with pytest.raises(FileRefused) as e:
         read_csv(path, importer.COLUMNS["persons.csv"])
     message = str(e.value)
@@ -700,8 +762,14 @@ def test_unknown_relationship_kept_with_one_warning(conn, tmp_path):
         f"persons.csv: 3 rows have a 続柄 the rules do not know (e.g. line {line}: '叔父の妻');"
         " rules about 続柄 will not match them — use one of 世帯主, 妻, 夫, 子, 父, 母, 孫, 兄弟姉妹, 祖父, 祖母, その他"
     ]
-    one = write_town(tmp_path / "one", persons=header(PERSONS) + "P001,H001,x,x,2000-01-01,M,内縁,日本\n", records=header(RECORDS))
-    assert run(conn, one).warnings[0].startswith("persons.csv: 1 row has a 続柄 the rules do not know (e.g. line 2: '内縁')")
+    one = write_town(
+        tmp_path / "one", persons=header(PERSONS) + "P001,H001,x,x,2000-01-01,M,内縁,日本\n", records=header(RECORDS)
+    )
+    assert (
+        run(conn, one)
+        .warnings[0]
+        .startswith("persons.csv: 1 row has a 続柄 the rules do not know (e.g. line 2: '内縁')")
+    )
 
 
 def test_normalised_reimport_is_unchanged(conn, tmp_path):

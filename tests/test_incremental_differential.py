@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.store.db import connect
 from engine.screening.screen import screen
+from engine.store.db import connect
 from tests.reference import iter_households, reference_flags
 from tests.test_differential import persons, records, rule_sets
 from tests.town import ON
@@ -23,9 +23,14 @@ def insert_town(conn, town):
         conn.execute("INSERT INTO households VALUES (?,?,?,0)", (hid, "中央", ""))
         for p, m in enumerate(members):
             pid = f"{hid}P{p}"
-            conn.execute("INSERT INTO persons VALUES (?,?,?,?,?,?,?,?)", (pid, hid, "", "", m["birth"], m["sex"], m["rel"], m["nat"]))
+            conn.execute(
+                "INSERT INTO persons VALUES (?,?,?,?,?,?,?,?)",
+                (pid, hid, "", "", m["birth"], m["sex"], m["rel"], m["nat"]),
+            )
             for i, (code, value, start, end) in enumerate(m["records"]):
-                conn.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|{i}", pid, "t", code, value, start, end))
+                conn.execute(
+                    "INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|{i}", pid, "t", code, value, start, end)
+                )
     conn.commit()
 
 
@@ -39,11 +44,19 @@ def apply_changes(conn, changes):
             break
         pid = pids[pick % len(pids)]
         if end_all:
-            conn.execute("UPDATE records SET end_date = ? WHERE person_id = ? AND end_date IS NULL", ((ON - timedelta(days=1)).isoformat(), pid))
+            conn.execute(
+                "UPDATE records SET end_date = ? WHERE person_id = ? AND end_date IS NULL",
+                ((ON - timedelta(days=1)).isoformat(), pid),
+            )
         else:
             code, value, start, end = new_record
-            conn.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|new{seq}-{n}", pid, "t", code, value, start, end))
-        conn.execute("UPDATE households SET changed_seq = ? WHERE household_id = (SELECT household_id FROM persons WHERE person_id = ?)", (seq, pid))
+            conn.execute(
+                "INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|new{seq}-{n}", pid, "t", code, value, start, end)
+            )
+        conn.execute(
+            "UPDATE households SET changed_seq = ? WHERE household_id = (SELECT household_id FROM persons WHERE person_id = ?)",
+            (seq, pid),
+        )
     conn.commit()
 
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -39,19 +39,28 @@ import pytest
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
+from engine.casework.sweep import daily_sweep
 from engine.cli.main import app
 from engine.config.files import Smtp
-from engine.workflows.cycle import nightly_cycle
 from engine.outbox.mail import BACKOFF_MINUTES, retry, send_pending
 from engine.papers.notices import Notice, queue_notice
-from engine.casework.sweep import daily_sweep
+from engine.workflows.cycle import nightly_cycle
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
-T0 = datetime(2026, 11, 30, 0, 0, tzinfo=timezone.utc)  # Monday 09:00 in Japan
+T0 = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)  # Monday 09:00 in Japan
 DIGEST_DAY = date(2026, 11, 30)  # a business day: the sweep queues the coordinator's digest
 TOKYO = ZoneInfo("Asia/Tokyo")
-AGENCIES = ["houkatsu_chuo", "houkatsu_kita", "houkatsu_minami", "houkatsu_higashi", "kikan_soudan", "kodomo_center", "fukushi_jimusho", "kyoiku_iinkai"]
+AGENCIES = [
+    "houkatsu_chuo",
+    "houkatsu_kita",
+    "houkatsu_minami",
+    "houkatsu_higashi",
+    "kikan_soudan",
+    "kodomo_center",
+    "fukushi_jimusho",
+    "kyoiku_iinkai",
+]
 runner = CliRunner()
 
 
@@ -150,7 +159,7 @@ class RawSmtp:
         while not self.stopped.is_set():
             try:
                 sock, _ = self.listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -225,7 +234,7 @@ class RawSmtp:
                 if act == "go":
                     say("250 OK")
             elif verb == "RCPT":
-                address = cmd[cmd.find("<") + 1:cmd.find(">")]
+                address = cmd[cmd.find("<") + 1 : cmd.find(">")]
                 act = self._act(plan.fire("rcpt", address), say)
                 if act == "close":
                     return
@@ -381,7 +390,13 @@ def start():
 
 
 def smtp(cfg, port: int, *, timeout: float = 2.0, max_attempts: int = 5):
-    mail = cfg.mail.model_copy(update={"transport": "smtp", "max_attempts": max_attempts, "smtp": Smtp(host="127.0.0.1", port=port, starttls=False, timeout=timeout)})
+    mail = cfg.mail.model_copy(
+        update={
+            "transport": "smtp",
+            "max_attempts": max_attempts,
+            "smtp": Smtp(host="127.0.0.1", port=port, starttls=False, timeout=timeout),
+        }
+    )
     return cfg.model_copy(update={"mail": mail})
 
 
@@ -390,7 +405,11 @@ def queue_messages(conn, cfg, agencies: list[str], prefix: str = "faulttest") ->
     keys = []
     for i, agency in enumerate(agencies):
         key = f"{prefix}:{i:02d}"
-        assert queue_notice(conn, cfg, Notice(key=key, kind="faulttest", recipient=agency, title="送信障害の試験", lines=[f"試験メール {i}"]))
+        assert queue_notice(
+            conn,
+            cfg,
+            Notice(key=key, kind="faulttest", recipient=agency, title="送信障害の試験", lines=[f"試験メール {i}"]),
+        )
         keys.append(key)
     conn.commit()
     return keys
@@ -398,8 +417,16 @@ def queue_messages(conn, cfg, agencies: list[str], prefix: str = "faulttest") ->
 
 def row(conn, key: str) -> SimpleNamespace:
     status, attempts, error, next_at, dup = conn.execute(
-        "SELECT status, attempts, last_error, next_attempt_at, possible_duplicate FROM outbox WHERE message_key = ?", (key,)).fetchone()
-    return SimpleNamespace(status=status, attempts=attempts, last_error=error or "", next_at=datetime.fromisoformat(next_at) if next_at else None, dup=bool(dup))
+        "SELECT status, attempts, last_error, next_attempt_at, possible_duplicate FROM outbox WHERE message_key = ?",
+        (key,),
+    ).fetchone()
+    return SimpleNamespace(
+        status=status,
+        attempts=attempts,
+        last_error=error or "",
+        next_at=datetime.fromisoformat(next_at) if next_at else None,
+        dup=bool(dup),
+    )
 
 
 def statuses(conn) -> dict[str, str]:
@@ -428,7 +455,9 @@ def assert_shown(conn, workspace, key: str, code: int | str) -> None:
     assert line is not None and "failed" in line and str(code) in line, listed.output
     as_json = json.loads(cli(workspace, "outbox", "--status", "failed", "--json").stdout)
     assert any(m["message_key"] == key and str(code) in m["last_error"] for m in as_json["messages"])
-    logged = [json.loads(d or "{}") for (d,) in conn.execute("SELECT detail FROM audit_log WHERE event = 'mail_failed'")]
+    logged = [
+        json.loads(d or "{}") for (d,) in conn.execute("SELECT detail FROM audit_log WHERE event = 'mail_failed'")
+    ]
     assert any(d.get("message_key") == key for d in logged)
 
 
@@ -465,13 +494,23 @@ def run_until_done(conn, cfg, workspace, now: datetime, runs: int = 8) -> dateti
 
 def cases(faults: dict[str, Fault], kinds=("raw", "aiosmtpd")):
     """(server kind, fault) for every server that can produce the fault."""
-    return [pytest.param(kind, fault, id=f"{name}-{kind}") for name, fault in faults.items() for kind in kinds
-            if fault.stage in (RawSmtp.stages if kind == "raw" else AioSmtp.stages)]
+    return [
+        pytest.param(kind, fault, id=f"{name}-{kind}")
+        for name, fault in faults.items()
+        for kind in kinds
+        if fault.stage in (RawSmtp.stages if kind == "raw" else AioSmtp.stages)
+    ]
 
 
 TEMPORARY = {
-    f"{code}-at-{stage}": Fault(stage, code=code, text="4.3.2 service not available, closing" if code == 421 else "4.3.0 try again later", times=None)
-    for stage in ("mail", "rcpt", "data_cmd", "data_end") for code in (421, 451)
+    f"{code}-at-{stage}": Fault(
+        stage,
+        code=code,
+        text="4.3.2 service not available, closing" if code == 421 else "4.3.0 try again later",
+        times=None,
+    )
+    for stage in ("mail", "rcpt", "data_cmd", "data_end")
+    for code in (421, 451)
 }
 PERMANENT = {
     "550-one-recipient": Fault("rcpt", code=550, text="5.1.1 mailbox unavailable", times=None),
@@ -524,7 +563,9 @@ def test_temporary_fault_is_retried_with_backoff_then_given_up_and_shown(kind, f
     assert server.plan.keys() == Counter({key: 1}) and row(conn, key).status == "sent"
 
 
-@pytest.mark.parametrize("kind,fault", cases({"451-at-data": TEMPORARY["451-at-data_end"], "421-at-mail": TEMPORARY["421-at-mail"]}))
+@pytest.mark.parametrize(
+    "kind,fault", cases({"451-at-data": TEMPORARY["451-at-data_end"], "421-at-mail": TEMPORARY["421-at-mail"]})
+)
 def test_a_temporary_fault_in_a_batch_defers_only_that_message(kind, fault, conn, workspace, cfg, start):
     server = start(kind)
     c = smtp(cfg, server.port)
@@ -534,7 +575,12 @@ def test_a_temporary_fault_in_a_batch_defers_only_that_message(kind, fault, conn
     assert (result.sent, result.deferred, result.failed) == (4, 1, 0)
     assert server.plan.keys() == Counter({k: 1 for k in keys if k != keys[2]})
     m = row(conn, keys[2])
-    assert m.status == "pending" and m.attempts == 1 and not m.dup and m.next_at == T0 + timedelta(minutes=BACKOFF_MINUTES[0])
+    assert (
+        m.status == "pending"
+        and m.attempts == 1
+        and not m.dup
+        and m.next_at == T0 + timedelta(minutes=BACKOFF_MINUTES[0])
+    )
     assert send_pending(conn, c, workspace, now=T0 + timedelta(minutes=4)).sent == 0
     assert send_pending(conn, c, workspace, now=T0 + timedelta(minutes=5)).sent == 1
     assert server.plan.keys() == Counter({k: 1 for k in keys}) and not marked(conn)
@@ -566,7 +612,9 @@ def test_server_unavailable_keeps_the_run_queued_without_using_attempts(fault, c
     for _ in range(runs):
         result = send_pending(conn, c, workspace, now=now)
         assert result.sent == 0 and result.failed == 0 and result.server_unavailable
-        if fault and fault.action == "reply" and not (fault.stage == "ehlo" and fault.code == 421):  # smtplib then tries HELO on the closed connection
+        if (
+            fault and fault.action == "reply" and not (fault.stage == "ehlo" and fault.code == 421)
+        ):  # smtplib then tries HELO on the closed connection
             assert str(fault.code) in result.server_unavailable
         assert set(statuses(conn).values()) == {"pending"}
         assert sum(row(conn, k).attempts for k in keys) == 0 and not marked(conn)
@@ -604,7 +652,9 @@ def test_server_going_away_in_the_middle_of_a_batch_leaves_the_rest_queued(conn,
 
 
 @pytest.mark.parametrize("kind,fault", cases(PERMANENT))
-def test_permanent_failure_is_shown_to_the_coordinator_and_can_be_retried(kind, fault, conn, workspace, cfg, rules, start):
+def test_permanent_failure_is_shown_to_the_coordinator_and_can_be_retried(
+    kind, fault, conn, workspace, cfg, rules, start
+):
     server = start(kind)
     c = smtp(cfg, server.port)
     victim = "kikan_soudan"
@@ -614,7 +664,9 @@ def test_permanent_failure_is_shown_to_the_coordinator_and_can_be_retried(kind, 
     result = send_pending(conn, c, workspace, now=T0)
     assert (result.sent, result.failed, result.deferred) == (4, 1, 0)
     m = row(conn, key)
-    assert m.status == "failed" and m.attempts == 1 and str(fault.code) in m.last_error and m.next_at is None and not m.dup
+    assert (
+        m.status == "failed" and m.attempts == 1 and str(fault.code) in m.last_error and m.next_at is None and not m.dup
+    )
     assert server.plan.keys() == Counter({k: 1 for k in keys if k != key})
     assert send_pending(conn, c, workspace, now=T0 + timedelta(days=1)).sent == 0  # never silently retried
     assert_shown(conn, workspace, key, fault.code)
@@ -643,11 +695,18 @@ def test_retry_of_one_failed_key_through_the_cli(conn, workspace, cfg, start):
 # --- uncertain: drops and slowness while the message is handed over ---------------------------
 
 
-@pytest.mark.parametrize("kind,fault,copies", [
-    pytest.param(kind, f, n, id=f"{name}-{kind}") for name, (f, n) in UNCERTAIN.items() for kind in ("raw", "aiosmtpd")
-    if f.stage in (RawSmtp.stages if kind == "raw" else AioSmtp.stages)
-])
-def test_drop_or_timeout_during_the_handover_is_retried_and_never_an_unmarked_duplicate(kind, fault, copies, conn, workspace, cfg, start):
+@pytest.mark.parametrize(
+    "kind,fault,copies",
+    [
+        pytest.param(kind, f, n, id=f"{name}-{kind}")
+        for name, (f, n) in UNCERTAIN.items()
+        for kind in ("raw", "aiosmtpd")
+        if f.stage in (RawSmtp.stages if kind == "raw" else AioSmtp.stages)
+    ],
+)
+def test_drop_or_timeout_during_the_handover_is_retried_and_never_an_unmarked_duplicate(
+    kind, fault, copies, conn, workspace, cfg, start
+):
     server = start(kind)
     c = smtp(cfg, server.port, timeout=0.5)
     server.plan.add(replace(fault, skip=1))  # the 2nd message
@@ -758,7 +817,7 @@ def test_backoff_holds_whatever_the_time_zone_of_the_dispatch_clock(conn, worksp
     c = smtp(cfg, server.port)
     server.plan.add(replace(TEMPORARY["451-at-data_end"], times=1))
     (key,) = queue_messages(conn, c, ["houkatsu_chuo"])
-    first = datetime(2026, 11, 30, 22, 58, tzinfo=timezone.utc)  # 07:58 on 1 December in Japan
+    first = datetime(2026, 11, 30, 22, 58, tzinfo=UTC)  # 07:58 on 1 December in Japan
     assert send_pending(conn, c, workspace, now=first).deferred == 1
     assert row(conn, key).next_at == first + timedelta(minutes=5)
     early = (first + timedelta(minutes=2)).astimezone(TOKYO)  # 08:00 JST, 3 minutes before the next attempt
@@ -769,19 +828,42 @@ def test_backoff_holds_whatever_the_time_zone_of_the_dispatch_clock(conn, worksp
 
 RANDOM_FAULTS = {
     "raw": [
-        Fault("greeting", code=421), Fault("greeting", "drop"), Fault("mail", code=451), Fault("mail", code=421),
-        Fault("rcpt", code=451), Fault("rcpt", code=421), Fault("rcpt", code=550), Fault("data_cmd", code=451), Fault("data_cmd", code=554),
-        Fault("data_cmd", "drop"), Fault("data_body", "drop"), Fault("data_end", code=451), Fault("data_end", code=421),
-        Fault("data_end", code=554), Fault("data_end", "drop"), Fault("data_end", "drop", store=True), Fault("after_accept", "drop"),
+        Fault("greeting", code=421),
+        Fault("greeting", "drop"),
+        Fault("mail", code=451),
+        Fault("mail", code=421),
+        Fault("rcpt", code=451),
+        Fault("rcpt", code=421),
+        Fault("rcpt", code=550),
+        Fault("data_cmd", code=451),
+        Fault("data_cmd", code=554),
+        Fault("data_cmd", "drop"),
+        Fault("data_body", "drop"),
+        Fault("data_end", code=451),
+        Fault("data_end", code=421),
+        Fault("data_end", code=554),
+        Fault("data_end", "drop"),
+        Fault("data_end", "drop", store=True),
+        Fault("after_accept", "drop"),
     ],
     "aiosmtpd": [
-        Fault("mail", code=451), Fault("mail", code=421), Fault("rcpt", code=451), Fault("rcpt", code=550), Fault("data_end", code=451),
-        Fault("data_end", code=554), Fault("data_end", "drop"), Fault("data_end", "drop", store=True), Fault("after_accept", "drop"),
+        Fault("mail", code=451),
+        Fault("mail", code=421),
+        Fault("rcpt", code=451),
+        Fault("rcpt", code=550),
+        Fault("data_end", code=451),
+        Fault("data_end", code=554),
+        Fault("data_end", "drop"),
+        Fault("data_end", "drop", store=True),
+        Fault("after_accept", "drop"),
     ],
 }
 # faults where the server answers for certain: after recovery every message arrives exactly once
 # (a connection closed before the body is certain too: the message goes again on a new one)
-CERTAIN = [f for f in RANDOM_FAULTS["raw"] if f.action == "reply"] + [Fault("greeting", "drop"), Fault("after_accept", "drop")]
+CERTAIN = [f for f in RANDOM_FAULTS["raw"] if f.action == "reply"] + [
+    Fault("greeting", "drop"),
+    Fault("after_accept", "drop"),
+]
 
 
 def churn(conn, cfg, workspace, server, menu: list[Fault], seed: int, rounds: int) -> list[str]:
@@ -796,12 +878,28 @@ def churn(conn, cfg, workspace, server, menu: list[Fault], seed: int, rounds: in
         server.plan.clear()
         if rnd.random() < 0.8:
             for f in rnd.sample(menu, rnd.choice((1, 1, 2))):
-                server.plan.add(replace(f, skip=rnd.randrange(4), times=rnd.choice((1, 1, 2, None)),
-                                        rcpt=email_of(cfg, rnd.choice(AGENCIES)) if int(f.code) >= 500 and f.stage in ("rcpt", "data_cmd", "data_end") else None))
+                server.plan.add(
+                    replace(
+                        f,
+                        skip=rnd.randrange(4),
+                        times=rnd.choice((1, 1, 2, None)),
+                        rcpt=email_of(cfg, rnd.choice(AGENCIES))
+                        if int(f.code) >= 500 and f.stage in ("rcpt", "data_cmd", "data_end")
+                        else None,
+                    )
+                )
         before = server.plan.keys()
-        due = {k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)", (now.isoformat(),))}
+        due = {
+            k
+            for (k,) in conn.execute(
+                "SELECT message_key FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
+                (now.isoformat(),),
+            )
+        }
         send_pending(conn, cfg, workspace, now=now)
-        assert set((server.plan.keys() - before).keys()) <= due  # only what was due: nothing before its next attempt, nothing already sent
+        assert (
+            set((server.plan.keys() - before).keys()) <= due
+        )  # only what was due: nothing before its next attempt, nothing already sent
         assert not [k for k, s in statuses(conn).items() if s == "sending"]
         if n % 7 == 6:
             retry(conn)  # the coordinator queues the failures again
@@ -846,7 +944,9 @@ def test_without_faults_every_message_goes_exactly_once_however_often_dispatched
 
 @pytest.fixture
 def town(conn):
-    add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
+    add_household(
+        conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央"
+    )
     add_household(conn, "HHIKI", person(48, "世帯主", sex="M"), area="北部")
     return conn
 
@@ -860,12 +960,21 @@ def test_full_scenario_faults_in_the_middle_of_a_batch_then_recovery(town, works
     spare = [a for a in AGENCIES if a not in used]
     assert len(spare) >= 6
     notices = queue_messages(conn, c, spare[:6])
-    order = [k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'pending' ORDER BY queued_at, message_key")]
+    order = [
+        k
+        for (k,) in conn.execute(
+            "SELECT message_key FROM outbox WHERE status = 'pending' ORDER BY queued_at, message_key"
+        )
+    ]
     assert len(order) >= 8, order
     agency = dict(conn.execute("SELECT message_key, agency_id FROM outbox"))
     # run 1: the 3rd message's DATA gets 451; the 5th is dropped after its body (the server keeps it);
     # reconnecting for the 6th meets 421 in the greeting: the rest waits
-    server.plan.add(Fault("data_end", code=451, skip=2), Fault("data_end", "drop", store=True, skip=4), Fault("greeting", code=421, skip=2))
+    server.plan.add(
+        Fault("data_end", code=451, skip=2),
+        Fault("data_end", "drop", store=True, skip=4),
+        Fault("greeting", code=421, skip=2),
+    )
     first = send_pending(conn, c, workspace, now=T0)
     assert first.sent == 3 and "421" in first.server_unavailable
     assert [statuses(conn)[k] for k in order[:5]] == ["sent", "sent", "pending", "sent", "pending"]
@@ -875,7 +984,9 @@ def test_full_scenario_faults_in_the_middle_of_a_batch_then_recovery(town, works
     # run 2, two minutes later: the deferred ones wait for their backoff; one agency now rejects its mailbox
     victim = next(k for k in order[6:] if k in notices)  # its agency has no other message
     server.plan.clear()
-    server.plan.add(Fault("rcpt", code=550, text="5.1.1 mailbox unavailable", rcpt=email_of(c, agency[victim]), times=None))
+    server.plan.add(
+        Fault("rcpt", code=550, text="5.1.1 mailbox unavailable", rcpt=email_of(c, agency[victim]), times=None)
+    )
     second = send_pending(conn, c, workspace, now=T0 + timedelta(minutes=2))
     assert second.failed == 1 and second.sent == len(order) - 6 - 1
     assert [k for k in order if statuses(conn)[k] == "pending"] == [order[2], order[4], order[5]]
@@ -913,7 +1024,9 @@ def test_engine_send_reports_faults_without_traceback(conn, workspace, cfg, star
     shutil.copytree(ROOT / "configs", configs)
     (configs / "mail.yaml").write_text(
         "transport: smtp\nsender: shien-kaigi@city.example.lg.jp\nmax_attempts: 5\n"
-        f"smtp:\n  host: 127.0.0.1\n  port: {server.port}\n  starttls: false\n  timeout: 2\n", encoding="utf-8")
+        f"smtp:\n  host: 127.0.0.1\n  port: {server.port}\n  starttls: false\n  timeout: 2\n",
+        encoding="utf-8",
+    )
     keys = queue_messages(conn, cfg, AGENCIES[:3])
     args = ["send", "--force", "--config", str(configs), "--rules", str(ROOT / "configs" / "rules")]
     server.plan.add(Fault("greeting", code=421, text="4.3.2 too busy", times=1))
@@ -922,7 +1035,9 @@ def test_engine_send_reports_faults_without_traceback(conn, workspace, cfg, star
     assert set(statuses(conn).values()) == {"pending"}
     conn.execute("UPDATE outbox SET next_attempt_at = NULL")  # the next day (the CLI dispatches on the real clock)
     conn.commit()
-    server.plan.add(Fault("rcpt", code=550, text="5.1.1 mailbox unavailable", rcpt=email_of(cfg, AGENCIES[1]), times=None))
+    server.plan.add(
+        Fault("rcpt", code=550, text="5.1.1 mailbox unavailable", rcpt=email_of(cfg, AGENCIES[1]), times=None)
+    )
     sent = cli(workspace, *args)
     assert sent.exit_code == 0 and "2 sent, 0 deferred, 1 failed" in sent.output
     assert server.plan.keys() == Counter({keys[0]: 1, keys[2]: 1})

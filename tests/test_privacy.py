@@ -27,7 +27,23 @@ def secrets_of(town):
 def test_nothing_personal_leaves_the_database(tmp_path):
     ws = tmp_path / "ws"
     runner = CliRunner()
-    demo = runner.invoke(app, ["demo", "--households", "300", "--seed", "11", "--date", "2026-11-27", "--workspace", str(ws), "--rules", RULES, "--json"])
+    demo = runner.invoke(
+        app,
+        [
+            "demo",
+            "--households",
+            "300",
+            "--seed",
+            "11",
+            "--date",
+            "2026-11-27",
+            "--workspace",
+            str(ws),
+            "--rules",
+            RULES,
+            "--json",
+        ],
+    )
     assert demo.exit_code == 0, demo.output
     secrets = secrets_of(ws / "town")
     assert len(secrets) > 300
@@ -36,7 +52,11 @@ def test_nothing_personal_leaves_the_database(tmp_path):
     flagged = [h for (h,) in conn.execute("SELECT DISTINCT household_id FROM flags")]
     assert flagged
     for hid in flagged[:40]:
-        outputs.append(runner.invoke(app, ["explain", hid, "--workspace", str(ws), "--rules", RULES, "--date", "2026-11-27"]).output)
+        outputs.append(
+            runner.invoke(
+                app, ["explain", hid, "--workspace", str(ws), "--rules", RULES, "--date", "2026-11-27"]
+            ).output
+        )
     outputs.append(runner.invoke(app, ["summary", "--workspace", str(ws), "--rules", RULES]).output)
     outputs += [ev for (ev,) in conn.execute("SELECT evidence FROM flags")]
     outputs += [p.read_text(encoding="utf-8-sig") for p in (ws / "reports").glob("*.csv")]

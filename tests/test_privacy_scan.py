@@ -38,10 +38,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.support import clock
 from engine.cli.main import app
-from engine.support.dates import DateError, parse_date, to_wareki
 from engine.store.db import connect
+from engine.support import clock
+from engine.support.dates import DateError, parse_date, to_wareki
 from tests.conftest import ROOT
 
 RULES = ROOT / "configs" / "rules"
@@ -79,8 +79,13 @@ def hiragana(text: str) -> str:
 def date_forms(d: date) -> set[str]:
     """Every way the engine (or a person) writes a birth date: ISO, slashes, 8 digits, 年月日, 和暦."""
     return {
-        d.isoformat(), f"{d.year}/{d.month:02d}/{d.day:02d}", f"{d.year}/{d.month}/{d.day}", f"{d:%Y%m%d}",
-        f"{d.year}年{d.month}月{d.day}日", to_wareki(d, "kanji"), to_wareki(d, "abbr"),
+        d.isoformat(),
+        f"{d.year}/{d.month:02d}/{d.day:02d}",
+        f"{d.year}/{d.month}/{d.day}",
+        f"{d:%Y%m%d}",
+        f"{d.year}年{d.month}月{d.day}日",
+        to_wareki(d, "kanji"),
+        to_wareki(d, "abbr"),
     }
 
 
@@ -205,7 +210,11 @@ def eml_text(raw: bytes) -> str:
 
 def engine_vocabulary(secrets) -> set[str]:
     words: set[str] = set()
-    for path in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "engine" / "templates").glob("*.j2"), *CONFIG.rglob("*.yaml")]:
+    for path in [
+        *(ROOT / "engine").rglob("*.py"),
+        *(ROOT / "engine" / "templates").glob("*.j2"),
+        *CONFIG.rglob("*.yaml"),
+    ]:
         words |= set(KATAKANA_WORD.findall(path.read_text(encoding="utf-8")))
     return {w for w in words if not any(w in s for s in secrets)}
 
@@ -231,7 +240,7 @@ class Scan:
                 view = self.vocabulary.sub(lambda m: "〓" * len(m.group()), view)
             for m in self.pattern.finditer(view):
                 if not (self.secrets.kinds[m.group()] & allow):
-                    self.hits.append((m.group(), where, view[max(0, m.start() - 30): m.end() + 30]))
+                    self.hits.append((m.group(), where, view[max(0, m.start() - 30) : m.end() + 30]))
 
     def file(self, path: Path, root: Path, *, allow: frozenset[str] = frozenset()) -> None:
         self.files += 1
@@ -263,7 +272,11 @@ class Records(logging.Handler):
             message = record.getMessage()
         except Exception:  # pragma: no cover - a broken format string is still scanned raw
             message = str(record.msg)
-        extra = {k: v for k, v in record.__dict__.items() if k in ("flow_run_name", "task_run_name", "flow_name", "task_name")}
+        extra = {
+            k: v
+            for k, v in record.__dict__.items()
+            if k in ("flow_run_name", "task_run_name", "flow_name", "task_name")
+        }
         self.lines.append(f"{record.name} {record.levelname} {message} {record.args!r} {extra} {record.exc_text or ''}")
 
 
@@ -347,8 +360,10 @@ def _run_flows(ws: Path, prefect_home: Path, log_dir: Path) -> tuple[dict, dict,
         with FdCapture(log_dir / "fd.log"):
             server.start(timeout=90)
             try:
-                with temporary_settings(updates={"api.url": server.api_url}), \
-                        prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+                with (
+                    temporary_settings(updates={"api.url": server.api_url}),
+                    prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()),
+                ):
                     paths = dict(workspace=str(ws), rules_dir=str(RULES), config_dir=str(CONFIG))
                     for day in FLOW_DAYS:
                         for fl in (nightly_flow, sweep_flow, dispatch_flow):
@@ -361,7 +376,14 @@ def _run_flows(ws: Path, prefect_home: Path, log_dir: Path) -> tuple[dict, dict,
 
                     run_coro_as_sync(drain())
                     with httpx.Client(base_url=server.api_url, timeout=30) as http:
-                        for endpoint in ("/flow_runs/filter", "/task_runs/filter", "/logs/filter", "/flows/filter", "/artifacts/filter", "/variables/filter"):
+                        for endpoint in (
+                            "/flow_runs/filter",
+                            "/task_runs/filter",
+                            "/logs/filter",
+                            "/flows/filter",
+                            "/artifacts/filter",
+                            "/variables/filter",
+                        ):
                             pages, offset = [], 0
                             while True:
                                 r = http.post(endpoint, json={"limit": 200, "offset": offset})
@@ -390,6 +412,7 @@ def run(tmp_path_factory) -> Run:
     import time
 
     import prefect.logging.configuration  # noqa: F401 - Prefect configures logging on import (dictConfig resets
+
     import engine.workflows.flows  # noqa: F401   the root logger's handlers): attach ours after that
 
     root = tmp_path_factory.mktemp("privacy")
@@ -406,10 +429,45 @@ def run(tmp_path_factory) -> Run:
     prefect_logger.setLevel(logging.DEBUG)  # Prefect's debug logs (parameters, states, API calls) are scanned too
     home_before = _user_prefect_home()
     try:
-        _invoke(runner, outputs, "demo", "--households", str(HOUSEHOLDS), "--seed", str(SEED), "--date", START.isoformat(), "--days", str(DAYS),
-                "--workspace", str(ws), "--rules", str(RULES), "--config", str(CONFIG), "--json")
-        _invoke(runner, outputs, "demo", "--households", str(HOUSEHOLDS), "--seed", str(SEED), "--date", START.isoformat(), "--days", "0",
-                "--workspace", str(root / "ws-text"), "--rules", str(RULES), "--config", str(CONFIG))  # the text output, first night only
+        _invoke(
+            runner,
+            outputs,
+            "demo",
+            "--households",
+            str(HOUSEHOLDS),
+            "--seed",
+            str(SEED),
+            "--date",
+            START.isoformat(),
+            "--days",
+            str(DAYS),
+            "--workspace",
+            str(ws),
+            "--rules",
+            str(RULES),
+            "--config",
+            str(CONFIG),
+            "--json",
+        )
+        _invoke(
+            runner,
+            outputs,
+            "demo",
+            "--households",
+            str(HOUSEHOLDS),
+            "--seed",
+            str(SEED),
+            "--date",
+            START.isoformat(),
+            "--days",
+            "0",
+            "--workspace",
+            str(root / "ws-text"),
+            "--rules",
+            str(RULES),
+            "--config",
+            str(CONFIG),
+        )  # the text output, first night only
         t1 = time.perf_counter()
         api, live, fd_output, results = _run_flows(ws, ws / "prefect", root)
         started = time.perf_counter()
@@ -432,7 +490,9 @@ def run(tmp_path_factory) -> Run:
         try:
             cases = [c for (c,) in conn.execute("SELECT case_id FROM cases ORDER BY case_id")]
             meetings = [m for (m,) in conn.execute("SELECT meeting_id FROM meetings ORDER BY held_on")]
-            agendas = conn.execute("SELECT DISTINCT meeting_id, agency_id FROM agendas WHERE agency_id != 'coordinator' ORDER BY 1, 2").fetchall()
+            agendas = conn.execute(
+                "SELECT DISTINCT meeting_id, agency_id FROM agendas WHERE agency_id != 'coordinator' ORDER BY 1, 2"
+            ).fetchall()
             flagged = [h for (h,) in conn.execute("SELECT DISTINCT household_id FROM flags ORDER BY household_id")]
             dv = [h for (h,) in conn.execute("SELECT DISTINCT household_id FROM flags WHERE rule_id = 'dv'")]
         finally:
@@ -447,11 +507,24 @@ def run(tmp_path_factory) -> Run:
             _invoke(runner, outputs, "agenda", meeting, "--agency", agency, *common)
             _invoke(runner, outputs, "agenda", meeting, "--agency", agency, "--html", *common)
         for hid in flagged[:30] + dv:
-            _invoke(runner, outputs, "explain", hid, "--workspace", str(ws), "--rules", str(RULES), "--date", START.isoformat())
+            _invoke(
+                runner,
+                outputs,
+                "explain",
+                hid,
+                "--workspace",
+                str(ws),
+                "--rules",
+                str(RULES),
+                "--date",
+                START.isoformat(),
+            )
         for hid in flagged[:3] + dv:
             for rule in ("dv", "8050", "multiple_arrears"):
                 _invoke(runner, outputs, "explain", hid, "--rule", rule, "--workspace", str(ws), "--rules", str(RULES))
-        _invoke(runner, outputs, "sweep", *rc, "--date", (LAST + timedelta(days=1)).isoformat(), "--json")  # writes: run last
+        _invoke(
+            runner, outputs, "sweep", *rc, "--date", (LAST + timedelta(days=1)).isoformat(), "--json"
+        )  # writes: run last
         seconds = {"demo": t1 - t0, "prefect": started - t1, "cli": time.perf_counter() - started}
     finally:
         for lg in loggers:
@@ -480,7 +553,9 @@ EXEMPT_DB = {"engine.db", "engine.db-wal", "engine.db-shm"}
 
 def input_extract(rel: Path) -> bool:
     """The silos' CSV files (generated town, the simulator's relapse extract): the data arriving."""
-    return rel.parts[0] == "town" or (len(rel.parts) > 1 and rel.parts[0] == "sim" and rel.parts[1].startswith("extract-"))
+    return rel.parts[0] == "town" or (
+        len(rel.parts) > 1 and rel.parts[0] == "sim" and rel.parts[1].startswith("extract-")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -513,7 +588,9 @@ def scan(run: Run) -> Scan:
     try:
         for table, columns in LEAVING_COLUMNS.items():
             rows = conn.execute(f"SELECT {columns} FROM {table}").fetchall()
-            result.text(f"engine.db {table}({columns})", "\n".join("\t".join(str(v) for v in row) for row in rows), "db-columns")
+            result.text(
+                f"engine.db {table}({columns})", "\n".join("\t".join(str(v) for v in row) for row in rows), "db-columns"
+            )
     finally:
         conn.close()
     result.seconds = time.perf_counter() - started
@@ -522,7 +599,9 @@ def scan(run: Run) -> Scan:
 
 def test_the_run_is_the_whole_lifecycle(run: Run):
     """The scan means something only if the run went through every path it should have."""
-    demo = json.loads(next(v for k, v in run.outputs.items() if k.startswith("demo") and "--json" in k).split("\n(demo took")[0])
+    demo = json.loads(
+        next(v for k, v in run.outputs.items() if k.startswith("demo") and "--json" in k).split("\n(demo took")[0]
+    )
     assert demo["households"] == HOUSEHOLDS and demo["cases_opened"] >= 10 and demo["cases_routed"] >= 1
     assert demo["flags"]["dv"] >= 1 and demo["reminders_sent"] > 0 and demo["lifecycle"]["outcomes"] > 0
     assert len(run.flow_results) == 6 and all(r for r in run.flow_results)
@@ -540,12 +619,14 @@ def test_no_name_kana_address_or_birth_date_outside_the_database(scan: Scan, run
         f"\nprivacy scan: {len(s.kinds):,} secrets ({counts}) from {s.persons:,} persons and {s.households:,} households "
         f"({s.ambiguous_births} birth dates not checkable: also an event date); {scan.files:,} files, "
         f"{scan.blobs:,} texts, {scan.bytes / 1e6:.1f} MB scanned; texts per source {scan.by_source}; hits {len(scan.hits)}; "
-        f"run seconds {({k: round(v, 1) for k, v in run.seconds.items()})}, scan {scan.seconds:.1f} s"
+        f"run seconds { ({k: round(v, 1) for k, v in run.seconds.items()}) }, scan {scan.seconds:.1f} s"
     )
     assert len(s.kinds) >= 3000 and min(counts.values()) >= 250 and s.persons >= 600
     assert scan.files >= 150 and scan.bytes >= 5_000_000
     assert scan.by_source["cli"] >= 100 and scan.by_source["prefect-api"] >= 7 and scan.by_source["prefect-live"] >= 1
-    assert scan.hits == [], "\n".join(f"{secret!r} in {where}: …{context}…" for secret, where, context in scan.hits[:30])
+    assert scan.hits == [], "\n".join(
+        f"{secret!r} in {where}: …{context}…" for secret, where, context in scan.hits[:30]
+    )
 
 
 def test_the_scanner_finds_what_it_looks_for(scan: Scan, run: Run):
@@ -593,9 +674,13 @@ def dv_cases(run: Run) -> tuple[list[str], set[str]]:
     cfg = load_config(CONFIG, load_rules(RULES))
     conn = connect(run.workspace, readonly=True)
     try:
-        locked = [c for (c,) in conn.execute(
-            "SELECT DISTINCT c.case_id FROM cases c WHERE EXISTS (SELECT 1 FROM flags f WHERE f.household_id = c.household_id AND f.rule_id = 'dv') "
-            "OR EXISTS (SELECT 1 FROM persons p JOIN records r ON r.person_id = p.person_id WHERE p.household_id = c.household_id AND r.code = 'dv_support_measure')")]
+        locked = [
+            c
+            for (c,) in conn.execute(
+                "SELECT DISTINCT c.case_id FROM cases c WHERE EXISTS (SELECT 1 FROM flags f WHERE f.household_id = c.household_id AND f.rule_id = 'dv') "
+                "OR EXISTS (SELECT 1 FROM persons p JOIN records r ON r.person_id = p.person_id WHERE p.household_id = c.household_id AND r.code = 'dv_support_measure')"
+            )
+        ]
     finally:
         conn.close()
     assert locked

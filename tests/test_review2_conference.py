@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 
+from engine.outbox.mail import FileTransport, retry, send_pending
 from engine.support import clock
 from engine.workflows.cycle import nightly_cycle
-from engine.casework.listing import outbox
-from engine.outbox.mail import FileTransport, retry, send_pending
-from tests.test_conference import CONSENT, case_of, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
+from tests.test_conference import CONSENT, body, case_of, cycle, elder_and_son, emails, town  # noqa: F401 (fixtures)
 from tests.test_review_conference import _new_import, _sent_keys, _with_agency
 from tests.town import ON, add_household, person
 
@@ -27,8 +26,12 @@ def test_a_rule_removed_from_the_rule_set_does_not_stop_every_later_night(town, 
     cycle(town, workspace, rules, cfg)
     assert case_of(town, "HYOTAI")["status"] == "routed"  # its case holds a child_risk flag
     # the town renames child_risk in flags.yaml; the full screen under the new rules resolves the old flags
-    renamed = rules.model_copy(update={"flags": {k: v for k, v in rules.flags.items() if k != "child_risk"}, "hash": rules.hash + "-renamed"})
-    result = nightly_cycle(town, workspace, renamed, cfg, date(2026, 11, 30))  # KeyError: 'child_risk' in routing_for, every night
+    renamed = rules.model_copy(
+        update={"flags": {k: v for k, v in rules.flags.items() if k != "child_risk"}, "hash": rules.hash + "-renamed"}
+    )
+    result = nightly_cycle(
+        town, workspace, renamed, cfg, date(2026, 11, 30)
+    )  # KeyError: 'child_risk' in routing_for, every night
     assert result.convene is not None
 
 
@@ -39,17 +42,30 @@ def test_a_later_case_of_a_household_with_an_open_dv_flag_is_not_routed(conn, wo
     add_household(conn, "HDVC", mother, child, area="南部")
     cycle(conn, workspace, rules, cfg)
     first = case_of(conn, "HDVC")
-    conn.execute("UPDATE cases SET is_open = 0 WHERE case_id = ?", (first["case_id"],))  # closed (終結) by the coordinator
+    conn.execute(
+        "UPDATE cases SET is_open = 0 WHERE case_id = ?", (first["case_id"],)
+    )  # closed (終結) by the coordinator
     for code, value in (("health_check_missed", "連絡なし"), ("yotaikyo_registered", "要支援児童")):
-        conn.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{child['pid']}|t|{code}", child["pid"], "t", code, value, "2026-11-30", None))
+        conn.execute(
+            "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+            (f"{child['pid']}|t|{code}", child["pid"], "t", code, value, "2026-11-30", None),
+        )
     _new_import(conn, 1, "HDVC", "2026-12-01")
     later = date(2026, 12, 1)
     cycle(conn, workspace, rules, cfg, later)
-    assert conn.execute("SELECT COUNT(*) FROM flags WHERE household_id = 'HDVC' AND rule_id = 'dv' AND status = 'open'").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM flags WHERE household_id = 'HDVC' AND rule_id = 'dv' AND status = 'open'"
+        ).fetchone()[0]
+        == 1
+    )
     second = conn.execute("SELECT case_id, status FROM cases WHERE household_id = 'HDVC' AND is_open = 1").fetchone()
     assert second and second[0] != first["case_id"]
     mailed = [m["X-Engine-Key"] for m in emails(workspace) if second[0] in m["X-Engine-Key"] + body(m)]
-    assert second[1] != "routed" and mailed == [], (second, mailed)  # routed, and the notice names the case with its facts
+    assert second[1] != "routed" and mailed == [], (
+        second,
+        mailed,
+    )  # routed, and the notice names the case with its facts
 
 
 def test_a_queued_routing_notice_is_not_sent_once_the_case_is_no_longer_routed(town, workspace, rules, cfg):
@@ -57,8 +73,13 @@ def test_a_queued_routing_notice_is_not_sent_once_the_case_is_no_longer_routed(t
     case = case_of(town, "HYOTAI")
     assert case["status"] == "routed"
     # …which did not run (server down, or it was a holiday). Saturday's extract: a DV support measure for the mother
-    pid = town.execute("SELECT person_id FROM persons WHERE household_id = 'HYOTAI' AND relationship = '世帯主'").fetchone()[0]
-    town.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|t|dv", pid, "t", "dv_support_measure", "", "2026-11-28", None))
+    pid = town.execute(
+        "SELECT person_id FROM persons WHERE household_id = 'HYOTAI' AND relationship = '世帯主'"
+    ).fetchone()[0]
+    town.execute(
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+        (f"{pid}|t|dv", pid, "t", "dv_support_measure", "", "2026-11-28", None),
+    )
     _new_import(town, 1, "HYOTAI", "2026-11-28")
     nightly_cycle(town, workspace, rules, cfg, date(2026, 11, 28))
     assert case_of(town, "HYOTAI")["status"] == "convened"  # escalated: DV household, locked
@@ -74,7 +95,10 @@ def test_retry_failed_does_not_send_a_version_replaced_meanwhile(conn, workspace
     meeting = case_of(conn, "HAGREED")["meeting"]
     v1 = f"agenda:{meeting}:hikikomori_npo:v1"
     # the NPO's mail server refused v1 (550): failed, shown by `engine outbox`
-    conn.execute("UPDATE outbox SET status = 'failed', attempts = 1, last_error = '550 mailbox unavailable' WHERE message_key = ?", (v1,))
+    conn.execute(
+        "UPDATE outbox SET status = 'failed', attempts = 1, last_error = '550 mailbox unavailable' WHERE message_key = ?",
+        (v1,),
+    )
     conn.execute("UPDATE records SET end_date = '2026-11-28' WHERE code = 'consent'")  # consent withdrawn
     conn.commit()
     nightly_cycle(conn, workspace, rules, cfg, date(2026, 11, 30))  # v2: "no case for you in this meeting"
@@ -84,7 +108,9 @@ def test_retry_failed_does_not_send_a_version_replaced_meanwhile(conn, workspace
     assert f"agenda:{meeting}:hikikomori_npo:v2" not in _sent_keys(conn)
     retry(conn)  # the address is fixed: `engine outbox --retry-failed`
     _send(conn, cfg, workspace)
-    assert v1 not in _sent_keys(conn)  # v1 (the case and its 困窮 facts) reached the non-member after consent ended, after v2
+    assert v1 not in _sent_keys(
+        conn
+    )  # v1 (the case and its 困窮 facts) reached the non-member after consent ended, after v2
 
 
 @pytest.mark.parametrize("holder", ["pid_reused", "other_host"])
@@ -113,7 +139,9 @@ def test_an_unchanged_case_sends_no_new_agenda_version_when_a_member_has_a_birth
     assert again.papers.agendas == 0 and queued == [], (meeting, queued)
 
 
-def test_a_routed_case_whose_flags_are_all_resolved_is_not_escalated_when_the_registration_ends(town, workspace, rules, cfg):
+def test_a_routed_case_whose_flags_are_all_resolved_is_not_escalated_when_the_registration_ends(
+    town, workspace, rules, cfg
+):
     cycle(town, workspace, rules, cfg)
     case = case_of(town, "HYOTAI")
     assert case["status"] == "routed"
@@ -122,8 +150,14 @@ def test_a_routed_case_whose_flags_are_all_resolved_is_not_escalated_when_the_re
     town.execute("UPDATE records SET end_date = '2026-12-15' WHERE code = 'yotaikyo_registered'")
     _new_import(town, 1, "HYOTAI", "2026-12-16")
     result, _ = cycle(town, workspace, rules, cfg, date(2027, 1, 5))
-    assert town.execute("SELECT COUNT(*) FROM flags WHERE household_id = 'HYOTAI' AND status = 'open'").fetchone()[0] == 0
-    mailed = [m["X-Engine-Key"] for m in emails(workspace) if case["case_id"] in body(m) and m["X-Engine-Key"].startswith("agenda:")]
+    assert (
+        town.execute("SELECT COUNT(*) FROM flags WHERE household_id = 'HYOTAI' AND status = 'open'").fetchone()[0] == 0
+    )
+    mailed = [
+        m["X-Engine-Key"]
+        for m in emails(workspace)
+        if case["case_id"] in body(m) and m["X-Engine-Key"].startswith("agenda:")
+    ]
     # escalated into a 支援会議 (shared without consent) over a resolved flag, its papers e-mailed to every member agency
     assert result.convene.cases_escalated == 0 and mailed == [], (case_of(town, "HYOTAI")["status"], mailed)
 
@@ -155,12 +189,18 @@ def test_an_agency_never_sent_an_agenda_gets_no_cancellation(conn, workspace, ru
 def test_consent_known_to_end_before_the_meeting_does_not_book_a_multi_meeting(conn, workspace, rules, cfg):
     elder, son = elder_and_son()
     for m in (elder, son):
-        m["records"].append(("consent", "重層的支援会議", "2026-01-10", "2026-12-09"))  # valid through 12/9, as recorded
+        m["records"].append(
+            ("consent", "重層的支援会議", "2026-01-10", "2026-12-09")
+        )  # valid through 12/9, as recorded
     add_household(conn, "HEND", elder, son, area="北部")
     cycle(conn, workspace, rules, cfg)
     case = case_of(conn, "HEND")
     held_on = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (case["meeting"],)).fetchone()[0]
-    npo = [m["X-Engine-Key"] for m in emails(workspace) if m["X-Engine-Key"].endswith(":hikikomori_npo:v1") and case["case_id"] in body(m)]
+    npo = [
+        m["X-Engine-Key"]
+        for m in emails(workspace)
+        if m["X-Engine-Key"].endswith(":hikikomori_npo:v1") and case["case_id"] in body(m)
+    ]
     # consent is read on the night, not for the meeting day: booked into the 重層的支援会議 on 12/10 and the
     # non-member NPO is e-mailed the case with its facts, for a meeting held after the consent has ended
     assert (case["type"], npo) == ("support", []) or held_on <= "2026-12-09", (case["type"], held_on, npo)

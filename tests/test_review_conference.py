@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import smtplib
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
-from engine.support import clock
-from engine.papers.agenda import meeting_papers
-from engine.conference.convene import convene
-from engine.workflows.cycle import nightly_cycle
-from engine.store.db import connect
 from engine.casework.listing import outbox
+from engine.conference.convene import convene
 from engine.outbox.mail import FileTransport, ServerUnavailable, send_pending
+from engine.papers.agenda import meeting_papers
 from engine.screening.screen import screen
-from tests.test_conference import CONSENT, case_of, cycle, elder_and_son, emails, body, town  # noqa: F401 (fixtures)
+from engine.store.db import connect
+from engine.support import clock
+from engine.workflows.cycle import nightly_cycle
+from tests.test_conference import CONSENT, body, case_of, cycle, elder_and_son, emails, town  # noqa: F401 (fixtures)
 from tests.town import ON, add_household, person
 
 
@@ -54,17 +51,27 @@ def test_consent_withdrawn_the_day_before_the_meeting_takes_the_case_out_of_it(c
     cycle(conn, workspace, rules, cfg)
     case = case_of(conn, "HWD")
     assert case["type"] == "multi" and case["meeting"] == "M-20261210-1400-J"
-    conn.execute("UPDATE records SET end_date = '2026-12-09' WHERE code = 'consent'")  # withdrawn later: last valid day 12/9
+    conn.execute(
+        "UPDATE records SET end_date = '2026-12-09' WHERE code = 'consent'"
+    )  # withdrawn later: last valid day 12/9
     conn.commit()
     meeting_day = date(2026, 12, 10)  # the 02:00 nightly run of the meeting day, meeting at 14:00
     result, _ = cycle(conn, workspace, rules, cfg, meeting_day)
-    npo = [a for a in meeting_papers(conn, rules, cfg, case["meeting"], meeting_day).agendas if a.agency_id == "hikikomori_npo"]
-    assert case_of(conn, "HWD")["type"] == "support" and not any(c.case_id == case["case_id"] for a in npo for c in a.cases)
+    npo = [
+        a
+        for a in meeting_papers(conn, rules, cfg, case["meeting"], meeting_day).agendas
+        if a.agency_id == "hikikomori_npo"
+    ]
+    assert case_of(conn, "HWD")["type"] == "support" and not any(
+        c.case_id == case["case_id"] for a in npo for c in a.cases
+    )
 
 
 def test_multi_meeting_agenda_holds_no_facts_of_a_member_who_did_not_consent(conn, workspace, rules, cfg):
     elder, son = elder_and_son(consent=True)
-    daughter = person(50, "子", ("earned_income", "3000000"), ("arrears", "kokuho:2"))  # no consent, not concerned by any flag
+    daughter = person(
+        50, "子", ("earned_income", "3000000"), ("arrears", "kokuho:2")
+    )  # no consent, not concerned by any flag
     add_household(conn, "HTHIRD", elder, son, daughter, area="北部")
     cycle(conn, workspace, rules, cfg)
     case = case_of(conn, "HTHIRD")
@@ -125,7 +132,9 @@ def test_wrong_smtp_password_does_not_lose_every_agenda(town, workspace, rules, 
     send_pending(town, smtp, workspace)  # the password in the environment was mistyped
     # the password is fixed; the next night and the next dispatch should deliver everything
     nightly_cycle(town, workspace, rules, cfg, ON)
-    send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox"), now=clock.now() + timedelta(days=1))
+    send_pending(
+        town, cfg, workspace, transport=FileTransport(workspace / "outbox"), now=clock.now() + timedelta(days=1)
+    )
     assert len(_sent_keys(town)) == queued, outbox(town)[0]
 
 
@@ -139,7 +148,7 @@ def test_a_mail_server_outage_does_not_fail_a_message_it_never_tried(town, works
         def close(self):
             pass
 
-    start = datetime(2026, 11, 30, 23, 0, tzinfo=timezone.utc)  # 08:00 JST dispatches, one per day
+    start = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)  # 08:00 JST dispatches, one per day
     for day in range(cfg.mail.max_attempts):
         send_pending(town, cfg, workspace, transport=Down(), now=start + timedelta(days=day))
     assert outbox(town)[0].get("failed", 0) == 0, outbox(town, "failed")[1]
@@ -149,8 +158,13 @@ def test_a_mail_server_outage_does_not_fail_a_message_it_never_tried(town, works
 def test_new_dv_flag_on_a_convened_case_brings_in_the_dv_centre_urgently(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     case = case_of(town, "H8050")
-    pid = town.execute("SELECT person_id FROM persons WHERE household_id = 'H8050' AND relationship = '子'").fetchone()[0]
-    town.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|t|dv", pid, "t", "dv_support_measure", "", "2026-11-30", None))
+    pid = town.execute("SELECT person_id FROM persons WHERE household_id = 'H8050' AND relationship = '子'").fetchone()[
+        0
+    ]
+    town.execute(
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+        (f"{pid}|t|dv", pid, "t", "dv_support_measure", "", "2026-11-30", None),
+    )
     _new_import(town, 1, "H8050", "2026-12-01")
     result, _ = cycle(town, workspace, rules, cfg, date(2026, 12, 1))
     assert result.convene.flags_attached == 1  # the urgent DV flag joined the open case…
@@ -161,7 +175,8 @@ def test_new_dv_flag_on_a_convened_case_brings_in_the_dv_centre_urgently(town, w
 
 def test_multi_domain_household_known_to_yotaikyo_gets_a_conference(conn, workspace, rules, cfg):
     add_household(
-        conn, "HMULTI",
+        conn,
+        "HMULTI",
         person(38, "世帯主", ("disability_certificate", "身体"), ("earned_income", "2000000")),
         person(2, "子", ("health_check_missed", "連絡なし"), ("yotaikyo_registered", "要支援児童")),
         person(80, "母", ("care_level", "要介護3"), ("service_use", "介護")),
@@ -175,7 +190,13 @@ def test_multi_domain_household_known_to_yotaikyo_gets_a_conference(conn, worksp
 
 
 def test_dv_household_known_to_yotaikyo_involves_the_dv_centre(conn, workspace, rules, cfg):
-    add_household(conn, "HDVY", person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")), person(4, "子", ("yotaikyo_registered", "要保護児童")), area="南部")
+    add_household(
+        conn,
+        "HDVY",
+        person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")),
+        person(4, "子", ("yotaikyo_registered", "要保護児童")),
+        area="南部",
+    )
     cycle(conn, workspace, rules, cfg)
     case = case_of(conn, "HDVY")
     invited = {a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (case["case_id"],))}
@@ -183,7 +204,13 @@ def test_dv_household_known_to_yotaikyo_involves_the_dv_centre(conn, workspace, 
 
 
 def test_dv_case_id_never_appears_in_a_routing_notice(conn, workspace, rules, cfg):
-    add_household(conn, "HDVY", person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")), person(4, "子", ("yotaikyo_registered", "要保護児童")), area="南部")
+    add_household(
+        conn,
+        "HDVY",
+        person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")),
+        person(4, "子", ("yotaikyo_registered", "要保護児童")),
+        area="南部",
+    )
     cycle(conn, workspace, rules, cfg)
     case_id = case_of(conn, "HDVY")["case_id"]
     msgs = emails(workspace)
@@ -195,10 +222,14 @@ def test_dv_case_id_never_appears_in_a_routing_notice(conn, workspace, rules, cf
 def test_routed_case_comes_back_when_the_silo_conference_lets_it_go(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     assert case_of(town, "HYOTAI")["status"] == "routed"
-    town.execute("UPDATE records SET end_date = '2026-12-15' WHERE code = 'yotaikyo_registered'")  # 要対協 closes its registration
+    town.execute(
+        "UPDATE records SET end_date = '2026-12-15' WHERE code = 'yotaikyo_registered'"
+    )  # 要対協 closes its registration
     _new_import(town, 1, "HYOTAI", "2026-12-16")
     cycle(town, workspace, rules, cfg, date(2027, 1, 5))
-    flags_open = town.execute("SELECT COUNT(*) FROM flags WHERE household_id = 'HYOTAI' AND status = 'open'").fetchone()[0]
+    flags_open = town.execute(
+        "SELECT COUNT(*) FROM flags WHERE household_id = 'HYOTAI' AND status = 'open'"
+    ).fetchone()[0]
     assert flags_open and case_of(town, "HYOTAI")["status"] != "routed"
 
 
@@ -210,7 +241,7 @@ def test_scheduled_runs_use_the_date_in_tokyo(monkeypatch):
     time.tzset()
     try:
         # Sunday 23:00 on a UTC server is already Monday 08:00 in Japan
-        with clock.pinned(datetime(2026, 11, 29, 23, 0, tzinfo=timezone.utc)):
+        with clock.pinned(datetime(2026, 11, 29, 23, 0, tzinfo=UTC)):
             assert flows._on(None) == date(2026, 11, 30)
     finally:
         monkeypatch.undo()
@@ -225,25 +256,52 @@ def test_void_agenda_cancels_the_calendar_invitation(conn, workspace, rules, cfg
     conn.commit()
     cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
     ics = (workspace / "agendas" / meeting / "hikikomori_npo.v2.ics").read_text(encoding="utf-8")
-    assert "この会議で貴機関が協議する事案はなくなりました" in (workspace / "agendas" / meeting / "hikikomori_npo.v2.txt").read_text(encoding="utf-8")
+    assert "この会議で貴機関が協議する事案はなくなりました" in (
+        workspace / "agendas" / meeting / "hikikomori_npo.v2.txt"
+    ).read_text(encoding="utf-8")
     assert "METHOD:CANCEL" in ics and "STATUS:CANCELLED" in ics, ics
 
 
 def test_a_later_case_of_a_dv_household_is_still_locked(conn, workspace, rules, cfg):
-    add_household(conn, "HDV2", person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")), person(6, "子"), area="南部")
+    add_household(
+        conn,
+        "HDV2",
+        person(34, "世帯主", ("dv_support_measure", ""), ("earned_income", "2400000")),
+        person(6, "子"),
+        area="南部",
+    )
     cycle(conn, workspace, rules, cfg)
     first = case_of(conn, "HDV2")
-    conn.execute("UPDATE cases SET is_open = 0 WHERE case_id = ?", (first["case_id"],))  # closed (終結) by the coordinator
-    pid = conn.execute("SELECT person_id FROM persons WHERE household_id = 'HDV2' AND relationship = '世帯主'").fetchone()[0]
+    conn.execute(
+        "UPDATE cases SET is_open = 0 WHERE case_id = ?", (first["case_id"],)
+    )  # closed (終結) by the coordinator
+    pid = conn.execute(
+        "SELECT person_id FROM persons WHERE household_id = 'HDV2' AND relationship = '世帯主'"
+    ).fetchone()[0]
     for kind in ("kokuho", "water"):
-        conn.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|t|arrears|{kind}", pid, "t", "arrears", f"{kind}:4", "2026-09-01", None))
+        conn.execute(
+            "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+            (f"{pid}|t|arrears|{kind}", pid, "t", "arrears", f"{kind}:4", "2026-09-01", None),
+        )
     _new_import(conn, 1, "HDV2", "2026-12-01")
     later = date(2026, 12, 1)
     cycle(conn, workspace, rules, cfg, later)
-    second = conn.execute("SELECT case_id, meeting_id FROM cases WHERE household_id = 'HDV2' AND is_open = 1").fetchone()
+    second = conn.execute(
+        "SELECT case_id, meeting_id FROM cases WHERE household_id = 'HDV2' AND is_open = 1"
+    ).fetchone()
     assert second and second[0] != first["case_id"]
-    assert conn.execute("SELECT COUNT(*) FROM flags WHERE household_id = 'HDV2' AND rule_id = 'dv' AND status = 'open'").fetchone()[0] == 1
-    shown = [(a.agency_id, c.lead_reason) for a in meeting_papers(conn, rules, cfg, second[1], later).agendas for c in a.cases if c.case_id == second[0]]
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM flags WHERE household_id = 'HDV2' AND rule_id = 'dv' AND status = 'open'"
+        ).fetchone()[0]
+        == 1
+    )
+    shown = [
+        (a.agency_id, c.lead_reason)
+        for a in meeting_papers(conn, rules, cfg, second[1], later).agendas
+        for c in a.cases
+        if c.case_id == second[0]
+    ]
     assert shown == []  # e-mailed with its facts, member labels and "…は南部地区を担当"
 
 

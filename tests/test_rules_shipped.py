@@ -28,10 +28,24 @@ CASES = {
         ],
     ),
     "double_care": (
-        [[person(38, "世帯主", ("arrears", "kokuho:2"), ("earned_income", "3000000")), person(3, "子"), person(70, "母", ("care_level", "要支援1"))]],
         [
-            [person(38, "世帯主", ("earned_income", "3000000")), person(3, "子"), person(70, "母", ("care_level", "要支援1"))],
-            [person(38, "世帯主", ("arrears", "kokuho:2")), person(6, "子"), person(70, "母", ("care_level", "要支援1"))],
+            [
+                person(38, "世帯主", ("arrears", "kokuho:2"), ("earned_income", "3000000")),
+                person(3, "子"),
+                person(70, "母", ("care_level", "要支援1")),
+            ]
+        ],
+        [
+            [
+                person(38, "世帯主", ("earned_income", "3000000")),
+                person(3, "子"),
+                person(70, "母", ("care_level", "要支援1")),
+            ],
+            [
+                person(38, "世帯主", ("arrears", "kokuho:2")),
+                person(6, "子"),
+                person(70, "母", ("care_level", "要支援1")),
+            ],
         ],
     ),
     "young_carer": (
@@ -44,7 +58,11 @@ CASES = {
             [person(45, "世帯主", ("disability_certificate", "精神")), person(14, "子", ("school_absence_days", "29"))],
             [person(45, "世帯主", ("disability_certificate", "精神")), person(19, "子", ("school_absence_days", "45"))],
             [person(45, "世帯主", ("disability_certificate", "身体")), person(14, "子", ("school_absence_days", "45"))],
-            [person(45, "世帯主"), person(20, "子", ("disability_certificate", "精神")), person(14, "子", ("school_absence_days", "45"))],
+            [
+                person(45, "世帯主"),
+                person(20, "子", ("disability_certificate", "精神")),
+                person(14, "子", ("school_absence_days", "45")),
+            ],
         ],
     ),
     "hikikomori": (
@@ -105,7 +123,10 @@ CASES = {
         [[person(35, "世帯主", ("consultation", "子育て"))]],
     ),
     "parent_disability_child": (
-        [[person(40, "世帯主", ("disability_certificate", "身体")), person(10, "子")], [person(40, "妻", ("disability_certificate", "精神")), person(17, "子")]],
+        [
+            [person(40, "世帯主", ("disability_certificate", "身体")), person(10, "子")],
+            [person(40, "妻", ("disability_certificate", "精神")), person(17, "子")],
+        ],
         [
             [person(40, "世帯主", ("disability_certificate", "身体")), person(18, "子")],
             [person(45, "世帯主"), person(20, "子", ("disability_certificate", "療育")), person(10, "子")],
@@ -113,26 +134,57 @@ CASES = {
     ),
     "foreign_household_risk": (
         [
-            [person(35, "世帯主", nationality="ベトナム"), person(2, "子", ("health_check_missed", "連絡あり"), nationality="ベトナム")],
+            [
+                person(35, "世帯主", nationality="ベトナム"),
+                person(2, "子", ("health_check_missed", "連絡あり"), nationality="ベトナム"),
+            ],
             [person(35, "世帯主", nationality="ブラジル"), person(8, "子", nationality="ブラジル")],
             [person(35, "世帯主", nationality="中国"), person(6, "子")],
             [person(35, "世帯主", nationality="中国"), person(15, "子")],
         ],
         [
             [person(35, "世帯主"), person(8, "子")],
-            [person(35, "世帯主", nationality="ブラジル"), person(8, "子", ("school_enrollment", "小学校"), nationality="ブラジル")],
+            [
+                person(35, "世帯主", nationality="ブラジル"),
+                person(8, "子", ("school_enrollment", "小学校"), nationality="ブラジル"),
+            ],
             [person(35, "世帯主", nationality="中国"), person(5, "子", ("school_enrollment", "保育所"))],
             [person(35, "世帯主", nationality="中国"), person(16, "子")],
         ],
     ),
     "multi_domain": (
         [
-            [person(70, "世帯主", ("care_level", "要介護1"), ("disability_certificate", "身体"), ("public_assistance", ""))],
-            [person(70, "世帯主", ("care_level", "要支援1")), person(12, "孫", ("school_absence_days", "30")), person(35, "子", ("arrears", "rent:2"))],
+            [
+                person(
+                    70,
+                    "世帯主",
+                    ("care_level", "要介護1"),
+                    ("disability_certificate", "身体"),
+                    ("public_assistance", ""),
+                )
+            ],
+            [
+                person(70, "世帯主", ("care_level", "要支援1")),
+                person(12, "孫", ("school_absence_days", "30")),
+                person(35, "子", ("arrears", "rent:2")),
+            ],
         ],
         [
-            [person(80, "世帯主", ("care_level", "要介護1"), ("dementia", "I"), ("service_use", "介護"), ("arrears", "water:1"))],
-            [person(70, "世帯主", ("care_level", "要支援1")), person(12, "孫", ("school_absence_days", "29")), person(35, "子", ("arrears", "rent:2"))],
+            [
+                person(
+                    80,
+                    "世帯主",
+                    ("care_level", "要介護1"),
+                    ("dementia", "I"),
+                    ("service_use", "介護"),
+                    ("arrears", "water:1"),
+                )
+            ],
+            [
+                person(70, "世帯主", ("care_level", "要支援1")),
+                person(12, "孫", ("school_absence_days", "29")),
+                person(35, "子", ("arrears", "rent:2")),
+            ],
         ],
     ),
 }
@@ -152,7 +204,9 @@ def test_flag_fires_only_where_it_should(rule_id, rules, conn, workspace):
     for i, members in enumerate(negatives):
         add_household(conn, f"NEG{i}", *members)
     screen(conn, workspace, rules, ON, full=True)
-    got = {h for (h,) in conn.execute("SELECT household_id FROM flags WHERE rule_id = ? AND status = 'open'", (rule_id,))}
+    got = {
+        h for (h,) in conn.execute("SELECT household_id FROM flags WHERE rule_id = ? AND status = 'open'", (rule_id,))
+    }
     assert got == want
 
 
@@ -161,7 +215,9 @@ def test_evidence_names_members_records_version_and_date(rules, conn, workspace)
     son = person(52, "子")
     add_household(conn, "H8050", elder, son)
     screen(conn, workspace, rules, ON, full=True)
-    (raw, version) = conn.execute("SELECT evidence, rule_version FROM flags WHERE household_id = 'H8050' AND rule_id = '8050'").fetchone()
+    (raw, version) = conn.execute(
+        "SELECT evidence, rule_version FROM flags WHERE household_id = 'H8050' AND rule_id = '8050'"
+    ).fetchone()
     ev = json.loads(raw)
     assert version == rules.flags["8050"].version == ev["rule_version"]
     assert ev["screened_on"] == ON.isoformat()

@@ -4,8 +4,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from engine.screening import screen as screening
 from engine.rules.loader import load_rules
+from engine.screening import screen as screening
 from engine.screening.screen import screen
 from tests.conftest import ROOT
 from tests.town import ON, add_household, born, person
@@ -41,23 +41,31 @@ def test_incremental_skips_unchanged_households(town, workspace, rules):
 
 def test_changed_household_is_rescreened_and_flag_resolved_not_deleted(town, workspace, rules):
     screen(town, workspace, rules, ON)
-    town.execute("INSERT INTO records VALUES ('son-job', 'SON', '住民税', 'earned_income', '2000000', '2026-10-01', NULL)")
+    town.execute(
+        "INSERT INTO records VALUES ('son-job', 'SON', '住民税', 'earned_income', '2000000', '2026-10-01', NULL)"
+    )
     new_import(town, "H8050")
     result = screen(town, workspace, rules, ON)
     assert result.mode == "incremental" and result.scope == 1 and result.flags_resolved >= 1
-    row = town.execute("SELECT status, resolved_on, first_detected FROM flags WHERE household_id = 'H8050' AND rule_id = '8050'").fetchone()
+    row = town.execute(
+        "SELECT status, resolved_on, first_detected FROM flags WHERE household_id = 'H8050' AND rule_id = '8050'"
+    ).fetchone()
     assert row == ("resolved", ON.isoformat(), ON.isoformat())
 
 
 def test_flag_that_returns_is_a_new_flag_with_history_kept(town, workspace, rules):
     screen(town, workspace, rules, ON)
-    town.execute("INSERT INTO records VALUES ('son-job', 'SON', '住民税', 'earned_income', '2000000', '2026-10-01', '2026-11-30')")
+    town.execute(
+        "INSERT INTO records VALUES ('son-job', 'SON', '住民税', 'earned_income', '2000000', '2026-10-01', '2026-11-30')"
+    )
     new_import(town, "H8050")
     screen(town, workspace, rules, ON)
     later = date(2026, 12, 1)  # the job ended on 11-30: time alone brings the household back
     result = screen(town, workspace, rules, later)
     assert result.mode == "incremental" and result.flags_opened >= 1
-    rows = town.execute("SELECT status, first_detected FROM flags WHERE household_id = 'H8050' AND rule_id = '8050' ORDER BY flag_id").fetchall()
+    rows = town.execute(
+        "SELECT status, first_detected FROM flags WHERE household_id = 'H8050' AND rule_id = '8050' ORDER BY flag_id"
+    ).fetchall()
     assert rows == [("resolved", ON.isoformat()), ("open", later.isoformat())]
 
 
@@ -77,7 +85,9 @@ def test_rule_change_forces_a_full_screen(town, workspace, rules, tmp_path):
     changed = tmp_path / "rules"
     changed.mkdir()
     for f in (ROOT / "configs" / "rules").glob("*.yaml"):
-        (changed / f.name).write_text(f.read_text(encoding="utf-8").replace("age: {min: 75}", "age: {min: 80}", 1), encoding="utf-8")
+        (changed / f.name).write_text(
+            f.read_text(encoding="utf-8").replace("age: {min: 75}", "age: {min: 80}", 1), encoding="utf-8"
+        )
     new_rules = load_rules(changed)
     assert new_rules.hash != rules.hash
     assert screen(town, workspace, new_rules, ON).mode == "full"
@@ -109,8 +119,15 @@ def test_a_change_to_most_of_the_town_runs_as_a_full_screen(town, workspace, rul
 
 
 def test_members_born_after_the_screening_date_do_not_count_yet(conn, workspace, rules):
-    add_household(conn, "HPAST", person(40, "世帯主", ("disability_certificate", "身体", "2000-01-01")), person(0, "子", birth="2025-06-01"))
-    add_household(conn, "HALONE", person(80, "世帯主", ("dementia", "IIa", "2000-01-01")), person(0, "孫", birth="2025-06-01"))
+    add_household(
+        conn,
+        "HPAST",
+        person(40, "世帯主", ("disability_certificate", "身体", "2000-01-01")),
+        person(0, "子", birth="2025-06-01"),
+    )
+    add_household(
+        conn, "HALONE", person(80, "世帯主", ("dementia", "IIa", "2000-01-01")), person(0, "孫", birth="2025-06-01")
+    )
     screen(conn, workspace, rules, date(2024, 6, 1), full=True)
     assert flags(conn) >= {("HALONE", "isolated_elder")}
     assert ("HPAST", "parent_disability_child") not in flags(conn)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from engine.support import clock
-from engine.config.files import Smtp, load_config
-from engine.workflows.cycle import nightly_cycle
 from engine.casework.listing import outbox
+from engine.config.files import Smtp, load_config
 from engine.outbox.mail import send_pending
+from engine.support import clock
+from engine.workflows.cycle import nightly_cycle
 from tests.conftest import ROOT
 from tests.town import ON, add_household, person
 
@@ -65,12 +65,20 @@ def sink():
 
 def smtp_config(rules, port: int):
     cfg = load_config(ROOT / "configs", rules)
-    return cfg.model_copy(update={"mail": cfg.mail.model_copy(update={"transport": "smtp", "smtp": Smtp(host="127.0.0.1", port=port, starttls=False, timeout=5)})})
+    return cfg.model_copy(
+        update={
+            "mail": cfg.mail.model_copy(
+                update={"transport": "smtp", "smtp": Smtp(host="127.0.0.1", port=port, starttls=False, timeout=5)}
+            )
+        }
+    )
 
 
 @pytest.fixture
 def queued(conn, workspace, rules):
-    add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
+    add_household(
+        conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央"
+    )
     add_household(conn, "HHIKI", person(48, "世帯主", sex="M"), area="北部")
     return conn
 
@@ -83,7 +91,9 @@ def test_agendas_go_through_smtp_once_to_registry_addresses(queued, workspace, r
     result = send_pending(queued, cfg, workspace)
     assert result.sent == len(pending) == len(handler.messages) > 0
     registry = {a.email: a.id for a in cfg.agencies.values()}
-    for (rcpts, raw), row in zip(sorted(handler.messages, key=lambda m: m[0]), sorted(pending, key=lambda r: cfg.agencies[r.agency_id].email)):
+    for (rcpts, raw), row in zip(
+        sorted(handler.messages, key=lambda m: m[0]), sorted(pending, key=lambda r: cfg.agencies[r.agency_id].email)
+    ):
         assert rcpts == [cfg.agencies[row.agency_id].email] and rcpts[0] in registry
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         assert msg["To"] == rcpts[0] and msg["Message-ID"].startswith("<agenda.")
@@ -101,7 +111,9 @@ def test_permanent_rejection_of_one_recipient_is_shown_and_the_rest_is_sent(queu
     nightly_cycle(queued, workspace, rules, cfg, ON)
     result = send_pending(queued, cfg, workspace)
     failed = outbox(queued, "failed")[1]
-    assert result.failed == len(failed) >= 1 and all(r.agency_id == "jiritsu_soudan" and "550" in r.last_error for r in failed)
+    assert result.failed == len(failed) >= 1 and all(
+        r.agency_id == "jiritsu_soudan" and "550" in r.last_error for r in failed
+    )
     assert result.sent == len(handler.messages) >= 1
     assert send_pending(queued, cfg, workspace).sent == 0  # a failed message is not retried silently
 
@@ -128,7 +140,9 @@ def test_refused_connection_keeps_everything_queued(queued, workspace, rules):
     result = send_pending(queued, cfg, workspace)
     assert result.sent == 0 and result.deferred == n and len(outbox(queued, "pending")[1]) == n
     rows = outbox(queued, "pending")[1]
-    assert sum(1 for r in rows if r.last_error and "cannot connect" in r.last_error) == 1  # one try, not one per message
+    assert (
+        sum(1 for r in rows if r.last_error and "cannot connect" in r.last_error) == 1
+    )  # one try, not one per message
     assert sum(r.attempts for r in rows) == 0  # no message was handed over: none used up an attempt
 
 
@@ -149,7 +163,9 @@ def test_connection_dropped_during_data_is_retried_and_reported_as_uncertain(que
 def test_slow_server_past_the_timeout_defers_and_flags_the_possible_duplicate(queued, workspace, rules, sink):
     handler, port = sink
     cfg = smtp_config(rules, port)
-    cfg = cfg.model_copy(update={"mail": cfg.mail.model_copy(update={"smtp": cfg.mail.smtp.model_copy(update={"timeout": 1})})})
+    cfg = cfg.model_copy(
+        update={"mail": cfg.mail.model_copy(update={"smtp": cfg.mail.smtp.model_copy(update={"timeout": 1})})}
+    )
     handler.data_delay = 2.5
     nightly_cycle(queued, workspace, rules, cfg, ON)
     n = len(outbox(queued, "pending")[1])
@@ -185,6 +201,6 @@ def test_lines_starting_with_a_dot_arrive_intact(rules, sink):
     transport = SmtpTransport(cfg)
     transport.send(msg, "a@example.jp", "test:dots")
     transport.close()
-    (rcpts, raw), = handler.messages
+    ((rcpts, raw),) = handler.messages
     got = email.message_from_bytes(raw, policy=email.policy.default).get_content()
     assert rcpts == ["a@example.jp"] and got.replace("\r\n", "\n") == text

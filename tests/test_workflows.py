@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -37,14 +36,34 @@ def test_schedules_are_declared_with_cron_and_tokyo_time():
 
 @pytest.fixture
 def served(conn, workspace, tmp_path):
-    add_household(conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央")
-    add_household(conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部")
+    add_household(
+        conn, "H8050", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"), area="中央"
+    )
+    add_household(
+        conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部"
+    )
     port = free_port()
     env = proc_env()
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "--workspace", str(workspace), "--config", str(ROOT / "configs"), "--rules", str(ROOT / "configs" / "rules"), "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "serve",
+            "--workspace",
+            str(workspace),
+            "--config",
+            str(ROOT / "configs"),
+            "--rules",
+            str(ROOT / "configs" / "rules"),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/api"
     try:
@@ -69,28 +88,61 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     proc, url, workspace, log = served
     deps = wait_for(lambda: len(d := api(url, "/deployments/filter", {})) == 3 and d, 120, "the three deployments")
     by_name = {d["name"]: d for d in deps}
-    assert by_name["nightly-cycle"]["schedules"][0]["schedule"] == {"cron": "0 2 * * *", "timezone": "Asia/Tokyo", "day_or": True}
+    assert by_name["nightly-cycle"]["schedules"][0]["schedule"] == {
+        "cron": "0 2 * * *",
+        "timezone": "Asia/Tokyo",
+        "day_or": True,
+    }
     assert by_name["agenda-dispatch"]["schedules"][0]["schedule"]["cron"] == "0 8 * * 1-5"
-    run = api(url, f"/deployments/{by_name['nightly-cycle']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}})
-    state = wait_for(lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s, 180, "the flow run")
+    run = api(
+        url, f"/deployments/{by_name['nightly-cycle']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}}
+    )
+    state = wait_for(
+        lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s,
+        180,
+        "the flow run",
+    )
     assert state == "COMPLETED"
     assert conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == 2
     assert conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0] > 0
-    logs = wait_for(lambda: [e["message"] for e in api(url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}}) if "cases opened" in e["message"]], 60, "the flow's log")
+    logs = wait_for(
+        lambda: [
+            e["message"]
+            for e in api(url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
+            if "cases opened" in e["message"]
+        ],
+        60,
+        "the flow's log",
+    )
     assert "2 cases opened" in logs[0]
     # the daily sweep fires through the API too: on a business day it queues the coordinator's digest
     assert by_name["daily-sweep"]["schedules"][0]["schedule"]["cron"] == "0 7 * * *"
     run = api(url, f"/deployments/{by_name['daily-sweep']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}})
-    state = wait_for(lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s, 180, "the sweep run")
+    state = wait_for(
+        lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s,
+        180,
+        "the sweep run",
+    )
     assert state == "COMPLETED"
-    assert conn.execute("SELECT COUNT(*) FROM outbox WHERE message_key = 'digest:2026-11-27' AND agency_id = 'coordinator'").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE message_key = 'digest:2026-11-27' AND agency_id = 'coordinator'"
+        ).fetchone()[0]
+        == 1
+    )
     # stop it as a user would (Ctrl-C) and check nothing is left running
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=60)
     with pytest.raises(OSError):
         urllib.request.urlopen(url + "/health", timeout=2)
     # served again (a restart): Prefect paused the deployments on shutdown; they must be live again
-    again = subprocess.Popen(proc.args[:-1] + [str(free_port())], env=proc_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    again = subprocess.Popen(
+        proc.args[:-1] + [str(free_port())],
+        env=proc_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         url2 = f"http://127.0.0.1:{again.args[-1]}/api"
         deps = wait_for(
@@ -100,7 +152,9 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
         )
         assert [d["paused"] for d in deps] == [False, False, False], [(d["name"], d["paused"]) for d in deps]
         # a second `engine serve` on the same workspace is refused: it would run every schedule twice
-        third = subprocess.run(proc.args[:-1] + [str(free_port())], env=proc_env(), capture_output=True, text=True, timeout=60)
+        third = subprocess.run(
+            proc.args[:-1] + [str(free_port())], env=proc_env(), capture_output=True, text=True, timeout=60
+        )
         assert third.returncode == 2 and "already serving" in third.stderr
     finally:
         os.killpg(again.pid, signal.SIGINT)
@@ -123,8 +177,12 @@ def test_a_server_orphaned_by_a_hard_kill_is_stopped_by_the_next_serve(tmp_path)
     ws = tmp_path / "ws"
     home = Path(prefect_env(ws)["PREFECT_HOME"])
     # a stand-in for an orphaned server: a process whose command line says `prefect server`
-    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "prefect", "server"], start_new_session=True)
-    wait_for(lambda: b"prefect" in Path(f"/proc/{fake.pid}/cmdline").read_bytes(), 10, "the stand-in to start")  # until exec is done
+    fake = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "prefect", "server"], start_new_session=True
+    )
+    wait_for(
+        lambda: b"prefect" in Path(f"/proc/{fake.pid}/cmdline").read_bytes(), 10, "the stand-in to start"
+    )  # until exec is done
     (home / "server.pid").write_text(str(fake.pid))
     assert stop_orphan(ws) is True
     assert fake.wait(timeout=10) != 0 and not (home / "server.pid").exists()

@@ -16,7 +16,15 @@ def born(age: int, month: int = 4, day: int = 1) -> str:
     return date(year, month, day).isoformat()
 
 
-def person(age: int, rel: str = "世帯主", *records, sex: str = "F", nationality: str = "日本", pid: str | None = None, birth: str | None = None) -> dict:
+def person(
+    age: int,
+    rel: str = "世帯主",
+    *records,
+    sex: str = "F",
+    nationality: str = "日本",
+    pid: str | None = None,
+    birth: str | None = None,
+) -> dict:
     """A member; records are (code, value[, start[, end]]) tuples."""
     recs = []
     for r in records:
@@ -24,11 +32,21 @@ def person(age: int, rel: str = "世帯主", *records, sex: str = "F", nationali
         start = dates[0] if dates else "2024-04-01"
         end = dates[1] if len(dates) > 1 else None
         recs.append((code, value, start, end))
-    return {"pid": pid or f"T{next(_ids):07d}", "birth": birth or born(age), "rel": rel, "sex": sex, "nat": nationality, "records": recs}
+    return {
+        "pid": pid or f"T{next(_ids):07d}",
+        "birth": birth or born(age),
+        "rel": rel,
+        "sex": sex,
+        "nat": nationality,
+        "records": recs,
+    }
 
 
 def add_household(conn: sqlite3.Connection, hid: str, *members: dict, area: str = "中央", changed_seq: int = 0) -> str:
-    conn.execute("INSERT INTO households (household_id, area, address, changed_seq) VALUES (?,?,?,?)", (hid, area, "テスト町1-1", changed_seq))
+    conn.execute(
+        "INSERT INTO households (household_id, area, address, changed_seq) VALUES (?,?,?,?)",
+        (hid, area, "テスト町1-1", changed_seq),
+    )
     for m in members:
         conn.execute(
             "INSERT INTO persons VALUES (?,?,?,?,?,?,?,?)",

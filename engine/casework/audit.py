@@ -16,10 +16,10 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from engine.support.business_days import Calendar
-from engine.config.files import Config
 from engine.casework.steps import owed_outcomes
 from engine.conference.convene import severities_from
+from engine.config.files import Config
+from engine.support.business_days import Calendar
 
 KINDS = {
     "unhandled_flag": "閾値以上のフラグが事案にもつながっていない",
@@ -52,7 +52,9 @@ class AuditReport(BaseModel):
 
 def _since(conn: sqlite3.Connection, case_id: str, fallback: str) -> str:
     """The day the case entered its current state."""
-    row = conn.execute("SELECT MAX(on_day) FROM audit_log WHERE case_id = ? AND event = 'transition'", (case_id,)).fetchone()
+    row = conn.execute(
+        "SELECT MAX(on_day) FROM audit_log WHERE case_id = ? AND event = 'transition'", (case_id,)
+    ).fetchone()
     return row[0] or fallback
 
 
@@ -62,12 +64,22 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
     out: list[Violation] = []
 
     def add(kind: str, household_id: str, case_id: str | None, since: str, detail: str) -> None:
-        out.append(Violation(kind=kind, household_id=household_id, case_id=case_id, since=since, days=(on - date.fromisoformat(since)).days, detail=detail))
+        out.append(
+            Violation(
+                kind=kind,
+                household_id=household_id,
+                case_id=case_id,
+                since=since,
+                days=(on - date.fromisoformat(since)).days,
+                detail=detail,
+            )
+        )
 
     sev = severities_from(config.conference.min_severity)
     for hid, rule_id, first in conn.execute(
         f"SELECT f.household_id, f.rule_id, f.first_detected FROM flags f WHERE f.status = 'open' AND f.severity IN ({','.join('?' * len(sev))}) "
-        "AND NOT EXISTS (SELECT 1 FROM case_flags c WHERE c.flag_id = f.flag_id) ORDER BY f.household_id, f.rule_id", sev,
+        "AND NOT EXISTS (SELECT 1 FROM case_flags c WHERE c.flag_id = f.flag_id) ORDER BY f.household_id, f.rule_id",
+        sev,
     ):
         add("unhandled_flag", hid, None, first, f"フラグ {rule_id} が事案にも要対協等への通知にもつながっていない")
 
@@ -86,7 +98,13 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
     for case_id, hid, status, opened_on, lead, meeting_id, held_on, closed_on in cases:
         pending_request = has("SELECT 1 FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
         if status != "routed" and not lead and not pending_request:
-            add("no_lead", hid, case_id, opened_on, f"状態「{status}」で主担当機関が決まっていない（lead_rules.yaml か会議の決定を確認）")
+            add(
+                "no_lead",
+                hid,
+                case_id,
+                opened_on,
+                f"状態「{status}」で主担当機関が決まっていない（lead_rules.yaml か会議の決定を確認）",
+            )
         elif status == "lead_pending" and not pending_request:
             add("no_lead", hid, case_id, _since(conn, case_id, opened_on), "受諾待ちだが回答期限つきの依頼がない")
         step = {
@@ -94,32 +112,76 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
             "reopened": meeting_id is not None,
             "convened": meeting_id is not None,
             "lead_pending": pending_request,
-            "active": bool(owed.get(case_id)) or has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", case_id),
-            "suspended": has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'review' AND status = 'pending'", case_id),
-            "routed": has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')", case_id),
+            "active": bool(owed.get(case_id))
+            or has(
+                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", case_id
+            ),
+            "suspended": has(
+                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'review' AND status = 'pending'", case_id
+            ),
+            "routed": has(
+                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')",
+                case_id,
+            ),
             "closed": True,  # closure_without_watch below
         }[status]
         if not step:
-            add("no_next_step", hid, case_id, _since(conn, case_id, opened_on), f"状態「{status}」で会議・依頼・確認日のいずれも予定されていない")
-        if status == "closed" and not has("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", case_id):
+            add(
+                "no_next_step",
+                hid,
+                case_id,
+                _since(conn, case_id, opened_on),
+                f"状態「{status}」で会議・依頼・確認日のいずれも予定されていない",
+            )
+        if status == "closed" and not has(
+            "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", case_id
+        ):
             months = "・".join(f"+{m}" for m in config.lifecycle.watch_months)
-            add("closure_without_watch", hid, case_id, closed_on or _since(conn, case_id, opened_on), f"終結後の見守り（{months}か月）が予定されていない")
+            add(
+                "closure_without_watch",
+                hid,
+                case_id,
+                closed_on or _since(conn, case_id, opened_on),
+                f"終結後の見守り（{months}か月）が予定されていない",
+            )
         for held_meeting, held_day in owed.get(case_id, ()):
             if held_day >= day:
                 continue
             deadline = cal.add(date.fromisoformat(held_day), config.lifecycle.outcome_business_days)
             if deadline < on:
-                add("meeting_without_outcome", hid, case_id, held_day, f"会議 {held_meeting}（{held_day}）の結果が {deadline} までに記録されていない")
+                add(
+                    "meeting_without_outcome",
+                    hid,
+                    case_id,
+                    held_day,
+                    f"会議 {held_meeting}（{held_day}）の結果が {deadline} までに記録されていない",
+                )
 
     overdue = [
-        ("action", "SELECT a.action_id, c.household_id, a.case_id, a.due_on, a.agency_id FROM case_actions a JOIN cases c ON c.case_id = a.case_id "
-                   "WHERE a.status = 'open' AND a.due_on < ? AND c.is_open = 1", "役割 {0}（{4}）の期日 {3} を過ぎた"),
-        ("lead", "SELECT r.request_id, c.household_id, r.case_id, r.due_on, r.agency_id FROM lead_requests r JOIN cases c ON c.case_id = r.case_id "
-                 "WHERE r.status = 'pending' AND r.due_on < ? AND c.is_open = 1", "受諾依頼 {0}（{4}）の回答期限 {3} を過ぎた"),
-        ("checkpoint", "SELECT p.checkpoint_id, c.household_id, p.case_id, p.answer_due, p.kind FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
-                       "WHERE p.status = 'asked' AND p.answer_due < ? AND c.is_open = 1", "確認 {0}（{4}）の回答期限 {3} を過ぎた"),
-        ("checkpoint", "SELECT p.checkpoint_id, c.household_id, p.case_id, p.due_on, p.kind FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
-                       "WHERE p.status = 'pending' AND p.due_on < ? AND c.is_open = 1", "確認 {0}（{4}）の予定日 {3} を過ぎても実施されていない"),
+        (
+            "action",
+            "SELECT a.action_id, c.household_id, a.case_id, a.due_on, a.agency_id FROM case_actions a JOIN cases c ON c.case_id = a.case_id "
+            "WHERE a.status = 'open' AND a.due_on < ? AND c.is_open = 1",
+            "役割 {0}（{4}）の期日 {3} を過ぎた",
+        ),
+        (
+            "lead",
+            "SELECT r.request_id, c.household_id, r.case_id, r.due_on, r.agency_id FROM lead_requests r JOIN cases c ON c.case_id = r.case_id "
+            "WHERE r.status = 'pending' AND r.due_on < ? AND c.is_open = 1",
+            "受諾依頼 {0}（{4}）の回答期限 {3} を過ぎた",
+        ),
+        (
+            "checkpoint",
+            "SELECT p.checkpoint_id, c.household_id, p.case_id, p.answer_due, p.kind FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
+            "WHERE p.status = 'asked' AND p.answer_due < ? AND c.is_open = 1",
+            "確認 {0}（{4}）の回答期限 {3} を過ぎた",
+        ),
+        (
+            "checkpoint",
+            "SELECT p.checkpoint_id, c.household_id, p.case_id, p.due_on, p.kind FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
+            "WHERE p.status = 'pending' AND p.due_on < ? AND c.is_open = 1",
+            "確認 {0}（{4}）の予定日 {3} を過ぎても実施されていない",
+        ),
     ]
     for prefix, sql, text in overdue:
         for ref, hid, case_id, due, what in conn.execute(sql, (day,)).fetchall():

@@ -15,15 +15,21 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from engine.support.business_days import Calendar
-from engine.casework.steps import cancel_checkpoints, close_case, requested_evaluation, schedule_evaluation, withdraw_requests
-from engine.config.files import Config
+from engine.casework.steps import (
+    cancel_checkpoints,
+    close_case,
+    requested_evaluation,
+    schedule_evaluation,
+    withdraw_requests,
+)
 from engine.conference.convene import Convener, served_silos
 from engine.conference.lead import propose_lead
-from engine.store.lifecycle import CaseNotFound, Log
+from engine.config.files import Config
 from engine.papers.notices import Notice, queue_notice
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.model import RuleSet
+from engine.store.lifecycle import CaseNotFound, Log
+from engine.support.business_days import Calendar
 
 
 class HandshakeError(Exception):
@@ -40,11 +46,23 @@ class AnswerResult(BaseModel):
 def _agency(config: Config, agency_id: str):
     agency = config.agencies.get(agency_id)
     if agency is None:
-        raise HandshakeError(f"機関 '{agency_id}' は agencies.yaml にありません: 会議の結果を記録し直して別の機関に依頼してください（engine outcome）")
+        raise HandshakeError(
+            f"機関 '{agency_id}' は agencies.yaml にありません: 会議の結果を記録し直して別の機関に依頼してください（engine outcome）"
+        )
     return agency
 
 
-def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then_status: str, rule_id: str, why: str, told: str | None = None) -> int:
+def request_lead(
+    log: Log,
+    config: Config,
+    case_id: str,
+    agency_id: str,
+    *,
+    then_status: str,
+    rule_id: str,
+    why: str,
+    told: str | None = None,
+) -> int:
     """Ask `agency_id` to be the case's lead; the case waits in lead_pending with a dated request.
     `why` goes into the audit log; `told` (default `why`) is what the agency reads, and must not
     name another agency: which agency declined would tell which silo knows the household (a DV
@@ -60,39 +78,77 @@ def request_lead(log: Log, config: Config, case_id: str, agency_id: str, *, then
         (case_id, agency_id, rule_id, log.on.isoformat(), due.isoformat(), then_status),
     ).lastrowid
     log.move(case_id, "lead_pending", f"{config.agencies[agency_id].name}に主担当機関の受諾を依頼（回答期限 {due}）")
-    log.event("lead_requested", case_id=case_id, reason=why, rule_id=rule_id, agency=agency_id, due_on=due, request_id=request_id)
+    log.event(
+        "lead_requested",
+        case_id=case_id,
+        reason=why,
+        rule_id=rule_id,
+        agency=agency_id,
+        due_on=due,
+        request_id=request_id,
+    )
     what = "終結後の主担当機関（引継ぎ）" if then_status == "closed" else "主担当機関"
-    queue_notice(conn, config, Notice(
-        key=f"lead_request:{request_id}", kind="lead_request", recipient=agency_id, title="主担当機関の受諾のお願い", case_id=case_id,
-        lines=[f"{told or why}、貴機関に事案 {case_id} の{what}をお願いすることになりました。", f"回答期限: {due}（期限までに回答がない場合はコーディネーターから連絡します）"],
-        answer=f"受諾・辞退をコーディネーターにお知らせください（記録: engine accept {case_id} / engine decline {case_id} --reason 理由）",
-    ))
+    queue_notice(
+        conn,
+        config,
+        Notice(
+            key=f"lead_request:{request_id}",
+            kind="lead_request",
+            recipient=agency_id,
+            title="主担当機関の受諾のお願い",
+            case_id=case_id,
+            lines=[
+                f"{told or why}、貴機関に事案 {case_id} の{what}をお願いすることになりました。",
+                f"回答期限: {due}（期限までに回答がない場合はコーディネーターから連絡します）",
+            ],
+            answer=f"受諾・辞退をコーディネーターにお知らせください（記録: engine accept {case_id} / engine decline {case_id} --reason 理由）",
+        ),
+    )
     return request_id
 
 
 def pending_request(conn: sqlite3.Connection, case_id: str, agency_id: str | None) -> tuple[int, str, str]:
     if conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
         raise CaseNotFound(f"事案 {case_id} はありません（`engine cases` で事案番号を確認してください）")
-    row = conn.execute("SELECT request_id, agency_id, then_status FROM lead_requests WHERE case_id = ? AND status = 'pending'", (case_id,)).fetchone()
+    row = conn.execute(
+        "SELECT request_id, agency_id, then_status FROM lead_requests WHERE case_id = ? AND status = 'pending'",
+        (case_id,),
+    ).fetchone()
     if row is None:
-        raise HandshakeError(f"事案 {case_id} に回答待ちの受諾依頼はありません（`engine history {case_id}` で経過を確認してください）")
+        raise HandshakeError(
+            f"事案 {case_id} に回答待ちの受諾依頼はありません（`engine history {case_id}` で経過を確認してください）"
+        )
     if agency_id and agency_id != row[1]:
         raise HandshakeError(f"事案 {case_id} の受諾依頼は {row[1]} に出ています（{agency_id} ではありません）")
     return row
 
 
-def accept(conn: sqlite3.Connection, config: Config, case_id: str, on: date, actor: str, agency_id: str | None = None) -> AnswerResult:
+def accept(
+    conn: sqlite3.Connection, config: Config, case_id: str, on: date, actor: str, agency_id: str | None = None
+) -> AnswerResult:
     """The asked agency accepts: it becomes the confirmed lead."""
     log = Log(conn, on, actor, config_hash=config.hash)
     with conn:
         request_id, agency, then = pending_request(conn, case_id, agency_id)
         _agency(config, agency)
         log.check(case_id, then)
-        conn.execute("UPDATE lead_requests SET status = 'accepted', answered_on = ? WHERE request_id = ?", (on.isoformat(), request_id))
-        conn.execute("UPDATE cases SET lead_agency_id = ?, lead_confirmed_on = ? WHERE case_id = ?", (agency, on.isoformat(), case_id))
+        conn.execute(
+            "UPDATE lead_requests SET status = 'accepted', answered_on = ? WHERE request_id = ?",
+            (on.isoformat(), request_id),
+        )
+        conn.execute(
+            "UPDATE cases SET lead_agency_id = ?, lead_confirmed_on = ? WHERE case_id = ?",
+            (agency, on.isoformat(), case_id),
+        )
         conn.execute("UPDATE case_agencies SET role = 'participant' WHERE case_id = ? AND role = 'lead'", (case_id,))
         conn.execute("INSERT OR REPLACE INTO case_agencies VALUES (?,?, 'lead')", (case_id, agency))
-        log.event("lead_accepted", case_id=case_id, reason=f"{config.agencies[agency].name}が主担当機関を受諾", agency=agency, request_id=request_id)
+        log.event(
+            "lead_accepted",
+            case_id=case_id,
+            reason=f"{config.agencies[agency].name}が主担当機関を受諾",
+            agency=agency,
+            request_id=request_id,
+        )
         log.contact(case_id, agency, "accept")
         if then == "closed":
             close_case(log, config, case_id, f"{config.agencies[agency].name}へ引継ぎ（終結）")
@@ -103,7 +159,16 @@ def accept(conn: sqlite3.Connection, config: Config, case_id: str, on: date, act
     return AnswerResult(case_id=case_id, status=status)
 
 
-def decline(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: str, reason: str, on: date, actor: str, agency_id: str | None = None) -> AnswerResult:
+def decline(
+    conn: sqlite3.Connection,
+    rules: RuleSet,
+    config: Config,
+    case_id: str,
+    reason: str,
+    on: date,
+    actor: str,
+    agency_id: str | None = None,
+) -> AnswerResult:
     """The asked agency declines (a reason is required): the next candidate of the lead rules is
     asked; with none left the case goes back to a conference and the coordinator is told."""
     if not reason.strip():
@@ -114,31 +179,76 @@ def decline(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: s
         _agency(config, agency)
         household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
         if holds_personal_data(reason, personal_tokens(conn, household)):
-            raise HandshakeError("--reason: the reason holds personal data of the household (a name, kana, address or birth date); write 本人, 世帯員… instead")
+            raise HandshakeError(
+                "--reason: the reason holds personal data of the household (a name, kana, address or birth date); write 本人, 世帯員… instead"
+            )
         if agency_id is None:
-            requested_on, rule_id = conn.execute("SELECT requested_on, rule_id FROM lead_requests WHERE request_id = ?", (request_id,)).fetchone()
+            requested_on, rule_id = conn.execute(
+                "SELECT requested_on, rule_id FROM lead_requests WHERE request_id = ?", (request_id,)
+            ).fetchone()
             if requested_on == on.isoformat() and rule_id != "conference":
                 # the request was made today because another agency declined: most likely the same command run twice
-                raise HandshakeError(f"事案 {case_id} の受諾依頼は本日 {agency} に出し直したところです: {agency} の辞退なら --agency {agency} を付けてください")
-        conn.execute("UPDATE lead_requests SET status = 'declined', answered_on = ?, reason = ? WHERE request_id = ?", (on.isoformat(), reason, request_id))
-        log.event("lead_declined", case_id=case_id, reason=f"{config.agencies[agency].name}が辞退: {reason}", agency=agency, request_id=request_id)
-        declined = frozenset(a for (a,) in conn.execute("SELECT agency_id FROM lead_requests WHERE case_id = ? AND status = 'declined'", (case_id,)))
+                raise HandshakeError(
+                    f"事案 {case_id} の受諾依頼は本日 {agency} に出し直したところです: {agency} の辞退なら --agency {agency} を付けてください"
+                )
+        conn.execute(
+            "UPDATE lead_requests SET status = 'declined', answered_on = ?, reason = ? WHERE request_id = ?",
+            (on.isoformat(), reason, request_id),
+        )
+        log.event(
+            "lead_declined",
+            case_id=case_id,
+            reason=f"{config.agencies[agency].name}が辞退: {reason}",
+            agency=agency,
+            request_id=request_id,
+        )
+        declined = frozenset(
+            a
+            for (a,) in conn.execute(
+                "SELECT agency_id FROM lead_requests WHERE case_id = ? AND status = 'declined'", (case_id,)
+            )
+        )
         c = Convener(conn, rules, config, on, log=log)
         cid, cand, hh = c.load_case(case_id)
-        kind = conn.execute("SELECT conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0] or "support"
-        nxt = propose_lead(config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served_silos(hh, on.isoformat()), conference_type=kind, led=c.led, exclude=declined)
+        kind = (
+            conn.execute("SELECT conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0] or "support"
+        )
+        nxt = propose_lead(
+            config,
+            area=cand.area,
+            flag_ids=cand.flag_ids,
+            served_silos=served_silos(hh, on.isoformat()),
+            conference_type=kind,
+            led=c.led,
+            exclude=declined,
+        )
         if nxt:
-            request_lead(log, config, case_id, nxt.agency_id, then_status=then, rule_id=nxt.rule_id, why=f"{config.agencies[agency].name}の辞退を受け、主担当機関の規則 {nxt.rule_id} の次の候補として",
-                        told="前の候補機関の辞退を受け、次の候補として")  # no rule id either: dv_safety would say it
+            request_lead(
+                log,
+                config,
+                case_id,
+                nxt.agency_id,
+                then_status=then,
+                rule_id=nxt.rule_id,
+                why=f"{config.agencies[agency].name}の辞退を受け、主担当機関の規則 {nxt.rule_id} の次の候補として",
+                told="前の候補機関の辞退を受け、次の候補として",
+            )  # no rule id either: dv_safety would say it
             return AnswerResult(case_id=case_id, status=log.status(case_id), next_agency=nxt.agency_id)
-        log.escalate(f"lead_exhausted:{case_id}:{request_id}", "lead_exhausted", f"事案 {case_id}: 候補の機関がすべて主担当機関を辞退（{'、'.join(sorted(declined))}）。次の会議で決定が必要", case_id=case_id)
+        log.escalate(
+            f"lead_exhausted:{case_id}:{request_id}",
+            "lead_exhausted",
+            f"事案 {case_id}: 候補の機関がすべて主担当機関を辞退（{'、'.join(sorted(declined))}）。次の会議で決定が必要",
+            case_id=case_id,
+        )
         log.move(case_id, "convened", "候補がすべて辞退したため会議で再検討")
         conn.execute("UPDATE cases SET meeting_id = NULL WHERE case_id = ?", (case_id,))
         c.convene_case(cid, cand, hh, note="候補がすべて主担当機関を辞退したため再付議。")
         return AnswerResult(case_id=case_id, status=log.status(case_id), escalated=True)
 
 
-def record_contact(conn: sqlite3.Connection, config: Config, case_id: str, agency_id: str, on: date, actor: str) -> None:
+def record_contact(
+    conn: sqlite3.Connection, config: Config, case_id: str, agency_id: str, on: date, actor: str
+) -> None:
     """The lead (or another agency) was in contact with the household: resets the 90-day watch."""
     log = Log(conn, on, actor, config_hash=config.hash)
     if agency_id not in config.agencies:
@@ -153,13 +263,26 @@ def action_done(conn: sqlite3.Connection, config: Config, action_id: int, on: da
     """An agreed action is done; returns its case id."""
     log = Log(conn, on, actor, config_hash=config.hash)
     with conn:
-        row = conn.execute("SELECT case_id, agency_id, status FROM case_actions WHERE action_id = ?", (action_id,)).fetchone() if 0 < action_id < 2**63 else None
+        row = (
+            conn.execute(
+                "SELECT case_id, agency_id, status FROM case_actions WHERE action_id = ?", (action_id,)
+            ).fetchone()
+            if 0 < action_id < 2**63
+            else None
+        )
         if row is None:
             raise HandshakeError(f"役割 {action_id} はありません（`engine history CASE` に役割番号が出ます）")
         if row[2] != "open":
             raise HandshakeError(f"役割 {action_id} は既に {row[2]} です")
-        conn.execute("UPDATE case_actions SET status = 'done', done_on = ? WHERE action_id = ?", (on.isoformat(), action_id))
-        log.event("action_done", case_id=row[0], reason=f"役割 {action_id} 完了（{row[1]}）", action_id=action_id, agency=row[1])
+        conn.execute(
+            "UPDATE case_actions SET status = 'done', done_on = ? WHERE action_id = ?", (on.isoformat(), action_id)
+        )
+        log.event(
+            "action_done",
+            case_id=row[0],
+            reason=f"役割 {action_id} 完了（{row[1]}）",
+            action_id=action_id,
+            agency=row[1],
+        )
         log.contact(row[0], row[1], "action")
     return row[0]
-

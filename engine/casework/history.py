@@ -10,12 +10,29 @@ from pydantic import BaseModel
 from engine.store.lifecycle import STATE_LABELS, CaseNotFound
 
 EVENT_LABELS = {
-    "opened": "事案開始", "relinked": "つなぎ直し（以前の事案に紐づけ）", "transition": "状態の変更", "conference_decided": "会議・主担当機関の案",
-    "flags_added": "課題の追加", "outcome": "会議の結果", "actions_agreed": "役割分担", "actions_replaced": "役割の置き換え",
-    "lead_requested": "受諾依頼", "lead_accepted": "受諾", "lead_declined": "辞退", "escalation": "エスカレーション",
-    "checkpoint_scheduled": "確認日の予定", "checkpoint_asked": "確認の照会", "checkpoint_answered": "確認の回答",
-    "contact": "接触の記録", "action_done": "役割の完了", "mail_sent": "メール送信", "mail_failed": "メール送信失敗", "digest_queued": "ダイジェスト",
-    "crisis_reported": "確認日以外の報告（もどし）", "lead_request_withdrawn": "受諾依頼の取り下げ", "checkpoints_cancelled": "確認の予定の取り消し",
+    "opened": "事案開始",
+    "relinked": "つなぎ直し（以前の事案に紐づけ）",
+    "transition": "状態の変更",
+    "conference_decided": "会議・主担当機関の案",
+    "flags_added": "課題の追加",
+    "outcome": "会議の結果",
+    "actions_agreed": "役割分担",
+    "actions_replaced": "役割の置き換え",
+    "lead_requested": "受諾依頼",
+    "lead_accepted": "受諾",
+    "lead_declined": "辞退",
+    "escalation": "エスカレーション",
+    "checkpoint_scheduled": "確認日の予定",
+    "checkpoint_asked": "確認の照会",
+    "checkpoint_answered": "確認の回答",
+    "contact": "接触の記録",
+    "action_done": "役割の完了",
+    "mail_sent": "メール送信",
+    "mail_failed": "メール送信失敗",
+    "digest_queued": "ダイジェスト",
+    "crisis_reported": "確認日以外の報告（もどし）",
+    "lead_request_withdrawn": "受諾依頼の取り下げ",
+    "checkpoints_cancelled": "確認の予定の取り消し",
 }
 
 
@@ -48,8 +65,21 @@ def history(conn: sqlite3.Connection, case_id: str) -> list[Entry]:
         (case_id, case_id, case_id),
     ).fetchall()
     return [
-        Entry(seq=r[0], on_day=r[1], actor=r[2], event=r[3], label=EVENT_LABELS.get(r[3], r[3]), from_status=r[4], to_status=r[5], reason=r[6],
-              meeting_id=r[7], rule_id=r[8], rules_hash=r[9], config_hash=r[10], detail=json.loads(r[11]) if r[11] else None)
+        Entry(
+            seq=r[0],
+            on_day=r[1],
+            actor=r[2],
+            event=r[3],
+            label=EVENT_LABELS.get(r[3], r[3]),
+            from_status=r[4],
+            to_status=r[5],
+            reason=r[6],
+            meeting_id=r[7],
+            rule_id=r[8],
+            rules_hash=r[9],
+            config_hash=r[10],
+            detail=json.loads(r[11]) if r[11] else None,
+        )
         for r in rows
     ]
 
@@ -61,5 +91,9 @@ def render_history(case_id: str, entries: list[Entry]) -> str:
         if e.event == "transition":
             what += f": {STATE_LABELS.get(e.from_status, e.from_status)} → {STATE_LABELS.get(e.to_status, e.to_status)}"
         extra = f" 会議 {e.meeting_id}" if e.meeting_id else ""
-        lines.append(f"{e.on_day} [{e.actor}] {what}{extra} — {e.reason}" if e.reason else f"{e.on_day} [{e.actor}] {what}{extra}")
+        lines.append(
+            f"{e.on_day} [{e.actor}] {what}{extra} — {e.reason}"
+            if e.reason
+            else f"{e.on_day} [{e.actor}] {what}{extra}"
+        )
     return "\n".join(lines)

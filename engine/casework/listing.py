@@ -40,14 +40,37 @@ def meetings(conn: sqlite3.Connection, config: Config, on: date, *, include_past
     out = []
     for mid, kind, held_on, start, place, added in rows:
         cases = [
-            MeetingCase(case_id=cid, severity=sev, lead_agency_id=lead, outcome_recorded=bool(recorded),
-                        agencies=[a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (cid,))])
+            MeetingCase(
+                case_id=cid,
+                severity=sev,
+                lead_agency_id=lead,
+                outcome_recorded=bool(recorded),
+                agencies=[
+                    a
+                    for (a,) in conn.execute(
+                        "SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id",
+                        (cid,),
+                    )
+                ],
+            )
             for cid, sev, lead, recorded in conn.execute(
                 # every case on the meeting when it was held (or booked now), also one a new flag has since moved on
                 "SELECT c.case_id, c.severity, c.lead_agency_id, EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = c.case_id AND o.meeting_id = cm.meeting_id) "
-                "FROM case_meetings cm JOIN cases c ON c.case_id = cm.case_id WHERE cm.meeting_id = ? AND c.is_open = 1 ORDER BY c.case_id", (mid,))
+                "FROM case_meetings cm JOIN cases c ON c.case_id = cm.case_id WHERE cm.meeting_id = ? AND c.is_open = 1 ORDER BY c.case_id",
+                (mid,),
+            )
         ]
-        out.append(MeetingRow(meeting_id=mid, conference=config.name_of(kind), held_on=held_on, start_time=start, place=place, added_for_urgent=bool(added), cases=cases))
+        out.append(
+            MeetingRow(
+                meeting_id=mid,
+                conference=config.name_of(kind),
+                held_on=held_on,
+                start_time=start,
+                place=place,
+                added_for_urgent=bool(added),
+                cases=cases,
+            )
+        )
     return out
 
 
@@ -55,12 +78,17 @@ class AgendaNotFound(Exception):
     pass
 
 
-def agenda(conn: sqlite3.Connection, workspace: Path, meeting_id: str, agency_id: str | None, *, html: bool = False) -> str:
+def agenda(
+    conn: sqlite3.Connection, workspace: Path, meeting_id: str, agency_id: str | None, *, html: bool = False
+) -> str:
     """The latest agenda of one agency (text), or the list of agencies with agendas for the meeting."""
     if conn.execute("SELECT 1 FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone() is None:
         raise AgendaNotFound(f"no meeting '{meeting_id}': see `engine meetings`")
     if agency_id is None:
-        rows = conn.execute("SELECT agency_id, MAX(version) FROM agendas WHERE meeting_id = ? AND agency_id != 'coordinator' GROUP BY agency_id ORDER BY agency_id", (meeting_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT agency_id, MAX(version) FROM agendas WHERE meeting_id = ? AND agency_id != 'coordinator' GROUP BY agency_id ORDER BY agency_id",
+            (meeting_id,),
+        ).fetchall()
         if not rows:
             raise AgendaNotFound(f"no agendas written for {meeting_id} yet: run `engine run`")
         folder = workspace / "agendas" / meeting_id
@@ -68,10 +96,20 @@ def agenda(conn: sqlite3.Connection, workspace: Path, meeting_id: str, agency_id
         lines += [f"  {a:<24} 第{v}版  {folder / f'{a}.v{v}.txt'}" for a, v in rows]
         lines.append(f"  coordinator (local only, with names): {folder}/coordinator.v*.html")
         return "\n".join(lines)
-    row = conn.execute("SELECT MAX(version), folder FROM agendas WHERE meeting_id = ? AND agency_id = ?", (meeting_id, agency_id)).fetchone()
+    row = conn.execute(
+        "SELECT MAX(version), folder FROM agendas WHERE meeting_id = ? AND agency_id = ?", (meeting_id, agency_id)
+    ).fetchone()
     if row[0] is None:
-        known = [a for (a,) in conn.execute("SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != 'coordinator' ORDER BY agency_id", (meeting_id,))]
-        raise AgendaNotFound(f"agency '{agency_id}' has no agenda for {meeting_id} (agencies with one: {', '.join(known) or 'none'})")
+        known = [
+            a
+            for (a,) in conn.execute(
+                "SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != 'coordinator' ORDER BY agency_id",
+                (meeting_id,),
+            )
+        ]
+        raise AgendaNotFound(
+            f"agency '{agency_id}' has no agenda for {meeting_id} (agencies with one: {', '.join(known) or 'none'})"
+        )
     return (workspace / row[1] / f"{agency_id}.v{row[0]}.{'html' if html else 'txt'}").read_text(encoding="utf-8")
 
 
@@ -88,7 +126,9 @@ class OutboxRow(BaseModel):
 def outbox(conn: sqlite3.Connection, status: str | None = None) -> tuple[dict[str, int], list[OutboxRow]]:
     """Counts per status, and the messages (filtered by status if given)."""
     counts = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
-    counts["possible_duplicate"] = conn.execute("SELECT COUNT(*) FROM outbox WHERE possible_duplicate = 1").fetchone()[0]
+    counts["possible_duplicate"] = conn.execute("SELECT COUNT(*) FROM outbox WHERE possible_duplicate = 1").fetchone()[
+        0
+    ]
     rows = [
         OutboxRow(message_key=k, agency_id=a, status=s, attempts=n, last_error=e, sent_at=t, possible_duplicate=bool(d))
         for k, a, s, n, e, t, d in conn.execute(
@@ -131,7 +171,11 @@ def next_step(conn: sqlite3.Connection, case_id: str, status: str, on: date) -> 
     if status in kinds:
         kind = kinds[status]
         text = CHECKPOINT_LABELS[kind]
-        row = one("SELECT CASE WHEN status = 'asked' THEN answer_due ELSE due_on END, status FROM checkpoints WHERE case_id = ? AND kind = ? AND status IN ('pending', 'asked') ORDER BY due_on LIMIT 1", case_id, kind)
+        row = one(
+            "SELECT CASE WHEN status = 'asked' THEN answer_due ELSE due_on END, status FROM checkpoints WHERE case_id = ? AND kind = ? AND status IN ('pending', 'asked') ORDER BY due_on LIMIT 1",
+            case_id,
+            kind,
+        )
         if row:
             steps.append((row[0], text + ("（回答待ち）" if row[1] == "asked" else "")))
     if status == "active":
@@ -147,11 +191,26 @@ def cases(conn: sqlite3.Connection, on: date, status: str | None = None) -> list
     """Every case (or those in one state) with its next dated step, oldest first."""
     rows = conn.execute(
         "SELECT case_id, household_id, status, lead_agency_id, lead_confirmed_on, opened_on, reopen_count, previous_case_id, consent_state FROM cases "
-        "WHERE ? IS NULL OR status = ? ORDER BY case_id", (status, status),
+        "WHERE ? IS NULL OR status = ? ORDER BY case_id",
+        (status, status),
     ).fetchall()
     out = []
     for cid, hid, st, lead, confirmed, opened, reopened, previous, consent in rows:
         when, what = next_step(conn, cid, st, on)
-        out.append(CaseRow(case_id=cid, household_id=hid, status=st, label=STATE_LABELS[st], lead_agency_id=lead, lead_confirmed_on=confirmed,
-                           opened_on=opened, reopen_count=reopened, previous_case_id=previous, consent_state=consent, next_on=when, next_step=what))
+        out.append(
+            CaseRow(
+                case_id=cid,
+                household_id=hid,
+                status=st,
+                label=STATE_LABELS[st],
+                lead_agency_id=lead,
+                lead_confirmed_on=confirmed,
+                opened_on=opened,
+                reopen_count=reopened,
+                previous_case_id=previous,
+                consent_state=consent,
+                next_on=when,
+                next_step=what,
+            )
+        )
     return out

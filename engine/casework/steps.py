@@ -9,10 +9,10 @@ import json
 import sqlite3
 from datetime import date
 
-from engine.support.business_days import Calendar, add_months
 from engine.config.files import Config
-from engine.store.lifecycle import CHECKPOINT_LABELS, Log
 from engine.papers.notices import Notice, queue_notice
+from engine.store.lifecycle import CHECKPOINT_LABELS, Log
+from engine.support.business_days import Calendar, add_months
 
 
 def cancel_checkpoints(log: Log, case_id: str, why: str, kinds: tuple[str, ...] | None = None) -> int:
@@ -23,19 +23,26 @@ def cancel_checkpoints(log: Log, case_id: str, why: str, kinds: tuple[str, ...] 
         (log.on.isoformat(), case_id, *kinds),
     ).rowcount
     if n:
-        log.event("checkpoints_cancelled", case_id=case_id, reason=f"確認の予定 {n}件を取り消し（{why}）", kinds=list(kinds))
+        log.event(
+            "checkpoints_cancelled", case_id=case_id, reason=f"確認の予定 {n}件を取り消し（{why}）", kinds=list(kinds)
+        )
     return n
 
 
 def cancel_actions(log: Log, case_id: str, why: str) -> int:
     """End the case's open actions (a new plan, a closure, a suspension or a reopening), in the audit log."""
-    n = log.conn.execute("UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'", (log.on.isoformat(), case_id)).rowcount
+    n = log.conn.execute(
+        "UPDATE case_actions SET status = 'cancelled', done_on = ? WHERE case_id = ? AND status = 'open'",
+        (log.on.isoformat(), case_id),
+    ).rowcount
     if n:
         log.event("actions_replaced", case_id=case_id, reason=f"未完了の役割 {n}件を終了（{why}）")
     return n
 
 
-def owed_outcomes(conn: sqlite3.Connection, held_before: str = "9999-12-31", *, inclusive: bool = False, case_id: str | None = None) -> list[tuple[str, str, str]]:
+def owed_outcomes(
+    conn: sqlite3.Connection, held_before: str = "9999-12-31", *, inclusive: bool = False, case_id: str | None = None
+) -> list[tuple[str, str, str]]:
     """(case, meeting, held_on) of each meeting held before the day (or on it, if inclusive; by
     default every booked one) with an open case on it and no outcome recorded: every meeting a
     case was on owes one, even after a new flag moved the case to a later meeting."""
@@ -43,24 +50,49 @@ def owed_outcomes(conn: sqlite3.Connection, held_before: str = "9999-12-31", *, 
         "SELECT cm.case_id, cm.meeting_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id JOIN cases c ON c.case_id = cm.case_id "
         f"WHERE c.is_open = 1 AND m.held_on {'<=' if inclusive else '<'} ? AND (? IS NULL OR cm.case_id = ?) "
         "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = cm.case_id AND o.meeting_id = cm.meeting_id) "
-        "ORDER BY cm.case_id, m.held_on", (held_before, case_id, case_id),
+        "ORDER BY cm.case_id, m.held_on",
+        (held_before, case_id, case_id),
     ).fetchall()
 
 
 def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
     """Cancel the case's pending lead request, say so in the audit log, and tell the agency if the
     request already reached it (an unsent one is simply withheld at dispatch)."""
-    rows = log.conn.execute("SELECT request_id, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", (case_id,)).fetchall()
+    rows = log.conn.execute(
+        "SELECT request_id, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", (case_id,)
+    ).fetchall()
     for request_id, agency in rows:
-        log.conn.execute("UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE request_id = ?", (log.on.isoformat(), request_id))
-        log.event("lead_request_withdrawn", case_id=case_id, reason=f"{agency}への受諾依頼を取り下げ: {why}", request_id=request_id, agency=agency)
+        log.conn.execute(
+            "UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE request_id = ?",
+            (log.on.isoformat(), request_id),
+        )
+        log.event(
+            "lead_request_withdrawn",
+            case_id=case_id,
+            reason=f"{agency}への受諾依頼を取り下げ: {why}",
+            request_id=request_id,
+            agency=agency,
+        )
         reached = log.conn.execute(
-            "SELECT 1 FROM outbox WHERE message_key = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)", (f"lead_request:{request_id}",)).fetchone()
+            "SELECT 1 FROM outbox WHERE message_key = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)",
+            (f"lead_request:{request_id}",),
+        ).fetchone()
         if reached and agency in config.agencies:
-            queue_notice(log.conn, config, Notice(
-                key=f"lead_withdrawn:{request_id}", kind="lead_withdrawn", recipient=agency, title="受諾依頼の取り下げ", case_id=case_id,
-                lines=[f"事案 {case_id} の主担当機関の受諾依頼（番号 {request_id}）は取り下げました（{why}）。", "この依頼への回答は不要です。"],
-            ))
+            queue_notice(
+                log.conn,
+                config,
+                Notice(
+                    key=f"lead_withdrawn:{request_id}",
+                    kind="lead_withdrawn",
+                    recipient=agency,
+                    title="受諾依頼の取り下げ",
+                    case_id=case_id,
+                    lines=[
+                        f"事案 {case_id} の主担当機関の受諾依頼（番号 {request_id}）は取り下げました（{why}）。",
+                        "この依頼への回答は不要です。",
+                    ],
+                ),
+            )
     return len(rows)
 
 
@@ -68,7 +100,10 @@ def schedule_evaluation(log: Log, config: Config, case_id: str, requested: date 
     """The plan's next evaluation (default evaluation_months ahead), on a business day."""
     due = Calendar.of(config.conference).add(requested or add_months(log.on, config.lifecycle.evaluation_months), 0)
     cancel_checkpoints(log, case_id, "新しい評価日に置き換え", ("evaluation",))
-    log.conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'evaluation', ?, 'pending')", (case_id, due.isoformat()))
+    log.conn.execute(
+        "INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'evaluation', ?, 'pending')",
+        (case_id, due.isoformat()),
+    )
     log.event("checkpoint_scheduled", case_id=case_id, reason=f"プランの評価 {due}", kind="evaluation", due_on=due)
     return due
 
@@ -81,14 +116,25 @@ def close_case(log: Log, config: Config, case_id: str, reason: str) -> list[date
     cancel_actions(log, case_id, "終結: 主担当機関へ引継ぎ")
     cancel_checkpoints(log, case_id, "終結")
     days = [cal.add(add_months(log.on, m), 0) for m in config.lifecycle.watch_months]
-    conn.executemany("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'watch', ?, 'pending')", [(case_id, d.isoformat()) for d in days])
-    log.event("checkpoint_scheduled", case_id=case_id, reason="終結後の見守り " + "、".join(str(d) for d in days), kind="watch", due_on=[str(d) for d in days])
+    conn.executemany(
+        "INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'watch', ?, 'pending')",
+        [(case_id, d.isoformat()) for d in days],
+    )
+    log.event(
+        "checkpoint_scheduled",
+        case_id=case_id,
+        reason="終結後の見守り " + "、".join(str(d) for d in days),
+        kind="watch",
+        due_on=[str(d) for d in days],
+    )
     return days
 
 
 def requested_evaluation(conn: sqlite3.Connection, case_id: str) -> date | None:
     """The next_evaluation the latest conference asked for, if any."""
-    row = conn.execute("SELECT body FROM outcomes WHERE case_id = ? ORDER BY decided_on DESC, recorded_on DESC LIMIT 1", (case_id,)).fetchone()
+    row = conn.execute(
+        "SELECT body FROM outcomes WHERE case_id = ? ORDER BY decided_on DESC, recorded_on DESC LIMIT 1", (case_id,)
+    ).fetchone()
     requested = json.loads(row[0]).get("next_evaluation") if row else None
     return date.fromisoformat(requested) if requested else None
 
@@ -96,8 +142,13 @@ def requested_evaluation(conn: sqlite3.Connection, case_id: str) -> date | None:
 def schedule_check_back(log: Log, config: Config, case_id: str, owner_name: str) -> date:
     """The next question to the owner of the silo conference a routed case was left with."""
     due = Calendar.of(config.conference).add(add_months(log.on, config.lifecycle.check_back_months), 0)
-    log.conn.execute("INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'check_back', ?, 'pending')", (case_id, due.isoformat()))
-    log.event("checkpoint_scheduled", case_id=case_id, reason=f"{owner_name}への確認日 {due}", kind="check_back", due_on=due)
+    log.conn.execute(
+        "INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'check_back', ?, 'pending')",
+        (case_id, due.isoformat()),
+    )
+    log.event(
+        "checkpoint_scheduled", case_id=case_id, reason=f"{owner_name}への確認日 {due}", kind="check_back", due_on=due
+    )
     return due
 
 
@@ -106,7 +157,10 @@ def begin_reopen(log: Log, config: Config, case_id: str, reason: str) -> str | N
     request, open actions); the lead must accept again. Returns the previous lead."""
     log.move(case_id, "reopened", reason)
     previous = log.conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
-    log.conn.execute("UPDATE cases SET reopen_count = reopen_count + 1, lead_confirmed_on = NULL, closed_on = NULL WHERE case_id = ?", (case_id,))
+    log.conn.execute(
+        "UPDATE cases SET reopen_count = reopen_count + 1, lead_confirmed_on = NULL, closed_on = NULL WHERE case_id = ?",
+        (case_id,),
+    )
     cancel_checkpoints(log, case_id, "事案の再開")
     cancel_actions(log, case_id, "事案の再開")
     withdraw_requests(log, config, case_id, "事案の再開")

@@ -20,17 +20,16 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.papers.agenda import household_locked
 from engine.casework.audit import KINDS, run_audit
-from engine.support.business_days import Calendar
-from engine.config.files import Config
 from engine.casework.steps import cancel_checkpoints, owed_outcomes
 from engine.conference.convene import Convener
-from engine.store.lifecycle import CHECKPOINT_LABELS, Log
+from engine.config.files import Config
+from engine.papers.agenda import household_locked
 from engine.papers.notices import COORDINATOR, Notice, queue_notice
 from engine.rules.model import RuleSet
-
+from engine.store.lifecycle import CHECKPOINT_LABELS, Log
+from engine.support import clock
+from engine.support.business_days import Calendar
 
 
 class SweepResult(BaseModel):
@@ -52,53 +51,104 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
         log = Log(conn, on, "sweep", rules_hash=rules.hash, config_hash=config.hash)
         c = Convener(conn, rules, config, on, log=log)
 
-        for request_id, case_id, agency, due in conn.execute("SELECT request_id, case_id, agency_id, due_on FROM lead_requests WHERE status = 'pending' AND due_on < ?", (day,)).fetchall():
-            result.escalations += log.escalate(f"lead:{request_id}", "lead_no_answer", f"事案 {case_id}: {agency} が主担当機関の受諾依頼に回答期限 {due} までに回答していない", case_id=case_id)
+        for request_id, case_id, agency, due in conn.execute(
+            "SELECT request_id, case_id, agency_id, due_on FROM lead_requests WHERE status = 'pending' AND due_on < ?",
+            (day,),
+        ).fetchall():
+            result.escalations += log.escalate(
+                f"lead:{request_id}",
+                "lead_no_answer",
+                f"事案 {case_id}: {agency} が主担当機関の受諾依頼に回答期限 {due} までに回答していない",
+                case_id=case_id,
+            )
 
         soon = cal.add(on, lc.reminder_business_days).isoformat()
         actions = conn.execute(
             "SELECT a.action_id, a.case_id, c.household_id, a.agency_id, a.action, a.due_on FROM case_actions a JOIN cases c ON c.case_id = a.case_id "
-            "WHERE a.status = 'open' AND c.is_open = 1 AND a.due_on <= ? ORDER BY a.due_on, a.action_id", (soon,),
+            "WHERE a.status = 'open' AND c.is_open = 1 AND a.due_on <= ? ORDER BY a.due_on, a.action_id",
+            (soon,),
         ).fetchall()
         locked: dict[str, bool] = {}
         for action_id, case_id, household_id, agency, action, due in actions:
             overdue = due < day
             if household_id not in locked:
                 locked[household_id] = household_locked(conn, config, household_id, day)
-            if locked[household_id]:  # DV: not even the action's wording goes by e-mail (its own key: an earlier one is withheld)
+            if locked[
+                household_id
+            ]:  # DV: not even the action's wording goes by e-mail (its own key: an earlier one is withheld)
                 action = "（内容は会議にて）"
-            result.reminders += queue_notice(conn, config, Notice(
-                key=f"reminder:{action_id}:{'overdue' if overdue else 'due'}" + (":locked" if locked[household_id] else ""), kind="reminder", recipient=agency, case_id=case_id,
-                title="役割分担の期限超過" if overdue else "役割分担の期日が近づいています",
-                lines=[f"会議で合意した役割（番号 {action_id}）: {action}", f"期日: {due}" + ("（期限を過ぎています。コーディネーターにも通知しました）" if overdue else "")],
-                answer=f"完了したらコーディネーターにお知らせください（記録: engine done {action_id}）",
-            ))
+            result.reminders += queue_notice(
+                conn,
+                config,
+                Notice(
+                    key=f"reminder:{action_id}:{'overdue' if overdue else 'due'}"
+                    + (":locked" if locked[household_id] else ""),
+                    kind="reminder",
+                    recipient=agency,
+                    case_id=case_id,
+                    title="役割分担の期限超過" if overdue else "役割分担の期日が近づいています",
+                    lines=[
+                        f"会議で合意した役割（番号 {action_id}）: {action}",
+                        f"期日: {due}"
+                        + ("（期限を過ぎています。コーディネーターにも通知しました）" if overdue else ""),
+                    ],
+                    answer=f"完了したらコーディネーターにお知らせください（記録: engine done {action_id}）",
+                ),
+            )
             if overdue:
-                result.escalations += log.escalate(f"action:{action_id}", "action_overdue", f"事案 {case_id}: 役割 {action_id}（{agency}）が期日 {due} を過ぎても未完了", case_id=case_id)
+                result.escalations += log.escalate(
+                    f"action:{action_id}",
+                    "action_overdue",
+                    f"事案 {case_id}: 役割 {action_id}（{agency}）が期日 {due} を過ぎても未完了",
+                    case_id=case_id,
+                )
 
         for case_id, meeting_id, held_on in owed_outcomes(conn, day):
             deadline = cal.add(date.fromisoformat(held_on), lc.outcome_business_days)
             if deadline < on:
-                result.escalations += log.escalate(f"outcome:{case_id}:{meeting_id}", "outcome_missing", f"事案 {case_id}: 会議 {meeting_id}（{held_on}）の結果が {deadline} までに記録されていない", case_id=case_id)
+                result.escalations += log.escalate(
+                    f"outcome:{case_id}:{meeting_id}",
+                    "outcome_missing",
+                    f"事案 {case_id}: 会議 {meeting_id}（{held_on}）の結果が {deadline} までに記録されていない",
+                    case_id=case_id,
+                )
 
         checkpoints = conn.execute(
             "SELECT p.checkpoint_id, p.case_id, p.kind, p.due_on, c.status, COALESCE(c.lead_agency_id, c.routed_to) FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
-            "WHERE p.status = 'pending' AND p.due_on <= ? AND c.is_open = 1 ORDER BY p.due_on, p.checkpoint_id", (day,),
+            "WHERE p.status = 'pending' AND p.due_on <= ? AND c.is_open = 1 ORDER BY p.due_on, p.checkpoint_id",
+            (day,),
         ).fetchall()
         for checkpoint_id, case_id, kind, due, status, agency in checkpoints:
             if kind == "evaluation" and status == "active":
+
                 def booked() -> bool:
-                    return conn.execute("SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?", (case_id, day)).fetchone() is not None
+                    return (
+                        conn.execute(
+                            "SELECT 1 FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ? AND m.held_on >= ?",
+                            (case_id, day),
+                        ).fetchone()
+                        is not None
+                    )
 
                 if not booked():  # else a new flag has brought it to a meeting already: that meeting evaluates the plan
                     c.convene_case(*c.load_case(case_id), note="プランの評価（モニタリング）。")
                 if booked():
-                    conn.execute("UPDATE checkpoints SET status = 'done', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id))
+                    conn.execute(
+                        "UPDATE checkpoints SET status = 'done', done_on = ? WHERE checkpoint_id = ?",
+                        (day, checkpoint_id),
+                    )
                     result.evaluations_booked += 1
                 else:
-                    result.escalations += log.escalate(f"checkpoint:{checkpoint_id}", "evaluation_unbooked", f"事案 {case_id}: プランの評価（{due}）を会議に予約できない（会議枠が満杯）", case_id=case_id)
+                    result.escalations += log.escalate(
+                        f"checkpoint:{checkpoint_id}",
+                        "evaluation_unbooked",
+                        f"事案 {case_id}: プランの評価（{due}）を会議に予約できない（会議枠が満杯）",
+                        case_id=case_id,
+                    )
             elif kind == "review" and status == "suspended":
-                conn.execute("UPDATE checkpoints SET status = 'done', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id))
+                conn.execute(
+                    "UPDATE checkpoints SET status = 'done', done_on = ? WHERE checkpoint_id = ?", (day, checkpoint_id)
+                )
                 cid, cand, hh = c.load_case(case_id)
                 c.reopen(cid, hh, f"中断の見直し期日（{due}）")
                 result.reopened += 1
@@ -106,26 +156,55 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 cancel_checkpoints(log, case_id, "要対協等から会議へ移った事案", ("check_back",))
             elif kind in ("watch", "check_back") and agency:
                 answer_due = cal.add(on, lc.watch_answer_business_days)
-                conn.execute("UPDATE checkpoints SET status = 'asked', asked_on = ?, answer_due = ? WHERE checkpoint_id = ?", (day, answer_due.isoformat(), checkpoint_id))
-                log.event("checkpoint_asked", case_id=case_id, reason=f"{CHECKPOINT_LABELS[kind]}（{due}）を {agency} に照会、回答期限 {answer_due}", kind=kind, checkpoint_id=checkpoint_id, agency=agency)
-                queue_notice(conn, config, Notice(
-                    key=f"checkpoint:{checkpoint_id}", kind="checkpoint", recipient=agency, case_id=case_id, title=CHECKPOINT_LABELS[kind],
-                    lines=[f"事案 {case_id} の{CHECKPOINT_LABELS[kind]}の時期（{due}）です。世帯の様子をお知らせください。",
-                           "安定（stable）・懸念あり（concern）・連絡が取れない（lost_contact）のいずれかでご回答ください。懸念・連絡不能の場合は会議で再検討します（もどし）。",
-                           f"回答期限: {answer_due}"],
-                    answer=f"コーディネーターにお知らせください（記録: engine watch {case_id} --result stable|concern|lost_contact）",
-                ))
+                conn.execute(
+                    "UPDATE checkpoints SET status = 'asked', asked_on = ?, answer_due = ? WHERE checkpoint_id = ?",
+                    (day, answer_due.isoformat(), checkpoint_id),
+                )
+                log.event(
+                    "checkpoint_asked",
+                    case_id=case_id,
+                    reason=f"{CHECKPOINT_LABELS[kind]}（{due}）を {agency} に照会、回答期限 {answer_due}",
+                    kind=kind,
+                    checkpoint_id=checkpoint_id,
+                    agency=agency,
+                )
+                queue_notice(
+                    conn,
+                    config,
+                    Notice(
+                        key=f"checkpoint:{checkpoint_id}",
+                        kind="checkpoint",
+                        recipient=agency,
+                        case_id=case_id,
+                        title=CHECKPOINT_LABELS[kind],
+                        lines=[
+                            f"事案 {case_id} の{CHECKPOINT_LABELS[kind]}の時期（{due}）です。世帯の様子をお知らせください。",
+                            "安定（stable）・懸念あり（concern）・連絡が取れない（lost_contact）のいずれかでご回答ください。懸念・連絡不能の場合は会議で再検討します（もどし）。",
+                            f"回答期限: {answer_due}",
+                        ],
+                        answer=f"コーディネーターにお知らせください（記録: engine watch {case_id} --result stable|concern|lost_contact）",
+                    ),
+                )
                 result.checkpoints_asked += 1
 
-        for checkpoint_id, case_id, kind, answer_due in conn.execute("SELECT checkpoint_id, case_id, kind, answer_due FROM checkpoints WHERE status = 'asked' AND answer_due < ?", (day,)).fetchall():
-            result.escalations += log.escalate(f"checkpoint:{checkpoint_id}", "checkpoint_no_answer", f"事案 {case_id}: {CHECKPOINT_LABELS.get(kind, kind)}の照会に回答期限 {answer_due} までに回答がない", case_id=case_id)
+        for checkpoint_id, case_id, kind, answer_due in conn.execute(
+            "SELECT checkpoint_id, case_id, kind, answer_due FROM checkpoints WHERE status = 'asked' AND answer_due < ?",
+            (day,),
+        ).fetchall():
+            result.escalations += log.escalate(
+                f"checkpoint:{checkpoint_id}",
+                "checkpoint_no_answer",
+                f"事案 {case_id}: {CHECKPOINT_LABELS.get(kind, kind)}の照会に回答期限 {answer_due} までに回答がない",
+                case_id=case_id,
+            )
 
         limit = (on - timedelta(days=lc.no_contact_days)).isoformat()
         # a lead asked at a watch checkpoint has until the answer is due: the question is not held against it
         silent = conn.execute(
             "SELECT c.case_id FROM cases c WHERE c.status = 'closed' AND c.is_open = 1 AND MAX(c.closed_on, COALESCE((SELECT MAX(t.on_day) FROM contacts t "
             "WHERE t.case_id = c.case_id AND t.agency_id = c.lead_agency_id), '')) < ? "
-            "AND NOT EXISTS (SELECT 1 FROM checkpoints p WHERE p.case_id = c.case_id AND p.status = 'asked' AND p.answer_due >= ?) ORDER BY c.case_id", (limit, day),
+            "AND NOT EXISTS (SELECT 1 FROM checkpoints p WHERE p.case_id = c.case_id AND p.status = 'asked' AND p.answer_due >= ?) ORDER BY c.case_id",
+            (limit, day),
         ).fetchall()
         for (case_id,) in silent:
             cid, cand, hh = c.load_case(case_id)
@@ -144,19 +223,50 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
     """One digest per business day to the coordinator: new escalations, overdue items, failed
     e-mails and the audit's violations — pseudonymous ids only."""
     with conn:
-        fresh = conn.execute("SELECT subject_key, detail FROM escalations WHERE digest_on IS NULL ORDER BY raised_on, subject_key").fetchall()
+        fresh = conn.execute(
+            "SELECT subject_key, detail FROM escalations WHERE digest_on IS NULL ORDER BY raised_on, subject_key"
+        ).fetchall()
         open_escalations = conn.execute("SELECT COUNT(*) FROM escalations").fetchone()[0]
-        failed = conn.execute("SELECT message_key, agency_id, last_error FROM outbox WHERE status = 'failed' ORDER BY message_key").fetchall()
+        failed = conn.execute(
+            "SELECT message_key, agency_id, last_error FROM outbox WHERE status = 'failed' ORDER BY message_key"
+        ).fetchall()
         lines = [f"{on} 時点の状況です。"]
         lines.append(f"■ 新たなエスカレーション {len(fresh)} 件")
-        lines += [f"  - {detail}" for _, detail in fresh[:100]] + ([f"  …ほか {len(fresh) - 100} 件（engine audit）"] if len(fresh) > 100 else [])
-        lines.append(f"■ 送信に失敗したメール {len(failed)} 件" + ("（engine outbox --status failed で確認、原因を直して --retry-failed）" if failed else ""))
+        lines += [f"  - {detail}" for _, detail in fresh[:100]] + (
+            [f"  …ほか {len(fresh) - 100} 件（engine audit）"] if len(fresh) > 100 else []
+        )
+        lines.append(
+            f"■ 送信に失敗したメール {len(failed)} 件"
+            + ("（engine outbox --status failed で確認、原因を直して --retry-failed）" if failed else "")
+        )
         lines += [f"  - {key} → {agency}: {(error or '')[:120]}" for key, agency, error in failed[:50]]
-        lines.append(f"■ 監査の指摘 {len(report.violations)} 件" + ("（engine audit で一覧）" if report.violations else "（抜け漏れなし）"))
+        lines.append(
+            f"■ 監査の指摘 {len(report.violations)} 件"
+            + ("（engine audit で一覧）" if report.violations else "（抜け漏れなし）")
+        )
         # case ids only: the household number is the municipality's own and stays in `engine audit`
-        lines += [f"  - {KINDS[v.kind]}: " + (f"事案 {v.case_id}" if v.case_id else "事案なし（engine audit で世帯を確認）") + f"（{v.days} 日）" for v in report.violations[:50]]
-        queued = queue_notice(conn, config, Notice(key=f"digest:{on.isoformat()}", kind="digest", recipient=COORDINATOR, title="多機関協働 日次ダイジェスト", lines=lines))
+        lines += [
+            f"  - {KINDS[v.kind]}: "
+            + (f"事案 {v.case_id}" if v.case_id else "事案なし（engine audit で世帯を確認）")
+            + f"（{v.days} 日）"
+            for v in report.violations[:50]
+        ]
+        queued = queue_notice(
+            conn,
+            config,
+            Notice(
+                key=f"digest:{on.isoformat()}",
+                kind="digest",
+                recipient=COORDINATOR,
+                title="多機関協働 日次ダイジェスト",
+                lines=lines,
+            ),
+        )
         if queued:
             conn.execute("UPDATE escalations SET digest_on = ? WHERE digest_on IS NULL", (on.isoformat(),))
-            Log(conn, on, "sweep", config_hash=config.hash).event("digest_queued", reason=f"ダイジェスト: エスカレーション {len(fresh)} 件、失敗メール {len(failed)} 件、監査 {len(report.violations)} 件", escalations_total=open_escalations)
+            Log(conn, on, "sweep", config_hash=config.hash).event(
+                "digest_queued",
+                reason=f"ダイジェスト: エスカレーション {len(fresh)} 件、失敗メール {len(failed)} 件、監査 {len(report.violations)} 件",
+                escalations_total=open_escalations,
+            )
     return queued

@@ -15,10 +15,10 @@ from typing import Literal
 from pydantic import BaseModel
 
 from engine.casework.steps import cancel_checkpoints, schedule_check_back
-from engine.config.files import Config
 from engine.conference.convene import Convener
-from engine.store.lifecycle import Log
+from engine.config.files import Config
 from engine.rules.model import RuleSet
+from engine.store.lifecycle import Log
 
 Result = Literal["stable", "concern", "lost_contact"]
 RESULT_LABELS = {"stable": "安定", "concern": "懸念あり", "lost_contact": "連絡が取れない"}
@@ -35,7 +35,16 @@ class WatchResult(BaseModel):
     status: str  # the case's state afterwards
 
 
-def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, case_id: str, result: Result, on: date, actor: str, agency_id: str | None = None) -> WatchResult:
+def answer_checkpoint(
+    conn: sqlite3.Connection,
+    rules: RuleSet,
+    config: Config,
+    case_id: str,
+    result: Result,
+    on: date,
+    actor: str,
+    agency_id: str | None = None,
+) -> WatchResult:
     if result not in RESULT_LABELS:
         raise WatchError(f"--result: '{result}' is not one of stable, concern, lost_contact")
     if agency_id and agency_id not in config.agencies:
@@ -45,24 +54,46 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
         status = log.status(case_id)
         row = conn.execute(
             "SELECT checkpoint_id, kind FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND (status = 'asked' OR (status = 'pending' AND due_on <= ?)) "
-            "ORDER BY due_on LIMIT 1", (case_id, on.isoformat()),
+            "ORDER BY due_on LIMIT 1",
+            (case_id, on.isoformat()),
         ).fetchone()
         if row is None and result != "stable" and status in ("closed", "suspended", "routed"):
             return _unscheduled_report(conn, rules, config, log, case_id, status, result, on, agency_id)
         if row is None:
-            nxt = conn.execute("SELECT MIN(due_on) FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND status = 'pending'", (case_id,)).fetchone()[0]
-            raise WatchError(f"事案 {case_id}（{status}）に回答を待つ確認はありません" + (f"（次の確認日: {nxt}）" if nxt else ""))
+            nxt = conn.execute(
+                "SELECT MIN(due_on) FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND status = 'pending'",
+                (case_id,),
+            ).fetchone()[0]
+            raise WatchError(
+                f"事案 {case_id}（{status}）に回答を待つ確認はありません" + (f"（次の確認日: {nxt}）" if nxt else "")
+            )
         checkpoint_id, kind = row
-        lead = conn.execute("SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+        lead = conn.execute(
+            "SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)
+        ).fetchone()[0]
         who = agency_id or lead
-        conn.execute("UPDATE checkpoints SET status = 'done', result = ?, done_on = ? WHERE checkpoint_id = ?", (result, on.isoformat(), checkpoint_id))
-        log.event("checkpoint_answered", case_id=case_id, reason=f"{'見守り' if kind == 'watch' else '確認'}の結果: {RESULT_LABELS[result]}", kind=kind, result=result, checkpoint_id=checkpoint_id, agency=who)
+        conn.execute(
+            "UPDATE checkpoints SET status = 'done', result = ?, done_on = ? WHERE checkpoint_id = ?",
+            (result, on.isoformat(), checkpoint_id),
+        )
+        log.event(
+            "checkpoint_answered",
+            case_id=case_id,
+            reason=f"{'見守り' if kind == 'watch' else '確認'}の結果: {RESULT_LABELS[result]}",
+            kind=kind,
+            result=result,
+            checkpoint_id=checkpoint_id,
+            agency=who,
+        )
         if result != "lost_contact" and who:
             log.contact(case_id, who, "watch")
         if result == "stable":
             if kind == "check_back":
                 schedule_check_back(log, config, case_id, config.agencies[who].name if who in config.agencies else who)
-            elif not conn.execute("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", (case_id,)).fetchone():
+            elif not conn.execute(
+                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')",
+                (case_id,),
+            ).fetchone():
                 log.move(case_id, "archived", "終結後の見守りをすべて終え、安定")
         else:
             c = Convener(conn, rules, config, on, log=log)
@@ -77,10 +108,20 @@ def answer_checkpoint(conn: sqlite3.Connection, rules: RuleSet, config: Config, 
     return WatchResult(case_id=case_id, checkpoint_id=checkpoint_id, result=result, status=status)
 
 
-def _unscheduled_report(conn, rules, config, log: Log, case_id: str, status: str, result: str, on: date, agency_id: str | None) -> WatchResult:
+def _unscheduled_report(
+    conn, rules, config, log: Log, case_id: str, status: str, result: str, on: date, agency_id: str | None
+) -> WatchResult:
     """A lead (or owner) reports a new crisis between checkpoints: もどし at once, not at the next checkpoint."""
-    lead = conn.execute("SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
-    log.event("crisis_reported", case_id=case_id, reason=f"確認日以外の報告: {RESULT_LABELS[result]}", result=result, agency=agency_id or lead)
+    lead = conn.execute(
+        "SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)
+    ).fetchone()[0]
+    log.event(
+        "crisis_reported",
+        case_id=case_id,
+        reason=f"確認日以外の報告: {RESULT_LABELS[result]}",
+        result=result,
+        agency=agency_id or lead,
+    )
     if result != "lost_contact" and (agency_id or lead):
         log.contact(case_id, agency_id or lead, "watch")
     c = Convener(conn, rules, config, on, log=log)

@@ -8,21 +8,33 @@ import shutil
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from engine.support import clock
 from engine.store.db import connect, db_path
+from engine.support import clock
 from engine.support.dates import DateError, parse_date
 
-app = typer.Typer(help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules, conferences, and the case lifecycle after them.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="重層的支援体制整備事業の支援会議エンジン — screening of silo data with declarative rules, conferences, and the case lifecycle after them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-config_app = typer.Typer(help="Check the conference configuration (agencies, meetings, lead rules, mail, lifecycle).", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Check the conference configuration (agencies, meetings, lead rules, mail, lifecycle).", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 
-WORKSPACE = typer.Option(Path(os.environ.get("ENGINE_WORKSPACE", "workspace")), "--workspace", "-w", help="Folder holding engine.db and reports (env ENGINE_WORKSPACE).")
+WORKSPACE = typer.Option(
+    Path(os.environ.get("ENGINE_WORKSPACE", "workspace")),
+    "--workspace",
+    "-w",
+    help="Folder holding engine.db and reports (env ENGINE_WORKSPACE).",
+)
+
+
 def _default_rules() -> Path:
     """ENGINE_RULES, else ./configs/rules, else the example rules shipped beside the package."""
     if os.environ.get("ENGINE_RULES"):
@@ -40,10 +52,18 @@ def _default_config() -> Path:
     return default_config_dir()
 
 
-CONFIG = typer.Option(_default_config(), "--config", help="Folder with agencies.yaml, conference.yaml, lead_rules.yaml, mail.yaml and (optional) lifecycle.yaml (env ENGINE_CONFIG; default ./configs).")
-RULES = typer.Option(_default_rules(), "--rules", help="Folder of rule files (env ENGINE_RULES; default ./configs/rules).")
+CONFIG = typer.Option(
+    _default_config(),
+    "--config",
+    help="Folder with agencies.yaml, conference.yaml, lead_rules.yaml, mail.yaml and (optional) lifecycle.yaml (env ENGINE_CONFIG; default ./configs).",
+)
+RULES = typer.Option(
+    _default_rules(), "--rules", help="Folder of rule files (env ENGINE_RULES; default ./configs/rules)."
+)
 DATE = typer.Option(None, "--date", help="Screening date, ISO or 和暦 (R8.11.27); default today in Japan.")
-DAY = typer.Option(None, "--date", help="The day this happened or is checked for, ISO or 和暦 (R8.11.27); default today in Japan.")
+DAY = typer.Option(
+    None, "--date", help="The day this happened or is checked for, ISO or 和暦 (R8.11.27); default today in Japan."
+)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -54,7 +74,7 @@ def fail(message: str, code: int = 2) -> None:
 FIRST_YEAR, LAST_YEAR = 1900, 2199  # months and business days are added to the date: keep far from date.max
 
 
-def _date(text: Optional[str]) -> date:
+def _date(text: str | None) -> date:
     """The --date option: absent means today in Japan; an explicit empty value is an error (an
     unset shell variable must not silently mean today)."""
     if text is None:
@@ -64,7 +84,9 @@ def _date(text: Optional[str]) -> date:
     except DateError as err:
         fail(f"--date: {err}")
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        fail(f"--date: {day.isoformat()} is outside the years the engine works with ({FIRST_YEAR}–{LAST_YEAR}); check the year")
+        fail(
+            f"--date: {day.isoformat()} is outside the years the engine works with ({FIRST_YEAR}–{LAST_YEAR}); check the year"
+        )
     return day
 
 
@@ -74,7 +96,11 @@ def _rules(path: Path):
     try:
         return load_rules(path)
     except RulesInvalid as err:
-        fail(f"the rules in {path} have {len(err.problems)} problem(s); nothing was run:\n" + "\n".join(f"  {p}" for p in err.problems) + f"\nrun `engine rules check --rules {path}` after fixing them")
+        fail(
+            f"the rules in {path} have {len(err.problems)} problem(s); nothing was run:\n"
+            + "\n".join(f"  {p}" for p in err.problems)
+            + f"\nrun `engine rules check --rules {path}` after fixing them"
+        )
 
 
 def _config(path: Path, rules):
@@ -83,7 +109,11 @@ def _config(path: Path, rules):
     try:
         return load_config(path, rules)
     except ConfigInvalid as err:
-        fail(f"the configuration in {path} has {len(err.problems)} problem(s); nothing was run:\n" + "\n".join(f"  {p}" for p in err.problems) + f"\nrun `engine config check --config {path}` after fixing them")
+        fail(
+            f"the configuration in {path} has {len(err.problems)} problem(s); nothing was run:\n"
+            + "\n".join(f"  {p}" for p in err.problems)
+            + f"\nrun `engine config check --config {path}` after fixing them"
+        )
 
 
 def _connect(workspace: Path, readonly: bool = False, must_exist: bool = False):
@@ -109,7 +139,7 @@ def generate(
     seed: int = typer.Option(42, "--seed"),
     encoding: str = typer.Option("utf-8", "--encoding", help="utf-8 or cp932"),
     bad_rows: int = typer.Option(0, "--bad-rows", min=0, help="Add this many broken rows, as real extracts have."),
-    on: Optional[str] = DATE,
+    on: str | None = DATE,
 ) -> None:
     """Write a synthetic town (same seed → same files).
 
@@ -121,15 +151,19 @@ def generate(
         fail(f"--encoding {encoding}: use utf-8 or cp932")
     _folder_for_output(out_dir, "OUT_DIR")
     result = generate_town(out_dir, households, seed, today=_date(on), encoding=encoding, bad_rows=bad_rows)
-    typer.echo(f"wrote {out_dir}: {result.households:,} households, {result.persons:,} persons, {result.records:,} records")
+    typer.echo(
+        f"wrote {out_dir}: {result.households:,} households, {result.persons:,} persons, {result.records:,} records"
+    )
 
 
 @app.command("import")
 def import_(
     source_dir: Path = typer.Argument(..., help="Folder with households.csv, persons.csv, records.csv."),
     workspace: Path = WORKSPACE,
-    encoding: Optional[str] = typer.Option(
-        None, "--encoding", help="Force utf-8, utf-8-sig, cp932, shift_jis, euc-jp or iso-2022-jp (default: detect UTF-8 or CP932)."
+    encoding: str | None = typer.Option(
+        None,
+        "--encoding",
+        help="Force utf-8, utf-8-sig, cp932, shift_jis, euc-jp or iso-2022-jp (default: detect UTF-8 or CP932).",
     ),
 ) -> None:
     """Import a silo extract; bad rows go to a rejects report, the rest is imported.
@@ -144,7 +178,9 @@ def import_(
     except ImportRefused as err:
         fail(f"import refused, nothing was written:\n{err}")
     for name, f in result.files.items():
-        typer.echo(f"{name}: read {f.read:,}, new {f.inserted:,}, updated {f.updated:,}, unchanged {f.unchanged:,}, rejected {f.rejected:,}")
+        typer.echo(
+            f"{name}: read {f.read:,}, new {f.inserted:,}, updated {f.updated:,}, unchanged {f.unchanged:,}, rejected {f.rejected:,}"
+        )
     for w in result.warnings:
         typer.echo(f"warning: {w}")
     if result.rejects:
@@ -184,7 +220,7 @@ def rules_vocabulary() -> None:
 def screen(
     workspace: Path = WORKSPACE,
     rules: Path = RULES,
-    on: Optional[str] = DATE,
+    on: str | None = DATE,
     full: bool = typer.Option(False, "--full", help="Evaluate every household, not only what changed."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes for a full screen."),
     as_json: bool = typer.Option(False, "--json"),
@@ -211,10 +247,10 @@ def screen(
 @app.command()
 def explain(
     household_id: str = typer.Argument(..., help="Household id, e.g. H0000123."),
-    rule: Optional[str] = typer.Option(None, "--rule", help="Explain this rule in full, fired or not."),
+    rule: str | None = typer.Option(None, "--rule", help="Explain this rule in full, fired or not."),
     workspace: Path = WORKSPACE,
     rules: Path = RULES,
-    on: Optional[str] = DATE,
+    on: str | None = DATE,
 ) -> None:
     """Explain in Japanese why a household is flagged, or why a rule did not fire.
 
@@ -264,7 +300,9 @@ def config_check(config: Path = CONFIG, rules: Path = RULES) -> None:
             typer.echo(str(p), err=True)
         fail(f"{len(err.problems)} problem(s) in {config}; nothing was changed", 1)
     members = sum(a.member for a in cfg.agencies.values())
-    typer.echo(f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, transport {cfg.mail.transport} (config hash {cfg.hash})")
+    typer.echo(
+        f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, transport {cfg.mail.transport} (config hash {cfg.hash})"
+    )
 
 
 @app.command()
@@ -272,7 +310,7 @@ def run(
     workspace: Path = WORKSPACE,
     rules: Path = RULES,
     config: Path = CONFIG,
-    on: Optional[str] = DATE,
+    on: str | None = DATE,
     send: bool = typer.Option(True, "--send/--no-send", help="Also send the outbox now (as the 08:00 dispatch would)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -289,23 +327,48 @@ def run(
     cycle = nightly_cycle(conn, workspace, rs, cfg, when)
     sent = dispatch(conn, cfg, workspace, when, force=True) if send else None
     if as_json:
-        typer.echo(json.dumps({"cycle": cycle.model_dump(), "dispatch": sent.model_dump() if sent else None}, ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps(
+                {"cycle": cycle.model_dump(), "dispatch": sent.model_dump() if sent else None},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     c, p = cycle.convene, cycle.papers
     typer.echo(f"screen: {cycle.screen.flags_opened:,} new flags, {cycle.screen.flags_resolved:,} resolved")
-    typer.echo(f"cases: {c.cases_opened:,} opened, {c.cases_routed:,} routed to a silo conference, {c.flags_attached:,} flags added to open cases, {c.reopened:,} reopened, {c.relinked:,} re-linked to an archived case")
-    typer.echo(f"agendas: {p.agendas:,} new versions for {p.meetings:,} upcoming meetings; {p.messages_queued + p.routing_notices:,} e-mails queued")
+    typer.echo(
+        f"cases: {c.cases_opened:,} opened, {c.cases_routed:,} routed to a silo conference, {c.flags_attached:,} flags added to open cases, {c.reopened:,} reopened, {c.relinked:,} re-linked to an archived case"
+    )
+    typer.echo(
+        f"agendas: {p.agendas:,} new versions for {p.meetings:,} upcoming meetings; {p.messages_queued + p.routing_notices:,} e-mails queued"
+    )
     if sent and sent.send:
         s = sent.send
         if s.busy:
             typer.echo("e-mail: another dispatch is sending the outbox right now; this run sent nothing", err=True)
-        typer.echo(f"e-mail: {s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed" + (f", {s.possible_duplicates} possibly sent twice (crash window; see `engine outbox`)" if s.possible_duplicates else ""))
+        typer.echo(
+            f"e-mail: {s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed"
+            + (
+                f", {s.possible_duplicates} possibly sent twice (crash window; see `engine outbox`)"
+                if s.possible_duplicates
+                else ""
+            )
+        )
         if s.server_unavailable:
-            typer.echo(f"e-mail: the mail server could not be used: {s.server_unavailable}; the messages stay queued", err=True)
+            typer.echo(
+                f"e-mail: the mail server could not be used: {s.server_unavailable}; the messages stay queued", err=True
+            )
 
 
 @app.command()
-def send(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, force: bool = typer.Option(False, "--force", help="Send even on a weekend, holiday or closed day.")) -> None:
+def send(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DATE,
+    force: bool = typer.Option(False, "--force", help="Send even on a weekend, holiday or closed day."),
+) -> None:
     """Send queued e-mails (the 08:00 dispatch); does nothing on a closed day unless --force.
 
     Example: engine send --workspace workspace
@@ -319,8 +382,13 @@ def send(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG
         return
     s = result.send
     if s.busy:
-        fail("another dispatch is sending the outbox right now; nothing was sent by this one (try again when it has finished)", 1)
-    typer.echo(f"{s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed, {s.possible_duplicates} possibly sent twice")
+        fail(
+            "another dispatch is sending the outbox right now; nothing was sent by this one (try again when it has finished)",
+            1,
+        )
+    typer.echo(
+        f"{s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed, {s.possible_duplicates} possibly sent twice"
+    )
     if s.server_unavailable:
         fail(f"the mail server could not be used: {s.server_unavailable}; the messages stay queued", 1)
 
@@ -328,7 +396,7 @@ def send(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG
 BY = typer.Option(None, "--by", help="Who records this (kept in the audit log); default your login name.")
 
 
-def _actor(by: Optional[str]) -> str:
+def _actor(by: str | None) -> str:
     from engine.store.lifecycle import default_actor
 
     return by or default_actor()
@@ -337,14 +405,18 @@ def _actor(by: Optional[str]) -> str:
 def _lifecycle_call(fn, *args, writes: bool = True, **kwargs):
     """Run a lifecycle function; a refusal is a clear message and exit code 1, never a traceback."""
     from engine.casework.handshake import HandshakeError
-    from engine.store.lifecycle import CaseNotFound, InvalidTransition
     from engine.casework.outcome import OutcomeInvalid, OutcomeRefused
     from engine.casework.watch import WatchError
+    from engine.store.lifecycle import CaseNotFound, InvalidTransition
 
     try:
         return fn(*args, **kwargs)
     except OutcomeInvalid as err:
-        fail(f"the outcome file has {len(err.problems)} problem(s); nothing was recorded:\n" + "\n".join(f"  {p}" for p in err.problems), 1)
+        fail(
+            f"the outcome file has {len(err.problems)} problem(s); nothing was recorded:\n"
+            + "\n".join(f"  {p}" for p in err.problems),
+            1,
+        )
     except (OutcomeRefused, HandshakeError, InvalidTransition, CaseNotFound, WatchError) as err:
         fail(f"{err}（何も記録していません）" if writes else str(err), 1)
 
@@ -353,8 +425,17 @@ def _lifecycle_call(fn, *args, writes: bool = True, **kwargs):
 def outcome(
     meeting: str = typer.Argument(..., help="Meeting id, e.g. M-20261201-1400-S"),
     case: str = typer.Argument(..., help="Case id, e.g. C-2026-00001"),
-    file: Path = typer.Option(..., "--file", "-f", help="The outcome YAML (see README: decision, lead, consent, roles, next_evaluation, review_on, reason)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
+    file: Path = typer.Option(
+        ...,
+        "--file",
+        "-f",
+        help="The outcome YAML (see README: decision, lead, consent, roles, next_evaluation, review_on, reason).",
+    ),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
 ) -> None:
     """Record what a conference decided for a case (会議の結果): plan, close, suspend or continue.
 
@@ -366,20 +447,34 @@ def outcome(
         fail(f"--file {file}: no such file (write the outcome as YAML; see README 'Recording an outcome')")
     rs = _rules(rules)
     cfg = _config(config, rs)
-    r = _lifecycle_call(record_outcome, _connect(workspace, must_exist=True), rs, cfg, meeting, case, file, _date(on), _actor(by))
+    r = _lifecycle_call(
+        record_outcome, _connect(workspace, must_exist=True), rs, cfg, meeting, case, file, _date(on), _actor(by)
+    )
     from engine.store.lifecycle import STATE_LABELS
 
     if r.history_only:
-        typer.echo(f"事案 {r.case_id}: {r.decision} を記録のみ（後の会議の決定が優先、状態は {STATE_LABELS[r.status]} のまま）")
+        typer.echo(
+            f"事案 {r.case_id}: {r.decision} を記録のみ（後の会議の決定が優先、状態は {STATE_LABELS[r.status]} のまま）"
+        )
         return
-    typer.echo(f"事案 {r.case_id}: {r.decision} を記録、状態 {STATE_LABELS[r.status]}、役割 {r.actions} 件" + (f"、受諾依頼 {r.lead_request} を送付予定" if r.lead_request else "") + (f"、次の会議 {r.meeting_id}" if r.meeting_id else ""))
+    typer.echo(
+        f"事案 {r.case_id}: {r.decision} を記録、状態 {STATE_LABELS[r.status]}、役割 {r.actions} 件"
+        + (f"、受諾依頼 {r.lead_request} を送付予定" if r.lead_request else "")
+        + (f"、次の会議 {r.meeting_id}" if r.meeting_id else "")
+    )
 
 
 @app.command()
 def accept(
     case: str = typer.Argument(..., help="Case id"),
-    agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (checked against the pending request)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
+    agency: str | None = typer.Option(
+        None, "--agency", help="The agency answering (checked against the pending request)."
+    ),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
 ) -> None:
     """The asked agency accepts to be the case's lead (主担当機関の受諾).
 
@@ -398,8 +493,14 @@ def accept(
 def decline(
     case: str = typer.Argument(..., help="Case id"),
     reason: str = typer.Option(..., "--reason", help="Why the agency declines (no names)."),
-    agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (checked against the pending request)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
+    agency: str | None = typer.Option(
+        None, "--agency", help="The agency answering (checked against the pending request)."
+    ),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
 ) -> None:
     """The asked agency declines; the next candidate of the lead rules is asked.
 
@@ -410,16 +511,32 @@ def decline(
 
     rs = _rules(rules)
     cfg = _config(config, rs)
-    r = _lifecycle_call(decline_, _connect(workspace, must_exist=True), rs, cfg, case, reason, _date(on), _actor(by), agency)
-    typer.echo(f"事案 {r.case_id}: 辞退を記録、" + (f"次の候補 {r.next_agency} に依頼" if r.next_agency else "候補がないためコーディネーターに通知し会議で再検討") + f"（状態 {STATE_LABELS[r.status]}）")
+    r = _lifecycle_call(
+        decline_, _connect(workspace, must_exist=True), rs, cfg, case, reason, _date(on), _actor(by), agency
+    )
+    typer.echo(
+        f"事案 {r.case_id}: 辞退を記録、"
+        + (
+            f"次の候補 {r.next_agency} に依頼"
+            if r.next_agency
+            else "候補がないためコーディネーターに通知し会議で再検討"
+        )
+        + f"（状態 {STATE_LABELS[r.status]}）"
+    )
 
 
 @app.command()
 def watch(
     case: str = typer.Argument(..., help="Case id"),
     result: str = typer.Option(..., "--result", help="stable | concern | lost_contact"),
-    agency: Optional[str] = typer.Option(None, "--agency", help="The agency answering (default: the lead, or the owner of a routed case)."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
+    agency: str | None = typer.Option(
+        None, "--agency", help="The agency answering (default: the lead, or the owner of a routed case)."
+    ),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
 ) -> None:
     """Record the answer to a watch (見守り) or check-back: concern or lost_contact reopens the case.
 
@@ -429,7 +546,9 @@ def watch(
 
     rs = _rules(rules)
     cfg = _config(config, rs)
-    r = _lifecycle_call(answer_checkpoint, _connect(workspace, must_exist=True), rs, cfg, case, result, _date(on), _actor(by), agency)
+    r = _lifecycle_call(
+        answer_checkpoint, _connect(workspace, must_exist=True), rs, cfg, case, result, _date(on), _actor(by), agency
+    )
     from engine.store.lifecycle import STATE_LABELS
 
     what = f"確認 {r.checkpoint_id} の結果 {r.result}" if r.checkpoint_id else f"確認日以外の報告（{r.result}）"
@@ -440,7 +559,11 @@ def watch(
 def contact(
     case: str = typer.Argument(..., help="Case id"),
     agency: str = typer.Option(..., "--agency", help="The agency that was in contact with the household."),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
 ) -> None:
     """Log a contact with the household (resets the 90-day no-contact watch of a closed case).
 
@@ -456,7 +579,11 @@ def contact(
 @app.command()
 def done(
     action: int = typer.Argument(..., help="Action number (shown by `engine history CASE` and in reminders)"),
-    workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, by: Optional[str] = BY,
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
 ) -> None:
     """Mark an agreed action (役割) done.
 
@@ -470,7 +597,11 @@ def done(
 
 
 @app.command("history")
-def history_(case: str = typer.Argument(..., help="Case id"), workspace: Path = WORKSPACE, as_json: bool = typer.Option(False, "--json")) -> None:
+def history_(
+    case: str = typer.Argument(..., help="Case id"),
+    workspace: Path = WORKSPACE,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """The audit trail of one case, in Japanese (who, when, why; rule and config versions in --json).
 
     Example: engine history C-2026-00001
@@ -485,7 +616,13 @@ def history_(case: str = typer.Argument(..., help="Case id"), workspace: Path = 
 
 
 @app.command()
-def sweep(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, as_json: bool = typer.Option(False, "--json")) -> None:
+def sweep(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Run the daily sweep now (07:00 flow): reminders, escalations, evaluations, watch, reopen, digest.
 
     Example: engine sweep --date 2027-01-15
@@ -498,11 +635,19 @@ def sweep(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFI
     if as_json:
         typer.echo(json.dumps(r.model_dump(), ensure_ascii=False, indent=2))
         return
-    typer.echo(f"reminders {r.reminders}, escalations {r.escalations}, evaluations booked {r.evaluations_booked}, checkpoints asked {r.checkpoints_asked}, reopened {r.reopened}, digest {'queued' if r.digest else 'none'}, audit violations {r.violations}")
+    typer.echo(
+        f"reminders {r.reminders}, escalations {r.escalations}, evaluations booked {r.evaluations_booked}, checkpoints asked {r.checkpoints_asked}, reopened {r.reopened}, digest {'queued' if r.digest else 'none'}, audit violations {r.violations}"
+    )
 
 
 @app.command()
-def audit(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DAY, as_json: bool = typer.Option(False, "--json")) -> None:
+def audit(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Check that no household is lost; list each gap with household, case and how long. Exit 1 if any.
 
     Example: engine audit --json
@@ -518,16 +663,21 @@ def audit(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFI
 
 @app.command("cases")
 def cases_(
-    workspace: Path = WORKSPACE, on: Optional[str] = DAY,
-    status: Optional[str] = typer.Option(None, "--status", help="Only cases in this state (detected, convened, lead_pending, active, closed, archived, routed, suspended, reopened)."),
+    workspace: Path = WORKSPACE,
+    on: str | None = DAY,
+    status: str | None = typer.Option(
+        None,
+        "--status",
+        help="Only cases in this state (detected, convened, lead_pending, active, closed, archived, routed, suspended, reopened).",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List cases with their state, lead and next dated step (the coordinator's view, local only).
 
     Example: engine cases --status lead_pending
     """
-    from engine.store.lifecycle import STATE_LABELS
     from engine.casework.listing import cases
+    from engine.store.lifecycle import STATE_LABELS
 
     CONSENT_LABELS = {"obtained": "取得済", "pending": "未取得", "refused": "拒否"}
 
@@ -541,13 +691,23 @@ def cases_(
         typer.echo("該当する事案はありません")
     for r in rows:
         lead = (r.lead_agency_id or "-") + ("（受諾済）" if r.lead_confirmed_on else "")
-        typer.echo(f"{r.case_id}  世帯 {r.household_id}  {r.label:<16} 主担当 {lead:<24} 次: {r.next_on or '-'} {r.next_step}"
-                   + (f"  再開 {r.reopen_count} 回" if r.reopen_count else "") + (f"  前の事案 {r.previous_case_id}" if r.previous_case_id else "")
-                   + (f"  同意 {CONSENT_LABELS.get(r.consent_state, r.consent_state)}" if r.consent_state else ""))
+        typer.echo(
+            f"{r.case_id}  世帯 {r.household_id}  {r.label:<16} 主担当 {lead:<24} 次: {r.next_on or '-'} {r.next_step}"
+            + (f"  再開 {r.reopen_count} 回" if r.reopen_count else "")
+            + (f"  前の事案 {r.previous_case_id}" if r.previous_case_id else "")
+            + (f"  同意 {CONSENT_LABELS.get(r.consent_state, r.consent_state)}" if r.consent_state else "")
+        )
 
 
 @app.command("meetings")
-def meetings_(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, on: Optional[str] = DATE, all_: bool = typer.Option(False, "--all", help="Include past meetings."), as_json: bool = typer.Option(False, "--json")) -> None:
+def meetings_(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DATE,
+    all_: bool = typer.Option(False, "--all", help="Include past meetings."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """List upcoming meetings and their cases (case ids, lead and invited agencies).
 
     Example: engine meetings --workspace workspace
@@ -563,15 +723,22 @@ def meetings_(workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = C
     if not rows:
         typer.echo("no upcoming meetings")
     for m in rows:
-        typer.echo(f"{m.meeting_id}  {m.conference}  {m.held_on} {m.start_time}  {m.place}" + ("  (緊急のため追加)" if m.added_for_urgent else "") + f"  — {len(m.cases)} 件")
+        typer.echo(
+            f"{m.meeting_id}  {m.conference}  {m.held_on} {m.start_time}  {m.place}"
+            + ("  (緊急のため追加)" if m.added_for_urgent else "")
+            + f"  — {len(m.cases)} 件"
+        )
         for c in m.cases:
-            typer.echo(f"    {c.case_id}  {c.severity:<7} lead {c.lead_agency_id or '-':<20} {', '.join(c.agencies)}" + ("  結果記録済" if c.outcome_recorded else ("  結果未記録" if m.held_on < day else "")))
+            typer.echo(
+                f"    {c.case_id}  {c.severity:<7} lead {c.lead_agency_id or '-':<20} {', '.join(c.agencies)}"
+                + ("  結果記録済" if c.outcome_recorded else ("  結果未記録" if m.held_on < day else ""))
+            )
 
 
 @app.command("agenda")
 def agenda_(
     meeting: str = typer.Argument(..., help="Meeting id from `engine meetings`, e.g. M-20261204-1000-S."),
-    agency: Optional[str] = typer.Option(None, "--agency", help="Agency id; without it, list the meeting's agendas."),
+    agency: str | None = typer.Option(None, "--agency", help="Agency id; without it, list the meeting's agendas."),
     html: bool = typer.Option(False, "--html", help="Print the HTML version."),
     workspace: Path = WORKSPACE,
 ) -> None:
@@ -590,9 +757,13 @@ def agenda_(
 @app.command("outbox")
 def outbox_(
     workspace: Path = WORKSPACE,
-    status: Optional[str] = typer.Option(None, "--status", help="pending | sending | sent | failed | superseded"),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Queue every failed message again (after fixing the cause)."),
-    retry: Optional[list[str]] = typer.Option(None, "--retry", help="Queue this failed message again (its key); repeatable."),
+    status: str | None = typer.Option(None, "--status", help="pending | sending | sent | failed | superseded"),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Queue every failed message again (after fixing the cause)."
+    ),
+    retry: list[str] | None = typer.Option(
+        None, "--retry", help="Queue this failed message again (its key); repeatable."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show the outbox: counts per status, failures and possible duplicates; queue failed messages again.
@@ -611,17 +782,24 @@ def outbox_(
         if replaced:
             typer.echo(f"{replaced} failed message(s) not queued: a newer version replaced them (now superseded)")
         if retry and n + replaced < len(retry):
-            fail(f"{len(retry) - n - replaced} of the keys given are not failed messages; see `engine outbox --status failed`", 1)
+            fail(
+                f"{len(retry) - n - replaced} of the keys given are not failed messages; see `engine outbox --status failed`",
+                1,
+            )
         return
     counts, rows = outbox(_connect(workspace, readonly=True), status)
     if as_json:
-        typer.echo(json.dumps({"counts": counts, "messages": [r.model_dump() for r in rows]}, ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps({"counts": counts, "messages": [r.model_dump() for r in rows]}, ensure_ascii=False, indent=2)
+        )
         return
     typer.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     for r in rows:
         if status or r.status in ("pending", "failed") or r.possible_duplicate:
             note = " 重複の可能性（送信後・記録前に中断）" if r.possible_duplicate else ""
-            typer.echo(f"  {r.status:<10} {r.message_key:<48} {r.agency_id:<22} tries {r.attempts} {r.last_error or ''}{note}")
+            typer.echo(
+                f"  {r.status:<10} {r.message_key:<48} {r.agency_id:<22} tries {r.attempts} {r.last_error or ''}{note}"
+            )
 
 
 @app.command("serve")
@@ -673,9 +851,15 @@ def demo(
     workspace: Path = WORKSPACE,
     rules: Path = RULES,
     config: Path = CONFIG,
-    on: Optional[str] = DATE,
+    on: str | None = DATE,
     bad_rows: int = typer.Option(5, "--bad-rows", min=0, help="Broken rows to show the rejects report."),
-    days: int = typer.Option(120, "--days", min=0, max=1000, help="Days simulated after the first night (fake clock): outcomes, answers, reminders, watch, relapses. 0: only the first night."),
+    days: int = typer.Option(
+        120,
+        "--days",
+        min=0,
+        max=1000,
+        help="Days simulated after the first night (fake clock): outcomes, answers, reminders, watch, relapses. 0: only the first night.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Generate a synthetic town, import it, screen it, convene cases, write agendas and e-mail them to the outbox folder,

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel
 
+from engine.config.files import ConferenceType, Config
 from engine.support.business_days import Calendar
-from engine.config.files import Config, ConferenceType
 
 TYPE_LETTER = {"support": "S", "multi": "J"}
 HORIZON_DAYS = 3 * 366  # a normal case that finds no free slot within three years is refused
@@ -40,14 +40,27 @@ class Booker:
         self.conn, self.config, self.on = conn, config, on
         self.calendar = Calendar.of(config.conference)
         self.capacity = config.conference.cases_per_meeting
-        self.booked: dict[str, int] = dict(conn.execute(
-            "SELECT meeting_id, COUNT(*) FROM cases WHERE meeting_id IS NOT NULL AND is_open = 1 GROUP BY meeting_id"
-        ).fetchall())
+        self.booked: dict[str, int] = dict(
+            conn.execute(
+                "SELECT meeting_id, COUNT(*) FROM cases WHERE meeting_id IS NOT NULL AND is_open = 1 GROUP BY meeting_id"
+            ).fetchall()
+        )
         self.known: dict[str, Meeting] = {}
         self.by_day: dict[tuple[str, date], list[Meeting]] = {}
         self.full_before: dict[str, date] = {}  # per type: every meeting before this day is full
-        for row in conn.execute("SELECT meeting_id, conference_type, held_on, start_time, place, capacity, added_for_urgent FROM meetings WHERE held_on >= ?", (on.isoformat(),)):
-            m = Meeting(meeting_id=row[0], conference_type=row[1], held_on=date.fromisoformat(row[2]), start_time=row[3], place=row[4], capacity=row[5], added_for_urgent=bool(row[6]))
+        for row in conn.execute(
+            "SELECT meeting_id, conference_type, held_on, start_time, place, capacity, added_for_urgent FROM meetings WHERE held_on >= ?",
+            (on.isoformat(),),
+        ):
+            m = Meeting(
+                meeting_id=row[0],
+                conference_type=row[1],
+                held_on=date.fromisoformat(row[2]),
+                start_time=row[3],
+                place=row[4],
+                capacity=row[5],
+                added_for_urgent=bool(row[6]),
+            )
             self._remember(m)
 
     def _remember(self, m: Meeting) -> None:
@@ -62,7 +75,14 @@ class Booker:
                 if s.weekday_number == day.weekday():
                     hhmm = s.time.strftime("%H:%M")
                     mid = meeting_id(kind, day, hhmm)
-                    out[mid] = self.known.get(mid) or Meeting(meeting_id=mid, conference_type=kind, held_on=day, start_time=hhmm, place=s.place, capacity=self.capacity)
+                    out[mid] = self.known.get(mid) or Meeting(
+                        meeting_id=mid,
+                        conference_type=kind,
+                        held_on=day,
+                        start_time=hhmm,
+                        place=s.place,
+                        capacity=self.capacity,
+                    )
         for m in self.by_day.get((kind, day), ()):
             out.setdefault(m.meeting_id, m)
         return sorted(out.values(), key=lambda m: m.start_time)
@@ -74,7 +94,15 @@ class Booker:
         if m.meeting_id not in self.known:
             self.conn.execute(
                 "INSERT OR IGNORE INTO meetings (meeting_id, conference_type, held_on, start_time, place, capacity, added_for_urgent) VALUES (?,?,?,?,?,?,?)",
-                (m.meeting_id, m.conference_type, m.held_on.isoformat(), m.start_time, m.place, m.capacity, int(m.added_for_urgent)),
+                (
+                    m.meeting_id,
+                    m.conference_type,
+                    m.held_on.isoformat(),
+                    m.start_time,
+                    m.place,
+                    m.capacity,
+                    int(m.added_for_urgent),
+                ),
             )
             self._remember(m)
         self.booked[m.meeting_id] = self.booked.get(m.meeting_id, 0) + 1
@@ -84,7 +112,11 @@ class Booker:
         """The extra meeting's time, moved 90 minutes later while the room is taken that day by
         the other conference type's extra meeting (same place)."""
         t = datetime.combine(day, at)
-        while any(m.added_for_urgent and m.conference_type != kind and m.start_time == t.strftime("%H:%M") for m in self.known.values() if m.held_on == day):
+        while any(
+            m.added_for_urgent and m.conference_type != kind and m.start_time == t.strftime("%H:%M")
+            for m in self.known.values()
+            if m.held_on == day
+        ):
             t += timedelta(minutes=90)
         return t.strftime("%H:%M")
 
@@ -108,7 +140,9 @@ class Booker:
                     return self._take(m)
             day += timedelta(days=1)
         self.full_before[kind] = day
-        raise NoSlot(f"no free {kind} meeting slot within {HORIZON_DAYS} days: add slots or raise cases_per_meeting in conference.yaml")
+        raise NoSlot(
+            f"no free {kind} meeting slot within {HORIZON_DAYS} days: add slots or raise cases_per_meeting in conference.yaml"
+        )
 
     def _book_urgent(self, kind: ConferenceType) -> Meeting:
         """Nearest free slot in the next `urgent_business_days` business days (not today: the
@@ -124,7 +158,15 @@ class Booker:
         for day in window:
             hhmm = self._extra_time(kind, day, extra.time)
             mid = meeting_id(kind, day, hhmm)
-            m = self.known.get(mid) or Meeting(meeting_id=mid, conference_type=kind, held_on=day, start_time=hhmm, place=extra.place, capacity=self.capacity, added_for_urgent=True)
+            m = self.known.get(mid) or Meeting(
+                meeting_id=mid,
+                conference_type=kind,
+                held_on=day,
+                start_time=hhmm,
+                place=extra.place,
+                capacity=self.capacity,
+                added_for_urgent=True,
+            )
             if self._free(m):
                 return self._take(m)
             added.append(m)

@@ -12,15 +12,15 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.conference.booking import Booker, NoSlot
-from engine.config.files import SEVERITY_ORDER, Agency, Config, ConferenceType, Routing
-from engine.papers.agenda import consenting, household_locked
-from engine.conference.lead import LeadProposal, participants, propose_lead
 from engine.casework.steps import begin_reopen, cancel_checkpoints, schedule_check_back
-from engine.store.lifecycle import Log
+from engine.conference.booking import Booker, NoSlot
+from engine.conference.lead import LeadProposal, participants, propose_lead
+from engine.config.files import SEVERITY_ORDER, Agency, ConferenceType, Config, Routing
+from engine.papers.agenda import consenting, household_locked
 from engine.rules.facts import Household, current, load_households
 from engine.rules.model import RuleSet
+from engine.store.lifecycle import Log
+from engine.support import clock
 from engine.support.vocabulary import CODES
 
 
@@ -59,7 +59,7 @@ class Candidate:
 
 
 def severities_from(minimum: str) -> tuple[str, ...]:
-    return SEVERITY_ORDER[SEVERITY_ORDER.index(minimum):]
+    return SEVERITY_ORDER[SEVERITY_ORDER.index(minimum) :]
 
 
 def unhandled_flags(conn: sqlite3.Connection, config: Config) -> dict[str, Candidate]:
@@ -97,7 +97,11 @@ def consent_lasts(hh: Household, persons: set[str], on_iso: str, through_iso: st
     """Every one of `persons` has a consent record valid from `on_iso` through `through_iso` (the meeting day)."""
     by_id = {p.person_id: p for p in hh.persons}
     return all(
-        any(r.start <= on_iso and (r.end is None or r.end >= through_iso) for r in by_id[pid].records.get("consent", ())) if pid in by_id else False
+        any(
+            r.start <= on_iso and (r.end is None or r.end >= through_iso) for r in by_id[pid].records.get("consent", ())
+        )
+        if pid in by_id
+        else False
         for pid in persons
     )
 
@@ -106,7 +110,9 @@ def concerned_persons(cand: Candidate, hh: Household) -> set[str]:
     return {m for f in cand.flags for m in f[3]} or {p.person_id for p in hh.persons}
 
 
-def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Config, *, through_iso: str | None = None) -> tuple[ConferenceType, str]:
+def choose_conference(
+    cand: Candidate, hh: Household, on_iso: str, config: Config, *, through_iso: str | None = None
+) -> tuple[ConferenceType, str]:
     """重層的支援会議 only when every person concerned has consented, and (given the meeting day)
     the consent lasts until the meeting; else 支援会議."""
     concerned = concerned_persons(cand, hh)
@@ -125,15 +131,24 @@ def choose_conference(cand: Candidate, hh: Household, on_iso: str, config: Confi
     )
 
 
-def routing_for(conn: sqlite3.Connection, cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet) -> tuple[Routing, Agency] | None:
+def routing_for(
+    conn: sqlite3.Connection, cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet
+) -> tuple[Routing, Agency] | None:
     """The silo conference already handling this household, if every flag lies wholly within its
     silo. A locked (DV) household is never left to a silo conference: the DV centre must take part."""
-    if not cand.flags or cand.flag_ids & set(config.conference.locked_flags) or household_locked(conn, config, hh.household_id, on_iso):
+    if (
+        not cand.flags
+        or cand.flag_ids & set(config.conference.locked_flags)
+        or household_locked(conn, config, hh.household_id, on_iso)
+    ):
         return None
     for routing in config.conference.routing:
         if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):
             continue
-        owners = sorted((a for a in config.agencies.values() if a.kind == routing.owner_kind and a.serves(cand.area)), key=lambda a: a.id)
+        owners = sorted(
+            (a for a in config.agencies.values() if a.kind == routing.owner_kind and a.serves(cand.area)),
+            key=lambda a: a.id,
+        )
         if not owners:
             continue
         owner = owners[0]
@@ -146,10 +161,14 @@ class Convener:
     def __init__(self, conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, *, log: Log | None = None):
         self.conn, self.rules, self.config, self.on, self.on_iso = conn, rules, config, on, on.isoformat()
         self.booker = Booker(conn, config, on)
-        self.led: dict[str, int] = dict(conn.execute("SELECT lead_agency_id, COUNT(*) FROM cases WHERE is_open = 1 AND lead_agency_id IS NOT NULL GROUP BY lead_agency_id").fetchall())
+        self.led: dict[str, int] = dict(
+            conn.execute(
+                "SELECT lead_agency_id, COUNT(*) FROM cases WHERE is_open = 1 AND lead_agency_id IS NOT NULL GROUP BY lead_agency_id"
+            ).fetchall()
+        )
         prefix = f"C-{on.year}-"
         last = conn.execute("SELECT MAX(case_id) FROM cases WHERE case_id LIKE ?", (prefix + "%",)).fetchone()[0]
-        self.prefix, self.seq = prefix, int(last[len(prefix):]) if last else 0
+        self.prefix, self.seq = prefix, int(last[len(prefix) :]) if last else 0
         self.result = ConveneResult()
         self.log = log or Log(conn, on, "nightly", rules_hash=rules.hash, config_hash=config.hash)
 
@@ -161,18 +180,37 @@ class Convener:
         routed = routing_for(self.conn, cand, hh, self.on_iso, self.config, self.rules)
         case_id = self.next_case_id()
         earlier = self.conn.execute(
-            "SELECT case_id, lead_agency_id FROM cases WHERE household_id = ? AND status = 'archived' ORDER BY opened_on DESC, case_id DESC LIMIT 1", (cand.household_id,)
+            "SELECT case_id, lead_agency_id FROM cases WHERE household_id = ? AND status = 'archived' ORDER BY opened_on DESC, case_id DESC LIMIT 1",
+            (cand.household_id,),
         ).fetchone()
         self.conn.execute(
             "INSERT INTO cases (case_id, household_id, status, opened_on, severity, conference_basis, rules_hash, config_hash, previous_case_id) VALUES (?,?,?,?,?,?,?,?,?)",
-            (case_id, cand.household_id, "detected", self.on_iso, cand.severity, "", self.rules.hash, self.config.hash, earlier[0] if earlier else None),
+            (
+                case_id,
+                cand.household_id,
+                "detected",
+                self.on_iso,
+                cand.severity,
+                "",
+                self.rules.hash,
+                self.config.hash,
+                earlier[0] if earlier else None,
+            ),
         )
-        self.log.event("opened", case_id=case_id, household_id=cand.household_id, reason="フラグを検知し事案を開始", flags=sorted(cand.flag_ids))
+        self.log.event(
+            "opened",
+            case_id=case_id,
+            household_id=cand.household_id,
+            reason="フラグを検知し事案を開始",
+            flags=sorted(cand.flag_ids),
+        )
         self.attach(case_id, cand.flags)
         note = ""
         if earlier:
             note = f"見守りを終えた事案 {earlier[0]} の世帯に新たな課題（つなぎ直し、前回の主担当機関を含める）。"
-            self.log.event("relinked", case_id=case_id, reason=note, previous_case_id=earlier[0], previous_lead=earlier[1])
+            self.log.event(
+                "relinked", case_id=case_id, reason=note, previous_case_id=earlier[0], previous_lead=earlier[1]
+            )
             self.result.relinked += 1
         if routed:
             self.route_case(case_id, cand, *routed)
@@ -184,18 +222,27 @@ class Convener:
     def route_case(self, case_id: str, cand: Candidate, routing: Routing, owner: Agency) -> None:
         basis = f"{routing.conference}で支援中（{CODES[routing.code].title}の記録あり）のため並行するケースは開始せず、{owner.name}に通知"
         self.log.move(case_id, "routed", basis)
-        self.conn.execute("UPDATE cases SET severity = ?, conference_basis = ?, routed_to = ? WHERE case_id = ?", (cand.severity, basis, owner.id, case_id))
+        self.conn.execute(
+            "UPDATE cases SET severity = ?, conference_basis = ?, routed_to = ? WHERE case_id = ?",
+            (cand.severity, basis, owner.id, case_id),
+        )
         self.conn.execute("INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)", (case_id, owner.id, "owner"))
-        if not self.conn.execute("SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')", (case_id,)).fetchone():
+        if not self.conn.execute(
+            "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')",
+            (case_id,),
+        ).fetchone():
             schedule_check_back(self.log, self.config, case_id, owner.name)
 
     def _current(self, case_id: str) -> tuple:
         return self.conn.execute(
             "SELECT c.meeting_id, c.lead_agency_id, m.held_on, c.lead_rule_id, c.lead_reason, c.lead_reason_shared FROM cases c "
-            "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?", (case_id,)
+            "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?",
+            (case_id,),
         ).fetchone()
 
-    def convene_case(self, case_id: str, cand: Candidate, hh: Household, note: str = "", previous_lead: str | None = None) -> None:
+    def convene_case(
+        self, case_id: str, cand: Candidate, hh: Household, note: str = "", previous_lead: str | None = None
+    ) -> None:
         """Decide (or decide again) conference type, lead, participants and meeting for a case.
 
         A case keeps its upcoming meeting when the type is unchanged and, if urgent, the meeting is
@@ -203,7 +250,9 @@ class Convener:
         A confirmed lead (the hand-shake was accepted) stays the lead; a reopened or re-linked case
         proposes its previous lead again (もどし・つなぎ直し). A case under way (lead_pending,
         active) keeps its state: it is only brought to a meeting."""
-        status, confirmed_on = self.conn.execute("SELECT status, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        status, confirmed_on = self.conn.execute(
+            "SELECT status, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)
+        ).fetchone()
         if status == "routed":  # the silo conference's check-back ends with its remit
             cancel_checkpoints(self.log, case_id, "要対協等から会議へ", ("check_back",))
         kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
@@ -224,19 +273,45 @@ class Convener:
         keep = old_lead if confirmed_on else previous_lead
         agency = self.config.agencies.get(keep) if keep else None
         if agency and (confirmed_on or kind == "multi" or agency.member):
-            why = f"{confirmed_on}に受諾した主担当機関を継続" if confirmed_on else "前回の主担当機関（もどし・つなぎ直し）"
-            lead = LeadProposal(agency_id=agency.id, rule_id=old_rule or "previous", reason=f"{why}: {agency.name}。", shared_reason=f"{why}。", candidates=(agency.id,))
+            why = (
+                f"{confirmed_on}に受諾した主担当機関を継続"
+                if confirmed_on
+                else "前回の主担当機関（もどし・つなぎ直し）"
+            )
+            lead = LeadProposal(
+                agency_id=agency.id,
+                rule_id=old_rule or "previous",
+                reason=f"{why}: {agency.name}。",
+                shared_reason=f"{why}。",
+                candidates=(agency.id,),
+            )
         else:
-            lead = propose_lead(self.config, area=cand.area, flag_ids=cand.flag_ids, served_silos=served, conference_type=kind, led=self.led)
+            lead = propose_lead(
+                self.config,
+                area=cand.area,
+                flag_ids=cand.flag_ids,
+                served_silos=served,
+                conference_type=kind,
+                led=self.led,
+            )
             if agency:  # the previous lead cannot take part in a 支援会議 it is not a member of (社会福祉法106条の6)
                 basis += f"。前回の主担当機関（{agency.name}）は{self.config.name_of('support')}の構成員でないため招集しない（本人同意を得て{self.config.name_of('multi')}で再検討を）"
-        if lead and not confirmed_on and old_lead and old_lead != lead.agency_id and lead.rule_id == old_rule and old_lead in lead.candidates:
+        if (
+            lead
+            and not confirmed_on
+            and old_lead
+            and old_lead != lead.agency_id
+            and lead.rule_id == old_rule
+            and old_lead in lead.candidates
+        ):
             # same rule, and the earlier lead is still eligible: do not switch the lead over load alone
             lead = lead.model_copy(update={"agency_id": old_lead, "reason": old_reason, "shared_reason": old_shared})
         if lead:
             self.led[lead.agency_id] = self.led.get(lead.agency_id, 0) + 1
         silos = {s for f in cand.flag_ids for s in self.rules.flags[f].silos} | served
-        invited, excluded = participants(self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind)
+        invited, excluded = participants(
+            self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind
+        )
         if excluded:
             basis += "。構成員でないため招集しない機関: " + "、".join(self.config.agencies[a].name for a in excluded)
         if old_meeting and old_meeting != meeting_id and old_day and old_day >= self.on_iso:
@@ -248,11 +323,28 @@ class Convener:
         self.log.move(case_id, new_status, note + basis, meeting_id=meeting_id)
         self.conn.execute(
             "UPDATE cases SET severity = ?, conference_type = ?, conference_basis = ?, lead_agency_id = ?, lead_rule_id = ?, lead_reason = ?, lead_reason_shared = ?, meeting_id = ?, routed_to = NULL WHERE case_id = ?",
-            (cand.severity, kind, note + basis, lead.agency_id if lead else None, lead.rule_id if lead else None,
-             lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）", lead.shared_reason if lead else "", meeting_id, case_id),
+            (
+                cand.severity,
+                kind,
+                note + basis,
+                lead.agency_id if lead else None,
+                lead.rule_id if lead else None,
+                lead.reason if lead else "候補となる機関がない（lead_rules.yaml を確認）",
+                lead.shared_reason if lead else "",
+                meeting_id,
+                case_id,
+            ),
         )
-        self.log.event("conference_decided", case_id=case_id, meeting_id=meeting_id, rule_id=lead.rule_id if lead else None,
-                       reason=note + basis, conference_type=kind, lead=lead.agency_id if lead else None, participants=invited)
+        self.log.event(
+            "conference_decided",
+            case_id=case_id,
+            meeting_id=meeting_id,
+            rule_id=lead.rule_id if lead else None,
+            reason=note + basis,
+            conference_type=kind,
+            lead=lead.agency_id if lead else None,
+            participants=invited,
+        )
         self.conn.execute("DELETE FROM case_agencies WHERE case_id = ?", (case_id,))
         self.conn.executemany(
             "INSERT OR REPLACE INTO case_agencies VALUES (?,?,?)",
@@ -288,10 +380,18 @@ class Convener:
         A routed case whose flags no longer lie within its silo conference gets a conference."""
         self.attach(case_id, cand.flags)
         self.result.flags_attached += len(cand.flags)
-        self.log.event("flags_added", case_id=case_id, reason="開いている事案に新たなフラグ", flags=sorted(cand.flag_ids))
+        self.log.event(
+            "flags_added", case_id=case_id, reason="開いている事案に新たなフラグ", flags=sorted(cand.flag_ids)
+        )
         everything = Candidate(cand.household_id, cand.area, self.case_flags(case_id))
         if status in ("closed", "suspended"):
-            self.reopen(case_id, hh, "新たな課題を検知（" + "、".join(self.rules.flags[f].title for f in sorted(cand.flag_ids) if f in self.rules.flags) + "）")
+            self.reopen(
+                case_id,
+                hh,
+                "新たな課題を検知（"
+                + "、".join(self.rules.flags[f].title for f in sorted(cand.flag_ids) if f in self.rules.flags)
+                + "）",
+            )
             return
         if status == "routed":
             routed = routing_for(self.conn, everything, hh, self.on_iso, self.config, self.rules)
@@ -309,7 +409,13 @@ class Convener:
         previous = begin_reopen(self.log, self.config, case_id, reason)
         flags = self.case_flags(case_id) or self.case_flags(case_id, open_only=False)
         area = self.conn.execute("SELECT area FROM households WHERE household_id = ?", (hh.household_id,)).fetchone()[0]
-        self.convene_case(case_id, Candidate(hh.household_id, area, flags), hh, note=f"{reason}のため再開（もどし）。", previous_lead=previous)
+        self.convene_case(
+            case_id,
+            Candidate(hh.household_id, area, flags),
+            hh,
+            note=f"{reason}のため再開（もどし）。",
+            previous_lead=previous,
+        )
         self.result.reopened += 1
 
     def case_flags(self, case_id: str, *, open_only: bool = True):
@@ -319,21 +425,29 @@ class Convener:
             (fid, rule_id, sev, json.loads(ev).get("members", []))
             for fid, rule_id, sev, ev in self.conn.execute(
                 "SELECT f.flag_id, f.rule_id, f.severity, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id "
-                "WHERE c.case_id = ? AND (? = 0 OR f.status = 'open') ORDER BY f.rule_id", (case_id, int(open_only)),
+                "WHERE c.case_id = ? AND (? = 0 OR f.status = 'open') ORDER BY f.rule_id",
+                (case_id, int(open_only)),
             )
             if rule_id in self.rules.flags
         ]
 
     def load_case(self, case_id: str) -> tuple[str, Candidate, Household]:
         """One case with all its flags (open or not) and its household."""
-        return next(self.recheck(
-            "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?", (case_id,), open_only=False))
+        return next(
+            self.recheck(
+                "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.case_id = ?",
+                (case_id,),
+                open_only=False,
+            )
+        )
 
     def recheck(self, sql: str, params: tuple = (), *, open_only: bool = True):
         """The cases selected by `sql` (columns case_id, household_id, area) as (case id, candidate
         with the case's flags — open ones only unless open_only=False — household)."""
         rows = self.conn.execute(sql, params).fetchall()
-        loaded = {hh.household_id: hh for hh in load_households(self.conn, [r[1] for r in rows], self.on)} if rows else {}
+        loaded = (
+            {hh.household_id: hh for hh in load_households(self.conn, [r[1] for r in rows], self.on)} if rows else {}
+        )
         for case_id, hid, area in rows:
             yield case_id, Candidate(hid, area, self.case_flags(case_id, open_only=open_only)), loaded[hid]
 
@@ -349,7 +463,12 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS convene_ids (household_id TEXT PRIMARY KEY)")
             conn.execute("DELETE FROM convene_ids")
             conn.executemany("INSERT INTO convene_ids VALUES (?)", ((h,) for h in cands))
-            open_cases = {h: (cid, st) for h, cid, st in conn.execute("SELECT c.household_id, c.case_id, c.status FROM convene_ids t JOIN cases c ON c.household_id = t.household_id AND c.is_open = 1")}
+            open_cases = {
+                h: (cid, st)
+                for h, cid, st in conn.execute(
+                    "SELECT c.household_id, c.case_id, c.status FROM convene_ids t JOIN cases c ON c.household_id = t.household_id AND c.is_open = 1"
+                )
+            }
         households = {hh.household_id: hh for hh in load_households(conn, list(cands), on)}
         order = sorted(cands.values(), key=lambda k: (-SEVERITY_ORDER.index(k.severity), k.household_id))
         for cand in order:
@@ -361,7 +480,8 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
         # cases that found no free meeting on an earlier night try again
         for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id", (on.isoformat(),),
+            "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id",
+            (on.isoformat(),),
         ):
             before = c.result.cases_unbooked
             c.convene_case(case_id, cand, hh)
@@ -369,10 +489,14 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
         # consent can be withdrawn, up to the night before the meeting: the case moves to a 支援会議
         for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.conference_type = 'multi' AND m.held_on >= ? ORDER BY c.case_id", (on.isoformat(),),
+            "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.conference_type = 'multi' AND m.held_on >= ? ORDER BY c.case_id",
+            (on.isoformat(),),
             open_only=False,
         ):
-            held_on = conn.execute("SELECT m.held_on FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?", (case_id,)).fetchone()[0]
+            held_on = conn.execute(
+                "SELECT m.held_on FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?",
+                (case_id,),
+            ).fetchone()[0]
             if choose_conference(cand, hh, c.on_iso, config, through_iso=held_on)[0] != "multi":
                 c.convene_case(case_id, cand, hh, note="本人同意が撤回されたため重層的支援会議から移す。")
                 c.result.consent_withdrawn += 1
@@ -384,7 +508,18 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
             if cand.flags and routing_for(conn, cand, hh, c.on_iso, config, rules) is None:
                 c.convene_case(case_id, cand, hh, note="要対協等での支援が終了または範囲外となったため会議に付議。")
                 c.result.cases_escalated += 1
-            elif not cand.flags and routing_for(conn, Candidate(hh.household_id, cand.area, c.case_flags(case_id, open_only=False)), hh, c.on_iso, config, rules) is None:
+            elif (
+                not cand.flags
+                and routing_for(
+                    conn,
+                    Candidate(hh.household_id, cand.area, c.case_flags(case_id, open_only=False)),
+                    hh,
+                    c.on_iso,
+                    config,
+                    rules,
+                )
+                is None
+            ):
                 # the silo conference let the household go and nothing is open: the case ends here
                 c.log.move(case_id, "archived", "要対協等での支援が終了し、開いている課題もないため終了")
                 cancel_checkpoints(c.log, case_id, "要対協等での支援が終了")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from engine.config.files import Agency, Config, ConferenceType, LeadRule, lead_matches
+from engine.config.files import Agency, ConferenceType, Config, LeadRule, lead_matches
 
 
 class LeadProposal(BaseModel):
@@ -21,7 +21,10 @@ def rule_applies(rule: LeadRule, flag_ids: set[str]) -> bool:
 
 def rank(candidates: list[Agency], served_silos: set[str], led: dict[str, int]) -> list[Agency]:
     """Best first: already serves a member, then lowest load for capacity, then id."""
-    return sorted(candidates, key=lambda a: (a.silo not in served_silos, led.get(a.id, 0) >= a.capacity, led.get(a.id, 0) / a.capacity, a.id))
+    return sorted(
+        candidates,
+        key=lambda a: (a.silo not in served_silos, led.get(a.id, 0) >= a.capacity, led.get(a.id, 0) / a.capacity, a.id),
+    )
 
 
 def propose_lead(
@@ -44,8 +47,12 @@ def propose_lead(
         if not rule_applies(rule, flag_ids):
             continue
         eligible = [
-            a for a in config.agencies.values()
-            if lead_matches(rule.lead, a) and a.serves(area) and (conference_type == "multi" or a.member) and a.id not in exclude
+            a
+            for a in config.agencies.values()
+            if lead_matches(rule.lead, a)
+            and a.serves(area)
+            and (conference_type == "multi" or a.member)
+            and a.id not in exclude
         ]
         if not eligible:
             continue
@@ -61,11 +68,19 @@ def propose_lead(
         if len(ranked) > 1:
             why.append(f"候補 {len(ranked)} 機関から選択（次点: {ranked[1].name}）")
         shared = f"{rule.reason}（規則 {rule.id}）。{best.name}は{area}地区を担当。"
-        return LeadProposal(agency_id=best.id, rule_id=rule.id, reason="。".join(why) + "。", shared_reason=shared, candidates=tuple(a.id for a in ranked))
+        return LeadProposal(
+            agency_id=best.id,
+            rule_id=rule.id,
+            reason="。".join(why) + "。",
+            shared_reason=shared,
+            candidates=tuple(a.id for a in ranked),
+        )
     return None
 
 
-def participants(config: Config, *, area: str, silos: set[str], lead: str | None, conference_type: ConferenceType) -> tuple[list[str], list[str]]:
+def participants(
+    config: Config, *, area: str, silos: set[str], lead: str | None, conference_type: ConferenceType
+) -> tuple[list[str], list[str]]:
     """Agencies invited (the lead plus every agency of the case's silos serving the area) and,
     for a 支援会議, the non-member agencies left out. Both sorted by id, lead first."""
     invited, excluded = [], []

@@ -13,10 +13,10 @@ every problem names file, line and field, with a suggestion, and nothing runs un
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
-import datetime as dt
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -29,8 +29,22 @@ from engine.support.vocabulary import CODES, SILOS
 from engine.support.yamlfile import YamlFile, read_yaml, validate
 
 SEVERITY_ORDER = ("low", "medium", "high", "urgent")
-WEEKDAYS = {"月": 0, "火": 1, "水": 2, "木": 3, "金": 4, "土": 5, "日": 6,
-            "mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+WEEKDAYS = {
+    "月": 0,
+    "火": 1,
+    "水": 2,
+    "木": 3,
+    "金": 4,
+    "土": 5,
+    "日": 6,
+    "mon": 0,
+    "tue": 1,
+    "wed": 2,
+    "thu": 3,
+    "fri": 4,
+    "sat": 5,
+    "sun": 6,
+}
 ALL_AREAS = "全域"
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 ConferenceType = Literal["support", "multi"]  # 支援会議 | 重層的支援会議
@@ -45,7 +59,7 @@ def _email(v: str) -> str:
 def _hhmm(v):
     if isinstance(v, int) and not isinstance(v, bool):  # YAML 1.1 reads 14:00 as the sexagesimal number 840
         if not 0 <= v < 24 * 60:
-            raise ValueError(f"{v // 60}:{v % 60:02d} is not a time of day; write HH:MM in quotes, e.g. \"14:00\"")
+            raise ValueError(f'{v // 60}:{v % 60:02d} is not a time of day; write HH:MM in quotes, e.g. "14:00"')
         return dt.time(v // 60, v % 60)
     return v
 
@@ -54,7 +68,9 @@ def _one_line(v: str) -> str:
     # control characters, and the Unicode line breaks (U+2028, U+2029, U+0085) that e-mail
     # headers also refuse
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in v) or len(v.splitlines()) > 1:
-        raise ValueError("must be one line without control characters (it goes into e-mail subjects and calendar invitations); remove the line break")
+        raise ValueError(
+            "must be one line without control characters (it goes into e-mail subjects and calendar invitations); remove the line break"
+        )
     return v
 
 
@@ -131,7 +147,7 @@ def _closed_day(v):
     if isinstance(v, date):  # an unquoted 2027-01-04 is read by YAML as a date: accept it
         v = v.isoformat()
     if not isinstance(v, str):
-        raise ValueError(f"closed day {v!r} must be text such as \"12-29..01-03\"")
+        raise ValueError(f'closed day {v!r} must be text such as "12-29..01-03"')
     parse_closed_day(v)
     return v
 
@@ -150,7 +166,9 @@ class Routing(Strict):
     @classmethod
     def _code(cls, v: str) -> str:
         if v not in CODES:
-            raise ValueError(f"unknown record code '{v}'" + (f"; {did_you_mean(v, CODES)}" if did_you_mean(v, CODES) else ""))
+            raise ValueError(
+                f"unknown record code '{v}'" + (f"; {did_you_mean(v, CODES)}" if did_you_mean(v, CODES) else "")
+            )
         return v
 
 
@@ -296,13 +314,18 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     """Read and cross-check the files (lifecycle.yaml if present); raise ConfigInvalid listing every problem."""
     config_dir = Path(config_dir)
     problems: list[RuleProblem] = []
-    docs = {name: read_yaml(config_dir / f"{name}.yaml", problems) for name in ("agencies", "conference", "lead_rules", "mail")}
+    docs = {
+        name: read_yaml(config_dir / f"{name}.yaml", problems)
+        for name in ("agencies", "conference", "lead_rules", "mail")
+    }
     agencies_doc, conference_doc, lead_doc, mail_doc = docs.values()
     agencies = validate(agencies_doc, _Agencies, problems) if agencies_doc else None
     conference = validate(conference_doc, Conference, problems) if conference_doc else None
     lead = validate(lead_doc, _LeadRules, problems) if lead_doc else None
     mail = validate(mail_doc, Mail, problems) if mail_doc else None
-    lifecycle_doc = read_yaml(config_dir / "lifecycle.yaml", problems) if (config_dir / "lifecycle.yaml").exists() else None
+    lifecycle_doc = (
+        read_yaml(config_dir / "lifecycle.yaml", problems) if (config_dir / "lifecycle.yaml").exists() else None
+    )
     lifecycle = validate(lifecycle_doc, Lifecycle, problems) if lifecycle_doc else Lifecycle()
     if lifecycle_doc:
         docs["lifecycle"] = lifecycle_doc
@@ -310,7 +333,14 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     if agencies:
         for i, a in enumerate(agencies.agencies):
             if a.id in registry:
-                problems.append(agencies_doc.problem(("agencies", i, "id"), f"duplicate agency id '{a.id}'", entry_id=a.id, suggestion="give each agency its own id"))
+                problems.append(
+                    agencies_doc.problem(
+                        ("agencies", i, "id"),
+                        f"duplicate agency id '{a.id}'",
+                        entry_id=a.id,
+                        suggestion="give each agency its own id",
+                    )
+                )
             registry[a.id] = a
     # cross-checks run even when agencies.yaml has problems, so that every problem shows at once;
     # the checks that need the registry are skipped while it is broken
@@ -323,38 +353,96 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     templates = config_dir / "templates"
     canonical = json.dumps([d.data for d in docs.values()], sort_keys=True, ensure_ascii=False, default=str)
     return Config(
-        agencies=registry, conference=conference, lead_rules=lead.lead_rules, mail=mail, lifecycle=lifecycle,
+        agencies=registry,
+        conference=conference,
+        lead_rules=lead.lead_rules,
+        mail=mail,
+        lifecycle=lifecycle,
         templates_dir=templates if templates.is_dir() else None,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )
 
 
-def _check_conference(doc: YamlFile, conf: Conference, registry: dict[str, Agency], rules: RuleSet, problems: list, registry_ok: bool = True) -> None:
+def _check_conference(
+    doc: YamlFile,
+    conf: Conference,
+    registry: dict[str, Agency],
+    rules: RuleSet,
+    problems: list,
+    registry_ok: bool = True,
+) -> None:
     for kind in ("support", "multi"):
         slots = conf.slots.get(kind) or ()
         if not slots:
-            problems.append(doc.problem(("slots", kind), f"slots.{kind}: list at least one meeting slot for the {conf.names.get(kind, kind)}", suggestion='e.g. `- {weekday: 木, time: "14:00", place: 会議室}`'))
+            problems.append(
+                doc.problem(
+                    ("slots", kind),
+                    f"slots.{kind}: list at least one meeting slot for the {conf.names.get(kind, kind)}",
+                    suggestion='e.g. `- {weekday: 木, time: "14:00", place: 会議室}`',
+                )
+            )
         elif all(s.weekday_number >= 5 for s in slots):
-            problems.append(doc.problem(("slots", kind), f"slots.{kind}: every slot falls on a weekend, which is never a business day", suggestion="use 月 火 水 木 or 金"))
+            problems.append(
+                doc.problem(
+                    ("slots", kind),
+                    f"slots.{kind}: every slot falls on a weekend, which is never a business day",
+                    suggestion="use 月 火 水 木 or 金",
+                )
+            )
     kinds = {a.kind for a in registry.values()}
     for i, r in enumerate(conf.routing):
         if registry_ok and r.owner_kind not in kinds:
-            problems.append(doc.problem(("routing", i, "owner_kind"), f"no agency of kind '{r.owner_kind}' in agencies.yaml", suggestion=did_you_mean(r.owner_kind, kinds)))
+            problems.append(
+                doc.problem(
+                    ("routing", i, "owner_kind"),
+                    f"no agency of kind '{r.owner_kind}' in agencies.yaml",
+                    suggestion=did_you_mean(r.owner_kind, kinds),
+                )
+            )
     for flag_id in conf.discussion_by_flag:
         if flag_id not in rules.flags:
-            problems.append(doc.problem(("discussion_by_flag", flag_id), f"unknown flag '{flag_id}'", suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
+            problems.append(
+                doc.problem(
+                    ("discussion_by_flag", flag_id),
+                    f"unknown flag '{flag_id}'",
+                    suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}",
+                )
+            )
     for i, flag_id in enumerate(conf.locked_flags):
         if flag_id not in rules.flags:
-            problems.append(doc.problem(("locked_flags", i), f"unknown flag '{flag_id}'", suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
+            problems.append(
+                doc.problem(
+                    ("locked_flags", i),
+                    f"unknown flag '{flag_id}'",
+                    suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}",
+                )
+            )
     for i, code in enumerate(conf.locked_codes):
         if code not in CODES:
-            problems.append(doc.problem(("locked_codes", i), f"unknown record code '{code}'", suggestion=did_you_mean(code, CODES)))
+            problems.append(
+                doc.problem(("locked_codes", i), f"unknown record code '{code}'", suggestion=did_you_mean(code, CODES))
+            )
     members = [a for a in registry.values() if a.member]
     if registry_ok and not members:
-        problems.append(RuleProblem(file=str(Path(doc.file).with_name("agencies.yaml")), line=1, field="member", message="no agency is a registered member of the 支援会議: no 支援会議 could be held", suggestion="set `member: true` for the agencies registered under 社会福祉法106条の6"))
+        problems.append(
+            RuleProblem(
+                file=str(Path(doc.file).with_name("agencies.yaml")),
+                line=1,
+                field="member",
+                message="no agency is a registered member of the 支援会議: no 支援会議 could be held",
+                suggestion="set `member: true` for the agencies registered under 社会福祉法106条の6",
+            )
+        )
 
 
-def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dict[str, Agency], rules: RuleSet, problems: list, registry_ok: bool = True) -> None:
+def _check_lead_rules(
+    doc: YamlFile,
+    rules_: tuple[LeadRule, ...],
+    registry: dict[str, Agency],
+    rules: RuleSet,
+    problems: list,
+    registry_ok: bool = True,
+) -> None:
     kinds = {a.kind for a in registry.values()}
     covered: set[str] = set()
     member_areas: dict[str, set[str]] = {}  # flag -> areas served by a member some rule names for it
@@ -364,17 +452,44 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
     for i, rule in enumerate(rules_):
         where = ("lead_rules", i)
         if rule.id in seen_ids:
-            problems.append(doc.problem(where + ("id",), f"duplicate lead rule id '{rule.id}' (also rule {seen_ids[rule.id] + 1})", entry_id=rule.id))
+            problems.append(
+                doc.problem(
+                    where + ("id",),
+                    f"duplicate lead rule id '{rule.id}' (also rule {seen_ids[rule.id] + 1})",
+                    entry_id=rule.id,
+                )
+            )
         seen_ids[rule.id] = i
         flags = set(rules.flags) if rule.flags == "any" else set(rule.flags)
         if rule.flags != "any":
             for j, f in enumerate(rule.flags):
                 if f not in rules.flags:
-                    problems.append(doc.problem(where + ("flags", j), f"unknown flag '{f}'", entry_id=rule.id, suggestion=did_you_mean(f, rules.flags) or f"known flags: {', '.join(rules.flags)}"))
+                    problems.append(
+                        doc.problem(
+                            where + ("flags", j),
+                            f"unknown flag '{f}'",
+                            entry_id=rule.id,
+                            suggestion=did_you_mean(f, rules.flags) or f"known flags: {', '.join(rules.flags)}",
+                        )
+                    )
         if rule.flags != "any" and flags and flags <= always:
-            problems.append(doc.problem(where, "this rule is never used: earlier rules already choose a lead for all its flags", entry_id=rule.id, suggestion="move it above the rule that shadows it, or delete it"))
+            problems.append(
+                doc.problem(
+                    where,
+                    "this rule is never used: earlier rules already choose a lead for all its flags",
+                    entry_id=rule.id,
+                    suggestion="move it above the rule that shadows it, or delete it",
+                )
+            )
         if rule.flags == ():
-            problems.append(doc.problem(where + ("flags",), "flags is empty: this rule is never used", entry_id=rule.id, suggestion="list the flags it decides, or write `flags: any`"))
+            problems.append(
+                doc.problem(
+                    where + ("flags",),
+                    "flags is empty: this rule is never used",
+                    entry_id=rule.id,
+                    suggestion="list the flags it decides, or write `flags: any`",
+                )
+            )
         covered |= flags
         t = rule.lead
         members = [a for a in registry.values() if lead_matches(t, a) and a.member]
@@ -387,24 +502,63 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
         if not registry_ok:
             continue
         if t.agency and t.agency not in registry:
-            problems.append(doc.problem(where + ("lead", "agency"), f"unknown agency '{t.agency}'", entry_id=rule.id, suggestion=did_you_mean(t.agency, registry)))
+            problems.append(
+                doc.problem(
+                    where + ("lead", "agency"),
+                    f"unknown agency '{t.agency}'",
+                    entry_id=rule.id,
+                    suggestion=did_you_mean(t.agency, registry),
+                )
+            )
         if t.kind and t.kind not in kinds:
-            problems.append(doc.problem(where + ("lead", "kind"), f"no agency of kind '{t.kind}' in agencies.yaml", entry_id=rule.id, suggestion=did_you_mean(t.kind, kinds) or f"kinds: {', '.join(sorted(kinds))}"))
+            problems.append(
+                doc.problem(
+                    where + ("lead", "kind"),
+                    f"no agency of kind '{t.kind}' in agencies.yaml",
+                    entry_id=rule.id,
+                    suggestion=did_you_mean(t.kind, kinds) or f"kinds: {', '.join(sorted(kinds))}",
+                )
+            )
         if t.silo and t.silo not in SILOS:
-            problems.append(doc.problem(where + ("lead", "silo"), f"unknown silo '{t.silo}'", entry_id=rule.id, suggestion=did_you_mean(t.silo, SILOS)))
-        elif not any(lead_matches(t, a) for a in registry.values()) and not (t.agency and t.agency not in registry) and not (t.kind and t.kind not in kinds):
-            problems.append(doc.problem(where + ("lead",), "no agency matches kind, silo and agency together", entry_id=rule.id))
+            problems.append(
+                doc.problem(
+                    where + ("lead", "silo"),
+                    f"unknown silo '{t.silo}'",
+                    entry_id=rule.id,
+                    suggestion=did_you_mean(t.silo, SILOS),
+                )
+            )
+        elif (
+            not any(lead_matches(t, a) for a in registry.values())
+            and not (t.agency and t.agency not in registry)
+            and not (t.kind and t.kind not in kinds)
+        ):
+            problems.append(
+                doc.problem(where + ("lead",), "no agency matches kind, silo and agency together", entry_id=rule.id)
+            )
     missing = [f for f in rules.flags if f not in covered]
     if missing:
-        problems.append(doc.problem(("lead_rules",), f"no lead rule for flag(s) {', '.join(missing)}: their cases would have no lead", suggestion="add a last rule with `flags: any` as a fallback"))
+        problems.append(
+            doc.problem(
+                ("lead_rules",),
+                f"no lead rule for flag(s) {', '.join(missing)}: their cases would have no lead",
+                suggestion="add a last rule with `flags: any` as a fallback",
+            )
+        )
     if not (registry_ok and any(a.member for a in registry.values())):
         return  # no member at all: reported once, in agencies.yaml
     # a 支援会議 case (no consent yet) can only be led by a registered member serving its area
     members_missing = {f for f in rules.flags if f in covered and not member_areas.get(f)}
     for i, rule, flags in non_member_leads:
         if flags & members_missing:
-            problems.append(doc.problem(("lead_rules", i, "lead"), f"only agencies that are not registered members of the 支援会議 match this lead, and no rule names a member for flag(s) {', '.join(sorted(flags & members_missing))}: a 支援会議 case (no consent yet) would have no lead",
-                                        entry_id=rule.id, suggestion="add a rule naming a member (member: true in agencies.yaml), e.g. a last rule `flags: any` to the 自立相談支援機関"))
+            problems.append(
+                doc.problem(
+                    ("lead_rules", i, "lead"),
+                    f"only agencies that are not registered members of the 支援会議 match this lead, and no rule names a member for flag(s) {', '.join(sorted(flags & members_missing))}: a 支援会議 case (no consent yet) would have no lead",
+                    entry_id=rule.id,
+                    suggestion="add a rule naming a member (member: true in agencies.yaml), e.g. a last rule `flags: any` to the 自立相談支援機関",
+                )
+            )
     town = {area for a in registry.values() for area in a.areas if area != ALL_AREAS}
     gaps: dict[tuple[str, ...], list[str]] = {}
     for f in rules.flags:
@@ -412,9 +566,18 @@ def _check_lead_rules(doc: YamlFile, rules_: tuple[LeadRule, ...], registry: dic
         if served and ALL_AREAS not in served and town - served:
             gaps.setdefault(tuple(sorted(town - served)), []).append(f)
     for areas, flags in gaps.items():
-        problems.append(doc.problem(("lead_rules",), f"flag(s) {', '.join(flags)}: no registered member named by the lead rules serves {', '.join(areas)}, so a 支援会議 case there would have no lead",
-                                    suggestion="name a member serving that area (or 全域), e.g. a last rule `flags: any` to the 自立相談支援機関"))
+        problems.append(
+            doc.problem(
+                ("lead_rules",),
+                f"flag(s) {', '.join(flags)}: no registered member named by the lead rules serves {', '.join(areas)}, so a 支援会議 case there would have no lead",
+                suggestion="name a member serving that area (or 全域), e.g. a last rule `flags: any` to the 自立相談支援機関",
+            )
+        )
 
 
 def lead_matches(t: LeadTarget, a: Agency) -> bool:
-    return (t.kind is None or a.kind == t.kind) and (t.silo is None or a.silo == t.silo) and (t.agency is None or a.id == t.agency)
+    return (
+        (t.kind is None or a.kind == t.kind)
+        and (t.silo is None or a.silo == t.silo)
+        and (t.agency is None or a.id == t.agency)
+    )

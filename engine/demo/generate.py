@@ -29,10 +29,10 @@ from __future__ import annotations
 import csv
 import random
 from bisect import bisect
+from collections.abc import Callable, Iterable
 from datetime import date
 from itertools import accumulate
 from pathlib import Path
-from typing import Callable, Iterable
 
 from pydantic import BaseModel
 
@@ -92,7 +92,9 @@ class Picker:
 
 # --------------------------------------------------------------------------- names and places
 
-AREAS = Picker([("中央", 18), ("北部", 14), ("南部", 14), ("東部", 13), ("西部", 13), ("山手", 10), ("港", 9), ("川辺", 9)])
+AREAS = Picker(
+    [("中央", 18), ("北部", 14), ("南部", 14), ("東部", 13), ("西部", 13), ("山手", 10), ("港", 9), ("川辺", 9)]
+)
 
 FAMILY_NAMES = [
     ("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"), ("伊藤", "イトウ"),
@@ -177,7 +179,9 @@ FOREIGN_NAMES = {
         "・",
     ),
 }  # fmt: skip
-NATIONALITIES = Picker([("ベトナム", 32), ("中国", 25), ("フィリピン", 12), ("ブラジル", 9), ("韓国", 12), ("ネパール", 10)])
+NATIONALITIES = Picker(
+    [("ベトナム", 32), ("中国", 25), ("フィリピン", 12), ("ブラジル", 9), ("韓国", 12), ("ネパール", 10)]
+)
 FOREIGN_HOUSEHOLD_SHARE = 0.026  # ~2.5% of persons: foreign households are smaller
 
 # --------------------------------------------------------------------------- population model
@@ -197,9 +201,7 @@ HOUSEHOLD_TYPES = Picker(
         ("other", 16),
     ]
 )
-FOREIGN_HOUSEHOLD_TYPES = Picker(
-    [("single_young", 45), ("couple", 15), ("couple_children", 32), ("single_parent", 8)]
-)
+FOREIGN_HOUSEHOLD_TYPES = Picker([("single_young", 45), ("couple", 15), ("couple_children", 32), ("single_parent", 8)])
 
 
 def _elderly_weight(age: int) -> float:
@@ -225,7 +227,15 @@ SINGLE_ELDERLY_AGE = Picker((a, _elderly_weight(a) * (1 + (a - 65) / 12)) for a 
 OLD_ELDERLY_AGE = Picker((a, _elderly_weight(a)) for a in range(75, 96))
 
 CARE_LEVELS = Picker(
-    [("要支援1", 14), ("要支援2", 14), ("要介護1", 20), ("要介護2", 17), ("要介護3", 13), ("要介護4", 12), ("要介護5", 10)]
+    [
+        ("要支援1", 14),
+        ("要支援2", 14),
+        ("要介護1", 20),
+        ("要介護2", 17),
+        ("要介護3", 13),
+        ("要介護4", 12),
+        ("要介護5", 10),
+    ]
 )
 HEAVY_CARE = frozenset(("要介護3", "要介護4", "要介護5"))
 DEMENTIA = Picker([("自立", 5), ("I", 20), ("IIa", 18), ("IIb", 20), ("IIIa", 15), ("IIIb", 9), ("IV", 9), ("M", 4)])
@@ -255,7 +265,12 @@ SCENARIOS = (
 )
 SCENARIOS_WITH_ARREARS = ("multiple_arrears", "child_risk", "double_care", "multi_domain")
 # 生活保護 by household type (~1.7% of households overall).
-ASSISTANCE_RATE = {"single_elderly": 0.04, "single_parent": 0.06, "single_middle": 0.025, "elder_with_adult_child": 0.025}
+ASSISTANCE_RATE = {
+    "single_elderly": 0.04,
+    "single_parent": 0.06,
+    "single_middle": 0.025,
+    "elder_with_adult_child": 0.025,
+}
 # ひきこもり is planted per person aged 15-64, by 続柄 (young adults living with parents most).
 HIKIKOMORI_RATE = {"子": 0.056, "世帯主": 0.029}
 HIKIKOMORI_RATE_OTHER = 0.009
@@ -407,7 +422,9 @@ class _ChunkBuilder:
         if youngest_max is not None and (not kids or min(k.age for k in kids) > youngest_max):
             # ensure a child of at most `youngest_max`, born when the mother was 18-44
             hi = min(youngest_max, max(0, mother_age - 18))
-            kids.append(_Member(rel, "M" if self.r() < 0.51 else "F", self.between(min(hi, max(0, mother_age - 44)), hi)))
+            kids.append(
+                _Member(rel, "M" if self.r() < 0.51 else "F", self.between(min(hi, max(0, mother_age - 44)), hi))
+            )
         kids.sort(key=lambda k: -k.age)
         return kids
 
@@ -455,7 +472,10 @@ class _ChunkBuilder:
             child_sex = "M" if r() < 0.6 else "F"
             if r() < 0.6:
                 return [_Member("世帯主", parent_sex, parent_age), _Member("子", child_sex, child_age)]
-            return [_Member("世帯主", child_sex, child_age), _Member("母" if parent_sex == "F" else "父", parent_sex, parent_age)]
+            return [
+                _Member("世帯主", child_sex, child_age),
+                _Member("母" if parent_sex == "F" else "父", parent_sex, parent_age),
+            ]
         # other: siblings, or an unrelated cohabitant
         head = self.head(25, 80, 0.5)
         if r() < 0.6:
@@ -568,12 +588,18 @@ class _ChunkBuilder:
                 self.record(m, "学校", "school_enrollment", "特別支援学校", cal.april(cal.school_year - (sa - 6)))
             else:
                 stage, first, previous = (
-                    ("小学校", 6, None) if sa <= 11 else ("中学校", 12, "小学校") if sa <= 14 else ("高校", 15, "中学校")
+                    ("小学校", 6, None)
+                    if sa <= 11
+                    else ("中学校", 12, "小学校")
+                    if sa <= 14
+                    else ("高校", 15, "中学校")
                 )
                 entry = cal.school_year - (sa - first)
                 if previous:
                     years = 6 if previous == "小学校" else 3
-                    self.record(m, "学校", "school_enrollment", previous, cal.april(entry - years), cal.april(entry) - 1)
+                    self.record(
+                        m, "学校", "school_enrollment", previous, cal.april(entry - years), cal.april(entry) - 1
+                    )
                 self.record(m, "学校", "school_enrollment", stage, cal.april(entry))
             if m.absence or r() < 0.05:
                 days = m.absence or (self.between(5, 29) if r() < 0.6 else self.between(30, 120))
@@ -643,7 +669,14 @@ class _ChunkBuilder:
                 self.record(m, "学校", "school_enrollment", "高校", cal.today - 3 * 365 - 200, cal.today - 200)
             return
         if r() < 0.5:
-            self.record(m, "住民税", "earned_income", str(self.between(800, 3500) * 1000), ended - self.between(365, 6 * 365), ended)
+            self.record(
+                m,
+                "住民税",
+                "earned_income",
+                str(self.between(800, 3500) * 1000),
+                ended - self.between(365, 6 * 365),
+                ended,
+            )
         elif m.age <= 30 and r() < 0.5:
             self.record(m, "学校", "school_enrollment", "大学", ended - self.between(365, 3 * 365), ended)
 
@@ -714,7 +747,9 @@ class _ChunkBuilder:
                     self.arrears(house, 1, lambda: self.between(1, 6), ended_share=0.0)
         toddlers = [m for m in minors if m.school_age <= 2]
         if toddlers and r() < 0.03:
-            self.record(toddlers[-1], "子ども家庭", "waiting_list", "保育所", max(toddlers[-1].birth + 1, self.past(300, 14)))
+            self.record(
+                toddlers[-1], "子ども家庭", "waiting_list", "保育所", max(toddlers[-1].birth + 1, self.past(300, 14))
+            )
         consulted = False
         for m in members:
             if m.age >= 15 and r() < 0.052:
@@ -838,7 +873,9 @@ class _ChunkBuilder:
         def finish(house: _Household) -> None:
             roll = r()
             if roll < 0.45:
-                self.record(kids[-1], "子ども家庭", "waiting_list", "保育所", max(kids[-1].birth + 1, self.past(300, 14)))
+                self.record(
+                    kids[-1], "子ども家庭", "waiting_list", "保育所", max(kids[-1].birth + 1, self.past(300, 14))
+                )
             elif roll < 0.7 and self.first_time(elder.pid, "特養"):
                 self.record(elder, "介護保険", "waiting_list", "特養", self.past(500, 14))
             else:
@@ -914,7 +951,13 @@ class _ChunkBuilder:
 
             def registered(house: _Household) -> None:  # 要対協 often knows such a child already
                 if r() < 0.4:
-                    self.record(kids[-1], "子ども家庭", "yotaikyo_registered", "要支援児童", max(kids[-1].birth + 1, self.past(365, 14)))
+                    self.record(
+                        kids[-1],
+                        "子ども家庭",
+                        "yotaikyo_registered",
+                        "要支援児童",
+                        max(kids[-1].birth + 1, self.past(365, 14)),
+                    )
 
             return ("single_parent" if single else "couple_children"), [*members, *kids], registered
 
@@ -1127,7 +1170,10 @@ def generate_town(
 
     totals = {"households": 0, "persons": 0, "records": 0}  # rows written, broken ones included
     planted = dict.fromkeys(PATTERNS, 0)
-    files = {name: open_private(out_dir / f"{name}.csv", "w", encoding=encoding, newline="", buffering=1 << 20) for name in ("households", "persons", "records")}
+    files = {
+        name: open_private(out_dir / f"{name}.csv", "w", encoding=encoding, newline="", buffering=1 << 20)
+        for name in ("households", "persons", "records")
+    }
     try:
         writers = {name: csv.writer(f) for name, f in files.items()}
         writers["households"].writerow(HOUSEHOLD_COLUMNS)
@@ -1141,7 +1187,11 @@ def generate_town(
                 next_pid = builder.household(index, next_pid)
                 for number in bad_after.get(index, ()):
                     builder.bad_row(number, households)
-            for name, rows in (("households", builder.households), ("persons", builder.persons), ("records", builder.records)):
+            for name, rows in (
+                ("households", builder.households),
+                ("persons", builder.persons),
+                ("records", builder.records),
+            ):
                 writers[name].writerows(rows)
                 totals[name] += len(rows)
             for pattern, n in builder.planted.items():

@@ -5,26 +5,34 @@ late or never, cases close and relapse, and the gap audit runs at the end."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
-from engine.config.files import Config
-from engine.workflows.cycle import dispatch, nightly_cycle
-from engine.store.db import connect
-from engine.outbox.mail import FileTransport
-from datetime import timedelta
-
 from engine.casework.audit import run_audit
-from engine.screening.explain import explain
-from engine.demo.simulate import Simulation
+from engine.config.files import Config
 from engine.demo.generate import generate_town
+from engine.demo.simulate import Simulation
 from engine.intake.importer import import_dir
+from engine.outbox.mail import FileTransport
 from engine.rules.model import RuleSet
+from engine.screening.explain import explain
 from engine.screening.screen import screen
 from engine.screening.summary import render_summary, summary
+from engine.store.db import connect
+from engine.workflows.cycle import dispatch, nightly_cycle
 
 
-def run_demo(workspace: Path, rules: RuleSet, config: Config, *, households: int, seed: int, on: date, bad_rows: int = 5, days: int = 120) -> dict:
+def run_demo(
+    workspace: Path,
+    rules: RuleSet,
+    config: Config,
+    *,
+    households: int,
+    seed: int,
+    on: date,
+    bad_rows: int = 5,
+    days: int = 120,
+) -> dict:
     """Run the demo in `workspace`; return the JSON summary (with a readable `text`)."""
     town = workspace / "town"
     generated = generate_town(town, households, seed, today=on, bad_rows=bad_rows)
@@ -35,11 +43,17 @@ def run_demo(workspace: Path, rules: RuleSet, config: Config, *, households: int
     # the demo sends at once, whatever the day, and never through a real mail server
     sent = dispatch(conn, config, workspace, on, transport=FileTransport(workspace / "outbox"), force=True).send
     s = summary(conn, rules)  # the first night's screening (the span below imports a relapse extract)
-    story = Simulation(conn, workspace, rules, config, on, days, seed, FileTransport(workspace / "outbox")).run() if days else None
+    story = (
+        Simulation(conn, workspace, rules, config, on, days, seed, FileTransport(workspace / "outbox")).run()
+        if days
+        else None
+    )
     end = on + timedelta(days=days)
     report = run_audit(conn, config, end)
     life = lifecycle_counts(conn)
-    upcoming = conn.execute("SELECT meeting_id FROM meetings WHERE held_on >= ? ORDER BY held_on, start_time LIMIT 1", (end.isoformat(),)).fetchone()
+    upcoming = conn.execute(
+        "SELECT meeting_id FROM meetings WHERE held_on >= ? ORDER BY held_on, start_time LIMIT 1", (end.isoformat(),)
+    ).fetchone()
     example = conn.execute(
         "SELECT household_id FROM flags WHERE status = 'open' ORDER BY rule_id = '8050' DESC, household_id LIMIT 1"
     ).fetchone()
@@ -72,7 +86,11 @@ def run_demo(workspace: Path, rules: RuleSet, config: Config, *, households: int
         {
             "seed": seed,
             "screened_on": on.isoformat(),
-            "import": {"seq": imported.import_seq, "files": {k: v.model_dump() for k, v in imported.files.items()}, "report": str(imported.report_path) if imported.report_path else None},
+            "import": {
+                "seq": imported.import_seq,
+                "files": {k: v.model_dump() for k, v in imported.files.items()},
+                "report": str(imported.report_path) if imported.report_path else None,
+            },
             "screen": screened.model_dump(),
             "cases_opened": cycle.convene.cases_opened,
             "cases_routed": cycle.convene.cases_routed,
@@ -98,11 +116,16 @@ def run_demo(workspace: Path, rules: RuleSet, config: Config, *, households: int
 
 def lifecycle_counts(conn) -> dict:
     """What the span did, counted from the database (not from the simulation's own tallies)."""
-    one = lambda sql: conn.execute(sql).fetchone()[0]
+
+    def one(sql: str) -> int:
+        return conn.execute(sql).fetchone()[0]
+
     return {
         "reminders_sent": one("SELECT COUNT(*) FROM outbox WHERE kind = 'reminder' AND status = 'sent'"),
         "escalations": one("SELECT COUNT(*) FROM escalations"),
-        "reopened": one("SELECT COUNT(*) FROM audit_log WHERE (event = 'transition' AND to_status = 'reopened') OR event = 'relinked'"),
+        "reopened": one(
+            "SELECT COUNT(*) FROM audit_log WHERE (event = 'transition' AND to_status = 'reopened') OR event = 'relinked'"
+        ),
         "watch_checks": one("SELECT COUNT(*) FROM checkpoints WHERE kind = 'watch' AND asked_on IS NOT NULL"),
         "states": dict(conn.execute("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status").fetchall()),
     }

@@ -21,18 +21,18 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.support.business_days import Calendar
-from engine.casework.steps import owed_outcomes
-from engine.config.files import Config
-from engine.workflows.cycle import dispatch, nightly_cycle
 from engine.casework.handshake import accept, action_done, decline, record_contact
-from engine.intake.importer import import_dir
 from engine.casework.outcome import record_outcome
-from engine.support.private_files import open_private, write_private
-from engine.rules.model import RuleSet
+from engine.casework.steps import owed_outcomes
 from engine.casework.sweep import daily_sweep
 from engine.casework.watch import answer_checkpoint
+from engine.config.files import Config
+from engine.intake.importer import import_dir
+from engine.rules.model import RuleSet
+from engine.support import clock
+from engine.support.business_days import Calendar
+from engine.support.private_files import open_private, write_private
+from engine.workflows.cycle import dispatch, nightly_cycle
 
 ACTIONS = {
     "介護": "介護サービスの利用調整と訪問",
@@ -65,7 +65,17 @@ class Story(BaseModel):
 
 
 class Simulation:
-    def __init__(self, conn: sqlite3.Connection, workspace: Path, rules: RuleSet, config: Config, start: date, days: int, seed: int, transport):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        workspace: Path,
+        rules: RuleSet,
+        config: Config,
+        start: date,
+        days: int,
+        seed: int,
+        transport,
+    ):
         self.conn, self.workspace, self.rules, self.config = conn, Path(workspace), rules, config
         self.start, self.days, self.seed, self.transport = start, days, seed, transport
         self.end = start + timedelta(days=days)
@@ -110,7 +120,9 @@ class Simulation:
     # --- the coordinator ----------------------------------------------------------------------
     def coordinator(self, on: date) -> None:
         for case_id, meeting_id, held_on in owed_outcomes(self.conn, on.isoformat(), inclusive=True):
-            status, lead, kind = self.conn.execute("SELECT status, lead_agency_id, conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+            status, lead, kind = self.conn.execute(
+                "SELECT status, lead_agency_id, conference_type FROM cases WHERE case_id = ?", (case_id,)
+            ).fetchone()
             r = self.rng(f"outcome:{case_id}:{meeting_id}")
             held = date.fromisoformat(held_on)
             late = r.random() < 0.15 and held < self.end - timedelta(days=14)
@@ -127,16 +139,33 @@ class Simulation:
         x = r.random()
         first = status == "convened"
         if first and x < 0.06:
-            return {"decision": "suspend", "consent": "refused", "reason": "本人が現時点での支援を希望しないため", "review_on": (on + timedelta(days=r.randint(30, 60))).isoformat()}
+            return {
+                "decision": "suspend",
+                "consent": "refused",
+                "reason": "本人が現時点での支援を希望しないため",
+                "review_on": (on + timedelta(days=r.randint(30, 60))).isoformat(),
+            }
         if first and x < 0.14:
             return {"decision": "continue", "consent": "pending"}
         closing = (first and x < 0.40) or (not first and x < 0.5)
-        invited = [a for (a,) in self.conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role = 'lead' DESC, agency_id", (case_id,))]
+        invited = [
+            a
+            for (a,) in self.conn.execute(
+                "SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role = 'lead' DESC, agency_id",
+                (case_id,),
+            )
+        ]
         lead = lead or (invited[0] if invited else None)
         roles = []
         for agency in ([lead] + [a for a in invited if a != lead][:1]) if lead else []:
             silo = self.config.agencies[agency].silo
-            roles.append({"agency": agency, "action": ACTIONS.get(silo, "状況の確認"), "due": (on + timedelta(days=r.randint(7, 40))).isoformat()})
+            roles.append(
+                {
+                    "agency": agency,
+                    "action": ACTIONS.get(silo, "状況の確認"),
+                    "due": (on + timedelta(days=r.randint(7, 40))).isoformat(),
+                }
+            )
         body = {"decision": "close" if closing else "plan", "lead": lead, "consent": r.choice(["obtained", "pending"])}
         if closing:
             body["reason"] = "主担当機関による継続的な支援へ引継ぎ"
@@ -146,9 +175,9 @@ class Simulation:
 
     # --- the agencies -------------------------------------------------------------------------
     def agencies(self, on: date) -> None:
-        day = on.isoformat()
         for request_id, case_id, agency, requested_on in self.conn.execute(
-            "SELECT request_id, case_id, agency_id, requested_on FROM lead_requests WHERE status = 'pending' ORDER BY request_id").fetchall():
+            "SELECT request_id, case_id, agency_id, requested_on FROM lead_requests WHERE status = 'pending' ORDER BY request_id"
+        ).fetchall():
             r = self.rng(f"request:{request_id}")
             x = r.random()
             asked = date.fromisoformat(requested_on)
@@ -160,13 +189,24 @@ class Simulation:
             if on < when:
                 continue
             if 0.05 <= x < 0.15:
-                decline(self.conn, self.rules, self.config, case_id, "担当件数が上限に達しているため", on, f"{agency}(sim)", agency)
+                decline(
+                    self.conn,
+                    self.rules,
+                    self.config,
+                    case_id,
+                    "担当件数が上限に達しているため",
+                    on,
+                    f"{agency}(sim)",
+                    agency,
+                )
                 self.story.declined += 1
             else:
                 accept(self.conn, self.config, case_id, on, f"{agency}(sim)", agency)
                 self.story.accepted += 1
                 self.story.accepted_late += late
-        for action_id, due_on in self.conn.execute("SELECT action_id, due_on FROM case_actions WHERE status = 'open' ORDER BY action_id").fetchall():
+        for action_id, due_on in self.conn.execute(
+            "SELECT action_id, due_on FROM case_actions WHERE status = 'open' ORDER BY action_id"
+        ).fetchall():
             r = self.rng(f"action:{action_id}")
             x = r.random()
             due = date.fromisoformat(due_on)
@@ -179,7 +219,8 @@ class Simulation:
                 self.story.actions_done += 1
                 self.story.actions_late += on > due
         for checkpoint_id, case_id, asked_on in self.conn.execute(
-            "SELECT checkpoint_id, case_id, asked_on FROM checkpoints WHERE status = 'asked' ORDER BY checkpoint_id").fetchall():
+            "SELECT checkpoint_id, case_id, asked_on FROM checkpoints WHERE status = 'asked' ORDER BY checkpoint_id"
+        ).fetchall():
             r = self.rng(f"checkpoint:{checkpoint_id}")
             x = r.random()
             if x < 0.2:  # no answer: escalated; a lead that never logs contact also triggers the 90-day reopen
@@ -190,26 +231,41 @@ class Simulation:
             answer_checkpoint(self.conn, self.rules, self.config, case_id, result, on, "agency(sim)")
             self.story.watch_answers += 1
         # leads that keep in touch with a closed household log a contact about once a month
-        for case_id, lead, closed_on in self.conn.execute("SELECT case_id, lead_agency_id, closed_on FROM cases WHERE status = 'closed' ORDER BY case_id").fetchall():
+        for case_id, lead, closed_on in self.conn.execute(
+            "SELECT case_id, lead_agency_id, closed_on FROM cases WHERE status = 'closed' ORDER BY case_id"
+        ).fetchall():
             r = self.rng(f"contact:{case_id}:{closed_on}")
-            if r.random() < 0.55 and (on - date.fromisoformat(closed_on)).days % 30 == 29 and self.cal.is_business_day(on):
+            if (
+                r.random() < 0.55
+                and (on - date.fromisoformat(closed_on)).days % 30 == 29
+                and self.cal.is_business_day(on)
+            ):
                 record_contact(self.conn, self.config, case_id, lead, on, f"{lead}(sim)")
                 self.story.contacts += 1
 
     # --- a relapse in the silos' data -----------------------------------------------------------
     def relapse(self, on: date) -> None:
         """A new extract: a few households of closed cases are in arrears again (two kinds, 4 months)."""
-        hids = [h for (h,) in self.conn.execute(
-            "SELECT c.household_id FROM cases c WHERE c.status IN ('closed', 'archived') AND NOT EXISTS "
-            "(SELECT 1 FROM flags f WHERE f.household_id = c.household_id AND f.rule_id = 'multiple_arrears' AND f.status = 'open') ORDER BY c.case_id LIMIT 3")]
+        hids = [
+            h
+            for (h,) in self.conn.execute(
+                "SELECT c.household_id FROM cases c WHERE c.status IN ('closed', 'archived') AND NOT EXISTS "
+                "(SELECT 1 FROM flags f WHERE f.household_id = c.household_id AND f.rule_id = 'multiple_arrears' AND f.status = 'open') ORDER BY c.case_id LIMIT 3"
+            )
+        ]
         if not hids:
             return
         folder = self.workspace / "sim" / f"extract-{on.isoformat()}"
         marks = ",".join("?" * len(hids))
         tables = {
-            "households.csv": ("household_id,area,address", f"SELECT household_id, area, address FROM households WHERE household_id IN ({marks})"),
-            "persons.csv": ("person_id,household_id,name,kana,birth_date,sex,relationship,nationality",
-                            f"SELECT person_id, household_id, name, kana, birth_date, sex, relationship, nationality FROM persons WHERE household_id IN ({marks})"),
+            "households.csv": (
+                "household_id,area,address",
+                f"SELECT household_id, area, address FROM households WHERE household_id IN ({marks})",
+            ),
+            "persons.csv": (
+                "person_id,household_id,name,kana,birth_date,sex,relationship,nationality",
+                f"SELECT person_id, household_id, name, kana, birth_date, sex, relationship, nationality FROM persons WHERE household_id IN ({marks})",
+            ),
         }
         for name, (header, sql) in tables.items():
             with open_private(folder / name, "w", newline="", encoding="utf-8") as f:
@@ -221,7 +277,10 @@ class Simulation:
             w = csv.writer(f)
             w.writerow(["person_id", "source", "code", "value", "start_date", "end_date"])
             for hid in hids:
-                head = self.conn.execute("SELECT person_id FROM persons WHERE household_id = ? ORDER BY relationship != '世帯主', person_id LIMIT 1", (hid,)).fetchone()[0]
+                head = self.conn.execute(
+                    "SELECT person_id FROM persons WHERE household_id = ? ORDER BY relationship != '世帯主', person_id LIMIT 1",
+                    (hid,),
+                ).fetchone()[0]
                 w.writerow([head, "国保", "arrears", "kokuho:4", started, ""])
                 w.writerow([head, "水道", "arrears", "water:4", started, ""])
         import_dir(self.conn, folder, today=on)

@@ -100,7 +100,9 @@ def _where(offset: int, line: int, column: int | None) -> str:
     return f"line {line}, column {column}, byte offset {offset}" if column else f"line {line}, byte offset {offset}"
 
 
-def _decode_error(path: Path, encoding: str, how: str, offset: int, line: int, column: int | None, byte: int) -> FileRefused:
+def _decode_error(
+    path: Path, encoding: str, how: str, offset: int, line: int, column: int | None, byte: int
+) -> FileRefused:
     """Refusal of an undecodable file; `how`: "explicit" (--encoding), "cp932" (detected as CP932) or "neither"."""
     where = f"byte 0x{byte:02x} at {_where(offset, line, column)}"
     if how == "explicit":
@@ -186,7 +188,9 @@ def _nul_refusal(path: Path, chunk: bytes, done: int, offset: int, line: int, co
     """Why a file with a NUL byte (the first at `offset`, in `chunk`, read at `done`) cannot be imported."""
     fix = "save or convert it as CSV in UTF-8 or CP932"
     if done == 0 and chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return FileRefused(f"{path}: this is UTF-16 text (it starts with a UTF-16 byte order mark and has NUL bytes); {fix}")
+        return FileRefused(
+            f"{path}: this is UTF-16 text (it starts with a UTF-16 byte order mark and has NUL bytes); {fix}"
+        )
     nuls = chunk.count(b"\x00")
     if nuls > 1 and nuls * 100 > len(chunk):  # many: not text in a supported encoding at all
         return FileRefused(
@@ -300,7 +304,7 @@ class CsvFile:
             first = kept_first
             for lines in kept:
                 if first + len(lines) > line:
-                    rest.extend(lines[max(line - first, 0):])
+                    rest.extend(lines[max(line - first, 0) :])
                 first += len(lines)
             kept, kept_first = [rest], line
             return csv.reader(itertools.chain(rest, itertools.chain.from_iterable(chunks())), strict=True)
@@ -465,9 +469,9 @@ def _csv_error_reason(error: csv.Error, end: int | None = None) -> str:
             return f"read on, its value grows over {csv.field_size_limit():,} characters by line {end}"
         return f"read on to line {end}: {text}"
     if "unexpected end of data" in text:
-        return "a quoted value starting in this row is never closed: add the missing closing double quote (\")"
+        return 'a quoted value starting in this row is never closed: add the missing closing double quote (")'
     if "expected after" in text:
-        return f"malformed quoting ({text}): a double quote inside a quoted value must be doubled (\"\")"
+        return f'malformed quoting ({text}): a double quote inside a quoted value must be doubled ("")'
     if "field larger than field limit" in text:
         return f"a value is far too long (over {csv.field_size_limit():,} characters; the limit is {MAX_FIELD_CHARS:,})"
     return f"unreadable CSV row: {text}"
@@ -477,7 +481,7 @@ def _unclosed_reason(detail: str) -> str:
     """Why a row whose quoted value runs past its first line was cut back to that line."""
     return (
         f"a quoted value opened on this line is never closed on it ({detail}): add the missing closing"
-        " double quote (\") — or, if the value really contains line breaks, correct the rest of the row;"
+        ' double quote (") — or, if the value really contains line breaks, correct the rest of the row;'
         " the following lines were read as rows of their own"
     )
 

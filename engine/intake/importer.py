@@ -41,12 +41,12 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
-from engine.support import clock
 from engine.intake.csvio import CsvFile, FileRefused, Reject, did_you_mean, read_csv
-from engine.support.dates import DateError, parse_date
-from engine.store.db import current_import_seq
-from engine.support.private_files import open_private
 from engine.rules.loader import RELATIONSHIPS
+from engine.store.db import current_import_seq
+from engine.support import clock
+from engine.support.dates import DateError, parse_date
+from engine.support.private_files import open_private
 from engine.support.vocabulary import CODES, check_value, identity_part
 
 __all__ = ["FileSummary", "ImportRefused", "ImportResult", "Reject", "import_dir", "import_summary"]

@@ -18,7 +18,7 @@ import smtplib
 import socket
 import sqlite3
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -26,10 +26,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.papers.agenda import household_locked
 from engine.config.files import Agency, Config
+from engine.papers.agenda import household_locked
 from engine.store.lifecycle import Log
+from engine.support import clock
 from engine.support.private_files import write_private
 
 BACKOFF_MINUTES = (5, 15, 60, 240, 720)
@@ -91,7 +91,13 @@ def build_message(config: Config, key: str, subject: str, parts: dict, recipient
     msg.add_alternative(parts["html"], subtype="html")
     if parts.get("ics"):
         method = parts.get("ics_method", "REQUEST")
-        msg.add_attachment(parts["ics"].encode("utf-8"), maintype="text", subtype="calendar", filename="invite.ics" if method == "REQUEST" else "cancel.ics", params={"method": method})
+        msg.add_attachment(
+            parts["ics"].encode("utf-8"),
+            maintype="text",
+            subtype="calendar",
+            filename="invite.ics" if method == "REQUEST" else "cancel.ics",
+            params={"method": method},
+        )
     return msg
 
 
@@ -130,7 +136,9 @@ class SmtpTransport:
             conn.ehlo_or_helo_if_needed()  # a server refusing EHLO refuses the session: nothing waits on one message
             return conn
         except smtplib.SMTPAuthenticationError as err:
-            raise ServerUnavailable(f"the mail server refused the login ({err.smtp_code}): check the variables {s.username_env} and {s.password_env}") from err
+            raise ServerUnavailable(
+                f"the mail server refused the login ({err.smtp_code}): check the variables {s.username_env} and {s.password_env}"
+            ) from err
         except smtplib.SMTPResponseException as err:
             raise ServerUnavailable(f"the mail server refused the session: {err.smtp_code} {err.smtp_error!r}") from err
         except (OSError, smtplib.SMTPException) as err:
@@ -158,15 +166,23 @@ class SmtpTransport:
         """MAIL FROM, RCPT TO and the DATA command: nothing of the message has been sent yet."""
         conn = self.conn
         options = ["BODY=8BITMIME"] if conn.has_extn("8bitmime") else []  # the text parts are UTF-8, 8bit
-        steps = (("MAIL", lambda: conn.mail(sender, options), (250,)), ("RCPT", lambda: conn.rcpt(recipient), (250, 251)), ("DATA", lambda: conn.docmd("data"), (354,)))
+        steps = (
+            ("MAIL", lambda: conn.mail(sender, options), (250,)),
+            ("RCPT", lambda: conn.rcpt(recipient), (250, 251)),
+            ("DATA", lambda: conn.docmd("data"), (354,)),
+        )
         try:
             for command, step, ok in steps:
                 code, text = step()
                 if code not in ok:
                     self._drop()
                     raise _failure(code, text, f"at {command}")
-        except smtplib.SMTPResponseException as err:  # a reply smtplib could not read (checked first: it is an OSError too)
-            raise _NotHandedOver(f"unreadable reply from the server before the message was sent: {err.smtp_code} {err.smtp_error!r}") from err
+        except (
+            smtplib.SMTPResponseException
+        ) as err:  # a reply smtplib could not read (checked first: it is an OSError too)
+            raise _NotHandedOver(
+                f"unreadable reply from the server before the message was sent: {err.smtp_code} {err.smtp_error!r}"
+            ) from err
         except OSError as err:  # disconnected, timed out, reset (smtplib's errors are OSErrors)
             raise _NotHandedOver(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
 
@@ -210,8 +226,16 @@ def recipient(config: Config, agency_id: str) -> Agency | None:
     """The registry entry a message goes to: an agency of agencies.yaml, or the coordinator
     (lifecycle.yaml's coordinator_email). Nothing else can ever be a recipient."""
     if agency_id == "coordinator":
-        return Agency.model_construct(id="coordinator", name="多機関協働事業 コーディネーター", kind="多機関協働事業者", silo="", areas=("全域",),
-                      email=config.lifecycle.coordinator_email, member=True, capacity=1)
+        return Agency.model_construct(
+            id="coordinator",
+            name="多機関協働事業 コーディネーター",
+            kind="多機関協働事業者",
+            silo="",
+            areas=("全域",),
+            email=config.lifecycle.coordinator_email,
+            member=True,
+            capacity=1,
+        )
     return config.agencies.get(agency_id)
 
 
@@ -245,7 +269,9 @@ def _take_lock(conn: sqlite3.Connection, token: str, now: datetime) -> tuple[boo
         fresh = row is not None and datetime.fromisoformat(row[2]) > clock.now() - LOCK_STALE
         if row and fresh and (row[0] != host or _alive(row[1])):
             return False, False
-        conn.execute("INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, clock.stamp()))
+        conn.execute(
+            "INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, clock.stamp())
+        )
     return True, row is not None
 
 
@@ -260,10 +286,13 @@ def has_newer_version(conn: sqlite3.Connection, key: str) -> bool:
     if not sep or not version.isdigit():
         return False
     prefix = stem + ":v"
-    return conn.execute(
-        "SELECT 1 FROM outbox WHERE substr(message_key, 1, ?) = ? AND CAST(substr(message_key, ?) AS INTEGER) > ?",
-        (len(prefix), prefix, len(prefix) + 1, int(version)),
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM outbox WHERE substr(message_key, 1, ?) = ? AND CAST(substr(message_key, ?) AS INTEGER) > ?",
+            (len(prefix), prefix, len(prefix) + 1, int(version)),
+        ).fetchone()
+        is not None
+    )
 
 
 def _stale_reason(conn: sqlite3.Connection, config: Config, key: str, now: datetime) -> str | None:
@@ -282,7 +311,10 @@ def _stale_reason(conn: sqlite3.Connection, config: Config, key: str, now: datet
         if not row or row[0] != "pending":
             return "the request has been answered or withdrawn"
     if kind == "reminder":
-        row = conn.execute("SELECT a.status, a.due_on, c.household_id FROM case_actions a JOIN cases c ON c.case_id = a.case_id WHERE a.action_id = ?", (ref,)).fetchone()
+        row = conn.execute(
+            "SELECT a.status, a.due_on, c.household_id FROM case_actions a JOIN cases c ON c.case_id = a.case_id WHERE a.action_id = ?",
+            (ref,),
+        ).fetchone()
         if not row or row[0] != "open":
             return "the action is done or cancelled"
         if key.split(":")[2] == "due" and row[1] < tokyo_day:
@@ -313,12 +345,23 @@ def consent_current(conn: sqlite3.Connection, key: str, day: str) -> bool:
     if case_id is None:
         return False
     members: set[str] = set()
-    for (evidence,) in conn.execute("SELECT f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,)):
+    for (evidence,) in conn.execute(
+        "SELECT f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,)
+    ):
         members |= set(json.loads(evidence).get("members", []))
     if not members:
-        members = {p for (p,) in conn.execute("SELECT p.person_id FROM persons p JOIN cases c ON c.household_id = p.household_id WHERE c.case_id = ?", (case_id,))}
+        members = {
+            p
+            for (p,) in conn.execute(
+                "SELECT p.person_id FROM persons p JOIN cases c ON c.household_id = p.household_id WHERE c.case_id = ?",
+                (case_id,),
+            )
+        }
     return bool(members) and all(
-        conn.execute("SELECT 1 FROM records WHERE person_id = ? AND code = 'consent' AND start_date <= ? AND (end_date IS NULL OR end_date >= ?)", (pid, day, day)).fetchone()
+        conn.execute(
+            "SELECT 1 FROM records WHERE person_id = ? AND code = 'consent' AND start_date <= ? AND (end_date IS NULL OR end_date >= ?)",
+            (pid, day, day),
+        ).fetchone()
         for pid in members
     )
 
@@ -329,11 +372,16 @@ def _recover(conn: sqlite3.Connection) -> int:
     rows = conn.execute("SELECT message_key FROM outbox WHERE status = 'sending'").fetchall()
     with conn:
         for (key,) in rows:
-            conn.execute("UPDATE outbox SET status = ?, possible_duplicate = 1 WHERE message_key = ?", ("superseded" if has_newer_version(conn, key) else "pending", key))
+            conn.execute(
+                "UPDATE outbox SET status = ?, possible_duplicate = 1 WHERE message_key = ?",
+                ("superseded" if has_newer_version(conn, key) else "pending", key),
+            )
     return len(rows)
 
 
-def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, transport=None, now: datetime | None = None) -> SendResult:
+def send_pending(
+    conn: sqlite3.Connection, config: Config, workspace: Path, *, transport=None, now: datetime | None = None
+) -> SendResult:
     """Send every due message once; see the module docstring for the crash window."""
     now = now or clock.now()
     result = SendResult()
@@ -358,38 +406,76 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
         for i, (key, agency_id, subject, parts, attempts, members_only) in enumerate(due):
             agency = recipient(config, agency_id)
             if agency is None:
-                _mark(conn, key, "failed", attempts, f"agency '{agency_id}' is no longer in agencies.yaml: nobody to send to")
+                _mark(
+                    conn,
+                    key,
+                    "failed",
+                    attempts,
+                    f"agency '{agency_id}' is no longer in agencies.yaml: nobody to send to",
+                )
                 result.failed += 1
                 continue
             if members_only and not agency.member:
-                _mark(conn, key, "failed", attempts, f"{agency_id} is not a registered member of the 支援会議 in agencies.yaml: 支援会議 papers are not sent to it")
+                _mark(
+                    conn,
+                    key,
+                    "failed",
+                    attempts,
+                    f"{agency_id} is not a registered member of the 支援会議 in agencies.yaml: 支援会議 papers are not sent to it",
+                )
                 result.failed += 1
                 continue
-            if not agency.member and key.split(":")[0] in LIFECYCLE_KINDS and not consent_current(conn, key, now.astimezone(TOKYO).date().isoformat()):
-                _mark(conn, key, "failed", attempts, f"{agency_id} is not a registered member of the 支援会議 and the household's consent is not current: nothing about the case may be sent to it (社会福祉法106条の6)")
+            if (
+                not agency.member
+                and key.split(":")[0] in LIFECYCLE_KINDS
+                and not consent_current(conn, key, now.astimezone(TOKYO).date().isoformat())
+            ):
+                _mark(
+                    conn,
+                    key,
+                    "failed",
+                    attempts,
+                    f"{agency_id} is not a registered member of the 支援会議 and the household's consent is not current: nothing about the case may be sent to it (社会福祉法106条の6)",
+                )
                 result.failed += 1
                 continue
             stale = _stale_reason(conn, config, key, now)
             if stale:
                 with conn:
-                    conn.execute("UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending'", (stale, key))
+                    conn.execute(
+                        "UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending'",
+                        (stale, key),
+                    )
                 continue
             with conn:
-                conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token))
-                claimed = conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'", (key,)).rowcount
+                conn.execute(
+                    "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
+                )
+                claimed = conn.execute(
+                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
+                    (key,),
+                ).rowcount
             if not claimed:
                 continue  # superseded or sent meanwhile
             try:
                 message = build_message(config, key, subject, json.loads(parts), agency.email)
             except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
-                _mark(conn, key, "failed", attempts, f"the message cannot be built ({err}); check the names and places in conference.yaml and agencies.yaml, then `engine outbox --retry-failed`")
+                _mark(
+                    conn,
+                    key,
+                    "failed",
+                    attempts,
+                    f"the message cannot be built ({err}); check the names and places in conference.yaml and agencies.yaml, then `engine outbox --retry-failed`",
+                )
                 result.failed += 1
                 continue
             try:
                 transport.send(message, agency.email, key)
             except ServerUnavailable as err:
                 # nothing was handed over: not an attempt of this message; the whole run waits
-                _mark(conn, key, "pending", attempts, str(err), next_at=_utc(now + timedelta(minutes=BACKOFF_MINUTES[0])))
+                _mark(
+                    conn, key, "pending", attempts, str(err), next_at=_utc(now + timedelta(minutes=BACKOFF_MINUTES[0]))
+                )
                 result.deferred += len(due) - i
                 result.server_unavailable = str(err)
                 break
@@ -410,7 +496,10 @@ def send_pending(conn: sqlite3.Connection, config: Config, workspace: Path, *, t
                 result.failed += 1
                 continue
             with conn:
-                conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?", (clock.stamp(), agency.email, key))
+                conn.execute(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?",
+                    (clock.stamp(), agency.email, key),
+                )
                 _log_mail(conn, config, now, key, agency_id, "mail_sent", f"{agency.name}へ送信")
             result.sent += 1
     finally:
@@ -432,19 +521,29 @@ def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int,
     with conn:
         for key in wanted:
             if has_newer_version(conn, key):
-                superseded += conn.execute("UPDATE outbox SET status = 'superseded' WHERE message_key = ?", (key,)).rowcount
+                superseded += conn.execute(
+                    "UPDATE outbox SET status = 'superseded' WHERE message_key = ?", (key,)
+                ).rowcount
                 continue
-            queued += conn.execute("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ?", (key,)).rowcount
+            queued += conn.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ?",
+                (key,),
+            ).rowcount
     return queued, superseded
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _mark(conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None) -> None:
+def _mark(
+    conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None
+) -> None:
     with conn:
-        conn.execute("UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? WHERE message_key = ?", (status, attempts, error[:500], next_at, key))
+        conn.execute(
+            "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? WHERE message_key = ?",
+            (status, attempts, error[:500], next_at, key),
+        )
         if status == "failed":
             agency_id = conn.execute("SELECT agency_id FROM outbox WHERE message_key = ?", (key,)).fetchone()[0]
             _log_mail(conn, None, clock.now(), key, agency_id, "mail_failed", f"送信失敗: {error[:200]}")
@@ -458,14 +557,22 @@ def case_of(conn: sqlite3.Connection, key: str) -> tuple[str | None, str | None]
         return None, ref
     if kind == "routing":
         return ref, None
-    table = {"lead_request": ("lead_requests", "request_id"), "lead_withdrawn": ("lead_requests", "request_id"), "reminder": ("case_actions", "action_id"), "checkpoint": ("checkpoints", "checkpoint_id")}.get(kind)
+    table = {
+        "lead_request": ("lead_requests", "request_id"),
+        "lead_withdrawn": ("lead_requests", "request_id"),
+        "reminder": ("case_actions", "action_id"),
+        "checkpoint": ("checkpoints", "checkpoint_id"),
+    }.get(kind)
     if table and ref.isdigit():
         row = conn.execute(f"SELECT case_id FROM {table[0]} WHERE {table[1]} = ?", (int(ref),)).fetchone()
         return (row[0] if row else None), None
     return None, None
 
 
-def _log_mail(conn: sqlite3.Connection, config: Config | None, now: datetime, key: str, agency_id: str, event: str, reason: str) -> None:
+def _log_mail(
+    conn: sqlite3.Connection, config: Config | None, now: datetime, key: str, agency_id: str, event: str, reason: str
+) -> None:
     case_id, meeting_id = case_of(conn, key)
     Log(conn, now.astimezone(TOKYO).date(), "dispatch", config_hash=config.hash if config else None).event(
-        event, case_id=case_id, meeting_id=meeting_id, reason=reason, message_key=key, agency=agency_id)
+        event, case_id=case_id, meeting_id=meeting_id, reason=reason, message_key=key, agency=agency_id
+    )

@@ -19,11 +19,11 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.config.files import Config, ConferenceType
-from engine.support.dates import to_wareki
+from engine.config.files import ConferenceType, Config
 from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
+from engine.support import clock
+from engine.support.dates import to_wareki
 from engine.support.vocabulary import CODES, record_silos
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -117,13 +117,20 @@ def current_records(hh: Household, on_iso: str):
                     yield p, r
 
 
-def silo_facts(hh: Household, silo: str, on_iso: str, only: set[str] | None = None, *, age_iso: str | None = None) -> list[Fact]:
+def silo_facts(
+    hh: Household, silo: str, on_iso: str, only: set[str] | None = None, *, age_iso: str | None = None
+) -> list[Fact]:
     """Only the records that belong to `silo` (an agency sees what its own silo holds), and with
     `only`, only those of these persons (in a 重層的支援会議: the persons who consented).
     Ages are taken on `age_iso` (the meeting day), so a birthday does not make a new version."""
     labels = member_labels(hh, age_iso or on_iso)
     return [
-        Fact(member=labels[p.person_id], title=CODES[r.code].title, value=_value(r.code, r.value), since=f"{int(r.start[:4])}年{int(r.start[5:7])}月")
+        Fact(
+            member=labels[p.person_id],
+            title=CODES[r.code].title,
+            value=_value(r.code, r.value),
+            since=f"{int(r.start[:4])}年{int(r.start[5:7])}月",
+        )
         for p, r in current_records(hh, on_iso)
         if silo in record_silos(r.code, r.value) and (only is None or p.person_id in only)
     ]
@@ -137,12 +144,23 @@ def household_locked(conn: sqlite3.Connection, config: Config, household_id: str
     """The DV lock of a household, whichever case it is in: an open locked flag (DV) or a current
     record of a locked code (DV support measure)."""
     flags, codes = config.conference.locked_flags, config.conference.locked_codes
-    if flags and conn.execute(f"SELECT 1 FROM flags WHERE household_id = ? AND status = 'open' AND rule_id IN ({','.join('?' * len(flags))})", (household_id, *flags)).fetchone():
+    if (
+        flags
+        and conn.execute(
+            f"SELECT 1 FROM flags WHERE household_id = ? AND status = 'open' AND rule_id IN ({','.join('?' * len(flags))})",
+            (household_id, *flags),
+        ).fetchone()
+    ):
         return True
-    return bool(codes) and conn.execute(
-        f"SELECT 1 FROM persons p CROSS JOIN records r ON r.person_id = p.person_id WHERE p.household_id = ? AND r.code IN ({','.join('?' * len(codes))}) "
-        "AND r.start_date <= ? AND (r.end_date IS NULL OR r.end_date >= ?)", (household_id, *codes, on_iso, on_iso),
-    ).fetchone() is not None
+    return (
+        bool(codes)
+        and conn.execute(
+            f"SELECT 1 FROM persons p CROSS JOIN records r ON r.person_id = p.person_id WHERE p.household_id = ? AND r.code IN ({','.join('?' * len(codes))}) "
+            "AND r.start_date <= ? AND (r.end_date IS NULL OR r.end_date >= ?)",
+            (household_id, *codes, on_iso, on_iso),
+        ).fetchone()
+        is not None
+    )
 
 
 def _value(code: str, value: str) -> str:
@@ -172,9 +190,18 @@ def discussion(config: Config, rules_ids: list[str], kind: ConferenceType) -> li
     return points
 
 
-def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, meeting_id: str, on: date, households: dict[str, Household] | None = None) -> MeetingPapers:
+def meeting_papers(
+    conn: sqlite3.Connection,
+    rules: RuleSet,
+    config: Config,
+    meeting_id: str,
+    on: date,
+    households: dict[str, Household] | None = None,
+) -> MeetingPapers:
     """Build every agency's agenda and the coordinator's version for one meeting."""
-    kind, held_on, start, place = conn.execute("SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone()
+    kind, held_on, start, place = conn.execute(
+        "SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (meeting_id,)
+    ).fetchone()
     cases = conn.execute(
         "SELECT c.case_id, c.household_id, h.area, c.severity, c.lead_agency_id, c.lead_reason, c.conference_basis, c.lead_reason_shared FROM cases c "
         "JOIN households h ON h.household_id = c.household_id WHERE c.meeting_id = ? AND c.is_open = 1 AND c.status != 'routed' ORDER BY c.case_id",
@@ -186,26 +213,38 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
     name = config.name_of(kind)
     day = date.fromisoformat(held_on)
     header = dict(
-        meeting_id=meeting_id, conference_type=kind, conference_name=name, held_on=held_on, held_on_wareki=to_wareki(day) + f"（{'月火水木金土日'[day.weekday()]}）",
-        start_time=start, start_ics=f"{held_on.replace('-', '')}T{start.replace(':', '')}00", place=place,
+        meeting_id=meeting_id,
+        conference_type=kind,
+        conference_name=name,
+        held_on=held_on,
+        held_on_wareki=to_wareki(day) + f"（{'月火水木金土日'[day.weekday()]}）",
+        start_time=start,
+        start_ics=f"{held_on.replace('-', '')}T{start.replace(':', '')}00",
+        place=place,
         notice=NOTICE_106.format(name=name) if kind == "support" else None,
-        sender=config.mail.sender, sender_name=config.name_of("support") + "事務局",
+        sender=config.mail.sender,
+        sender_name=config.name_of("support") + "事務局",
     )
     per_agency: dict[str, list[CaseItem]] = {}
     locked: dict[str, int] = {}
     coordinator_cases = []
     for case_id, hid, area, severity, lead_id, lead_reason, basis, shared_reason in cases:
         flag_rows = conn.execute(
-            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ? ORDER BY f.status = 'open' DESC, f.rule_id", (case_id,)
+            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ? ORDER BY f.status = 'open' DESC, f.rule_id",
+            (case_id,),
         ).fetchall()
         rule_ids = sorted({r[0] for r in flag_rows})
         hh = households[hid]
-        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags)) or household_locked(conn, config, hid, on_iso)
+        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags)) or household_locked(
+            conn, config, hid, on_iso
+        )
         only = consenting(hh, on_iso) if kind == "multi" else None
         titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
         points = discussion(config, rule_ids, kind)
-        roles = conn.execute("SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)).fetchall()
+        roles = conn.execute(
+            "SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)
+        ).fetchall()
         for agency_id, role in roles:
             agency = config.agencies.get(agency_id)
             if agency is None or (kind == "support" and not agency.member):
@@ -214,17 +253,42 @@ def meeting_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, mee
                 locked[agency_id] = locked.get(agency_id, 0) + 1
                 per_agency.setdefault(agency_id, [])
                 continue
-            per_agency.setdefault(agency_id, []).append(CaseItem(
-                case_id=case_id, role=ROLE.get(role, role), urgent=severity == "urgent", flag_titles=titles,
-                facts=silo_facts(hh, agency.silo, on_iso, only, age_iso=held_on), lead_name=lead_name, lead_reason=shared_reason or "", discussion=points,
-            ))
-        coordinator_cases.append(dict(
-            case_id=case_id, household_id=hid, area=area, locked=is_locked, flag_titles=titles, basis=basis, lead_name=lead_name,
-            lead_reason=lead_reason or "", discussion=points, agencies=[config.agencies[a].name + f"（{ROLE.get(r, r)}）" for a, r in roles if a in config.agencies],
-            members=_coordinator_members(conn, hh, on_iso),
-        ))
+            per_agency.setdefault(agency_id, []).append(
+                CaseItem(
+                    case_id=case_id,
+                    role=ROLE.get(role, role),
+                    urgent=severity == "urgent",
+                    flag_titles=titles,
+                    facts=silo_facts(hh, agency.silo, on_iso, only, age_iso=held_on),
+                    lead_name=lead_name,
+                    lead_reason=shared_reason or "",
+                    discussion=points,
+                )
+            )
+        coordinator_cases.append(
+            dict(
+                case_id=case_id,
+                household_id=hid,
+                area=area,
+                locked=is_locked,
+                flag_titles=titles,
+                basis=basis,
+                lead_name=lead_name,
+                lead_reason=lead_reason or "",
+                discussion=points,
+                agencies=[config.agencies[a].name + f"（{ROLE.get(r, r)}）" for a, r in roles if a in config.agencies],
+                members=_coordinator_members(conn, hh, on_iso),
+            )
+        )
     agendas = [
-        Agenda(**header, agency_id=a, agency_name=config.agencies[a].name, silo=config.agencies[a].silo, cases=items, locked_count=locked.get(a, 0))
+        Agenda(
+            **header,
+            agency_id=a,
+            agency_name=config.agencies[a].name,
+            silo=config.agencies[a].silo,
+            cases=items,
+            locked_count=locked.get(a, 0),
+        )
         for a, items in sorted(per_agency.items())
     ]
     return MeetingPapers(header=header, agendas=agendas, coordinator=dict(header, cases=coordinator_cases))
@@ -239,11 +303,23 @@ def withdrawn_agenda(papers: MeetingPapers, config: Config, agency_id: str) -> A
 def _coordinator_members(conn: sqlite3.Connection, hh: Household, on_iso: str) -> list[dict]:
     """Members with names and every current record — for the local coordinator version only."""
     labels = member_labels(hh, on_iso)
-    names = dict(conn.execute(f"SELECT person_id, name FROM persons WHERE household_id = ?", (hh.household_id,)).fetchall())
+    names = dict(
+        conn.execute("SELECT person_id, name FROM persons WHERE household_id = ?", (hh.household_id,)).fetchall()
+    )
     records: dict[str, list[str]] = {}
     for p, r in current_records(hh, on_iso):
-        records.setdefault(p.person_id, []).append(f"{CODES[r.code].title} {_value(r.code, r.value)}（{r.start}〜）".replace(" （", "（"))
-    return [dict(person_id=p.person_id, name=names.get(p.person_id) or "", label=labels[p.person_id], records=records.get(p.person_id, [])) for p in sorted(hh.persons, key=lambda p: p.person_id)]
+        records.setdefault(p.person_id, []).append(
+            f"{CODES[r.code].title} {_value(r.code, r.value)}（{r.start}〜）".replace(" （", "（")
+        )
+    return [
+        dict(
+            person_id=p.person_id,
+            name=names.get(p.person_id) or "",
+            label=labels[p.person_id],
+            records=records.get(p.person_id, []),
+        )
+        for p in sorted(hh.persons, key=lambda p: p.person_id)
+    ]
 
 
 def render_agenda(env: jinja2.Environment, agenda: Agenda) -> dict[str, str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from engine.papers.agenda import environment
 from engine.config.files import Config
+from engine.papers.agenda import environment
 from engine.papers.write import queue
 
 COORDINATOR = "coordinator"  # the recipient id of the 多機関協働事業者 (mail address in lifecycle.yaml)
@@ -33,7 +33,13 @@ def recipient_name(config: Config, recipient: str) -> str:
 def queue_notice(conn, config: Config, notice: Notice) -> bool:
     """Queue the notice unless its key was queued before; True if queued now."""
     env = environment(config)
-    view = notice.model_dump() | {"recipient_name": recipient_name(config, notice.recipient), "sender_name": config.name_of("support") + "事務局"}
-    parts = {"text": env.get_template("notice.txt.j2").render(n=view), "html": env.get_template("notice.html.j2").render(n=view)}
+    view = notice.model_dump() | {
+        "recipient_name": recipient_name(config, notice.recipient),
+        "sender_name": config.name_of("support") + "事務局",
+    }
+    parts = {
+        "text": env.get_template("notice.txt.j2").render(n=view),
+        "html": env.get_template("notice.html.j2").render(n=view),
+    }
     subject = f"【{notice.title}】" + (f"事案 {notice.case_id}" if notice.case_id else notice.key.split(":", 1)[-1])
     return queue(conn, key=notice.key, kind=notice.kind, agency_id=notice.recipient, subject=subject, parts=parts)

@@ -15,12 +15,19 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.papers.agenda import environment, meeting_papers, render_agenda, render_coordinator, silo_facts, withdrawn_agenda
 from engine.config.files import Config
-from engine.support.private_files import write_private
+from engine.papers.agenda import (
+    environment,
+    meeting_papers,
+    render_agenda,
+    render_coordinator,
+    silo_facts,
+    withdrawn_agenda,
+)
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
+from engine.support import clock
+from engine.support.private_files import write_private
 
 COORDINATOR = "coordinator"
 
@@ -38,21 +45,46 @@ def now_iso() -> str:
 
 
 def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[int, str | None]:
-    row = conn.execute("SELECT version, content_hash FROM agendas WHERE meeting_id = ? AND agency_id = ? ORDER BY version DESC LIMIT 1", (meeting_id, agency_id)).fetchone()
+    row = conn.execute(
+        "SELECT version, content_hash FROM agendas WHERE meeting_id = ? AND agency_id = ? ORDER BY version DESC LIMIT 1",
+        (meeting_id, agency_id),
+    ).fetchone()
     return (row[0], row[1]) if row else (0, None)
 
 
-def queue(conn: sqlite3.Connection, *, key: str, kind: str, agency_id: str, subject: str, parts: dict, members_only: bool = False, content_hash: str | None = None) -> bool:
+def queue(
+    conn: sqlite3.Connection,
+    *,
+    key: str,
+    kind: str,
+    agency_id: str,
+    subject: str,
+    parts: dict,
+    members_only: bool = False,
+    content_hash: str | None = None,
+) -> bool:
     cur = conn.execute(
         "INSERT OR IGNORE INTO outbox (message_key, kind, agency_id, subject, parts, status, queued_at, members_only, content_hash) VALUES (?,?,?,?,?,'pending',?,?,?)",
-        (key, kind, agency_id, subject, json.dumps(parts, ensure_ascii=False), now_iso(), int(members_only), content_hash),
+        (
+            key,
+            kind,
+            agency_id,
+            subject,
+            json.dumps(parts, ensure_ascii=False),
+            now_iso(),
+            int(members_only),
+            content_hash,
+        ),
     )
     return cur.rowcount == 1
 
 
 def supersede_pending(conn: sqlite3.Connection, prefix: str) -> None:
     """Older versions not sent yet are replaced by the one about to be queued."""
-    conn.execute("UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND substr(message_key, 1, ?) = ?", (len(prefix), prefix))
+    conn.execute(
+        "UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND substr(message_key, 1, ?) = ?",
+        (len(prefix), prefix),
+    )
 
 
 def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
@@ -60,13 +92,21 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
     env = environment(config)
     result = PapersResult()
     # meetings with cases, and meetings whose agencies hold an agenda that may now be out of date
-    meetings = [r[0] for r in conn.execute(
-        "SELECT m.meeting_id FROM meetings m WHERE m.held_on >= ? AND (EXISTS (SELECT 1 FROM cases c WHERE c.meeting_id = m.meeting_id AND c.is_open = 1) "
-        "OR EXISTS (SELECT 1 FROM agendas a WHERE a.meeting_id = m.meeting_id)) ORDER BY m.held_on, m.start_time, m.meeting_id", (on.isoformat(),)
-    )]
-    hids = [r[0] for r in conn.execute(
-        "SELECT c.household_id FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND m.held_on >= ?", (on.isoformat(),)
-    )]
+    meetings = [
+        r[0]
+        for r in conn.execute(
+            "SELECT m.meeting_id FROM meetings m WHERE m.held_on >= ? AND (EXISTS (SELECT 1 FROM cases c WHERE c.meeting_id = m.meeting_id AND c.is_open = 1) "
+            "OR EXISTS (SELECT 1 FROM agendas a WHERE a.meeting_id = m.meeting_id)) ORDER BY m.held_on, m.start_time, m.meeting_id",
+            (on.isoformat(),),
+        )
+    ]
+    hids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT c.household_id FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND m.held_on >= ?",
+            (on.isoformat(),),
+        )
+    ]
     households = {hh.household_id: hh for hh in load_households(conn, hids, on)}
     with conn:
         for meeting_id in meetings:
@@ -77,12 +117,27 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
             # an agency that no longer has a case here: told so only if it was sent an agenda;
             # an unsent one is simply withdrawn
             prefix = f"agenda:{meeting_id}:"
-            reached = {a for (a,) in conn.execute(
-                "SELECT DISTINCT agency_id FROM outbox WHERE substr(message_key, 1, ?) = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)", (len(prefix), prefix))}
-            for (a,) in conn.execute("SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != ? ORDER BY agency_id", (meeting_id, COORDINATOR)).fetchall():
+            reached = {
+                a
+                for (a,) in conn.execute(
+                    "SELECT DISTINCT agency_id FROM outbox WHERE substr(message_key, 1, ?) = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)",
+                    (len(prefix), prefix),
+                )
+            }
+            for (a,) in conn.execute(
+                "SELECT DISTINCT agency_id FROM agendas WHERE meeting_id = ? AND agency_id != ? ORDER BY agency_id",
+                (meeting_id, COORDINATOR),
+            ).fetchall():
                 if a not in current and a not in reached:
-                    conn.execute("UPDATE outbox SET status = 'superseded' WHERE status IN ('pending', 'failed') AND agency_id = ? AND substr(message_key, 1, ?) = ?", (a, len(prefix), prefix))
-            gone = [withdrawn_agenda(papers, config, a) for a in sorted(reached) if a not in current and a in config.agencies]
+                    conn.execute(
+                        "UPDATE outbox SET status = 'superseded' WHERE status IN ('pending', 'failed') AND agency_id = ? AND substr(message_key, 1, ?) = ?",
+                        (a, len(prefix), prefix),
+                    )
+            gone = [
+                withdrawn_agenda(papers, config, a)
+                for a in sorted(reached)
+                if a not in current and a in config.agencies
+            ]
             for agenda in papers.agendas + gone:
                 version, digest = latest(conn, meeting_id, agenda.agency_id)
                 if digest == agenda.content_hash():
@@ -92,20 +147,33 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
                 stem = f"{agenda.agency_id}.v{agenda.version}"
                 for part, ext in (("text", "txt"), ("html", "html"), ("ics", "ics")):
                     write_private(workspace / folder / f"{stem}.{ext}", parts[part])
-                conn.execute("INSERT INTO agendas VALUES (?,?,?,?,?,?)", (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), now_iso(), str(folder)))
+                conn.execute(
+                    "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
+                    (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), now_iso(), str(folder)),
+                )
                 supersede_pending(conn, f"agenda:{meeting_id}:{agenda.agency_id}:v")
                 subject = f"【{agenda.conference_name}】{agenda.held_on} {agenda.start_time} 議題 {meeting_id}（第{agenda.version}版）"
                 result.agendas += 1
                 result.messages_queued += queue(
-                    conn, key=f"agenda:{meeting_id}:{agenda.agency_id}:v{agenda.version}", kind="agenda", agency_id=agenda.agency_id,
-                    subject=subject, parts=parts, members_only=agenda.conference_type == "support",
+                    conn,
+                    key=f"agenda:{meeting_id}:{agenda.agency_id}:v{agenda.version}",
+                    kind="agenda",
+                    agency_id=agenda.agency_id,
+                    subject=subject,
+                    parts=parts,
+                    members_only=agenda.conference_type == "support",
                 )
             html = render_coordinator(env, papers)
-            digest = hashlib.sha256(json.dumps(papers.coordinator, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            digest = hashlib.sha256(
+                json.dumps(papers.coordinator, ensure_ascii=False, sort_keys=True, default=str).encode()
+            ).hexdigest()[:16]
             version, previous = latest(conn, meeting_id, COORDINATOR)
             if previous != digest:
                 write_private(workspace / folder / f"{COORDINATOR}.v{version + 1}.html", html)
-                conn.execute("INSERT INTO agendas VALUES (?,?,?,?,?,?)", (meeting_id, COORDINATOR, version + 1, digest, now_iso(), str(folder)))
+                conn.execute(
+                    "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
+                    (meeting_id, COORDINATOR, version + 1, digest, now_iso(), str(folder)),
+                )
                 result.coordinator_versions += 1
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
     return result
@@ -114,7 +182,9 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
 def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, env) -> int:
     """A notice to the owner of the silo conference for each routed case, and a new version when
     the flags it reports change (a new problem within the silo conference's remit)."""
-    rows = conn.execute("SELECT c.case_id, c.household_id, c.routed_to, c.opened_on FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id").fetchall()
+    rows = conn.execute(
+        "SELECT c.case_id, c.household_id, c.routed_to, c.opened_on FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id"
+    ).fetchall()
     if not rows:
         return 0
     households = {hh.household_id: hh for hh in load_households(conn, [r[1] for r in rows], on)}
@@ -124,12 +194,24 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         owner = config.agencies.get(owner_id)
         if owner is None:
             continue
-        rule_ids = sorted({r[0] for r in conn.execute("SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,))})
+        rule_ids = sorted(
+            {
+                r[0]
+                for r in conn.execute(
+                    "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?",
+                    (case_id,),
+                )
+            }
+        )
         routing = routing_by_owner.get(owner.kind)
         view = dict(
-            case_id=case_id, agency_name=owner.name, conference=routing.conference if routing else owner.kind,
+            case_id=case_id,
+            agency_name=owner.name,
+            conference=routing.conference if routing else owner.kind,
             flag_titles=[rules.flags[r].title for r in rule_ids if r in rules.flags],
-            facts=[f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat(), age_iso=opened_on)],  # ages as of the first notice
+            facts=[
+                f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat(), age_iso=opened_on)
+            ],  # ages as of the first notice
             sender_name=config.name_of("support") + "事務局",
         )
         digest = hashlib.sha256(json.dumps(view, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
@@ -140,9 +222,23 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         ).fetchone()
         if last and last[1] == digest:
             continue
-        version = int(last[0][len(prefix):]) + 1 if last else 1
-        parts = {"text": env.get_template("routing.txt.j2").render(r=view), "html": env.get_template("routing.html.j2").render(r=view)}
-        subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}" + (f"（第{version}報）" if version > 1 else "")
+        version = int(last[0][len(prefix) :]) + 1 if last else 1
+        parts = {
+            "text": env.get_template("routing.txt.j2").render(r=view),
+            "html": env.get_template("routing.html.j2").render(r=view),
+        }
+        subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}" + (
+            f"（第{version}報）" if version > 1 else ""
+        )
         supersede_pending(conn, prefix)
-        queued += queue(conn, key=f"{prefix}{version}", kind="routing", agency_id=owner_id, subject=subject, parts=parts, members_only=True, content_hash=digest)
+        queued += queue(
+            conn,
+            key=f"{prefix}{version}",
+            kind="routing",
+            agency_id=owner_id,
+            subject=subject,
+            parts=parts,
+            members_only=True,
+            content_hash=digest,
+        )
     return queued

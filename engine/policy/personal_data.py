@@ -27,7 +27,9 @@ def personal_tokens(conn: sqlite3.Connection, household_id: str) -> tuple[set[st
     address), and their birth dates."""
     out: set[str] = set()
     births: set[date] = set()
-    for name, kana, birth in conn.execute("SELECT name, kana, birth_date FROM persons WHERE household_id = ?", (household_id,)):
+    for name, kana, birth in conn.execute(
+        "SELECT name, kana, birth_date FROM persons WHERE household_id = ?", (household_id,)
+    ):
         for text in (name, kana, hiragana(kana or "")):
             if text:
                 out.add(normalise(text))
@@ -36,13 +38,15 @@ def personal_tokens(conn: sqlite3.Connection, household_id: str) -> tuple[set[st
                     out |= {normalise(part)} if len(part) >= 2 else {normalise(part + h) for h in HONORIFICS}
         if birth:
             births.add(date.fromisoformat(birth))
-    (address,) = conn.execute("SELECT address FROM households WHERE household_id = ?", (household_id,)).fetchone() or (None,)
+    (address,) = conn.execute("SELECT address FROM households WHERE household_id = ?", (household_id,)).fetchone() or (
+        None,
+    )
     if address:
         flat = normalise(address)
         out.add(flat)
         # the street part without the town's name (港4丁目16-7), if it says more than a number
         for m in re.finditer(r"[市区町村郡]", flat):
-            rest = flat[m.end():]
+            rest = flat[m.end() :]
             if len(rest) >= 4 and not rest.isdigit():
                 out.add(rest)
     return {t for t in out if t}, births

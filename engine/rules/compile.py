@@ -132,7 +132,16 @@ class Compiled:
         zeros = dict.fromkeys(self.atoms.values(), 0)
         facts = []
         for p in household.persons:
-            f = {"id": p.person_id, "sid": sid, "t": "p", "a": age_on(p.birth, ctx.iso), "r": p.relationship, "s": p.sex, "f": int(is_foreign(p.nationality)), **zeros}
+            f = {
+                "id": p.person_id,
+                "sid": sid,
+                "t": "p",
+                "a": age_on(p.birth, ctx.iso),
+                "r": p.relationship,
+                "s": p.sex,
+                "f": int(is_foreign(p.nationality)),
+                **zeros,
+            }
             for code, recs in p.records.items():
                 for name, match in by_code.get(code, ()):
                     f[name] = sum(1 for r in recs if match(r))

@@ -8,9 +8,9 @@ Dates are kept as ISO strings: comparing them as text is comparing them as dates
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable, Iterable, Iterator
 
 from engine.rules.model import FOREIGN_EXCLUDED, Record
 from engine.support.vocabulary import CODES, level_rank, parse_arrears, record_silos
@@ -106,7 +106,9 @@ class Context:
 
     def since(self, within_months: int) -> str:
         if within_months not in self._since:
-            self._since[within_months] = months_before(self.on, within_months).isoformat() if within_months else self.iso
+            self._since[within_months] = (
+                months_before(self.on, within_months).isoformat() if within_months else self.iso
+            )
         return self._since[within_months]
 
     def matcher(self, atom: Record) -> Callable[[Rec], bool]:

@@ -10,8 +10,9 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -26,7 +27,6 @@ from engine.rules.model import (
     HNot,
     HouseholdSize,
     Indicator,
-    leaves,
     Member,
     PAll,
     PAny,
@@ -36,6 +36,7 @@ from engine.rules.model import (
     RuleSet,
     Sex,
     SilosTouched,
+    leaves,
 )
 from engine.support.vocabulary import CODES, ORDERED_TYPES, SILOS, level_rank
 
@@ -85,7 +86,9 @@ class _Bad(Exception):
 # --- reading YAML safely (shared with engine.support.yamlfile) ------------------------------------
 MAX_YAML_DEPTH = 50  # lists and mappings inside each other; no configuration comes near it
 MAX_CONDITION_DEPTH = 20  # all/any/not inside each other in a rule's `when:` (documented in README)
-CONDITION_DEPTH_HINT = "simplify the condition: `not: {not: X}` is just X, and an `all:` inside an `all:` can be merged into it"
+CONDITION_DEPTH_HINT = (
+    "simplify the condition: `not: {not: X}` is just X, and an `all:` inside an `all:` can be merged into it"
+)
 
 
 class YamlRefused(Exception):
@@ -102,8 +105,10 @@ class YamlRefused(Exception):
 
     @property
     def path(self) -> tuple:
-        return tuple(index.value if isinstance(index, yaml.ScalarNode) else index if isinstance(index, int) else "?"
-                     for _, index in self.steps)
+        return tuple(
+            index.value if isinstance(index, yaml.ScalarNode) else index if isinstance(index, int) else "?"
+            for _, index in self.steps
+        )
 
     def parent(self, i: int) -> yaml.Node | None:
         """The node holding the i-th element of `path`."""
@@ -122,14 +127,24 @@ class _Composer(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             anchored = self.anchors.get(event.anchor)
-            where = f" (the value marked &{event.anchor} on line {anchored.start_mark.line + 1})" if anchored is not None else ""
-            raise YamlRefused(event.start_mark, self._trail + [(parent, index)],
-                              f"aliases are not supported: *{event.anchor} would repeat another value{where}",
-                              "write the value out in full where it is needed")
+            where = (
+                f" (the value marked &{event.anchor} on line {anchored.start_mark.line + 1})"
+                if anchored is not None
+                else ""
+            )
+            raise YamlRefused(
+                event.start_mark,
+                self._trail + [(parent, index)],
+                f"aliases are not supported: *{event.anchor} would repeat another value{where}",
+                "write the value out in full where it is needed",
+            )
         if len(self._trail) >= MAX_YAML_DEPTH:
-            raise YamlRefused(self.peek_event().start_mark, self._trail + [(parent, index)],
-                              f"nested too deeply: more than {MAX_YAML_DEPTH} levels of lists and mappings inside each other",
-                              "check for unclosed or repeated brackets; no setting needs this much nesting")
+            raise YamlRefused(
+                self.peek_event().start_mark,
+                self._trail + [(parent, index)],
+                f"nested too deeply: more than {MAX_YAML_DEPTH} levels of lists and mappings inside each other",
+                "check for unclosed or repeated brackets; no setting needs this much nesting",
+            )
         self._trail.append((parent, index))
         try:
             return super().compose_node(parent, index)
@@ -151,7 +166,7 @@ def key_problem(key: yaml.Node) -> str | None:
     if isinstance(key, yaml.ScalarNode):
         return None
     mark, end = key.start_mark, key.end_mark
-    text = mark.buffer[mark.index:end.index] if mark.buffer is not None and end is not None else ""
+    text = mark.buffer[mark.index : end.index] if mark.buffer is not None and end is not None else ""
     text = " ".join(text.split())
     text = text if len(text) <= 40 else text[:39] + "…"
     kind = "list" if isinstance(key, yaml.SequenceNode) else "mapping"
@@ -189,7 +204,11 @@ def _mapping(node: yaml.Node, field: str, what: str) -> list[tuple[str, yaml.Nod
             raise _Bad(k, field, bad_key, "write `name: value`")
         key = str(_scalar(k, field))
         if key in seen:
-            raise _Bad(k, f"{field}.{key}".lstrip("."), f"duplicate key '{key}' (also on line {seen[key]}): the second would silently replace the first")
+            raise _Bad(
+                k,
+                f"{field}.{key}".lstrip("."),
+                f"duplicate key '{key}' (also on line {seen[key]}): the second would silently replace the first",
+            )
         seen[key] = k.start_mark.line + 1
         out.append((key, k, v))
     return out
@@ -226,7 +245,9 @@ def _texts(node: yaml.Node, field: str) -> tuple[str, ...]:
         if tag_problem(node):
             raise _Bad(node, field, tag_problem(node), "remove the tag")
         if not node.value:
-            raise _Bad(node, field, "an empty list matches nothing (or, for value, everything): list at least one value")
+            raise _Bad(
+                node, field, "an empty list matches nothing (or, for value, everything): list at least one value"
+            )
         return tuple(_text(n, field) for n in node.value)
     return (_text(node, field),)
 
@@ -239,7 +260,9 @@ def _range(node: yaml.Node, field: str, maximum: int = 1_000) -> tuple[int | Non
         elif key == "max":
             hi = _int(vnode, f"{field}.max", maximum=maximum)
         else:
-            raise _Bad(knode, f"{field}.{key}", f"unknown key '{key}' (use min and/or max)", did_you_mean(key, ("min", "max")))
+            raise _Bad(
+                knode, f"{field}.{key}", f"unknown key '{key}' (use min and/or max)", did_you_mean(key, ("min", "max"))
+            )
     if lo is None and hi is None:
         raise _Bad(node, field, "needs min and/or max")
     if lo is not None and hi is not None and lo > hi:
@@ -255,13 +278,23 @@ def _record(node: yaml.Node, field: str, negate: bool) -> Record:
     parts: dict[str, yaml.Node] = {}
     for key, knode, vnode in items:
         if key not in RECORD_KEYS:
-            raise _Bad(knode, f"{field}.{key}", f"unknown key '{key}' (allowed: {', '.join(RECORD_KEYS)})", did_you_mean(key, RECORD_KEYS))
+            raise _Bad(
+                knode,
+                f"{field}.{key}",
+                f"unknown key '{key}' (allowed: {', '.join(RECORD_KEYS)})",
+                did_you_mean(key, RECORD_KEYS),
+            )
         parts[key] = vnode
     if "code" not in parts:
         raise _Bad(node, field, "needs a code, e.g. `record: care_level` or `record: {code: care_level, min: 要介護1}`")
     code = _text(parts["code"], f"{field}.code")
     if code not in CODES:
-        raise _Bad(parts["code"], f"{field}.code", f"unknown code '{code}'", did_you_mean(code, CODES) or f"known codes: {', '.join(CODES)}")
+        raise _Bad(
+            parts["code"],
+            f"{field}.code",
+            f"unknown code '{code}'",
+            did_you_mean(code, CODES) or f"known codes: {', '.join(CODES)}",
+        )
     spec = CODES[code]
     values: tuple[str, ...] = ()
     if "value" in parts:
@@ -269,20 +302,40 @@ def _record(node: yaml.Node, field: str, negate: bool) -> Record:
         if spec.value_type in ("level", "category", "arrears") and spec.values:
             for v in values:
                 if v not in spec.values:
-                    raise _Bad(parts["value"], f"{field}.value", f"'{v}' is not a value of {code}", did_you_mean(v, spec.values) or f"values: {', '.join(spec.values)}")
+                    raise _Bad(
+                        parts["value"],
+                        f"{field}.value",
+                        f"'{v}' is not a value of {code}",
+                        did_you_mean(v, spec.values) or f"values: {', '.join(spec.values)}",
+                    )
         elif spec.value_type in ("amount", "flag"):
-            raise _Bad(parts["value"], f"{field}.value", f"{code} has no value to match; use min/max" if spec.value_type == "amount" else f"{code} is a yes/no record; drop `value`")
+            raise _Bad(
+                parts["value"],
+                f"{field}.value",
+                f"{code} has no value to match; use min/max"
+                if spec.value_type == "amount"
+                else f"{code} is a yes/no record; drop `value`",
+            )
     bounds: dict[str, tuple[int, str]] = {}
     for key in ("min", "max"):
         if key not in parts:
             continue
         if spec.value_type not in ORDERED_TYPES:
-            raise _Bad(parts[key], f"{field}.{key}", f"{code} values cannot be compared; {key} works for {', '.join(c for c, s in CODES.items() if s.value_type in ORDERED_TYPES)}")
+            raise _Bad(
+                parts[key],
+                f"{field}.{key}",
+                f"{code} values cannot be compared; {key} works for {', '.join(c for c, s in CODES.items() if s.value_type in ORDERED_TYPES)}",
+            )
         raw = _scalar(parts[key], f"{field}.{key}")
         if spec.value_type == "level":
             rank = level_rank(spec, str(raw))
             if rank is None:
-                raise _Bad(parts[key], f"{field}.{key}", f"'{raw}' is not a level of {code}", did_you_mean(str(raw), spec.values) or f"levels: {', '.join(spec.values)}")
+                raise _Bad(
+                    parts[key],
+                    f"{field}.{key}",
+                    f"'{raw}' is not a level of {code}",
+                    did_you_mean(str(raw), spec.values) or f"levels: {', '.join(spec.values)}",
+                )
             bounds[key] = (rank, str(raw))
         else:
             bounds[key] = (_int(parts[key], f"{field}.{key}"), str(raw))
@@ -305,10 +358,16 @@ def _single_key(node: yaml.Node, field: str, keys: tuple[str, ...], what: str) -
     items = _mapping(node, field, what)
     if len(items) != 1:
         names = ", ".join(k for k, _, _ in items) or "nothing"
-        raise _Bad(node, field, f"each condition has exactly one key ({', '.join(keys)}); found {names}. Put several conditions under `all:`")
+        raise _Bad(
+            node,
+            field,
+            f"each condition has exactly one key ({', '.join(keys)}); found {names}. Put several conditions under `all:`",
+        )
     key, knode, vnode = items[0]
     if key not in keys:
-        raise _Bad(knode, f"{field}.{key}", f"unknown condition '{key}' (allowed: {', '.join(keys)})", did_you_mean(key, keys))
+        raise _Bad(
+            knode, f"{field}.{key}", f"unknown condition '{key}' (allowed: {', '.join(keys)})", did_you_mean(key, keys)
+        )
     return key, knode, vnode
 
 
@@ -326,8 +385,12 @@ def _combinator(key: str, vnode: yaml.Node, field: str, parse: Callable, kinds: 
 def _check_depth(node: yaml.Node, field: str, depth: int) -> None:
     """depth = how many all/any/not the condition is inside (0 for the whole `when:`)."""
     if depth > MAX_CONDITION_DEPTH:
-        raise _Bad(node, field.split(".", 1)[0], f"conditions are nested too deeply: more than {MAX_CONDITION_DEPTH} levels of all/any/not inside each other",
-                   CONDITION_DEPTH_HINT)
+        raise _Bad(
+            node,
+            field.split(".", 1)[0],
+            f"conditions are nested too deeply: more than {MAX_CONDITION_DEPTH} levels of all/any/not inside each other",
+            CONDITION_DEPTH_HINT,
+        )
 
 
 def parse_person(node: yaml.Node, field: str, depth: int = 0):
@@ -345,7 +408,12 @@ def parse_person(node: yaml.Node, field: str, depth: int = 0):
         values = _texts(vnode, f)
         for v in values:
             if v not in RELATIONSHIPS:
-                raise _Bad(vnode, f, f"unknown 続柄 '{v}'", did_you_mean(v, RELATIONSHIPS) or f"use one of {', '.join(RELATIONSHIPS)}")
+                raise _Bad(
+                    vnode,
+                    f,
+                    f"unknown 続柄 '{v}'",
+                    did_you_mean(v, RELATIONSHIPS) or f"use one of {', '.join(RELATIONSHIPS)}",
+                )
         return Relationship(values=values)
     if key == "sex":
         v = _text(vnode, f)
@@ -375,10 +443,15 @@ def parse_household(node: yaml.Node, field: str, depth: int = 0):
     parts = {k: (kn, vn) for k, kn, vn in _mapping(vnode, f, key)}
     for k, (kn, _) in parts.items():
         if k not in ("record", "at_least"):
-            raise _Bad(kn, f"{f}.{k}", f"unknown key '{k}' (use record and at_least)", did_you_mean(k, ("record", "at_least")))
+            raise _Bad(
+                kn, f"{f}.{k}", f"unknown key '{k}' (use record and at_least)", did_you_mean(k, ("record", "at_least"))
+            )
     if "record" not in parts or "at_least" not in parts:
         raise _Bad(vnode, f, "needs `record:` (which records) and `at_least:` (how many different values)")
-    return DistinctValues(record=_record(parts["record"][1], f"{f}.record", False), at_least=_int(parts["at_least"][1], f"{f}.at_least", 1))
+    return DistinctValues(
+        record=_record(parts["record"][1], f"{f}.record", False),
+        at_least=_int(parts["at_least"][1], f"{f}.at_least", 1),
+    )
 
 
 def _find_member_line(node: yaml.Node, name: str) -> int:
@@ -411,7 +484,12 @@ def _id(node: yaml.Node) -> str:
 def _severity(node: yaml.Node) -> str:
     severity = _text(node, "severity")
     if severity not in SEVERITIES:
-        raise _Bad(node, "severity", f"unknown severity '{severity}' (low, medium, high, urgent)", did_you_mean(severity, SEVERITIES))
+        raise _Bad(
+            node,
+            "severity",
+            f"unknown severity '{severity}' (low, medium, high, urgent)",
+            did_you_mean(severity, SEVERITIES),
+        )
     return severity
 
 
@@ -436,7 +514,16 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
     def report(bad: _Bad) -> None:
         nonlocal failed
         failed = True
-        problems.append(RuleProblem(file=file, line=bad.node.start_mark.line + 1, rule_id=rule_id, field=bad.field, message=bad.message, suggestion=bad.suggestion))
+        problems.append(
+            RuleProblem(
+                file=file,
+                line=bad.node.start_mark.line + 1,
+                rule_id=rule_id,
+                field=bad.field,
+                message=bad.message,
+                suggestion=bad.suggestion,
+            )
+        )
 
     def attempt(fn, *args):
         try:
@@ -457,7 +544,9 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
     for k, kn, _ in items:
         if k not in allowed:
             report(_Bad(kn, k, f"unknown field '{k}' (allowed: {', '.join(allowed)})", did_you_mean(k, allowed)))
-    required = ("id", "title", "when") if kind == "indicators" else ("id", "title", "severity", "silos", "version", "when")
+    required = (
+        ("id", "title", "when") if kind == "indicators" else ("id", "title", "severity", "silos", "version", "when")
+    )
     missing = [k for k in required if k not in fields]
     if missing:
         report(_Bad(node, missing[0], f"missing field(s): {', '.join(missing)}"))
@@ -465,7 +554,9 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
     values = {
         "id": attempt(_id, fields["id"]),
         "title": attempt(_text, fields["title"], "title"),
-        "description": str(attempt(_scalar, fields["description"], "description") or "") if "description" in fields else "",
+        "description": str(attempt(_scalar, fields["description"], "description") or "")
+        if "description" in fields
+        else "",
         "file": file,
         "line": node.start_mark.line + 1,
     }
@@ -497,8 +588,14 @@ def _refused_problem(file: str, err: YamlRefused) -> RuleProblem:
     elif path and isinstance(path[0], str):
         field = path[0]
     message, suggestion = err.message, err.suggestion
-    if field == "when" and message.startswith("nested too deeply") and all(p in ("all", "any", "not") or isinstance(p, int) for p in path[3:]):
-        message = f"conditions are nested too deeply: more than {MAX_CONDITION_DEPTH} levels of all/any/not inside each other"
+    if (
+        field == "when"
+        and message.startswith("nested too deeply")
+        and all(p in ("all", "any", "not") or isinstance(p, int) for p in path[3:])
+    ):
+        message = (
+            f"conditions are nested too deeply: more than {MAX_CONDITION_DEPTH} levels of all/any/not inside each other"
+        )
         suggestion = CONDITION_DEPTH_HINT
     return RuleProblem(file=file, line=err.line, rule_id=rule_id, field=field, message=message, suggestion=suggestion)
 
@@ -509,7 +606,9 @@ def load_rules(rules_dir: Path) -> RuleSet:
     files = sorted(list(rules_dir.glob("*.yaml")) + list(rules_dir.glob("*.yml")))
     problems: list[RuleProblem] = []
     if not rules_dir.is_dir():
-        raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="rules folder not found; pass --rules DIR")])
+        raise RulesInvalid(
+            [RuleProblem(file=str(rules_dir), line=0, message="rules folder not found; pass --rules DIR")]
+        )
     if not files:
         raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="no .yaml rule files in this folder")])
     indicators: dict[str, Indicator] = {}
@@ -521,58 +620,124 @@ def load_rules(rules_dir: Path) -> RuleSet:
         try:
             root = compose_yaml(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
-            problems.append(RuleProblem(file=name, line=0, message="rule files must be UTF-8 text", suggestion="save the file as UTF-8"))
+            problems.append(
+                RuleProblem(
+                    file=name, line=0, message="rule files must be UTF-8 text", suggestion="save the file as UTF-8"
+                )
+            )
             continue
         except YamlRefused as err:
             problems.append(_refused_problem(name, err))
             continue
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
-            problems.append(RuleProblem(file=name, line=(mark.line + 1) if mark else 0, message=f"YAML syntax error: {getattr(err, 'problem', err)}", suggestion="check indentation and that each `key: value` has a space after the colon"))
+            problems.append(
+                RuleProblem(
+                    file=name,
+                    line=(mark.line + 1) if mark else 0,
+                    message=f"YAML syntax error: {getattr(err, 'problem', err)}",
+                    suggestion="check indentation and that each `key: value` has a space after the colon",
+                )
+            )
             continue
         if root is None:
             continue
         try:
             sections = _mapping(root, "", "a rule file")
         except _Bad as bad:
-            problems.append(RuleProblem(file=name, line=bad.node.start_mark.line + 1, message=bad.message + " with `indicators:` and/or `flags:`"))
+            problems.append(
+                RuleProblem(
+                    file=name,
+                    line=bad.node.start_mark.line + 1,
+                    message=bad.message + " with `indicators:` and/or `flags:`",
+                )
+            )
             continue
         for key, knode, vnode in sections:
             if key not in ("indicators", "flags"):
-                problems.append(RuleProblem(file=name, line=knode.start_mark.line + 1, field=key, message=f"unknown section '{key}' (use indicators: or flags:)", suggestion=did_you_mean(key, ("indicators", "flags"))))
+                problems.append(
+                    RuleProblem(
+                        file=name,
+                        line=knode.start_mark.line + 1,
+                        field=key,
+                        message=f"unknown section '{key}' (use indicators: or flags:)",
+                        suggestion=did_you_mean(key, ("indicators", "flags")),
+                    )
+                )
                 continue
             if not isinstance(vnode, yaml.SequenceNode):
-                problems.append(RuleProblem(file=name, line=vnode.start_mark.line + 1, field=key, message=f"`{key}` must be a list of entries starting with '- id: ...'"))
+                problems.append(
+                    RuleProblem(
+                        file=name,
+                        line=vnode.start_mark.line + 1,
+                        field=key,
+                        message=f"`{key}` must be a list of entries starting with '- id: ...'",
+                    )
+                )
                 continue
             if tag_problem(vnode):
-                problems.append(RuleProblem(file=name, line=vnode.start_mark.line + 1, field=key, message=tag_problem(vnode), suggestion="remove the tag"))
+                problems.append(
+                    RuleProblem(
+                        file=name,
+                        line=vnode.start_mark.line + 1,
+                        field=key,
+                        message=tag_problem(vnode),
+                        suggestion="remove the tag",
+                    )
+                )
                 continue
             target = indicators if key == "indicators" else flags
             for entry in vnode.value:
                 model, _, refs = _parse_entry(entry, name, key, problems)
                 if refs is not None:
-                    flag_refs.append((name, entry.start_mark.line + 1, model.id if isinstance(model, Flag) else model, refs))
+                    flag_refs.append(
+                        (name, entry.start_mark.line + 1, model.id if isinstance(model, Flag) else model, refs)
+                    )
                 if model is None or isinstance(model, str):
                     if key == "indicators" and model:
                         broken_indicators.add(model)  # already reported; references to it are not
                     continue
                 if model.id in target:
                     other = target[model.id]
-                    problems.append(RuleProblem(file=name, line=model.line, rule_id=model.id, field="id", message=f"duplicate id '{model.id}' (also defined at {other.file}:{other.line})", suggestion="give each indicator (and each flag) its own id"))
+                    problems.append(
+                        RuleProblem(
+                            file=name,
+                            line=model.line,
+                            rule_id=model.id,
+                            field="id",
+                            message=f"duplicate id '{model.id}' (also defined at {other.file}:{other.line})",
+                            suggestion="give each indicator (and each flag) its own id",
+                        )
+                    )
                     continue
                 target[model.id] = model
     for file, line, flag_id, (when, node) in flag_refs:
         for ref in (c for c in leaves(when) if isinstance(c, Member)):
             if ref.indicator not in indicators and ref.indicator not in broken_indicators:
-                problems.append(RuleProblem(file=file, line=_find_member_line(node, ref.indicator) or line, rule_id=flag_id, field="when.member", message=f"unknown indicator '{ref.indicator}'", suggestion=did_you_mean(ref.indicator, indicators) or f"define it under `indicators:` (known: {', '.join(indicators) or 'none'})"))
+                problems.append(
+                    RuleProblem(
+                        file=file,
+                        line=_find_member_line(node, ref.indicator) or line,
+                        rule_id=flag_id,
+                        field="when.member",
+                        message=f"unknown indicator '{ref.indicator}'",
+                        suggestion=did_you_mean(ref.indicator, indicators)
+                        or f"define it under `indicators:` (known: {', '.join(indicators) or 'none'})",
+                    )
+                )
     if problems:
         raise RulesInvalid(problems)
     if not flags:
-        raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="no flags defined: add a `flags:` section")])
+        raise RulesInvalid(
+            [RuleProblem(file=str(rules_dir), line=0, message="no flags defined: add a `flags:` section")]
+        )
     canonical = json.dumps(
-        {"i": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(indicators.items())},
-         "f": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(flags.items())}},
-        sort_keys=True, ensure_ascii=False,
+        {
+            "i": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(indicators.items())},
+            "f": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(flags.items())},
+        },
+        sort_keys=True,
+        ensure_ascii=False,
     )
     return RuleSet(indicators=indicators, flags=flags, hash=hashlib.sha256(canonical.encode()).hexdigest()[:16])
 

@@ -8,7 +8,7 @@ into these models after checking every name. Two levels:
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,7 +41,7 @@ class Record(_Node):
     within_months: int = 0  # 0 = active on the screening date
     negate: bool = False
 
-    def atom(self) -> "Record":
+    def atom(self) -> Record:
         """The same test without negation: what a feature counts."""
         return self.model_copy(update={"negate": False}) if self.negate else self
 
@@ -65,20 +65,20 @@ class Foreign(_Node):
 
 class PAll(_Node):
     kind: Literal["all"] = "all"
-    items: tuple["PersonCond", ...]
+    items: tuple[PersonCond, ...]
 
 
 class PAny(_Node):
     kind: Literal["any"] = "any"
-    items: tuple["PersonCond", ...]
+    items: tuple[PersonCond, ...]
 
 
 class PNot(_Node):
     kind: Literal["not"] = "not"
-    item: "PersonCond"
+    item: PersonCond
 
 
-PersonCond = Union[Age, Record, Relationship, Sex, Foreign, PAll, PAny, PNot]
+PersonCond = Age | Record | Relationship | Sex | Foreign | PAll | PAny | PNot
 
 
 # --- household conditions ----------------------------------------------------------------
@@ -112,20 +112,20 @@ class DistinctValues(_Node):
 
 class HAll(_Node):
     kind: Literal["all"] = "all"
-    items: tuple["HouseholdCond", ...]
+    items: tuple[HouseholdCond, ...]
 
 
 class HAny(_Node):
     kind: Literal["any"] = "any"
-    items: tuple["HouseholdCond", ...]
+    items: tuple[HouseholdCond, ...]
 
 
 class HNot(_Node):
     kind: Literal["not"] = "not"
-    item: "HouseholdCond"
+    item: HouseholdCond
 
 
-HouseholdCond = Union[Member, HouseholdSize, SilosTouched, DistinctValues, HAll, HAny, HNot]
+HouseholdCond = Member | HouseholdSize | SilosTouched | DistinctValues | HAll | HAny | HNot
 
 for _m in (PAll, PAny, PNot, HAll, HAny, HNot):
     _m.model_rebuild()

@@ -105,8 +105,8 @@ class Prefilter:
                 return _join(kept, " AND ") if kept else None
             return None if any(p is None for p in parts) else _join(parts, " OR ")
         if isinstance(cond, Age):
-            lo = (f"p.birth_date <= ?", [birth_cutoff(self.on, cond.min)]) if cond.min is not None else None
-            hi = (f"p.birth_date > ?", [birth_cutoff(self.on, cond.max + 1)]) if cond.max is not None else None
+            lo = ("p.birth_date <= ?", [birth_cutoff(self.on, cond.min)]) if cond.min is not None else None
+            hi = ("p.birth_date > ?", [birth_cutoff(self.on, cond.max + 1)]) if cond.max is not None else None
             if positive:
                 return _join([x for x in (lo, hi) if x], " AND ")
             neg = []
@@ -149,7 +149,12 @@ class Prefilter:
 
     def _with_persons(self) -> set[str]:
         where, params = self._where()
-        return {h for (h,) in self._conn.execute(f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where}", params)}
+        return {
+            h
+            for (h,) in self._conn.execute(
+                f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where}", params
+            )
+        }
 
     def _where(self) -> tuple[str, list]:
         """The shard, and only persons born by the screening date."""
@@ -184,7 +189,11 @@ class Prefilter:
             psql = self.person_sql(self.rules.indicators[cond.indicator].when, True)
             if psql is None:
                 return ALL
-            return self._query(("member", cond.indicator), f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where} AND ({psql[0]})", wparams + psql[1])
+            return self._query(
+                ("member", cond.indicator),
+                f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where} AND ({psql[0]})",
+                wparams + psql[1],
+            )
         if not positive:
             return ALL
         if isinstance(cond, HouseholdSize):
@@ -227,7 +236,9 @@ def _silo_case() -> tuple[str, list]:
             params += [code, *SILOS]
         elif spec.silo and spec.silo_min is not None:
             # as record_silos: digits only (value.isdigit()) and at least silo_min
-            whens.append("WHEN ? THEN CASE WHEN r.value <> '' AND r.value NOT GLOB '*[^0-9]*' AND CAST(r.value AS INTEGER) >= ? THEN ? END")
+            whens.append(
+                "WHEN ? THEN CASE WHEN r.value <> '' AND r.value NOT GLOB '*[^0-9]*' AND CAST(r.value AS INTEGER) >= ? THEN ? END"
+            )
             params += [code, spec.silo_min, spec.silo]
         elif spec.silo:
             whens.append("WHEN ? THEN ?")

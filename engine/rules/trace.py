@@ -39,14 +39,16 @@ class Trace:
     members: list[str] = field(default_factory=list)
     records: list[Rec] = field(default_factory=list)
     detail: str = ""  # what was found, in Japanese
-    children: list["Trace"] = field(default_factory=list)
+    children: list[Trace] = field(default_factory=list)
 
     def evidence(self) -> dict:
         out = {"condition": self.text, "met": self.ok}
         if self.members:
             out["members"] = self.members
         if self.records:
-            out["records"] = [{"key": r.key, "code": r.code, "value": r.value, "start": r.start, "end": r.end} for r in self.records]
+            out["records"] = [
+                {"key": r.key, "code": r.code, "value": r.value, "start": r.start, "end": r.end} for r in self.records
+            ]
         if self.detail:
             out["detail"] = self.detail
         if self.children:

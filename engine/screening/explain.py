@@ -65,17 +65,28 @@ def explain(conn: sqlite3.Connection, rules: RuleSet, household_id: str, on: dat
     if rule_id is not None and rule_id not in rules.flags:
         from engine.rules.loader import did_you_mean
 
-        raise KeyError(f"unknown rule '{rule_id}'" + (f" — {did_you_mean(rule_id, rules.flags)}" if did_you_mean(rule_id, rules.flags) else f" (rules: {', '.join(rules.flags)})"))
+        raise KeyError(
+            f"unknown rule '{rule_id}'"
+            + (
+                f" — {did_you_mean(rule_id, rules.flags)}"
+                if did_you_mean(rule_id, rules.flags)
+                else f" (rules: {', '.join(rules.flags)})"
+            )
+        )
     (hh,) = load_households(conn, [household_id], on)
     ctx = Context(on)
     lines = [f"世帯 {household_id}（地区: {row[0]}、世帯員 {len(hh.persons)}人）— {on.isoformat()} 時点の判定"]
     stored = conn.execute(
-        "SELECT rule_id, status, first_detected, resolved_on FROM flags WHERE household_id = ? ORDER BY flag_id", (household_id,)
+        "SELECT rule_id, status, first_detected, resolved_on FROM flags WHERE household_id = ? ORDER BY flag_id",
+        (household_id,),
     ).fetchall()
     if stored:
-        lines.append("記録されているフラグ: " + "、".join(
-            f"{r}（{'継続中' if s == 'open' else '解消'} {first}〜{res or ''}）" for r, s, first, res in stored
-        ))
+        lines.append(
+            "記録されているフラグ: "
+            + "、".join(
+                f"{r}（{'継続中' if s == 'open' else '解消'} {first}〜{res or ''}）" for r, s, first, res in stored
+            )
+        )
     flags = [rules.flags[rule_id]] if rule_id else rules.flag_list()
     traces = [(f, trace_flag(f, hh, ctx, rules)) for f in flags]
     hits = [(f, t) for f, t in traces if t.ok]

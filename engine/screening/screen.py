@@ -16,20 +16,20 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Iterable
 
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.store.db import current_import_seq, db_path
 from engine.rules.compile import Compiled
 from engine.rules.durable_eval import durable_screen
 from engine.rules.facts import Context, birth_cutoff, load_households, months_before
 from engine.rules.model import Age, Record, RuleSet, leaves
 from engine.rules.prefilter import Prefilter, Shard
 from engine.rules.trace import evidence
+from engine.store.db import current_import_seq, db_path
+from engine.support import clock
 
 BATCH = 20_000
 PARALLEL_FROM = 20_000  # households in scope before worker processes pay off
@@ -83,11 +83,17 @@ def time_affected(conn: sqlite3.Connection, rules: RuleSet, since: date, on: dat
     out: set[str] = set()
     q = lambda sql, params: out.update(h for (h,) in conn.execute(sql, params))  # noqa: E731
     for years in age_thresholds(rules):
-        q("SELECT household_id FROM persons WHERE birth_date > ? AND birth_date <= ?", [birth_cutoff(since, years), birth_cutoff(on, years)])
+        q(
+            "SELECT household_id FROM persons WHERE birth_date > ? AND birth_date <= ?",
+            [birth_cutoff(since, years), birth_cutoff(on, years)],
+        )
     join = "SELECT p.household_id FROM records r JOIN persons p ON p.person_id = r.person_id WHERE "
     q(join + "r.start_date > ? AND r.start_date <= ?", [since.isoformat(), on.isoformat()])
     for months in lookback_months(rules):
-        q(join + "r.end_date >= ? AND r.end_date < ?", [months_before(since, months).isoformat(), months_before(on, months).isoformat()])
+        q(
+            join + "r.end_date >= ? AND r.end_date < ?",
+            [months_before(since, months).isoformat(), months_before(on, months).isoformat()],
+        )
     return out
 
 
@@ -138,17 +144,26 @@ def _id_ranges(conn: sqlite3.Connection, parts: int) -> list[Shard]:
     total = conn.execute("SELECT COUNT(*) FROM households").fetchone()[0]
     if parts <= 1 or total < PARALLEL_FROM:
         return [Shard()]
-    bounds = [conn.execute("SELECT household_id FROM households ORDER BY household_id LIMIT 1 OFFSET ?", (total * i // parts,)).fetchone()[0] for i in range(1, parts)]
+    bounds = [
+        conn.execute(
+            "SELECT household_id FROM households ORDER BY household_id LIMIT 1 OFFSET ?", (total * i // parts,)
+        ).fetchone()[0]
+        for i in range(1, parts)
+    ]
     edges = [None, *bounds, None]
     return [Shard(lo=edges[i], hi=edges[i + 1]) for i in range(parts)]
 
 
 # --- the run ----------------------------------------------------------------------------------------
-def screen(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, *, full: bool = False, workers: int = 2) -> ScreenResult:
+def screen(
+    conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, *, full: bool = False, workers: int = 2
+) -> ScreenResult:
     """Screen the town on date `on`; incremental unless `full` or nothing comparable ran before."""
     started = clock.monotonic()
     import_seq = current_import_seq(conn)
-    last = conn.execute("SELECT screened_on, rules_hash, import_seq FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    last = conn.execute(
+        "SELECT screened_on, rules_hash, import_seq FROM screen_runs ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
     incremental = not full and last is not None and last[1] == rules.hash and last[0] <= on.isoformat()
     scope: set[str] = set()
     if incremental:
@@ -164,7 +179,12 @@ def screen(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, 
         conn.executemany("INSERT OR IGNORE INTO scope_ids VALUES (?)", ((h,) for h in scope))
         shard = Shard(scoped=True)
         ids = Prefilter(rules, on).candidates(conn, shard)
-        ids |= {h for (h,) in conn.execute("SELECT household_id FROM flags WHERE status = 'open' AND household_id IN (SELECT household_id FROM scope_ids)")}
+        ids |= {
+            h
+            for (h,) in conn.execute(
+                "SELECT household_id FROM flags WHERE status = 'open' AND household_id IN (SELECT household_id FROM scope_ids)"
+            )
+        }
         results = [evaluate_households(conn, rules, on, sorted(ids))]
         scope_count = len(scope)
     else:
@@ -182,7 +202,18 @@ def screen(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, 
     seconds = clock.monotonic() - started
     cur = conn.execute(
         "INSERT INTO screen_runs (screened_on, started_at, mode, rules_hash, import_seq, scope, evaluated, flags_opened, flags_resolved, seconds) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (on.isoformat(), clock.local_now().isoformat(timespec="seconds"), "incremental" if incremental else "full", rules.hash, import_seq, scope_count, evaluated, opened, resolved, seconds),
+        (
+            on.isoformat(),
+            clock.local_now().isoformat(timespec="seconds"),
+            "incremental" if incremental else "full",
+            rules.hash,
+            import_seq,
+            scope_count,
+            evaluated,
+            opened,
+            resolved,
+            seconds,
+        ),
     )
     run_id = cur.lastrowid
     conn.execute("UPDATE flags SET run_id = ? WHERE run_id = -1", (run_id,))
@@ -208,10 +239,23 @@ def write_flags(conn: sqlite3.Connection, rules: RuleSet, on: date, results: lis
     conn.execute("DELETE FROM evaluated_ids")
     for r in results:
         conn.executemany("INSERT OR IGNORE INTO evaluated_ids VALUES (?)", ((h,) for h in r.evaluated))
-    open_now = {(h, rule) for h, rule in conn.execute("SELECT household_id, rule_id FROM flags WHERE status = 'open' AND household_id IN (SELECT household_id FROM evaluated_ids)")}
+    open_now = {
+        (h, rule)
+        for h, rule in conn.execute(
+            "SELECT household_id, rule_id FROM flags WHERE status = 'open' AND household_id IN (SELECT household_id FROM evaluated_ids)"
+        )
+    }
     hits = {(h, rule): ev for r in results for h, per in r.hits.items() for rule, ev in per.items()}
-    new = [(h, rule, rules.flags[rule].version, rules.flags[rule].severity, iso, iso, ev) for (h, rule), ev in hits.items() if (h, rule) not in open_now]
-    held = [(rules.flags[rule].version, rules.flags[rule].severity, iso, ev, h, rule) for (h, rule), ev in hits.items() if (h, rule) in open_now]
+    new = [
+        (h, rule, rules.flags[rule].version, rules.flags[rule].severity, iso, iso, ev)
+        for (h, rule), ev in hits.items()
+        if (h, rule) not in open_now
+    ]
+    held = [
+        (rules.flags[rule].version, rules.flags[rule].severity, iso, ev, h, rule)
+        for (h, rule), ev in hits.items()
+        if (h, rule) in open_now
+    ]
     gone = [(iso, h, rule) for (h, rule) in open_now if (h, rule) not in hits]
     conn.executemany(
         "INSERT INTO flags (household_id, rule_id, rule_version, severity, status, first_detected, last_confirmed, run_id, evidence) VALUES (?,?,?,?,'open',?,?,-1,?)",
@@ -221,9 +265,14 @@ def write_flags(conn: sqlite3.Connection, rules: RuleSet, on: date, results: lis
         "UPDATE flags SET rule_version = ?, severity = ?, last_confirmed = ?, evidence = ?, run_id = -1 WHERE household_id = ? AND rule_id = ? AND status = 'open'",
         held,
     )
-    conn.executemany("UPDATE flags SET status = 'resolved', resolved_on = ?, run_id = -1 WHERE household_id = ? AND rule_id = ? AND status = 'open'", gone)
+    conn.executemany(
+        "UPDATE flags SET status = 'resolved', resolved_on = ?, run_id = -1 WHERE household_id = ? AND rule_id = ? AND status = 'open'",
+        gone,
+    )
     return len(new), len(held), len(gone)
 
 
 def open_flag_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT rule_id, COUNT(*) FROM flags WHERE status = 'open' GROUP BY rule_id ORDER BY rule_id"))
+    return dict(
+        conn.execute("SELECT rule_id, COUNT(*) FROM flags WHERE status = 'open' GROUP BY rule_id ORDER BY rule_id")
+    )

@@ -32,7 +32,9 @@ def summary(conn: sqlite3.Connection, rules: RuleSet | None = None) -> Summary:
     last_import = one("SELECT COALESCE(MAX(import_seq), 0) FROM imports")
     flags = dict.fromkeys(sorted(rules.flags) if rules else [], 0)
     flags.update(dict(conn.execute("SELECT rule_id, COUNT(*) FROM flags WHERE status = 'open' GROUP BY rule_id")))
-    per_household = conn.execute("SELECT household_id, COUNT(*) FROM flags WHERE status = 'open' GROUP BY household_id").fetchall()
+    per_household = conn.execute(
+        "SELECT household_id, COUNT(*) FROM flags WHERE status = 'open' GROUP BY household_id"
+    ).fetchall()
     areas = conn.execute(
         """SELECT h.area, COUNT(*), COUNT(f.household_id) FROM households h
            LEFT JOIN (SELECT DISTINCT household_id FROM flags WHERE status = 'open') f ON f.household_id = h.household_id

@@ -263,13 +263,12 @@ CREATE INDEX IF NOT EXISTS contacts_case ON contacts(case_id, on_day);
 """
 
 CASE_COLUMNS = {  # added to the cases table of a workspace made before the lifecycle existed
-    "previous_case_id": "TEXT",              # the archived case of the same household this one re-links to
-    "lead_confirmed_on": "TEXT",             # the lead agency accepted (hand-shake) on this day
-    "consent_state": "TEXT",                 # obtained | pending | refused, as the conference recorded it
+    "previous_case_id": "TEXT",  # the archived case of the same household this one re-links to
+    "lead_confirmed_on": "TEXT",  # the lead agency accepted (hand-shake) on this day
+    "consent_state": "TEXT",  # obtained | pending | refused, as the conference recorded it
     "closed_on": "TEXT",
     "reopen_count": "INTEGER NOT NULL DEFAULT 0",
 }
-
 
 
 def db_path(workspace: Path) -> Path:
@@ -314,7 +313,9 @@ def migrate(conn: sqlite3.Connection) -> None:
             if name not in have:
                 conn.execute(f"ALTER TABLE cases ADD COLUMN {name} {decl}")
         # a case's current meeting is one of its meetings (workspaces from before case_meetings)
-        conn.execute("INSERT OR IGNORE INTO case_meetings SELECT case_id, meeting_id FROM cases WHERE meeting_id IS NOT NULL")
+        conn.execute(
+            "INSERT OR IGNORE INTO case_meetings SELECT case_id, meeting_id FROM cases WHERE meeting_id IS NOT NULL"
+        )
         wanted = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
         if set(conn.execute("SELECT from_status, to_status FROM case_transitions").fetchall()) != wanted:
             conn.execute("DELETE FROM case_transitions")

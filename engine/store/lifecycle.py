@@ -48,7 +48,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "archived": frozenset(),  # a household flagged again gets a new case linked to this one
 }
 OPEN_STATES = frozenset(TRANSITIONS) - {"archived"}
-CHECKPOINT_LABELS = {"evaluation": "プランの評価", "watch": "終結後の見守り", "check_back": "要対協等での支援状況の確認", "review": "中断の見直し"}
+CHECKPOINT_LABELS = {
+    "evaluation": "プランの評価",
+    "watch": "終結後の見守り",
+    "check_back": "要対協等での支援状況の確認",
+    "review": "中断の見直し",
+}
 
 
 class InvalidTransition(Exception):
@@ -71,7 +76,9 @@ def _now() -> str:
 
 
 def explain_refusal(case_id: str, current: str, wanted: str) -> str:
-    allowed = "、".join(STATE_LABELS[s] for s in sorted(TRANSITIONS[current])) or "なし（新しい事案として再び紐づけられます）"
+    allowed = (
+        "、".join(STATE_LABELS[s] for s in sorted(TRANSITIONS[current])) or "なし（新しい事案として再び紐づけられます）"
+    )
     return f"事案 {case_id} は「{STATE_LABELS[current]}」です。「{STATE_LABELS[wanted]}」には移れません（移れる状態: {allowed}）"
 
 
@@ -80,7 +87,15 @@ class Log:
     cases between states (refusing invalid moves), records events and contacts, and raises
     escalations — each of which is an audit entry."""
 
-    def __init__(self, conn: sqlite3.Connection, on: date, actor: str, *, rules_hash: str | None = None, config_hash: str | None = None):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        on: date,
+        actor: str,
+        *,
+        rules_hash: str | None = None,
+        config_hash: str | None = None,
+    ):
         self.conn, self.on, self.actor = conn, on, actor
         self.rules_hash = rules_hash or self._last_rules_hash()
         self.config_hash = config_hash
@@ -89,16 +104,41 @@ class Log:
         row = self.conn.execute("SELECT rules_hash FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
         return row[0] if row else None
 
-    def event(self, event: str, *, case_id: str | None = None, household_id: str | None = None, meeting_id: str | None = None,
-              reason: str = "", rule_id: str | None = None, from_status: str | None = None, to_status: str | None = None, **detail) -> None:
+    def event(
+        self,
+        event: str,
+        *,
+        case_id: str | None = None,
+        household_id: str | None = None,
+        meeting_id: str | None = None,
+        reason: str = "",
+        rule_id: str | None = None,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        **detail,
+    ) -> None:
         if case_id and household_id is None:
             row = self.conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
             household_id = row[0] if row else None
         self.conn.execute(
             "INSERT INTO audit_log (at, on_day, actor, event, case_id, household_id, meeting_id, from_status, to_status, reason, rule_id, rules_hash, config_hash, detail) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (_now(), self.on.isoformat(), self.actor, event, case_id, household_id, meeting_id, from_status, to_status, reason, rule_id,
-             self.rules_hash, self.config_hash, json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None),
+            (
+                _now(),
+                self.on.isoformat(),
+                self.actor,
+                event,
+                case_id,
+                household_id,
+                meeting_id,
+                from_status,
+                to_status,
+                reason,
+                rule_id,
+                self.rules_hash,
+                self.config_hash,
+                json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None,
+            ),
         )
 
     def status(self, case_id: str) -> str:
@@ -114,13 +154,26 @@ class Log:
             raise InvalidTransition(explain_refusal(case_id, current, to))
         return current
 
-    def move(self, case_id: str, to: str, reason: str, *, rule_id: str | None = None, meeting_id: str | None = None, **detail) -> bool:
+    def move(
+        self, case_id: str, to: str, reason: str, *, rule_id: str | None = None, meeting_id: str | None = None, **detail
+    ) -> bool:
         """Change the case's state (a no-op if it is already there); False if nothing changed."""
         current = self.check(case_id, to)
         if current == to:
             return False
-        self.conn.execute("UPDATE cases SET status = ?, is_open = ? WHERE case_id = ?", (to, int(to in OPEN_STATES), case_id))
-        self.event("transition", case_id=case_id, meeting_id=meeting_id, from_status=current, to_status=to, reason=reason, rule_id=rule_id, **detail)
+        self.conn.execute(
+            "UPDATE cases SET status = ?, is_open = ? WHERE case_id = ?", (to, int(to in OPEN_STATES), case_id)
+        )
+        self.event(
+            "transition",
+            case_id=case_id,
+            meeting_id=meeting_id,
+            from_status=current,
+            to_status=to,
+            reason=reason,
+            rule_id=rule_id,
+            **detail,
+        )
         return True
 
     def escalate(self, key: str, kind: str, detail: str, *, case_id: str | None = None) -> bool:

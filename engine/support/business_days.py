@@ -22,7 +22,7 @@ class Calendar:
                 self._ranges.append(parsed)
 
     @classmethod
-    def of(cls, conference: Conference) -> "Calendar":
+    def of(cls, conference: Conference) -> Calendar:
         return cls(conference.closed_days)
 
     def closed_reason(self, day: date) -> str | None:

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -28,7 +28,7 @@ _pinned: datetime | None = None
 def _aware(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"the clock needs a time with its UTC offset, got {at.isoformat()}")
-    return at.astimezone(timezone.utc)
+    return at.astimezone(UTC)
 
 
 def _from_env() -> datetime | None:
@@ -48,7 +48,7 @@ def now() -> datetime:
     """The current instant, aware, in UTC."""
     if _pinned is not None:
         return _pinned
-    return _from_env() or datetime.now(timezone.utc)
+    return _from_env() or datetime.now(UTC)
 
 
 def local_now() -> datetime:

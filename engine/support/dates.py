@@ -126,4 +126,3 @@ def to_wareki(d: date, style: Literal["kanji", "abbr"] = "kanji") -> str:
     if style == "abbr":
         return f"{era.letter}{year_in_era}.{d.month}.{d.day}"
     raise ValueError(f"unknown style {style!r}: use 'kanji' or 'abbr'")
-

@@ -41,7 +41,9 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = False) -> No
     cut once reported as done — an e-mail written to the outbox folder."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open_private(tmp, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as f:
+    with open_private(
+        tmp, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})
+    ) as f:
         f.write(data)
         if durable:
             f.flush()

@@ -83,7 +83,9 @@ CODES: dict[str, CodeSpec] = {
             value_identifies=True,
             unit="か月",
         ),
-        CodeSpec(code="school_absence_days", title="欠席日数", value_type="amount", silo="教育", silo_min=30, unit="日"),
+        CodeSpec(
+            code="school_absence_days", title="欠席日数", value_type="amount", silo="教育", silo_min=30, unit="日"
+        ),
         CodeSpec(code="school_enrollment", title="在籍（学校・保育所等）", value_type="category"),
         CodeSpec(
             code="health_check_missed",
@@ -93,7 +95,13 @@ CODES: dict[str, CodeSpec] = {
             silo="子ども",
         ),
         CodeSpec(code="specific_pregnancy", title="特定妊婦", value_type="flag", silo="子ども"),
-        CodeSpec(code="yotaikyo_registered", title="要保護児童対策地域協議会 登録", value_type="flag", silo="子ども", served=True),
+        CodeSpec(
+            code="yotaikyo_registered",
+            title="要保護児童対策地域協議会 登録",
+            value_type="flag",
+            silo="子ども",
+            served=True,
+        ),
         CodeSpec(
             code="consultation",
             title="相談記録",

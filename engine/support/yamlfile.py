@@ -10,8 +10,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from engine.rules.loader import RuleProblem, RulesInvalid, YamlRefused, compose_yaml, did_you_mean, key_problem, tag_problem
-
+from engine.rules.loader import (
+    RuleProblem,
+    RulesInvalid,
+    YamlRefused,
+    compose_yaml,
+    did_you_mean,
+    key_problem,
+    tag_problem,
+)
 
 
 class YamlFile(BaseModel):
@@ -30,10 +37,14 @@ class YamlFile(BaseModel):
             path = path[:-1]
         return self.lines.get((), 1)
 
-    def problem(self, path: tuple, message: str, *, suggestion: str | None = None, entry_id: str | None = None) -> RuleProblem:
+    def problem(
+        self, path: tuple, message: str, *, suggestion: str | None = None, entry_id: str | None = None
+    ) -> RuleProblem:
         path = _real_path(self.data, tuple(path))
         field = ".".join(str(p) for p in path if not isinstance(p, int))
-        return RuleProblem(file=self.file, line=self.line(path), rule_id=entry_id, field=field, message=message, suggestion=suggestion)
+        return RuleProblem(
+            file=self.file, line=self.line(path), rule_id=entry_id, field=field, message=message, suggestion=suggestion
+        )
 
 
 def _field(path: tuple) -> str:
@@ -43,18 +54,41 @@ def _field(path: tuple) -> str:
 def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem], file: str) -> Any:
     lines[path] = node.start_mark.line + 1
     if tag_problem(node):  # `!!python/object/apply:…` on a list or mapping: never constructed
-        problems.append(RuleProblem(file=file, line=node.start_mark.line + 1, field=_field(path), message=tag_problem(node), suggestion="remove the tag"))
+        problems.append(
+            RuleProblem(
+                file=file,
+                line=node.start_mark.line + 1,
+                field=_field(path),
+                message=tag_problem(node),
+                suggestion="remove the tag",
+            )
+        )
         return None
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for k, v in node.value:
             bad_key = key_problem(k)
             if bad_key:  # `? [reason, lead]`
-                problems.append(RuleProblem(file=file, line=k.start_mark.line + 1, field=_field(path), message=bad_key, suggestion="write `name: value`"))
+                problems.append(
+                    RuleProblem(
+                        file=file,
+                        line=k.start_mark.line + 1,
+                        field=_field(path),
+                        message=bad_key,
+                        suggestion="write `name: value`",
+                    )
+                )
                 continue
             key = str(k.value)
             if key in out:
-                problems.append(RuleProblem(file=file, line=k.start_mark.line + 1, field=_field(path + (key,)), message=f"duplicate key '{key}' (also on line {lines[path + (key,)]}): the second would silently replace the first"))
+                problems.append(
+                    RuleProblem(
+                        file=file,
+                        line=k.start_mark.line + 1,
+                        field=_field(path + (key,)),
+                        message=f"duplicate key '{key}' (also on line {lines[path + (key,)]}): the second would silently replace the first",
+                    )
+                )
                 continue
             out[key] = _build(v, path + (key,), lines, problems, file)
             lines[path + (key,)] = k.start_mark.line + 1
@@ -66,7 +100,14 @@ def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem
     except (yaml.YAMLError, ValueError) as err:
         if node.tag == "tag:yaml.org,2002:timestamp":  # 2026-02-30: the field's own check says what is wrong
             return node.value
-        problems.append(RuleProblem(file=file, line=node.start_mark.line + 1, field=_field(path), message=f"cannot read this value ({getattr(err, 'problem', None) or err}); put it in quotes"))
+        problems.append(
+            RuleProblem(
+                file=file,
+                line=node.start_mark.line + 1,
+                field=_field(path),
+                message=f"cannot read this value ({getattr(err, 'problem', None) or err}); put it in quotes",
+            )
+        )
         return None
 
 
@@ -74,27 +115,55 @@ def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
     """Parse `path`; on a syntax or encoding error append a problem and return None."""
     name = str(path)
     if not path.is_file():
-        problems.append(RuleProblem(file=name, line=0, message="file not found", suggestion="copy it from the engine's configs/ folder and adapt it"))
+        problems.append(
+            RuleProblem(
+                file=name,
+                line=0,
+                message="file not found",
+                suggestion="copy it from the engine's configs/ folder and adapt it",
+            )
+        )
         return None
     try:
         root = compose_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        problems.append(RuleProblem(file=name, line=0, message="configuration files must be UTF-8 text", suggestion="save the file as UTF-8"))
+        problems.append(
+            RuleProblem(
+                file=name, line=0, message="configuration files must be UTF-8 text", suggestion="save the file as UTF-8"
+            )
+        )
         return None
     except YamlRefused as err:  # nested too deeply, or an alias
         field = ".".join(str(p) for p in err.path if isinstance(p, str) and p != "?")
-        problems.append(RuleProblem(file=name, line=err.line, field=field if len(field) <= 60 else field[:59] + "…", message=err.message, suggestion=err.suggestion))
+        problems.append(
+            RuleProblem(
+                file=name,
+                line=err.line,
+                field=field if len(field) <= 60 else field[:59] + "…",
+                message=err.message,
+                suggestion=err.suggestion,
+            )
+        )
         return None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        problems.append(RuleProblem(file=name, line=(mark.line + 1) if mark else 0, message=f"YAML syntax error: {getattr(err, 'problem', err)}", suggestion="check indentation and that each `key: value` has a space after the colon"))
+        problems.append(
+            RuleProblem(
+                file=name,
+                line=(mark.line + 1) if mark else 0,
+                message=f"YAML syntax error: {getattr(err, 'problem', err)}",
+                suggestion="check indentation and that each `key: value` has a space after the colon",
+            )
+        )
         return None
     lines: dict[tuple, int] = {}
     data = _build(root, (), lines, problems, name) if root is not None else {}
     return YamlFile(file=name, data=data, lines=lines)
 
 
-def validate(doc: YamlFile, model: type[BaseModel], problems: list[RuleProblem], *, path: tuple = (), id_key: str = "id"):
+def validate(
+    doc: YamlFile, model: type[BaseModel], problems: list[RuleProblem], *, path: tuple = (), id_key: str = "id"
+):
     """Validate doc.data[path] against `model`; each pydantic error becomes a located problem."""
     data = doc.data
     for p in path:

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from engine.support import clock
-from engine.support.business_days import Calendar
-from engine.config.files import Config
 from engine.conference.convene import ConveneResult, convene
+from engine.config.files import Config
 from engine.outbox.mail import SendResult, send_pending
 from engine.papers.write import PapersResult, write_papers
 from engine.rules.model import RuleSet
 from engine.screening.screen import ScreenResult, screen
+from engine.support import clock
+from engine.support.business_days import Calendar
 
 
 class CycleResult(BaseModel):
@@ -37,14 +37,25 @@ class DispatchResult(BaseModel):
     send: SendResult | None = None
 
 
-def nightly_cycle(conn: sqlite3.Connection, workspace: Path, rules: RuleSet, config: Config, on: date, *, screen_first: bool = True, workers: int = 2) -> CycleResult:
+def nightly_cycle(
+    conn: sqlite3.Connection,
+    workspace: Path,
+    rules: RuleSet,
+    config: Config,
+    on: date,
+    *,
+    screen_first: bool = True,
+    workers: int = 2,
+) -> CycleResult:
     screened = screen(conn, workspace, rules, on, workers=workers) if screen_first else None
     convened = convene(conn, rules, config, on)
     papers = write_papers(conn, rules, config, workspace, on)
     return CycleResult(screen=screened, convene=convened, papers=papers)
 
 
-def dispatch(conn: sqlite3.Connection, config: Config, workspace: Path, on: date, *, transport=None, force: bool = False) -> DispatchResult:
+def dispatch(
+    conn: sqlite3.Connection, config: Config, workspace: Path, on: date, *, transport=None, force: bool = False
+) -> DispatchResult:
     """Send queued e-mails; on a closed day (weekend, holiday, 年末年始) do nothing unless forced.
     A day other than today (the demo's fake clock, `engine send --date`) is sent as at 08:00 of
     that day in Japan: what is stale, and the day in the audit log, follow it."""
@@ -52,4 +63,8 @@ def dispatch(conn: sqlite3.Connection, config: Config, workspace: Path, on: date
     if reason and not force:
         return DispatchResult(business_day=False, closed_reason=reason)
     now = None if on == clock.today() else datetime.combine(on, time(8, 0), tzinfo=ZoneInfo("Asia/Tokyo"))
-    return DispatchResult(business_day=reason is None, closed_reason=reason, send=send_pending(conn, config, workspace, transport=transport, now=now))
+    return DispatchResult(
+        business_day=reason is None,
+        closed_reason=reason,
+        send=send_pending(conn, config, workspace, transport=transport, now=now),
+    )

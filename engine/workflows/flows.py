@@ -12,12 +12,12 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from engine.support import clock
-from engine.config.files import load_config
-from engine.workflows.cycle import dispatch, nightly_cycle
 from engine.casework.sweep import daily_sweep
-from engine.store.db import connect
+from engine.config.files import load_config
 from engine.rules.loader import load_rules
+from engine.store.db import connect
+from engine.support import clock
+from engine.workflows.cycle import dispatch, nightly_cycle
 
 TASK = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
 
@@ -39,13 +39,23 @@ def _with_workspace(workspace: str, rules_dir: str, config_dir: str, job):
 
 @task(name="nightly-cycle", **TASK)
 def nightly_task(workspace: str, rules_dir: str, config_dir: str, on: str) -> dict:
-    result = _with_workspace(workspace, rules_dir, config_dir, lambda conn, rules, config: nightly_cycle(conn, Path(workspace), rules, config, date.fromisoformat(on)))
+    result = _with_workspace(
+        workspace,
+        rules_dir,
+        config_dir,
+        lambda conn, rules, config: nightly_cycle(conn, Path(workspace), rules, config, date.fromisoformat(on)),
+    )
     return result.model_dump(exclude={"screen": {"open_flags"}})
 
 
 @task(name="dispatch-outbox", **TASK)
 def dispatch_task(workspace: str, rules_dir: str, config_dir: str, on: str) -> dict:
-    return _with_workspace(workspace, rules_dir, config_dir, lambda conn, rules, config: dispatch(conn, config, Path(workspace), date.fromisoformat(on))).model_dump()
+    return _with_workspace(
+        workspace,
+        rules_dir,
+        config_dir,
+        lambda conn, rules, config: dispatch(conn, config, Path(workspace), date.fromisoformat(on)),
+    ).model_dump()
 
 
 @flow(name="nightly-cycle", persist_result=False, log_prints=False)
@@ -56,7 +66,11 @@ def nightly_flow(workspace: str, rules_dir: str, config_dir: str, on: str | None
     c, p = result["convene"], result["papers"]
     get_run_logger().info(
         "nightly cycle %s: %d cases opened, %d routed, %d agendas, %d e-mails queued",
-        day, c["cases_opened"], c["cases_routed"], p["agendas"], p["messages_queued"] + p["routing_notices"],
+        day,
+        c["cases_opened"],
+        c["cases_routed"],
+        p["agendas"],
+        p["messages_queued"] + p["routing_notices"],
     )
     return result
 
@@ -71,13 +85,25 @@ def dispatch_flow(workspace: str, rules_dir: str, config_dir: str, on: str | Non
         logger.info("dispatch %s skipped: %s", day, result["closed_reason"])
     else:
         s = result["send"]
-        logger.info("dispatch %s: %d sent, %d deferred, %d failed, %d possible duplicates", day, s["sent"], s["deferred"], s["failed"], s["possible_duplicates"])
+        logger.info(
+            "dispatch %s: %d sent, %d deferred, %d failed, %d possible duplicates",
+            day,
+            s["sent"],
+            s["deferred"],
+            s["failed"],
+            s["possible_duplicates"],
+        )
     return result
 
 
 @task(name="daily-sweep", **TASK)
 def sweep_task(workspace: str, rules_dir: str, config_dir: str, on: str) -> dict:
-    return _with_workspace(workspace, rules_dir, config_dir, lambda conn, rules, config: daily_sweep(conn, rules, config, date.fromisoformat(on))).model_dump()
+    return _with_workspace(
+        workspace,
+        rules_dir,
+        config_dir,
+        lambda conn, rules, config: daily_sweep(conn, rules, config, date.fromisoformat(on)),
+    ).model_dump()
 
 
 @flow(name="daily-sweep", persist_result=False, log_prints=False)
@@ -87,6 +113,12 @@ def sweep_flow(workspace: str, rules_dir: str, config_dir: str, on: str | None =
     r = sweep_task(workspace, rules_dir, config_dir, day)
     get_run_logger().info(
         "sweep %s: %d reminders, %d escalations, %d evaluations booked, %d checkpoints asked, %d reopened, audit violations %d",
-        day, r["reminders"], r["escalations"], r["evaluations_booked"], r["checkpoints_asked"], r["reopened"], r["violations"],
+        day,
+        r["reminders"],
+        r["escalations"],
+        r["evaluations_booked"],
+        r["checkpoints_asked"],
+        r["reopened"],
+        r["violations"],
     )
     return r

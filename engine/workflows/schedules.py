@@ -23,7 +23,11 @@ SCHEDULES = {
 
 def deployments(workspace: Path, rules_dir: Path, config_dir: Path) -> list:
     """RunnerDeployments for `serve` (no API call is made here)."""
-    params = {"workspace": str(Path(workspace).resolve()), "rules_dir": str(Path(rules_dir).resolve()), "config_dir": str(Path(config_dir).resolve())}
+    params = {
+        "workspace": str(Path(workspace).resolve()),
+        "rules_dir": str(Path(rules_dir).resolve()),
+        "config_dir": str(Path(config_dir).resolve()),
+    }
     return [
         fl.to_deployment(name=name, schedule=Cron(cron, timezone=TIMEZONE), parameters=params, tags=["engine"])
         for name, (cron, fl) in SCHEDULES.items()

@@ -72,7 +72,8 @@ def start_server(workspace: Path, host: str, port: int) -> tuple[subprocess.Pope
     env.pop("PREFECT_API_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-        env=env, start_new_session=True,  # its own process group, so stopping it stops its children
+        env=env,
+        start_new_session=True,  # its own process group, so stopping it stops its children
     )
     (Path(env["PREFECT_HOME"]) / "server.pid").write_text(str(process.pid))  # for cleanup after a hard crash
     api_url = f"http://{host}:{port}/api"
@@ -114,7 +115,9 @@ def claim_workspace(workspace: Path) -> Path:
         except ValueError:
             pid = 0
         if pid and pid != os.getpid() and b"serve" in _cmdline(pid):
-            raise AlreadyServing(f"another `engine serve` (pid {pid}) is already serving {workspace}; stop it first (Ctrl-C, or kill {pid})")
+            raise AlreadyServing(
+                f"another `engine serve` (pid {pid}) is already serving {workspace}; stop it first (Ctrl-C, or kill {pid})"
+            )
     pidfile.write_text(str(os.getpid()))
     return pidfile
 
