@@ -1,5 +1,12 @@
-"""Read a YAML configuration file into plain data while remembering the line of every value,
-so that a pydantic validation error (or a cross-check) can name file, line and field.
+"""The one safe YAML reader of the rule and configuration files.
+
+Safe: PyYAML's safe loader, with a nesting limit (its recursion would otherwise end in a
+RecursionError), without aliases (an alias bomb expands to millions of nodes) and without tags
+on lists and mappings (`!!python/object/apply:…`). Located: every value keeps its line, so that
+a pydantic validation error (or a cross-check) can name file, line and field.
+
+The rule loader walks the composed nodes itself (compose_file); configuration files are read
+into plain data with their lines (read_yaml) and validated against pydantic models (validate).
 """
 
 from __future__ import annotations
@@ -10,15 +17,127 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from engine.rules.loader import (
-    RuleProblem,
-    RulesInvalid,
-    YamlRefused,
-    compose_yaml,
-    did_you_mean,
-    key_problem,
-    tag_problem,
-)
+from engine.rules.problems import RuleProblem, did_you_mean
+from engine.support.errors import EngineError, Problem
+
+MAX_YAML_DEPTH = 50  # lists and mappings inside each other; no configuration comes near it
+TAG_HINT = "remove the tag"
+KEY_HINT = "write `name: value`"
+
+
+class YamlRefused(EngineError):
+    """A file the engine does not read: not UTF-8, not YAML, or valid YAML nested too deeply or
+    with an alias (`*name`).
+
+    `steps` are the (parent node, key node or list index) pairs from the root down to the
+    refused node, so that a caller can name the field (and the rule) it is in."""
+
+    def __init__(self, line: int, message: str, suggestion: str, steps: list = ()):
+        super().__init__(message, [Problem(line=line, message=message, suggestion=suggestion)])
+        self.line = line
+        self.steps = [(parent, index) for parent, index in steps if parent is not None and index is not None]
+        self.message, self.suggestion = message, suggestion
+
+    @property
+    def path(self) -> tuple:
+        return tuple(
+            index.value if isinstance(index, yaml.ScalarNode) else index if isinstance(index, int) else "?"
+            for _, index in self.steps
+        )
+
+    def parent(self, i: int) -> yaml.Node | None:
+        """The node holding the i-th element of `path`."""
+        return self.steps[i][0] if i < len(self.steps) else None
+
+
+class _Composer(yaml.SafeLoader):
+    """PyYAML's composer with a nesting limit and without aliases."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._trail: list = []
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            anchored = self.anchors.get(event.anchor)
+            where = (
+                f" (the value marked &{event.anchor} on line {anchored.start_mark.line + 1})"
+                if anchored is not None
+                else ""
+            )
+            raise YamlRefused(
+                event.start_mark.line + 1,
+                f"aliases are not supported: *{event.anchor} would repeat another value{where}",
+                "write the value out in full where it is needed",
+                self._trail + [(parent, index)],
+            )
+        if len(self._trail) >= MAX_YAML_DEPTH:
+            raise YamlRefused(
+                self.peek_event().start_mark.line + 1,
+                f"nested too deeply: more than {MAX_YAML_DEPTH} levels of lists and mappings inside each other",
+                "check for unclosed or repeated brackets; no setting needs this much nesting",
+                self._trail + [(parent, index)],
+            )
+        self._trail.append((parent, index))
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._trail.pop()
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """yaml.compose() with the limits of _Composer; raises yaml.YAMLError or YamlRefused."""
+    loader = _Composer(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def compose_file(path: Path, kind: str) -> yaml.Node | None:
+    """The node tree of a file (None if it is empty); raises YamlRefused if the engine does not read it.
+    `kind` names the files in the message for a file that is not UTF-8 ("rule", "configuration")."""
+    try:
+        return compose_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise YamlRefused(0, f"{kind} files must be UTF-8 text", "save the file as UTF-8") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise YamlRefused(
+            (mark.line + 1) if mark else 0,
+            f"YAML syntax error: {getattr(err, 'problem', err)}",
+            "check indentation and that each `key: value` has a space after the colon",
+        ) from None
+
+
+def key_problem(key: yaml.Node) -> str | None:
+    """Why a mapping key is not a plain name (a list or mapping used as a key), or None."""
+    if isinstance(key, yaml.ScalarNode):
+        return None
+    mark, end = key.start_mark, key.end_mark
+    text = mark.buffer[mark.index : end.index] if mark.buffer is not None and end is not None else ""
+    text = " ".join(text.split())
+    text = text if len(text) <= 40 else text[:39] + "…"
+    kind = "list" if isinstance(key, yaml.SequenceNode) else "mapping"
+    return f"unknown field '{text}': a key must be a plain name, not a {kind}"
+
+
+def tag_problem(node: yaml.Node) -> str | None:
+    """Why a list or mapping carries a tag the engine never reads (`!!python/object/apply:…`), or None."""
+    plain = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}.get(type(node))
+    if plain is None or node.tag == plain:
+        return None
+    return f"cannot read this value (the tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed)"
+
+
+def duplicate_key(key: str, first_line: int) -> str:
+    return f"duplicate key '{key}' (also on line {first_line}): the second would silently replace the first"
+
+
+def unreadable_value(err: Exception) -> str:
+    """A scalar YAML cannot construct (`2024-02-30`, `!tag x`)."""
+    return f"cannot read this value ({getattr(err, 'problem', None) or err}); put it in quotes"
 
 
 class YamlFile(BaseModel):
@@ -41,9 +160,13 @@ class YamlFile(BaseModel):
         self, path: tuple, message: str, *, suggestion: str | None = None, entry_id: str | None = None
     ) -> RuleProblem:
         path = _real_path(self.data, tuple(path))
-        field = ".".join(str(p) for p in path if not isinstance(p, int))
         return RuleProblem(
-            file=self.file, line=self.line(path), rule_id=entry_id, field=field, message=message, suggestion=suggestion
+            file=self.file,
+            line=self.line(path),
+            rule_id=entry_id,
+            field=_field(path),
+            message=message,
+            suggestion=suggestion,
         )
 
 
@@ -51,44 +174,27 @@ def _field(path: tuple) -> str:
     return ".".join(str(p) for p in path if not isinstance(p, int))
 
 
+def _problem(file: str, at: yaml.Node, path: tuple, message: str, suggestion: str | None = None) -> RuleProblem:
+    return RuleProblem(
+        file=file, line=at.start_mark.line + 1, field=_field(path), message=message, suggestion=suggestion
+    )
+
+
 def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem], file: str) -> Any:
     lines[path] = node.start_mark.line + 1
     if tag_problem(node):  # `!!python/object/apply:…` on a list or mapping: never constructed
-        problems.append(
-            RuleProblem(
-                file=file,
-                line=node.start_mark.line + 1,
-                field=_field(path),
-                message=tag_problem(node),
-                suggestion="remove the tag",
-            )
-        )
+        problems.append(_problem(file, node, path, tag_problem(node), TAG_HINT))
         return None
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for k, v in node.value:
             bad_key = key_problem(k)
             if bad_key:  # `? [reason, lead]`
-                problems.append(
-                    RuleProblem(
-                        file=file,
-                        line=k.start_mark.line + 1,
-                        field=_field(path),
-                        message=bad_key,
-                        suggestion="write `name: value`",
-                    )
-                )
+                problems.append(_problem(file, k, path, bad_key, KEY_HINT))
                 continue
             key = str(k.value)
             if key in out:
-                problems.append(
-                    RuleProblem(
-                        file=file,
-                        line=k.start_mark.line + 1,
-                        field=_field(path + (key,)),
-                        message=f"duplicate key '{key}' (also on line {lines[path + (key,)]}): the second would silently replace the first",
-                    )
-                )
+                problems.append(_problem(file, k, path + (key,), duplicate_key(key, lines[path + (key,)])))
                 continue
             out[key] = _build(v, path + (key,), lines, problems, file)
             lines[path + (key,)] = k.start_mark.line + 1
@@ -100,19 +206,12 @@ def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem
     except (yaml.YAMLError, ValueError) as err:
         if node.tag == "tag:yaml.org,2002:timestamp":  # 2026-02-30: the field's own check says what is wrong
             return node.value
-        problems.append(
-            RuleProblem(
-                file=file,
-                line=node.start_mark.line + 1,
-                field=_field(path),
-                message=f"cannot read this value ({getattr(err, 'problem', None) or err}); put it in quotes",
-            )
-        )
+        problems.append(_problem(file, node, path, unreadable_value(err)))
         return None
 
 
 def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
-    """Parse `path`; on a syntax or encoding error append a problem and return None."""
+    """Parse `path`; if the file is missing or unreadable append a problem and return None."""
     name = str(path)
     if not path.is_file():
         problems.append(
@@ -125,15 +224,8 @@ def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
         )
         return None
     try:
-        root = compose_yaml(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        problems.append(
-            RuleProblem(
-                file=name, line=0, message="configuration files must be UTF-8 text", suggestion="save the file as UTF-8"
-            )
-        )
-        return None
-    except YamlRefused as err:  # nested too deeply, or an alias
+        root = compose_file(path, "configuration")
+    except YamlRefused as err:
         field = ".".join(str(p) for p in err.path if isinstance(p, str) and p != "?")
         problems.append(
             RuleProblem(
@@ -142,17 +234,6 @@ def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
                 field=field if len(field) <= 60 else field[:59] + "…",
                 message=err.message,
                 suggestion=err.suggestion,
-            )
-        )
-        return None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problems.append(
-            RuleProblem(
-                file=name,
-                line=(mark.line + 1) if mark else 0,
-                message=f"YAML syntax error: {getattr(err, 'problem', err)}",
-                suggestion="check indentation and that each `key: value` has a space after the colon",
             )
         )
         return None
@@ -248,6 +329,3 @@ def _inner_model(ann, typing):
         if found is not None:
             return found
     return None
-
-
-__all__ = ["YamlFile", "read_yaml", "validate", "RuleProblem", "RulesInvalid"]

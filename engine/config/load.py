@@ -1,4 +1,5 @@
-"""The conference configuration: agencies, conference settings, lead-agency rules and mail.
+"""Reading and cross-checking the conference configuration: agencies, conference settings,
+lead-agency rules and mail.
 
 Four files (and an optional fifth) in the configuration folder (configs/ by default), each checked like the rules:
 every problem names file, line and field, with a suggestion, and nothing runs until all are fixed.
@@ -8,289 +9,32 @@ every problem names file, line and field, with a suggestion, and nothing runs un
 - lead_rules.yaml  ordered rules choosing the lead agency (主担当機関) per flag
 - mail.yaml        transport: file (outbox folder) or smtp
 - lifecycle.yaml   after the conference: hand-shake, reminders, evaluation, post-closure watch
-                   (optional: the defaults below apply when it is absent)
+                   (optional: the defaults of models.Lifecycle apply when it is absent)
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import re
-from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
 
-from engine.rules.loader import ID_PATTERN, RuleProblem, RulesInvalid, did_you_mean
+from engine.config.models import (
+    ALL_AREAS,
+    Agency,
+    Conference,
+    Config,
+    LeadRule,
+    Lifecycle,
+    Mail,
+    Strict,
+    lead_matches,
+)
 from engine.rules.model import RuleSet
+from engine.rules.problems import RuleProblem, RulesInvalid, did_you_mean
 from engine.support.vocabulary import CODES, SILOS
 from engine.support.yamlfile import YamlFile, read_yaml, validate
-
-SEVERITY_ORDER = ("low", "medium", "high", "urgent")
-WEEKDAYS = {
-    "月": 0,
-    "火": 1,
-    "水": 2,
-    "木": 3,
-    "金": 4,
-    "土": 5,
-    "日": 6,
-    "mon": 0,
-    "tue": 1,
-    "wed": 2,
-    "thu": 3,
-    "fri": 4,
-    "sat": 5,
-    "sun": 6,
-}
-ALL_AREAS = "全域"
-EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
-ConferenceType = Literal["support", "multi"]  # 支援会議 | 重層的支援会議
-
-
-def _email(v: str) -> str:
-    if not EMAIL.fullmatch(v):
-        raise ValueError(f"'{v}' is not an e-mail address like soudan@city.example.lg.jp")
-    return v
-
-
-def _hhmm(v):
-    if isinstance(v, int) and not isinstance(v, bool):  # YAML 1.1 reads 14:00 as the sexagesimal number 840
-        if not 0 <= v < 24 * 60:
-            raise ValueError(f'{v // 60}:{v % 60:02d} is not a time of day; write HH:MM in quotes, e.g. "14:00"')
-        return dt.time(v // 60, v % 60)
-    return v
-
-
-def _one_line(v: str) -> str:
-    # control characters, and the Unicode line breaks (U+2028, U+2029, U+0085) that e-mail
-    # headers also refuse
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v) or len(v.splitlines()) > 1:
-        raise ValueError(
-            "must be one line without control characters (it goes into e-mail subjects and calendar invitations); remove the line break"
-        )
-    return v
-
-
-OneLine = Annotated[str, AfterValidator(_one_line)]  # names and places printed in e-mail headers and .ics
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Agency(Strict):
-    id: str = Field(pattern=ID_PATTERN)
-    name: OneLine = Field(min_length=1)
-    kind: str = Field(min_length=1)  # 地域包括支援センター, こども家庭センター, …
-    silo: str
-    areas: tuple[str, ...] = Field(min_length=1)  # areas served, or 全域
-    email: str
-    member: bool  # registered member of the 支援会議 (bound by 社会福祉法106条の6)
-    capacity: int = Field(default=30, ge=1, le=10_000)  # cases it can lead at once
-
-    @field_validator("silo")
-    @classmethod
-    def _silo(cls, v: str) -> str:
-        if v not in SILOS:
-            raise ValueError(f"unknown silo '{v}' (one of {', '.join(SILOS)})")
-        return v
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str) -> str:
-        return _email(v)
-
-    def serves(self, area: str) -> bool:
-        return ALL_AREAS in self.areas or area in self.areas
-
-
-class Slot(Strict):
-    weekday: str
-    time: dt.time
-    place: OneLine = Field(min_length=1)
-
-    @field_validator("weekday")
-    @classmethod
-    def _weekday(cls, v: str) -> str:
-        if v.lower() not in WEEKDAYS:
-            raise ValueError(f"unknown weekday '{v}' (use 月 火 水 木 金 or mon … fri)")
-        if WEEKDAYS[v.lower()] >= 5:
-            raise ValueError(f"'{v}' is a weekend day: meetings are booked on business days only (月 火 水 木 金)")
-        return v.lower()
-
-    @field_validator("time", mode="before")
-    @classmethod
-    def _time(cls, v):
-        return _hhmm(v)
-
-    @property
-    def weekday_number(self) -> int:
-        return WEEKDAYS[self.weekday]
-
-
-class ExtraMeeting(Strict):
-    """Where and when a meeting is added for an urgent case when no slot is near enough."""
-
-    time: dt.time = dt.time(16, 0)
-    place: OneLine = "市役所 会議室（臨時）"
-
-    @field_validator("time", mode="before")
-    @classmethod
-    def _time(cls, v):
-        return _hhmm(v)
-
-
-def _closed_day(v):
-    if isinstance(v, date):  # an unquoted 2027-01-04 is read by YAML as a date: accept it
-        v = v.isoformat()
-    if not isinstance(v, str):
-        raise ValueError(f'closed day {v!r} must be text such as "12-29..01-03"')
-    parse_closed_day(v)
-    return v
-
-
-ClosedDay = Annotated[str, BeforeValidator(_closed_day)]
-
-
-class Routing(Strict):
-    """A silo conference that already handles a household: no parallel case, notify its owner."""
-
-    code: str
-    conference: str = Field(min_length=1)  # e.g. 要保護児童対策地域協議会
-    owner_kind: str = Field(min_length=1)  # agency kind that owns that conference
-
-    @field_validator("code")
-    @classmethod
-    def _code(cls, v: str) -> str:
-        if v not in CODES:
-            raise ValueError(
-                f"unknown record code '{v}'" + (f"; {did_you_mean(v, CODES)}" if did_you_mean(v, CODES) else "")
-            )
-        return v
-
-
-CONFERENCE_NAMES = {"support": "支援会議", "multi": "重層的支援会議"}
-
-
-class Conference(Strict):
-    names: dict[ConferenceType, OneLine] = CONFERENCE_NAMES
-    min_severity: Literal["low", "medium", "high", "urgent"] = "medium"
-    cases_per_meeting: int = Field(default=8, ge=1, le=200)
-    lead_business_days: int = Field(default=5, ge=0, le=60)  # normal cases: at least this far ahead
-    urgent_business_days: int = Field(default=2, ge=1, le=10)  # urgent cases: within this
-    slots: dict[ConferenceType, tuple[Slot, ...]]
-    extra_meeting: ExtraMeeting = ExtraMeeting()
-    closed_days: tuple[ClosedDay, ...] = ("12-29..01-03",)  # MM-DD, MM-DD..MM-DD, or YYYY-MM-DD
-    routing: tuple[Routing, ...] = ()
-    discussion_points: tuple[str, ...] = ("主担当機関の決定", "役割分担", "本人同意の取得方針")
-    discussion_by_flag: dict[str, tuple[str, ...]] = {}
-    locked_flags: tuple[str, ...] = ("dv",)  # never detailed in e-mail: "1件（詳細は会議にて）"
-    locked_codes: tuple[str, ...] = ("dv_support_measure",)  # a current record locks every case of the household
-
-    @field_validator("names")
-    @classmethod
-    def _both_names(cls, v: dict) -> dict:
-        return {**CONFERENCE_NAMES, **v}  # a local name for one type only: the other keeps the law's name
-
-
-def parse_closed_day(item: str):
-    """'12-29..01-03' -> ((12,29),(1,3)); '05-01' -> ((5,1),(5,1)); '2027-01-04' -> date."""
-    text = str(item).strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return date.fromisoformat(text)
-        first, _, last = text.partition("..")
-        ends = []
-        for part in (first, last or first):
-            m, d = (int(x) for x in part.strip().split("-"))
-            date(2024, m, d)  # a leap year accepts every real month-day
-            ends.append((m, d))
-        return tuple(ends)
-    except ValueError:
-        raise ValueError(f"closed day '{item}' must be MM-DD, MM-DD..MM-DD (e.g. 12-29..01-03) or YYYY-MM-DD") from None
-
-
-class LeadTarget(Strict):
-    kind: str | None = None
-    silo: str | None = None
-    agency: str | None = None
-
-    @model_validator(mode="after")
-    def _some(self):
-        if not (self.kind or self.silo or self.agency):
-            raise ValueError("name the lead by kind, silo and/or agency")
-        return self
-
-
-class LeadRule(Strict):
-    id: str = Field(pattern=ID_PATTERN)
-    flags: tuple[str, ...] | Literal["any"]
-    lead: LeadTarget
-    reason: str = Field(min_length=1)  # Japanese, stored with the proposal
-
-
-class Smtp(Strict):
-    host: str = "localhost"
-    port: int = Field(default=587, ge=1, le=65535)
-    starttls: bool = True
-    username_env: str | None = None  # name of the environment variable holding the user name
-    password_env: str | None = None
-    timeout: float = Field(default=30, gt=0, le=600)
-
-
-class Mail(Strict):
-    transport: Literal["file", "smtp"] = "file"
-    sender: str = "shien-kaigi@city.example.lg.jp"
-    smtp: Smtp = Smtp()
-    max_attempts: int = Field(default=5, ge=1, le=50)
-
-    @field_validator("sender")
-    @classmethod
-    def _sender(cls, v: str) -> str:
-        return _email(v)
-
-
-class Lifecycle(Strict):
-    """Deadlines and intervals of the case lifecycle (all business days are counted with the
-    municipality's calendar: weekends, national holidays and closed days do not count)."""
-
-    coordinator_email: str = "tajikan-kyodo@city.example.lg.jp"  # 多機関協働事業者: the digest and escalations
-    lead_answer_business_days: int = Field(default=5, ge=1, le=60)  # the lead agency's answer to a request
-    reminder_business_days: int = Field(default=3, ge=0, le=30)  # remind an agency this long before a due date
-    outcome_business_days: int = Field(default=2, ge=0, le=30)  # record a conference's outcome within this
-    evaluation_months: int = Field(default=3, ge=1, le=24)  # plan evaluation (モニタリング) interval
-    watch_months: tuple[int, ...] = Field(default=(3, 6, 12), min_length=1)  # post-closure checkpoints
-    watch_answer_business_days: int = Field(default=5, ge=1, le=60)
-    no_contact_days: int = Field(default=90, ge=7, le=730)  # closed case: no contact by the lead this long → reopen
-    check_back_months: int = Field(default=3, ge=1, le=24)  # routed case: ask the silo conference's owner
-
-    @field_validator("coordinator_email")
-    @classmethod
-    def _coordinator(cls, v: str) -> str:
-        return _email(v)
-
-    @field_validator("watch_months")
-    @classmethod
-    def _increasing(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(m < 1 or m > 60 for m in v) or list(v) != sorted(set(v)):
-            raise ValueError("list months after closure in increasing order, each 1-60, e.g. [3, 6, 12]")
-        return v
-
-
-class Config(BaseModel):
-    agencies: dict[str, Agency]
-    conference: Conference
-    lead_rules: tuple[LeadRule, ...]
-    mail: Mail
-    lifecycle: Lifecycle = Lifecycle()
-    templates_dir: Path | None = None
-    hash: str
-
-    def name_of(self, kind: ConferenceType) -> str:
-        return self.conference.names[kind]
 
 
 class _Agencies(Strict):
@@ -302,7 +46,7 @@ class _LeadRules(Strict):
 
 
 class ConfigInvalid(RulesInvalid):
-    pass
+    """The configuration files have problems (each with file, line, field); nothing runs until all are fixed."""
 
 
 def default_config_dir() -> Path:
@@ -363,6 +107,16 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     )
 
 
+def _unknown_flag(doc: YamlFile, path: tuple, flag_id: str, rules: RuleSet, entry_id: str | None = None) -> RuleProblem:
+    """A flag id that no rule file defines."""
+    return doc.problem(
+        path,
+        f"unknown flag '{flag_id}'",
+        entry_id=entry_id,
+        suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}",
+    )
+
+
 def _check_conference(
     doc: YamlFile,
     conf: Conference,
@@ -401,22 +155,10 @@ def _check_conference(
             )
     for flag_id in conf.discussion_by_flag:
         if flag_id not in rules.flags:
-            problems.append(
-                doc.problem(
-                    ("discussion_by_flag", flag_id),
-                    f"unknown flag '{flag_id}'",
-                    suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}",
-                )
-            )
+            problems.append(_unknown_flag(doc, ("discussion_by_flag", flag_id), flag_id, rules))
     for i, flag_id in enumerate(conf.locked_flags):
         if flag_id not in rules.flags:
-            problems.append(
-                doc.problem(
-                    ("locked_flags", i),
-                    f"unknown flag '{flag_id}'",
-                    suggestion=did_you_mean(flag_id, rules.flags) or f"known flags: {', '.join(rules.flags)}",
-                )
-            )
+            problems.append(_unknown_flag(doc, ("locked_flags", i), flag_id, rules))
     for i, code in enumerate(conf.locked_codes):
         if code not in CODES:
             problems.append(
@@ -464,14 +206,7 @@ def _check_lead_rules(
         if rule.flags != "any":
             for j, f in enumerate(rule.flags):
                 if f not in rules.flags:
-                    problems.append(
-                        doc.problem(
-                            where + ("flags", j),
-                            f"unknown flag '{f}'",
-                            entry_id=rule.id,
-                            suggestion=did_you_mean(f, rules.flags) or f"known flags: {', '.join(rules.flags)}",
-                        )
-                    )
+                    problems.append(_unknown_flag(doc, where + ("flags", j), f, rules, entry_id=rule.id))
         if rule.flags != "any" and flags and flags <= always:
             problems.append(
                 doc.problem(
@@ -573,11 +308,3 @@ def _check_lead_rules(
                 suggestion="name a member serving that area (or 全域), e.g. a last rule `flags: any` to the 自立相談支援機関",
             )
         )
-
-
-def lead_matches(t: LeadTarget, a: Agency) -> bool:
-    return (
-        (t.kind is None or a.kind == t.kind)
-        and (t.silo is None or a.silo == t.silo)
-        and (t.agency is None or a.id == t.agency)
-    )

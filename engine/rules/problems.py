@@ -1,0 +1,34 @@
+"""The located problem of a YAML file (rules, configuration, an outcome) and the refusal that lists them.
+
+A RuleProblem names file, line, rule (or entry) id, field, what is wrong and a suggestion; a file
+set with any problem is refused whole (RulesInvalid), so a broken file never half-applies.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from engine.support.errors import EngineError, Problem
+
+
+class RuleProblem(Problem):
+    file: str
+    line: int
+    rule_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        rule = f" rule {self.rule_id}" if self.rule_id else ""
+        field = f" [{self.field}]" if self.field else ""
+        hint = f" — {self.suggestion}" if self.suggestion else ""
+        return f"{where}:{rule}{field} {self.message}{hint}"
+
+
+class RulesInvalid(EngineError):
+    def __init__(self, problems: list[RuleProblem]):
+        super().__init__(problems=problems)
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
