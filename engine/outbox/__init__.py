@@ -1,1 +1,32 @@
-"""The outbox: message keys, queue, transports (file, SMTP), dispatch."""
+"""The outbox: message keys, queue, transports (file, SMTP), dispatch.
+
+keys.py        MessageKey: the text key of each queued message, built and read in one place
+transports.py  the e-mail built from a queued row, FileTransport, SmtpTransport, their failures
+withhold.py    why a queued message must no longer go out (newer version, answered, DV lock)
+dispatch.py    send_pending (lock, crash recovery, members only, marks, backoff) and retry
+"""
+
+from engine.outbox.dispatch import BACKOFF_MINUTES, SendResult, retry, send_pending
+from engine.outbox.keys import MessageKey
+from engine.outbox.transports import (
+    FileTransport,
+    PermanentFailure,
+    ServerUnavailable,
+    SmtpTransport,
+    TemporaryFailure,
+    Uncertain,
+)
+
+__all__ = [
+    "BACKOFF_MINUTES",
+    "FileTransport",
+    "MessageKey",
+    "PermanentFailure",
+    "SendResult",
+    "ServerUnavailable",
+    "SmtpTransport",
+    "TemporaryFailure",
+    "Uncertain",
+    "retry",
+    "send_pending",
+]

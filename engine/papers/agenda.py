@@ -19,7 +19,10 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel
 
-from engine.config.files import ConferenceType, Config
+from engine.config import ConferenceType, Config
+from engine.policy.consent import consenting
+from engine.policy.dv import case_locked
+from engine.policy.members import may_share_with
 from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
 from engine.support import clock
@@ -136,33 +139,6 @@ def silo_facts(
     ]
 
 
-def consenting(hh: Household, on_iso: str) -> set[str]:
-    return {p.person_id for p in hh.persons if any(current(r, on_iso) for r in p.records.get("consent", ()))}
-
-
-def household_locked(conn: sqlite3.Connection, config: Config, household_id: str, on_iso: str) -> bool:
-    """The DV lock of a household, whichever case it is in: an open locked flag (DV) or a current
-    record of a locked code (DV support measure)."""
-    flags, codes = config.conference.locked_flags, config.conference.locked_codes
-    if (
-        flags
-        and conn.execute(
-            f"SELECT 1 FROM flags WHERE household_id = ? AND status = 'open' AND rule_id IN ({','.join('?' * len(flags))})",
-            (household_id, *flags),
-        ).fetchone()
-    ):
-        return True
-    return (
-        bool(codes)
-        and conn.execute(
-            f"SELECT 1 FROM persons p CROSS JOIN records r ON r.person_id = p.person_id WHERE p.household_id = ? AND r.code IN ({','.join('?' * len(codes))}) "
-            "AND r.start_date <= ? AND (r.end_date IS NULL OR r.end_date >= ?)",
-            (household_id, *codes, on_iso, on_iso),
-        ).fetchone()
-        is not None
-    )
-
-
 def _value(code: str, value: str) -> str:
     spec = CODES[code]
     if spec.value_type == "flag":
@@ -235,9 +211,7 @@ def meeting_papers(
         ).fetchall()
         rule_ids = sorted({r[0] for r in flag_rows})
         hh = households[hid]
-        is_locked = bool(set(rule_ids) & set(config.conference.locked_flags)) or household_locked(
-            conn, config, hid, on_iso
-        )
+        is_locked = case_locked(conn, config, hid, rule_ids, on_iso)
         only = consenting(hh, on_iso) if kind == "multi" else None
         titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
@@ -247,7 +221,7 @@ def meeting_papers(
         ).fetchall()
         for agency_id, role in roles:
             agency = config.agencies.get(agency_id)
-            if agency is None or (kind == "support" and not agency.member):
+            if agency is None or not may_share_with(agency, kind):
                 continue  # removed from the registry, or not bound by 106条の6: never receives 支援会議 papers
             if is_locked:
                 locked[agency_id] = locked.get(agency_id, 0) + 1

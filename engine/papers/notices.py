@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from engine.config.files import Config
+from engine.config import Config
+from engine.outbox.keys import MessageKey
 from engine.papers.agenda import environment
 from engine.papers.write import queue
 
@@ -14,7 +15,7 @@ COORDINATOR = "coordinator"  # the recipient id of the 多機関協働事業者 
 
 
 class Notice(BaseModel):
-    key: str  # lead_request:N | reminder:ACTION:due | reminder:ACTION:overdue | checkpoint:N | digest:DAY
+    key: str  # a MessageKey's text: lead_request:N, lead_withdrawn:N, reminder:N:due|overdue[:locked], checkpoint:N, digest:DAY
     kind: str
     recipient: str  # agency id, or COORDINATOR
     title: str
@@ -41,5 +42,5 @@ def queue_notice(conn, config: Config, notice: Notice) -> bool:
         "text": env.get_template("notice.txt.j2").render(n=view),
         "html": env.get_template("notice.html.j2").render(n=view),
     }
-    subject = f"【{notice.title}】" + (f"事案 {notice.case_id}" if notice.case_id else notice.key.split(":", 1)[-1])
+    subject = f"【{notice.title}】" + (f"事案 {notice.case_id}" if notice.case_id else MessageKey.parse(notice.key).ref)
     return queue(conn, key=notice.key, kind=notice.kind, agency_id=notice.recipient, subject=subject, parts=parts)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from engine.config.files import Config
+from engine.config import Config
+from engine.outbox.keys import MessageKey
 from engine.papers.agenda import (
     environment,
     meeting_papers,
@@ -24,6 +25,7 @@ from engine.papers.agenda import (
     silo_facts,
     withdrawn_agenda,
 )
+from engine.policy.members import members_only
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
 from engine.support import clock
@@ -116,7 +118,7 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
             current = {a.agency_id for a in papers.agendas}
             # an agency that no longer has a case here: told so only if it was sent an agenda;
             # an unsent one is simply withdrawn
-            prefix = f"agenda:{meeting_id}:"
+            prefix = MessageKey.agenda_prefix(meeting_id)
             reached = {
                 a
                 for (a,) in conn.execute(
@@ -151,17 +153,18 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
                     (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), now_iso(), str(folder)),
                 )
-                supersede_pending(conn, f"agenda:{meeting_id}:{agenda.agency_id}:v")
+                key = MessageKey.agenda(meeting_id, agenda.agency_id, agenda.version)
+                supersede_pending(conn, key.version_prefix)
                 subject = f"【{agenda.conference_name}】{agenda.held_on} {agenda.start_time} 議題 {meeting_id}（第{agenda.version}版）"
                 result.agendas += 1
                 result.messages_queued += queue(
                     conn,
-                    key=f"agenda:{meeting_id}:{agenda.agency_id}:v{agenda.version}",
+                    key=str(key),
                     kind="agenda",
                     agency_id=agenda.agency_id,
                     subject=subject,
                     parts=parts,
-                    members_only=agenda.conference_type == "support",
+                    members_only=members_only(agenda.conference_type),
                 )
             html = render_coordinator(env, papers)
             digest = hashlib.sha256(
@@ -215,14 +218,17 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
             sender_name=config.name_of("support") + "事務局",
         )
         digest = hashlib.sha256(json.dumps(view, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
-        prefix = f"routing:{case_id}:{owner_id}:v"
+        key = MessageKey.routing(case_id, owner_id, 1)
+        prefix = key.version_prefix
         last = conn.execute(
             "SELECT message_key, content_hash FROM outbox WHERE substr(message_key, 1, ?) = ? ORDER BY CAST(substr(message_key, ?) AS INTEGER) DESC LIMIT 1",
             (len(prefix), prefix, len(prefix) + 1),
         ).fetchone()
         if last and last[1] == digest:
             continue
-        version = int(last[0][len(prefix) :]) + 1 if last else 1
+        if last:
+            key = MessageKey.parse(last[0]).next_version()
+        version = key.version
         parts = {
             "text": env.get_template("routing.txt.j2").render(r=view),
             "html": env.get_template("routing.html.j2").render(r=view),
@@ -233,7 +239,7 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         supersede_pending(conn, prefix)
         queued += queue(
             conn,
-            key=f"{prefix}{version}",
+            key=str(key),
             kind="routing",
             agency_id=owner_id,
             subject=subject,

@@ -1,0 +1,291 @@
+"""Send the outbox: transport `file` (.eml files in <workspace>/outbox/) or `smtp`.
+
+Each message is marked `sending` (committed) before it is handed to the transport and `sent`
+after. A message found still `sending` at the next run crashed in between: the server may or
+may not have accepted it. It is sent again with the same Message-ID (so mail clients can fold
+the two) and marked possible_duplicate, which `engine outbox` reports — the one duplicate window
+is shown, never hidden. The file transport has no such window: the file name is the key.
+
+Recipients come only from the agency registry, looked up at send time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from engine.config import Agency, Config
+from engine.outbox.keys import MessageKey
+from engine.outbox.transports import (
+    PermanentFailure,
+    ServerUnavailable,
+    TemporaryFailure,
+    Uncertain,
+    build_message,
+    transport_for,
+)
+from engine.outbox.withhold import case_of, has_newer_version, stale_reason
+from engine.policy import members
+from engine.policy.consent import case_consented
+from engine.store.lifecycle import Log
+from engine.support import clock
+
+BACKOFF_MINUTES = (5, 15, 60, 240, 720)
+
+
+class SendResult(BaseModel):
+    busy: bool = False  # another dispatch was running: this one sent nothing
+    server_unavailable: str | None = None  # no connection or login: everything waits for the next run
+    sent: int = 0
+    failed: int = 0  # permanently, shown to the coordinator
+    deferred: int = 0  # temporary failure, stays queued with a later attempt time
+    possible_duplicates: int = 0  # found in the crash window and sent again
+
+
+def recipient(config: Config, agency_id: str) -> Agency | None:
+    """The registry entry a message goes to: an agency of agencies.yaml, or the coordinator
+    (lifecycle.yaml's coordinator_email). Nothing else can ever be a recipient."""
+    if agency_id == "coordinator":
+        return Agency.model_construct(
+            id="coordinator",
+            name="多機関協働事業 コーディネーター",
+            kind="多機関協働事業者",
+            silo="",
+            areas=("全域",),
+            email=config.lifecycle.coordinator_email,
+            member=True,
+            capacity=1,
+        )
+    return config.agencies.get(agency_id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+LOCK_STALE = timedelta(minutes=15)  # a live dispatch refreshes the lock before every message
+
+
+def _take_lock(conn: sqlite3.Connection, token: str, now: datetime) -> tuple[bool, bool]:
+    """(got the dispatch lock, the previous holder died without releasing it).
+
+    One dispatch at a time: a second one (say `engine run` while the 08:00 flow runs) finds
+    the lock held by a live process and sends nothing. A lock not refreshed for 15 minutes is
+    stale whoever holds it (a pid reused after a reboot, a container with a new host name)."""
+    host, pid = socket.gethostname(), os.getpid()
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute("SELECT host, pid, taken_at FROM dispatch_lock WHERE name = 'outbox'").fetchone()
+        fresh = row is not None and datetime.fromisoformat(row[2]) > clock.now() - LOCK_STALE
+        if row and fresh and (row[0] != host or _alive(row[1])):
+            return False, False
+        conn.execute(
+            "INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, clock.stamp())
+        )
+    return True, row is not None
+
+
+def _release_lock(conn: sqlite3.Connection, token: str) -> None:
+    with conn:
+        conn.execute("DELETE FROM dispatch_lock WHERE name = 'outbox' AND token = ?", (token,))
+
+
+def _barred(
+    conn: sqlite3.Connection,
+    key: str,
+    parsed: MessageKey | None,
+    agency_id: str,
+    agency: Agency | None,
+    restricted: bool,
+    now: datetime,
+) -> str | None:
+    """Why the message may not go to its recipient at all (it is failed, shown to the coordinator):
+    the agency left the registry, the key is none the engine writes, or members only."""
+    if agency is None:
+        return f"agency '{agency_id}' is no longer in agencies.yaml: nobody to send to"
+    if parsed is None:
+        return f"'{key}' is not a message key the engine writes: nothing is sent under it"
+    day = now.astimezone(clock.TOKYO).date().isoformat()
+
+    def consented() -> bool:
+        case_id, _ = case_of(conn, parsed)
+        return case_id is not None and case_consented(conn, case_id, day)
+
+    return members.refusal(agency, agency_id, restricted=restricted, lifecycle=parsed.lifecycle, consented=consented)
+
+
+def _recover(conn: sqlite3.Connection) -> int:
+    """Messages left 'sending' by a dispatch that died: the server may have them. Send them again
+    (marked possible_duplicate), unless a newer version replaced them meanwhile."""
+    rows = conn.execute("SELECT message_key FROM outbox WHERE status = 'sending'").fetchall()
+    with conn:
+        for (key,) in rows:
+            conn.execute(
+                "UPDATE outbox SET status = ?, possible_duplicate = 1 WHERE message_key = ?",
+                ("superseded" if has_newer_version(conn, MessageKey.read(key)) else "pending", key),
+            )
+    return len(rows)
+
+
+def send_pending(
+    conn: sqlite3.Connection, config: Config, workspace: Path, *, transport=None, now: datetime | None = None
+) -> SendResult:
+    """Send every due message once; see the module docstring for the crash window."""
+    now = now or clock.now()
+    result = SendResult()
+    token = uuid.uuid4().hex
+    got, holder_died = _take_lock(conn, token, now)
+    if not got:
+        result.busy = True
+        return result
+    transport = transport or transport_for(config, workspace)
+    # the database runs with synchronous=NORMAL, where a power cut may undo the last commits:
+    # the dispatch's 'sending' and 'sent' marks must be on disk before the next step, or a
+    # message could go twice without being reported as a possible duplicate
+    conn.execute("PRAGMA synchronous=FULL")
+    try:
+        result.possible_duplicates = _recover(conn)
+        due = conn.execute(
+            # datetime(): times are compared as instants whatever their UTC offset (the scheduled
+            # dispatch stores +00:00, a dispatch for another day runs at 08:00+09:00)
+            "SELECT message_key, agency_id, subject, parts, attempts, members_only FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR datetime(next_attempt_at) <= datetime(?)) ORDER BY queued_at, message_key",
+            (now.isoformat(timespec="seconds"),),
+        ).fetchall()
+        for i, (key, agency_id, subject, parts, attempts, members_only) in enumerate(due):
+            agency = recipient(config, agency_id)
+            parsed = MessageKey.read(key)
+            barred = _barred(conn, key, parsed, agency_id, agency, bool(members_only), now)
+            if barred:
+                _mark(conn, key, "failed", attempts, barred)
+                result.failed += 1
+                continue
+            stale = stale_reason(conn, config, parsed, now)
+            if stale:
+                with conn:
+                    conn.execute(
+                        "UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending'",
+                        (stale, key),
+                    )
+                continue
+            with conn:
+                conn.execute(
+                    "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
+                )
+                claimed = conn.execute(
+                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
+                    (key,),
+                ).rowcount
+            if not claimed:
+                continue  # superseded or sent meanwhile
+            try:
+                message = build_message(config, key, subject, json.loads(parts), agency.email)
+            except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
+                _mark(
+                    conn,
+                    key,
+                    "failed",
+                    attempts,
+                    f"the message cannot be built ({err}); check the names and places in conference.yaml and agencies.yaml, then `engine outbox --retry-failed`",
+                )
+                result.failed += 1
+                continue
+            try:
+                transport.send(message, agency.email, key)
+            except ServerUnavailable as err:
+                # nothing was handed over: not an attempt of this message; the whole run waits
+                _mark(
+                    conn, key, "pending", attempts, str(err), next_at=_utc(now + timedelta(minutes=BACKOFF_MINUTES[0]))
+                )
+                result.deferred += len(due) - i
+                result.server_unavailable = str(err)
+                break
+            except TemporaryFailure as err:
+                if attempts + 1 >= config.mail.max_attempts:
+                    _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}")
+                    result.failed += 1
+                else:
+                    wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
+                    _mark(conn, key, "pending", attempts + 1, str(err), next_at=_utc(now + timedelta(minutes=wait)))
+                    result.deferred += 1
+                if isinstance(err, Uncertain):
+                    with conn:
+                        conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
+                continue
+            except PermanentFailure as err:
+                _mark(conn, key, "failed", attempts + 1, str(err))
+                result.failed += 1
+                continue
+            with conn:
+                conn.execute(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?",
+                    (clock.stamp(), agency.email, key),
+                )
+                _log_mail(conn, config, now, key, agency_id, "mail_sent", f"{agency.name}へ送信")
+            result.sent += 1
+    finally:
+        try:
+            transport.close()
+        finally:
+            _release_lock(conn, token)
+            conn.execute("PRAGMA synchronous=NORMAL")
+    return result
+
+
+def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int, int]:
+    """Queue failed messages again (all of them, or the given keys) after the cause is fixed.
+    A failed version that a newer one has replaced is marked superseded instead: it must not
+    arrive after its successor."""
+    failed = [k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'failed'")]
+    wanted = [k for k in failed if keys is None or k in keys]
+    queued = superseded = 0
+    with conn:
+        for key in wanted:
+            if has_newer_version(conn, MessageKey.read(key)):
+                superseded += conn.execute(
+                    "UPDATE outbox SET status = 'superseded' WHERE message_key = ?", (key,)
+                ).rowcount
+                continue
+            queued += conn.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ?",
+                (key,),
+            ).rowcount
+    return queued, superseded
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _mark(
+    conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None
+) -> None:
+    with conn:
+        conn.execute(
+            "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? WHERE message_key = ?",
+            (status, attempts, error[:500], next_at, key),
+        )
+        if status == "failed":
+            agency_id = conn.execute("SELECT agency_id FROM outbox WHERE message_key = ?", (key,)).fetchone()[0]
+            _log_mail(conn, None, clock.now(), key, agency_id, "mail_failed", f"送信失敗: {error[:200]}")
+
+
+def _log_mail(
+    conn: sqlite3.Connection, config: Config | None, now: datetime, key: str, agency_id: str, event: str, reason: str
+) -> None:
+    case_id, meeting_id = case_of(conn, MessageKey.read(key))
+    Log(conn, now.astimezone(clock.TOKYO).date(), "dispatch", config_hash=config.hash if config else None).event(
+        event, case_id=case_id, meeting_id=meeting_id, reason=reason, message_key=key, agency=agency_id
+    )

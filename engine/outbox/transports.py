@@ -1,0 +1,201 @@
+"""How a message leaves: built as an e-mail (message_id, build_message) and handed to a transport,
+`file` (.eml files in <workspace>/outbox/, the file name is the key) or `smtp` (one connection
+per run, each step of MAIL, RCPT, DATA classified by what the server can have). A transport raises
+TemporaryFailure (retried later), Uncertain (the server may have it: reported as a possible
+duplicate), ServerUnavailable (nothing goes this run) or PermanentFailure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from engine.config import Config
+from engine.support import clock
+from engine.support.private_files import write_private
+
+LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class TemporaryFailure(Exception):
+    """Worth retrying later (connection refused, timeout, 4xx)."""
+
+
+class Uncertain(TemporaryFailure):
+    """The connection broke or timed out while the message was being handed over: the server may
+    have accepted it. Retried, and reported as a possible duplicate."""
+
+
+class ServerUnavailable(TemporaryFailure):
+    """No connection at all: the rest of the run's messages wait for the next run."""
+
+
+class PermanentFailure(Exception):
+    """Retrying will not help (5xx, unknown agency)."""
+
+
+class _NotHandedOver(Exception):
+    """The connection failed (dropped, timed out, garbled) before the body was sent: the server
+    has nothing. Retried at once on a new connection if the old one was reused."""
+
+
+def _failure(code: int, text: bytes | str, where: str) -> Exception:
+    """A clear answer of the server: 5xx permanent, anything else temporary."""
+    reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(f"{code} {reply} ({where})")
+
+
+def message_id(key: str, domain: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in ".-" else "." for ch in key)
+    return f"<{safe}@{domain}>"
+
+
+def build_message(config: Config, key: str, subject: str, parts: dict, recipient: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = config.mail.sender
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id(key, config.mail.sender.split("@", 1)[1])
+    msg["Date"] = format_datetime(clock.now())
+    msg["X-Engine-Key"] = key
+    msg.set_content(parts["text"])
+    msg.add_alternative(parts["html"], subtype="html")
+    if parts.get("ics"):
+        method = parts.get("ics_method", "REQUEST")
+        msg.add_attachment(
+            parts["ics"].encode("utf-8"),
+            maintype="text",
+            subtype="calendar",
+            filename="invite.ics" if method == "REQUEST" else "cancel.ics",
+            params={"method": method},
+        )
+    return msg
+
+
+class FileTransport:
+    """Writes <outbox>/<key>.eml atomically; an existing file means already sent."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
+        path = self.folder / (key.replace(":", "_") + ".eml")
+        if path.exists():
+            return
+        write_private(path, msg.as_bytes(), durable=True)
+
+    def close(self) -> None:
+        pass
+
+
+class SmtpTransport:
+    """One connection per run, opened on first use; STARTTLS and login as configured."""
+
+    def __init__(self, config: Config):
+        self.settings = config.mail.smtp
+        self.conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        try:
+            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            if s.starttls:
+                conn.starttls()
+            user = os.environ.get(s.username_env or "", "")
+            if user:
+                conn.login(user, os.environ.get(s.password_env or "", ""))
+            conn.ehlo_or_helo_if_needed()  # a server refusing EHLO refuses the session: nothing waits on one message
+            return conn
+        except smtplib.SMTPAuthenticationError as err:
+            raise ServerUnavailable(
+                f"the mail server refused the login ({err.smtp_code}): check the variables {s.username_env} and {s.password_env}"
+            ) from err
+        except smtplib.SMTPResponseException as err:
+            raise ServerUnavailable(f"the mail server refused the session: {err.smtp_code} {err.smtp_error!r}") from err
+        except (OSError, smtplib.SMTPException) as err:
+            raise ServerUnavailable(f"cannot connect to {s.host}:{s.port}: {err}") from err
+
+    def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
+        """MAIL, RCPT and DATA step by step, so that each failure is classified by what the
+        server can have: nothing before the body went out (a certain failure, retried or failed
+        by its code), or maybe the message after it (Uncertain: reported as a possible
+        duplicate). A connection the server closed since the last message is reopened once."""
+        while True:
+            fresh = self.conn is None
+            if fresh:
+                self.conn = self._connect()
+            try:
+                self._envelope(msg["From"], recipient)
+                break
+            except _NotHandedOver as err:
+                self._drop()
+                if fresh:  # a new connection failed too: wait for the next attempt
+                    raise TemporaryFailure(str(err)) from err
+        self._data(msg)
+
+    def _envelope(self, sender: str, recipient: str) -> None:
+        """MAIL FROM, RCPT TO and the DATA command: nothing of the message has been sent yet."""
+        conn = self.conn
+        options = ["BODY=8BITMIME"] if conn.has_extn("8bitmime") else []  # the text parts are UTF-8, 8bit
+        steps = (
+            ("MAIL", lambda: conn.mail(sender, options), (250,)),
+            ("RCPT", lambda: conn.rcpt(recipient), (250, 251)),
+            ("DATA", lambda: conn.docmd("data"), (354,)),
+        )
+        try:
+            for command, step, ok in steps:
+                code, text = step()
+                if code not in ok:
+                    self._drop()
+                    raise _failure(code, text, f"at {command}")
+        except (
+            smtplib.SMTPResponseException
+        ) as err:  # a reply smtplib could not read (checked first: it is an OSError too)
+            raise _NotHandedOver(
+                f"unreadable reply from the server before the message was sent: {err.smtp_code} {err.smtp_error!r}"
+            ) from err
+        except OSError as err:  # disconnected, timed out, reset (smtplib's errors are OSErrors)
+            raise _NotHandedOver(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
+
+    def _data(self, msg: EmailMessage) -> None:
+        """The body, then the server's verdict. Anything but a clear 250 or 4xx/5xx reply after
+        the body went out (a drop, a timeout, a reply smtplib cannot read) is Uncertain."""
+        body = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+        body = LEADING_DOT.sub(b"..", body)  # dot-stuffing (RFC 5321 4.5.2)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            self.conn.send(body + b".\r\n")
+            code, text = self.conn.getreply()
+        except (OSError, smtplib.SMTPException) as err:
+            self._drop()
+            raise Uncertain(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
+        if code == 250:
+            return
+        self._drop()
+        if 400 <= code < 600:
+            raise _failure(code, text, "after the message")
+        raise Uncertain(f"unreadable reply after the message: {code} {text!r}")
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self.conn = None
+
+
+def transport_for(config: Config, workspace: Path):
+    return SmtpTransport(config) if config.mail.transport == "smtp" else FileTransport(Path(workspace) / "outbox")
