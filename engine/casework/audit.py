@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from engine.casework.steps import owed_outcomes
 from engine.conference.convene import severities_from
-from engine.config.files import Config
+from engine.config import Config
 from engine.support.business_days import Calendar
 
 KINDS = {

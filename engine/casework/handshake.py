@@ -24,15 +24,17 @@ from engine.casework.steps import (
 )
 from engine.conference.convene import Convener, served_silos
 from engine.conference.lead import propose_lead
-from engine.config.files import Config
+from engine.config import Config
+from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, queue_notice
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.model import RuleSet
 from engine.store.lifecycle import CaseNotFound, Log
 from engine.support.business_days import Calendar
+from engine.support.errors import EngineError
 
 
-class HandshakeError(Exception):
+class HandshakeError(EngineError):
     """The answer cannot be recorded (no pending request, another agency was asked, …)."""
 
 
@@ -92,7 +94,7 @@ def request_lead(
         conn,
         config,
         Notice(
-            key=f"lead_request:{request_id}",
+            key=str(MessageKey.lead_request(request_id)),
             kind="lead_request",
             recipient=agency_id,
             title="主担当機関の受諾のお願い",

@@ -9,8 +9,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from engine.casework.steps import owed_outcomes
-from engine.config.files import Config
+from engine.config import Config
 from engine.store.lifecycle import CHECKPOINT_LABELS, STATE_LABELS
+from engine.support.errors import EngineError
 
 
 class MeetingCase(BaseModel):
@@ -74,7 +75,7 @@ def meetings(conn: sqlite3.Connection, config: Config, on: date, *, include_past
     return out
 
 
-class AgendaNotFound(Exception):
+class AgendaNotFound(EngineError):
     pass
 
 

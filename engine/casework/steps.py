@@ -9,7 +9,8 @@ import json
 import sqlite3
 from datetime import date
 
-from engine.config.files import Config
+from engine.config import Config
+from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, queue_notice
 from engine.store.lifecycle import CHECKPOINT_LABELS, Log
 from engine.support.business_days import Calendar, add_months
@@ -75,14 +76,14 @@ def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
         )
         reached = log.conn.execute(
             "SELECT 1 FROM outbox WHERE message_key = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)",
-            (f"lead_request:{request_id}",),
+            (str(MessageKey.lead_request(request_id)),),
         ).fetchone()
         if reached and agency in config.agencies:
             queue_notice(
                 log.conn,
                 config,
                 Notice(
-                    key=f"lead_withdrawn:{request_id}",
+                    key=str(MessageKey.lead_withdrawn(request_id)),
                     kind="lead_withdrawn",
                     recipient=agency,
                     title="受諾依頼の取り下げ",

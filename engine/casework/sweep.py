@@ -23,9 +23,10 @@ from pydantic import BaseModel
 from engine.casework.audit import KINDS, run_audit
 from engine.casework.steps import cancel_checkpoints, owed_outcomes
 from engine.conference.convene import Convener
-from engine.config.files import Config
-from engine.papers.agenda import household_locked
+from engine.config import Config
+from engine.outbox.keys import MessageKey
 from engine.papers.notices import COORDINATOR, Notice, queue_notice
+from engine.policy.dv import household_locked
 from engine.rules.model import RuleSet
 from engine.store.lifecycle import CHECKPOINT_LABELS, Log
 from engine.support import clock
@@ -81,8 +82,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 conn,
                 config,
                 Notice(
-                    key=f"reminder:{action_id}:{'overdue' if overdue else 'due'}"
-                    + (":locked" if locked[household_id] else ""),
+                    key=str(MessageKey.reminder(action_id, overdue=overdue, locked=locked[household_id])),
                     kind="reminder",
                     recipient=agency,
                     case_id=case_id,
@@ -172,7 +172,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                     conn,
                     config,
                     Notice(
-                        key=f"checkpoint:{checkpoint_id}",
+                        key=str(MessageKey.checkpoint(checkpoint_id)),
                         kind="checkpoint",
                         recipient=agency,
                         case_id=case_id,
@@ -255,7 +255,7 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
             conn,
             config,
             Notice(
-                key=f"digest:{on.isoformat()}",
+                key=str(MessageKey.digest(on)),
                 kind="digest",
                 recipient=COORDINATOR,
                 title="多機関協働 日次ダイジェスト",

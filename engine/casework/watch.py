@@ -16,15 +16,16 @@ from pydantic import BaseModel
 
 from engine.casework.steps import cancel_checkpoints, schedule_check_back
 from engine.conference.convene import Convener
-from engine.config.files import Config
+from engine.config import Config
 from engine.rules.model import RuleSet
 from engine.store.lifecycle import Log
+from engine.support.errors import EngineError
 
 Result = Literal["stable", "concern", "lost_contact"]
 RESULT_LABELS = {"stable": "安定", "concern": "懸念あり", "lost_contact": "連絡が取れない"}
 
 
-class WatchError(Exception):
+class WatchError(EngineError):
     pass
 
 

@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel
 
-from engine.config.files import ConferenceType, Config
+from engine.config import ConferenceType, Config
 from engine.support.business_days import Calendar
+from engine.support.errors import EngineError
 
 TYPE_LETTER = {"support": "S", "multi": "J"}
 HORIZON_DAYS = 3 * 366  # a normal case that finds no free slot within three years is refused
@@ -25,7 +26,7 @@ class Meeting(BaseModel):
     added_for_urgent: bool = False
 
 
-class NoSlot(Exception):
+class NoSlot(EngineError):
     pass
 
 

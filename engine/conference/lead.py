@@ -1,10 +1,14 @@
-"""Propose a lead agency (主担当機関) for a case from the ordered lead rules, with the reason."""
+"""Propose a lead agency (主担当機関) for a case from the ordered lead rules, with the reason;
+a confirmed lead stays, and a reopened or re-linked case proposes its previous lead again."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel
 
-from engine.config.files import Agency, ConferenceType, Config, LeadRule, lead_matches
+from engine.config import Agency, ConferenceType, Config, LeadRule, lead_matches
+from engine.policy.members import may_share_with
 
 
 class LeadProposal(BaseModel):
@@ -51,7 +55,7 @@ def propose_lead(
             for a in config.agencies.values()
             if lead_matches(rule.lead, a)
             and a.serves(area)
-            and (conference_type == "multi" or a.member)
+            and may_share_with(a, conference_type)
             and a.id not in exclude
         ]
         if not eligible:
@@ -78,6 +82,77 @@ def propose_lead(
     return None
 
 
+@dataclass(frozen=True)
+class CaseLead:
+    """A case's lead so far (all None for a new case) and, when it is reopened or re-linked, the
+    lead before (もどし・つなぎ直し)."""
+
+    agency_id: str | None = None
+    rule_id: str | None = None
+    reason: str | None = None
+    shared_reason: str | None = None
+    confirmed_on: str | None = None
+    previous: str | None = None
+
+
+def lead_for_case(
+    config: Config,
+    before: CaseLead,
+    *,
+    area: str,
+    flag_ids: set[str],
+    served_silos: set[str],
+    conference_type: ConferenceType,
+    led: dict[str, int],
+) -> tuple[LeadProposal | None, str]:
+    """The lead of a case decided (again), and what to add to the conference basis.
+
+    A confirmed lead (the hand-shake was accepted) stays the lead; a reopened or re-linked case
+    proposes its previous lead again if it may take part; otherwise the lead rules decide, but an
+    unconfirmed lead the same rule still allows is not switched over load alone."""
+    keep = before.agency_id if before.confirmed_on else before.previous
+    agency = config.agencies.get(keep) if keep else None
+    basis = ""
+    if agency and (before.confirmed_on or may_share_with(agency, conference_type)):
+        why = (
+            f"{before.confirmed_on}に受諾した主担当機関を継続"
+            if before.confirmed_on
+            else "前回の主担当機関（もどし・つなぎ直し）"
+        )
+        lead = LeadProposal(
+            agency_id=agency.id,
+            rule_id=before.rule_id or "previous",
+            reason=f"{why}: {agency.name}。",
+            shared_reason=f"{why}。",
+            candidates=(agency.id,),
+        )
+    else:
+        lead = propose_lead(
+            config,
+            area=area,
+            flag_ids=flag_ids,
+            served_silos=served_silos,
+            conference_type=conference_type,
+            led=led,
+        )
+        if agency:  # the previous lead cannot take part in a 支援会議 it is not a member of (社会福祉法106条の6)
+            basis = f"。前回の主担当機関（{agency.name}）は{config.name_of('support')}の構成員でないため招集しない（本人同意を得て{config.name_of('multi')}で再検討を）"
+    old = before.agency_id
+    if (
+        lead
+        and not before.confirmed_on
+        and old
+        and old != lead.agency_id
+        and lead.rule_id == before.rule_id
+        and old in lead.candidates
+    ):
+        # same rule, and the earlier lead is still eligible: do not switch the lead over load alone
+        lead = lead.model_copy(
+            update={"agency_id": old, "reason": before.reason, "shared_reason": before.shared_reason}
+        )
+    return lead, basis
+
+
 def participants(
     config: Config, *, area: str, silos: set[str], lead: str | None, conference_type: ConferenceType
 ) -> tuple[list[str], list[str]]:
@@ -87,7 +162,7 @@ def participants(
     for a in sorted(config.agencies.values(), key=lambda a: a.id):
         if a.id != lead and not (a.silo in silos and a.serves(area)):
             continue
-        if conference_type == "support" and not a.member:
+        if not may_share_with(a, conference_type):
             excluded.append(a.id)
         elif a.id != lead:
             invited.append(a.id)
