@@ -11,9 +11,10 @@ from datetime import date
 from engine.rules.facts import Context, load_households
 from engine.rules.model import SEVERITY_JA, RuleSet
 from engine.rules.trace import Trace, trace_flag
+from engine.support.errors import EngineError
 
 
-class UnknownHousehold(LookupError):
+class UnknownHousehold(EngineError, LookupError):
     pass
 
 
@@ -63,7 +64,7 @@ def explain(conn: sqlite3.Connection, rules: RuleSet, household_id: str, on: dat
     if row is None:
         raise UnknownHousehold(f"household '{household_id}' is not in the database (ids look like H0000123)")
     if rule_id is not None and rule_id not in rules.flags:
-        from engine.rules.loader import did_you_mean
+        from engine.rules.problems import did_you_mean
 
         raise KeyError(
             f"unknown rule '{rule_id}'"

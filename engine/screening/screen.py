@@ -30,10 +30,12 @@ from engine.rules.prefilter import Prefilter, Shard
 from engine.rules.trace import evidence
 from engine.store.db import current_import_seq, db_path
 from engine.support import clock
+from engine.support.progress import Progress, report
 
 BATCH = 20_000
 PARALLEL_FROM = 20_000  # households in scope before worker processes pay off
 FULL_ABOVE_SHARE = 0.3  # an incremental scope above this share of households runs as a full screen
+PROGRESS_LABEL = "全件スクリーニング"
 
 
 class ScreenResult(BaseModel):
@@ -131,7 +133,7 @@ def die_with_parent() -> None:
     """Pool worker initializer: on Linux, ask the kernel to kill this worker when the process that
     started it dies. Without it a nightly run killed mid-screen (power cut, OOM killer, a
     cancelled flow) leaves its workers screening a whole shard for nobody, next to the rerun
-    (measured by the crash trials, tests/crashtrials.py)."""
+    (measured by the crash trials, bench/crashtrials.py)."""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -140,10 +142,11 @@ def die_with_parent() -> None:
             os._exit(1)
 
 
-def _id_ranges(conn: sqlite3.Connection, parts: int) -> list[Shard]:
+def _id_ranges(conn: sqlite3.Connection, parts: int) -> list[tuple[Shard, int]]:
+    """Up to `parts` id ranges of about as many households each, with their household counts."""
     total = conn.execute("SELECT COUNT(*) FROM households").fetchone()[0]
     if parts <= 1 or total < PARALLEL_FROM:
-        return [Shard()]
+        return [(Shard(), total)]
     bounds = [
         conn.execute(
             "SELECT household_id FROM households ORDER BY household_id LIMIT 1 OFFSET ?", (total * i // parts,)
@@ -151,14 +154,54 @@ def _id_ranges(conn: sqlite3.Connection, parts: int) -> list[Shard]:
         for i in range(1, parts)
     ]
     edges = [None, *bounds, None]
-    return [Shard(lo=edges[i], hi=edges[i + 1]) for i in range(parts)]
+    return [(Shard(lo=edges[i], hi=edges[i + 1]), total * (i + 1) // parts - total * i // parts) for i in range(parts)]
+
+
+def _screen_shard_numbered(args: tuple[int, str, RuleSet, date, Shard]) -> tuple[int, ShardResult]:
+    """Pool entry: `screen_shard` on one id range, with its number (results arrive in any order)."""
+    number, *shard_args = args
+    return number, screen_shard(*shard_args)
+
+
+def screen_all(
+    conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, workers: int, progress: Progress | None = None
+) -> list[ShardResult]:
+    """Screen every household, in id ranges (in worker processes when there are several); the
+    results in id order. `progress` is told the households screened as each range completes."""
+    conn.commit()  # workers read a consistent, committed database
+    shards = _id_ranges(conn, workers)
+    database = str(db_path(workspace).resolve())
+    total, done = sum(n for _, n in shards), 0
+    report(progress, done, total, PROGRESS_LABEL)
+    if len(shards) == 1:
+        result = screen_shard(database, rules, on, shards[0][0])
+        report(progress, total, total, PROGRESS_LABEL)
+        return [result]
+    by_number: dict[int, ShardResult] = {}
+    with multiprocessing.get_context("spawn").Pool(len(shards), initializer=die_with_parent) as pool:
+        tasks = [(i, database, rules, on, shard) for i, (shard, _) in enumerate(shards)]
+        for i, result in pool.imap_unordered(_screen_shard_numbered, tasks):
+            by_number[i] = result
+            done += shards[i][1]
+            report(progress, done, total, PROGRESS_LABEL)
+    return [by_number[i] for i in range(len(shards))]
 
 
 # --- the run ----------------------------------------------------------------------------------------
 def screen(
-    conn: sqlite3.Connection, workspace: Path, rules: RuleSet, on: date, *, full: bool = False, workers: int = 2
+    conn: sqlite3.Connection,
+    workspace: Path,
+    rules: RuleSet,
+    on: date,
+    *,
+    full: bool = False,
+    workers: int = 2,
+    progress: Progress | None = None,
 ) -> ScreenResult:
-    """Screen the town on date `on`; incremental unless `full` or nothing comparable ran before."""
+    """Screen the town on date `on`; incremental unless `full` or nothing comparable ran before.
+
+    When every household is screened, `progress` is told how many are done as each id range
+    completes (it stays in this process: workers never see it)."""
     started = clock.monotonic()
     import_seq = current_import_seq(conn)
     last = conn.execute(
@@ -188,14 +231,7 @@ def screen(
         results = [evaluate_households(conn, rules, on, sorted(ids))]
         scope_count = len(scope)
     else:
-        conn.commit()  # workers read a consistent, committed database
-        shards = _id_ranges(conn, workers)
-        database = str(db_path(workspace).resolve())
-        if len(shards) == 1:
-            results = [screen_shard(database, rules, on, shards[0])]
-        else:
-            with multiprocessing.get_context("spawn").Pool(len(shards), initializer=die_with_parent) as pool:
-                results = pool.starmap(screen_shard, [(database, rules, on, s) for s in shards])
+        results = screen_all(conn, workspace, rules, on, workers, progress)
         scope_count = conn.execute("SELECT COUNT(*) FROM households").fetchone()[0]
     opened, confirmed, resolved = write_flags(conn, rules, on, results)
     evaluated = sum(len(r.evaluated) for r in results)
