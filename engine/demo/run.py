@@ -9,16 +9,17 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from engine.casework.audit import run_audit
-from engine.config.files import Config
-from engine.demo.generate import generate_town
+from engine.config import Config
 from engine.demo.simulate import Simulation
+from engine.demo.town import generate_town
 from engine.intake.importer import import_dir
-from engine.outbox.mail import FileTransport
+from engine.outbox import FileTransport
 from engine.rules.model import RuleSet
 from engine.screening.explain import explain
 from engine.screening.screen import screen
 from engine.screening.summary import render_summary, summary
 from engine.store.db import connect
+from engine.support.progress import Progress
 from engine.workflows.cycle import dispatch, nightly_cycle
 
 
@@ -32,10 +33,14 @@ def run_demo(
     on: date,
     bad_rows: int = 5,
     days: int = 120,
+    progress: Progress | None = None,
 ) -> dict:
-    """Run the demo in `workspace`; return the JSON summary (with a readable `text`)."""
+    """Run the demo in `workspace`; return the JSON summary (with a readable `text`).
+
+    `progress` hears the town's generation (「町を生成」) and the simulated days (「模擬期間」).
+    """
     town = workspace / "town"
-    generated = generate_town(town, households, seed, today=on, bad_rows=bad_rows)
+    generated = generate_town(town, households, seed, today=on, bad_rows=bad_rows, progress=progress)
     conn = connect(workspace)
     imported = import_dir(conn, town, today=on, report_dir=workspace / "reports")
     screened = screen(conn, workspace, rules, on, full=True)
@@ -44,7 +49,7 @@ def run_demo(
     sent = dispatch(conn, config, workspace, on, transport=FileTransport(workspace / "outbox"), force=True).send
     s = summary(conn, rules)  # the first night's screening (the span below imports a relapse extract)
     story = (
-        Simulation(conn, workspace, rules, config, on, days, seed, FileTransport(workspace / "outbox")).run()
+        Simulation(conn, workspace, rules, config, on, days, seed, FileTransport(workspace / "outbox")).run(progress)
         if days
         else None
     )

@@ -26,12 +26,13 @@ from engine.casework.outcome import record_outcome
 from engine.casework.steps import owed_outcomes
 from engine.casework.sweep import daily_sweep
 from engine.casework.watch import answer_checkpoint
-from engine.config.files import Config
+from engine.config import Config
 from engine.intake.importer import import_dir
 from engine.rules.model import RuleSet
 from engine.support import clock
 from engine.support.business_days import Calendar
 from engine.support.private_files import open_private, write_private
+from engine.support.progress import Progress, report
 from engine.workflows.cycle import dispatch, nightly_cycle
 
 ACTIONS = {
@@ -43,6 +44,7 @@ ACTIONS = {
     "DV": "安全確保の確認",
     "教育": "就学状況の確認",
 }
+PROGRESS_LABEL = "模擬期間"
 
 
 class Story(BaseModel):
@@ -93,7 +95,8 @@ class Simulation:
         self.seen.add(key)
         return True
 
-    def run(self) -> Story:
+    def run(self, progress: Progress | None = None) -> Story:
+        """Simulate the span day by day; `progress` hears each day done."""
         spent = {"nightly": 0.0, "sweep": 0.0, "dispatch": 0.0, "people": 0.0}
 
         def timed(step: str, fn, *args, **kwargs):
@@ -103,6 +106,7 @@ class Simulation:
             finally:
                 spent[step] += clock.monotonic() - t
 
+        report(progress, 0, self.days, PROGRESS_LABEL)
         for i in range(1, self.days + 1):
             on = self.start + timedelta(days=i)
             timed("nightly", nightly_cycle, self.conn, self.workspace, self.rules, self.config, on)
@@ -114,6 +118,7 @@ class Simulation:
                 timed("people", self.relapse, on)
             timed("people", self.coordinator, on)
             timed("people", self.agencies, on)
+            report(progress, i, self.days, PROGRESS_LABEL)
         self.story.seconds = {k: round(v, 2) for k, v in spent.items()}
         return self.story
 
@@ -129,49 +134,11 @@ class Simulation:
             if on < (self.cal.add(held, 3) if late else held):
                 continue
             self.story.outcomes_late += late
-            body = self.decide(r, case_id, status, lead, kind, on)
+            body = decide(self.conn, self.config, r, case_id, status, lead, on)
             path = self.workspace / "sim" / "outcomes" / f"{case_id}_{meeting_id}.yaml"
             write_private(path, yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
             record_outcome(self.conn, self.rules, self.config, meeting_id, case_id, path, on, "coordinator(sim)")
             self.story.outcomes += 1
-
-    def decide(self, r: random.Random, case_id: str, status: str, lead: str | None, kind: str, on: date) -> dict:
-        x = r.random()
-        first = status == "convened"
-        if first and x < 0.06:
-            return {
-                "decision": "suspend",
-                "consent": "refused",
-                "reason": "本人が現時点での支援を希望しないため",
-                "review_on": (on + timedelta(days=r.randint(30, 60))).isoformat(),
-            }
-        if first and x < 0.14:
-            return {"decision": "continue", "consent": "pending"}
-        closing = (first and x < 0.40) or (not first and x < 0.5)
-        invited = [
-            a
-            for (a,) in self.conn.execute(
-                "SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role = 'lead' DESC, agency_id",
-                (case_id,),
-            )
-        ]
-        lead = lead or (invited[0] if invited else None)
-        roles = []
-        for agency in ([lead] + [a for a in invited if a != lead][:1]) if lead else []:
-            silo = self.config.agencies[agency].silo
-            roles.append(
-                {
-                    "agency": agency,
-                    "action": ACTIONS.get(silo, "状況の確認"),
-                    "due": (on + timedelta(days=r.randint(7, 40))).isoformat(),
-                }
-            )
-        body = {"decision": "close" if closing else "plan", "lead": lead, "consent": r.choice(["obtained", "pending"])}
-        if closing:
-            body["reason"] = "主担当機関による継続的な支援へ引継ぎ"
-        else:
-            body["roles"] = roles
-        return body
 
     # --- the agencies -------------------------------------------------------------------------
     def agencies(self, on: date) -> None:
@@ -243,45 +210,90 @@ class Simulation:
                 record_contact(self.conn, self.config, case_id, lead, on, f"{lead}(sim)")
                 self.story.contacts += 1
 
-    # --- a relapse in the silos' data -----------------------------------------------------------
     def relapse(self, on: date) -> None:
-        """A new extract: a few households of closed cases are in arrears again (two kinds, 4 months)."""
-        hids = [
-            h
-            for (h,) in self.conn.execute(
-                "SELECT c.household_id FROM cases c WHERE c.status IN ('closed', 'archived') AND NOT EXISTS "
-                "(SELECT 1 FROM flags f WHERE f.household_id = c.household_id AND f.rule_id = 'multiple_arrears' AND f.status = 'open') ORDER BY c.case_id LIMIT 3"
-            )
-        ]
-        if not hids:
-            return
-        folder = self.workspace / "sim" / f"extract-{on.isoformat()}"
-        marks = ",".join("?" * len(hids))
-        tables = {
-            "households.csv": (
-                "household_id,area,address",
-                f"SELECT household_id, area, address FROM households WHERE household_id IN ({marks})",
-            ),
-            "persons.csv": (
-                "person_id,household_id,name,kana,birth_date,sex,relationship,nationality",
-                f"SELECT person_id, household_id, name, kana, birth_date, sex, relationship, nationality FROM persons WHERE household_id IN ({marks})",
-            ),
+        self.story.relapse_households = relapse(self.conn, self.workspace, on)
+
+
+def decide(
+    conn: sqlite3.Connection, config: Config, r: random.Random, case_id: str, status: str, lead: str | None, on: date
+) -> dict:
+    """What the simulated conference decides for a case: suspend, continue, close or a plan with roles."""
+    x = r.random()
+    first = status == "convened"
+    if first and x < 0.06:
+        return {
+            "decision": "suspend",
+            "consent": "refused",
+            "reason": "本人が現時点での支援を希望しないため",
+            "review_on": (on + timedelta(days=r.randint(30, 60))).isoformat(),
         }
-        for name, (header, sql) in tables.items():
-            with open_private(folder / name, "w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(header.split(","))
-                w.writerows(self.conn.execute(sql, hids))
-        started = (on - timedelta(days=120)).isoformat()
-        with open_private(folder / "records.csv", "w", newline="", encoding="utf-8") as f:
+    if first and x < 0.14:
+        return {"decision": "continue", "consent": "pending"}
+    closing = (first and x < 0.40) or (not first and x < 0.5)
+    invited = [
+        a
+        for (a,) in conn.execute(
+            "SELECT agency_id FROM case_agencies WHERE case_id = ? ORDER BY role = 'lead' DESC, agency_id",
+            (case_id,),
+        )
+    ]
+    lead = lead or (invited[0] if invited else None)
+    roles = []
+    for agency in ([lead] + [a for a in invited if a != lead][:1]) if lead else []:
+        silo = config.agencies[agency].silo
+        roles.append(
+            {
+                "agency": agency,
+                "action": ACTIONS.get(silo, "状況の確認"),
+                "due": (on + timedelta(days=r.randint(7, 40))).isoformat(),
+            }
+        )
+    body = {"decision": "close" if closing else "plan", "lead": lead, "consent": r.choice(["obtained", "pending"])}
+    if closing:
+        body["reason"] = "主担当機関による継続的な支援へ引継ぎ"
+    else:
+        body["roles"] = roles
+    return body
+
+
+def relapse(conn: sqlite3.Connection, workspace: Path, on: date) -> int:
+    """A new extract: a few households of closed cases are in arrears again (two kinds, 4 months)."""
+    hids = [
+        h
+        for (h,) in conn.execute(
+            "SELECT c.household_id FROM cases c WHERE c.status IN ('closed', 'archived') AND NOT EXISTS "
+            "(SELECT 1 FROM flags f WHERE f.household_id = c.household_id AND f.rule_id = 'multiple_arrears' AND f.status = 'open') ORDER BY c.case_id LIMIT 3"
+        )
+    ]
+    if not hids:
+        return 0
+    folder = workspace / "sim" / f"extract-{on.isoformat()}"
+    marks = ",".join("?" * len(hids))
+    tables = {
+        "households.csv": (
+            "household_id,area,address",
+            f"SELECT household_id, area, address FROM households WHERE household_id IN ({marks})",
+        ),
+        "persons.csv": (
+            "person_id,household_id,name,kana,birth_date,sex,relationship,nationality",
+            f"SELECT person_id, household_id, name, kana, birth_date, sex, relationship, nationality FROM persons WHERE household_id IN ({marks})",
+        ),
+    }
+    for name, (header, sql) in tables.items():
+        with open_private(folder / name, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(["person_id", "source", "code", "value", "start_date", "end_date"])
-            for hid in hids:
-                head = self.conn.execute(
-                    "SELECT person_id FROM persons WHERE household_id = ? ORDER BY relationship != '世帯主', person_id LIMIT 1",
-                    (hid,),
-                ).fetchone()[0]
-                w.writerow([head, "国保", "arrears", "kokuho:4", started, ""])
-                w.writerow([head, "水道", "arrears", "water:4", started, ""])
-        import_dir(self.conn, folder, today=on)
-        self.story.relapse_households = len(hids)
+            w.writerow(header.split(","))
+            w.writerows(conn.execute(sql, hids))
+    started = (on - timedelta(days=120)).isoformat()
+    with open_private(folder / "records.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["person_id", "source", "code", "value", "start_date", "end_date"])
+        for hid in hids:
+            head = conn.execute(
+                "SELECT person_id FROM persons WHERE household_id = ? ORDER BY relationship != '世帯主', person_id LIMIT 1",
+                (hid,),
+            ).fetchone()[0]
+            w.writerow([head, "国保", "arrears", "kokuho:4", started, ""])
+            w.writerow([head, "水道", "arrears", "water:4", started, ""])
+    import_dir(conn, folder, today=on)
+    return len(hids)
