@@ -20,6 +20,7 @@ import sqlite3
 from datetime import date
 
 from engine.support import clock
+from engine.support.errors import EngineError
 
 STATE_LABELS = {
     "detected": "検知（会議の予約待ち）",
@@ -56,11 +57,11 @@ CHECKPOINT_LABELS = {
 }
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(EngineError):
     """The requested change of state is not allowed from the case's current state."""
 
 
-class CaseNotFound(Exception):
+class CaseNotFound(EngineError):
     pass
 
 

@@ -1,0 +1,127 @@
+"""Versioned migrations of the workspace database.
+
+The version a database is at is SQLite's `PRAGMA user_version` (0 for a database made before
+versions were recorded, whatever its tables). Opening a workspace applies the steps above its
+version in order, all in one transaction with the new version, so a crash leaves the database
+as it was; a database from a newer engine is refused, never changed.
+
+To change the schema, append a step (next version number) to MIGRATIONS: a plain function of a
+sqlite_utils.Database, using `db[table].add_column`, `.create_index(..., if_not_exists=True)`,
+`.transform(...)` or `.create(...)` where they say it more clearly than SQL. Triggers, partial
+indexes and data changes stay SQL. A step must also work on a version-0 database made by the
+code before it (that database may already hold its change), and never edits an earlier step.
+
+The allowed case transitions are code (engine/store/lifecycle.py), not schema: every read-write
+open reloads the case_transitions table when it differs, with no version step.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from engine.store.schema import SCHEMA
+from engine.support.errors import EngineError
+
+if TYPE_CHECKING:  # sqlite_utils is imported only to migrate: it costs ~60 ms, `connect` ~0.5 ms
+    from sqlite_utils import Database
+
+
+class Step(NamedTuple):
+    version: int
+    does: str
+    apply: Callable[[Database], None]
+
+
+class WorkspaceTooNew(EngineError):
+    """The database was written by a newer engine: this one does not know its schema."""
+
+
+def _baseline(db: Database) -> None:
+    """Every table, index and trigger of SCHEMA (IF NOT EXISTS: an older workspace gains the missing ones).
+    One statement at a time, as executescript would commit the migration's transaction."""
+    statement = ""
+    for line in SCHEMA.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
+def _case_lifecycle(db: Database) -> None:
+    """The lifecycle's columns of cases, and each case's current meeting in case_meetings
+    (a workspace from before them; a no-op on one the engine made later)."""
+    cases = db["cases"]
+    have = cases.columns_dict
+    for name in ("previous_case_id", "lead_confirmed_on", "consent_state", "closed_on"):
+        if name not in have:
+            cases.add_column(name, str)
+    if "reopen_count" not in have:
+        cases.add_column("reopen_count", int, not_null_default=0)
+    db.execute("INSERT OR IGNORE INTO case_meetings SELECT case_id, meeting_id FROM cases WHERE meeting_id IS NOT NULL")
+
+
+MIGRATIONS: tuple[Step, ...] = (
+    Step(1, "the workspace tables (households … contacts), their indexes and triggers", _baseline),
+    Step(
+        2,
+        "cases: previous_case_id, lead_confirmed_on, consent_state, closed_on, reopen_count; case_meetings",
+        _case_lifecycle,
+    ),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def refuse_newer(conn: sqlite3.Connection, version: int) -> None:
+    if version > LATEST_VERSION:
+        files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"]
+        where = files[0] if files and files[0] else "このデータベース"
+        raise WorkspaceTooNew(
+            f"{where} は新しい版の engine で作られています（データベースの版 {version}、"
+            f"この engine が扱えるのは版 {LATEST_VERSION} まで）。engine を更新してから開いてください。"
+        )
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to LATEST_VERSION and reload the case transitions; returns the version
+    it was at. Refuses (WorkspaceTooNew) a database of a newer engine, before changing anything."""
+    found = schema_version(conn)
+    refuse_newer(conn, found)
+    if found < LATEST_VERSION:
+        found = _apply_steps(conn)
+    _sync_transitions(conn)
+    return found
+
+
+def _apply_steps(conn: sqlite3.Connection) -> int:
+    from sqlite_utils import Database
+
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)  # the engine's own connection settings
+    conn.execute("BEGIN IMMEDIATE")  # the write lock before reading the version: another process may be migrating
+    try:
+        found = schema_version(conn)
+        refuse_newer(conn, found)
+        for step in MIGRATIONS:
+            if step.version > found:
+                step.apply(db)
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return found
+
+
+def _sync_transitions(conn: sqlite3.Connection) -> None:
+    from engine.store.lifecycle import TRANSITIONS
+
+    wanted = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+    if set(conn.execute("SELECT from_status, to_status FROM case_transitions").fetchall()) != wanted:
+        with conn:
+            conn.execute("DELETE FROM case_transitions")
+            conn.executemany("INSERT INTO case_transitions VALUES (?, ?)", sorted(wanted))
