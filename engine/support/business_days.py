@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import jpholiday
 
-from engine.config.files import Conference, parse_closed_day
+from engine.config import Conference, parse_closed_day
 
 
 class Calendar:

@@ -7,7 +7,7 @@
   `ENGINE_NOW=2026-11-27T09:00:00+09:00` runs pinned at that instant (how tests drive the CLI
   and the Prefect flows in subprocesses).
 
-No other engine module reads the wall clock; tests/test_clock.py fails if one does.
+No other engine module reads the wall clock; tests/support/test_clock.py fails if one does.
 """
 
 from __future__ import annotations

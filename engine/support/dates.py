@@ -22,8 +22,10 @@ import unicodedata
 from datetime import date
 from typing import Literal, NamedTuple
 
+from engine.support.errors import EngineError
 
-class DateError(ValueError):
+
+class DateError(EngineError, ValueError):
     """A text that is not a date we accept. The message never contains the text itself."""
 
 

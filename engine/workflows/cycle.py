@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from engine.conference.convene import ConveneResult, convene
-from engine.config.files import Config
-from engine.outbox.mail import SendResult, send_pending
+from engine.config import Config
+from engine.outbox import SendResult, send_pending
 from engine.papers.write import PapersResult, write_papers
 from engine.rules.model import RuleSet
 from engine.screening.screen import ScreenResult, screen

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from engine.casework.sweep import daily_sweep
-from engine.config.files import load_config
+from engine.config import load_config
 from engine.rules.loader import load_rules
 from engine.store.db import connect
 from engine.support import clock

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from engine.support import clock
+from engine.support.errors import EngineError
 from engine.support.private_files import private_dir
 
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -95,7 +96,7 @@ def stop_server(process: subprocess.Popen) -> None:
             process.wait()
 
 
-class AlreadyServing(RuntimeError):
+class AlreadyServing(EngineError, RuntimeError):
     pass
 
 

@@ -1,0 +1,244 @@
+"""The case lifecycle after a conference: outcomes, the lead's answer, watch answers, contacts, agreed
+actions, a case's history, the daily sweep and the gap audit. A refusal records nothing (errors.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from engine.cli.errors import fail
+from engine.cli.options import BY, CONFIG, DAY, JSON, RULES, WORKSPACE, Inputs, actor
+
+commands = typer.Typer()
+
+CASE = typer.Argument(..., help="Case id")
+ANSWERING_AGENCY = typer.Option(None, "--agency", help="The agency answering (checked against the pending request).")
+
+
+@commands.command()
+def outcome(
+    meeting: str = typer.Argument(..., help="Meeting id, e.g. M-20261201-1400-S"),
+    case: str = typer.Argument(..., help="Case id, e.g. C-2026-00001"),
+    file: Path = typer.Option(
+        ...,
+        "--file",
+        "-f",
+        help="The outcome YAML (see README: decision, lead, consent, roles, next_evaluation, review_on, reason).",
+    ),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
+) -> None:
+    """Record what a conference decided for a case (会議の結果): plan, close, suspend or continue.
+
+    Example: engine outcome M-20261201-1400-S C-2026-00001 --file outcome.yaml
+    """
+    from engine.casework.outcome import record_outcome
+    from engine.store.lifecycle import STATE_LABELS
+
+    if not file.is_file():
+        fail(f"--file {file}: no such file (write the outcome as YAML; see README 'Recording an outcome')")
+    given = Inputs(workspace, rules, config, on)
+    rs, cfg, conn = given.rules, given.config, given.db()
+    r = record_outcome(conn, rs, cfg, meeting, case, file, given.day, actor(by))
+    if r.history_only:
+        typer.echo(
+            f"事案 {r.case_id}: {r.decision} を記録のみ（後の会議の決定が優先、状態は {STATE_LABELS[r.status]} のまま）"
+        )
+        return
+    typer.echo(
+        f"事案 {r.case_id}: {r.decision} を記録、状態 {STATE_LABELS[r.status]}、役割 {r.actions} 件"
+        + (f"、受諾依頼 {r.lead_request} を送付予定" if r.lead_request else "")
+        + (f"、次の会議 {r.meeting_id}" if r.meeting_id else "")
+    )
+
+
+@commands.command()
+def accept(
+    case: str = CASE,
+    agency: str | None = ANSWERING_AGENCY,
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
+) -> None:
+    """The asked agency accepts to be the case's lead (主担当機関の受諾).
+
+    Example: engine accept C-2026-00001 --agency houkatsu_kita
+    """
+    from engine.casework.handshake import accept as accept_
+    from engine.store.lifecycle import STATE_LABELS
+
+    given = Inputs(workspace, rules, config, on)
+    cfg, conn = given.config, given.db()
+    r = accept_(conn, cfg, case, given.day, actor(by), agency)
+    typer.echo(f"事案 {r.case_id}: 受諾を記録、状態 {STATE_LABELS[r.status]}")
+
+
+@commands.command()
+def decline(
+    case: str = CASE,
+    reason: str = typer.Option(..., "--reason", help="Why the agency declines (no names)."),
+    agency: str | None = ANSWERING_AGENCY,
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
+) -> None:
+    """The asked agency declines; the next candidate of the lead rules is asked.
+
+    Example: engine decline C-2026-00001 --reason "担当地区外のため"
+    """
+    from engine.casework.handshake import decline as decline_
+    from engine.store.lifecycle import STATE_LABELS
+
+    given = Inputs(workspace, rules, config, on)
+    rs, cfg, conn = given.rules, given.config, given.db()
+    r = decline_(conn, rs, cfg, case, reason, given.day, actor(by), agency)
+    typer.echo(
+        f"事案 {r.case_id}: 辞退を記録、"
+        + (
+            f"次の候補 {r.next_agency} に依頼"
+            if r.next_agency
+            else "候補がないためコーディネーターに通知し会議で再検討"
+        )
+        + f"（状態 {STATE_LABELS[r.status]}）"
+    )
+
+
+@commands.command()
+def watch(
+    case: str = CASE,
+    result: str = typer.Option(..., "--result", help="stable | concern | lost_contact"),
+    agency: str | None = typer.Option(
+        None, "--agency", help="The agency answering (default: the lead, or the owner of a routed case)."
+    ),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
+) -> None:
+    """Record the answer to a watch (見守り) or check-back: concern or lost_contact reopens the case.
+
+    Example: engine watch C-2026-00001 --result stable
+    """
+    from engine.casework.watch import answer_checkpoint
+    from engine.store.lifecycle import STATE_LABELS
+
+    given = Inputs(workspace, rules, config, on)
+    rs, cfg, conn = given.rules, given.config, given.db()
+    r = answer_checkpoint(conn, rs, cfg, case, result, given.day, actor(by), agency)
+    what = f"確認 {r.checkpoint_id} の結果 {r.result}" if r.checkpoint_id else f"確認日以外の報告（{r.result}）"
+    typer.echo(f"事案 {r.case_id}: {what} を記録、状態 {STATE_LABELS[r.status]}")
+
+
+@commands.command()
+def contact(
+    case: str = CASE,
+    agency: str = typer.Option(..., "--agency", help="The agency that was in contact with the household."),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
+) -> None:
+    """Log a contact with the household (resets the 90-day no-contact watch of a closed case).
+
+    Example: engine contact C-2026-00001 --agency houkatsu_kita --date 2027-02-01
+    """
+    from engine.casework.handshake import record_contact
+
+    given = Inputs(workspace, rules, config, on)
+    cfg, conn = given.config, given.db()
+    record_contact(conn, cfg, case, agency, given.day, actor(by))
+    typer.echo(f"事案 {case}: {agency} の接触を記録")
+
+
+@commands.command()
+def done(
+    action: int = typer.Argument(..., help="Action number (shown by `engine history CASE` and in reminders)"),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
+) -> None:
+    """Mark an agreed action (役割) done.
+
+    Example: engine done 12
+    """
+    from engine.casework.handshake import action_done
+
+    given = Inputs(workspace, rules, config, on)
+    cfg, conn = given.config, given.db()
+    case = action_done(conn, cfg, action, given.day, actor(by))
+    typer.echo(f"役割 {action}（事案 {case}）を完了として記録")
+
+
+@commands.command("history")
+def history_(case: str = CASE, workspace: Path = WORKSPACE, as_json: bool = JSON) -> None:
+    """The audit trail of one case, in Japanese (who, when, why; rule and config versions in --json).
+
+    Example: engine history C-2026-00001
+    """
+    from engine.casework.history import history, render_history
+
+    entries = history(Inputs(workspace).db(), case)
+    if as_json:
+        typer.echo(json.dumps([e.model_dump() for e in entries], ensure_ascii=False, indent=2))
+        return
+    typer.echo(render_history(case, entries))
+
+
+@commands.command()
+def sweep(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    as_json: bool = JSON,
+) -> None:
+    """Run the daily sweep now (07:00 flow): reminders, escalations, evaluations, watch, reopen, digest.
+
+    Example: engine sweep --date 2027-01-15
+    """
+    from engine.casework.sweep import daily_sweep
+
+    given = Inputs(workspace, rules, config, on)
+    rs, cfg, conn = given.rules, given.config, given.db()
+    r = daily_sweep(conn, rs, cfg, given.day)
+    if as_json:
+        typer.echo(json.dumps(r.model_dump(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"reminders {r.reminders}, escalations {r.escalations}, evaluations booked {r.evaluations_booked}, checkpoints asked {r.checkpoints_asked}, reopened {r.reopened}, digest {'queued' if r.digest else 'none'}, audit violations {r.violations}"
+    )
+
+
+@commands.command()
+def audit(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    as_json: bool = JSON,
+) -> None:
+    """Check that no household is lost; list each gap with household, case and how long. Exit 1 if any.
+
+    Example: engine audit --json
+    """
+    from engine.casework.audit import render_audit, run_audit
+
+    given = Inputs(workspace, rules, config, on)
+    cfg, conn = given.config, given.db()
+    report = run_audit(conn, cfg, given.day)
+    typer.echo(json.dumps(report.model_dump(), ensure_ascii=False, indent=2) if as_json else render_audit(report))
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,183 @@
+"""The coordinator's views (local only): cases, meetings, an agenda as e-mailed, the outbox (and its retries)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from engine.cli.errors import fail
+from engine.cli.options import CONFIG, DATE, DAY, JSON, RULES, WORKSPACE, Inputs
+
+commands = typer.Typer()
+
+CONSENT_LABELS = {"obtained": "取得済", "pending": "未取得", "refused": "拒否"}
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "superseded")
+
+
+@commands.command("cases")
+def cases_(
+    workspace: Path = WORKSPACE,
+    on: str | None = DAY,
+    status: str | None = typer.Option(
+        None,
+        "--status",
+        help="Only cases in this state (detected, convened, lead_pending, active, closed, archived, routed, suspended, reopened).",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """List cases with their state, lead and next dated step (the coordinator's view, local only).
+
+    Example: engine cases --status lead_pending
+    """
+    from engine.casework.listing import cases
+    from engine.store.lifecycle import STATE_LABELS
+
+    if status and status not in STATE_LABELS:
+        fail(f"--status: unknown state '{status}'; one of {', '.join(STATE_LABELS)}")
+    given = Inputs(workspace, on=on)
+    conn = given.db()
+    rows = cases(conn, given.day, status)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("該当する事案はありません")
+    for r in rows:
+        lead = (r.lead_agency_id or "-") + ("（受諾済）" if r.lead_confirmed_on else "")
+        typer.echo(
+            f"{r.case_id}  世帯 {r.household_id}  {r.label:<16} 主担当 {lead:<24} 次: {r.next_on or '-'} {r.next_step}"
+            + (f"  再開 {r.reopen_count} 回" if r.reopen_count else "")
+            + (f"  前の事案 {r.previous_case_id}" if r.previous_case_id else "")
+            + (f"  同意 {CONSENT_LABELS.get(r.consent_state, r.consent_state)}" if r.consent_state else "")
+        )
+
+
+@commands.command("meetings")
+def meetings_(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DATE,
+    all_: bool = typer.Option(False, "--all", help="Include past meetings."),
+    as_json: bool = JSON,
+) -> None:
+    """List upcoming meetings and their cases (case ids, lead and invited agencies).
+
+    Example: engine meetings --workspace workspace
+    """
+    from engine.casework.listing import meetings
+
+    given = Inputs(workspace, rules, config, on)
+    cfg, day = given.config, given.day.isoformat()
+    rows = meetings(given.db(), cfg, given.day, include_past=all_)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("no upcoming meetings")
+    for m in rows:
+        typer.echo(
+            f"{m.meeting_id}  {m.conference}  {m.held_on} {m.start_time}  {m.place}"
+            + ("  (緊急のため追加)" if m.added_for_urgent else "")
+            + f"  — {len(m.cases)} 件"
+        )
+        for c in m.cases:
+            typer.echo(
+                f"    {c.case_id}  {c.severity:<7} lead {c.lead_agency_id or '-':<20} {', '.join(c.agencies)}"
+                + ("  結果記録済" if c.outcome_recorded else ("  結果未記録" if m.held_on < day else ""))
+            )
+
+
+@commands.command("agenda")
+def agenda_(
+    meeting: str = typer.Argument(..., help="Meeting id from `engine meetings`, e.g. M-20261204-1000-S."),
+    agency: str | None = typer.Option(None, "--agency", help="Agency id; without it, list the meeting's agendas."),
+    html: bool = typer.Option(False, "--html", help="Print the HTML version."),
+    workspace: Path = WORKSPACE,
+) -> None:
+    """Print the latest agenda an agency receives for a meeting (exactly what is e-mailed).
+
+    Example: engine agenda M-20261204-1000-S --agency houkatsu_chuo
+    """
+    from engine.casework.listing import agenda
+
+    typer.echo(agenda(Inputs(workspace).db(readonly=True, must_exist=False), workspace, meeting, agency, html=html))
+
+
+@commands.command("outbox")
+def outbox_(
+    workspace: Path = WORKSPACE,
+    status: str | None = typer.Option(None, "--status", help="pending | sending | sent | failed | superseded"),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Queue every failed message again (after fixing the cause)."
+    ),
+    retry: list[str] | None = typer.Option(
+        None, "--retry", help="Queue this failed message again (its key); repeatable."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Show the outbox: counts per status, failures and possible duplicates; queue failed messages again.
+
+    Examples: engine outbox --status failed
+              engine outbox --retry-failed     (after fixing the address in agencies.yaml)
+    """
+    from engine.casework.listing import outbox
+    from engine.outbox import retry as requeue
+
+    if status and status not in OUTBOX_STATES:
+        fail(f"--status {status}: use pending, sending, sent, failed or superseded")
+    if retry_failed or retry:
+        n, replaced = requeue(Inputs(workspace).db(), None if retry_failed else list(retry))
+        typer.echo(f"{n} failed message(s) queued again; they go out with the next dispatch (`engine send`)")
+        if replaced:
+            typer.echo(f"{replaced} failed message(s) not queued: a newer version replaced them (now superseded)")
+        if retry and n + replaced < len(retry):
+            fail(
+                f"{len(retry) - n - replaced} of the keys given are not failed messages; see `engine outbox --status failed`",
+                1,
+            )
+        return
+    counts, rows = outbox(Inputs(workspace).db(readonly=True, must_exist=False), status)
+    if as_json:
+        typer.echo(
+            json.dumps({"counts": counts, "messages": [r.model_dump() for r in rows]}, ensure_ascii=False, indent=2)
+        )
+        return
+    typer.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    for r in rows:
+        if status or r.status in ("pending", "failed") or r.possible_duplicate:
+            note = " 重複の可能性（送信後・記録前に中断）" if r.possible_duplicate else ""
+            typer.echo(
+                f"  {r.status:<10} {r.message_key:<48} {r.agency_id:<22} tries {r.attempts} {r.last_error or ''}{note}"
+            )
+
+
+@commands.command("export")
+def export_(
+    out: Path = typer.Argument(..., help="Folder to write the files into (created owner-only)."),
+    workspace: Path = WORKSPACE,
+    fmt: str = typer.Option("csv", "--format", help="csv | json"),
+    table: list[str] | None = typer.Option(
+        None, "--table", help="cases | flags | outbox | meetings; repeatable (default: all four)."
+    ),
+    excel: bool = typer.Option(False, "--excel", help="CSV with a BOM (UTF-8), so that Excel opens it correctly."),
+) -> None:
+    """Export cases, flags, the outbox and meetings as CSV or JSON files, without personal data (ids, dates, states).
+
+    Example: engine export exports/ --format csv --table cases --table flags
+    """
+    from engine.store.export import EXPORTS, export
+
+    if fmt not in ("csv", "json"):
+        fail(f"--format {fmt}: use csv or json")
+    unknown = [t for t in table or () if t not in EXPORTS]
+    if unknown:
+        fail(f"--table {', '.join(unknown)}: choose from {', '.join(EXPORTS)}")
+    if out.exists() and not out.is_dir():
+        fail(f"{out} is a file; give a folder")
+    conn = Inputs(workspace).db(readonly=True)
+    done = export(conn, out, fmt=fmt, tables=table or tuple(EXPORTS), encoding="utf-8-sig" if excel else "utf-8")
+    for e in done:
+        typer.echo(f"{e.path}: {e.rows} rows")

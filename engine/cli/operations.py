@@ -1,0 +1,162 @@
+"""Running the engine: check the rule files and the configuration, serve the schedules, show the demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import typer
+
+from engine.cli.errors import fail, report_problems
+from engine.cli.options import CONFIG, DATE, RULES, WORKSPACE, Inputs, folder_for_output
+from engine.cli.progress import progress_bar
+from engine.store.db import connect, db_path
+from engine.support import clock
+
+commands = typer.Typer()
+rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Check the conference configuration (agencies, meetings, lead rules, mail, lifecycle).", no_args_is_help=True
+)
+
+
+@rules_app.command("check")
+def rules_check(rules: Path = RULES) -> None:
+    """Check every rule file; list each problem with file, line, rule id, field and a suggestion.
+
+    Example: engine rules check --rules configs/rules
+    """
+    from engine.rules.loader import check_rules, load_rules
+
+    problems = check_rules(rules)
+    if problems:
+        report_problems(problems, f"{len(problems)} problem(s) in {rules}; no rule was changed")
+    rs = load_rules(rules)
+    typer.echo(f"ok: {len(rs.indicators)} indicators, {len(rs.flags)} flags (rules hash {rs.hash})")
+
+
+@rules_app.command("vocabulary")
+def rules_vocabulary() -> None:
+    """List the record codes rules may use, with their values.
+
+    Example: engine rules vocabulary
+    """
+    from engine.support.vocabulary import CODES
+
+    for c in CODES.values():
+        values = ", ".join(c.values) if c.values else ("number" if c.value_type == "amount" else "any text")
+        typer.echo(f"{c.code:<24} {c.value_type:<9} {c.title}  [{values}]")
+
+
+@config_app.command("check")
+def config_check(config: Path = CONFIG, rules: Path = RULES) -> None:
+    """Check agencies.yaml, conference.yaml, lead_rules.yaml and mail.yaml against each other and the rules.
+
+    Example: engine config check --config configs
+    """
+    from engine.config import ConfigInvalid, load_config
+    from engine.rules.loader import load_rules
+
+    rs = load_rules(rules)
+    try:
+        cfg = load_config(config, rs)
+    except ConfigInvalid as err:  # the check's result, not a refusal: each problem, then the count
+        report_problems(err.problems, f"{len(err.problems)} problem(s) in {config}; nothing was changed")
+    members = sum(a.member for a in cfg.agencies.values())
+    typer.echo(
+        f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, transport {cfg.mail.transport} (config hash {cfg.hash})"
+    )
+
+
+@commands.command("serve")
+def serve_(
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(4200, "--port", min=1, max=65535),
+) -> None:
+    """Start a local Prefect server (UI at http://127.0.0.1:4200) and run the schedules: nightly cycle
+    02:00, daily sweep 07:00 and agenda dispatch 08:00 on business days, Asia/Tokyo. Stop with Ctrl-C.
+
+    Example: engine serve --workspace workspace
+    """
+    from engine.workflows.serve import serve
+
+    given = Inputs(workspace, rules, config)
+    _ = given.config  # refuse to schedule a broken configuration
+    given.db().close()
+    serve(workspace, rules, config, host=host, port=port)
+
+
+def _is_demo_workspace(workspace: Path) -> bool:
+    """Empty or absent, or made by `engine demo` and holding only its own town's imports."""
+    if not workspace.exists() or not any(workspace.iterdir()):
+        return True
+    if not (workspace / ".demo").exists():
+        return False
+    if not db_path(workspace).exists():
+        return True
+    town = (workspace / "town").resolve()
+    conn = connect(workspace, readonly=True)
+    try:
+        sources = [Path(s).resolve() for (s,) in conn.execute("SELECT source_dir FROM imports")]
+    finally:
+        conn.close()
+    return all(s == town for s in sources)
+
+
+@commands.command()
+def demo(
+    households: int = typer.Option(5000, "--households", "-n", min=1),
+    seed: int = typer.Option(42, "--seed"),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DATE,
+    bad_rows: int = typer.Option(5, "--bad-rows", min=0, help="Broken rows to show the rejects report."),
+    days: int = typer.Option(
+        120,
+        "--days",
+        min=0,
+        max=1000,
+        help="Days simulated after the first night (fake clock): outcomes, answers, reminders, watch, relapses. 0: only the first night.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Generate a synthetic town, import it, screen it, convene cases, write agendas and e-mail them to the outbox folder,
+    then simulate --days days of the case lifecycle on a fake clock and end with the gap audit.
+
+    Example: engine demo --households 5000 --seed 42 --json
+    """
+    from engine.demo.run import run_demo
+
+    given = Inputs(workspace, rules, config, on)
+    rs, cfg, day = given.rules, given.config, given.day  # every input checked before the old demo is removed
+    folder_for_output(workspace, "--workspace")
+    if not _is_demo_workspace(workspace):
+        fail(f"{workspace} holds data that is not from a demo; pass another --workspace (the demo starts from scratch)")
+    marker = workspace / ".demo"
+    if workspace.exists():
+        shutil.rmtree(workspace)
+    workspace.mkdir(parents=True)
+    marker.touch(mode=0o600)
+    started = clock.monotonic()
+    with progress_bar(quiet=as_json) as progress:
+        result = run_demo(
+            workspace,
+            rs,
+            cfg,
+            households=households,
+            seed=seed,
+            on=day,
+            bad_rows=bad_rows,
+            days=days,
+            progress=progress,
+        )
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(result["text"])
+    typer.echo(f"(demo took {clock.monotonic() - started:.1f} s; database: {workspace / 'engine.db'})", err=as_json)
