@@ -9,7 +9,7 @@ HOUSEHOLDS ?= 5000
 SEED ?= 42
 WORKSPACE ?= workspace
 
-.PHONY: install demo test bench bench-convene bench-lifecycle crash serve clean
+.PHONY: install demo test lint format bench bench-convene bench-lifecycle crash serve clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
@@ -23,8 +23,17 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/engine demo --households $(HOUSEHOLDS) --seed $(SEED) --workspace $(WORKSPACE)
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
+
+# ruff: the formatter and the linter must be clean (configuration in pyproject.toml)
+lint: install
+	$(BIN)/ruff format --check --quiet engine tests bench
+	$(BIN)/ruff check --quiet engine tests bench
+
+format: install
+	$(BIN)/ruff format engine tests bench
+	$(BIN)/ruff check --fix engine tests bench
 
 bench: install
 	$(BIN)/python bench/screen.py --households $(or $(BENCH_HOUSEHOLDS),1000000)
@@ -39,7 +48,7 @@ bench-lifecycle: install
 
 # SIGKILL the nightly cycle and the daily sweep at random points, rerun, check nothing lost or sent twice
 crash: install
-	$(BIN)/python -m tests.crashtrials --trials $(or $(TRIALS),200) --households $(or $(CRASH_HOUSEHOLDS),1000) --out bench/results/crash.json
+	$(BIN)/python -m bench.crashtrials --trials $(or $(TRIALS),200) --households $(or $(CRASH_HOUSEHOLDS),1000) --out bench/results/crash.json
 
 # a real local Prefect server (UI on http://127.0.0.1:4200) serving the nightly, sweep and dispatch schedules
 serve: install

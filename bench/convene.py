@@ -49,8 +49,8 @@ def _flagged_households(conn, sev: tuple[str, ...]) -> list[str]:
 
 def phase_setup(town: str, workspace: str, households: int, seed: int, workers: int, flagged: int) -> dict:
     """Generate, import, screen; then keep exactly `flagged` flagged households open."""
-    from engine.config.files import load_config
-    from engine.demo.generate import generate_town
+    from engine.config import load_config
+    from engine.demo.town import generate_town
     from engine.intake.importer import import_dir
     from engine.rules.loader import load_rules
     from engine.screening.screen import screen
@@ -108,8 +108,8 @@ def phase_setup(town: str, workspace: str, households: int, seed: int, workers: 
 def phase_convene(workspace: str) -> dict:
     """convene() → write_papers() → send_pending(file transport), each timed."""
     from engine.conference.convene import convene
-    from engine.config.files import load_config
-    from engine.outbox.mail import FileTransport, send_pending
+    from engine.config import load_config
+    from engine.outbox import FileTransport, send_pending
     from engine.papers.write import write_papers
     from engine.rules.loader import load_rules
     from engine.store.db import connect

@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     from engine.casework.audit import run_audit
-    from engine.config.files import load_config
+    from engine.config import load_config
     from engine.demo.run import run_demo
     from engine.rules.loader import load_rules
     from engine.store.db import connect

@@ -26,7 +26,7 @@ from benchlib import peak_mb as _peak_mb
 
 
 def phase_import(town: str, workspace: str, households: int, seed: int) -> dict:
-    from engine.demo.generate import generate_town
+    from engine.demo.town import generate_town
     from engine.intake.importer import import_dir
     from engine.store.db import connect
 
@@ -70,7 +70,7 @@ def phase_reference(workspace: str) -> dict:
     import sqlite3
 
     from engine.rules.loader import load_rules
-    from tests.reference import iter_households, reference_flags
+    from tests.helpers.reference import iter_households, reference_flags
 
     rules = load_rules(ROOT / "configs" / "rules")
     conn = sqlite3.connect(f"file:{Path(workspace) / 'engine.db'}?mode=ro", uri=True)

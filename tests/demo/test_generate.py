@@ -1,6 +1,6 @@
 """The synthetic town: files, determinism, validity, broken rows, and pattern prevalence.
 
-The pattern checker below is written independently of engine/demo/generate.py, straight from the
+The pattern checker below is written independently of engine/demo/town/, straight from the
 rule semantics (age = full years on `today`; a record is active when start <= today and
 (no end or end >= today); "within 6 months" = active at some point in the last 6 months).
 The test at 20,000 households asserts that every pattern is present and that most households
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.demo.generate import PATTERNS, generate_town
+from engine.demo.town import PATTERNS, generate_town
 from engine.support import dates
 from engine.support.vocabulary import CODES, check_value, identity_part
 
@@ -201,6 +201,21 @@ def test_same_seed_same_bytes_and_different_seed_differs(tmp_path):
         assert a == b
         assert a != c
     assert results[0] == results[1].model_copy(update={"out_dir": results[0].out_dir})
+
+
+def test_progress_counts_up_to_all_households_and_changes_nothing(tmp_path, monkeypatch):
+    from engine.demo.town import write
+
+    plain = generate_town(tmp_path / "plain", 1_000, seed=11, bad_rows=3)
+    monkeypatch.setattr(write, "PROGRESS_EVERY", 300)
+    heard: list[tuple[int, int, str]] = []
+    told = generate_town(tmp_path / "told", 1_000, seed=11, bad_rows=3, progress=lambda *call: heard.append(call))
+    done = [d for d, _, _ in heard]
+    assert done == sorted(set(done)) and done[0] == 0 and done[-1] == 1_000 and len(done) == 5
+    assert {(total, what) for _, total, what in heard} == {(1_000, "町を生成")}
+    assert told.model_dump(exclude={"out_dir"}) == plain.model_dump(exclude={"out_dir"})
+    for name in FILES:
+        assert (tmp_path / "told" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
 
 
 def test_files_are_private_and_replaced(tmp_path):

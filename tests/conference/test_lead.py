@@ -1,0 +1,54 @@
+"""Proposing a lead agency (engine/conference/lead.py): the first lead rule naming a flag, load
+balancing with a tie-break by id, an agency already serving a member preferred, members only for a
+支援会議, a full agency yielding; the reason is stored."""
+
+from __future__ import annotations
+
+from engine.conference.lead import propose_lead
+from tests.helpers.conference import cycle
+from tests.helpers.town import add_household, person
+
+
+def lead(cfg, flags, area="中央", served=(), kind="multi", led=None):
+    return propose_lead(
+        cfg, area=area, flag_ids=set(flags), served_silos=set(served), conference_type=kind, led=led or {}
+    )
+
+
+def test_first_rule_naming_a_flag_chooses_and_the_reason_is_stored(cfg):
+    p = lead(cfg, {"8050", "dv"})
+    assert p.agency_id == "dv_center" and p.rule_id == "dv_safety" and "（規則 dv_safety）" in p.reason
+    p = lead(cfg, {"8050"}, area="港")
+    assert p.agency_id == "houkatsu_chuo" and "港地区を担当" in p.reason
+
+
+def test_lead_load_balancing_and_tie_break_by_id(cfg):
+    # hikikomori → silo 困窮: jiritsu_soudan (capacity 120) and hikikomori_npo (capacity 30)
+    assert lead(cfg, {"hikikomori"}).agency_id == "hikikomori_npo"  # both idle: id order
+    p = lead(cfg, {"hikikomori"}, led={"hikikomori_npo": 6, "jiritsu_soudan": 12})
+    assert p.agency_id == "jiritsu_soudan" and "現在の主担当 12件／上限 120件" in p.reason  # 10% < 20%
+    assert "候補 2 機関から選択" in p.reason
+
+
+def test_an_agency_already_serving_a_member_is_preferred(cfg):
+    p = lead(cfg, {"hikikomori"}, served={"困窮"}, led={"hikikomori_npo": 0, "jiritsu_soudan": 100})
+    assert "既に世帯員を支援している" in p.reason
+
+
+def test_support_meeting_lead_must_be_a_member(cfg):
+    assert lead(cfg, {"hikikomori"}, kind="support").agency_id == "jiritsu_soudan"
+
+
+def test_full_agency_yields_to_one_with_room(cfg):
+    assert lead(cfg, {"hikikomori"}, led={"hikikomori_npo": 30}).agency_id == "jiritsu_soudan"
+
+
+def test_cases_spread_over_agencies_in_one_run(conn, workspace, rules, cfg):
+    for i in range(6):
+        add_household(conn, f"HW{i}", person(48, "世帯主", sex="M"), area="西部")  # hikikomori (medium)
+    cycle(conn, workspace, rules, cfg)
+    leads = [agency for (agency,) in conn.execute("SELECT lead_agency_id FROM cases ORDER BY case_id")]
+    assert len(leads) == 6 and set(leads) == {"jiritsu_soudan"}  # support meetings: the NPO is not a member
+    assert [r for (r,) in conn.execute("SELECT lead_reason FROM cases ORDER BY case_id")][-1].count(
+        "現在の主担当 5件"
+    ) == 1

@@ -1,0 +1,135 @@
+"""Decoding an extract: UTF-8 (with or without BOM) and cp932, detected or named; other encodings
+refused; an undecodable byte or a NUL located by file and line; 和暦 dates stored as ISO."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.intake.importer import ImportRefused
+from tests.helpers.extracts import BASE, HOUSEHOLDS, PERSONS, counts, run, write_town
+
+
+def test_utf8_with_bom(conn, tmp_path):
+    result = run(conn, write_town(tmp_path / "in", encoding="utf-8-sig"))
+    assert result.encoding == dict.fromkeys(BASE, "utf-8-sig")
+    assert result.total_inserted == 15 and result.warnings == []
+
+
+def test_cp932_detected_automatically(conn, tmp_path):
+    result = run(conn, write_town(tmp_path / "in", encoding="cp932", newline="\r\n"))
+    assert result.encoding == dict.fromkeys(BASE, "cp932")
+    assert result.total_inserted == 15
+    assert conn.execute("SELECT name, kana FROM persons WHERE person_id = 'P006'").fetchone() == (
+        "グエン・ミン",
+        "グエンミン",
+    )
+    assert conn.execute("SELECT area FROM households WHERE household_id = 'H001'").fetchone() == ("東地区",)
+
+
+def test_cp932_half_width_kana(conn, tmp_path):
+    folder = write_town(
+        tmp_path / "in", encoding="cp932", persons=PERSONS + "P007,H001,山田花,ﾔﾏﾀﾞﾊﾅ,H2.2.2,女,孫,日本\n"
+    )
+    result = run(conn, folder)
+    assert result.encoding["persons.csv"] == "cp932" and result.total_rejected == 0
+    assert conn.execute("SELECT kana, birth_date FROM persons WHERE person_id = 'P007'").fetchone() == (
+        "ﾔﾏﾀﾞﾊﾅ",
+        "1990-02-02",
+    )
+
+
+def test_cp932_with_nec_characters(conn, tmp_path):
+    # ① and ㈱ are CP932 (Windows) extensions that strict Shift_JIS lacks
+    folder = write_town(tmp_path / "in", encoding="cp932", households=HOUSEHOLDS + "H005,東地区,㈱ビル①\n")
+    assert run(conn, folder).encoding["households.csv"] == "cp932"
+    assert conn.execute("SELECT address FROM households WHERE household_id = 'H005'").fetchone() == ("㈱ビル①",)
+
+
+def test_explicit_encoding(conn, tmp_path):
+    folder = write_town(tmp_path / "in", encoding="cp932")
+    with pytest.raises(ImportRefused, match="--encoding"):
+        run(conn, folder, encoding="utf-8")
+    result = run(conn, folder, encoding="cp932")
+    assert result.encoding == dict.fromkeys(BASE, "cp932") and result.total_inserted == 15
+
+
+def test_unknown_encoding_name_refused(conn, tmp_path):
+    with pytest.raises(ImportRefused, match="unknown encoding 'klingon'"):
+        run(conn, write_town(tmp_path / "in"), encoding="klingon")
+
+
+def test_undecodable_file_refused(conn, tmp_path):
+    folder = write_town(tmp_path / "in")
+    # 0x82 starts a two-byte CP932 character and cannot be followed by a space; invalid UTF-8 too
+    (folder / "persons.csv").write_bytes(PERSONS.encode() + b"P007,H001,\x82 x,x,2000-01-01,M,,\n")
+    with pytest.raises(ImportRefused) as e:
+        run(conn, folder)
+    message = str(e.value)
+    assert "persons.csv" in message and "cannot decode" in message
+    assert "UTF-8 or CP932 (Shift_JIS)" in message and "--encoding" in message and "line 8" in message
+    assert counts(conn) == {"households": 0, "persons": 0, "records": 0, "imports": 0}
+
+
+def test_cp932_file_with_a_broken_character_names_its_line(conn, tmp_path):
+    folder = write_town(tmp_path / "in", encoding="cp932")
+    lines = (folder / "persons.csv").read_bytes().split(b"\n")
+    lines[6] = lines[6].replace(b",", b"\x81,", 1)  # line 7: a lead byte followed by ','
+    (folder / "persons.csv").write_bytes(b"\n".join(lines))
+    for encoding in (None, "cp932"):
+        with pytest.raises(ImportRefused) as e:
+            run(conn, folder, encoding=encoding)
+        message = str(e.value)
+        assert "persons.csv" in message and "byte 0x81 at line 7, column 5" in message and "line 2" not in message
+        assert "CP932" in message if encoding is None else "cannot decode it as cp932" in message
+
+
+def test_decode_error_line_with_cr_line_ends(conn, tmp_path):
+    folder = write_town(tmp_path / "in", encoding="cp932", newline="\r")
+    (folder / "households.csv").write_bytes(HOUSEHOLDS.replace("\n", "\r").encode("cp932").replace(b"3-3", b"3-\x81"))
+    with pytest.raises(ImportRefused, match=r"households\.csv: .*line 4, column 14"):
+        run(conn, folder)
+
+
+def test_nul_byte_is_located(conn, tmp_path):
+    folder = write_town(tmp_path / "in")
+    (folder / "persons.csv").write_bytes(PERSONS.encode().replace("佐藤花子".encode(), "佐藤\x00花子".encode()))
+    with pytest.raises(ImportRefused) as e:
+        run(conn, folder)
+    message = str(e.value)
+    assert "persons.csv" in message and "NUL byte" in message and "line 4, column 13" in message
+    assert "delete it" in message and "佐藤" not in message
+    assert counts(conn)["imports"] == 0
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16", "utf-32-le", "rot13", "base64", "hex", "cp1252", "ascii"])
+def test_unsupported_encoding_refused(conn, tmp_path, encoding):
+    with pytest.raises(ImportRefused) as e:
+        run(conn, write_town(tmp_path / "in"), encoding=encoding)
+    message = str(e.value)
+    assert "households.csv" in message and f"--encoding '{encoding}' is refused" in message
+    assert "utf-8, utf-8-sig, cp932" in message and "Traceback" not in message
+    assert counts(conn)["imports"] == 0
+
+
+@pytest.mark.parametrize(
+    "written, given, stored",
+    [("euc-jp", "EUC-JP", "euc_jp"), ("cp932", "Windows-31J", "cp932"), ("cp932", "MS932", "cp932"),
+     ("shift_jis", "sjis", "shift_jis"), ("iso-2022-jp", "iso-2022-jp", "iso2022_jp"), ("utf-8", "UTF8", "utf-8")],
+)  # fmt: skip
+def test_japanese_encodings_accepted(conn, tmp_path, written, given, stored):
+    result = run(conn, write_town(tmp_path / "in", encoding=written), encoding=given)
+    assert result.encoding == dict.fromkeys(BASE, stored) and result.total_inserted == 15
+    assert conn.execute("SELECT name FROM persons WHERE person_id = 'P006'").fetchone() == ("グエン・ミン",)
+
+
+def test_wareki_dates_stored_iso(conn, tmp_path):
+    run(conn, write_town(tmp_path / "in"))
+    births = dict(conn.execute("SELECT person_id, birth_date FROM persons"))
+    assert births == {
+        "P001": "1945-01-01", "P002": "1975-05-05", "P003": "1990-02-03",
+        "P004": "2020-04-01", "P005": "1948-07-07", "P006": "1995-03-10",
+    }  # fmt: skip
+    starts = dict(conn.execute("SELECT person_id, start_date FROM records"))
+    assert starts["P001"] == "2023-04-01" and starts["P004"] == "2024-06-01"
+    assert conn.execute("SELECT end_date FROM records WHERE person_id = 'P005'").fetchone() == ("2024-09-30",)
+    assert conn.execute("SELECT end_date FROM records WHERE person_id = 'P001'").fetchone() == (None,)
