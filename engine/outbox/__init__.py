@@ -1,6 +1,7 @@
 """The outbox: message keys, queue, transports (file, SMTP), dispatch.
 
 keys.py        MessageKey: the text key of each queued message, built and read in one place
+queue.py       queue a message once under its key; supersede versions not sent yet
 transports.py  the e-mail built from a queued row, FileTransport, SmtpTransport, their failures
 withhold.py    why a queued message must no longer go out (newer version, answered, DV lock)
 dispatch.py    send_pending (lock, crash recovery, members only, marks, backoff) and retry

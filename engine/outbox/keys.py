@@ -2,7 +2,7 @@
 
     agenda:MEETING:AGENCY:vN             a meeting's agenda for one agency, version N
     routing:CASE:OWNER:vN                the notice to the owner of a silo conference, version N
-                                         (routing:CASE:OWNER: queued before notices had versions)
+                                         (routing:CASE:OWNER, without :vN: queued before notices had versions)
     lead_request:N   lead_withdrawn:N    a lead request (lead_requests.request_id), its withdrawal
     reminder:N:due|overdue[:locked]      a reminder of an action (case_actions.action_id); `locked`:
                                          the household is locked (DV), the action's wording stays out

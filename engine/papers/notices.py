@@ -8,8 +8,8 @@ from pydantic import BaseModel
 
 from engine.config import Config
 from engine.outbox.keys import MessageKey
+from engine.outbox.queue import queue
 from engine.papers.agenda import environment
-from engine.papers.write import queue
 
 COORDINATOR = "coordinator"  # the recipient id of the 多機関協働事業者 (mail address in lifecycle.yaml)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from engine.config import Config
 from engine.outbox.keys import MessageKey
+from engine.outbox.queue import queue, supersede_pending
 from engine.papers.agenda import (
     environment,
     meeting_papers,
@@ -42,51 +43,12 @@ class PapersResult(BaseModel):
     routing_notices: int = 0
 
 
-def now_iso() -> str:
-    return clock.stamp()
-
-
 def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[int, str | None]:
     row = conn.execute(
         "SELECT version, content_hash FROM agendas WHERE meeting_id = ? AND agency_id = ? ORDER BY version DESC LIMIT 1",
         (meeting_id, agency_id),
     ).fetchone()
     return (row[0], row[1]) if row else (0, None)
-
-
-def queue(
-    conn: sqlite3.Connection,
-    *,
-    key: str,
-    kind: str,
-    agency_id: str,
-    subject: str,
-    parts: dict,
-    members_only: bool = False,
-    content_hash: str | None = None,
-) -> bool:
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO outbox (message_key, kind, agency_id, subject, parts, status, queued_at, members_only, content_hash) VALUES (?,?,?,?,?,'pending',?,?,?)",
-        (
-            key,
-            kind,
-            agency_id,
-            subject,
-            json.dumps(parts, ensure_ascii=False),
-            now_iso(),
-            int(members_only),
-            content_hash,
-        ),
-    )
-    return cur.rowcount == 1
-
-
-def supersede_pending(conn: sqlite3.Connection, prefix: str) -> None:
-    """Older versions not sent yet are replaced by the one about to be queued."""
-    conn.execute(
-        "UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND substr(message_key, 1, ?) = ?",
-        (len(prefix), prefix),
-    )
 
 
 def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
@@ -151,7 +113,7 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
                     write_private(workspace / folder / f"{stem}.{ext}", parts[part])
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
-                    (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), now_iso(), str(folder)),
+                    (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), clock.stamp(), str(folder)),
                 )
                 key = MessageKey.agenda(meeting_id, agenda.agency_id, agenda.version)
                 supersede_pending(conn, key.version_prefix)
@@ -175,7 +137,7 @@ def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, works
                 write_private(workspace / folder / f"{COORDINATOR}.v{version + 1}.html", html)
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
-                    (meeting_id, COORDINATOR, version + 1, digest, now_iso(), str(folder)),
+                    (meeting_id, COORDINATOR, version + 1, digest, clock.stamp(), str(folder)),
                 )
                 result.coordinator_versions += 1
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)

@@ -72,10 +72,6 @@ def default_actor() -> str:
         return "coordinator"
 
 
-def _now() -> str:
-    return clock.stamp()
-
-
 def explain_refusal(case_id: str, current: str, wanted: str) -> str:
     allowed = (
         "、".join(STATE_LABELS[s] for s in sorted(TRANSITIONS[current])) or "なし（新しい事案として再び紐づけられます）"
@@ -125,7 +121,7 @@ class Log:
             "INSERT INTO audit_log (at, on_day, actor, event, case_id, household_id, meeting_id, from_status, to_status, reason, rule_id, rules_hash, config_hash, detail) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                _now(),
+                clock.stamp(),
                 self.on.isoformat(),
                 self.actor,
                 event,

@@ -1,0 +1,49 @@
+"""The outbox queue: a message is queued once under its key, and later versions supersede the ones not sent yet.
+
+Papers (agendas, routing notices) and lifecycle notices (lead requests, reminders, checkpoint
+questions, the digest) are queued here; engine/outbox/dispatch.py sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from engine.outbox.keys import MessageKey
+from engine.support import clock
+
+
+def queue(
+    conn: sqlite3.Connection,
+    *,
+    key: str | MessageKey,
+    kind: str,
+    agency_id: str,
+    subject: str,
+    parts: dict,
+    members_only: bool = False,
+    content_hash: str | None = None,
+) -> bool:
+    """Queue a message under its key; False when that key is already queued (a rerun queues nothing twice)."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO outbox (message_key, kind, agency_id, subject, parts, status, queued_at, members_only, content_hash) VALUES (?,?,?,?,?,'pending',?,?,?)",
+        (
+            str(key),
+            kind,
+            agency_id,
+            subject,
+            json.dumps(parts, ensure_ascii=False),
+            clock.stamp(),
+            int(members_only),
+            content_hash,
+        ),
+    )
+    return cur.rowcount == 1
+
+
+def supersede_pending(conn: sqlite3.Connection, prefix: str) -> None:
+    """Older versions not sent yet are replaced by the one about to be queued."""
+    conn.execute(
+        "UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND substr(message_key, 1, ?) = ?",
+        (len(prefix), prefix),
+    )
