@@ -25,8 +25,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from engine.config import Config
 from engine.policy.members import may_share_with
 from engine.policy.personal_data import holds_personal_data, personal_tokens
-from engine.rules.problems import RuleProblem, RulesInvalid, did_you_mean
+from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.support.dates import DateError, parse_date
+from engine.support.errors import did_you_mean
 from engine.support.yamlfile import YamlFile, read_yaml, validate
 
 
@@ -184,7 +185,7 @@ def read_outcome(path: Path) -> tuple[YamlFile, Outcome]:
                     line=1,
                     field="decision",
                     message="the outcome must be fields (`decision: plan`, `lead: …`), not a list or a single value",
-                    suggestion="start the file with `decision: plan` (see README 'Recording an outcome')",
+                    suggestion="start the file with `decision: plan` (see docs/lifecycle.md, 'Recording an outcome')",
                 )
             ]
         )

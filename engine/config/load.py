@@ -32,7 +32,8 @@ from engine.config.models import (
     lead_matches,
 )
 from engine.rules.model import RuleSet
-from engine.rules.problems import RuleProblem, RulesInvalid, did_you_mean
+from engine.rules.problems import RuleProblem, RulesInvalid
+from engine.support.errors import did_you_mean
 from engine.support.vocabulary import CODES, SILOS
 from engine.support.yamlfile import YamlFile, read_yaml, validate
 

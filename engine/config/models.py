@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from engine.rules.loader import ID_PATTERN, SEVERITIES
-from engine.rules.problems import did_you_mean
+from engine.support.business_days import parse_closed_day
+from engine.support.errors import did_you_mean
 from engine.support.vocabulary import CODES, SILOS
 
 SEVERITY_ORDER = SEVERITIES  # low → urgent, as the rule files write them
@@ -185,23 +186,6 @@ class Conference(Strict):
     @classmethod
     def _both_names(cls, v: dict) -> dict:
         return {**CONFERENCE_NAMES, **v}  # a local name for one type only: the other keeps the law's name
-
-
-def parse_closed_day(item: str):
-    """'12-29..01-03' -> ((12,29),(1,3)); '05-01' -> ((5,1),(5,1)); '2027-01-04' -> date."""
-    text = str(item).strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return date.fromisoformat(text)
-        first, _, last = text.partition("..")
-        ends = []
-        for part in (first, last or first):
-            m, d = (int(x) for x in part.strip().split("-"))
-            date(2024, m, d)  # a leap year accepts every real month-day
-            ends.append((m, d))
-        return tuple(ends)
-    except ValueError:
-        raise ValueError(f"closed day '{item}' must be MM-DD, MM-DD..MM-DD (e.g. 12-29..01-03) or YYYY-MM-DD") from None
 
 
 class LeadTarget(Strict):

@@ -30,7 +30,8 @@ from operator import itemgetter
 from pathlib import Path
 
 from engine.intake.encoding import CHUNK, ENCODINGS, check_bytes, open_text
-from engine.intake.refusals import FileRefused, Reject, did_you_mean
+from engine.intake.refusals import FileRefused, Reject
+from engine.support.errors import closest
 
 __all__ = [
     "ENCODINGS",
@@ -39,7 +40,6 @@ __all__ = [
     "FileRefused",
     "Reject",
     "check_bytes",
-    "did_you_mean",
     "read_csv",
 ]
 
@@ -229,7 +229,7 @@ def read_csv(
 
     result = CsvFile(path, enc, header, [c for c in known if c in first_seen])
     for u in unknown:
-        close = did_you_mean(u, [c for c in known if c not in first_seen])
+        close = closest(u, [c for c in known if c not in first_seen])
         hint = f" — did you mean '{close}'?" if close else ""
         result.warnings.append(f"{path.name}: column '{u}' is not used and was ignored{hint}")
     unnamed = header.count("")
@@ -248,12 +248,12 @@ def _missing_reason(header: list[str], missing: list[str], known: list[str]) -> 
     """
     separated = len(header) == 1 and ("\t" in header[0] or ";" in header[0])
     cells = [c.strip() for c in re.split("[\t;]", header[0])] if separated else header
-    names = [c for c in cells if c and (c in known or did_you_mean(c, known))]
+    names = [c for c in cells if c and (c in known or closest(c, known))]
     parts = [f"missing required column(s): {', '.join(missing)}."]
     if names and 2 * len(names) >= sum(1 for c in cells if c):
         parts.append(f"Found: {', '.join(repr(c) for c in names)}.")
         for m in missing:
-            close = did_you_mean(m, [c for c in names if c not in known])
+            close = closest(m, [c for c in names if c not in known])
             if close:
                 parts.append(f"column '{close}' — did you mean '{m}'?")
         if separated:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
-from engine.intake.refusals import did_you_mean
 from engine.rules.conditions import RELATIONSHIPS
+from engine.support.errors import closest
 from engine.support.vocabulary import CODES
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -69,7 +69,7 @@ def nationality(text: str) -> str | None:
 @lru_cache(maxsize=1024)
 def unknown_code(code: str) -> str:
     """Why a record's code is refused, with the closest known code or the list of them."""
-    close = did_you_mean(code, list(CODES))
+    close = closest(code, CODES)
     if close:
         return f"unknown code '{code}' — did you mean '{close}'?"
     return f"unknown code '{code}'; known codes: {', '.join(CODES)}"

@@ -36,12 +36,12 @@ from engine.intake.checks import FileChecker
 from engine.intake.csvio import CsvFile, read_csv
 from engine.intake.fields import COLUMNS, RELATIONSHIP_ALIASES
 from engine.intake.merge import drop_unknown, merge
-from engine.intake.refusals import FileRefused, Reject, did_you_mean
+from engine.intake.refusals import FileRefused, Reject
 from engine.intake.report import FileSummary, ImportResult, write_rejects_report
 from engine.intake.staging import CACHE_SIZE, TARGETS, RecordsWorker, stage_file
 from engine.store.db import current_import_seq
 from engine.support import clock
-from engine.support.errors import EngineError, Problem
+from engine.support.errors import EngineError, Problem, closest
 from engine.support.progress import Progress, report
 
 __all__ = [
@@ -166,7 +166,7 @@ def _open_files(source_dir: Path, encoding: str | None) -> dict[str, CsvFile]:
     missing = [name for name in COLUMNS if not (source_dir / name).is_file()]
     if missing:
         present = sorted(p.name for p in source_dir.iterdir() if p.suffix.lower() == ".csv")
-        close = {m: c for m in missing if (c := did_you_mean(m, present))}
+        close = {m: c for m in missing if (c := closest(m, present))}
         hints = [f"'{c}' — did you mean '{m}'?" for m, c in close.items()]
         raise ImportRefused(
             f"{source_dir}: missing file(s) {', '.join(missing)}; an import needs {', '.join(COLUMNS)}"
@@ -251,7 +251,7 @@ def _record_import(conn: sqlite3.Connection, result: ImportResult) -> None:
         "INSERT INTO imports (import_seq, imported_at, source_dir, encoding, summary) VALUES (?, ?, ?, ?, ?)",
         (
             result.import_seq,
-            clock.local_now().isoformat(timespec="seconds"),
+            clock.stamp(),
             result.source_dir,
             encoding,
             json.dumps(summary, ensure_ascii=False),

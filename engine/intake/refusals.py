@@ -8,8 +8,6 @@ line where there is one, and says how to fix it); its `problems` hold the same r
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -33,9 +31,3 @@ class Reject(BaseModel):
     line: int
     field: str | None = None
     reason: str
-
-
-def did_you_mean(name: str, candidates: Sequence[str]) -> str | None:
-    """The candidate closest to `name`, if any is close enough."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None

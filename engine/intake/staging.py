@@ -69,6 +69,8 @@ def stage_file(conn: sqlite3.Connection, schema: str, target: Target, checker: F
         f"CREATE TABLE {stage} (line INTEGER PRIMARY KEY, {target.key} TEXT NOT NULL UNIQUE, {columns}, dups TEXT)"
     )
     conn.execute(f"CREATE INDEX {stage}_dups ON stage_{target.table}(dups) WHERE dups IS NOT NULL")
+    # raw executemany, not sqlite-utils' insert_all: 500,000 rows in 0.99 s against 6.3 s (batch 1,000)
+    # and 7.4 s (batch 100) on this project's machine (python bench/sql_paths.py, bench/results/sql-paths.json)
     conn.executemany(
         f"INSERT INTO {stage} VALUES (?, ?, {', '.join('?' * len(target.columns))}, NULL)"
         f" ON CONFLICT({target.key}) DO UPDATE SET dups = coalesce(dups || ' ', '') || excluded.line",

@@ -25,14 +25,16 @@ from engine.rules.model import (
     SilosTouched,
 )
 from engine.rules.nodes import Bad, mapping, scalar, sequence, text, texts, whole_number
-from engine.rules.problems import did_you_mean
+from engine.support.errors import did_you_mean
 from engine.support.vocabulary import CODES, ORDERED_TYPES, level_rank
 
 RELATIONSHIPS = ("世帯主", "妻", "夫", "子", "父", "母", "孫", "兄弟姉妹", "祖父", "祖母", "その他")
 PERSON_KEYS = ("all", "any", "not", "age", "record", "no_record", "relationship", "sex", "foreign_national")
 HOUSEHOLD_KEYS = ("all", "any", "not", "member", "no_member", "household_size", "silos_touched", "distinct_values")
 RECORD_KEYS = ("code", "value", "min", "max", "within_months")
-MAX_CONDITION_DEPTH = 20  # all/any/not inside each other in a rule's `when:` (documented in README)
+MAX_CONDITION_DEPTH = (
+    20  # all/any/not inside each other in a rule's `when:` (documented in docs/rules.md, 'Limits of a rule file')
+)
 CONDITION_DEPTH_MESSAGE = (
     f"conditions are nested too deeply: more than {MAX_CONDITION_DEPTH} levels of all/any/not inside each other"
 )

@@ -25,7 +25,8 @@ from engine.rules.conditions import (
 )
 from engine.rules.model import Flag, Indicator, Member, RuleSet, leaves
 from engine.rules.nodes import Bad, mapping, scalar, text, texts, untagged, whole_number
-from engine.rules.problems import RuleProblem, RulesInvalid, did_you_mean
+from engine.rules.problems import RuleProblem, RulesInvalid
+from engine.support.errors import did_you_mean
 from engine.support.vocabulary import SILOS
 from engine.support.yamlfile import YamlRefused, compose_file
 

@@ -6,8 +6,6 @@ set with any problem is refused whole (RulesInvalid), so a broken file never hal
 
 from __future__ import annotations
 
-import difflib
-
 from engine.support.errors import EngineError, Problem
 
 
@@ -27,8 +25,3 @@ class RuleProblem(Problem):
 class RulesInvalid(EngineError):
     def __init__(self, problems: list[RuleProblem]):
         super().__init__(problems=problems)
-
-
-def did_you_mean(word: str, choices) -> str | None:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None

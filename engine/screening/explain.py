@@ -64,7 +64,7 @@ def explain(conn: sqlite3.Connection, rules: RuleSet, household_id: str, on: dat
     if row is None:
         raise UnknownHousehold(f"household '{household_id}' is not in the database (ids look like H0000123)")
     if rule_id is not None and rule_id not in rules.flags:
-        from engine.rules.problems import did_you_mean
+        from engine.support.errors import did_you_mean
 
         raise KeyError(
             f"unknown rule '{rule_id}'"

@@ -240,7 +240,7 @@ def screen(
         "INSERT INTO screen_runs (screened_on, started_at, mode, rules_hash, import_seq, scope, evaluated, flags_opened, flags_resolved, seconds) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (
             on.isoformat(),
-            clock.local_now().isoformat(timespec="seconds"),
+            clock.stamp(),
             "incremental" if incremental else "full",
             rules.hash,
             import_seq,

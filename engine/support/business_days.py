@@ -3,11 +3,31 @@ municipality (年末年始 12/29-1/3 by default, configurable in conference.yaml
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import jpholiday
 
-from engine.config import Conference, parse_closed_day
+if TYPE_CHECKING:
+    from engine.config import Conference
+
+
+def parse_closed_day(item: str):
+    """'12-29..01-03' -> ((12,29),(1,3)); '05-01' -> ((5,1),(5,1)); '2027-01-04' -> date."""
+    text = str(item).strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        first, _, last = text.partition("..")
+        ends = []
+        for part in (first, last or first):
+            m, d = (int(x) for x in part.strip().split("-"))
+            date(2024, m, d)  # a leap year accepts every real month-day
+            ends.append((m, d))
+        return tuple(ends)
+    except ValueError:
+        raise ValueError(f"closed day '{item}' must be MM-DD, MM-DD..MM-DD (e.g. 12-29..01-03) or YYYY-MM-DD") from None
 
 
 class Calendar:

@@ -8,7 +8,8 @@ batch to redo) are not EngineErrors: they never reach a person.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
@@ -37,3 +38,15 @@ class EngineError(Exception):
     def __init__(self, message: str = "", problems: Sequence[Problem] = ()):
         self.problems = list(problems)
         super().__init__(message or "\n".join(str(p) for p in self.problems))
+
+
+def closest(word: str, choices: Iterable) -> str | None:
+    """The choice closest to a misspelt `word`, if any is close enough (the one did-you-mean of the engine)."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable) -> str | None:
+    """A suggestion for a problem: "did you mean 'x'?", or None."""
+    match = closest(word, choices)
+    return f"did you mean '{match}'?" if match else None

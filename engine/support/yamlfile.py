@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from engine.rules.problems import RuleProblem, did_you_mean
-from engine.support.errors import EngineError, Problem
+from engine.rules.problems import RuleProblem
+from engine.support.errors import EngineError, Problem, did_you_mean
 
 MAX_YAML_DEPTH = 50  # lists and mappings inside each other; no configuration comes near it
 TAG_HINT = "remove the tag"
