@@ -25,7 +25,7 @@ def outcome(
         ...,
         "--file",
         "-f",
-        help="The outcome YAML (see README: decision, lead, consent, roles, next_evaluation, review_on, reason).",
+        help="The outcome YAML (see docs/lifecycle.md: decision, lead, consent, roles, next_evaluation, review_on, reason).",
     ),
     workspace: Path = WORKSPACE,
     rules: Path = RULES,
@@ -41,7 +41,7 @@ def outcome(
     from engine.store.lifecycle import STATE_LABELS
 
     if not file.is_file():
-        fail(f"--file {file}: no such file (write the outcome as YAML; see README 'Recording an outcome')")
+        fail(f"--file {file}: no such file (write the outcome as YAML; see docs/lifecycle.md, 'Recording an outcome')")
     given = Inputs(workspace, rules, config, on)
     rs, cfg, conn = given.rules, given.config, given.db()
     r = record_outcome(conn, rs, cfg, meeting, case, file, given.day, actor(by))

@@ -164,7 +164,8 @@ def export_(
     ),
     excel: bool = typer.Option(False, "--excel", help="CSV with a BOM (UTF-8), so that Excel opens it correctly."),
 ) -> None:
-    """Export cases, flags, the outbox and meetings as CSV or JSON files, without personal data (ids, dates, states).
+    """Export cases, flags, the outbox and meetings as CSV or JSON files for the coordinator: ids, dates and states,
+    never names, kana, addresses or birth dates (not for agencies: household and rule ids are sensitive).
 
     Example: engine export exports/ --format csv --table cases --table flags
     """

@@ -4,6 +4,8 @@ Pseudonymous ids, dates, states and counts only, as in the audit log: never a na
 or birth date. Left out on purpose: the cases' free-text reasons (conference_basis, lead_reason,
 lead_reason_shared), the flags' evidence (member ids, ages, relationships, record values) and the
 outbox's message bodies (parts). Files are readable by their owner only (0600 in a 0700 folder).
+They are for the coordinator, not for agencies: household ids with rule ids (a DV flag) identify
+a household's situation to anyone who can map the ids to people.
 """
 
 from __future__ import annotations
