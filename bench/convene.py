@@ -129,12 +129,14 @@ def phase_convene(workspace: str) -> dict:
     eml = len(list((ws / "outbox").glob("*.eml"))) if (ws / "outbox").is_dir() else 0
     files = sum(1 for p in (ws / "agendas").rglob("*") if p.is_file()) if (ws / "agendas").is_dir() else 0
     in_cases = conn.execute("SELECT COUNT(DISTINCT household_id) FROM cases WHERE is_open = 1").fetchone()[0]
+    outbox = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status").fetchall())
     conn.close()
     return {
         "convene": convened.model_dump(),
         "papers": papers.model_dump(),
         "send": sent.model_dump(),
         "households_in_cases": in_cases,
+        "outbox": outbox,
         "eml_files": eml,
         "agenda_files": files,
         "seconds": {
@@ -206,6 +208,7 @@ def main() -> None:
         "messages_queued": p["messages_queued"] + p["routing_notices"],
         "emails": m["sent"],
         "emails_failed": m["failed"],
+        "outbox_by_status": conv["outbox"],  # superseded: withheld before sending (a meeting already held, ...)
         "eml_files": conv["eml_files"],
         "agenda_files": conv["agenda_files"],
         "households_in_cases": conv["households_in_cases"],
@@ -241,7 +244,7 @@ def main() -> None:
         (
             "send_pending() (file transport)",
             f"{s['send_pending']:.2f} s",
-            f"{m['sent']:,} e-mails, {m['failed']:,} failed",
+            f"{m['sent']:,} e-mails, {m['failed']:,} failed, {conv['outbox'].get('superseded', 0):,} withheld",
         ),
         (
             f"total, {n:,} households",
@@ -254,6 +257,8 @@ def main() -> None:
     print(f"json: {out}")
     if c["cases_opened"] + c["cases_routed"] != n:
         sys.exit(f"expected {n} cases, got {c['cases_opened'] + c['cases_routed']}")
+    if m["sent"] != report["messages_queued"]:
+        sys.exit(f"{report['messages_queued']} messages queued but {m['sent']} sent: {conv['outbox']}")
 
 
 if __name__ == "__main__":

@@ -51,10 +51,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench.benchlib import ON, ROOT  # ON, a Friday, is the first night; importing benchlib pins the clock to it
 from tests.helpers.served import api, free_port, proc_env, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
-ON = date(2026, 11, 27)  # a Friday: the first night
 SPAN_DAYS = 40  # the demo span before the sweep trials start
 LATER = ON + timedelta(days=96)  # 2027-03-03, a Wednesday: the first sweep after an 8-week outage catches up
 FLOWS = ("nightly", "nightly-workers", "sweep", "nightly-later")
