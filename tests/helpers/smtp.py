@@ -17,6 +17,7 @@ class Sink:
         self.reject: dict[str, tuple[int, str]] = {}
         self.data_delay = 0.0  # seconds to wait before answering DATA (a slow server)
         self.drop_data = 0  # this many DATA commands are answered by closing the connection
+        self.in_data = 0  # DATA commands being answered now (a slow server still holding a message)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.reject:
@@ -30,10 +31,14 @@ class Sink:
             self.drop_data -= 1
             server.transport.close()  # the connection drops during DATA: nothing delivered
             return "421 closing"
-        if self.data_delay:
-            await asyncio.sleep(self.data_delay)
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))  # delivered, even if the client gave up
-        return "250 Message accepted for delivery"
+        self.in_data += 1
+        try:
+            if self.data_delay:
+                await asyncio.sleep(self.data_delay)
+            self.messages.append((list(envelope.rcpt_tos), envelope.content))  # delivered, even if the client gave up
+            return "250 Message accepted for delivery"
+        finally:  # also when the server drops the handler because the client hung up
+            self.in_data -= 1
 
 
 def smtp_config(rules, port: int):

@@ -58,7 +58,7 @@ def test_engine_send_says_so_when_another_dispatch_is_running(town, workspace, r
     import socket
 
     nightly_cycle(town, workspace, rules, cfg, ON)
-    from engine.papers.write import now_iso
+    from engine.support.clock import stamp as now_iso
 
     town.execute(
         "INSERT INTO dispatch_lock VALUES ('outbox', ?, ?, 'other', ?)", (socket.gethostname(), os.getppid(), now_iso())

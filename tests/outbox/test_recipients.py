@@ -14,7 +14,7 @@ import pytest
 
 from engine.config import ConfigInvalid, load_config
 from engine.outbox import send_pending
-from engine.papers.write import queue
+from engine.outbox.queue import queue
 from engine.rules.loader import load_rules
 from engine.workflows.cycle import nightly_cycle
 from tests.helpers.paths import ROOT

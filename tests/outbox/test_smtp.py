@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
-import time
 from datetime import timedelta
 
 import pytest
@@ -17,7 +16,7 @@ from engine.outbox import FileTransport, send_pending
 from engine.support import clock
 from engine.workflows.cycle import nightly_cycle
 from tests.helpers.conference import sent_keys
-from tests.helpers.served import free_port
+from tests.helpers.served import free_port, wait_for
 from tests.helpers.smtp import smtp_config
 from tests.helpers.town import ON, add_household, person
 
@@ -121,7 +120,7 @@ def test_slow_server_past_the_timeout_defers_and_flags_the_possible_duplicate(qu
     assert outbox(queued)[0]["possible_duplicate"] >= 1
     handler.data_delay = 0
 
-    time.sleep(3)  # the slow server delivers what it had
+    wait_for(lambda: handler.in_data == 0, 30, "the slow server to finish the message it held")
     later = send_pending(queued, cfg, workspace, now=clock.now() + timedelta(hours=1))
     assert later.sent == first.deferred and not outbox(queued, "pending")[1]
     # every message arrived at least once; the ones that may have arrived twice are marked

@@ -2,7 +2,7 @@
 exactly its own silo's facts; 支援会議 papers and routing notices reach registered members only (also
 when the registry changes between queueing and sending); a DV-locked household is never detailed in an
 e-mail; no 重層的支援会議 without the consent of every person concerned, lasting until the meeting. The
-oracles (which silo a record belongs to, whose consent counts) are written here from README /
+oracles (which silo a record belongs to, whose consent counts) are written here from docs/rules.md /
 domain.md, not taken from the engine."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ AREAS = ("中央", "港", "北部", "山手", "南部", "川辺", "東部", "西
 NIGHT2 = ON + timedelta(days=3)  # Monday 2026-11-30
 
 
-# --- the oracle: which silo a record belongs to (README "Record codes", agencies.yaml `silo`) --------
+# --- the oracle: which silo a record belongs to (docs/rules.md "Record codes", agencies.yaml `silo`) --------
 def silo_of(code: str, value: str) -> str | None:
     fixed = {
         "care_level": "介護",

@@ -13,7 +13,7 @@ columns of engine.db whose text is e-mailed or printed (outbox, audit log, escal
 
 Allowed to hold personal data: engine.db (-wal, -shm) itself; the input extracts (town/, the
 simulator's relapse extract sim/extract-*/, both stand-ins for the silos' CSV files); and the
-coordinator's local full version (agendas/*/coordinator.vN.html) for NAMES only, as README §6
+coordinator's local full version (agendas/*/coordinator.vN.html) for NAMES only, as docs/threat-model.md says
 documents ("the coordinator's full version (names, all silos) … never e-mailed"). That last one
 is a documented design decision, not a silent exemption: test_coordinator_versions_hold_names_only
 pins that it carries no kana, address or birth date.
@@ -56,7 +56,7 @@ LAST = FLOW_DAYS[-1]
 HOUSEHOLDS, SEED = 300, 11
 # Tokens shorter than 2 characters are skipped: a 1-character family or given name (林, 森, 清, 楓,
 # 李, 金) or kana (イ, レ) is an ordinary character of Japanese text and would "hit" every agenda;
-# README's own free-text check treats a 1-character given name as personal only with an honorific.
+# The engine's own free-text check treats a 1-character given name as personal only with an honorific.
 # 2-character tokens (佐藤, 和子, ユイ, レン) are kept, so the threshold is as low as it can be; the
 # only 2-character false hits are inside the engine's own katakana words, masked below.
 MIN_TOKEN = 2
@@ -641,7 +641,7 @@ def test_the_scanner_finds_what_it_looks_for(scan: Scan, run: Run):
 
 
 def test_coordinator_versions_hold_names_only(run: Run, scan: Scan):
-    """README §6: the coordinator's local full version carries names (never e-mailed). It must
+    """docs/threat-model.md: the coordinator's local full version carries names (never e-mailed). It must
     not carry kana, addresses or birth dates — and it is the only file besides engine.db and the
     input extracts with names (the main scan allows names in these files and nothing else)."""
     files = sorted((run.workspace / "agendas").rglob("coordinator.v*.html"))
