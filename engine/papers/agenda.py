@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
 from engine.config import ConferenceType, Config
@@ -92,7 +93,9 @@ def environment(config: Config) -> jinja2.Environment:
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
     loaders = [jinja2.FileSystemLoader(str(templates_dir))] if templates_dir else []
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
-    return jinja2.Environment(
+    # sandboxed: templates in the configuration folder are files anyone who can edit configs/ may
+    # change; they must not reach Python (e.g. `lipsum.__globals__['os']`) as the operator
+    return ImmutableSandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=jinja2.StrictUndefined,

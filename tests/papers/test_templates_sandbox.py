@@ -1,0 +1,37 @@
+"""Templates from the configuration folder are rendered in Jinja2's sandbox: editing configs/templates/
+must not run code as the operator (issue 12: an unsandboxed environment ran os.system)."""
+
+from __future__ import annotations
+
+import jinja2
+import pytest
+
+from engine.config import load_config
+from engine.papers.agenda import environment
+from tests.helpers.configs import configs
+
+PAYLOADS = (
+    "{{ lipsum.__globals__['os'].system('touch PWNED') }}",
+    "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{% set x = [] %}{{ x.append(1) }}",
+)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_template_in_the_config_folder_cannot_reach_python(tmp_path, rules, payload, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = configs(tmp_path)
+    (folder / "templates").mkdir()
+    (folder / "templates" / "notice.txt.j2").write_text(payload, encoding="utf-8")
+    env = environment(load_config(folder, rules))
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        env.get_template("notice.txt.j2").render()
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_the_shipped_templates_still_render_in_the_sandbox(cfg):
+    env = environment(cfg)
+    assert isinstance(env, jinja2.sandbox.ImmutableSandboxedEnvironment)
+    for name in env.list_templates():
+        env.get_template(name)  # every template compiles in the sandbox
