@@ -76,14 +76,24 @@ def serve_(
     config: Path = CONFIG,
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(4200, "--port", min=1, max=65535),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Accept a --host other than loopback: every machine that reaches it can use Prefect's API and UI.",
+    ),
 ) -> None:
     """Start a local Prefect server (UI at http://127.0.0.1:4200) and run the schedules: nightly cycle
     02:00, daily sweep 07:00 and agenda dispatch 08:00 on business days, Asia/Tokyo. Stop with Ctrl-C.
 
     Example: engine serve --workspace workspace
     """
-    from engine.workflows.serve import serve
+    from engine.workflows.serve import is_loopback, serve
 
+    if not is_loopback(host) and not allow_remote:
+        fail(
+            f"--host {host} is not loopback: every machine that reaches it could use Prefect's API and UI "
+            "(run the engine's flows, read their logs); serve on 127.0.0.1, or pass --allow-remote to accept this"
+        )
     given = Inputs(workspace, rules, config)
     _ = given.config  # refuse to schedule a broken configuration
     given.db().close()

@@ -8,6 +8,7 @@ Set PREFECT_API_URL to use a server you run yourself (e.g. on PostgreSQL) instea
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -21,6 +22,16 @@ from engine.support.errors import EngineError
 from engine.support.private_files import private_dir
 
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach a server bound to `host` (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or an address we cannot vouch for
 
 
 def prefect_env(workspace: Path) -> dict[str, str]:

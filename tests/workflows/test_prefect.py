@@ -210,3 +210,10 @@ def test_a_server_orphaned_by_a_hard_kill_is_stopped_by_the_next_serve(tmp_path)
     (home / "server.pid").write_text(str(other.pid))
     assert stop_orphan(ws) is False and other.poll() is None
     other.kill()
+
+
+def test_only_loopback_hosts_are_served_without_being_told():
+    from engine.workflows.serve import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "office-pc", "localhost.evil.example"))
