@@ -4,7 +4,7 @@ models.py holds the settings as pydantic models, load.py reads and cross-checks 
 callers import from here: `from engine.config import Config, load_config`.
 """
 
-from engine.config.load import ConfigInvalid, default_config_dir, load_config
+from engine.config.load import ConfigInvalid, load_config
 from engine.config.models import (
     ALL_AREAS,
     CONFERENCE_NAMES,
@@ -44,7 +44,6 @@ __all__ = [
     "Routing",
     "Slot",
     "Smtp",
-    "default_config_dir",
     "lead_matches",
     "load_config",
     "parse_closed_day",

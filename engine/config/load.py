@@ -50,11 +50,6 @@ class ConfigInvalid(RulesInvalid):
     """The configuration files have problems (each with file, line, field); nothing runs until all are fixed."""
 
 
-def default_config_dir() -> Path:
-    here = Path("configs")
-    return here if (here / "agencies.yaml").is_file() else Path(__file__).resolve().parents[2] / "configs"
-
-
 def load_config(config_dir: Path, rules: RuleSet) -> Config:
     """Read and cross-check the files (lifecycle.yaml if present); raise ConfigInvalid listing every problem."""
     config_dir = Path(config_dir)

@@ -28,9 +28,8 @@ def default_rules() -> Path:
 
 def default_config() -> Path:
     """./configs (if it has agencies.yaml), else the example configs shipped beside the package."""
-    from engine.config import default_config_dir
-
-    return default_config_dir()
+    here = Path("configs")
+    return here if (here / "agencies.yaml").is_file() else PACKAGE_ROOT / "configs"
 
 
 class Settings(BaseSettings):
