@@ -1,7 +1,7 @@
 """Hostile and broken input (issue 5): the corpus in tests/reliability/hostile/ through the real CLI.
 
-Every file of tests/reliability/hostile/{csv,rules,config,outcome}/ is an entry of tests/reliability/hostile/manifest.yaml, and
-every bad argument vector one of tests/reliability/hostile/cli.yaml. Each entry is run through `engine.cli.app`
+Every file of tests/reliability/hostile/{csv,rules,config,outcome}/ is an entry of tests/reliability/hostile/manifest*.yaml,
+and every bad argument vector one of tests/reliability/hostile/cli*.yaml (one file per theme). Each entry is run through `engine.cli.app`
 (typer's CliRunner; a few as a real `python -m engine.cli` process) and must give:
 
 - the documented exit code, and no uncaught exception and no traceback in stdout or stderr;
@@ -36,8 +36,15 @@ from engine.cli.main import app
 from tests.helpers.paths import ROOT
 
 HOSTILE = ROOT / "tests" / "reliability" / "hostile"
-MANIFEST = yaml.safe_load((HOSTILE / "manifest.yaml").read_text(encoding="utf-8"))["entries"]
-CLI = yaml.safe_load((HOSTILE / "cli.yaml").read_text(encoding="utf-8"))["entries"]
+
+
+def corpus(pattern: str) -> list[dict]:
+    """The entries of every corpus file matching `pattern` (manifest.yaml, manifest-imports.yaml, …)."""
+    return [e for f in sorted(HOSTILE.glob(pattern)) for e in yaml.safe_load(f.read_text(encoding="utf-8"))["entries"]]
+
+
+MANIFEST = corpus("manifest*.yaml")
+CLI = corpus("cli*.yaml")
 RULES = ROOT / "configs" / "rules"
 CONFIGS = ROOT / "configs"
 CASE, MEETING = "C-2026-00001", "M-20261204-1000-S"
