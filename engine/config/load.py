@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from pathlib import Path
 
 from pydantic import Field
@@ -88,6 +89,8 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
         _check_conference(conference_doc, conference, registry, rules, problems, registry_ok=bool(agencies))
     if lead:
         _check_lead_rules(lead_doc, lead.lead_rules, registry, rules, problems, registry_ok=bool(agencies))
+    if mail:
+        mail = _check_mail(mail_doc, mail, config_dir, problems)
     if problems:
         raise ConfigInvalid(problems)
     templates = config_dir / "templates"
@@ -101,6 +104,44 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
         templates_dir=templates if templates.is_dir() else None,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )
+
+
+def _check_mail(doc: YamlFile, mail: Mail, config_dir: Path, problems: list) -> Mail:
+    """No login without TLS; a CA file that can be read. Returns mail with ca_file made absolute
+    (relative to the configuration folder)."""
+    smtp = mail.smtp
+    if smtp.login_without_tls:
+        named = " and ".join(f"smtp.{f}" for f in ("username_env", "password_env") if getattr(smtp, f))
+        problems.append(
+            doc.problem(
+                ("smtp", "starttls"),
+                f"TLS is off but a login is configured ({named}): the password would cross the network unencrypted",
+                suggestion="set `starttls: true` (port 587) or `implicit_tls: true` (port 465); "
+                "remove username_env and password_env only for a server that needs no login",
+            )
+        )
+    if smtp.ca_file is None:
+        return mail
+    smtp = smtp.model_copy(update={"ca_file": config_dir / smtp.ca_file})  # an absolute path stays as it is
+    try:
+        smtp.tls_context()
+    except ssl.SSLError as err:  # an OSError too: checked first
+        problems.append(
+            doc.problem(
+                ("smtp", "ca_file"),
+                f"the CA file {smtp.ca_file} holds no usable PEM certificate ({err.reason or err})",
+                suggestion="give the CA certificate (-----BEGIN CERTIFICATE-----) that signed the mail server's certificate",
+            )
+        )
+    except OSError as err:
+        problems.append(
+            doc.problem(
+                ("smtp", "ca_file"),
+                f"cannot read the CA file {smtp.ca_file}: {err.strerror or err}",
+                suggestion="give the path of the CA certificate (PEM), absolute or relative to the configuration folder, or remove ca_file",
+            )
+        )
+    return mail.model_copy(update={"smtp": smtp})
 
 
 def _unknown_flag(doc: YamlFile, path: tuple, flag_id: str, rules: RuleSet, entry_id: str | None = None) -> RuleProblem:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import ssl
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -207,13 +208,42 @@ class LeadRule(Strict):
     reason: str = Field(min_length=1)  # Japanese, stored with the proposal
 
 
+CA_FILE_MAX_BYTES = 10_000_000  # a CA bundle is well under 1 MB; anything larger is not one
+
+
 class Smtp(Strict):
+    """The mail server. TLS is always verified: the certificate chain (the system's CAs, plus
+    ca_file) and the host name; a login is never sent over an unencrypted connection."""
+
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
-    starttls: bool = True
+    starttls: bool = True  # upgrade the connection with STARTTLS (port 587); refused if the server does not offer it
+    implicit_tls: bool = False  # SMTPS: TLS from the first byte (port 465); starttls is then not used
+    # PEM file of a CA to trust besides the system's (a municipal CA); relative to the configuration folder
+    ca_file: Path | None = None
     username_env: str | None = None  # name of the environment variable holding the user name
     password_env: str | None = None
     timeout: float = Field(default=30, gt=0, le=600)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.implicit_tls or self.starttls
+
+    @property
+    def login_without_tls(self) -> bool:
+        """Login variables are named but TLS is off: refused by `config check` and at send time."""
+        return bool(self.username_env or self.password_env) and not self.encrypted
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The one TLS context of the engine: certificate and host name verified (the check is never switched off).
+        Raises OSError (ssl.SSLError: not a PEM certificate) if ca_file cannot be used."""
+        if self.ca_file is not None:
+            if not self.ca_file.is_file():
+                reason = "not a regular file" if self.ca_file.exists() else "no such file"
+                raise FileNotFoundError(2, reason, str(self.ca_file))
+            if self.ca_file.stat().st_size > CA_FILE_MAX_BYTES:
+                raise ssl.SSLError(f"larger than {CA_FILE_MAX_BYTES // 1_000_000} MB: not a CA certificate file")
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
 
 class Mail(Strict):

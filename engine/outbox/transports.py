@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 import smtplib
+import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from engine.config import Config
+from engine.config import Config, Smtp
 from engine.support import clock
 from engine.support.private_files import write_private
 
@@ -49,6 +50,37 @@ def _failure(code: int, text: bytes | str, where: str) -> Exception:
     return (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(f"{code} {reply} ({where})")
 
 
+def _starttls(conn: smtplib.SMTP, context: ssl.SSLContext, where: str) -> None:
+    try:
+        conn.starttls(context=context)
+    except smtplib.SMTPNotSupportedError as err:
+        raise ServerUnavailable(
+            f"{where} does not offer STARTTLS, so nothing was sent (without it the mail and the login would cross "
+            "the network unencrypted); ask the mail server's administrator, or use implicit_tls on port 465"
+        ) from err
+
+
+def _refusal(err: BaseException, s: Smtp, where: str) -> ServerUnavailable | None:
+    """What a failure while opening the session means for the run (nothing was sent), or None to
+    let the error through as it is."""
+    if isinstance(err, ServerUnavailable) or not isinstance(err, Exception):
+        return None
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return ServerUnavailable(
+            f"the certificate of {where} was refused ({err.verify_message}), so nothing was sent; check smtp.host, "
+            "or set smtp.ca_file in mail.yaml to the CA that signed it if it is the municipality's own"
+        )
+    if isinstance(err, smtplib.SMTPAuthenticationError):
+        return ServerUnavailable(
+            f"the mail server refused the login ({err.smtp_code}): check the variables {s.username_env} and {s.password_env}"
+        )
+    if isinstance(err, smtplib.SMTPResponseException):
+        return ServerUnavailable(f"the mail server refused the session: {err.smtp_code} {err.smtp_error!r}")
+    if isinstance(err, (OSError, smtplib.SMTPException)):
+        return ServerUnavailable(f"cannot connect to {where}: {err}")
+    return None
+
+
 def message_id(key: str, domain: str) -> str:
     safe = "".join(ch if ch.isalnum() or ch in ".-" else "." for ch in key)
     return f"<{safe}@{domain}>"
@@ -71,7 +103,7 @@ def build_message(config: Config, key: str, subject: str, parts: dict, recipient
             maintype="text",
             subtype="calendar",
             filename="invite.ics" if method == "REQUEST" else "cancel.ics",
-            params={"method": method},
+            params={"charset": "utf-8", "method": method},  # RFC 5545: UTF-8 text
         )
     return msg
 
@@ -93,7 +125,9 @@ class FileTransport:
 
 
 class SmtpTransport:
-    """One connection per run, opened on first use; STARTTLS and login as configured."""
+    """One connection per run, opened on first use: TLS (STARTTLS or implicit) with the certificate
+    and host name verified, then the login if configured. A login never goes over a connection
+    that is not encrypted; a certificate that fails the check sends nothing."""
 
     def __init__(self, config: Config):
         self.settings = config.mail.smtp
@@ -101,23 +135,36 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        where = f"{s.host}:{s.port}"
+        if s.login_without_tls:
+            raise ServerUnavailable(
+                "TLS is off in mail.yaml but a login is configured (smtp.username_env/password_env): no password "
+                "is sent unencrypted, so nothing was sent; set smtp.starttls or smtp.implicit_tls to true"
+            )
         try:
-            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-            if s.starttls:
-                conn.starttls()
+            context = s.tls_context() if s.encrypted else None
+        except OSError as err:
+            raise ServerUnavailable(f"cannot use the CA file {s.ca_file} (smtp.ca_file in mail.yaml): {err}") from err
+        conn = None
+        try:
+            if s.implicit_tls:
+                conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+            else:
+                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+                if context is not None:
+                    _starttls(conn, context, where)
             user = os.environ.get(s.username_env or "", "")
             if user:
                 conn.login(user, os.environ.get(s.password_env or "", ""))
             conn.ehlo_or_helo_if_needed()  # a server refusing EHLO refuses the session: nothing waits on one message
             return conn
-        except smtplib.SMTPAuthenticationError as err:
-            raise ServerUnavailable(
-                f"the mail server refused the login ({err.smtp_code}): check the variables {s.username_env} and {s.password_env}"
-            ) from err
-        except smtplib.SMTPResponseException as err:
-            raise ServerUnavailable(f"the mail server refused the session: {err.smtp_code} {err.smtp_error!r}") from err
-        except (OSError, smtplib.SMTPException) as err:
-            raise ServerUnavailable(f"cannot connect to {s.host}:{s.port}: {err}") from err
+        except BaseException as err:
+            if conn is not None:
+                conn.close()
+            refusal = _refusal(err, s, where)
+            if refusal is None:
+                raise
+            raise refusal from err
 
     def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
         """MAIL, RCPT and DATA step by step, so that each failure is classified by what the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
+import ssl
 from datetime import timedelta
 
 import pytest
@@ -159,8 +160,8 @@ def test_wrong_smtp_password_does_not_lose_every_agenda(town, workspace, rules, 
         def __init__(self, *a, **k):
             pass
 
-        def starttls(self):
-            pass
+        def starttls(self, context=None):  # the engine passes its verifying context
+            assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
         def login(self, user, password):
             raise smtplib.SMTPAuthenticationError(535, b"5.7.8 Authentication credentials invalid")
