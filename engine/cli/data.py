@@ -52,26 +52,90 @@ def import_(
         "--encoding",
         help="Force utf-8, utf-8-sig, cp932, shift_jis, euc-jp or iso-2022-jp (default: detect UTF-8 or CP932).",
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say what the import would add, update, end, re-open and blank; write nothing."
+    ),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="The day the silo took the extract, ISO or 和暦 (default: the date of its newest file).",
+    ),
+    allow_older: bool = typer.Option(False, "--allow-older", help="Import an extract older than the last one."),
+    allow_reopen: bool = typer.Option(False, "--allow-reopen", help="Let the extract re-open ended records."),
+    allow_blank: bool = typer.Option(
+        False, "--allow-blank", help="Let the extract empty a filled column (name, kana, address, …) for many rows."
+    ),
 ) -> None:
     """Import a silo extract; bad rows go to a rejects report, the rest is imported.
 
-    Example: engine import extracts/2026-11/ --workspace workspace
-    """
-    from engine.intake.importer import import_dir
+    An extract older than the last one, or one that would re-open ended records or empty a filled
+    column for many rows, is refused (nothing written) unless an --allow-… option says otherwise.
 
-    conn = Inputs(workspace).db(must_exist=False)
+    Example: engine import extracts/2026-11/ --workspace workspace --dry-run
+    """
+    from engine.intake.importer import Allow, import_dir
+
+    dated = _as_of(as_of)
+    allow = Allow(older=allow_older, reopen=allow_reopen, blank=allow_blank)
+    conn = _dry_run_db(workspace) if dry_run else Inputs(workspace).db(must_exist=False)
+    reports = None if dry_run else workspace / "reports"
     with progress_bar() as progress:
-        result = import_dir(conn, source_dir, encoding=encoding, report_dir=workspace / "reports", progress=progress)
+        result = import_dir(
+            conn, source_dir, encoding=encoding, report_dir=reports, progress=progress, as_of=dated, allow=allow,
+            dry_run=dry_run,
+        )  # fmt: skip
+    last = f"; the last imported extract: {result.last_extract_date}" if result.last_extract_date else ""
+    typer.echo(f"extract dated {result.extract_date} ({result.extract_dated_by}){last}")
     for name, f in result.files.items():
+        c = result.changes[name]
+        done = [f"ended {c.ended:,}"] if c.ended else []
+        done += [f"re-opened {c.reopened:,}"] if c.reopened else []
+        done += [f"blanked {', '.join(f'{col} {n:,} row(s)' for col, n in c.blanked.items())}"] if c.blanked else []
         typer.echo(
             f"{name}: read {f.read:,}, new {f.inserted:,}, updated {f.updated:,}, unchanged {f.unchanged:,}, rejected {f.rejected:,}"
+            + "".join(f"; {d}" for d in done)
         )
     for w in result.warnings:
         typer.echo(f"warning: {w}")
     if result.rejects:
-        typer.echo(f"{result.total_rejected:,} rejected row(s); report: {result.report_path}")
+        report = "not written (dry run)" if dry_run else result.report_path
+        typer.echo(f"{result.total_rejected:,} rejected row(s); report: {report}")
         for r in result.rejects[:10]:
             typer.echo(f"  {r.file}:{r.line} [{r.field}] {r.reason}")
+    if dry_run:
+        verdict = "a real import would be refused:" if result.refusals else "a real import would go through"
+        typer.echo(f"dry run, nothing was written; {verdict}")
+        for line in result.refusals:
+            typer.echo(f"  {line}")
+
+
+def _as_of(text: str | None) -> date | None:
+    """The --as-of option: a day, not after today."""
+    from engine.support.dates import DateError, parse_date
+
+    if text is None:
+        return None
+    try:
+        when = parse_date(text)
+    except DateError as e:
+        fail(f"--as-of: {e}")
+    if when > clock.today():
+        fail(f"--as-of: {when} is after today ({clock.today()}); give the day the silo took the extract")
+    return when
+
+
+def _dry_run_db(workspace: Path):
+    """The workspace's database, or an empty one in memory when there is none yet: a dry run creates nothing."""
+    import sqlite3
+
+    from engine.store.db import db_path
+    from engine.store.migrations import migrate
+
+    if db_path(workspace).exists() or (workspace.exists() and not workspace.is_dir()):
+        return Inputs(workspace).db()
+    conn = sqlite3.connect(":memory:")
+    migrate(conn)
+    return conn
 
 
 @commands.command()
@@ -91,6 +155,7 @@ def screen(
 
     given = Inputs(workspace, rules, on=on)
     rs, when, conn = given.rules, given.day, given.db()
+    given.run_day(conn, "screen")
     with progress_bar(quiet=as_json or not full) as progress:
         result = run_screen(conn, workspace, rs, when, full=full, workers=workers, progress=progress)
     if as_json:

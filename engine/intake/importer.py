@@ -11,6 +11,11 @@ member's person row (old and new household when a person moves) or a member's re
 inserted or updated gets `households.changed_seq` = this import's `import_seq`, so screening
 can re-evaluate only those.
 
+Each import says its extract's date, and a real import refuses (`ImportRefused`, nothing written)
+an extract older than the last, re-opening ended records or blanking a filled column for many
+rows, unless allowed (`Allow`; engine/intake/guards.py). A dry run does the whole import in its
+transaction, reports what it would add, update, end, re-open and blank, and rolls it back.
+
 How it stays fast: each file is streamed through light Python checks into a staging table
 (executemany), whose unique key catches duplicates within the file; a big records.csv is staged
 by a second process meanwhile. Then set-based SQL, in one write transaction, rejects unknown
@@ -35,6 +40,7 @@ from pathlib import Path
 from engine.intake.checks import FileChecker
 from engine.intake.csvio import CsvFile, read_csv
 from engine.intake.fields import COLUMNS, RELATIONSHIP_ALIASES
+from engine.intake.guards import Allow, extract_date, last_extract_date, refusals
 from engine.intake.merge import drop_unknown, merge
 from engine.intake.refusals import FileRefused, Reject
 from engine.intake.report import FileSummary, ImportResult, write_rejects_report
@@ -46,6 +52,7 @@ from engine.support.progress import Progress, report
 
 __all__ = [
     "COLUMNS",
+    "Allow",
     "RELATIONSHIP_ALIASES",
     "FileSummary",
     "ImportRefused",
@@ -80,6 +87,9 @@ def import_dir(
     today: date | None = None,
     report_dir: Path | None = None,
     progress: Progress | None = None,
+    as_of: date | None = None,
+    allow: Allow | None = None,
+    dry_run: bool = False,
 ) -> ImportResult:
     """Import households.csv, persons.csv and records.csv from `source_dir` in one transaction.
 
@@ -89,6 +99,10 @@ def import_dir(
     `conn` is committed first. Raises ImportRefused (nothing written) for an unusable file.
     `progress` is told how far the import is, per chunk of lines read and per file merged
     (in bytes of the files: each is counted once staged, once merged).
+    `as_of` is the day the silo took the extract (default: the day its newest file was written,
+    up to `today`). Raises ImportRefused (nothing written) for what `allow` does not allow (guards.py).
+    `dry_run` writes nothing (no rejects report either): the result says what the import would do,
+    and in `refusals` what a real import would refuse.
     """
     started = clock.monotonic()
     source_dir = Path(source_dir)
@@ -119,9 +133,18 @@ def import_dir(
             conn.commit()
         # 2. merge, in one write transaction
         conn.execute("BEGIN IMMEDIATE")
-        result = _merge_all(conn, source_dir, files, checkers, stages, advance)
-        _record_import(conn, result)
-        conn.commit()
+        result = _merge_all(conn, source_dir, files, checkers, stages, advance, today)
+        result.dry_run = dry_run
+        result.extract_date, result.extract_dated_by = extract_date([f.path for f in files.values()], as_of, today)
+        result.last_extract_date = last_extract_date(conn)
+        dated = (result.extract_date, result.extract_dated_by, result.last_extract_date)
+        problems = refusals(str(source_dir), result.changes, dated, allow or Allow(), today)
+        result.refusals = [str(p) for p in problems]
+        if problems and not dry_run:
+            raise ImportRefused("\n".join(result.refusals), problems)  # the transaction is rolled back
+        if not dry_run:
+            _record_import(conn, result)
+            conn.commit()
     finally:
         if conn.in_transaction:
             conn.rollback()
@@ -131,7 +154,7 @@ def import_dir(
             conn.execute(f"DROP TABLE IF EXISTS temp.stage_{table}")
         for db, size in cache.items():
             conn.execute(f"PRAGMA {db}.cache_size = {size}")
-    if report_dir is not None and result.rejects:
+    if report_dir is not None and result.rejects and not dry_run:
         report_path = Path(report_dir) / f"rejects-{result.import_seq}.csv"
         result.report_path = write_rejects_report(report_path, result.rejects)
     result.seconds = round(clock.monotonic() - started, 3)
@@ -204,17 +227,18 @@ def _merge_all(
     checkers: dict[str, FileChecker],
     stages: dict[str, str],
     merged: Callable[[str], None],
+    today: date,
 ) -> ImportResult:
     """Merge the staged files in order (households, persons, records) and sum up."""
     seq = current_import_seq(conn) + 1
-    summaries = {}
+    summaries, changes = {}, {}
     for name, csvfile in files.items():
         checker, stage = checkers[name], stages[name]
         if name == "persons.csv":
             drop_unknown(conn, stage, TARGETS[name], "household_id", checker, checkers["households.csv"])
         elif name == "records.csv":
             drop_unknown(conn, stage, TARGETS[name], "person_id", checker, checkers["persons.csv"])
-        inserted, updated = merge(conn, TARGETS[name], stage, seq)
+        inserted, updated, changes[name] = merge(conn, TARGETS[name], stage, seq, today)
         staged = conn.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
         summaries[name] = FileSummary(
             read=csvfile.rows_read,
@@ -235,6 +259,7 @@ def _merge_all(
         rejects=[Reject(file=f, line=line, field=field, reason=reason) for f, line, field, reason in rejects],
         warnings=[w for f in files.values() for w in f.warnings],
         changed_households=changed,
+        changes=changes,
     )
 
 
@@ -246,6 +271,9 @@ def _record_import(conn: sqlite3.Connection, result: ImportResult) -> None:
         "rejected": result.total_rejected,
         "changed_households": result.changed_households,
         "warnings": result.warnings,
+        "extract_date": result.extract_date,
+        "extract_dated_by": result.extract_dated_by,
+        "changes": {name: c.model_dump(exclude_defaults=True) for name, c in result.changes.items()},
     }
     conn.execute(
         "INSERT INTO imports (import_seq, imported_at, source_dir, encoding, summary) VALUES (?, ?, ?, ?, ?)",

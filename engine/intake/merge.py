@@ -1,7 +1,8 @@
 """The merge: set-based SQL, inside the import transaction, from the staging tables into the workspace.
 
 Staged rows that reference an unknown id are rejected; of the rest, only the rows that are new or
-differ from the database are upserted, and their households get this import's `changed_seq`.
+differ from the database are upserted, and their households get this import's `changed_seq`. Before
+they are, the guards (engine/intake/guards.py) count what they would end, re-open or blank.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 
 from engine.intake.checks import FileChecker
+from engine.intake.guards import count_changes
+from engine.intake.report import FileChanges
 from engine.intake.staging import Target
 
 
@@ -36,8 +40,9 @@ def drop_unknown(
 BULK_MIN_ROWS = 50_000  # inserting at least this many rows, and at least half the table: rebuild its indexes
 
 
-def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int) -> tuple[int, int]:
-    """Upsert the staged rows that are new or differ; mark their households changed. -> (inserted, updated)"""
+def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int, today: date) -> tuple[int, int, FileChanges]:
+    """Upsert the staged rows that are new or differ; mark their households changed.
+    -> (inserted, updated, what the updates end, re-open and blank)"""
     t, key = target.table, target.key
     differs = " OR ".join(f"t.{c} IS NOT s.{c}" for c in target.compared)
     conn.execute("DROP TABLE IF EXISTS temp.changed")
@@ -46,6 +51,7 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int) -> tup
         f"INSERT INTO temp.changed SELECT s.line, t.{key} IS NULL, {target.old_household} FROM {stage} s"
         f" LEFT JOIN main.{t} t ON t.{key} = s.{key} WHERE t.{key} IS NULL OR {differs}"
     )
+    changes = count_changes(conn, target, stage, today)
     if target.touched:
         conn.execute(
             "UPDATE households SET changed_seq = ? WHERE changed_seq <> ?"
@@ -68,7 +74,7 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int) -> tup
             f" ON CONFLICT({key}) DO UPDATE SET {', '.join(updates)}"
         )
     conn.execute("DROP TABLE temp.changed")
-    return inserted, changed - inserted
+    return inserted, changed - inserted, changes
 
 
 @contextmanager

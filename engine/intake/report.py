@@ -1,4 +1,5 @@
-"""What an import reports: row counts per file, every reject, warnings; and the rejects report file."""
+"""What an import reports: row counts per file, what it ends, re-opens and blanks, every reject,
+warnings; and the rejects report file, whose cells never start a spreadsheet formula."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ class FileSummary(BaseModel):
     rejected: int = 0
 
 
+class FileChanges(BaseModel):
+    """Of one file's updated rows: records ended and re-opened, values emptied per column (see
+    engine/intake/guards.py); `filled` = rows that had the column filled, counted when many are emptied."""
+
+    ended: int = 0
+    reopened: int = 0
+    blanked: dict[str, int] = {}
+    filled: dict[str, int] = {}
+
+
 class ImportResult(BaseModel):
     """What one import did: per-file counts, every reject (sorted by file and line), warnings."""
 
@@ -33,6 +44,12 @@ class ImportResult(BaseModel):
     changed_households: int  # households whose changed_seq is this import
     report_path: Path | None = None  # rejects CSV, when written
     seconds: float = 0.0
+    changes: dict[str, FileChanges] = {}
+    extract_date: str | None = None  # ISO
+    extract_dated_by: str = ""  # "--as-of" or "the date of its files"
+    last_extract_date: str | None = None  # the newest extract imported before this one
+    refusals: list[str] = []  # why a real import is refused (a dry run reports them, and writes nothing)
+    dry_run: bool = False
 
     def _total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files.values())
@@ -58,10 +75,24 @@ class ImportResult(BaseModel):
         return self._total("rejected")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a cell starting so is a formula to Excel and LibreOffice
+
+
+def inert_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet runs as a formula: text starting with = + - @ (or a tab or
+    carriage return) gets a leading apostrophe, the usual guard against CSV injection."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_rejects_report(path: Path, rejects: list[Reject]) -> Path:
-    """Write file,line,field,reason as CSV (UTF-8 with BOM, for Excel), readable by the owner only."""
+    """Write file,line,field,reason as CSV (UTF-8 with BOM, for Excel), readable by the owner only.
+
+    Every cell goes through `inert_cell`: a field is a header name and a reason may quote a value,
+    both from the extract."""
     with open_private(path, "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "line", "field", "reason"])
-        writer.writerows((r.file, r.line, r.field or "", r.reason) for r in rejects)
+        writer.writerows(map(inert_cell, (r.file, r.line, r.field or "", r.reason)) for r in rejects)
     return path

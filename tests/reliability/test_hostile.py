@@ -184,6 +184,12 @@ def test_corpus_file(entry, tmp_path, convened_ws, empty_ws):
         shutil.copytree(HOSTILE / "csv" / "base", extract)
         place(src, extract / entry["as"])
         shutil.copytree(empty_ws, tmp_path / "ws")
+        if entry.get("imported_first"):  # the workspace already holds csv/base/ (manifest-imports.yaml)
+            first = run(
+                ["import", str(HOSTILE / "csv" / "base"), "--workspace", str(tmp_path / "ws")], None, None, tmp_path
+            )
+            assert first.code == 0, first.output
+            before_import = fingerprint(tmp_path / "ws")
         slots |= {"extract": str(extract), "new_ws": str(tmp_path / "ws")}
         default = ["import", "{extract}", "--workspace", "{new_ws}"]
     elif kind == "rules":
@@ -236,6 +242,8 @@ def test_corpus_file(entry, tmp_path, convened_ws, empty_ws):
     if kind == "csv":
         ws = tmp_path / "ws"
         assert counts(ws) == entry["survive"], ran.output[-2000:]
+        if entry.get("imported_first") and ran.code != 0:
+            assert fingerprint(ws) == before_import, "a refused import changed the workspace"
         if entry.get("rejected"):
             conn = sqlite3.connect(ws / "engine.db")
             (summary,) = conn.execute("SELECT summary FROM imports ORDER BY import_seq DESC LIMIT 1").fetchone()
