@@ -57,10 +57,13 @@ def unhandled_flags(conn: sqlite3.Connection, config: Config) -> dict[str, Candi
     return out
 
 
-def served_silos(hh: Household, on_iso: str) -> set[str]:
-    """Silos whose agencies already serve a member (service use, 生活保護, 要対協 registration)."""
+def served_silos(hh: Household, on_iso: str, persons: set[str] | None = None) -> set[str]:
+    """Silos whose agencies already serve a member (service use, 生活保護, 要対協 registration);
+    with `persons`, only one of these members."""
     out = set()
     for p in hh.persons:
+        if persons is not None and p.person_id not in persons:
+            continue
         for code, recs in p.records.items():
             spec = CODES[code]
             if not spec.served:

@@ -13,9 +13,10 @@ from engine.casework.steps import cancel_checkpoints, schedule_check_back
 from engine.conference import candidates, reopening
 from engine.conference.booking import Booker, NoSlot
 from engine.conference.candidates import Candidate, Flag, served_silos
-from engine.conference.choose import choose_conference, routing_for
+from engine.conference.choose import choose_conference, concerned_persons, routing_for
 from engine.conference.lead import CaseLead, LeadProposal, lead_for_case, participants
 from engine.config import Agency, ConferenceType, Config, Routing
+from engine.policy.dv import DV_CENTRE_SILO, case_locked
 from engine.rules.facts import Household
 from engine.rules.model import RuleSet
 from engine.store.lifecycle import Log
@@ -131,7 +132,9 @@ class Convener:
         meeting_id, kind, basis = self._meeting(kind, basis, cand, hh, old_meeting, old_day)
         if old_lead:
             self.led[old_lead] = max(0, self.led.get(old_lead, 0) - 1)
-        served = served_silos(hh, self.on_iso)
+        # a 重層的支援会議 shares with consent: only the persons concerned (who all consented) bring
+        # in the agencies that serve them; another member's 生活保護 must not invite 福祉事務所
+        served = served_silos(hh, self.on_iso, concerned_persons(cand, hh) if kind == "multi" else None)
         lead, more = lead_for_case(
             self.config,
             CaseLead(old_lead, old_rule, old_reason, old_shared, confirmed_on, previous_lead),
@@ -145,6 +148,8 @@ class Convener:
         if lead:
             self.led[lead.agency_id] = self.led.get(lead.agency_id, 0) + 1
         silos = {s for f in cand.flag_ids for s in self.rules.flags[f].silos} | served
+        if case_locked(self.conn, self.config, hh.household_id, cand.flag_ids, self.on_iso):
+            silos.add(DV_CENTRE_SILO)  # DV-locked by its flag or by a DV support measure alone
         invited, excluded = participants(
             self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind
         )

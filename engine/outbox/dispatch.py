@@ -31,7 +31,7 @@ from engine.outbox.transports import (
     build_message,
     transport_for,
 )
-from engine.outbox.withhold import case_of, has_newer_version, stale_reason
+from engine.outbox.withhold import case_of, has_newer_version, stale_reason, withhold
 from engine.policy import members
 from engine.policy.consent import case_consented
 from engine.store.lifecycle import Log
@@ -174,11 +174,7 @@ def send_pending(
                 continue
             stale = stale_reason(conn, config, parsed, now)
             if stale:
-                with conn:
-                    conn.execute(
-                        "UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending'",
-                        (stale, key),
-                    )
+                withhold(conn, config, parsed, stale, now)
                 continue
             with conn:
                 conn.execute(

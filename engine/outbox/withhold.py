@@ -1,19 +1,38 @@
 """Why a queued message must no longer go out, checked just before it is sent: a newer version
 replaced it, the meeting has been held, the request or checkpoint was answered, the action is done,
 the case left its silo conference, or the household is locked (DV) since it was queued. Such a
-message is marked superseded, never sent. Also what a message is about (its case or meeting), for
-the audit log and the consent rule.
+message is withheld: marked superseded, never sent, with the reason (`engine outbox --status
+superseded`). Also what a message is about (its case or meeting), for the audit log and the consent rule.
+
+The DV lock (engine/policy/dv.py) is checked again for every kind, since a DV support measure can
+be imported between the night that queued a message and the dispatch:
+    agenda         withheld when it names a case (by id: a locked case is only counted) whose
+                   household is locked now; the next night writes a version that only counts it
+    routing        withheld when the household is locked now (no notice at all; the night convenes it)
+    reminder       withheld when it carries the action's wording (no `:locked`); the sweep queues
+                   the locked one
+    lead_request, lead_withdrawn, checkpoint
+                   go: they carry the case id and fixed wording only, which the lock allows (the DV
+                   centre itself may be asked to lead)
+    digest         goes: it is the coordinator's own
+A message withheld for the lock is also raised to the coordinator (an escalation: the next digest
+lists its key, without saying why: the digest is e-mailed; `engine outbox` says why).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from datetime import datetime
 
 from engine.config import Config
 from engine.outbox.keys import MessageKey
-from engine.policy.dv import household_locked
+from engine.policy.dv import case_locked, household_locked
+from engine.store.lifecycle import Log
 from engine.support import clock
+
+LOCKED = "the household is locked (DV)"  # the start of every reason the DV lock gives
 
 ROW_OF = {  # the table and id column a lifecycle message's number points into
     "lead_request": ("lead_requests", "request_id"),
@@ -46,6 +65,9 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
         held_on = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (key.ref,)).fetchone()
         if held_on and held_on[0] < tokyo_day:
             return "the meeting has been held"
+        named = locked_cases_named(conn, config, key, tokyo_day)
+        if named:
+            return f"{LOCKED}: the agenda details case {', '.join(named)}; the next night's agenda only counts it"
     if key.kind == "lead_request":
         row = conn.execute("SELECT status FROM lead_requests WHERE request_id = ?", (key.number,)).fetchone()
         if not row or row[0] != "pending":
@@ -60,7 +82,7 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
         if key.stage == "due" and row[1] < tokyo_day:
             return "the due date has passed: the overdue reminder replaces it"
         if not key.locked and household_locked(conn, config, row[2], tokyo_day):
-            return "the household is locked (DV): the reminder goes without the action's wording"
+            return f"{LOCKED}: the reminder goes without the action's wording"
     if key.kind == "checkpoint":
         row = conn.execute("SELECT status FROM checkpoints WHERE checkpoint_id = ?", (key.number,)).fetchone()
         if not row or row[0] != "asked":
@@ -70,8 +92,52 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
         if not row or row[0] != "routed" or not row[1]:
             return "the case is no longer routed to a silo conference"
         if household_locked(conn, config, row[2], tokyo_day):
-            return "the household is locked (DV): no notice by e-mail"
+            return f"{LOCKED}: no notice by e-mail"
     return None
+
+
+def locked_cases_named(conn: sqlite3.Connection, config: Config, key: MessageKey, on_iso: str) -> list[str]:
+    """The cases of the agenda's meeting that the queued agenda names (details: a locked case is
+    only counted, never named) and that are DV-locked now."""
+    row = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
+    text = "\n".join(str(v) for v in json.loads(row[0]).values()) if row else ""
+    named = []
+    for case_id, household_id in conn.execute(
+        "SELECT case_id, household_id FROM cases WHERE meeting_id = ? "
+        "OR case_id IN (SELECT case_id FROM case_meetings WHERE meeting_id = ?) ORDER BY case_id",
+        (key.ref, key.ref),
+    ).fetchall():
+        if not re.search(re.escape(case_id) + r"(?![0-9])", text):
+            continue
+        rule_ids = [
+            r
+            for (r,) in conn.execute(
+                "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?",
+                (case_id,),
+            )
+        ]
+        if case_locked(conn, config, household_id, rule_ids, on_iso):
+            named.append(case_id)
+    return named
+
+
+def withhold(conn: sqlite3.Connection, config: Config, key: MessageKey, reason: str, now: datetime) -> None:
+    """Withhold a pending message (superseded, with the reason); one withheld for the DV lock is
+    raised to the coordinator, named by its key only (the digest is e-mailed)."""
+    text = str(key)
+    with conn:
+        row = conn.execute(
+            "UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending' RETURNING agency_id",
+            (reason, text),
+        ).fetchone()
+        if row and reason.startswith(LOCKED):
+            Log(conn, now.astimezone(clock.TOKYO).date(), "dispatch", config_hash=config.hash).escalate(
+                f"withheld:{text}",
+                "mail_withheld",
+                f"メール {text}（{row[0]} 宛て）は送信直前に差し止めた（世帯の取扱いが変わったため。"
+                "理由は engine outbox --status superseded で確認）",
+                case_id=case_of(conn, key)[0],
+            )
 
 
 def case_of(conn: sqlite3.Connection, key: MessageKey | None) -> tuple[str | None, str | None]:

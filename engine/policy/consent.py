@@ -2,9 +2,10 @@
 
 A consent is a record of code `consent`. It counts on a day when it began by that day and has not
 ended before it; it lasts through a later day (the meeting's) when it has not ended before that
-day either. The persons a case concerns are the members its flags name in their evidence, else
-the whole household. A 重層的支援会議 needs all of them to consent, and an agency that is not a
-member of the 支援会議 hears of a case only when they all do (see members.py).
+day either. The persons a case concerns are the members its flags name in their evidence (every
+flag names the members whose records raised it, `multi_domain` included); a flag that names
+nobody concerns the whole household. A 重層的支援会議 needs all of them to consent, and an agency
+that is not a member of the 支援会議 hears of a case only when they all do (see members.py).
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ def consent_lasts(hh: Household, persons: set[str], on_iso: str, through_iso: st
 
 
 def concerned(flag_members: Iterable[Iterable[str]], household: Iterable[str]) -> set[str]:
-    """The persons a case concerns: the members its flags name, else the whole household."""
-    return {m for members in flag_members for m in members} or set(household)
+    """The persons a case concerns: every member any of its flags names; a flag that names nobody
+    (evidence stored before it named members, a rule of household conditions only) concerns the
+    whole household, also next to other flags; no flag at all: the whole household."""
+    everyone = set(household)
+    out: set[str] = set()
+    for members in flag_members:
+        out |= set(members) or everyone
+    return out or everyone
 
 
 def case_consented(conn: sqlite3.Connection, case_id: str, on_iso: str) -> bool:

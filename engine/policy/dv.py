@@ -2,7 +2,9 @@
 current record of a locked code (`locked_codes`, a DV support measure) is locked in every case it
 is in. A locked case is never detailed by e-mail (an agenda only counts it: 「N件（詳細は会議にて）」,
 a reminder leaves out the action's wording, no routing notice goes), and it is never left to a
-silo conference: the DV centre must take part.
+silo conference: the DV centre (the agencies of silo DV) takes part in its conference, whether
+the lock comes from the flag or from a DV support measure alone. The lock is checked again just
+before each e-mail is sent (engine/outbox/withhold.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sqlite3
 from collections.abc import Iterable
 
 from engine.config import Config
+
+DV_CENTRE_SILO = "DV"  # agencies.yaml `silo: DV`: the 配偶者暴力相談支援センター
 
 
 def locked_flag(config: Config, rule_ids: Iterable[str]) -> bool:

@@ -142,6 +142,17 @@ class Context:
                         out.update(record_silos(r.code, r.value))
         return sorted(out)
 
+    def silo_records(self, household: Household) -> list[tuple[str, Rec]]:
+        """(member, record) of every current record that touches a silo: whose records
+        `silos_touched` counts (the evidence names these members, see trace.py)."""
+        return [
+            (p.person_id, r)
+            for p in household.persons
+            for recs in p.records.values()
+            for r in recs
+            if current(r, self.iso) and record_silos(r.code, r.value)
+        ]
+
 
 def _chunks(items: list[str], size: int = 50_000) -> Iterator[list[str]]:
     for i in range(0, len(items), size):

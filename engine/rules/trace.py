@@ -178,7 +178,15 @@ def eval_household(cond, hh: Household, ctx: Context, rules: RuleSet) -> Trace:
         silos = ctx.active_silos(hh)
         n = len(silos)
         ok = (cond.min is None or n >= cond.min) and (cond.max is None or n <= cond.max)
-        return Trace(text, ok, detail=f"{n}分野（{'・'.join(silos) or 'なし'}）")
+        # whose records make the count: they are concerned by the flag (consent, invitations)
+        found = ctx.silo_records(hh)
+        return Trace(
+            text,
+            ok,
+            members=sorted({pid for pid, _ in found}),
+            records=[r for _, r in found],
+            detail=f"{n}分野（{'・'.join(silos) or 'なし'}）",
+        )
     if isinstance(cond, DistinctValues):
         found = distinct_values(cond, hh, ctx)
         return Trace(

@@ -48,3 +48,12 @@ def only_problem(d: Path, rules):
 
 def name(p) -> str:
     return Path(p.file).name
+
+
+# rules/indicators.yaml edited so that a DV support measure no longer raises the DV flag (dv_signal
+# counts DV consultations only): the household is still DV-locked by the record (issue 12)
+DV_MEASURE_RAISES_NO_FLAG = (
+    "rules/indicators.yaml",
+    "      any:\n        - record: dv_support_measure\n        - record: {code: consultation, value: DV}",
+    "      record: {code: consultation, value: DV}",
+)

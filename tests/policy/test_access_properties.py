@@ -286,7 +286,12 @@ def check_night(conn, ws: Path, town: dict, cfg_queue, cfg_send, night: date, fi
         assert kinds[meeting] == kind, (case_id, meeting, kind)
         event(f"case booked: {kind}")
         if kind == "multi":
-            concerned = set().union(*(mem for _, mem in flags_of[case_id])) or {m["pid"] for m in town[hid]}
+            # the members each flag names (multi_domain: whoever holds a current record of a silo);
+            # a flag naming nobody concerns the whole household
+            everyone = {m["pid"] for m in town[hid]}
+            touching = {pid for pid, r in records_of[hid] if current(r, night) and silo_of(r[0], r[1])}
+            named = [touching if rule == "multi_domain" else mem for rule, mem in flags_of[case_id]]
+            concerned = set().union(*(mem or everyone for mem in named)) or everyone
             for pid in concerned:
                 recs = next(m["records"] for m in town[hid] if m["pid"] == pid)
                 assert any(

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from engine.cli.main import app
 from engine.rules.loader import RulesInvalid, check_rules, load_rules
+from tests.helpers.configs import DV_MEASURE_RAISES_NO_FLAG, configs
 from tests.helpers.paths import ROOT
 
 GOOD_INDICATORS = """\
@@ -338,3 +339,16 @@ def test_yaml_file_key_with_a_bracket_keeps_its_line_and_field(tmp_path):
         str(p) for p in problems
     ]
     assert "unknown field 'areas[0]'" in problems[0].message
+
+
+@pytest.mark.regression("issue 12: rules edited so that a DV support measure no longer raises the DV flag")
+def test_rules_check_warns_when_a_dv_support_measure_no_longer_raises_the_dv_flag(tmp_path):
+    rules = configs(tmp_path, DV_MEASURE_RAISES_NO_FLAG) / "rules"
+    runner = CliRunner()
+    edited = runner.invoke(app, ["rules", "check", "--rules", str(rules)])
+    assert edited.exit_code == 0, edited.output  # a warning, not a refusal (as an import's warnings)
+    (warning,) = [line for line in edited.output.splitlines() if line.startswith("warning:")]
+    line = load_rules(rules).flags["dv"].line
+    assert f"flags.yaml:{line}: rule dv [when]" in warning and "raises no flag of silo DV" in warning
+    shipped = runner.invoke(app, ["rules", "check", "--rules", str(ROOT / "configs" / "rules")])
+    assert shipped.exit_code == 0 and "warning" not in shipped.output

@@ -224,3 +224,32 @@ def test_evidence_names_members_records_version_and_date(rules, conn, workspace)
     first, second = ev["trace"]["conditions"]
     assert first["members"] == [elder["pid"]] and first["records"][0]["value"] == "要介護2"
     assert second["members"] == [son["pid"]]
+
+
+@pytest.mark.regression("issue 12: multi_domain named no members")
+def test_every_flag_names_the_members_whose_records_raised_it(rules, conn, workspace):
+    for rule_id, (positives, _) in CASES.items():
+        for i, members in enumerate(positives):
+            add_household(conn, f"POS-{rule_id}-{i}", *members)
+    screen(conn, workspace, rules, ON, full=True)
+    unnamed = [
+        (hid, rule_id)
+        for hid, rule_id, raw in conn.execute("SELECT household_id, rule_id, evidence FROM flags")
+        if not json.loads(raw)["members"]
+    ]
+    assert unnamed == []
+
+
+@pytest.mark.regression("issue 12: multi_domain named no members")
+def test_multi_domain_names_the_members_whose_records_touch_the_silos(rules, conn, workspace):
+    elder = person(82, "世帯主", ("care_level", "要介護2"), sex="M")
+    wife = person(78, "妻", ("disability_certificate", "精神"), ("public_assistance", ""))
+    grandson = person(20, "孫", ("earned_income", "1800000"))  # no record of any silo
+    add_household(conn, "HMD", elder, wife, grandson)
+    screen(conn, workspace, rules, ON, full=True)
+    (raw,) = conn.execute(
+        "SELECT evidence FROM flags WHERE household_id = 'HMD' AND rule_id = 'multi_domain'"
+    ).fetchone()
+    ev = json.loads(raw)
+    assert ev["members"] == sorted([elder["pid"], wife["pid"]])
+    assert {r["code"] for r in ev["trace"]["records"]} == {"care_level", "disability_certificate", "public_assistance"}

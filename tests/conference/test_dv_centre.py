@@ -1,0 +1,67 @@
+"""The DV centre takes part whenever the household is DV-locked (engine/policy/dv.py household_locked),
+by its flag or by a DV support measure alone: also with rules edited so that the record no longer
+raises the DV flag (issue 12), and when the lock appears after the case was decided."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from engine.rules.loader import load_rules
+from engine.workflows.cycle import nightly_cycle
+from tests.helpers.conference import case_of, new_import
+from tests.helpers.configs import DV_MEASURE_RAISES_NO_FLAG, configs
+from tests.helpers.town import ON, add_household, elder_and_son
+
+
+def rules_without_dv_measure(tmp_path: Path):
+    """The shipped rules with dv_signal edited: a DV support measure no longer raises the DV flag."""
+    return load_rules(configs(tmp_path, DV_MEASURE_RAISES_NO_FLAG) / "rules")
+
+
+def _invited(conn, case_id: str) -> set[str]:
+    return {a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (case_id,))}
+
+
+def _add_measure(conn, hid: str, start: str) -> None:
+    pid = conn.execute(
+        "SELECT person_id FROM persons WHERE household_id = ? AND relationship = '子'", (hid,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)", (f"{pid}|t|dv", pid, "t", "dv_support_measure", "", start, None)
+    )
+    conn.commit()
+
+
+@pytest.mark.regression("issue 12: a lock by the record alone left the DV centre uninvited")
+def test_a_household_locked_by_a_dv_support_measure_alone_invites_the_dv_centre(conn, workspace, cfg, tmp_path):
+    rules = rules_without_dv_measure(tmp_path)
+    add_household(conn, "H8050DV", *elder_and_son(), area="中央")
+    _add_measure(conn, "H8050DV", "2026-10-01")
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    flags = {r for (r,) in conn.execute("SELECT rule_id FROM flags WHERE household_id = 'H8050DV'")}
+    assert "dv" not in flags and "8050" in flags  # the record raises no DV flag any more…
+    case = case_of(conn, "H8050DV")
+    assert case["status"] == "convened"
+    assert "dv_center" in _invited(conn, case["case_id"])  # …but the household is locked: the DV centre takes part
+
+
+@pytest.mark.regression("issue 12: a lock by the record alone left the DV centre uninvited")
+def test_a_dv_support_measure_after_the_case_was_decided_brings_in_the_dv_centre(conn, workspace, cfg, tmp_path):
+    rules = rules_without_dv_measure(tmp_path)
+    add_household(conn, "H8050DV", *elder_and_son(), area="中央")
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    case = case_of(conn, "H8050DV")
+    assert "dv_center" not in _invited(conn, case["case_id"])
+    _add_measure(conn, "H8050DV", "2026-11-28")  # the next extract: no new flag, but the household is locked
+    new_import(conn, 1, "H8050DV", "2026-11-30")
+    nightly_cycle(conn, workspace, rules, cfg, date(2026, 11, 30))
+    assert "dv_center" in _invited(conn, case["case_id"])
+    assert case_of(conn, "H8050DV")["meeting"] is not None
+    nightly_cycle(conn, workspace, rules, cfg, date(2026, 12, 1))  # decided once: the next night leaves it
+    moves = conn.execute(
+        "SELECT COUNT(*) FROM audit_log WHERE case_id = ? AND event = 'conference_decided'", (case["case_id"],)
+    ).fetchone()[0]
+    assert moves == 2
