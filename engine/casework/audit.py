@@ -202,3 +202,28 @@ def render_audit(report: AuditReport) -> str:
         for v in items:
             lines.append(f"  - 世帯 {v.household_id} 事案 {v.case_id or '-'}: {v.detail}（{v.since} から {v.days} 日）")
     return "\n".join(lines)
+
+
+class LogCheck(BaseModel):
+    """`engine audit --verify`: the audit log's hash chain and protecting triggers (engine/store/audit_chain.py)."""
+
+    entries: int
+    head: str | None  # the newest entry's hash: note it elsewhere to catch a rewrite of the whole chain
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_log(conn: sqlite3.Connection) -> LogCheck:
+    from engine.store.audit_chain import verify
+
+    problems, entries, head = verify(conn)
+    return LogCheck(entries=entries, head=head, problems=problems)
+
+
+def render_log_check(check: LogCheck) -> str:
+    if check.ok:
+        return f"ok: audit log intact, {check.entries:,} entries, chain head {check.head or '-'}"
+    return "\n".join(f"audit log: {p}" for p in check.problems)

@@ -79,6 +79,11 @@ class AgendaNotFound(EngineError):
     pass
 
 
+class NotAnAgency(AgendaNotFound):
+    """`--agency coordinator`: the coordinator's full version (names, every silo) is never e-mailed,
+    so the command that prints what is e-mailed does not print it; it names the local file."""
+
+
 def agenda(
     conn: sqlite3.Connection, workspace: Path, meeting_id: str, agency_id: str | None, *, html: bool = False
 ) -> str:
@@ -100,6 +105,12 @@ def agenda(
     row = conn.execute(
         "SELECT MAX(version), folder FROM agendas WHERE meeting_id = ? AND agency_id = ?", (meeting_id, agency_id)
     ).fetchone()
+    if agency_id == "coordinator":
+        where = workspace / row[1] / f"coordinator.v{row[0]}.html" if row[0] else "none written yet: run `engine run`"
+        raise NotAnAgency(
+            f"--agency coordinator: the coordinator's version (names, every silo) is never e-mailed, so `engine agenda` "
+            f"does not print it; open it in the workspace only: {where}"
+        )
     if row[0] is None:
         known = [
             a

@@ -21,6 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
 from engine.config import ConferenceType, Config
+from engine.papers import ics
 from engine.policy.consent import consenting
 from engine.policy.dv import case_locked
 from engine.policy.members import may_share_with
@@ -75,11 +76,12 @@ class Agenda(BaseModel):
     locked_count: int
     sender: str
     sender_name: str
+    attendees: list[str] = []  # the agency's address for the invitation (its registry entry, not content)
     version: int = 0
     stamp: str = ""
 
     def content_hash(self) -> str:
-        return hashlib.sha256(self.model_dump_json(exclude={"version", "stamp"}).encode()).hexdigest()[:16]
+        return hashlib.sha256(self.model_dump_json(exclude={"version", "stamp", "attendees"}).encode()).hexdigest()[:16]
 
 
 def environment(config: Config) -> jinja2.Environment:
@@ -89,15 +91,46 @@ def environment(config: Config) -> jinja2.Environment:
     return _environment(config.templates_dir)
 
 
+HTML_INCLUDE = "html:"  # the name under which a template included by an HTML template is compiled
+
+
+def is_html(name: str) -> bool:
+    return name.startswith(HTML_INCLUDE) or name.endswith((".html", ".html.j2"))
+
+
+class _Loader(jinja2.BaseLoader):
+    """The folders' templates, also under the name `html:NAME` (the same file, compiled with autoescape)."""
+
+    def __init__(self, inner: jinja2.BaseLoader):
+        self.inner = inner
+
+    def get_source(self, environment, template):
+        return self.inner.get_source(environment, template.removeprefix(HTML_INCLUDE))
+
+    def list_templates(self):
+        return self.inner.list_templates()
+
+
+class _Papers(ImmutableSandboxedEnvironment):
+    """Autoescape is decided per template name, and an included template is compiled once under
+    its own name: notice.html.j2 including notice.txt.j2 got its text unescaped (a link, a tracking
+    image or a hidden span in an action text reached the HTML part). Whatever an HTML template
+    includes, extends or imports is therefore loaded as `html:NAME` and escaped too; the text
+    parts, rendered under the plain name, stay unescaped."""
+
+    def join_path(self, template: str, parent: str) -> str:
+        return HTML_INCLUDE + template if is_html(parent) and not is_html(template) else template
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
     loaders = [jinja2.FileSystemLoader(str(templates_dir))] if templates_dir else []
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
     # sandboxed: templates in the configuration folder are files anyone who can edit configs/ may
     # change; they must not reach Python (e.g. `lipsum.__globals__['os']`) as the operator
-    return ImmutableSandboxedEnvironment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+    return _Papers(
+        loader=_Loader(jinja2.ChoiceLoader(loaders)),
+        autoescape=is_html,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
@@ -263,6 +296,7 @@ def meeting_papers(
             agency_id=a,
             agency_name=config.agencies[a].name,
             silo=config.agencies[a].silo,
+            attendees=[config.agencies[a].email],
             cases=items,
             locked_count=locked.get(a, 0),
         )
@@ -274,7 +308,15 @@ def meeting_papers(
 def withdrawn_agenda(papers: MeetingPapers, config: Config, agency_id: str) -> Agenda:
     """For an agency that had an agenda for this meeting but no longer has a case in it."""
     a = config.agencies[agency_id]
-    return Agenda(**papers.header, agency_id=agency_id, agency_name=a.name, silo=a.silo, cases=[], locked_count=0)
+    return Agenda(
+        **papers.header,
+        agency_id=agency_id,
+        agency_name=a.name,
+        silo=a.silo,
+        attendees=[a.email],
+        cases=[],
+        locked_count=0,
+    )
 
 
 def _coordinator_members(conn: sqlite3.Connection, hh: Household, on_iso: str) -> list[dict]:
@@ -304,7 +346,7 @@ def render_agenda(env: jinja2.Environment, agenda: Agenda) -> dict[str, str]:
     return {
         "text": env.get_template("agenda.txt.j2").render(a=a),
         "html": env.get_template("agenda.html.j2").render(a=a),
-        "ics": env.get_template("agenda.ics.j2").render(a=a).replace("\r\n", "\n").replace("\n", "\r\n"),
+        "ics": ics.fold(env.get_template("agenda.ics.j2").render(a=ics.view(a))),
         "ics_method": "REQUEST" if a.cases or a.locked_count else "CANCEL",  # nothing left for this agency
     }
 

@@ -12,7 +12,9 @@ indexes and data changes stay SQL. A step must also work on a version-0 database
 code before it (that database may already hold its change), and never edits an earlier step.
 
 The allowed case transitions are code (engine/store/lifecycle.py), not schema: every read-write
-open reloads the case_transitions table when it differs, with no version step.
+open reloads the case_transitions table when it differs, with no version step. Every read-write
+open also puts back a trigger protecting audit_log that is missing or changed, and records that
+in the log (engine/store/audit_chain.py: restore_guards).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from engine.store import audit_chain
 from engine.store.schema import SCHEMA
 from engine.support.errors import EngineError
 
@@ -62,6 +65,19 @@ def _case_lifecycle(db: Database) -> None:
     db.execute("INSERT OR IGNORE INTO case_meetings SELECT case_id, meeting_id FROM cases WHERE meeting_id IS NOT NULL")
 
 
+def _audit_chain(db: Database) -> None:
+    """audit_log.chain, and every existing row chained in seq order (engine/store/audit_chain.py).
+    The no-update trigger is lifted for the step only; a trigger missing before is left to
+    restore_guards, which records that it was missing."""
+    if "chain" not in db["audit_log"].columns_dict:
+        db["audit_log"].add_column("chain", str)
+    had = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_log_no_update'").fetchone()
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
+    audit_chain.chain_all(db.conn)
+    if had:
+        db.execute(audit_chain.GUARDS["audit_log_no_update"])
+
+
 MIGRATIONS: tuple[Step, ...] = (
     Step(1, "the workspace tables (households … contacts), their indexes and triggers", _baseline),
     Step(
@@ -69,6 +85,7 @@ MIGRATIONS: tuple[Step, ...] = (
         "cases: previous_case_id, lead_confirmed_on, consent_state, closed_on, reopen_count; case_meetings",
         _case_lifecycle,
     ),
+    Step(3, "audit_log.chain: each entry's hash chained to the one before; existing entries chained", _audit_chain),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -95,6 +112,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     if found < LATEST_VERSION:
         found = _apply_steps(conn)
     _sync_transitions(conn)
+    audit_chain.restore_guards(conn)
     return found
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.store import migrations
+from engine.store.audit_chain import COLUMNS, link, verify
 from engine.store.db import connect, db_path
 from engine.store.lifecycle import TRANSITIONS
 from engine.store.migrations import LATEST_VERSION, MIGRATIONS, Step, WorkspaceTooNew, migrate
@@ -75,6 +76,19 @@ def contents(path: Path) -> dict[str, list[tuple]]:
     return out
 
 
+def unchained(path: Path) -> dict[str, list[tuple]]:
+    """contents() after migration 3, which adds audit_log.chain (its last column) and fills it: the
+    rows as they were, once the chain is checked."""
+    conn = sqlite3.connect(path)
+    try:
+        assert verify(conn)[0] == []
+    finally:
+        conn.close()
+    out = contents(path)
+    out["audit_log"] = [row[:-1] for row in out["audit_log"]]
+    return out
+
+
 def structure(path: Path) -> dict:
     """Tables with their columns (name, type, not null, default, pk), indexes and triggers."""
     conn = sqlite3.connect(path)
@@ -127,7 +141,7 @@ def test_a_workspace_made_before_versions_migrates_with_no_data_lost(workspace, 
     before = contents(db_path(workspace))
     connect(workspace).close()
     assert version(db_path(workspace)) == LATEST_VERSION
-    assert contents(db_path(workspace)) == before
+    assert unchained(db_path(workspace)) == before
     connect(tmp_path / "fresh").close()
     assert structure(db_path(workspace)) == structure(db_path(tmp_path / "fresh"))
 
@@ -142,7 +156,7 @@ def test_a_workspace_from_before_the_lifecycle_gains_its_columns_and_case_meetin
         assert conn.execute("SELECT * FROM case_meetings").fetchall() == [("C-2026-00001", "M-20261204-1400-S")]
     finally:
         conn.close()
-    after = contents(db_path(workspace))
+    after = unchained(db_path(workspace))
     assert after["cases"] == [row + (None, None, None, None, 0) for row in before["cases"]]
     assert {t: rows for t, rows in after.items() if t not in ("cases", "case_meetings")} == {
         t: rows for t, rows in before.items() if t not in ("cases", "case_meetings")
@@ -217,7 +231,7 @@ def test_processes_opening_an_old_workspace_at_once_migrate_it_once(workspace):
         t.join()
     assert errors == []
     assert version(db_path(workspace)) == LATEST_VERSION
-    assert contents(db_path(workspace)) == before
+    assert unchained(db_path(workspace)) == before
 
 
 def test_an_in_memory_database_migrates_from_the_schema_script():
@@ -228,3 +242,15 @@ def test_an_in_memory_database_migrates_from_the_schema_script():
     assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
     assert migrate(conn) == LATEST_VERSION
     conn.close()
+
+
+def test_migration_3_chains_the_audit_entries_already_there(workspace):
+    unversioned(db_path(workspace))
+    conn = connect(workspace)
+    try:
+        row = conn.execute(f"SELECT {', '.join(COLUMNS)}, chain FROM audit_log").fetchone()
+        assert row[-1] == link(None, row[:-1])
+        assert verify(conn) == ([], 1, row[-1])
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'audit_log_no_%'").fetchone()[0] == 3
+    finally:
+        conn.close()

@@ -1,0 +1,66 @@
+"""Calendar invitations as RFC 5545 wants them: every value the .ics template sees is already
+escaped as TEXT (backslash, `;`, `,` and line breaks, so a place or a name cannot end a property
+and start another), parameter values are quoted, and the rendered invitation has CRLF line ends
+with each line folded at 75 octets without cutting a UTF-8 character.
+
+The organizer is the engine's sender (the 事務局); the attendee is the receiving agency's address
+only: an agency's invitation does not tell it which other agencies come to the meeting (the DV
+centre's presence would hint at a case its agenda only counts). No person's name or address.
+"""
+
+from __future__ import annotations
+
+LIMIT = 75  # octets per line, CRLF not counted (RFC 5545 3.1)
+
+
+def text(value: str) -> str:
+    """A TEXT value (RFC 5545 3.3.11)."""
+    value = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    value = "\\n".join(value.splitlines())  # CRLF, CR, LF and the Unicode line breaks
+    return "".join(ch for ch in value if _safe(ch))
+
+
+def param(value: str) -> str:
+    """A quoted parameter value (RFC 5545 3.2: no DQUOTE, no control character inside)."""
+    return '"' + "".join(ch if _safe(ch) and ch != '"' else " " for ch in value) + '"'
+
+
+def _safe(ch: str) -> bool:
+    return ch == "\t" or (ord(ch) >= 32 and ord(ch) != 127)
+
+
+def escaped(value):
+    """The same structure with every string escaped as TEXT (what `{{ }}` in agenda.ics.j2 prints)."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {k: escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escaped(v) for v in value]
+    return value
+
+
+def fold(calendar: str) -> str:
+    """CRLF line ends, no empty line, each line at most 75 octets (continuations start with a space)."""
+    out = []
+    for line in calendar.splitlines():
+        if not line.strip():
+            continue
+        chunk, size = "", 0
+        for ch in line:
+            width = len(ch.encode("utf-8"))
+            if size + width > LIMIT:
+                out.append(chunk)
+                chunk, size = " ", 1
+            chunk += ch
+            size += width
+        out.append(chunk)
+    return "\r\n".join(out) + "\r\n"
+
+
+def view(agenda) -> dict:
+    """What agenda.ics.j2 sees: the agenda with every string escaped, and the CN parameters quoted."""
+    return escaped(agenda.model_dump()) | {
+        "organizer_cn": param(agenda.sender_name),
+        "attendee_cn": param(agenda.agency_name),
+    }
