@@ -60,7 +60,7 @@ FLOWS = ("nightly", "nightly-workers", "sweep", "nightly-later")
 
 # columns that hold wall-clock time or run bookkeeping, legitimately different after a rerun
 VOLATILE = {
-    "audit_log": {"seq", "at"},
+    "audit_log": {"seq", "at", "chain"},  # the chain covers `at`
     "flags": {"run_id"},
     "agendas": {"rendered_at"},
     # attempts and possible_duplicate legitimately change after a crash in the send window (they are
@@ -312,8 +312,8 @@ def prepare(folder: Path, households: int, seed: int) -> dict[str, Path]:
     from engine.store.db import connect
 
     nightly = folder / "start-nightly"
+    conn = connect(nightly)  # first: the engine refuses a workspace folder holding files it did not make
     generate_town(nightly / "town", households, seed, today=ON, bad_rows=0)
-    conn = connect(nightly)
     import_dir(conn, nightly / "town", today=ON, report_dir=nightly / "reports")
     conn.close()
     rules = load_rules(ROOT / "configs" / "rules")
@@ -470,20 +470,26 @@ class Served:
             cwd=ROOT,
         )
         self.url = f"http://127.0.0.1:{self.port}/api"
-        deps = wait_for(lambda: len(d := api(self.url, "/deployments/filter", {})) == 3 and d, 180, "the deployments")
+        deps = wait_for(lambda: len(d := self.api("/deployments/filter", {})) == 3 and d, 180, "the deployments")
         self.deployments = {d["name"]: d["id"] for d in deps}
+
+    def api(self, path: str, body: dict | None = None):
+        """The served API, with the password `engine serve` keeps in the workspace."""
+        from engine.workflows.serve import read_api_auth
+
+        return api(self.url, path, body, auth=read_api_auth(self.ws))
 
     def server_pid(self) -> int | None:
         f = self.ws / "prefect" / "server.pid"
         return int(f.read_text()) if f.exists() else None
 
     def run(self, name: str, on: date) -> str:
-        return api(
-            self.url, f"/deployments/{self.deployments[name]}/create_flow_run", {"parameters": {"on": on.isoformat()}}
+        return self.api(
+            f"/deployments/{self.deployments[name]}/create_flow_run", {"parameters": {"on": on.isoformat()}}
         )["id"]
 
     def state(self, run_id: str) -> str:
-        return api(self.url, f"/flow_runs/{run_id}")["state"]["type"]
+        return self.api(f"/flow_runs/{run_id}")["state"]["type"]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -8,6 +8,9 @@ variable, the variable over the fallback:
 - ENGINE_CONFIG, else ./configs (if it has agencies.yaml), else the example configs shipped beside the package.
 
 An empty ENGINE_RULES or ENGINE_CONFIG counts as unset. (ENGINE_NOW belongs to engine.support.clock.)
+
+The scheduled flows take no path from whoever creates a flow run: `engine serve` binds the three
+(`bind`) in the environment of the process that runs them, and the flows read them back (`bound`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.support.errors import EngineError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +52,31 @@ class Settings(BaseSettings):
         if value == "":
             return default_rules() if info.field_name == "rules" else default_config()
         return value
+
+
+BOUND = {"workspace": "ENGINE_WORKSPACE", "rules": "ENGINE_RULES", "config": "ENGINE_CONFIG"}
+
+
+class NotBound(EngineError):
+    """A scheduled flow run outside `engine serve`: nothing tells it which workspace to work on."""
+
+
+def bind(workspace: Path, rules: Path, config: Path) -> dict[str, str]:
+    """The environment `engine serve` gives the flows it runs: the three folders, absolute."""
+    given = {"workspace": workspace, "rules": rules, "config": config}
+    return {BOUND[k]: str(Path(v).resolve()) for k, v in given.items()}
+
+
+def bound() -> Settings:
+    """The workspace, rules and configuration `engine serve` bound for its flows (see bind); refused
+    (NotBound) unless all three are set, absolute, in this process's environment."""
+    settings = Settings()
+    unset = [
+        v for k, v in BOUND.items() if k not in settings.model_fields_set or not getattr(settings, k).is_absolute()
+    ]
+    if unset:
+        raise NotBound(
+            f"{', '.join(unset)} not set to an absolute path: the scheduled flows run only under `engine serve`, "
+            "which binds the workspace, rules and configuration when it starts"
+        )
+    return settings

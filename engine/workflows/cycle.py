@@ -21,6 +21,7 @@ from engine.outbox import SendResult, send_pending
 from engine.papers.write import PapersResult, write_papers
 from engine.rules.model import RuleSet
 from engine.screening.screen import ScreenResult, screen
+from engine.store.chronology import check_run
 from engine.support import clock
 from engine.support.business_days import Calendar
 
@@ -47,6 +48,7 @@ def nightly_cycle(
     screen_first: bool = True,
     workers: int = 2,
 ) -> CycleResult:
+    check_run(conn, on, "nightly cycle")  # never a day before the last cycle: a year typo opened phantom cases
     screened = screen(conn, workspace, rules, on, workers=workers) if screen_first else None
     convened = convene(conn, rules, config, on)
     papers = write_papers(conn, rules, config, workspace, on)
@@ -59,6 +61,7 @@ def dispatch(
     """Send queued e-mails; on a closed day (weekend, holiday, 年末年始) do nothing unless forced.
     A day other than today (the demo's fake clock, `engine send --date`) is sent as at 08:00 of
     that day in Japan: what is stale, and the day in the audit log, follow it."""
+    check_run(conn, on, "send")
     reason = Calendar.of(config.conference).closed_reason(on)
     if reason and not force:
         return DispatchResult(business_day=False, closed_reason=reason)

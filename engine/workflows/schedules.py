@@ -7,9 +7,8 @@ agenda-dispatch 08:00 Monday to Friday, Asia/Tokyo (the flow itself skips holida
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect.schedules import Cron
+from prefect.utilities.callables import ParameterSchema
 
 from engine.workflows.flows import dispatch_flow, nightly_flow, sweep_flow
 
@@ -21,14 +20,22 @@ SCHEDULES = {
 }
 
 
-def deployments(workspace: Path, rules_dir: Path, config_dir: Path) -> list:
-    """RunnerDeployments for `serve` (no API call is made here)."""
-    params = {
-        "workspace": str(Path(workspace).resolve()),
-        "rules_dir": str(Path(rules_dir).resolve()),
-        "config_dir": str(Path(config_dir).resolve()),
-    }
-    return [
-        fl.to_deployment(name=name, schedule=Cron(cron, timezone=TIMEZONE), parameters=params, tags=["engine"])
-        for name, (cron, fl) in SCHEDULES.items()
-    ]
+class ClosedParameters(ParameterSchema):
+    """The flows' parameter schema with `additionalProperties: false`: the API refuses a flow run
+    with a parameter the flows do not take (a path, say) before it is created."""
+
+    additionalProperties: bool = False
+
+
+def deployments() -> list:
+    """RunnerDeployments for `serve` (no API call is made here). They carry no parameter: the
+    workspace, rules and configuration are bound by `engine serve` itself (settings.bind)."""
+    made = []
+    for name, (cron, fl) in SCHEDULES.items():
+        dep = fl.to_deployment(name=name, schedule=Cron(cron, timezone=TIMEZONE), tags=["engine"])
+        dep.enforce_parameter_schema = True
+        dep._parameter_openapi_schema = ClosedParameters(
+            **dep._parameter_openapi_schema.model_dump(exclude_unset=True), additionalProperties=False
+        )
+        made.append(dep)
+    return made

@@ -4,24 +4,40 @@
 Prefect's ephemeral mode cannot schedule, so a server process is started, its database kept in
 <workspace>/prefect/ (owner-only, like the rest of the workspace), and stopped on exit.
 Set PREFECT_API_URL to use a server you run yourself (e.g. on PostgreSQL) instead.
+
+The server's API asks for credentials: the auth string in <workspace>/prefect/api-auth (0600),
+made on the first start and reused after; serve and the flow runs it starts send it
+(PREFECT_API_AUTH_STRING). Only the server's own origin may call it from a browser (CORS), and
+Prefect's CSRF protection is on. The server's environment carries no SMTP secret. The flows get
+the workspace, rules and configuration from serve's environment (settings.bind), never from a
+flow run's parameters.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 from engine.support import clock
 from engine.support.errors import EngineError
-from engine.support.private_files import private_dir
+from engine.support.private_files import private_dir, write_private
+from engine.support.settings import bind
 
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+NO_RESULTS = {"PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false"}  # the flows return counts; nothing is kept on disk
+AUTH_FILE = "api-auth"
+AUTH_USER = "engine"
+# never handed to the Prefect server: the variables mail.yaml names, and anything named like a secret
+SECRET_LIKE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|API_KEY", re.IGNORECASE)
 
 
 def is_loopback(host: str) -> bool:
@@ -38,7 +54,87 @@ def prefect_env(workspace: Path) -> dict[str, str]:
     """Environment for the server and for this process: Prefect's home inside the workspace."""
     home = Path(workspace).resolve() / "prefect"
     private_dir(home)
-    return {**QUIET, "PREFECT_HOME": str(home)}
+    return {**QUIET, **NO_RESULTS, "PREFECT_HOME": str(home)}
+
+
+def _home(workspace: Path) -> Path:
+    return Path(prefect_env(workspace)["PREFECT_HOME"])
+
+
+class AuthFileRefused(EngineError):
+    """WORKSPACE/prefect/api-auth is a link or a folder: it is never written through."""
+
+    exit_code = 2
+
+
+def read_api_auth(workspace: Path) -> str:
+    """The API's auth string (`engine:<token>`) for a client of the workspace's server; FileNotFoundError before the first serve."""
+    return (_home(workspace) / AUTH_FILE).read_text(encoding="utf-8").strip()
+
+
+def api_auth(workspace: Path) -> str:
+    """The API's auth string, made on the first start (owner-only file) and reused after."""
+    path = _home(workspace) / AUTH_FILE
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise AuthFileRefused(f"{path} is not a plain file; remove it (`engine serve` makes a new password)")
+    try:
+        auth = read_api_auth(workspace)
+    except (FileNotFoundError, UnicodeDecodeError):
+        auth = ""
+    if not re.fullmatch(rf"{AUTH_USER}:[A-Za-z0-9_-]{{32,}}", auth):
+        auth = f"{AUTH_USER}:{secrets.token_urlsafe(32)}"
+        write_private(path, auth + "\n")
+    os.chmod(path, 0o600)
+    return auth
+
+
+def secret_names(config) -> set[str]:
+    """The environment variables mail.yaml names for the SMTP login (`*_env` fields)."""
+    return {v for k, v in config.mail.smtp.model_dump().items() if k.endswith("_env") and isinstance(v, str) and v}
+
+
+def origin(host: str, port: int) -> str:
+    """http://host:port (an IPv6 address in brackets)."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def own_origins(host: str, port: int) -> str:
+    """The origins of the server's own UI (CORS allows these only)."""
+    names = {host} | ({"127.0.0.1", "localhost"} if host in ("127.0.0.1", "localhost") else set())
+    return ",".join(origin(h, port) for h in sorted(names))
+
+
+def server_env(workspace: Path, host: str, port: int, auth: str, hidden: Iterable[str] = ()) -> dict[str, str]:
+    """The Prefect server's environment: this one without the SMTP secrets (nor anything named like a
+    secret), with the API's auth string, CORS limited to its own origin and CSRF protection on."""
+    hidden = set(hidden) | {"PREFECT_API_URL", "PREFECT_API_AUTH_STRING"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in hidden and (k.startswith("PREFECT_SERVER_") or not SECRET_LIKE.search(k))
+    }
+    env.update(prefect_env(workspace))
+    env.update(
+        {
+            "PREFECT_SERVER_API_AUTH_STRING": auth,
+            "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": own_origins(host, port),
+            "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
+        }
+    )
+    return env
+
+
+def harden(home: Path) -> None:
+    """Prefect's files owner-only (0600, folders 0700), also those an older engine left readable,
+    and no result an older engine kept (a failed run's pickled exception in storage/)."""
+    storage = home / "storage"
+    for path in sorted(home.rglob("*")):
+        if path.is_symlink():
+            continue
+        if path.is_file() and storage in path.parents:
+            path.unlink()
+        else:
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 def wait_healthy(api_url: str, process: subprocess.Popen, timeout: float = 90) -> None:
@@ -57,7 +153,7 @@ def wait_healthy(api_url: str, process: subprocess.Popen, timeout: float = 90) -
 
 def stop_orphan(workspace: Path) -> bool:
     """Stop a server left running by an earlier `engine serve` that was killed hard (SIGKILL)."""
-    pidfile = Path(prefect_env(workspace)["PREFECT_HOME"]) / "server.pid"
+    pidfile = _home(workspace) / "server.pid"
     if not pidfile.exists():
         return False
     try:
@@ -76,19 +172,22 @@ def stop_orphan(workspace: Path) -> bool:
     return False
 
 
-def start_server(workspace: Path, host: str, port: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    workspace: Path, host: str, port: int, auth: str, hidden: Iterable[str] = ()
+) -> tuple[subprocess.Popen, str]:
     if stop_orphan(workspace):
         print("stopped a Prefect server left running by an earlier `engine serve`", flush=True)
         time.sleep(2)
-    env = {**os.environ, **prefect_env(workspace)}
-    env.pop("PREFECT_API_URL", None)
+    env = server_env(workspace, host, port, auth, hidden)
+    harden(Path(env["PREFECT_HOME"]))
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
         env=env,
         start_new_session=True,  # its own process group, so stopping it stops its children
+        umask=0o077,  # its database, -wal and -shm files owner-only
     )
-    (Path(env["PREFECT_HOME"]) / "server.pid").write_text(str(process.pid))  # for cleanup after a hard crash
-    api_url = f"http://{host}:{port}/api"
+    write_private(Path(env["PREFECT_HOME"]) / "server.pid", str(process.pid))  # for cleanup after a hard crash
+    api_url = f"{origin(host, port)}/api"
     try:
         wait_healthy(api_url, process)
     except BaseException:
@@ -120,7 +219,7 @@ def _cmdline(pid: int) -> list[bytes]:
 
 def claim_workspace(workspace: Path) -> Path:
     """One `engine serve` per workspace: a second one would run every schedule twice."""
-    pidfile = Path(prefect_env(workspace)["PREFECT_HOME"]) / "serve.pid"
+    pidfile = _home(workspace) / "serve.pid"
     if pidfile.exists():
         try:
             pid = int(pidfile.read_text())
@@ -130,25 +229,42 @@ def claim_workspace(workspace: Path) -> Path:
             raise AlreadyServing(
                 f"another `engine serve` (pid {pid}) is already serving {workspace}; stop it first (Ctrl-C, or kill {pid})"
             )
-    pidfile.write_text(str(os.getpid()))
+    write_private(pidfile, str(os.getpid()))
     return pidfile
 
 
-def serve(workspace: Path, rules_dir: Path, config_dir: Path, *, host: str = "127.0.0.1", port: int = 4200) -> None:
-    """Start the server (unless PREFECT_API_URL is set) and serve the deployments until Ctrl-C."""
+def serve(
+    workspace: Path,
+    rules_dir: Path,
+    config_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4200,
+    hidden: Iterable[str] = (),
+) -> None:
+    """Start the server (unless PREFECT_API_URL is set) and serve the deployments until Ctrl-C.
+    `hidden`: environment variables the server must not get (the SMTP login's, see secret_names)."""
     process = None
+    os.umask(0o077)  # what this process and its flow runs create is owner-only
     os.environ.update(prefect_env(workspace))
+    os.environ.update(bind(workspace, rules_dir, config_dir))  # the flows read these, never a caller's paths
     pidfile = claim_workspace(workspace)
     if not os.environ.get("PREFECT_API_URL"):
-        process, api_url = start_server(workspace, host, port)
+        auth = api_auth(workspace)
+        process, api_url = start_server(workspace, host, port, auth, hidden)
         os.environ["PREFECT_API_URL"] = api_url
-        print(f"Prefect server: http://{host}:{port} (UI), database in {os.environ['PREFECT_HOME']}", flush=True)
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
+        print(
+            f"Prefect server: {origin(host, port)} (UI), database in {os.environ['PREFECT_HOME']}; "
+            f"its password is in {_home(workspace) / AUTH_FILE}",
+            flush=True,
+        )
     try:
         from prefect import serve as prefect_serve
 
         from engine.workflows.schedules import deployments
 
-        prefect_serve(*deployments(workspace, rules_dir, config_dir))
+        prefect_serve(*deployments())
     finally:
         if process is not None:
             stop_server(process)

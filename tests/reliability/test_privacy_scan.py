@@ -10,6 +10,10 @@ the outbox's .eml files (decoded), agendas and papers, reports, the simulator's 
 Prefect's database files, the Prefect API's answers (flow runs, task runs, logs, events), Python
 logging records, the process's stdout/stderr (the Prefect server's too), every CLI output, and the
 columns of engine.db whose text is e-mailed or printed (outbox, audit log, escalations, …).
+Each text is scanned as stored and written the one way the personal-data guard writes it
+(engine/policy/normalise.py: variant kanji, half-width kana, zero-width characters, kanji
+numerals, 丁目/番/号, spaced or 2-digit-year dates, a one-character name next to an age or 続柄);
+the scanner lives in tests/helpers/privacy.py.
 
 Allowed to hold personal data: engine.db (-wal, -shm) itself; the input extracts (town/, the
 simulator's relapse extract sim/extract-*/, both stand-ins for the silos' CSV files); and the
@@ -18,19 +22,17 @@ documents ("the coordinator's full version (names, all silos) … never e-mailed
 is a documented design decision, not a silent exemption: test_coordinator_versions_hold_names_only
 pins that it carries no kana, address or birth date.
 
-Run time: about 18 s (the Prefect server's start and the six flow runs take about 10).
+Run time: about 25 s (the Prefect server's start and the six flow runs take about 10, the scan's
+normalised view about 5).
 """
 
 from __future__ import annotations
 
-import csv
 import email
 import email.policy
-import html
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -41,8 +43,9 @@ from typer.testing import CliRunner
 from engine.cli.main import app
 from engine.store.db import connect
 from engine.support import clock
-from engine.support.dates import DateError, parse_date, to_wareki
+from engine.support.dates import DateError, parse_date
 from tests.helpers.paths import ROOT
+from tests.helpers.privacy import Scan, eml_text, engine_vocabulary, read_rows, town_secrets, trie_pattern
 
 RULES = ROOT / "configs" / "rules"
 CONFIG = ROOT / "configs"
@@ -54,93 +57,6 @@ LAST = FLOW_DAYS[-1]
 # 300 households, seed 11: ~650 persons, 18 cases including a DV household (locked) and a case routed
 # to 要対協 — seed 7 (the first choice) has neither, so the scan would not see those paths.
 HOUSEHOLDS, SEED = 300, 11
-# Tokens shorter than 2 characters are skipped: a 1-character family or given name (林, 森, 清, 楓,
-# 李, 金) or kana (イ, レ) is an ordinary character of Japanese text and would "hit" every agenda;
-# The engine's own free-text check treats a 1-character given name as personal only with an honorific.
-# 2-character tokens (佐藤, 和子, ユイ, レン) are kept, so the threshold is as low as it can be; the
-# only 2-character false hits are inside the engine's own katakana words, masked below.
-MIN_TOKEN = 2
-# Hiragana readings are checked from 3 characters: 2-character hiragana (あい, まい, はな, ゆい)
-# are grammar and ordinary words in every Japanese sentence the engine writes.
-MIN_HIRAGANA = 3
-SEPARATORS = re.compile(r"[ \u3000・]")  # family/given separators the generator uses (space, 全角 space, ・)
-# The engine's own fixed katakana words (from its code, templates, configuration and rules) are
-# masked before scanning: a 2-character name part inside one of them is not a leak (ヤン — 楊 — in
-# ヤングケアラー, マイ in リマインダー). A word that is part of a secret is never masked.
-KATAKANA_WORD = re.compile(r"[ァ-ヶー]{3,}")
-
-
-def hiragana(text: str) -> str:
-    return "".join(chr(ord(ch) - 0x60) if "ァ" <= ch <= "ヶ" else ch for ch in text)
-
-
-def date_forms(d: date) -> set[str]:
-    """Every way the engine (or a person) writes a birth date: ISO, slashes, 8 digits, 年月日, 和暦."""
-    return {
-        d.isoformat(),
-        f"{d.year}/{d.month:02d}/{d.day:02d}",
-        f"{d.year}/{d.month}/{d.day}",
-        f"{d:%Y%m%d}",
-        f"{d.year}年{d.month}月{d.day}日",
-        to_wareki(d, "kanji"),
-        to_wareki(d, "abbr"),
-    }
-
-
-@dataclass
-class Secrets:
-    kinds: dict[str, set[str]] = field(default_factory=dict)  # secret -> {"name", "kana", "address", "birth"}
-    persons: int = 0
-    households: int = 0
-    ambiguous_births: int = 0  # birth dates also used as the date of some event: not checkable
-
-    def add(self, text: str | None, kind: str, minimum: int = MIN_TOKEN) -> None:
-        if text and len(text) >= minimum:
-            self.kinds.setdefault(text, set()).add(kind)
-
-
-def read_rows(path: Path) -> list[list[str]]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        return list(csv.reader(f))[1:]
-
-
-def town_secrets(town: Path, event_dates: set[date]) -> Secrets:
-    """Names, kana, addresses and birth dates of every row of the town's CSVs (bad rows included:
-    the importer must not echo a rejected row's name either)."""
-    s = Secrets()
-    for row in read_rows(town / "persons.csv"):
-        s.persons += 1
-        name, kana, birth = row[2], row[3], row[4]  # same positions in every broken-row kind
-        for text, kind in ((name, "name"), (kana, "kana")):
-            s.add(text, kind)
-            s.add(re.sub(r"[ \u3000]", "", text), kind)
-            for part in [*SEPARATORS.split(text, maxsplit=1), *re.split(r"[ \u3000]", text)]:
-                s.add(part, kind)
-        for text in (kana, re.sub(r"[ \u3000]", "", kana)):
-            s.add(hiragana(text), "kana", MIN_HIRAGANA)
-        for part in SEPARATORS.split(kana, maxsplit=1):
-            s.add(hiragana(part), "kana", MIN_HIRAGANA)
-        s.add(birth, "birth")  # as written in the extract (ISO or 和暦; also a broken date)
-        try:
-            d = parse_date(birth)
-        except DateError:
-            continue
-        if d in event_dates:
-            # The same text is also the date of a record, a meeting, a due day or today's clock:
-            # a hit could not be told from a legitimate event date, so this birth date is not checked.
-            s.ambiguous_births += 1
-            s.kinds.pop(birth, None)
-            continue
-        for form in date_forms(d):
-            s.add(form, "birth")
-    for row in read_rows(town / "households.csv"):
-        s.households += 1
-        address, area = (row[2], row[1]) if len(row) == 3 else (row[-1], "")  # a broken row lacks the area
-        s.add(address, "address")
-        s.add(re.sub(r"^.+?市", "", address), "address")  # 中央2丁目14-3
-        if area and area in address:
-            s.add(address.split(area, 1)[1], "address", 4)  # the street part: 2丁目14-3
-    return s
 
 
 def event_dates(town: Path) -> set[date]:
@@ -156,103 +72,6 @@ def event_dates(town: Path) -> set[date]:
             except (DateError, IndexError):
                 pass
     return out
-
-
-def trie_pattern(words) -> re.Pattern:
-    """One regex shaped like a trie of all secrets: a 6 MB text is scanned in a few ms (a plain
-    `s in text` per secret would take seconds per file)."""
-    trie: dict = {}
-    for w in words:
-        node = trie
-        for ch in w:
-            node = node.setdefault(ch, {})
-        node[""] = True
-
-    def build(node: dict) -> str:
-        alts = [re.escape(ch) + build(sub) for ch, sub in sorted(node.items()) if ch]
-        if not alts:
-            return ""
-        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return re.compile(build(trie))
-
-
-JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-
-
-def views(text: str) -> list[str]:
-    """The text as stored, and with JSON \\uXXXX escapes and HTML entities resolved (Prefect stores
-    JSON with ensure_ascii; a template might escape)."""
-    out = [text]
-    if "\\u" in text:
-        out.append(JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)), text))
-    if "&" in text:
-        out.append(html.unescape(text))
-    return out
-
-
-def eml_text(raw: bytes) -> str:
-    """Every header (decoded from RFC 2047) and every part (decoded from base64/QP) of a message."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    out = [f"{k}: {v}" for k, v in msg.items()]
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        out += [f"{k}: {v}" for k, v in part.items()]
-        content = part.get_content()
-        out.append(content if isinstance(content, str) else content.decode("utf-8", "replace"))
-    return "\n".join(out)
-
-
-def engine_vocabulary(secrets) -> set[str]:
-    words: set[str] = set()
-    for path in [
-        *(ROOT / "engine").rglob("*.py"),
-        *(ROOT / "engine" / "templates").glob("*.j2"),
-        *CONFIG.rglob("*.yaml"),
-    ]:
-        words |= set(KATAKANA_WORD.findall(path.read_text(encoding="utf-8")))
-    return {w for w in words if not any(w in s for s in secrets)}
-
-
-@dataclass
-class Scan:
-    secrets: Secrets
-    pattern: re.Pattern
-    vocabulary: re.Pattern | None = None
-    blobs: int = 0
-    files: int = 0
-    bytes: int = 0
-    hits: list[tuple[str, str, str]] = field(default_factory=list)  # (secret, where, context)
-    by_source: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def text(self, where: str, text: str, source: str, *, allow: frozenset[str] = frozenset()) -> None:
-        self.blobs += 1
-        self.bytes += len(text.encode("utf-8", "replace"))
-        self.by_source[source] = self.by_source.get(source, 0) + 1
-        for view in views(text):
-            if self.vocabulary is not None:
-                view = self.vocabulary.sub(lambda m: "〓" * len(m.group()), view)
-            for m in self.pattern.finditer(view):
-                if not (self.secrets.kinds[m.group()] & allow):
-                    self.hits.append((m.group(), where, view[max(0, m.start() - 30) : m.end() + 30]))
-
-    def file(self, path: Path, root: Path, *, allow: frozenset[str] = frozenset()) -> None:
-        self.files += 1
-        raw = path.read_bytes()
-        rel = str(path.relative_to(root))
-        text = raw.decode("utf-8", "replace")
-        if path.suffix == ".eml":
-            # MIME boundaries are random digits (=====2526312019082025100==): a compact birth date
-            # such as 20190820 turns up in them by chance, so they are masked before the scan
-            boundaries = set(re.findall(r'boundary="([^"]+)"', text))
-            decoded = eml_text(raw)
-            for b in boundaries:
-                text, decoded = text.replace(b, "〓"), decoded.replace(b, "〓")
-            self.text(rel + " (decoded)", decoded, "file", allow=allow)
-        self.text(rel, text, "file", allow=allow)
 
 
 class Records(logging.Handler):
@@ -327,6 +146,8 @@ def _user_prefect_home() -> list[tuple[str, float]]:
 def _run_flows(ws: Path, prefect_home: Path, log_dir: Path) -> tuple[dict, dict, str, list[dict]]:
     """The three flows, in-process, against a throwaway Prefect server: its home and database in
     WORKSPACE/prefect (like `engine serve`), never the user's ~/.prefect."""
+    from unittest import mock
+
     import httpx
     import prefect.context
     from prefect.events.worker import EventsWorker
@@ -336,6 +157,7 @@ def _run_flows(ws: Path, prefect_home: Path, log_dir: Path) -> tuple[dict, dict,
     from prefect.settings import temporary_settings
     from prefect.utilities.asyncutils import run_coro_as_sync
 
+    from engine.support.settings import bind
     from engine.workflows.flows import dispatch_flow, nightly_flow, sweep_flow
 
     prefect_home.mkdir(mode=0o700, exist_ok=True)
@@ -360,10 +182,11 @@ def _run_flows(ws: Path, prefect_home: Path, log_dir: Path) -> tuple[dict, dict,
                     temporary_settings(updates={"api.url": server.api_url}),
                     prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()),
                 ):
-                    paths = dict(workspace=str(ws), rules_dir=str(RULES), config_dir=str(CONFIG))
-                    for day in FLOW_DAYS:
-                        for fl in (nightly_flow, sweep_flow, dispatch_flow):
-                            results.append(fl(**paths, on=day.isoformat()))
+                    # the flows read the folders `engine serve` binds in its environment, never a parameter
+                    with mock.patch.dict(os.environ, bind(ws, RULES, CONFIG)):
+                        for day in FLOW_DAYS:
+                            for fl in (nightly_flow, sweep_flow, dispatch_flow):
+                                results.append(fl(on=day.isoformat()))
 
                     async def drain():
                         for worker in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
@@ -649,9 +472,9 @@ def test_coordinator_versions_hold_names_only(run: Run, scan: Scan):
     probe = Scan(scan.secrets, scan.pattern, scan.vocabulary)
     for path in files:
         probe.file(path, run.workspace)
-    kinds = {k for secret, _, _ in probe.hits for k in scan.secrets.kinds[secret]}
+    kinds = {k for secret, _, _ in probe.hits for k in probe.kinds_of(secret)}
     assert "name" in kinds, "the coordinator's version no longer shows names: drop this exemption"
-    leaked = [(s, w) for s, w, _ in probe.hits if "name" not in scan.secrets.kinds[s]]
+    leaked = [(s, w) for s, w, _ in probe.hits if "name" not in probe.kinds_of(s)]
     assert leaked == []
 
 

@@ -7,6 +7,7 @@ the town's personal data."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -21,13 +22,14 @@ import pytest
 
 from engine.support import clock
 from engine.workflows.schedules import SCHEDULES, TIMEZONE, deployments
+from engine.workflows.serve import read_api_auth
 from tests.helpers.paths import ROOT
 from tests.helpers.served import api, free_port, proc_env, wait_for
 from tests.helpers.town import add_household, person
 
 
 def test_schedules_are_declared_with_cron_and_tokyo_time():
-    deps = {d.name: d for d in deployments(Path("ws"), ROOT / "configs" / "rules", ROOT / "configs")}
+    deps = {d.name: d for d in deployments()}
     assert set(deps) == {"nightly-cycle", "daily-sweep", "agenda-dispatch"} == set(SCHEDULES)
     sweep = deps["daily-sweep"].schedules[0].schedule
     assert (sweep.cron, sweep.timezone) == ("0 7 * * *", "Asia/Tokyo")
@@ -35,7 +37,11 @@ def test_schedules_are_declared_with_cron_and_tokyo_time():
     dispatch = deps["agenda-dispatch"].schedules[0].schedule
     assert (nightly.cron, nightly.timezone) == ("0 2 * * *", "Asia/Tokyo") == (nightly.cron, TIMEZONE)
     assert (dispatch.cron, dispatch.timezone) == ("0 8 * * 1-5", "Asia/Tokyo")
-    assert deps["nightly-cycle"].parameters["workspace"] == str(Path("ws").resolve())
+    # no paths: `engine serve` binds the workspace, rules and configuration; a run may give a day only
+    for dep in deps.values():
+        schema = dep._parameter_openapi_schema.model_dump(exclude_unset=True)
+        assert dep.parameters == {} and set(schema["properties"]) == {"on"} and schema["additionalProperties"] is False
+        assert dep.enforce_parameter_schema is True
 
 
 @pytest.mark.regression("review of the conference slice")
@@ -53,6 +59,9 @@ def test_scheduled_runs_use_the_date_in_tokyo(monkeypatch):
         time.tzset()
 
 
+SMTP_SECRET = "smtp-secret-not-for-the-prefect-server"
+
+
 @pytest.fixture
 def served(conn, workspace, tmp_path):
     add_household(
@@ -62,7 +71,7 @@ def served(conn, workspace, tmp_path):
         conn, "HDV", person(34, "世帯主", ("dv_support_measure", "住民票等の閲覧制限")), person(6, "子"), area="南部"
     )
     port = free_port()
-    env = proc_env()
+    env = {**proc_env(), "ENGINE_SMTP_USER": "kaigi", "ENGINE_SMTP_PASSWORD": SMTP_SECRET}  # named in configs/mail.yaml
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(
         [
@@ -105,7 +114,11 @@ def served(conn, workspace, tmp_path):
 
 def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     proc, url, workspace, log = served
-    deps = wait_for(lambda: len(d := api(url, "/deployments/filter", {})) == 3 and d, 120, "the three deployments")
+
+    def call(path, body=None, base=url):
+        return api(base, path, body, auth=read_api_auth(workspace))
+
+    deps = wait_for(lambda: len(d := call("/deployments/filter", {})) == 3 and d, 120, "the three deployments")
     by_name = {d["name"]: d for d in deps}
     assert by_name["nightly-cycle"]["schedules"][0]["schedule"] == {
         "cron": "0 2 * * *",
@@ -113,11 +126,9 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
         "day_or": True,
     }
     assert by_name["agenda-dispatch"]["schedules"][0]["schedule"]["cron"] == "0 8 * * 1-5"
-    run = api(
-        url, f"/deployments/{by_name['nightly-cycle']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}}
-    )
+    run = call(f"/deployments/{by_name['nightly-cycle']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}})
     state = wait_for(
-        lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s,
+        lambda: (s := call(f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s,
         180,
         "the flow run",
     )
@@ -127,7 +138,7 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     logs = wait_for(
         lambda: [
             e["message"]
-            for e in api(url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
+            for e in call("/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
             if "cases opened" in e["message"]
         ],
         60,
@@ -136,9 +147,9 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     assert "2 cases opened" in logs[0]
     # the daily sweep fires through the API too: on a business day it queues the coordinator's digest
     assert by_name["daily-sweep"]["schedules"][0]["schedule"]["cron"] == "0 7 * * *"
-    run = api(url, f"/deployments/{by_name['daily-sweep']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}})
+    run = call(f"/deployments/{by_name['daily-sweep']['id']}/create_flow_run", {"parameters": {"on": "2026-11-27"}})
     state = wait_for(
-        lambda: (s := api(url, f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s,
+        lambda: (s := call(f"/flow_runs/{run['id']}")["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED") and s,
         180,
         "the sweep run",
     )
@@ -165,7 +176,7 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
     try:
         url2 = f"http://127.0.0.1:{again.args[-1]}/api"
         deps = wait_for(
-            lambda: len(d := api(url2, "/deployments/filter", {})) == 3 and not any(x["paused"] for x in d) and d,
+            lambda: len(d := call("/deployments/filter", {}, url2)) == 3 and not any(x["paused"] for x in d) and d,
             180,
             "the deployments live again after a restart",
         )
@@ -188,6 +199,84 @@ def test_engine_serve_runs_a_deployment_triggered_through_the_api(served, conn):
             data = path.read_bytes()
             for s in secrets:
                 assert s.encode() not in data, f"{s} in {path}"
+    # Prefect's database (and its -wal/-shm), its other files and the password: owner-only, like the workspace
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (workspace / "prefect").rglob("*") if p.is_file()}
+    assert "prefect.db" in modes and "api-auth" in modes and set(modes.values()) == {"0o600"}, modes
+
+
+def _raw(url: str, path: str, method: str = "GET", headers: dict | None = None, body: bytes | None = None):
+    """One request as a browser or a stranger would send it: (status, headers)."""
+    req = urllib.request.Request(url + path, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as err:
+        return err.code, {k.lower(): v for k, v in err.headers.items()}
+
+
+@pytest.mark.regression("issue 12: anyone who reaches the scheduler can drive the engine")
+def test_the_served_api_asks_for_its_password_and_takes_no_paths(served, conn, tmp_path):
+    proc, url, workspace, log = served
+    deps = wait_for(
+        lambda: len(d := api(url, "/deployments/filter", {}, auth=read_api_auth(workspace))) == 3 and d,
+        120,
+        "deployments",
+    )
+    auth = read_api_auth(workspace)
+    nightly = next(d for d in deps if d["name"] == "nightly-cycle")
+    # the password: made on the first start, in the workspace, owner-only
+    assert auth.startswith("engine:") and len(auth) > 40
+    assert ((workspace / "prefect" / "api-auth").stat().st_mode & 0o777) == 0o600
+    # no password, a wrong one: refused
+    assert _raw(url, f"/deployments/{nightly['id']}")[0] == 401
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"engine:guess").decode()}
+    assert _raw(url, f"/deployments/{nightly['id']}", headers=wrong)[0] == 401
+    assert _raw(url, "/deployments/filter", "POST", {"content-type": "application/json"}, b"{}")[0] in (401, 403)
+    right = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
+    assert _raw(url, f"/deployments/{nightly['id']}", headers=right)[0] == 200
+    # the password alone does not change anything: Prefect's CSRF token is asked for too
+    assert _raw(url, "/deployments/filter", "POST", {**right, "content-type": "application/json"}, b"{}")[0] == 403
+    # a web page elsewhere gets no CORS permission (once `access-control-allow-origin: *`)
+    evil = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    status, headers = _raw(url, "/deployments/filter", "OPTIONS", evil)
+    assert headers.get("access-control-allow-origin") not in ("*", "http://evil.example"), (status, headers)
+    status, headers = _raw(url, f"/deployments/{nightly['id']}", headers={**right, "Origin": "http://evil.example"})
+    assert status == 200 and "access-control-allow-origin" not in headers
+    own = url.removesuffix("/api")
+    status, headers = _raw(url, "/deployments/filter", "OPTIONS", {**evil, "Origin": own})
+    assert headers.get("access-control-allow-origin") == own
+    # paths as parameters: refused by the API, and by the flow when a caller turns the check off
+    other = tmp_path / "elsewhere"
+    other.mkdir(mode=0o755)
+    params = {"workspace": str(other), "config_dir": str(other), "rules_dir": str(other), "on": "2026-11-27"}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        api(url, f"/deployments/{nightly['id']}/create_flow_run", {"parameters": params}, auth=auth)
+    assert refused.value.code == 409
+    run = api(
+        url,
+        f"/deployments/{nightly['id']}/create_flow_run",
+        {"parameters": params, "enforce_parameter_schema": False},
+        auth=auth,
+    )
+    state = wait_for(
+        lambda: (
+            (s := api(url, f"/flow_runs/{run['id']}", auth=auth)["state"]["type"]) in ("COMPLETED", "FAILED", "CRASHED")
+            and s
+        ),
+        180,
+        "the flow run given paths",
+    )
+    assert state in ("FAILED", "CRASHED")  # Prefect refuses the parameters before the flow starts
+    assert list(other.iterdir()) == [] and (other.stat().st_mode & 0o777) == 0o755
+    assert conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == 0
+    # a failed run leaves no exception on disk, and the server holds no SMTP secret
+    storage = workspace / "prefect" / "storage"
+    assert not storage.exists() or [p for p in storage.rglob("*") if p.is_file()] == []
+    server = int((workspace / "prefect" / "server.pid").read_text())
+    environ = Path(f"/proc/{server}/environ").read_bytes().split(b"\0")
+    assert b"PREFECT_SERVER_CSRF_PROTECTION_ENABLED=true" in environ
+    assert not any(SMTP_SECRET.encode() in e or e.startswith(b"ENGINE_SMTP_") for e in environ)
+    assert f"ENGINE_SMTP_PASSWORD={SMTP_SECRET}".encode() in Path(f"/proc/{proc.pid}/environ").read_bytes()
 
 
 def test_a_server_orphaned_by_a_hard_kill_is_stopped_by_the_next_serve(tmp_path):
@@ -217,3 +306,34 @@ def test_only_loopback_hosts_are_served_without_being_told():
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "office-pc", "localhost.evil.example"))
+
+
+@pytest.mark.regression("issue 12: anyone who reaches the scheduler can drive the engine")
+def test_the_password_is_made_once_owner_only_and_the_server_gets_no_secret(tmp_path, monkeypatch, cfg):
+    from engine.support.errors import EngineError
+    from engine.workflows.serve import api_auth, read_api_auth, secret_names, server_env
+
+    ws = tmp_path / "ws"
+    first = api_auth(ws)
+    path = ws / "prefect" / "api-auth"
+    assert first == read_api_auth(ws) and (path.stat().st_mode & 0o777) == 0o600
+    path.chmod(0o644)
+    assert api_auth(ws) == first and (path.stat().st_mode & 0o777) == 0o600  # reused, made owner-only again
+    path.write_text("engine:short\n")
+    assert api_auth(ws) != first  # a damaged file is replaced by a new password
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(EngineError, match="not a plain file"):
+        api_auth(ws)
+    assert not (tmp_path / "elsewhere").exists()
+    assert secret_names(cfg) == {"ENGINE_SMTP_USER", "ENGINE_SMTP_PASSWORD"}
+    for name, value in {"ENGINE_SMTP_PASSWORD": "pw", "ENGINE_SMTP_USER": "u", "OTHER_API_TOKEN": "t"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "engine:client-side")
+    env = server_env(ws, "127.0.0.1", 4200, "engine:x", secret_names(cfg))
+    assert not {"ENGINE_SMTP_PASSWORD", "ENGINE_SMTP_USER", "OTHER_API_TOKEN", "PREFECT_API_AUTH_STRING"} & set(env)
+    assert (
+        env["PREFECT_SERVER_API_AUTH_STRING"] == "engine:x" and env["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] == "true"
+    )
+    assert env["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"] == "http://127.0.0.1:4200,http://localhost:4200"
+    assert server_env(ws, "::1", 4300, "engine:x")["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"] == "http://[::1]:4300"
