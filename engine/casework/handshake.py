@@ -29,6 +29,8 @@ from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, queue_notice
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.model import RuleSet
+from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
+from engine.store.db import write_transaction
 from engine.store.lifecycle import CaseNotFound, Log
 from engine.support.business_days import Calendar
 from engine.support.errors import EngineError
@@ -109,7 +111,14 @@ def request_lead(
     return request_id
 
 
-def pending_request(conn: sqlite3.Connection, case_id: str, agency_id: str | None) -> tuple[int, str, str]:
+def pending_request(
+    conn: sqlite3.Connection, case_id: str, agency_id: str | None, on: date, answer: str
+) -> tuple[int, str, str]:
+    """The case's pending request (request id, agency, status after acceptance), read inside the
+    answer's write transaction. `agency_id` must be the agency asked; without it, a request made
+    on `on` because another agency declined is refused: the answer is most likely meant for the
+    agency that declined (the same command typed twice, or an accept racing a decline), and the new
+    agency has not even been sent the request yet."""
     if conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
         raise CaseNotFound(f"事案 {case_id} はありません（`engine cases` で事案番号を確認してください）")
     row = conn.execute(
@@ -122,17 +131,42 @@ def pending_request(conn: sqlite3.Connection, case_id: str, agency_id: str | Non
         )
     if agency_id and agency_id != row[1]:
         raise HandshakeError(f"事案 {case_id} の受諾依頼は {row[1]} に出ています（{agency_id} ではありません）")
+    if agency_id is None:
+        requested_on, rule_id = conn.execute(
+            "SELECT requested_on, rule_id FROM lead_requests WHERE request_id = ?", (row[0],)
+        ).fetchone()
+        if requested_on == on.isoformat() and rule_id != "conference":
+            raise HandshakeError(
+                f"事案 {case_id} の受諾依頼は本日 {row[1]} に出し直したところです: {row[1]} の{answer}なら --agency {row[1]} を付けてください"
+            )
     return row
 
 
+def _answers_request(log: Log, dating: Dating, case_id: str, request_id: int, agency: str) -> None:
+    """The answer's day against the date policy (engine/store/chronology.py): not before the request."""
+    (requested_on,) = log.conn.execute(
+        "SELECT requested_on FROM lead_requests WHERE request_id = ?", (request_id,)
+    ).fetchone()
+    check_event(log.conn, log.on, dating, answers=requested_on, what=f"request to {agency}", case_id=case_id)
+    note_backdate(log, dating, case_id=case_id)
+
+
 def accept(
-    conn: sqlite3.Connection, config: Config, case_id: str, on: date, actor: str, agency_id: str | None = None
+    conn: sqlite3.Connection,
+    config: Config,
+    case_id: str,
+    on: date,
+    actor: str,
+    agency_id: str | None = None,
+    *,
+    dating: Dating = AS_GIVEN,
 ) -> AnswerResult:
     """The asked agency accepts: it becomes the confirmed lead."""
     log = Log(conn, on, actor, config_hash=config.hash)
-    with conn:
-        request_id, agency, then = pending_request(conn, case_id, agency_id)
+    with write_transaction(conn):
+        request_id, agency, then = pending_request(conn, case_id, agency_id, on, "受諾")
         _agency(config, agency)
+        _answers_request(log, dating, case_id, request_id, agency)
         log.check(case_id, then)
         conn.execute(
             "UPDATE lead_requests SET status = 'accepted', answered_on = ? WHERE request_id = ?",
@@ -170,29 +204,23 @@ def decline(
     on: date,
     actor: str,
     agency_id: str | None = None,
+    *,
+    dating: Dating = AS_GIVEN,
 ) -> AnswerResult:
     """The asked agency declines (a reason is required): the next candidate of the lead rules is
     asked; with none left the case goes back to a conference and the coordinator is told."""
     if not reason.strip():
         raise HandshakeError("--reason: say why the agency declines (it is kept in the case history)")
     log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
-    with conn:
-        request_id, agency, then = pending_request(conn, case_id, agency_id)
+    with write_transaction(conn):
+        request_id, agency, then = pending_request(conn, case_id, agency_id, on, "辞退")
         _agency(config, agency)
+        _answers_request(log, dating, case_id, request_id, agency)
         household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
         if holds_personal_data(reason, personal_tokens(conn, household)):
             raise HandshakeError(
                 "--reason: the reason holds personal data of the household (a name, kana, address or birth date); write 本人, 世帯員… instead"
             )
-        if agency_id is None:
-            requested_on, rule_id = conn.execute(
-                "SELECT requested_on, rule_id FROM lead_requests WHERE request_id = ?", (request_id,)
-            ).fetchone()
-            if requested_on == on.isoformat() and rule_id != "conference":
-                # the request was made today because another agency declined: most likely the same command run twice
-                raise HandshakeError(
-                    f"事案 {case_id} の受諾依頼は本日 {agency} に出し直したところです: {agency} の辞退なら --agency {agency} を付けてください"
-                )
         conn.execute(
             "UPDATE lead_requests SET status = 'declined', answered_on = ?, reason = ? WHERE request_id = ?",
             (on.isoformat(), reason, request_id),
@@ -249,22 +277,34 @@ def decline(
 
 
 def record_contact(
-    conn: sqlite3.Connection, config: Config, case_id: str, agency_id: str, on: date, actor: str
+    conn: sqlite3.Connection,
+    config: Config,
+    case_id: str,
+    agency_id: str,
+    on: date,
+    actor: str,
+    *,
+    dating: Dating = AS_GIVEN,
 ) -> None:
     """The lead (or another agency) was in contact with the household: resets the 90-day watch."""
     log = Log(conn, on, actor, config_hash=config.hash)
     if agency_id not in config.agencies:
         raise HandshakeError(f"--agency: unknown agency '{agency_id}' (agency ids are in agencies.yaml)")
-    with conn:
+    with write_transaction(conn):
         log.status(case_id)
+        (opened_on,) = conn.execute("SELECT opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        check_event(conn, on, dating, answers=opened_on, what=f"case {case_id}, opened", case_id=case_id)
+        note_backdate(log, dating, case_id=case_id)
         log.contact(case_id, agency_id, "contact")
         log.event("contact", case_id=case_id, reason=f"{config.agencies[agency_id].name}が世帯と接触", agency=agency_id)
 
 
-def action_done(conn: sqlite3.Connection, config: Config, action_id: int, on: date, actor: str) -> str:
+def action_done(
+    conn: sqlite3.Connection, config: Config, action_id: int, on: date, actor: str, *, dating: Dating = AS_GIVEN
+) -> str:
     """An agreed action is done; returns its case id."""
     log = Log(conn, on, actor, config_hash=config.hash)
-    with conn:
+    with write_transaction(conn):
         row = (
             conn.execute(
                 "SELECT case_id, agency_id, status FROM case_actions WHERE action_id = ?", (action_id,)
@@ -276,6 +316,19 @@ def action_done(conn: sqlite3.Connection, config: Config, action_id: int, on: da
             raise HandshakeError(f"役割 {action_id} はありません（`engine history CASE` に役割番号が出ます）")
         if row[2] != "open":
             raise HandshakeError(f"役割 {action_id} は既に {row[2]} です")
+        meeting_id, held_on = conn.execute(
+            "SELECT m.meeting_id, m.held_on FROM case_actions a JOIN meetings m ON m.meeting_id = a.meeting_id WHERE a.action_id = ?",
+            (action_id,),
+        ).fetchone()
+        check_event(
+            conn,
+            on,
+            dating,
+            answers=held_on,
+            what=f"meeting {meeting_id} that agreed action {action_id}",
+            case_id=row[0],
+        )
+        note_backdate(log, dating, case_id=row[0])
         conn.execute(
             "UPDATE case_actions SET status = 'done', done_on = ? WHERE action_id = ?", (on.isoformat(), action_id)
         )

@@ -33,7 +33,10 @@ EVENT_LABELS = {
     "crisis_reported": "確認日以外の報告（もどし）",
     "lead_request_withdrawn": "受諾依頼の取り下げ",
     "checkpoints_cancelled": "確認の予定の取り消し",
+    "backdated": "遅れた記録（日付を遡って記録）",
+    "corrected": "記録の訂正",
 }
+CORRECTABLE_EVENTS = ("contact", "action_done")  # engine/casework/correction.py: shown with their number
 
 
 class Entry(BaseModel):
@@ -91,6 +94,7 @@ def render_history(case_id: str, entries: list[Entry]) -> str:
         if e.event == "transition":
             what += f": {STATE_LABELS.get(e.from_status, e.from_status)} → {STATE_LABELS.get(e.to_status, e.to_status)}"
         extra = f" 会議 {e.meeting_id}" if e.meeting_id else ""
+        extra += f"（記録番号 {e.seq}）" if e.event in CORRECTABLE_EVENTS else ""
         lines.append(
             f"{e.on_day} [{e.actor}] {what}{extra} — {e.reason}"
             if e.reason

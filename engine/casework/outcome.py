@@ -26,6 +26,8 @@ from engine.casework.steps import (
 from engine.conference.convener import Convener
 from engine.config import Config
 from engine.rules.model import RuleSet
+from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
+from engine.store.db import write_transaction
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.errors import EngineError
@@ -75,9 +77,28 @@ def record_outcome(
     path: Path,
     on: date,
     actor: str,
+    *,
+    dating: Dating = AS_GIVEN,
 ) -> OutcomeResult:
-    """Validate the outcome file and apply the decision, in one transaction."""
+    """Validate the outcome file and apply the decision, in one transaction, which reads the case
+    under the write lock (an answer or the sweep may be changing it at the same time)."""
     doc, outcome = read_outcome(path)
+    with write_transaction(conn):
+        return _apply(conn, rules, config, meeting_id, case_id, doc, outcome, on, actor, dating)
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    rules: RuleSet,
+    config: Config,
+    meeting_id: str,
+    case_id: str,
+    doc,
+    outcome: Outcome,
+    on: date,
+    actor: str,
+    dating: Dating,
+) -> OutcomeResult:
     meeting = conn.execute(
         "SELECT held_on, conference_type FROM meetings WHERE meeting_id = ?", (meeting_id,)
     ).fetchone()
@@ -110,6 +131,7 @@ def record_outcome(
     )
     if problems:
         raise OutcomeInvalid(problems)
+    check_event(conn, on, dating, answers=held_on, what=f"meeting {meeting_id}", case_id=case_id)
     log = Log(conn, on, actor, config_hash=config.hash)
     labels = {
         "plan": "支援方針と役割分担を決定",
@@ -123,6 +145,7 @@ def record_outcome(
     ).fetchone()
     if later:  # a later conference has decided already: this one is kept as history and changes nothing
         with conn:
+            note_backdate(log, dating, case_id=case_id, meeting_id=meeting_id)
             store_outcome(conn, case_id, meeting_id, held_on, on, outcome)
             log.event(
                 "outcome",
@@ -145,6 +168,7 @@ def record_outcome(
         )
     result = OutcomeResult(case_id=case_id, decision=outcome.decision, status=status)
     with conn:
+        note_backdate(log, dating, case_id=case_id, meeting_id=meeting_id)
         if status in ("closed", "suspended"):
             begin_reopen(log, config, case_id, f"会議 {meeting_id} で再び検討（{labels[outcome.decision]}）")
             log.move(case_id, "convened", f"会議 {meeting_id} の決定による再開", meeting_id=meeting_id)

@@ -28,6 +28,8 @@ from engine.outbox.keys import MessageKey
 from engine.papers.notices import COORDINATOR, Notice, queue_notice
 from engine.policy.dv import household_locked
 from engine.rules.model import RuleSet
+from engine.store.chronology import check_run
+from engine.store.db import write_transaction
 from engine.store.lifecycle import CHECKPOINT_LABELS, Log
 from engine.support import clock
 from engine.support.business_days import Calendar
@@ -45,10 +47,11 @@ class SweepResult(BaseModel):
 
 
 def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> SweepResult:
+    check_run(conn, on, "sweep")
     started = clock.monotonic()
     cal, lc, day = Calendar.of(config.conference), config.lifecycle, on.isoformat()
     result = SweepResult()
-    with conn:
+    with write_transaction(conn):  # what is overdue is read under the write lock: an answer may just have come in
         log = Log(conn, on, "sweep", rules_hash=rules.hash, config_hash=config.hash)
         c = Convener(conn, rules, config, on, log=log)
 
@@ -222,7 +225,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
 def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> bool:
     """One digest per business day to the coordinator: new escalations, overdue items, failed
     e-mails and the audit's violations — pseudonymous ids only."""
-    with conn:
+    with write_transaction(conn):
         fresh = conn.execute(
             "SELECT subject_key, detail FROM escalations WHERE digest_on IS NULL ORDER BY raised_on, subject_key"
         ).fetchall()

@@ -18,6 +18,8 @@ from engine.casework.steps import cancel_checkpoints, schedule_check_back
 from engine.conference.convene import Convener
 from engine.config import Config
 from engine.rules.model import RuleSet
+from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
+from engine.store.db import write_transaction
 from engine.store.lifecycle import Log
 from engine.support.errors import EngineError
 
@@ -45,13 +47,15 @@ def answer_checkpoint(
     on: date,
     actor: str,
     agency_id: str | None = None,
+    *,
+    dating: Dating = AS_GIVEN,
 ) -> WatchResult:
     if result not in RESULT_LABELS:
         raise WatchError(f"--result: '{result}' is not one of stable, concern, lost_contact")
     if agency_id and agency_id not in config.agencies:
         raise WatchError(f"--agency: unknown agency '{agency_id}' (agency ids are in agencies.yaml)")
     log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
-    with conn:
+    with write_transaction(conn):
         status = log.status(case_id)
         row = conn.execute(
             "SELECT checkpoint_id, kind FROM checkpoints WHERE case_id = ? AND kind IN ('watch', 'check_back') AND (status = 'asked' OR (status = 'pending' AND due_on <= ?)) "
@@ -59,6 +63,12 @@ def answer_checkpoint(
             (case_id, on.isoformat()),
         ).fetchone()
         if row is None and result != "stable" and status in ("closed", "suspended", "routed"):
+            since = conn.execute(
+                "SELECT MAX(on_day) FROM audit_log WHERE case_id = ? AND event = 'transition' AND to_status = ?",
+                (case_id, status),
+            ).fetchone()[0]
+            check_event(conn, on, dating, answers=since or on, what=f"case's {status} state", case_id=case_id)
+            note_backdate(log, dating, case_id=case_id)
             return _unscheduled_report(conn, rules, config, log, case_id, status, result, on, agency_id)
         if row is None:
             nxt = conn.execute(
@@ -69,6 +79,9 @@ def answer_checkpoint(
                 f"事案 {case_id}（{status}）に回答を待つ確認はありません" + (f"（次の確認日: {nxt}）" if nxt else "")
             )
         checkpoint_id, kind = row
+        (due_on,) = conn.execute("SELECT due_on FROM checkpoints WHERE checkpoint_id = ?", (checkpoint_id,)).fetchone()
+        check_event(conn, on, dating, answers=due_on, what=f"checkpoint {checkpoint_id} ({kind})", case_id=case_id)
+        note_backdate(log, dating, case_id=case_id)
         lead = conn.execute(
             "SELECT COALESCE(lead_agency_id, routed_to) FROM cases WHERE case_id = ?", (case_id,)
         ).fetchone()[0]

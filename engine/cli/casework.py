@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.errors import fail
-from engine.cli.options import BY, CONFIG, DAY, JSON, RULES, WORKSPACE, Inputs, actor
+from engine.cli.options import BACKDATE, BY, CONFIG, DAY, JSON, RULES, WORKSPACE, Inputs, actor
 
 commands = typer.Typer()
 
@@ -32,6 +32,7 @@ def outcome(
     config: Path = CONFIG,
     on: str | None = DAY,
     by: str | None = BY,
+    backdate: str | None = BACKDATE,
 ) -> None:
     """Record what a conference decided for a case (会議の結果): plan, close, suspend or continue.
 
@@ -44,7 +45,7 @@ def outcome(
         fail(f"--file {file}: no such file (write the outcome as YAML; see docs/lifecycle.md, 'Recording an outcome')")
     given = Inputs(workspace, rules, config, on)
     rs, cfg, conn = given.rules, given.config, given.db()
-    r = record_outcome(conn, rs, cfg, meeting, case, file, given.day, actor(by))
+    r = record_outcome(conn, rs, cfg, meeting, case, file, given.day, actor(by), dating=given.dating(conn, backdate))
     if r.history_only:
         typer.echo(
             f"事案 {r.case_id}: {r.decision} を記録のみ（後の会議の決定が優先、状態は {STATE_LABELS[r.status]} のまま）"
@@ -66,6 +67,7 @@ def accept(
     config: Path = CONFIG,
     on: str | None = DAY,
     by: str | None = BY,
+    backdate: str | None = BACKDATE,
 ) -> None:
     """The asked agency accepts to be the case's lead (主担当機関の受諾).
 
@@ -76,7 +78,7 @@ def accept(
 
     given = Inputs(workspace, rules, config, on)
     cfg, conn = given.config, given.db()
-    r = accept_(conn, cfg, case, given.day, actor(by), agency)
+    r = accept_(conn, cfg, case, given.day, actor(by), agency, dating=given.dating(conn, backdate))
     typer.echo(f"事案 {r.case_id}: 受諾を記録、状態 {STATE_LABELS[r.status]}")
 
 
@@ -90,6 +92,7 @@ def decline(
     config: Path = CONFIG,
     on: str | None = DAY,
     by: str | None = BY,
+    backdate: str | None = BACKDATE,
 ) -> None:
     """The asked agency declines; the next candidate of the lead rules is asked.
 
@@ -100,7 +103,7 @@ def decline(
 
     given = Inputs(workspace, rules, config, on)
     rs, cfg, conn = given.rules, given.config, given.db()
-    r = decline_(conn, rs, cfg, case, reason, given.day, actor(by), agency)
+    r = decline_(conn, rs, cfg, case, reason, given.day, actor(by), agency, dating=given.dating(conn, backdate))
     typer.echo(
         f"事案 {r.case_id}: 辞退を記録、"
         + (
@@ -124,6 +127,7 @@ def watch(
     config: Path = CONFIG,
     on: str | None = DAY,
     by: str | None = BY,
+    backdate: str | None = BACKDATE,
 ) -> None:
     """Record the answer to a watch (見守り) or check-back: concern or lost_contact reopens the case.
 
@@ -134,7 +138,9 @@ def watch(
 
     given = Inputs(workspace, rules, config, on)
     rs, cfg, conn = given.rules, given.config, given.db()
-    r = answer_checkpoint(conn, rs, cfg, case, result, given.day, actor(by), agency)
+    r = answer_checkpoint(
+        conn, rs, cfg, case, result, given.day, actor(by), agency, dating=given.dating(conn, backdate)
+    )
     what = f"確認 {r.checkpoint_id} の結果 {r.result}" if r.checkpoint_id else f"確認日以外の報告（{r.result}）"
     typer.echo(f"事案 {r.case_id}: {what} を記録、状態 {STATE_LABELS[r.status]}")
 
@@ -148,6 +154,7 @@ def contact(
     config: Path = CONFIG,
     on: str | None = DAY,
     by: str | None = BY,
+    backdate: str | None = BACKDATE,
 ) -> None:
     """Log a contact with the household (resets the 90-day no-contact watch of a closed case).
 
@@ -157,7 +164,7 @@ def contact(
 
     given = Inputs(workspace, rules, config, on)
     cfg, conn = given.config, given.db()
-    record_contact(conn, cfg, case, agency, given.day, actor(by))
+    record_contact(conn, cfg, case, agency, given.day, actor(by), dating=given.dating(conn, backdate))
     typer.echo(f"事案 {case}: {agency} の接触を記録")
 
 
@@ -169,6 +176,7 @@ def done(
     config: Path = CONFIG,
     on: str | None = DAY,
     by: str | None = BY,
+    backdate: str | None = BACKDATE,
 ) -> None:
     """Mark an agreed action (役割) done.
 
@@ -178,8 +186,38 @@ def done(
 
     given = Inputs(workspace, rules, config, on)
     cfg, conn = given.config, given.db()
-    case = action_done(conn, cfg, action, given.day, actor(by))
+    case = action_done(conn, cfg, action, given.day, actor(by), dating=given.dating(conn, backdate))
     typer.echo(f"役割 {action}（事案 {case}）を完了として記録")
+
+
+@commands.command()
+def correct(
+    case: str = CASE,
+    seq: int = typer.Argument(..., help="The entry's number (記録番号), shown by `engine history CASE`"),
+    reason: str = typer.Option(..., "--reason", help="What was wrong (no names); kept in the case history."),
+    withdraw: bool = typer.Option(False, "--withdraw", help="The entry did not happen: withdraw it."),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = typer.Option(
+        None, "--date", help="The day it really happened, ISO or 和暦 (instead of --withdraw)."
+    ),
+    by: str | None = BY,
+) -> None:
+    """Correct a wrong contact or done action by appending a correcting entry (the original stays in the history).
+
+    Example: engine correct C-2026-00001 57 --date 2026-03-29 --reason "年の入力誤り"
+    """
+    from engine.casework.correction import correct_entry
+
+    if withdraw == (on is not None):
+        fail("give either --date (the day it really happened) or --withdraw (it did not happen)")
+    given = Inputs(workspace, rules, config, on)
+    cfg, conn = given.config, given.db()
+    to = None if withdraw else given.day
+    r = correct_entry(conn, cfg, case, seq, reason, actor(by), to=to, dating=given.dating(conn))
+    what = "取り消し" if r.withdrawn else f"日付を {r.day} に訂正"
+    typer.echo(f"事案 {r.case_id}: 記録番号 {r.corrected} を{what}（訂正の記録番号 {r.seq}）")
 
 
 @commands.command("history")
@@ -213,7 +251,7 @@ def sweep(
 
     given = Inputs(workspace, rules, config, on)
     rs, cfg, conn = given.rules, given.config, given.db()
-    r = daily_sweep(conn, rs, cfg, given.day)
+    r = daily_sweep(conn, rs, cfg, given.run_day(conn, "sweep"))
     if as_json:
         typer.echo(json.dumps(r.model_dump(), ensure_ascii=False, indent=2))
         return
@@ -229,13 +267,26 @@ def audit(
     config: Path = CONFIG,
     on: str | None = DAY,
     as_json: bool = JSON,
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Check instead that the audit log is intact (hash chain, protecting triggers): one line per deleted "
+        "or changed entry or dropped trigger, exit 1 if any; 'ok' and the chain's head if none.",
+    ),
 ) -> None:
     """Check that no household is lost; list each gap with household, case and how long. Exit 1 if any.
 
     Example: engine audit --json
     """
-    from engine.casework.audit import render_audit, run_audit
+    from engine.casework.audit import check_log, render_audit, render_log_check, run_audit
 
+    if verify:
+        check = check_log(Inputs(workspace).db())
+        shown = json.dumps({"ok": check.ok, **check.model_dump()}, ensure_ascii=False, indent=2)
+        typer.echo(shown if as_json else render_log_check(check))
+        if not check.ok:
+            raise typer.Exit(1)
+        return
     given = Inputs(workspace, rules, config, on)
     cfg, conn = given.config, given.db()
     report = run_audit(conn, cfg, given.day)

@@ -30,6 +30,7 @@ def run(
 
     given = Inputs(workspace, rules, config, on)
     rs, cfg, when, conn = given.rules, given.config, given.day, given.db()
+    given.run_day(conn, "nightly cycle")
     cycle = nightly_cycle(conn, workspace, rs, cfg, when)
     sent = dispatch(conn, cfg, workspace, when, force=True) if send else None
     if as_json:
@@ -83,7 +84,7 @@ def send(
 
     given = Inputs(workspace, rules, config, on)
     cfg, conn = given.config, given.db()
-    result = dispatch(conn, cfg, workspace, given.day, force=force)
+    result = dispatch(conn, cfg, workspace, given.run_day(conn, "send"), force=force)
     if result.send is None:
         typer.echo(f"not sent: {result.closed_reason} is not a business day (use --force)")
         return

@@ -17,6 +17,7 @@ from typing import NoReturn
 import typer
 from pydantic import BaseModel
 
+from engine.store.db import BUSY_MESSAGE
 from engine.support.errors import EngineError
 
 NOTHING_RECORDED = "（何も記録していません）"
@@ -54,6 +55,7 @@ class Refusal(BaseModel):
     exit_code: int
     template: str = "{err}"
     command: str | None = None  # only for this command (a built-in exception type caught there alone)
+    starts: str | None = None  # only when the exception's text starts so (one kind of a library's error)
 
     def message(self, err: BaseException, params: dict) -> str:
         problems = getattr(err, "problems", [])
@@ -92,20 +94,23 @@ REFUSALS: dict[str, Refusal] = {
     "WatchError": LIFECYCLE,
     "InvalidTransition": LIFECYCLE,
     "CaseNotFound": LIFECYCLE,
+    "CorrectionRefused": LIFECYCLE,
     "UnknownHousehold": Refusal(exit_code=2, template="{arg}"),
     "KeyError": Refusal(exit_code=2, template="{arg}", command="explain"),  # an unknown --rule
     "AgendaNotFound": Refusal(exit_code=2),
     "AlreadyServing": Refusal(exit_code=2),
     "RuntimeError": Refusal(exit_code=2, command="serve"),  # the Prefect server would not start
     "FileNotFoundError": Refusal(exit_code=2),  # no database to read (engine.store.db.connect)
+    # another command held the write lock longer than engine.store.db.BUSY_TIMEOUT_S
+    "OperationalError": Refusal(exit_code=1, template=BUSY_MESSAGE + "{nothing_recorded}", starts="database is locked"),
 }
 
 
 def refusal(err: BaseException, command: str, params: dict) -> tuple[str, int] | None:
     """The message and exit code for `err` raised by `command`, or None when it is not a refusal (a bug)."""
     for cls in type(err).__mro__:
-        told = REFUSALS.get(cls.__name__) if cls.__module__.split(".")[0] in ("engine", "builtins") else None
-        if told is not None and told.command in (None, command):
+        told = REFUSALS.get(cls.__name__) if cls.__module__.split(".")[0] in ("engine", "builtins", "sqlite3") else None
+        if told is not None and told.command in (None, command) and str(err).startswith(told.starts or ""):
             return told.message(err, params), told.exit_code
     if isinstance(err, EngineError):
         return str(err), err.exit_code

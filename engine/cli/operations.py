@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import typer
 from engine.cli.errors import fail, report_problems
 from engine.cli.options import CONFIG, DATE, RULES, WORKSPACE, Inputs, folder_for_output
 from engine.cli.progress import progress_bar
-from engine.store.db import connect, db_path
+from engine.store.db import DB_FILENAME, DEMO_MARK, connect, db_path
 from engine.support import clock
+from engine.support.private_files import own_folder, private_dir
 
 commands = typer.Typer()
 rules_app = typer.Typer(help="Check and inspect the rule files.", no_args_is_help=True)
@@ -33,6 +35,10 @@ def rules_check(rules: Path = RULES) -> None:
     if problems:
         report_problems(problems, f"{len(problems)} problem(s) in {rules}; no rule was changed")
     rs = load_rules(rules)
+    from engine.rules.lint import warnings
+
+    for w in warnings(rs, str(rules)):
+        typer.echo(f"warning: {w}")
     typer.echo(f"ok: {len(rs.indicators)} indicators, {len(rs.flags)} flags (rules hash {rs.hash})")
 
 
@@ -79,7 +85,7 @@ def serve_(
     allow_remote: bool = typer.Option(
         False,
         "--allow-remote",
-        help="Accept a --host other than loopback: every machine that reaches it can use Prefect's API and UI.",
+        help="Accept a --host other than loopback: every machine that reaches it can try Prefect's API and UI, and its password travels in plain HTTP.",
     ),
 ) -> None:
     """Start a local Prefect server (UI at http://127.0.0.1:4200) and run the schedules: nightly cycle
@@ -87,17 +93,17 @@ def serve_(
 
     Example: engine serve --workspace workspace
     """
-    from engine.workflows.serve import is_loopback, serve
+    from engine.workflows.serve import is_loopback, secret_names, serve
 
     if not is_loopback(host) and not allow_remote:
         fail(
-            f"--host {host} is not loopback: every machine that reaches it could use Prefect's API and UI "
-            "(run the engine's flows, read their logs); serve on 127.0.0.1, or pass --allow-remote to accept this"
+            f"--host {host} is not loopback: every machine that reaches it could try Prefect's API and UI, "
+            "whose password travels in plain HTTP; serve on 127.0.0.1, or pass --allow-remote to accept this"
         )
     given = Inputs(workspace, rules, config)
-    _ = given.config  # refuse to schedule a broken configuration
+    cfg = given.config  # refuse to schedule a broken configuration
     given.db().close()
-    serve(workspace, rules, config, host=host, port=port)
+    serve(workspace, rules, config, host=host, port=port, hidden=secret_names(cfg))
 
 
 def _is_demo_workspace(workspace: Path) -> bool:
@@ -147,10 +153,15 @@ def demo(
     folder_for_output(workspace, "--workspace")
     if not _is_demo_workspace(workspace):
         fail(f"{workspace} holds data that is not from a demo; pass another --workspace (the demo starts from scratch)")
-    marker = workspace / ".demo"
-    if workspace.exists():
+    marker = workspace / DEMO_MARK
+    if os.path.lexists(workspace):
+        own_folder(workspace, "--workspace", (DB_FILENAME, DEMO_MARK))  # refused if others could change it
+        if workspace.is_symlink():
+            fail(
+                f"--workspace {workspace} is a link: the demo removes and re-creates its folder; give the folder itself"
+            )
         shutil.rmtree(workspace)
-    workspace.mkdir(parents=True)
+    private_dir(workspace)
     marker.touch(mode=0o600)
     started = clock.monotonic()
     with progress_bar(quiet=as_json) as progress:

@@ -36,7 +36,16 @@ DATE = typer.Option(None, "--date", help="Screening date, ISO or 和暦 (R8.11.2
 DAY = typer.Option(
     None, "--date", help="The day this happened or is checked for, ISO or 和暦 (R8.11.27); default today in Japan."
 )
-BY = typer.Option(None, "--by", help="Who records this (kept in the audit log); default your login name.")
+BY = typer.Option(
+    None,
+    "--by",
+    help="Who records this (kept in the audit log); default your login name. nightly, sweep, dispatch are the engine's.",
+)
+BACKDATE = typer.Option(
+    None,
+    "--backdate-reason",
+    help="Why this is recorded late: needed for a --date before the last nightly cycle; kept in the audit log.",
+)
 JSON = typer.Option(False, "--json")
 
 FIRST_YEAR, LAST_YEAR = 1900, 2199  # months and business days are added to the date: keep far from date.max
@@ -57,9 +66,9 @@ def parse_day(text: str | None) -> date:
 
 def actor(by: str | None) -> str:
     """The --by option: who records this, by default the login name."""
-    from engine.store.lifecycle import default_actor
+    from engine.store.lifecycle import default_actor, person_actor
 
-    return by or default_actor()
+    return default_actor() if by is None else person_actor(by)
 
 
 def folder_for_output(path: Path, option: str) -> None:
@@ -91,6 +100,19 @@ class Inputs:
     @cached_property
     def day(self) -> date:
         return parse_day(self.on)
+
+    def run_day(self, conn: sqlite3.Connection, what: str) -> date:
+        """--date of a run (cycle, screen, sweep, send): not before the last nightly cycle, nor ahead of today."""
+        from engine.store.chronology import check_run, horizon
+
+        check_run(conn, self.day, what, not_after=horizon(conn))
+        return self.day
+
+    def dating(self, conn: sqlite3.Connection, backdate_reason: str | None = None):
+        """How a recorded event's --date is checked: at most a few days ahead, back-dated only with a reason."""
+        from engine.store.chronology import Dating, horizon
+
+        return Dating(not_after=horizon(conn), backdate_reason=backdate_reason)
 
     def db(self, *, readonly: bool = False, must_exist: bool = True) -> sqlite3.Connection:
         """Open the workspace's database; `must_exist` refuses a workspace without one (a typo in --workspace)."""

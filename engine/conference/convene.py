@@ -17,8 +17,11 @@ from engine.conference.candidates import Candidate, served_silos, severities_fro
 from engine.conference.choose import choose_conference, concerned_persons, routing_for
 from engine.conference.convener import Convener, ConveneResult
 from engine.config import SEVERITY_ORDER, Config
+from engine.policy.dv import DV_CENTRE_SILO, household_locked
+from engine.policy.members import may_share_with
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
+from engine.store.db import write_transaction
 from engine.support import clock
 
 __all__ = [
@@ -35,8 +38,38 @@ __all__ = [
 ]
 
 
+def lacking_dv_centre(conn: sqlite3.Connection, config: Config, on: date) -> tuple[str, tuple]:
+    """The query (for Convener.recheck) of the open cases with a coming meeting whose household is
+    DV-locked (dv.household_locked) but that invite no DV centre that could take part."""
+    on_iso = on.isoformat()
+    centres = [a for a in config.agencies.values() if a.silo == DV_CENTRE_SILO]
+    rows = conn.execute(
+        "SELECT c.case_id, c.household_id, h.area, c.conference_type FROM cases c JOIN households h ON h.household_id = c.household_id "
+        "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.status != 'routed' AND m.held_on >= ? "
+        f"AND NOT EXISTS (SELECT 1 FROM case_agencies a WHERE a.case_id = c.case_id AND a.agency_id IN ({','.join('?' * len(centres))}))",
+        (on_iso, *(a.id for a in centres)),
+    ).fetchall()
+    wanted = [
+        case_id
+        for case_id, hid, area, kind in rows
+        if any(a.serves(area) and may_share_with(a, kind or "support") for a in centres)
+        and household_locked(conn, config, hid, on_iso)
+    ]
+    return (
+        "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+        f"WHERE c.case_id IN ({','.join('?' * len(wanted))}) ORDER BY c.case_id",
+        tuple(wanted),
+    )
+
+
 def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:
-    """Open, route or extend cases for every unhandled flag; one transaction."""
+    """Open, route or extend cases for every unhandled flag; one transaction, which reads them under
+    the write lock (another `engine run` may be convening the same flags)."""
+    with write_transaction(conn):
+        return _convene(conn, rules, config, on)
+
+
+def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:
     started = clock.monotonic()
     cands = unhandled_flags(conn, config)
     with conn:
@@ -83,6 +116,11 @@ def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) 
             if choose_conference(cand, hh, c.on_iso, config, through_iso=held_on)[0] != "multi":
                 c.convene_case(case_id, cand, hh, note="本人同意が撤回されたため重層的支援会議から移す。")
                 c.result.consent_withdrawn += 1
+        # a household DV-locked since its case was decided (a DV support measure alone, which the
+        # rules may not turn into a DV flag): the DV centre is brought into its coming meeting
+        for case_id, cand, hh in c.recheck(*lacking_dv_centre(conn, config, on)):
+            if cand.flags:
+                c.convene_case(case_id, cand, hh, note="DVロックの対象となったため、DVの相談支援機関を加えて再検討。")
         # a silo conference can let a household go (要対協 registration ended): it must not fall between
         for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "

@@ -39,9 +39,9 @@ def run_demo(
 
     `progress` hears the town's generation (「町を生成」) and the simulated days (「模擬期間」).
     """
+    conn = connect(workspace)  # first: the engine refuses a workspace folder holding files it did not make
     town = workspace / "town"
     generated = generate_town(town, households, seed, today=on, bad_rows=bad_rows, progress=progress)
-    conn = connect(workspace)
     imported = import_dir(conn, town, today=on, report_dir=workspace / "reports")
     screened = screen(conn, workspace, rules, on, full=True)
     cycle = nightly_cycle(conn, workspace, rules, config, on, screen_first=False)

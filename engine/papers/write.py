@@ -29,6 +29,7 @@ from engine.papers.agenda import (
 from engine.policy.members import members_only
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
+from engine.store.db import write_transaction
 from engine.support import clock
 from engine.support.private_files import write_private
 
@@ -52,7 +53,14 @@ def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[i
 
 
 def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
-    """Render agendas for every meeting from `on` on that has cases; queue changed ones."""
+    """Render agendas for every meeting from `on` on that has cases; queue changed ones. One
+    transaction, which reads the meetings and their cases under the write lock (a case convened
+    meanwhile by another command is in the papers, or waits for the next run)."""
+    with write_transaction(conn):
+        return _write_papers(conn, rules, config, workspace, on)
+
+
+def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
     env = environment(config)
     result = PapersResult()
     # meetings with cases, and meetings whose agencies hold an agenda that may now be out of date

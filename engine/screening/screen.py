@@ -28,6 +28,7 @@ from engine.rules.facts import Context, birth_cutoff, load_households, months_be
 from engine.rules.model import Age, Record, RuleSet, leaves
 from engine.rules.prefilter import Prefilter, Shard
 from engine.rules.trace import evidence
+from engine.store.chronology import check_run
 from engine.store.db import current_import_seq, db_path
 from engine.support import clock
 from engine.support.progress import Progress, report
@@ -202,6 +203,7 @@ def screen(
 
     When every household is screened, `progress` is told how many are done as each id range
     completes (it stays in this process: workers never see it)."""
+    check_run(conn, on, "screen")
     started = clock.monotonic()
     import_seq = current_import_seq(conn)
     last = conn.execute(

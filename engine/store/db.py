@@ -6,16 +6,39 @@ workspace. Nothing that leaves the workspace (logs, e-mails, Prefect) may read t
 
 from __future__ import annotations
 
-import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.store.migrations import WorkspaceTooNew, migrate, refuse_newer, schema_version
 from engine.store.schema import SCHEMA
+from engine.support.private_files import own_folder
 
-__all__ = ["DB_FILENAME", "SCHEMA", "WorkspaceTooNew", "connect", "current_import_seq", "db_path", "migrate"]
+__all__ = [
+    "BUSY_MESSAGE",
+    "BUSY_TIMEOUT_S",
+    "DB_FILENAME",
+    "DEMO_MARK",
+    "SCHEMA",
+    "WorkspaceTooNew",
+    "connect",
+    "current_import_seq",
+    "db_path",
+    "is_busy",
+    "migrate",
+    "write_transaction",
+]
 
 DB_FILENAME = "engine.db"
+DEMO_MARK = ".demo"  # `engine demo` makes its workspace with this file first (engine/cli/operations.py)
+# How long a write waits for another command's write to finish (`engine run` and a coordinator's
+# `engine accept` at the same time), then gives up with busy_message().
+BUSY_TIMEOUT_S = 30
+BUSY_MESSAGE = (
+    f"the workspace database stayed busy for {BUSY_TIMEOUT_S} s: another engine command is writing to it "
+    "(a nightly run, an import); run this again when it has finished"
+)
 
 
 def db_path(workspace: Path) -> Path:
@@ -33,13 +56,16 @@ def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
             raise FileNotFoundError(
                 f"no database at {path}: run `engine import` (or `engine demo`) with --workspace {workspace} first"
             )
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        own_folder(workspace, "--workspace", (DB_FILENAME, DEMO_MARK))
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
     else:
-        workspace.mkdir(parents=True, exist_ok=True)
-        os.chmod(workspace, 0o700)
+        own_folder(workspace, "--workspace", (DB_FILENAME, DEMO_MARK))
         if not path.exists():
             path.touch(mode=0o600)
-        conn = sqlite3.connect(path)
+        # Python's implicit BEGIN (before the first INSERT/UPDATE/DELETE) takes the write lock at
+        # once: a deferred transaction that has read cannot wait for the lock (SQLite refuses the
+        # upgrade at once when another write committed since its snapshot)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level="IMMEDIATE")
     try:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -56,3 +82,26 @@ def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 def current_import_seq(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MAX(import_seq), 0) FROM imports").fetchone()[0]
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction that holds the write lock from its first read (BEGIN IMMEDIATE): what
+    it reads stays current until it commits, since no other command can write meanwhile (they wait,
+    up to BUSY_TIMEOUT_S). Commits on success, rolls back on any exception. Inside a transaction
+    the caller already holds, it is part of that one."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def is_busy(err: BaseException) -> bool:
+    """`err` says another command held the database's write lock for longer than BUSY_TIMEOUT_S."""
+    return isinstance(err, sqlite3.OperationalError) and str(err).startswith("database is locked")

@@ -9,6 +9,7 @@ waits as detected again, a routed case the silo conference lets go is archived).
 Every change of state goes through `Log.move`, which refuses a transition not in TRANSITIONS
 (and the database refuses it too: a trigger checks the case_transitions table). Every change,
 decision and e-mail is written to `audit_log`, which triggers protect from UPDATE and DELETE.
+Each entry carries a hash chained to the one before (engine/store/audit_chain.py).
 Entries carry pseudonymous ids only: never a name, kana, address or birth date.
 """
 
@@ -19,6 +20,7 @@ import json
 import sqlite3
 from datetime import date
 
+from engine.store import audit_chain
 from engine.support import clock
 from engine.support.errors import EngineError
 
@@ -63,6 +65,33 @@ class InvalidTransition(EngineError):
 
 class CaseNotFound(EngineError):
     pass
+
+
+# the actors the engine writes itself (tests/casework/test_chronology.py greps the Log(...) calls for them)
+SYSTEM_ACTORS = frozenset({"nightly", "sweep", "dispatch", audit_chain.ENGINE_ACTOR})
+
+
+class ActorRefused(EngineError):
+    """--by names the engine itself (or is no name): the audit log would lie about who acted."""
+
+    exit_code = 2
+
+
+def person_actor(name: str) -> str:
+    """A name a person records under (--by): not a system actor, nor the demo's simulated people
+    (`…(sim)`), printable, at most 64 characters."""
+    import unicodedata
+
+    text = name.strip()
+    folded = unicodedata.normalize("NFKC", text).casefold().replace(" ", "")
+    if not text or any(unicodedata.category(c).startswith("C") for c in text) or len(text) > 64:
+        raise ActorRefused("--by: give a name of at most 64 printable characters (kept in the audit log)")
+    if folded in SYSTEM_ACTORS or folded.endswith("(sim)"):
+        raise ActorRefused(
+            f"--by {text}: '{text}' is reserved for the engine's own entries "
+            f"({', '.join(sorted(SYSTEM_ACTORS))}, …(sim)); give your own name"
+        )
+    return text
 
 
 def default_actor() -> str:
@@ -117,24 +146,23 @@ class Log:
         if case_id and household_id is None:
             row = self.conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
             household_id = row[0] if row else None
-        self.conn.execute(
-            "INSERT INTO audit_log (at, on_day, actor, event, case_id, household_id, meeting_id, from_status, to_status, reason, rule_id, rules_hash, config_hash, detail) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                clock.stamp(),
-                self.on.isoformat(),
-                self.actor,
-                event,
-                case_id,
-                household_id,
-                meeting_id,
-                from_status,
-                to_status,
-                reason,
-                rule_id,
-                self.rules_hash,
-                self.config_hash,
-                json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None,
+        audit_chain.append(  # with its hash chained to the previous entry, under the write lock
+            self.conn,
+            dict(
+                at=clock.stamp(),
+                on_day=self.on.isoformat(),
+                actor=self.actor,
+                event=event,
+                case_id=case_id,
+                household_id=household_id,
+                meeting_id=meeting_id,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                rule_id=rule_id,
+                rules_hash=self.rules_hash,
+                config_hash=self.config_hash,
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str) if detail else None,
             ),
         )
 
@@ -158,9 +186,14 @@ class Log:
         current = self.check(case_id, to)
         if current == to:
             return False
-        self.conn.execute(
-            "UPDATE cases SET status = ?, is_open = ? WHERE case_id = ?", (to, int(to in OPEN_STATES), case_id)
-        )
+        moved = self.conn.execute(
+            "UPDATE cases SET status = ?, is_open = ? WHERE case_id = ? AND status = ?",
+            (to, int(to in OPEN_STATES), case_id, current),
+        ).rowcount
+        if not moved:  # the state read above is no longer current: another command moved the case meanwhile
+            raise InvalidTransition(
+                f"事案 {case_id} の状態は他の操作で変わったところです。`engine history {case_id}` で確認してください"
+            )
         self.event(
             "transition",
             case_id=case_id,

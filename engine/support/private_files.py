@@ -5,8 +5,19 @@ is 0700 (each missing level, not only the last one), every file 0600."""
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
+
+from engine.support.errors import EngineError
+
+
+class FolderRefused(EngineError):
+    """A folder the engine would keep its files in that other users could change, or that holds
+    files the engine did not make (said with the option that named it)."""
+
+    exit_code = 2
 
 
 def private_dir(path: Path) -> None:
@@ -22,6 +33,38 @@ def private_dir(path: Path) -> None:
         except FileExistsError:
             continue  # made meanwhile by another process
         os.chmod(folder, 0o700)
+
+
+def own_folder(path: Path, option: str, marks: Iterable[str]) -> Path:
+    """`path` as a folder for the engine's own files, created owner-only (0700) when absent, and
+    refused (FolderRefused, naming `option`) when someone else could change what is in it: not
+    yours, group- or world-writable (a 1777 shared folder), or not empty and not made by the
+    engine (none of the files `marks` in it). A symbolic link is judged by the folder it points
+    to, and must itself be yours. An existing folder is never chmodded."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        private_dir(path)
+        return path
+    if path.is_symlink() and os.lstat(path).st_uid not in (os.getuid(), 0):
+        raise FolderRefused(f"{option} {path} is a link made by another user; give the folder itself")
+    if not path.is_dir():
+        raise FolderRefused(
+            f"{option} {path} is {'a link to nothing' if not path.exists() else 'a file'}; give a folder"
+        )
+    where = f"{option} {path}" + (f" (a link to {path.resolve()})" if path.is_symlink() else "")
+    info = path.stat()
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        raise FolderRefused(
+            f"{where}: other users can write to this folder (mode {stat.S_IMODE(info.st_mode):o}) and could change "
+            "or replace the engine's files; give a new folder's name (the engine creates it, owner-only)"
+        )
+    if info.st_uid != os.getuid():
+        raise FolderRefused(f"{where}: the folder belongs to another user; give a folder of your own or a new name")
+    if not any((path / mark).exists() for mark in marks) and any(path.iterdir()):
+        raise FolderRefused(
+            f"{where}: the folder holds files the engine did not make; give an empty folder or a new folder's name"
+        )
+    return path
 
 
 def open_private(path: Path, mode: str = "w", **kwargs) -> IO:
