@@ -28,7 +28,7 @@ from engine.policy.members import may_share_with
 from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
 from engine.support import clock
-from engine.support.dates import to_wareki
+from engine.support.dates import wareki_with_weekday
 from engine.support.vocabulary import CODES, record_silos
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -229,7 +229,7 @@ def meeting_papers(
         conference_type=kind,
         conference_name=name,
         held_on=held_on,
-        held_on_wareki=to_wareki(day) + f"（{'月火水木金土日'[day.weekday()]}）",
+        held_on_wareki=wareki_with_weekday(day),
         start_time=start,
         start_ics=f"{held_on.replace('-', '')}T{start.replace(':', '')}00",
         place=place,

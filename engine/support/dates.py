@@ -118,6 +118,12 @@ def era_of(d: date) -> Era:
     raise ValueError(f"{d.isoformat()} is before 明治 (1868-01-25): no 和暦 for it")
 
 
+def wareki_with_weekday(d: date | str) -> str:
+    """date(2026, 12, 4) (or '2026-12-04') -> '令和8年12月4日（金）'."""
+    d = date.fromisoformat(d) if isinstance(d, str) else d
+    return to_wareki(d) + f"（{'月火水木金土日'[d.weekday()]}）"
+
+
 def to_wareki(d: date, style: Literal["kanji", "abbr"] = "kanji") -> str:
     """date(2019, 5, 1) -> '令和元年5月1日' (kanji) or 'R1.5.1' (abbr)."""
     era = era_of(d)

@@ -1,0 +1,95 @@
+"""The web surface's security policy, in this one place.
+
+- Headers on every response: a Content-Security-Policy without inline script, no referrer, no
+  framing, no MIME sniffing, and no caching (every page may carry case data).
+- CSRF: every form carries a token derived (HMAC) from the workspace's web secret and the scope it
+  belongs to (a session, or an agency's link); a POST without the right token, or from another
+  origin, is refused with 403.
+- Rate limits: a sliding window per key (an address, a link), in memory, on the one clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import defaultdict, deque
+from pathlib import Path
+
+from fastapi import HTTPException, Request
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from engine.support import clock
+from engine.support.private_files import private_dir, write_private
+
+SECRET_FILE = "secret"  # WORKSPACE/web/secret: the key of CSRF tokens (0600)
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next):
+        response = await call_next(request)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def web_secret(workspace: Path) -> bytes:
+    """The workspace's web secret: made on first use, kept 0600 in WORKSPACE/web/."""
+    folder = Path(workspace) / "web"
+    private_dir(folder)
+    path = folder / SECRET_FILE
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise RuntimeError(f"{path} is not a plain file; remove it")
+    if not path.exists() or len(path.read_text(encoding="ascii", errors="replace").strip()) < 43:
+        write_private(path, secrets.token_urlsafe(32) + "\n")
+    return path.read_text(encoding="ascii").strip().encode()
+
+
+def csrf_token(secret: bytes, scope: str) -> str:
+    """The CSRF token of forms in `scope` (e.g. "session:<id hash>" or "link:<token hash>")."""
+    return hmac.new(secret, f"csrf:{scope}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, secret: bytes, scope: str, given: str | None) -> None:
+    """403 unless `given` is the token of `scope` and the request comes from our own origin."""
+    origin = request.headers.get("origin")
+    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise HTTPException(status_code=403, detail="別のサイトからの送信は受け付けません。")
+    if not given or not hmac.compare_digest(given, csrf_token(secret, scope)):
+        raise HTTPException(
+            status_code=403, detail="フォームの有効期限が切れたか、不正な送信です。ページを開き直してください。"
+        )
+
+
+class RateLimiter:
+    """At most `limit` hits per `window` seconds for each key (in memory, per process)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self.hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str) -> bool:
+        now = clock.monotonic()
+        seen = self.hits[key]
+        while seen and seen[0] <= now - self.window:
+            seen.popleft()
+        if len(seen) >= self.limit:
+            return False
+        seen.append(now)
+        return True
+
+    def check(self, key: str) -> None:
+        """429 when `key` went over its limit."""
+        if not self.allow(key):
+            raise HTTPException(status_code=429, detail="アクセスが集中しています。しばらくしてからお試しください。")
