@@ -319,3 +319,17 @@ def test_corpus_is_complete_and_big_enough():
         assert e["exit"] in (0, 1, 2) and (e["expect"] or e["exit"] == 0), e["id"]
         if e.get("kind") == "csv":
             assert set(e["survive"]) == {"households", "persons", "records"}, e["id"]
+
+
+def test_reliability_page_counts_the_corpus_as_it_is():
+    """docs/reliability.md states the corpus's size per kind: kept true here."""
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    found = re.search(
+        r"(\d+) bad inputs \((\d+) CSV files, (\d+) rule files, (\d+) config files, (\d+) outcome files, "
+        r"(\d+) CLI argument vectors",
+        text,
+    )
+    assert found, "docs/reliability.md: the hostile-input line is missing"
+    kinds = collections.Counter(e["kind"] for e in MANIFEST)
+    told = [int(n) for n in found.groups()]
+    assert told == [len(MANIFEST) + len(CLI), kinds["csv"], kinds["rules"], kinds["config"], kinds["outcome"], len(CLI)]
