@@ -35,6 +35,9 @@ EVENT_LABELS = {
     "checkpoints_cancelled": "確認の予定の取り消し",
     "backdated": "遅れた記録（日付を遡って記録）",
     "corrected": "記録の訂正",
+    "answered_via_link": "機関がメールのリンクから回答",
+    "attendance": "会議の出欠の回答",
+    "note": "メモ",
 }
 CORRECTABLE_EVENTS = ("contact", "action_done")  # engine/casework/correction.py: shown with their number
 

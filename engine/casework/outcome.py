@@ -31,8 +31,17 @@ from engine.store.db import write_transaction
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.errors import EngineError
+from engine.support.yamlfile import YamlFile
 
-__all__ = ["OutcomeInvalid", "OutcomeRefused", "OutcomeResult", "check_outcome", "read_outcome", "record_outcome"]
+__all__ = [
+    "OutcomeInvalid",
+    "OutcomeRefused",
+    "OutcomeResult",
+    "apply_outcome",
+    "check_outcome",
+    "read_outcome",
+    "record_outcome",
+]
 
 
 class OutcomeRefused(EngineError):
@@ -83,6 +92,24 @@ def record_outcome(
     """Validate the outcome file and apply the decision, in one transaction, which reads the case
     under the write lock (an answer or the sweep may be changing it at the same time)."""
     doc, outcome = read_outcome(path)
+    return apply_outcome(conn, rules, config, meeting_id, case_id, doc, outcome, on, actor, dating=dating)
+
+
+def apply_outcome(
+    conn: sqlite3.Connection,
+    rules: RuleSet,
+    config: Config,
+    meeting_id: str,
+    case_id: str,
+    doc: YamlFile,
+    outcome: Outcome,
+    on: date,
+    actor: str,
+    *,
+    dating: Dating = AS_GIVEN,
+) -> OutcomeResult:
+    """The decision read from a file (record_outcome) or the console's form (engine/web/console/outcome.py),
+    checked (check_outcome, the date policy) and applied in one write transaction."""
     with write_transaction(conn):
         return _apply(conn, rules, config, meeting_id, case_id, doc, outcome, on, actor, dating)
 

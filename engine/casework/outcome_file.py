@@ -52,6 +52,15 @@ DECISIONS_JA = {
 }
 
 
+DECISION_LABELS = {  # what the console's form offers
+    "plan": "支援方針・役割分担",
+    "close": "終結（主担当機関へ引継ぎ）",
+    "suspend": "中断",
+    "continue": "継続審議",
+}
+CONSENT_LABELS = {"obtained": "取得済", "pending": "未取得", "refused": "拒否"}  # 本人同意
+
+
 def _decision(v):
     return DECISIONS_JA.get(v.strip(), v) if isinstance(v, str) else v
 
@@ -189,11 +198,20 @@ def read_outcome(path: Path) -> tuple[YamlFile, Outcome]:
                 )
             ]
         )
-    outcome = validate(doc, Outcome, problems) if doc else None
+    if doc is None:  # unreadable: read_yaml said why
+        raise OutcomeInvalid(problems)
+    return doc, outcome_of(doc, problems)
+
+
+def outcome_of(doc: YamlFile, problems: list[RuleProblem] | None = None) -> Outcome:
+    """The outcome in `doc` (a file read, or the console's form as a YamlFile): the model and the
+    fields each decision needs; OutcomeInvalid with every problem (and those given) otherwise."""
+    problems = list(problems or [])
+    outcome = validate(doc, Outcome, problems)
     if outcome is not None:
         problems += decision_problems(doc, outcome)
     if problems or outcome is None:
         raise OutcomeInvalid(
-            problems or [RuleProblem(file=str(path), line=1, message="the file is empty: write at least `decision:`")]
+            problems or [RuleProblem(file=doc.file, line=1, message="the file is empty: write at least `decision:`")]
         )
-    return doc, outcome
+    return outcome

@@ -12,7 +12,6 @@ from engine.cli.options import CONFIG, DATE, DAY, JSON, RULES, WORKSPACE, Inputs
 
 commands = typer.Typer()
 
-CONSENT_LABELS = {"obtained": "取得済", "pending": "未取得", "refused": "拒否"}
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "superseded")
 
 
@@ -32,6 +31,7 @@ def cases_(
     Example: engine cases --status lead_pending
     """
     from engine.casework.listing import cases
+    from engine.casework.outcome_file import CONSENT_LABELS
     from engine.store.lifecycle import STATE_LABELS
 
     if status and status not in STATE_LABELS:

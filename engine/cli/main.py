@@ -21,6 +21,7 @@ for group in (data, cycle, casework, listing, operations, web):
     app.registered_commands += group.commands.registered_commands
 app.add_typer(operations.rules_app, name="rules")
 app.add_typer(operations.config_app, name="config")
+app.add_typer(web.users_app, name="users")
 guard_all(app)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -143,7 +143,9 @@ def chain_all(conn: sqlite3.Connection) -> None:
 
 def verify(conn: sqlite3.Connection) -> tuple[list[str], int, str | None]:
     """(one line per problem, rows checked, the chain's head)."""
-    problems = [f"trigger {name} protecting audit_log is {how} at this moment" for name, how in guard_problems(conn).items()]
+    problems = [
+        f"trigger {name} protecting audit_log is {how} at this moment" for name, how in guard_problems(conn).items()
+    ]
     last_seq, previous, rows = 0, None, 0
     for *row, chain in conn.execute(f"SELECT {', '.join(COLUMNS)}, chain FROM audit_log ORDER BY seq"):
         rows += 1

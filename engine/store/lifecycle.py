@@ -18,6 +18,9 @@ from __future__ import annotations
 import getpass
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 
 from engine.store import audit_chain
@@ -68,7 +71,16 @@ class CaseNotFound(EngineError):
 
 
 # the actors the engine writes itself (tests/casework/test_chronology.py greps the Log(...) calls for them)
-SYSTEM_ACTORS = frozenset({"nightly", "sweep", "dispatch", audit_chain.ENGINE_ACTOR})
+# "web": the console's own entries (a failed login under a name that is no account)
+SYSTEM_ACTORS = frozenset({"nightly", "sweep", "dispatch", "web", audit_chain.ENGINE_ACTOR})
+
+
+LINK_ACTOR = "(リンク)"  # an agency answering from the link in its e-mail: "AGENCY (リンク)"
+
+
+def link_actor(agency_id: str) -> str:
+    """The actor of an answer given through an e-mail's link (engine/links): reserved, never a --by."""
+    return f"{agency_id} {LINK_ACTOR}"
 
 
 class ActorRefused(EngineError):
@@ -79,19 +91,33 @@ class ActorRefused(EngineError):
 
 def person_actor(name: str) -> str:
     """A name a person records under (--by): not a system actor, nor the demo's simulated people
-    (`…(sim)`), printable, at most 64 characters."""
+    (`…(sim)`), nor an agency answering through a link (`… (リンク)`), printable, at most 64 characters."""
     import unicodedata
 
     text = name.strip()
     folded = unicodedata.normalize("NFKC", text).casefold().replace(" ", "")
     if not text or any(unicodedata.category(c).startswith("C") for c in text) or len(text) > 64:
         raise ActorRefused("--by: give a name of at most 64 printable characters (kept in the audit log)")
-    if folded in SYSTEM_ACTORS or folded.endswith("(sim)"):
+    if folded in SYSTEM_ACTORS or folded.endswith("(sim)") or folded.endswith(LINK_ACTOR):
         raise ActorRefused(
             f"--by {text}: '{text}' is reserved for the engine's own entries "
-            f"({', '.join(sorted(SYSTEM_ACTORS))}, …(sim)); give your own name"
+            f"({', '.join(sorted(SYSTEM_ACTORS))}, …(sim), …{LINK_ACTOR}); give your own name"
         )
     return text
+
+
+_VIA: ContextVar[str | None] = ContextVar("engine_via", default=None)
+
+
+@contextmanager
+def acting_via(via: str) -> Iterator[None]:
+    """Every audit entry written inside (in this thread) carries {"via": via} in its detail: how
+    the actor acted ("console" for a logged-in coordinator). No CLI command sets it."""
+    token = _VIA.set(via)
+    try:
+        yield
+    finally:
+        _VIA.reset(token)
 
 
 def default_actor() -> str:
@@ -143,6 +169,8 @@ class Log:
         to_status: str | None = None,
         **detail,
     ) -> None:
+        if (via := _VIA.get()) is not None:
+            detail.setdefault("via", via)
         if case_id and household_id is None:
             row = self.conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
             household_id = row[0] if row else None

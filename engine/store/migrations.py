@@ -78,6 +78,56 @@ def _audit_chain(db: Database) -> None:
         db.execute(audit_chain.GUARDS["audit_log_no_update"])
 
 
+def _users_and_sessions(db: Database) -> None:
+    """The console's accounts (engine/accounts): users with a role, an argon2 hash and the lock-out
+    count, and sessions kept by the sha256 of their id."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, failed_logins INTEGER NOT NULL DEFAULT 0, locked_until TEXT, last_login_at TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, user_name TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, last_seen_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_name)")
+
+
+ANSWER_LINKS = """
+CREATE TABLE IF NOT EXISTS answer_links (     -- one per question per e-mail sent (engine/links): the token itself is never stored
+    link_id     INTEGER PRIMARY KEY,
+    token_hash  TEXT NOT NULL UNIQUE,        -- sha256 of the token (hex)
+    kind        TEXT NOT NULL,               -- lead_request | action | checkpoint | attendance
+    ref         TEXT NOT NULL,               -- request_id | action_id | checkpoint_id | meeting_id
+    agency_id   TEXT NOT NULL,               -- the only agency the link answers for
+    case_id     TEXT,
+    message_key TEXT NOT NULL,               -- the e-mail that carried it
+    minted_at   TEXT NOT NULL,
+    expires_on  TEXT NOT NULL,               -- the answer's due date plus web.link_grace_days business days
+    revoked_at  TEXT,
+    revoked_why TEXT,
+    used_at     TEXT,                        -- answered through this link (once)
+    answer      TEXT,
+    note        TEXT
+);
+CREATE INDEX IF NOT EXISTS answer_links_question ON answer_links(kind, ref, agency_id);
+CREATE TABLE IF NOT EXISTS attendance (      -- 出欠: an agency's answer for a meeting
+    meeting_id  TEXT NOT NULL,
+    agency_id   TEXT NOT NULL,
+    answer      TEXT NOT NULL,               -- attend | absent
+    answered_on TEXT NOT NULL,
+    note        TEXT,
+    PRIMARY KEY (meeting_id, agency_id)
+);
+"""
+
+
+def _answer_links(db: Database) -> None:
+    """answer_links (the hashes of the links in e-mails) and attendance (出欠)."""
+    for statement in ANSWER_LINKS.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 MIGRATIONS: tuple[Step, ...] = (
     Step(1, "the workspace tables (households … contacts), their indexes and triggers", _baseline),
     Step(
@@ -86,6 +136,8 @@ MIGRATIONS: tuple[Step, ...] = (
         _case_lifecycle,
     ),
     Step(3, "audit_log.chain: each entry's hash chained to the one before; existing entries chained", _audit_chain),
+    Step(4, "users and sessions: the console's accounts and server-side sessions", _users_and_sessions),
+    Step(5, "answer links: answer_links (token hashes only), attendance", _answer_links),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -18,3 +18,20 @@ def app(workspace, conn):
 def client(app):
     with TestClient(app, base_url="http://127.0.0.1:8300") as c:
         yield c
+
+
+@pytest.fixture
+def coordinator(conn):
+    """A coordinator's account (tests.helpers.console: NAME, PASSWORD)."""
+    from tests.helpers.console import add_coordinator
+
+    return add_coordinator(conn)
+
+
+@pytest.fixture
+def console(client, coordinator):
+    """The client, logged in as the coordinator."""
+    from tests.helpers.console import login
+
+    assert login(client).status_code == 303
+    return client

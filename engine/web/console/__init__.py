@@ -1,0 +1,12 @@
+"""The coordinator's console: login (login.py), Today (today.py), the cases and a case (cases.py).
+Every page but the login needs a session (engine/web/session.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from engine.web.console import cases, corrections, login, meetings, outcome, today
+
+router = APIRouter()
+for part in (login, today, cases, meetings, outcome, corrections):
+    router.include_router(part.router)
