@@ -26,7 +26,7 @@ from engine.conference.convene import Convener, served_silos
 from engine.conference.lead import propose_lead
 from engine.config import Config
 from engine.outbox.keys import MessageKey
-from engine.papers.notices import Notice, queue_notice
+from engine.papers.notices import Notice, answer_by_link, queue_notice
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
@@ -105,7 +105,7 @@ def request_lead(
                 f"{told or why}、貴機関に事案 {case_id} の{what}をお願いすることになりました。",
                 f"回答期限: {due}（期限までに回答がない場合はコーディネーターから連絡します）",
             ],
-            answer=f"受諾・辞退をコーディネーターにお知らせください（記録: engine accept {case_id} / engine decline {case_id} --reason 理由）",
+            answer=answer_by_link("受諾、または辞退（理由を添えて）を選べます。"),
         ),
     )
     return request_id

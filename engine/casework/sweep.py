@@ -25,7 +25,7 @@ from engine.casework.steps import cancel_checkpoints, owed_outcomes
 from engine.conference.convene import Convener
 from engine.config import Config
 from engine.outbox.keys import MessageKey
-from engine.papers.notices import COORDINATOR, Notice, queue_notice
+from engine.papers.notices import COORDINATOR, Notice, answer_by_link, queue_notice
 from engine.policy.dv import household_locked
 from engine.rules.model import RuleSet
 from engine.store.chronology import check_run
@@ -95,7 +95,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                         f"期日: {due}"
                         + ("（期限を過ぎています。コーディネーターにも通知しました）" if overdue else ""),
                     ],
-                    answer=f"完了したらコーディネーターにお知らせください（記録: engine done {action_id}）",
+                    answer=answer_by_link("完了したら、このリンクから完了をお知らせください（メモを添えられます）。"),
                 ),
             )
             if overdue:
@@ -182,10 +182,10 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                         title=CHECKPOINT_LABELS[kind],
                         lines=[
                             f"事案 {case_id} の{CHECKPOINT_LABELS[kind]}の時期（{due}）です。世帯の様子をお知らせください。",
-                            "安定（stable）・懸念あり（concern）・連絡が取れない（lost_contact）のいずれかでご回答ください。懸念・連絡不能の場合は会議で再検討します（もどし）。",
+                            "安定・懸念あり・連絡が取れないのいずれかでご回答ください。懸念・連絡不能の場合は会議で再検討します（もどし）。",
                             f"回答期限: {answer_due}",
                         ],
-                        answer=f"コーディネーターにお知らせください（記録: engine watch {case_id} --result stable|concern|lost_contact）",
+                        answer=answer_by_link("安定・懸念あり・連絡が取れないから選び、様子をメモに添えてください。"),
                     ),
                 )
                 result.checkpoints_asked += 1

@@ -22,6 +22,7 @@ from engine.config.models import (
     Routing,
     Slot,
     Smtp,
+    Web,
     lead_matches,
     parse_closed_day,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Routing",
     "Slot",
     "Smtp",
+    "Web",
     "lead_matches",
     "load_config",
     "parse_closed_day",

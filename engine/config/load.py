@@ -10,6 +10,8 @@ every problem names file, line and field, with a suggestion, and nothing runs un
 - mail.yaml        transport: file (outbox folder) or smtp
 - lifecycle.yaml   after the conference: hand-shake, reminders, evaluation, post-closure watch
                    (optional: the defaults of models.Lifecycle apply when it is absent)
+- web.yaml         the address agencies reach `engine web` at, and the answer links' grace
+                   (optional: the defaults of models.Web apply when it is absent)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from engine.config.models import (
     Lifecycle,
     Mail,
     Strict,
+    Web,
     lead_matches,
 )
 from engine.rules.model import RuleSet
@@ -70,6 +73,10 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     lifecycle = validate(lifecycle_doc, Lifecycle, problems) if lifecycle_doc else Lifecycle()
     if lifecycle_doc:
         docs["lifecycle"] = lifecycle_doc
+    web_doc = read_yaml(config_dir / "web.yaml", problems) if (config_dir / "web.yaml").exists() else None
+    web = validate(web_doc, Web, problems) if web_doc else Web()
+    if web_doc:
+        docs["web"] = web_doc
     registry: dict[str, Agency] = {}
     if agencies:
         for i, a in enumerate(agencies.agencies):
@@ -101,6 +108,7 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
         lead_rules=lead.lead_rules,
         mail=mail,
         lifecycle=lifecycle,
+        web=web,
         templates_dir=templates if templates.is_dir() else None,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )

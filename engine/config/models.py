@@ -285,12 +285,50 @@ class Lifecycle(Strict):
         return v
 
 
+class Web(Strict):
+    """`engine web` as the agencies reach it (configs/web.yaml, optional). base_url starts every
+    answer link in the e-mails (BASE_URL/a/TOKEN): the address agencies open, i.e. the
+    municipality's reverse proxy with TLS, never plain http:// except on this machine."""
+
+    base_url: str = "http://127.0.0.1:8300"
+    link_grace_days: int = Field(default=7, ge=0, le=60)  # business days an answer link outlives its answer's due date
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        from engine.workflows.serve import is_loopback
+
+        try:
+            url = urlsplit(v.strip())
+            host = url.hostname
+        except ValueError:
+            host, url = None, None
+        if (
+            url is None
+            or url.scheme not in ("http", "https")
+            or not host
+            or url.query
+            or url.fragment
+            or "@" in url.netloc
+        ):
+            raise ValueError(f"'{v}' is not a web address like https://soudan.city.example.lg.jp")
+        if url.scheme == "http" and not is_loopback(host):
+            raise ValueError(
+                f"'{v}' is plain http:// to another machine: the answer links (and the agencies' answers) would cross "
+                "the network unencrypted; write the https:// address of the municipality's reverse proxy"
+            )
+        return v.strip().rstrip("/")
+
+
 class Config(BaseModel):
     agencies: dict[str, Agency]
     conference: Conference
     lead_rules: tuple[LeadRule, ...]
     mail: Mail
     lifecycle: Lifecycle = Lifecycle()
+    web: Web = Web()
     templates_dir: Path | None = None
     hash: str
 

@@ -76,6 +76,7 @@ def run_demo(
         text += [
             f"{days} 日間の模擬運用（{on + timedelta(days=1)}〜{end}、時計は模擬）: 会議の結果 {story.outcomes} 件（うち遅れ {story.outcomes_late}）、"
             f"受諾 {story.accepted}（遅れ {story.accepted_late}）・辞退 {story.declined}・無回答 {story.never_answered}、"
+            f"機関がメールのリンクから回答 {life['link_answers']} 件、"
             f"リマインダー送信 {life['reminders_sent']} 通、エスカレーション {life['escalations']} 件、見守り照会 {life['watch_checks']} 件、"
             f"もどし（再開・つなぎ直し）{life['reopened']} 件",
             "事案の状態: " + "、".join(f"{k} {v}" for k, v in life["states"].items()),
@@ -110,6 +111,7 @@ def run_demo(
             "escalations": life["escalations"],
             "reopened": life["reopened"],
             "watch_checks": life["watch_checks"],
+            "link_answers": life["link_answers"],
             "audit_violations": len(report.violations),
             "case_states": life["states"],
             "lifecycle": story.model_dump() if story else None,
@@ -132,5 +134,6 @@ def lifecycle_counts(conn) -> dict:
             "SELECT COUNT(*) FROM audit_log WHERE (event = 'transition' AND to_status = 'reopened') OR event = 'relinked'"
         ),
         "watch_checks": one("SELECT COUNT(*) FROM checkpoints WHERE kind = 'watch' AND asked_on IS NOT NULL"),
+        "link_answers": one("SELECT COUNT(*) FROM answer_links WHERE used_at IS NOT NULL"),
         "states": dict(conn.execute("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status").fetchall()),
     }

@@ -8,12 +8,19 @@ Every day, in the order of the real schedule:
   some closed households fall into arrears again (a relapse the nightly screen must catch).
 Behaviour is drawn from a random generator seeded per case, so a seed gives the same story.
 Everything goes through the same functions the CLI calls (outcome files are real YAML files).
+An agency answers from the link in the e-mail that asked it, read from the sent .eml file in the
+outbox folder as a real agency would (engine/links); without such an e-mail (a role done before
+its reminder, a request the members-only rule kept from going) it tells the coordinator, who
+records the answer with the CLI's functions.
 """
 
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 import random
+import re
 import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,6 +35,8 @@ from engine.casework.sweep import daily_sweep
 from engine.casework.watch import answer_checkpoint
 from engine.config import Config
 from engine.intake.importer import import_dir
+from engine.links import AnswerRefused, LinkNotFound, lookup
+from engine.links import answer as answer_by_link
 from engine.rules.model import RuleSet
 from engine.support import clock
 from engine.support.business_days import Calendar
@@ -59,6 +68,7 @@ class Story(BaseModel):
     actions_late: int = 0
     actions_never: int = 0
     watch_answers: int = 0
+    link_answers: int = 0  # of the answers above (accepted, declined, actions done, watch): through the e-mail's link
     contacts: int = 0
     relapse_households: int = 0
     reminders_queued: int = 0
@@ -155,20 +165,14 @@ class Simulation:
             when = self.cal.add(asked, r.randint(7, 9) if late else r.randint(1, 3))
             if on < when:
                 continue
+            reason = "担当件数が上限に達しているため"
             if 0.05 <= x < 0.15:
-                decline(
-                    self.conn,
-                    self.rules,
-                    self.config,
-                    case_id,
-                    "担当件数が上限に達しているため",
-                    on,
-                    f"{agency}(sim)",
-                    agency,
-                )
+                if not self.by_link(on, [f"lead_request:{request_id}"], "decline", reason):
+                    decline(self.conn, self.rules, self.config, case_id, reason, on, f"{agency}(sim)", agency)
                 self.story.declined += 1
             else:
-                accept(self.conn, self.config, case_id, on, f"{agency}(sim)", agency)
+                if not self.by_link(on, [f"lead_request:{request_id}"], "accept"):
+                    accept(self.conn, self.config, case_id, on, f"{agency}(sim)", agency)
                 self.story.accepted += 1
                 self.story.accepted_late += late
         for action_id, due_on in self.conn.execute(
@@ -182,7 +186,11 @@ class Simulation:
                 continue
             when = due + timedelta(days=r.randint(2, 10)) if x > 0.78 else due - timedelta(days=r.randint(0, 5))
             if on >= when:
-                action_done(self.conn, self.config, action_id, on, "agency(sim)")
+                reminders = [
+                    f"reminder:{action_id}:{stage}{lock}" for stage in ("overdue", "due") for lock in (":locked", "")
+                ]
+                if not self.by_link(on, reminders, "done"):
+                    action_done(self.conn, self.config, action_id, on, "agency(sim)")
                 self.story.actions_done += 1
                 self.story.actions_late += on > due
         for checkpoint_id, case_id, asked_on in self.conn.execute(
@@ -195,7 +203,9 @@ class Simulation:
             if on < self.cal.add(date.fromisoformat(asked_on), r.randint(1, 3)):
                 continue
             result = "stable" if x < 0.75 else ("concern" if x < 0.93 else "lost_contact")
-            answer_checkpoint(self.conn, self.rules, self.config, case_id, result, on, "agency(sim)")
+            note = {"concern": "本人の体調が悪化し、家計の管理が難しくなっている"}.get(result)
+            if not self.by_link(on, [f"checkpoint:{checkpoint_id}"], result, note):
+                answer_checkpoint(self.conn, self.rules, self.config, case_id, result, on, "agency(sim)")
             self.story.watch_answers += 1
         # leads that keep in touch with a closed household log a contact about once a month
         for case_id, lead, closed_on in self.conn.execute(
@@ -209,6 +219,29 @@ class Simulation:
             ):
                 record_contact(self.conn, self.config, case_id, lead, on, f"{lead}(sim)")
                 self.story.contacts += 1
+
+    def by_link(self, on: date, keys: list[str], choice: str, note: str | None = None) -> bool:
+        """Answer from the link of the latest of these e-mails the agency received (its .eml file in the
+        outbox folder); False when it received none that can still be answered."""
+        link = re.compile(re.escape(self.config.web.base_url) + r"/a/([A-Za-z0-9_-]{43})")
+        for key in keys:
+            path = self.workspace / "outbox" / (key.replace(":", "_") + ".eml")
+            if not path.exists():
+                continue
+            text = email.message_from_bytes(path.read_bytes(), policy=email.policy.default).get_body(("plain",))
+            found = link.search(text.get_content()) if text else None
+            try:
+                if found is None or lookup(self.conn, self.config, found[1], on).state != "open":
+                    continue
+            except LinkNotFound:
+                continue
+            try:
+                answer_by_link(self.conn, self.config, self.rules, found[1], choice, note, on)
+            except AnswerRefused:  # e.g. an earlier checkpoint of the case is open: the coordinator is told
+                return False
+            self.story.link_answers += 1
+            return True
+        return False
 
     def relapse(self, on: date) -> None:
         self.story.relapse_households = relapse(self.conn, self.workspace, on)

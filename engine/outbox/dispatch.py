@@ -187,7 +187,10 @@ def send_pending(
             if not claimed:
                 continue  # superseded or sent meanwhile
             try:
-                message = build_message(config, key, subject, json.loads(parts), agency.email)
+                # the answer link is minted now and goes only into the message (engine/links/tokens.py)
+                message = build_message(
+                    config, key, subject, _with_links(conn, config, parsed, agency_id, parts, now), agency.email
+                )
             except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
                 _mark(
                     conn,
@@ -238,6 +241,14 @@ def send_pending(
             _release_lock(conn, token)
             conn.execute("PRAGMA synchronous=NORMAL")
     return result
+
+
+def _with_links(
+    conn: sqlite3.Connection, config: Config, key: MessageKey, agency_id: str, parts: str, now: datetime
+) -> dict:
+    from engine.links.tokens import fill_links  # engine.links answers through casework, which queues through the outbox
+
+    return fill_links(conn, config, key, agency_id, json.loads(parts), now)
 
 
 def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int, int]:

@@ -12,6 +12,17 @@ from engine.outbox.queue import queue
 from engine.papers.agenda import environment
 
 COORDINATOR = "coordinator"  # the recipient id of the 多機関協働事業者 (mail address in lifecycle.yaml)
+# where the answer link goes: the queued copy keeps this mark, the e-mail gets BASE_URL/a/TOKEN when it
+# is sent (engine/links/tokens.py), so that the token is never stored
+ANSWER_LINK = "[[回答用リンク]]"
+
+
+def answer_by_link(what: str) -> str:
+    """A notice's `answer`: the link, and the telephone for those who prefer it."""
+    return (
+        f"次のリンクから回答してください（ログイン不要）。{what}\n{ANSWER_LINK}\n"
+        "このリンクは貴機関専用です。転送しないでください。お電話でコーディネーターにお伝えいただくこともできます。"
+    )
 
 
 class Notice(BaseModel):

@@ -10,6 +10,7 @@ import email.policy
 from engine.casework.handshake import accept, action_done, record_contact
 from engine.casework.sweep import daily_sweep
 from engine.outbox import FileTransport, send_pending
+from engine.papers.notices import ANSWER_LINK
 from engine.workflows.cycle import nightly_cycle
 from tests.helpers.casework import (
     LEAD,
@@ -225,7 +226,7 @@ def test_the_sweep_asks_the_lead_on_the_checkpoint_day(conn, workspace, rules, c
     assert (asked[0]["status"], asked[0]["asked_on"], asked[0]["answer_due"]) == ("asked", "2027-03-23", "2027-03-30")
     assert [c["status"] for c in asked[1:]] == ["pending", "pending"]
     assert outbox(conn, "checkpoint") == [(f"checkpoint:{first['checkpoint_id']}", LEAD)]
-    assert "engine watch" in text_of(conn, f"checkpoint:{first['checkpoint_id']}")
+    assert ANSWER_LINK in text_of(conn, f"checkpoint:{first['checkpoint_id']}")  # the link goes in when it is sent
     assert (
         daily_sweep(conn, rules, cfg, d("2027-03-24")).checkpoints_asked == 0 and len(outbox(conn, "checkpoint")) == 1
     )

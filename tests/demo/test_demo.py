@@ -38,7 +38,7 @@ def test_demo_simulated_span_ends_with_a_clean_audit(tmp_path):
     ws = tmp_path / "ws"
     out = demo(ws, days=120)
     assert out["simulated_until"] == "2027-03-27"
-    for key in ("reminders_sent", "escalations", "reopened", "watch_checks"):
+    for key in ("reminders_sent", "escalations", "reopened", "watch_checks", "link_answers"):
         assert out[key] > 0, key
     assert out["audit_violations"] == 0
     life = out["lifecycle"]
@@ -54,6 +54,14 @@ def test_demo_simulated_span_ends_with_a_clean_audit(tmp_path):
         == db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'reminder' AND status = 'sent'").fetchone()[0]
     )
     assert db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'digest'").fetchone()[0] > 60  # one per business day
+    # the agencies answered through the links in their e-mails: the audit log says so
+    assert (
+        out["link_answers"]
+        == out["lifecycle"]["link_answers"]
+        == db.execute(
+            "SELECT COUNT(*) FROM audit_log WHERE event = 'answered_via_link' AND actor LIKE '% (リンク)'"
+        ).fetchone()[0]
+    )
     audit = runner.invoke(app, ["audit", "--workspace", str(ws), "--rules", RULES, "--date", "2027-03-27", "--json"])
     assert audit.exit_code == 0 and json.loads(audit.output)["violations"] == []
     # `engine cases` agrees with the clean audit: every open case shows a dated next step

@@ -1,0 +1,178 @@
+"""An agency answers from the link in its e-mail: the link is used once, in one write transaction
+that re-checks the question is still open, and the answer goes through the same plain functions
+as the coordinator's CLI (accept, decline, action_done, answer_checkpoint), under the reserved
+actor "AGENCY (リンク)" (engine.store.lifecycle.link_actor) and an `answered_via_link` entry, so
+that the audit log says which agency answered, and that it was through a link.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import unicodedata
+from datetime import date
+
+from engine.casework.handshake import accept, action_done, decline
+from engine.casework.notes import NoteRefused, check_note
+from engine.casework.watch import answer_checkpoint
+from engine.config import Config
+from engine.links.questions import ANSWER_LABELS, TITLES, Question, question, resolve
+from engine.rules.model import RuleSet
+from engine.store.db import write_transaction
+from engine.store.lifecycle import Log, acting_via, link_actor
+from engine.support import clock
+from engine.support.errors import EngineError
+
+NOTE_MAX = 1000  # an attendance note (no case); a note on a case is checked by engine/casework/notes.py
+
+
+class LinkUsed(EngineError):
+    def __init__(self, answered_at: str | None):
+        self.answered_at = answered_at
+        super().__init__(
+            f"この質問には回答済みです（{answered_at or '日時不明'}）。変更はコーディネーターにご連絡ください。"
+        )
+
+
+class LinkExpired(EngineError):
+    def __init__(self, expires_on: str):
+        self.expires_on = expires_on
+        super().__init__(f"このリンクの有効期限（{expires_on}）が過ぎています。コーディネーターにご連絡ください。")
+
+
+class LinkRevoked(EngineError):
+    def __init__(self):
+        super().__init__(
+            "このご依頼は取り下げられたか、新しいメールで送り直されています。"
+            "最新のメールのリンクをお使いいただくか、コーディネーターにご連絡ください。"
+        )
+
+
+class AnswerRefused(EngineError):
+    """The answer cannot be recorded as given (a reason missing, personal data in the note, …)."""
+
+
+def _answered_at(on: date) -> str:
+    """When the link was used: the time in Japan, or only the day when it is not today (the demo's days)."""
+    now = clock.local_now()
+    return now.isoformat(timespec="seconds") if now.date() == on else on.isoformat()
+
+
+def _clean_note(note: str | None) -> str | None:
+    text = (note or "").strip()
+    if not text:
+        return None
+    if len(text) > NOTE_MAX:
+        raise AnswerRefused(f"メモは{NOTE_MAX}文字以内でお書きください（{len(text)}文字あります）。")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text.replace("\r\n", "\n")):
+        raise AnswerRefused("メモに使えない制御文字が含まれています。文字だけでお書きください。")
+    return text.replace("\r\n", "\n")
+
+
+def record_attendance(
+    conn: sqlite3.Connection,
+    config: Config,
+    meeting_id: str,
+    agency_id: str,
+    choice: str,
+    note: str | None,
+    on: date,
+    actor: str,
+) -> None:
+    """An agency's 出欠 for a meeting (the latest answer counts), in the audit log."""
+    with write_transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO attendance VALUES (?,?,?,?,?)",
+            (meeting_id, agency_id, choice, on.isoformat(), note),
+        )
+        name = config.agencies[agency_id].name if agency_id in config.agencies else agency_id
+        Log(conn, on, actor, config_hash=config.hash).event(
+            "attendance",
+            meeting_id=meeting_id,
+            reason=f"{name}が会議 {meeting_id} に{ANSWER_LABELS['attendance'][choice]}と回答",
+            agency=agency_id,
+            answer=choice,
+        )
+
+
+def answer(
+    conn: sqlite3.Connection, config: Config, rules: RuleSet, token: str, choice: str, note: str | None, on: date
+) -> Question:
+    """Record the agency's answer through its link, once. Raises LinkNotFound, LinkUsed,
+    LinkExpired, LinkRevoked or AnswerRefused; nothing is recorded then."""
+    note = _clean_note(note)
+    with write_transaction(conn):  # the link and its question are read under the write lock
+        row, q = resolve(conn, token)
+        shown = question(conn, config, q, on, row)
+        if shown.state == "answered":
+            raise LinkUsed(shown.answered_at)
+        if shown.state == "revoked":
+            raise LinkRevoked()
+        if shown.state == "expired":
+            raise LinkExpired(row["expires_on"])
+        picked = next((c for c in shown.choices if c.value == choice), None)
+        if picked is None:
+            raise AnswerRefused("回答を選んでください（" + "・".join(c.label for c in shown.choices) + "）。")
+        if picked.needs_reason and not note:
+            raise AnswerRefused(f"「{picked.label}」の場合は、理由をメモにお書きください。")
+        if note and not picked.allows_note:
+            note = None
+        if note and q.case_id:
+            try:  # the one guard of free text on a case (personal data of the household, length)
+                note = check_note(conn, q.case_id, note)
+            except NoteRefused as err:
+                raise AnswerRefused(str(err)) from None
+        actor = link_actor(q.agency_id)
+        try:
+            with acting_via("link"):
+                _apply(conn, config, rules, q, choice, note, on, actor)
+        except EngineError as err:
+            raise AnswerRefused(
+                "この回答は記録できませんでした（事案の状況が変わった可能性があります）。コーディネーターにご連絡ください。"
+            ) from err
+        used = conn.execute(
+            "UPDATE answer_links SET used_at = ?, answer = ?, note = ? WHERE link_id = ? AND used_at IS NULL",
+            (_answered_at(on), choice, note, row["link_id"]),
+        ).rowcount
+        if not used:  # cannot happen under the write lock; never record an answer twice
+            raise LinkUsed(None)
+        name = config.agencies[q.agency_id].name if q.agency_id in config.agencies else q.agency_id
+        Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash).event(  # via: link
+            "answered_via_link",
+            case_id=q.case_id,
+            meeting_id=q.meeting_id,
+            reason=f"{name}がメールのリンクから回答（{TITLES[q.kind]}）: {ANSWER_LABELS[q.kind][choice]}"
+            + (f"（メモ: {note}）" if note else ""),
+            via="link",
+            agency=q.agency_id,
+            kind=q.kind,
+            ref=q.ref,
+            link_id=row["link_id"],
+        )
+        row, q = resolve(conn, token)
+        return question(conn, config, q, on, row)
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    config: Config,
+    rules: RuleSet,
+    q,
+    choice: str,
+    note: str | None,
+    on: date,
+    actor: str,
+) -> None:
+    """The answer through the plain function the CLI calls for it."""
+    if q.kind == "lead_request":
+        if choice == "accept":
+            accept(conn, config, q.case_id, on, actor, q.agency_id)
+        else:
+            decline(conn, rules, config, q.case_id, note or "", on, actor, q.agency_id)
+    elif q.kind == "action":
+        action_done(conn, config, int(q.ref), on, actor)
+    elif q.kind == "checkpoint":
+        done = answer_checkpoint(conn, rules, config, q.case_id, choice, on, actor, q.agency_id)
+        if done.checkpoint_id != int(q.ref):  # an earlier checkpoint of the case is still open: that one first
+            raise AnswerRefused("この事案には先に回答が必要な確認があります。コーディネーターにご連絡ください。")
+    else:
+        record_attendance(conn, config, q.ref, q.agency_id, choice, note, on, actor)

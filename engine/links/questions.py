@@ -1,0 +1,238 @@
+"""What an answer link asks, as the agency's page shows it: the question, its state and its choices.
+
+The state is read from the engine's own tables every time (a request withdrawn, an action
+cancelled by a new plan, a checkpoint cancelled by a closure: the link is revoked; answered by
+telephone through the CLI: answered), so a link never outlives its question. What the page may
+show (`facts`) is no more than the e-mail said, and for a DV-locked case nothing but the case id.
+Reading a question changes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel
+
+from engine.casework.watch import RESULT_LABELS
+from engine.config import Config
+from engine.links.tokens import TOKEN, Asked, asked, token_hash
+from engine.policy.dv import case_locked
+from engine.store.lifecycle import CHECKPOINT_LABELS
+from engine.support.dates import wareki_with_weekday
+from engine.support.errors import EngineError
+
+Kind = Literal["lead_request", "action", "checkpoint", "attendance"]
+State = Literal["open", "answered", "expired", "revoked"]
+ATTENDANCE_LABELS = {"attend": "出席", "absent": "欠席"}
+ANSWER_LABELS = {
+    "lead_request": {"accept": "受諾", "decline": "辞退"},
+    "action": {"done": "完了"},
+    "checkpoint": RESULT_LABELS,
+    "attendance": ATTENDANCE_LABELS,
+}
+TITLES = {
+    "lead_request": "主担当機関の受諾のお願い",
+    "action": "役割分担の完了のご報告",
+    "checkpoint": "世帯の様子のご報告",
+    "attendance": "会議の出欠のご回答",
+}
+
+
+class LinkNotFound(EngineError):
+    """No such link (unknown or altered)."""
+
+    def __init__(self, message: str = "このリンクは無効です。メールのリンクを省略せずに開いてください。"):
+        super().__init__(message)
+
+
+class Choice(BaseModel):
+    value: str
+    label: str  # Japanese
+    needs_reason: bool = False  # a note is required with this choice
+    allows_note: bool = False
+
+
+class Question(BaseModel):
+    kind: Kind
+    agency_id: str
+    agency_name: str
+    case_id: str | None = None
+    meeting_id: str | None = None
+    action_id: int | None = None
+    due_on: date | None = None
+    state: State
+    answered_at: str | None = None  # YYYY-MM-DD HH:MM (Japan) through a link, YYYY-MM-DD otherwise
+    answer_label: str | None = None
+    choices: list[Choice]
+    facts: list[str]
+    scope: str  # the CSRF scope of the answer form
+
+
+CHOICES: dict[str, list[Choice]] = {
+    "lead_request": [
+        Choice(value="accept", label="受諾する"),
+        Choice(value="decline", label="辞退する", needs_reason=True, allows_note=True),
+    ],
+    "action": [Choice(value="done", label="完了した", allows_note=True)],
+    "checkpoint": [
+        Choice(value="stable", label=RESULT_LABELS["stable"], allows_note=True),
+        Choice(value="concern", label=RESULT_LABELS["concern"], needs_reason=True, allows_note=True),
+        Choice(value="lost_contact", label=RESULT_LABELS["lost_contact"], allows_note=True),
+    ],
+    "attendance": [
+        Choice(value="attend", label=ATTENDANCE_LABELS["attend"], allows_note=True),
+        Choice(value="absent", label=ATTENDANCE_LABELS["absent"], allows_note=True),
+    ],
+}
+
+
+def link_row(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
+    """The stored link of a token (by its hash); LinkNotFound for anything else."""
+    if not isinstance(token, str) or not TOKEN.fullmatch(token):
+        raise LinkNotFound()
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    row = cur.execute("SELECT * FROM answer_links WHERE token_hash = ?", (token_hash(token),)).fetchone()
+    if row is None:
+        raise LinkNotFound()
+    return row
+
+
+def _when(stamp: str | None) -> str | None:
+    """An answer's time as the page shows it: YYYY-MM-DD HH:MM in Japan (the link's), or the day."""
+    return stamp.replace("T", " ")[:16] if stamp else None
+
+
+def underlying(conn: sqlite3.Connection, q: Asked) -> tuple[str, str | None, str | None]:
+    """(state of the question itself: open | answered | revoked, when answered, the answer)."""
+    if q.kind == "attendance":
+        row = conn.execute(
+            "SELECT answer, answered_on FROM attendance WHERE meeting_id = ? AND agency_id = ?", (q.ref, q.agency_id)
+        ).fetchone()
+        return ("answered", row[1], row[0]) if row else ("open", None, None)
+    table, column, answer, open_status = {
+        "lead_request": ("lead_requests", "request_id", "status", "pending"),
+        "action": ("case_actions", "action_id", "status", "open"),
+        "checkpoint": ("checkpoints", "checkpoint_id", "result", "asked"),
+    }[q.kind]
+    when = "answered_on" if q.kind == "lead_request" else "done_on"
+    status, on, value = conn.execute(
+        f"SELECT status, {when}, {answer} FROM {table} WHERE {column} = ?", (int(q.ref),)
+    ).fetchone()
+    if status == open_status:
+        return "open", None, None
+    if status in ("cancelled", "pending"):  # withdrawn or replaced; a checkpoint not asked (any more)
+        return "revoked", None, None
+    return "answered", on, value
+
+
+def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date) -> list[str]:
+    """What the page may show: what the e-mail said; a DV-locked case: its id only."""
+    if q.kind == "attendance":
+        m = conn.execute(
+            "SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (q.ref,)
+        ).fetchone()
+        return [
+            f"会議: {config.name_of(m[0])}（会議番号 {q.ref}）",
+            f"日時: {wareki_with_weekday(date.fromisoformat(m[1]))} {m[2]}〜",
+            f"場所: {m[3]}",
+        ]
+    facts = [f"事案番号: {q.case_id}"]
+    household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (q.case_id,)).fetchone()[0]
+    rule_ids = [
+        r
+        for (r,) in conn.execute(
+            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (q.case_id,)
+        )
+    ]
+    if case_locked(conn, config, household, rule_ids, on.isoformat()):
+        return facts
+    if q.kind == "lead_request":
+        (then,) = conn.execute("SELECT then_status FROM lead_requests WHERE request_id = ?", (int(q.ref),)).fetchone()
+        facts.append("ご依頼: " + ("終結後の主担当機関（引継ぎ）" if then == "closed" else "主担当機関"))
+        facts.append(f"回答期限: {q.due_on}")
+    elif q.kind == "action":
+        (action,) = conn.execute("SELECT action FROM case_actions WHERE action_id = ?", (int(q.ref),)).fetchone()
+        facts += [f"会議で合意した役割（番号 {q.ref}）: {action}", f"期日: {q.due_on}"]
+    else:
+        kind, due = conn.execute(
+            "SELECT kind, due_on FROM checkpoints WHERE checkpoint_id = ?", (int(q.ref),)
+        ).fetchone()
+        facts += [f"{CHECKPOINT_LABELS.get(kind, kind)}（確認日 {due}）", f"回答期限: {q.due_on}"]
+    return facts
+
+
+def question(conn: sqlite3.Connection, config: Config, q: Asked, on: date, link: sqlite3.Row | None = None) -> Question:
+    """The question as the page shows it, with the state of its link (if any) on `on`."""
+    state, answered_at, value = underlying(conn, q)
+    if link is not None and link["used_at"]:
+        state, answered_at, value = "answered", _when(link["used_at"]), link["answer"]
+    elif state == "open" and link is not None:
+        if link["revoked_at"]:
+            state = "revoked"
+        elif on.isoformat() > link["expires_on"]:
+            state = "expired"
+    agency = config.agencies.get(q.agency_id)
+    return Question(
+        kind=q.kind,
+        agency_id=q.agency_id,
+        agency_name=agency.name if agency else q.agency_id,
+        case_id=q.case_id,
+        meeting_id=q.meeting_id,
+        action_id=int(q.ref) if q.kind == "action" else None,
+        due_on=q.due_on,
+        state=state,
+        answered_at=answered_at,
+        answer_label=ANSWER_LABELS[q.kind].get(value) if value else None,
+        choices=CHOICES[q.kind] if state == "open" else [],
+        facts=_facts(conn, config, q, on),
+        scope=f"link:{link['token_hash']}" if link is not None else "",
+    )
+
+
+def resolve(conn: sqlite3.Connection, token: str) -> tuple[sqlite3.Row, Asked]:
+    """The link of a token and the question it is bound to (LinkNotFound if either is gone)."""
+    row = link_row(conn, token)
+    q = asked(conn, row["kind"], row["ref"], row["agency_id"])
+    if q is None:
+        raise LinkNotFound()
+    return row, q
+
+
+def lookup(conn: sqlite3.Connection, config: Config, token: str, on: date) -> Question:
+    """The question behind a link, read only: a mail scanner opening it changes nothing."""
+    row, q = resolve(conn, token)
+    return question(conn, config, q, on, row)
+
+
+def open_questions(
+    conn: sqlite3.Connection, config: Config, agency_id: str, case_id: str | None, on: date
+) -> list[Question]:
+    """The agency's open questions on the case (pending request, open actions, asked checkpoints),
+    without their links: the page lists them, each is answered from its own e-mail."""
+    if not case_id:
+        return []
+    refs = [
+        ("lead_request", r)
+        for (r,) in conn.execute(
+            "SELECT request_id FROM lead_requests WHERE case_id = ? AND agency_id = ? AND status = 'pending'",
+            (case_id, agency_id),
+        )
+    ]
+    refs += [
+        ("action", r)
+        for (r,) in conn.execute(
+            "SELECT action_id FROM case_actions WHERE case_id = ? AND agency_id = ? AND status = 'open' ORDER BY due_on, action_id",
+            (case_id, agency_id),
+        )
+    ]
+    refs += [
+        ("checkpoint", r)
+        for (r,) in conn.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE case_id = ? AND status = 'asked' ORDER BY due_on", (case_id,)
+        )
+    ]
+    found = [asked(conn, kind, str(ref), agency_id) for kind, ref in refs]
+    return [question(conn, config, q, on) for q in found if q is not None]

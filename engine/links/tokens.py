@@ -1,0 +1,131 @@
+"""The tokens of answer links: minted when the e-mail that asks the question is sent, never stored.
+
+A queued e-mail keeps the mark ANSWER_LINK (engine/papers/notices.py) where its link goes. When
+the dispatch hands the message to the transport, `fill_links` mints a token (256 bits,
+secrets.token_urlsafe(32)), stores only its sha256 in answer_links, bound to that one agency
+and that one question, and puts BASE_URL/a/TOKEN into the outgoing message only: the file
+transport's .eml is the sent copy (like a mail server's), the outbox table keeps the mark.
+
+One question, one live link: sending another e-mail about the same question (an overdue
+reminder after the first, the next version of an agenda) revokes the links sent before. The
+one exception is the crash window of the dispatch (engine/outbox/dispatch.py): when the same
+e-mail goes again because the server may already have it (possible_duplicate), the agency may
+hold either copy, so both links stay usable — still once, since the question is answered once.
+
+A link expires web.link_grace_days business days after the answer's due date (the day it was
+sent, if later: an overdue reminder); an attendance link on the meeting's day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import secrets
+import sqlite3
+from datetime import date, datetime
+
+from pydantic import BaseModel
+
+from engine.config import Config
+from engine.outbox.keys import MessageKey
+from engine.papers.notices import ANSWER_LINK
+from engine.support import clock
+from engine.support.business_days import Calendar
+
+TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 32 bytes, base64url without padding
+QUESTION_OF = {"lead_request": "lead_request", "reminder": "action", "checkpoint": "checkpoint", "agenda": "attendance"}
+NO_LINK = "（この e-mail からは回答できません。コーディネーターにご連絡ください）"
+
+
+class Asked(BaseModel):
+    """What a question is about, read from the engine's own tables (never from the link)."""
+
+    kind: str  # lead_request | action | checkpoint | attendance
+    ref: str  # request id | action id | checkpoint id | meeting id
+    agency_id: str
+    case_id: str | None = None
+    meeting_id: str | None = None
+    due_on: date | None = None
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def link_url(config: Config, token: str) -> str:
+    return f"{config.web.base_url}/a/{token}"
+
+
+def asked(conn: sqlite3.Connection, kind: str, ref: str, agency_id: str) -> Asked | None:
+    """The question `kind`/`ref` put to `agency_id`, or None if there is no such question for it."""
+    if kind == "attendance":
+        row = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (ref,)).fetchone()
+        return Asked(kind=kind, ref=ref, agency_id=agency_id, meeting_id=ref, due_on=row[0]) if row else None
+    if not ref.isdigit():
+        return None
+    sql = {
+        "lead_request": "SELECT case_id, agency_id, due_on, NULL FROM lead_requests WHERE request_id = ?",
+        "action": "SELECT case_id, agency_id, due_on, meeting_id FROM case_actions WHERE action_id = ?",
+        # a checkpoint is asked of the case's lead (or the owner of its silo conference)
+        "checkpoint": "SELECT p.case_id, COALESCE(c.lead_agency_id, c.routed_to), p.answer_due, NULL FROM checkpoints p "
+        "JOIN cases c ON c.case_id = p.case_id WHERE p.checkpoint_id = ?",
+    }.get(kind)
+    row = conn.execute(sql, (int(ref),)).fetchone() if sql and int(ref) < 2**63 else None
+    if row is None or row[1] != agency_id:
+        return None
+    return Asked(kind=kind, ref=ref, agency_id=agency_id, case_id=row[0], due_on=row[2], meeting_id=row[3])
+
+
+def expires_on(config: Config, question: Asked, sent_on: date) -> date:
+    if question.kind == "attendance":
+        return question.due_on
+    due = max(question.due_on or sent_on, sent_on)
+    return Calendar.of(config.conference).add(due, config.web.link_grace_days)
+
+
+def fill_links(
+    conn: sqlite3.Connection, config: Config, key: MessageKey, agency_id: str, parts: dict, now: datetime | None = None
+) -> dict:
+    """The message's parts with its answer link in place of the mark (a fresh token, its hash
+    stored, earlier links to the same question revoked), committed before the message is sent."""
+    if not any(isinstance(v, str) and ANSWER_LINK in v for k, v in parts.items() if k in ("text", "html")):
+        return parts
+    kind = QUESTION_OF.get(key.kind)
+    question = asked(conn, kind, key.ref, agency_id) if kind else None
+    url = NO_LINK
+    if question is not None:
+        token = secrets.token_urlsafe(32)
+        now = now or clock.now()
+        with conn:
+            (possible_duplicate,) = conn.execute(
+                "SELECT COALESCE(MAX(possible_duplicate), 0) FROM outbox WHERE message_key = ?", (str(key),)
+            ).fetchone()
+            conn.execute(
+                "UPDATE answer_links SET revoked_at = ?, revoked_why = 'resent' WHERE kind = ? AND ref = ? AND agency_id = ? "
+                "AND revoked_at IS NULL AND used_at IS NULL AND NOT (message_key = ? AND ?)",
+                (clock.stamp(), kind, question.ref, agency_id, str(key), possible_duplicate),
+            )
+            conn.execute(
+                "INSERT INTO answer_links (token_hash, kind, ref, agency_id, case_id, message_key, minted_at, expires_on) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    token_hash(token),
+                    kind,
+                    question.ref,
+                    agency_id,
+                    question.case_id,
+                    str(key),
+                    clock.stamp(),
+                    expires_on(config, question, now.astimezone(clock.TOKYO).date()).isoformat(),
+                ),
+            )
+        url = link_url(config, token)
+    filled = dict(parts)
+    if isinstance(parts.get("text"), str):
+        filled["text"] = parts["text"].replace(ANSWER_LINK, url)
+    if isinstance(parts.get("html"), str):
+        shown = html.escape(url, quote=True)
+        link = f'<a href="{shown}">{shown}</a>' if question is not None else shown
+        filled["html"] = parts["html"].replace(html.escape(ANSWER_LINK, quote=True), link)
+    return filled
