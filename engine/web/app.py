@@ -95,4 +95,6 @@ ERRORS = {404: "お探しのページは見つかりません。", 405: "この�
 
 def routers() -> list:
     """The routers of the console and of the agencies' answer pages (added as they are built)."""
-    return []
+    from engine.web import answers, console
+
+    return [console.router, answers.router]

@@ -34,4 +34,5 @@ def test_the_shipped_templates_still_render_in_the_sandbox(cfg):
     env = environment(cfg)
     assert isinstance(env, jinja2.sandbox.ImmutableSandboxedEnvironment)
     for name in env.list_templates():
-        env.get_template(name)  # every template compiles in the sandbox
+        if not name.startswith("web/"):  # the web pages' own environment: tests/web/test_app.py
+            env.get_template(name)  # every template compiles in the sandbox

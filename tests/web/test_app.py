@@ -81,3 +81,15 @@ def test_rate_limit_counts_a_sliding_window_on_the_one_clock(monkeypatch):
         for _ in range(5):
             limit.check("a")
     assert err.value.status_code == 429
+
+
+def test_every_web_template_compiles_in_the_web_environment():
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from engine.web.render import ENV
+
+    assert isinstance(ENV, ImmutableSandboxedEnvironment) and ENV.autoescape
+    names = ENV.list_templates()
+    assert "base.html.j2" in names and len(names) > 5
+    for name in names:
+        ENV.get_template(name)
