@@ -50,8 +50,11 @@ bench-lifecycle: install
 crash: install
 	$(BIN)/python -m bench.crashtrials --trials $(or $(TRIALS),200) --households $(or $(CRASH_HOUSEHOLDS),1000) --out bench/results/crash.json
 
-# a real local Prefect server (UI on http://127.0.0.1:4200) serving the nightly, sweep and dispatch schedules
+# one command for an office PC: the console and answer pages (http://127.0.0.1:8300) and a real local
+# Prefect server (UI on http://127.0.0.1:4200) serving the nightly, sweep and dispatch schedules
 serve: install
+	$(BIN)/engine web --workspace $(WORKSPACE) & web=$$!; \
+	trap 'kill $$web 2>/dev/null; wait $$web 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/engine serve --workspace $(WORKSPACE)
 
 clean:
