@@ -27,7 +27,7 @@ Kind = Literal["lead_request", "action", "checkpoint", "attendance"]
 State = Literal["open", "answered", "expired", "revoked"]
 ATTENDANCE_LABELS = {"attend": "出席", "absent": "欠席"}
 ANSWER_LABELS = {
-    "lead_request": {"accept": "受諾", "decline": "辞退"},
+    "lead_request": {"accept": "受諾", "decline": "辞退", "accepted": "受諾", "declined": "辞退"},
     "action": {"done": "完了"},
     "checkpoint": RESULT_LABELS,
     "attendance": ATTENDANCE_LABELS,
@@ -68,6 +68,7 @@ class Question(BaseModel):
     choices: list[Choice]
     facts: list[str]
     scope: str  # the CSRF scope of the answer form
+    locked: bool = False  # the household is DV-locked: the page shows the case id and nothing else
 
 
 CHOICES: dict[str, list[Choice]] = {
@@ -128,8 +129,23 @@ def underlying(conn: sqlite3.Connection, q: Asked) -> tuple[str, str | None, str
     return "answered", on, value
 
 
-def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date) -> list[str]:
-    """What the page may show: what the e-mail said; a DV-locked case: its id only."""
+def _locked(conn: sqlite3.Connection, config: Config, q: Asked, on: date) -> bool:
+    """The case's household is DV-locked on `on` (policy/dv.py)."""
+    if q.case_id is None:
+        return False
+    household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (q.case_id,)).fetchone()[0]
+    rule_ids = [
+        r
+        for (r,) in conn.execute(
+            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (q.case_id,)
+        )
+    ]
+    return case_locked(conn, config, household, rule_ids, on.isoformat())
+
+
+def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date, locked: bool) -> list[str]:
+    """What the page may show: what the e-mail said (the due date is shown apart); a DV-locked
+    case: its id only."""
     if q.kind == "attendance":
         m = conn.execute(
             "SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (q.ref,)
@@ -140,27 +156,19 @@ def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date) -> list
             f"場所: {m[3]}",
         ]
     facts = [f"事案番号: {q.case_id}"]
-    household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (q.case_id,)).fetchone()[0]
-    rule_ids = [
-        r
-        for (r,) in conn.execute(
-            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (q.case_id,)
-        )
-    ]
-    if case_locked(conn, config, household, rule_ids, on.isoformat()):
+    if locked:
         return facts
     if q.kind == "lead_request":
         (then,) = conn.execute("SELECT then_status FROM lead_requests WHERE request_id = ?", (int(q.ref),)).fetchone()
         facts.append("ご依頼: " + ("終結後の主担当機関（引継ぎ）" if then == "closed" else "主担当機関"))
-        facts.append(f"回答期限: {q.due_on}")
     elif q.kind == "action":
         (action,) = conn.execute("SELECT action FROM case_actions WHERE action_id = ?", (int(q.ref),)).fetchone()
-        facts += [f"会議で合意した役割（番号 {q.ref}）: {action}", f"期日: {q.due_on}"]
+        facts.append(f"会議で合意した役割（番号 {q.ref}）: {action}")
     else:
         kind, due = conn.execute(
             "SELECT kind, due_on FROM checkpoints WHERE checkpoint_id = ?", (int(q.ref),)
         ).fetchone()
-        facts += [f"{CHECKPOINT_LABELS.get(kind, kind)}（確認日 {due}）", f"回答期限: {q.due_on}"]
+        facts.append(f"{CHECKPOINT_LABELS.get(kind, kind)}（確認日 {wareki_with_weekday(date.fromisoformat(due))}）")
     return facts
 
 
@@ -175,6 +183,7 @@ def question(conn: sqlite3.Connection, config: Config, q: Asked, on: date, link:
         elif on.isoformat() > link["expires_on"]:
             state = "expired"
     agency = config.agencies.get(q.agency_id)
+    locked = _locked(conn, config, q, on)
     return Question(
         kind=q.kind,
         agency_id=q.agency_id,
@@ -187,7 +196,8 @@ def question(conn: sqlite3.Connection, config: Config, q: Asked, on: date, link:
         answered_at=answered_at,
         answer_label=ANSWER_LABELS[q.kind].get(value) if value else None,
         choices=CHOICES[q.kind] if state == "open" else [],
-        facts=_facts(conn, config, q, on),
+        facts=_facts(conn, config, q, on, locked),
+        locked=locked,
         scope=f"link:{link['token_hash']}" if link is not None else "",
     )
 

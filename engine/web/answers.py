@@ -131,7 +131,7 @@ def _page(
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     others = []
-    if question.state == "open" and question.case_id:
+    if question.state == "open" and question.case_id and not question.locked:  # DV: nothing but the case id
         others = [
             q
             for q in links.open_questions(conn, ctx.config, question.agency_id, question.case_id, clock.today())

@@ -84,6 +84,9 @@ class RateLimiter:
         seen = self.hits[key]
         while seen and seen[0] <= now - self.window:
             seen.popleft()
+        if not seen:
+            del self.hits[key]  # keys whose window emptied are dropped: memory stays bounded by recent keys
+            seen = self.hits[key]
         if len(seen) >= self.limit:
             return False
         seen.append(now)

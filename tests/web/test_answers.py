@@ -157,6 +157,7 @@ def test_the_page_shows_what_is_asked_and_opening_it_changes_nothing(asked, agen
     assert "主担当機関の受諾のお願い" in page.text and "中央地域包括支援センター 御中" in page.text
     assert case in page.text and "受諾" in page.text and "辞退" in page.text
     assert re.search(r"回答期限: 令和\d+年\d+月\d+日（[月火水木金土日]）", page.text)
+    assert page.text.count("回答期限") == 1 and not re.search(r"\d{4}-\d{2}-\d{2}", page.text)  # once, in 和暦
     assert "社会福祉法第106条の6" in page.text  # the agendas' notice: a 支援会議 case
     assert 'type="radio" name="choice"' in page.text and csrf(page)
     assert LEAD not in page.text and "lead_request" not in page.text  # names and labels, not codes
@@ -322,6 +323,7 @@ def test_a_dv_locked_case_shows_nothing_but_its_id(asked, agency):
     assert page.status_code == 200 and facts_of(page) == [f"事案番号: {case}"]
     unlocked = agency.get(f"/a/{asked.links[town.case]}")
     assert len(facts_of(unlocked)) > 1  # the same question on an unlocked case says more
+    assert "他の回答待ち" not in page.text and "ほかに" not in page.text  # not even the agency's other questions
     for word in ("8050", "介護", "DV", "配偶者", "閲覧制限", "主担当機関\n"):
         assert word not in page.text.split("<h2>ご確認いただく内容</h2>", 1)[1].split("</section>", 1)[0]
     assert_private(asked, page)
@@ -335,6 +337,7 @@ def test_an_answer_given_by_telephone_shows_answered_on_the_day(asked, agency):
     accept(asked.conn, asked.town.cfg, case, DAY, "tester")  # the coordinator records it (engine accept)
     again = agency.get(f"/a/{token}")
     assert "回答済み（令和8年12月7日（月））" in again.text  # the day only: the CLI records no time
+    assert "受諾" in again.text.split("回答済み", 1)[1]  # and what was answered
     before = everything(asked.conn)
     late = post(agency, token, choice="decline", note="担当地区外のため", csrf_token=csrf(page))
     assert late.status_code == 409 and "回答済み" in late.text
