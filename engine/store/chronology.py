@@ -63,11 +63,15 @@ def last_cycle(conn: sqlite3.Connection) -> date | None:
     return date.fromisoformat(row[0]) if row and row[0] else None
 
 
+def workspace_today(conn: sqlite3.Connection) -> date:
+    """The workspace's today: the clock's, or the last nightly cycle when the workspace lives ahead
+    of the clock (the demo's, at its simulated end date). The day of an answer given now."""
+    return max(clock.today(), last_cycle(conn) or date.min)
+
+
 def horizon(conn: sqlite3.Connection) -> date:
-    """The latest day a date typed now may carry: FUTURE_DAYS after today (or after the last nightly
-    cycle, when the workspace lives ahead of the clock)."""
-    last = last_cycle(conn)
-    return max(clock.today(), last or date.min) + timedelta(days=FUTURE_DAYS)
+    """The latest day a date typed now may carry: FUTURE_DAYS after the workspace's today."""
+    return workspace_today(conn) + timedelta(days=FUTURE_DAYS)
 
 
 def check_run(conn: sqlite3.Connection, on: date, what: str, *, not_after: date | None = None) -> None:

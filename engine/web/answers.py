@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from engine import links
 from engine.links.questions import TITLES
 from engine.papers.agenda import NOTICE_106
+from engine.store.chronology import workspace_today
 from engine.support import clock
 from engine.support.dates import wareki_with_weekday
 from engine.web.app import Ctx, Db, WebContext
@@ -62,7 +63,7 @@ def _limit(request: Request, token: str) -> None:
 def _question(conn: sqlite3.Connection, ctx: WebContext, token: str) -> links.Question | None:
     """The link's question; None when no link has this token (unknown, cut short, tampered with)."""
     try:
-        return links.lookup(conn, ctx.config, token, clock.today())
+        return links.lookup(conn, ctx.config, token, workspace_today(conn))
     except links.LinkNotFound:
         return None
 
@@ -134,7 +135,7 @@ def _page(
     if question.state == "open" and question.case_id and not question.locked:  # DV: nothing but the case id
         others = [
             q
-            for q in links.open_questions(conn, ctx.config, question.agency_id, question.case_id, clock.today())
+            for q in links.open_questions(conn, ctx.config, question.agency_id, question.case_id, workspace_today(conn))
             if not _same(q, question)
         ]
     return render(
@@ -189,7 +190,7 @@ def answer(
             request, conn, ctx, question, status_code=400, problems={"choice": "回答を選んでください。"}, form=form
         )
     try:
-        links.answer(conn, ctx.config, ctx.rules, token, choice, note, clock.today())
+        links.answer(conn, ctx.config, ctx.rules, token, choice, note, workspace_today(conn))
     except links.AnswerRefused as err:
         return _page(request, conn, ctx, question, status_code=400, problems={"note": str(err)}, form=form)
     except (links.LinkUsed, links.LinkExpired, links.LinkRevoked, links.LinkNotFound):

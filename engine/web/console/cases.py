@@ -19,9 +19,9 @@ from engine.casework.watch import RESULT_LABELS
 from engine.config.models import CONFERENCE_NAMES
 from engine.rules.model import SEVERITY_JA
 from engine.screening.explain import explain
+from engine.store.chronology import workspace_today
 from engine.store.lifecycle import CHECKPOINT_LABELS, STATE_LABELS
 from engine.web.app import Ctx, Db, WebContext
-from engine.web.console.meetings import console_today
 from engine.web.session import Coordinator, User, page
 
 router = APIRouter()
@@ -84,7 +84,7 @@ def cases_page(
     wanted = q.strip().upper()
     if wanted and conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (wanted,)).fetchone():
         return RedirectResponse(f"/cases/{wanted}", status_code=303)  # a whole case id opens the case
-    on = console_today(conn)
+    on = workspace_today(conn)
     rows = listed(conn, on, f)
     return page(
         request,
@@ -214,7 +214,7 @@ def case_page(
         "lead_reason meeting_id routed_to consent_state previous_case_id reopen_count"
     ).split()
     case = dict(zip(keys, row, strict=True))
-    on = console_today(conn)
+    on = workspace_today(conn)
     next_on, next_what = next_step(conn, case_id, case["status"], on)
     timeline: list[Entry] = history(conn, case_id)
     roles = conn.execute(

@@ -16,12 +16,11 @@ from fastapi.responses import HTMLResponse
 from engine.casework.correction import correct_entry
 from engine.casework.history import CORRECTABLE_EVENTS, EVENT_LABELS, Entry, history
 from engine.casework.notes import NOTE_MAX, add_note
-from engine.store.chronology import DateRefused
+from engine.store.chronology import DateRefused, workspace_today
 from engine.store.lifecycle import CaseNotFound
 from engine.support.errors import EngineError
 from engine.web.app import Ctx, Db, WebContext
 from engine.web.console.forms import date_field, dating, day_problem, japanese, see_other
-from engine.web.console.meetings import console_today
 from engine.web.render import render
 from engine.web.session import Coordinator, User, acting, check_form, form_csrf
 
@@ -69,7 +68,7 @@ def _page(request, user, conn, case_id: str, seq: int, *, form=None, problems=No
         form=form or {},
         problems=problems or {},
         note_max=NOTE_MAX,
-        today=console_today(conn),
+        today=workspace_today(conn),
     )
 
 
@@ -103,7 +102,7 @@ def correct(
         if not on.strip():
             problems["on"] = ["実際にあった日を入力してください。"]
         else:
-            day, wrong = day_problem(on, console_today(conn))
+            day, wrong = day_problem(on, workspace_today(conn))
             if wrong:
                 problems["on"] = [wrong]
     if not problems:

@@ -22,9 +22,8 @@ from engine.casework.listing import MeetingRow, meetings
 from engine.casework.steps import owed_outcomes
 from engine.outbox.keys import MessageKey
 from engine.papers.write import COORDINATOR
-from engine.store.chronology import last_cycle
+from engine.store.chronology import workspace_today
 from engine.store.lifecycle import STATE_LABELS
-from engine.support import clock
 from engine.web.app import Ctx, Db, WebContext
 from engine.web.render import render
 from engine.web.session import Coordinator, User, form_csrf
@@ -39,11 +38,6 @@ MAIL_STATUS = {
     "superseded": "新しい版に置き換え（未送信）",
     "withheld": "送信保留",
 }
-
-
-def console_today(conn: sqlite3.Connection) -> date:
-    """The console's day: today, or the last nightly cycle when the workspace lives ahead of the clock (the demo)."""
-    return max(clock.today(), last_cycle(conn) or date.min)
 
 
 class AgendaVersion(BaseModel):
@@ -103,7 +97,7 @@ def _meeting(conn: sqlite3.Connection, ctx: WebContext, meeting_id: str) -> Meet
 
 @router.get("/meetings", response_class=HTMLResponse)
 def meetings_page(request: Request, user: User = Coordinator, ctx: WebContext = Ctx, conn: sqlite3.Connection = Db):
-    today = console_today(conn)
+    today = workspace_today(conn)
     owed: dict[str, int] = {}
     for _, meeting_id, _ in owed_outcomes(conn, today.isoformat(), inclusive=True):
         owed[meeting_id] = owed.get(meeting_id, 0) + 1
@@ -125,7 +119,7 @@ def meeting_page(
     meeting_id: str, request: Request, user: User = Coordinator, ctx: WebContext = Ctx, conn: sqlite3.Connection = Db
 ):
     meeting = _meeting(conn, ctx, meeting_id)
-    today = console_today(conn)
+    today = workspace_today(conn)
     owed = {c for c, m, _ in owed_outcomes(conn, today.isoformat(), inclusive=True) if m == meeting_id}
     states = dict(conn.execute("SELECT case_id, status FROM cases"))
     invited = sorted({a for c in meeting.cases for a in c.agencies}, key=lambda a: agency_name(ctx, a))

@@ -17,13 +17,12 @@ from fastapi.responses import HTMLResponse
 from engine.casework.outcome import OutcomeInvalid, apply_outcome
 from engine.casework.outcome_file import CONSENT_LABELS, DECISION_LABELS, outcome_of
 from engine.rules.problems import RuleProblem
-from engine.store.chronology import DateRefused
+from engine.store.chronology import DateRefused, workspace_today
 from engine.store.lifecycle import STATE_LABELS
 from engine.support.errors import EngineError
 from engine.support.yamlfile import YamlFile
 from engine.web.app import Ctx, Db, WebContext
 from engine.web.console.forms import date_field, dating, day_problem, japanese, see_other
-from engine.web.console.meetings import console_today
 from engine.web.render import render
 from engine.web.session import Coordinator, User, acting, check_form, form_csrf
 
@@ -108,7 +107,7 @@ def _page(request, user, ctx, conn, meeting_id, case_id, *, form, roles, problem
         form=form,
         roles=roles + [dict.fromkeys(ROLE_FIELDS, "") for _ in range(max(0, ROLE_ROWS - len(roles)))],
         problems=problems or {},
-        today=console_today(conn),
+        today=workspace_today(conn),
     )
 
 
@@ -171,7 +170,7 @@ def record(
         problems.setdefault(field, []).append(japanese(message))
 
     doc, rows = form_document(form, roles)
-    day, wrong = day_problem(on, console_today(conn))
+    day, wrong = day_problem(on, workspace_today(conn))
     if wrong:
         problems["on"] = [wrong]
     try:

@@ -15,8 +15,8 @@ from engine.casework.audit import KINDS, Violation, run_audit
 from engine.casework.listing import OutboxRow, outbox
 from engine.casework.steps import owed_outcomes
 from engine.config import Config
+from engine.store.chronology import workspace_today
 from engine.web.app import Ctx, Db, WebContext
-from engine.web.console.meetings import console_today
 from engine.web.session import Coordinator, User, page
 
 router = APIRouter()
@@ -83,7 +83,7 @@ def today_page(
         request,
         user,
         "console/today.html.j2",
-        today=today(conn, config, console_today(conn)),
+        today=today(conn, config, workspace_today(conn)),
         kinds=KINDS,
         agencies={a.id: a.name for a in config.agencies.values()},
         shown=SHOWN,
