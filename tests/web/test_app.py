@@ -55,12 +55,34 @@ def test_csrf_token_is_bound_to_its_scope_and_origin(workspace):
     for origin, scope, given in (
         (None, "session:other", good),  # another session's form
         (None, "session:abc", None),  # no token
-        (None, "session:abc", good[:-1] + "0"),  # tampered
+        (None, "session:abc", good[:-1] + ("1" if good[-1] == "0" else "0")),  # tampered
         ("http://evil.example", "session:abc", good),  # right token, another site
     ):
         with pytest.raises(HTTPException) as err:
             check_csrf(_request(origin), secret, scope, given)
         assert err.value.status_code == 403
+
+
+@pytest.mark.regression("issue 13: found by the browser tests, every form of the console refused in chromium")
+def test_origin_null_from_our_own_no_referrer_pages_is_judged_by_sec_fetch_site(workspace):
+    """A page sent with Referrer-Policy: no-referrer makes chromium post its same-site form with
+    `Origin: null`; the browser's Sec-Fetch-Site then tells our own form from another site's."""
+    secret = web_secret(workspace)
+    good = csrf_token(secret, "session:abc")
+
+    def request(**headers) -> Request:
+        r = _request()
+        r.scope["headers"] += [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+        return r
+
+    check_csrf(request(origin="null", sec_fetch_site="same-origin"), secret, "session:abc", good)
+    check_csrf(request(origin="null"), secret, "session:abc", good)  # no Fetch metadata: the token decides
+    for headers in ({"origin": "null", "sec_fetch_site": "cross-site"}, {"sec_fetch_site": "same-site"}):
+        with pytest.raises(HTTPException) as err:
+            check_csrf(request(**headers), secret, "session:abc", good)
+        assert err.value.status_code == 403
+    with pytest.raises(HTTPException):
+        check_csrf(request(origin="null", sec_fetch_site="same-origin"), secret, "session:abc", None)
 
 
 def test_the_web_secret_is_made_once_and_owner_only(workspace):
