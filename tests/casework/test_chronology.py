@@ -16,7 +16,7 @@ from engine.casework.history import history, render_history
 from engine.casework.sweep import daily_sweep
 from engine.casework.watch import answer_checkpoint
 from engine.screening.screen import screen
-from engine.store.chronology import FUTURE_DAYS, DateRefused, Dating, horizon, last_cycle
+from engine.store.chronology import FUTURE_DAYS, DateRefused, Dating, horizon, last_cycle, workspace_today
 from engine.store.lifecycle import SYSTEM_ACTORS, ActorRefused, person_actor
 from engine.support import clock
 from engine.workflows.cycle import dispatch, nightly_cycle
@@ -123,7 +123,9 @@ def test_an_entry_typed_more_than_a_few_days_ahead_is_refused(convened):
 
 def test_a_workspace_living_ahead_of_the_clock_counts_today_from_its_last_cycle(convened):
     conn, ws, rules, cfg = convened.conn, convened.workspace, convened.rules, convened.cfg
+    assert workspace_today(conn) == ON
     nightly_cycle(conn, ws, rules, cfg, d("2027-03-27"))  # the demo's simulated end, the clock still on ON
+    assert workspace_today(conn) == d("2027-03-27")  # the day of an answer given now (console, links)
     assert horizon(conn) == d("2027-03-30")
 
 
