@@ -30,9 +30,10 @@ CONFIG = ROOT / "configs"
 # 2-character tokens (佐藤, 和子, ユイ, レン) are kept, so the threshold is as low as it can be; the
 # only 2-character false hits are inside the engine's own katakana words, masked below.
 MIN_TOKEN = 2
-# Hiragana readings are checked from 3 characters: 2-character hiragana (あい, まい, はな, ゆい)
-# are grammar and ordinary words in every Japanese sentence the engine writes.
-MIN_HIRAGANA = 3
+# Hiragana readings are checked from 4 characters: 2-character hiragana (あい, まい, はな, ゆい)
+# are grammar and ordinary words in every Japanese sentence the engine writes, and so are some of 3
+# (えいた in お伝えいただく, the answer links' wording): readings of 3 are searched in katakana only.
+MIN_HIRAGANA = 4
 SEPARATORS = re.compile(r"[ \u3000・]")  # family/given separators the generator uses (space, 全角 space, ・)
 # The engine's own fixed katakana words (from its code, templates, configuration and rules) are
 # masked before scanning: a 2-character name part inside one of them is not a leak (ヤン — 楊 — in
