@@ -45,10 +45,12 @@ def db_path(workspace: Path) -> Path:
     return Path(workspace) / DB_FILENAME
 
 
-def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(workspace: Path, *, readonly: bool = False, any_thread: bool = False) -> sqlite3.Connection:
     """Open (and create if needed) the workspace database, owner-readable only, migrated to the
     latest schema (engine/store/migrations.py). A read-only open does not migrate. Either refuses
-    (WorkspaceTooNew) a database written by a newer engine."""
+    (WorkspaceTooNew) a database written by a newer engine. `any_thread`: the connection may be
+    used from another thread than the one that opened it, one at a time (a web request: FastAPI
+    opens it in one worker thread and runs the route in another)."""
     workspace = Path(workspace)
     path = db_path(workspace)
     if readonly:
@@ -57,7 +59,9 @@ def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
                 f"no database at {path}: run `engine import` (or `engine demo`) with --workspace {workspace} first"
             )
         own_folder(workspace, "--workspace", (DB_FILENAME, DEMO_MARK))
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=not any_thread
+        )
     else:
         own_folder(workspace, "--workspace", (DB_FILENAME, DEMO_MARK))
         if not path.exists():
@@ -65,7 +69,9 @@ def connect(workspace: Path, *, readonly: bool = False) -> sqlite3.Connection:
         # Python's implicit BEGIN (before the first INSERT/UPDATE/DELETE) takes the write lock at
         # once: a deferred transaction that has read cannot wait for the lock (SQLite refuses the
         # upgrade at once when another write committed since its snapshot)
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level="IMMEDIATE")
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level="IMMEDIATE", check_same_thread=not any_thread
+        )
     try:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")

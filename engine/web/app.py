@@ -53,7 +53,7 @@ def context(request: Request) -> WebContext:
 
 def db(request: Request) -> Iterator[sqlite3.Connection]:
     """A connection to the workspace for one request."""
-    conn = connect(context(request).workspace)
+    conn = connect(context(request).workspace, any_thread=True)  # opened and used in different worker threads
     try:
         yield conn
     finally:
