@@ -9,7 +9,7 @@ HOUSEHOLDS ?= 5000
 SEED ?= 42
 WORKSPACE ?= workspace
 
-.PHONY: install demo test lint format bench bench-convene bench-lifecycle crash serve clean
+.PHONY: install demo test lint format bench bench-convene bench-lifecycle crash serve screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
@@ -56,6 +56,10 @@ serve: install
 	$(BIN)/engine web --workspace $(WORKSPACE) & web=$$!; \
 	trap 'kill $$web 2>/dev/null; wait $$web 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/engine serve --workspace $(WORKSPACE)
+
+# docs/img/*.png: the console and an agency's answer page on a demo town, by Debian's chromium (fonts-noto-cjk)
+screenshots: install
+	$(BIN)/python -m tests.web.browser.shots --out docs/img
 
 clean:
 	rm -rf $(VENV) $(WORKSPACE) *.egg-info

@@ -37,6 +37,7 @@ from engine.config import Config
 from engine.intake.importer import import_dir
 from engine.links import AnswerRefused, LinkNotFound, lookup
 from engine.links import answer as answer_by_link
+from engine.links.tokens import TOKEN_TEXT
 from engine.rules.model import RuleSet
 from engine.support import clock
 from engine.support.business_days import Calendar
@@ -223,7 +224,7 @@ class Simulation:
     def by_link(self, on: date, keys: list[str], choice: str, note: str | None = None) -> bool:
         """Answer from the link of the latest of these e-mails the agency received (its .eml file in the
         outbox folder); False when it received none that can still be answered."""
-        link = re.compile(re.escape(self.config.web.base_url) + r"/a/([A-Za-z0-9_-]{43})")
+        link = re.compile(re.escape(self.config.web.base_url) + r"/a/(" + TOKEN_TEXT + ")")
         for key in keys:
             path = self.workspace / "outbox" / (key.replace(":", "_") + ".eml")
             if not path.exists():

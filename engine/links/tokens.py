@@ -2,7 +2,7 @@
 
 A queued e-mail keeps the mark ANSWER_LINK (engine/papers/notices.py) where its link goes. When
 the dispatch hands the message to the transport, `fill_links` mints a token (256 bits,
-secrets.token_urlsafe(32)), stores only its sha256 in answer_links, bound to that one agency
+secrets.token_hex(32)), stores only its sha256 in answer_links, bound to that one agency
 and that one question, and puts BASE_URL/a/TOKEN into the outgoing message only: the file
 transport's .eml is the sent copy (like a mail server's), the outbox table keeps the mark.
 
@@ -33,7 +33,10 @@ from engine.papers.notices import ANSWER_LINK
 from engine.support import clock
 from engine.support.business_days import Calendar
 
-TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 32 bytes, base64url without padding
+# secrets.token_hex(32): 32 bytes as 64 lowercase hex digits. Not base64url: a mail client or proxy that
+# changes the case of a URL cannot break it, and no random run of it spells a word (DV) in the mail
+TOKEN_TEXT = r"[0-9a-f]{64}"
+TOKEN = re.compile(TOKEN_TEXT)
 QUESTION_OF = {"lead_request": "lead_request", "reminder": "action", "checkpoint": "checkpoint", "agenda": "attendance"}
 NO_LINK = "（この e-mail からは回答できません。コーディネーターにご連絡ください）"
 
@@ -95,7 +98,7 @@ def fill_links(
     question = asked(conn, kind, key.ref, agency_id) if kind else None
     url = NO_LINK
     if question is not None:
-        token = secrets.token_urlsafe(32)
+        token = secrets.token_hex(32)
         now = now or clock.now()
         with conn:
             (possible_duplicate,) = conn.execute(

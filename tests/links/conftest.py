@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from engine.links.tokens import TOKEN_TEXT
 from engine.outbox import FileTransport
 from engine.workflows.cycle import dispatch
 from tests.helpers.casework import DAY, LEAD, MEETING_DAY, decide, open_cases, plan_text
 from tests.helpers.mail import messages
 
-LINK = re.compile(r"http://127\.0\.0\.1:8300/a/([A-Za-z0-9_-]{43})")
+LINK = re.compile(r"http://127\.0\.0\.1:8300/a/(" + TOKEN_TEXT + ")")
 
 
 def send(conn, cfg, workspace: Path, on=DAY) -> None:
