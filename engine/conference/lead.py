@@ -71,7 +71,7 @@ def propose_lead(
             why.append("上限に達しているが他に候補がない")
         if len(ranked) > 1:
             why.append(f"候補 {len(ranked)} 機関から選択（次点: {ranked[1].name}）")
-        shared = f"{rule.reason}（規則 {rule.id}）。{best.name}は{area}地区を担当。"
+        shared = f"{rule.reason}。{best.name}は{area}地区を担当。"  # agencies read it: no rule id
         return LeadProposal(
             agency_id=best.id,
             rule_id=rule.id,

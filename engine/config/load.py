@@ -12,6 +12,8 @@ every problem names file, line and field, with a suggestion, and nothing runs un
                    (optional: the defaults of models.Lifecycle apply when it is absent)
 - web.yaml         the address agencies reach `engine web` at, and the answer links' grace
                    (optional: the defaults of models.Web apply when it is absent)
+- letterhead.yaml  how the papers are issued: 発出者, document numbers, contact block, paper
+                   handling, the meetings' length (optional: models.Letterhead's defaults)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from engine.config.models import (
     Conference,
     Config,
     LeadRule,
+    Letterhead,
     Lifecycle,
     Mail,
     Strict,
@@ -77,6 +80,14 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     web = validate(web_doc, Web, problems) if web_doc else Web()
     if web_doc:
         docs["web"] = web_doc
+    letterhead_doc = (
+        read_yaml(config_dir / "letterhead.yaml", problems) if (config_dir / "letterhead.yaml").exists() else None
+    )
+    letterhead = validate(letterhead_doc, Letterhead, problems) if letterhead_doc else Letterhead()
+    if letterhead_doc:
+        docs["letterhead"] = letterhead_doc
+        if conference and letterhead:
+            _check_end_time(letterhead_doc, letterhead, conference, problems)
     registry: dict[str, Agency] = {}
     if agencies:
         for i, a in enumerate(agencies.agencies):
@@ -109,9 +120,26 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
         mail=mail,
         lifecycle=lifecycle,
         web=web,
+        letterhead=letterhead,
         templates_dir=templates if templates.is_dir() else None,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )
+
+
+def _check_end_time(doc: YamlFile, letterhead: Letterhead, conference: Conference, problems: list) -> None:
+    """A fixed end time must come after every meeting's start."""
+    if letterhead.end_time is None:
+        return
+    starts = [s.time for slots in conference.slots.values() for s in slots] + [conference.extra_meeting.time]
+    late = max(starts)
+    if late >= letterhead.end_time:
+        problems.append(
+            doc.problem(
+                ("end_time",),
+                f"end_time {letterhead.end_time:%H:%M} is not after the start of every meeting (one starts at {late:%H:%M})",
+                suggestion="write a later end_time, or remove it and set duration_minutes",
+            )
+        )
 
 
 def _check_mail(doc: YamlFile, mail: Mail, config_dir: Path, problems: list) -> Mail:

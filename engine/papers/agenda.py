@@ -1,27 +1,29 @@
-"""Agendas: one per (meeting, agency), minimised to that agency's silo, plus the coordinator's
+"""Agendas: one 招集通知 per (meeting, agency), minimised to that agency's silo, plus the coordinator's
 full local version. Rendered with Jinja2 (engine/templates/, overridable in configs/templates/).
 
-An agency's agenda carries only: the meeting header, the 106条の6 notice for a 支援会議, and per
-case the pseudonymous case id, the flag titles, the facts of the agency's own silo (members as
-"世帯員1（80代・世帯主）"), the proposed lead and reason, and discussion points. A case with a
-locked flag (DV) is only counted: "N件（詳細は会議にて）". Names, kana, addresses and birth
-dates are never read for it: they exist only in the coordinator's version.
+An agency's agenda carries only: the letterhead (engine/papers/letterhead.py: document number,
+issuer, per type its sender, notice and paper handling, contact, end time), the agencies asked to
+attend (by name), and per case the pseudonymous case id, the flag titles, the facts of the agency's
+own silo in words (members as "世帯員1（80代・世帯主）"), the proposed lead and reason, for a case
+decided before its last decision and roles (engine/papers/casebrief.py), the discussion points and
+what to prepare. A case with a locked flag (DV) is only counted: "N件（詳細は会議にて）". Names,
+kana, addresses and birth dates are never read for it: they exist only in the coordinator's version.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import re
 import sqlite3
 from datetime import date
-from pathlib import Path
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
 from engine.config import ConferenceType, Config
-from engine.papers import ics
+from engine.papers import ics, letterhead
+from engine.papers.casebrief import Review, preparation, review
+from engine.papers.environment import HTML_INCLUDE, TEMPLATES, environment, is_html  # noqa: F401 (their old home)
 from engine.policy.consent import consenting
 from engine.policy.dv import case_locked
 from engine.policy.members import may_share_with
@@ -29,15 +31,12 @@ from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
 from engine.support import clock
 from engine.support.dates import wareki_with_weekday
-from engine.support.vocabulary import CODES, record_silos
+from engine.support.vocabulary import ARREARS_LABELS, CODES, record_silos
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-NOTICE_106 = (
-    "本資料は社会福祉法第106条の6に基づく{name}の資料です。同条第5項により、会議の事務に従事する者"
-    "（従事していた者を含む）は、正当な理由なく、会議の事務に関して知り得た秘密を漏らしてはなりません"
-    "（違反には罰則があります）。複製・転送・目的外の利用をしないでください。"
-)
-ROLE = {"lead": "主担当機関（案）", "participant": "参加", "owner": "通知先"}
+NOTICE_106 = letterhead.NOTICES["support"]
+ISO_DATE = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
+RULE_ID = re.compile(r"（規則 [A-Za-z0-9_\-]+）")  # in a reason shared before rule ids were left out of it
+ROLE = {"lead": "主担当機関（案）", "participant": "参加機関", "owner": "通知先"}
 CONSENT_POINT = "本人同意の取得方針"
 
 
@@ -46,17 +45,23 @@ class Fact(BaseModel):
     title: str
     value: str
     since: str  # month only (2023年8月): the least an agency needs, and never a full date
+    text: str = (
+        ""  # the record as a sentence part: 「住民税 11か月の滞納」「生活保護受給」「要介護・要支援認定 要介護2」
+    )
 
 
 class CaseItem(BaseModel):
     case_id: str
     role: str
+    lead: bool = False  # the agency is the proposed lead
     urgent: bool
     flag_titles: list[str]
     facts: list[Fact]
     lead_name: str
     lead_reason: str
     discussion: list[str]
+    prepare: list[str] = []  # what the agency should bring for this case
+    review: Review | None = None  # the last decision and the roles' progress (a case back for review)
 
 
 class Agenda(BaseModel):
@@ -70,70 +75,44 @@ class Agenda(BaseModel):
     held_on_wareki: str
     start_time: str
     start_ics: str
+    end_time: str
+    end_ics: str
     place: str
-    notice: str | None
+    notice: str
+    handling: list[str]
+    issuer: str
+    contact: dict
     cases: list[CaseItem]
     locked_count: int
+    invited: list[str] = []  # the names of the agencies asked to attend (those with a case detailed by e-mail)
     sender: str
     sender_name: str
     attendees: list[str] = []  # the agency's address for the invitation (its registry entry, not content)
     version: int = 0
     stamp: str = ""
+    # set when a version is made (engine.papers.write), outside the content hash:
+    document_number: str = ""
+    issued_on: str = ""
+    issued_on_wareki: str = ""
+    reply_by_wareki: str = ""
+    changes: list[str] = []  # since the version the agency last received
+    previous_version: int = 0
 
     def content_hash(self) -> str:
-        return hashlib.sha256(self.model_dump_json(exclude={"version", "stamp", "attendees"}).encode()).hexdigest()[:16]
+        return hashlib.sha256(self.model_dump_json(exclude=UNHASHED).encode()).hexdigest()[:16]
 
 
-def environment(config: Config) -> jinja2.Environment:
-    """Templates from configs/templates/ first (local overrides), then the engine's own. One
-    environment per templates folder and process (a notice per reminder must not rebuild it;
-    jinja2 still reloads a template whose file changed)."""
-    return _environment(config.templates_dir)
-
-
-HTML_INCLUDE = "html:"  # the name under which a template included by an HTML template is compiled
-
-
-def is_html(name: str) -> bool:
-    return name.startswith(HTML_INCLUDE) or name.endswith((".html", ".html.j2"))
-
-
-class _Loader(jinja2.BaseLoader):
-    """The folders' templates, also under the name `html:NAME` (the same file, compiled with autoescape)."""
-
-    def __init__(self, inner: jinja2.BaseLoader):
-        self.inner = inner
-
-    def get_source(self, environment, template):
-        return self.inner.get_source(environment, template.removeprefix(HTML_INCLUDE))
-
-    def list_templates(self):
-        return self.inner.list_templates()
-
-
-class _Papers(ImmutableSandboxedEnvironment):
-    """Autoescape is decided per template name, and an included template is compiled once under
-    its own name: notice.html.j2 including notice.txt.j2 got its text unescaped (a link, a tracking
-    image or a hidden span in an action text reached the HTML part). Whatever an HTML template
-    includes, extends or imports is therefore loaded as `html:NAME` and escaped too; the text
-    parts, rendered under the plain name, stay unescaped."""
-
-    def join_path(self, template: str, parent: str) -> str:
-        return HTML_INCLUDE + template if is_html(parent) and not is_html(template) else template
-
-
-@functools.lru_cache(maxsize=8)
-def _environment(templates_dir: Path | None) -> jinja2.Environment:
-    loaders = [jinja2.FileSystemLoader(str(templates_dir))] if templates_dir else []
-    loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
-    # sandboxed: templates in the configuration folder are files anyone who can edit configs/ may
-    # change; they must not reach Python (e.g. `lipsum.__globals__['os']`) as the operator
-    return _Papers(
-        loader=_Loader(jinja2.ChoiceLoader(loaders)),
-        autoescape=is_html,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
+UNHASHED = {
+    "version",
+    "stamp",
+    "attendees",
+    "document_number",
+    "issued_on",
+    "issued_on_wareki",
+    "reply_by_wareki",
+    "changes",
+    "previous_version",
+}
 
 
 def age_band(age: int) -> str:
@@ -169,6 +148,7 @@ def silo_facts(
             title=CODES[r.code].title,
             value=_value(r.code, r.value),
             since=f"{int(r.start[:4])}年{int(r.start[5:7])}月",
+            text=fact_text(r.code, r.value),
         )
         for p, r in current_records(hh, on_iso)
         if silo in record_silos(r.code, r.value) and (only is None or p.person_id in only)
@@ -181,8 +161,18 @@ def _value(code: str, value: str) -> str:
         return ""
     if spec.value_type == "arrears":
         kind, _, months = value.partition(":")
-        return f"{kind} {months}{spec.unit}"
+        return f"{ARREARS_LABELS.get(kind, '料金等')} {months}{spec.unit}"
     return f"{value}{spec.unit}" if spec.unit else value
+
+
+def fact_text(code: str, value: str) -> str:
+    """A record as a person writes it: 「住民税 11か月の滞納」「生活保護受給」「欠席日数 45日」."""
+    spec = CODES[code]
+    if spec.value_type == "flag":
+        return spec.title
+    if spec.value_type == "arrears":
+        return f"{_value(code, value)}の{spec.title}"
+    return f"{spec.title} {_value(code, value)}"
 
 
 class MeetingPapers(BaseModel):
@@ -224,6 +214,7 @@ def meeting_papers(
     on_iso = on.isoformat()
     name = config.name_of(kind)
     day = date.fromisoformat(held_on)
+    end = letterhead.end_time(config, start)
     header = dict(
         meeting_id=meeting_id,
         conference_type=kind,
@@ -232,10 +223,15 @@ def meeting_papers(
         held_on_wareki=wareki_with_weekday(day),
         start_time=start,
         start_ics=f"{held_on.replace('-', '')}T{start.replace(':', '')}00",
+        end_time=end,
+        end_ics=f"{held_on.replace('-', '')}T{end.replace(':', '')}00",
         place=place,
-        notice=NOTICE_106.format(name=name) if kind == "support" else None,
+        notice=letterhead.notice(config, kind),
+        handling=letterhead.handling(config, kind),
+        issuer=letterhead.issuer(config, kind),
+        contact=letterhead.contact(config, kind),
         sender=config.mail.sender,
-        sender_name=config.name_of("support") + "事務局",
+        sender_name=letterhead.secretariat(config, kind),
     )
     per_agency: dict[str, list[CaseItem]] = {}
     locked: dict[str, int] = {}
@@ -252,6 +248,7 @@ def meeting_papers(
         titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
         points = discussion(config, rule_ids, kind)
+        previous = None if is_locked else review(conn, config, case_id, on_iso)
         roles = conn.execute(
             "SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)
         ).fetchall()
@@ -263,16 +260,20 @@ def meeting_papers(
                 locked[agency_id] = locked.get(agency_id, 0) + 1
                 per_agency.setdefault(agency_id, [])
                 continue
+            facts = silo_facts(hh, agency.silo, on_iso, only, age_iso=held_on)
             per_agency.setdefault(agency_id, []).append(
                 CaseItem(
                     case_id=case_id,
                     role=ROLE.get(role, role),
+                    lead=role == "lead",
                     urgent=severity == "urgent",
                     flag_titles=titles,
-                    facts=silo_facts(hh, agency.silo, on_iso, only, age_iso=held_on),
+                    facts=facts,
                     lead_name=lead_name,
-                    lead_reason=shared_reason or "",
+                    lead_reason=for_agencies(shared_reason or ""),
                     discussion=points,
+                    prepare=preparation(role, [f.title for f in facts], points, lead_name, previous),
+                    review=previous,
                 )
             )
         coordinator_cases.append(
@@ -290,6 +291,7 @@ def meeting_papers(
                 members=_coordinator_members(conn, hh, on_iso),
             )
         )
+    detailed = {a for a, items in per_agency.items() if items}
     agendas = [
         Agenda(
             **header,
@@ -299,10 +301,30 @@ def meeting_papers(
             attendees=[config.agencies[a].email],
             cases=items,
             locked_count=locked.get(a, 0),
+            invited=invited(config, detailed | {a}),
         )
         for a, items in sorted(per_agency.items())
     ]
     return MeetingPapers(header=header, agendas=agendas, coordinator=dict(header, cases=coordinator_cases))
+
+
+def for_agencies(reason: str) -> str:
+    """A shared lead reason as agencies read it: no rule id, dates as 和暦（曜日）."""
+    return ISO_DATE.sub(_wareki_or_as_is, RULE_ID.sub("", reason))
+
+
+def _wareki_or_as_is(m: re.Match) -> str:
+    try:
+        return wareki_with_weekday(m[0])
+    except ValueError:
+        return m[0]
+
+
+def invited(config: Config, agency_ids: set[str]) -> list[str]:
+    """The agencies' names in the registry's order. An agency asked only for cases not detailed by
+    e-mail (the DV centre for a DV case) is listed to itself only: its name in the others' papers
+    would tell them such a case is on the agenda."""
+    return [a.name for a_id, a in config.agencies.items() if a_id in agency_ids]
 
 
 def withdrawn_agenda(papers: MeetingPapers, config: Config, agency_id: str) -> Agenda:
@@ -327,9 +349,7 @@ def _coordinator_members(conn: sqlite3.Connection, hh: Household, on_iso: str) -
     )
     records: dict[str, list[str]] = {}
     for p, r in current_records(hh, on_iso):
-        records.setdefault(p.person_id, []).append(
-            f"{CODES[r.code].title} {_value(r.code, r.value)}（{r.start}〜）".replace(" （", "（")
-        )
+        records.setdefault(p.person_id, []).append(f"{fact_text(r.code, r.value)}（{r.start}〜）")
     return [
         dict(
             person_id=p.person_id,

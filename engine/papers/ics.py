@@ -3,7 +3,7 @@ escaped as TEXT (backslash, `;`, `,` and line breaks, so a place or a name canno
 and start another), parameter values are quoted, and the rendered invitation has CRLF line ends
 with each line folded at 75 octets without cutting a UTF-8 character.
 
-The organizer is the engine's sender (the 事務局); the attendee is the receiving agency's address
+The organizer is the engine's sender (the 事務局 of the type); the attendee is the receiving agency's address
 only: an agency's invitation does not tell it which other agencies come to the meeting (the DV
 centre's presence would hint at a case its agenda only counts). No person's name or address.
 """

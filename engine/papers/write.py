@@ -18,7 +18,9 @@ from pydantic import BaseModel
 from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.outbox.queue import queue, supersede_pending
+from engine.papers import changes, letterhead
 from engine.papers.agenda import (
+    Agenda,
     environment,
     meeting_papers,
     render_agenda,
@@ -26,11 +28,13 @@ from engine.papers.agenda import (
     silo_facts,
     withdrawn_agenda,
 )
+from engine.papers.notices import render_routing
 from engine.policy.members import members_only
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
 from engine.store.db import write_transaction
 from engine.support import clock
+from engine.support.dates import wareki_with_weekday
 from engine.support.private_files import write_private
 
 COORDINATOR = "coordinator"
@@ -114,18 +118,22 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                 version, digest = latest(conn, meeting_id, agenda.agency_id)
                 if digest == agenda.content_hash():
                     continue
-                agenda = agenda.model_copy(update={"version": version + 1})
+                agenda = issue(conn, workspace, config, agenda.model_copy(update={"version": version + 1}), on)
                 parts = render_agenda(env, agenda)
                 stem = f"{agenda.agency_id}.v{agenda.version}"
                 for part, ext in (("text", "txt"), ("html", "html"), ("ics", "ics")):
                     write_private(workspace / folder / f"{stem}.{ext}", parts[part])
+                changes.keep(workspace, str(folder), agenda)
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
                     (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), clock.stamp(), str(folder)),
                 )
                 key = MessageKey.agenda(meeting_id, agenda.agency_id, agenda.version)
                 supersede_pending(conn, key.version_prefix)
-                subject = f"【{agenda.conference_name}】{agenda.held_on} {agenda.start_time} 議題 {meeting_id}（第{agenda.version}版）"
+                subject = (
+                    f"【{agenda.conference_name}】{agenda.held_on_wareki} {agenda.start_time}〜{agenda.end_time} "
+                    f"開催のご案内 {meeting_id}（第{agenda.version}版）"
+                )
                 result.agendas += 1
                 result.messages_queued += queue(
                     conn,
@@ -150,6 +158,22 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                 result.coordinator_versions += 1
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
     return result
+
+
+def issue(conn: sqlite3.Connection, workspace: Path, config: Config, agenda: Agenda, on: date) -> Agenda:
+    """A new version's document number, date of issue, attendance deadline and what changed since
+    the version the agency last received (none for its first)."""
+    received = changes.last_received(conn, workspace, agenda.meeting_id, agenda.agency_id)
+    return agenda.model_copy(
+        update=dict(
+            document_number=letterhead.take_number(conn, config, on),
+            issued_on=on.isoformat(),
+            issued_on_wareki=wareki_with_weekday(on),
+            reply_by_wareki=wareki_with_weekday(letterhead.reply_by(config, date.fromisoformat(agenda.held_on), on)),
+            changes=changes.summary(received, agenda) if received else [],
+            previous_version=received["version"] if received else 0,
+        )
+    )
 
 
 def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, env) -> int:
@@ -185,7 +209,7 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
             facts=[
                 f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat(), age_iso=opened_on)
             ],  # ages as of the first notice
-            sender_name=config.name_of("support") + "事務局",
+            sender_name=letterhead.secretariat(config, "support"),
         )
         digest = hashlib.sha256(json.dumps(view, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
         key = MessageKey.routing(case_id, owner_id, 1)
@@ -199,10 +223,7 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         if last:
             key = MessageKey.parse(last[0]).next_version()
         version = key.version
-        parts = {
-            "text": env.get_template("routing.txt.j2").render(r=view),
-            "html": env.get_template("routing.html.j2").render(r=view),
-        }
+        parts = render_routing(env, view, on)
         subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}" + (
             f"（第{version}報）" if version > 1 else ""
         )

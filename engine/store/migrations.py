@@ -128,6 +128,13 @@ def _answer_links(db: Database) -> None:
             db.execute(statement)
 
 
+def _document_numbers(db: Database) -> None:
+    """document_numbers: the last number given per 年度, taken inside the papers' own transaction."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS document_numbers (fiscal_year INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[Step, ...] = (
     Step(1, "the workspace tables (households … contacts), their indexes and triggers", _baseline),
     Step(
@@ -138,6 +145,7 @@ MIGRATIONS: tuple[Step, ...] = (
     Step(3, "audit_log.chain: each entry's hash chained to the one before; existing entries chained", _audit_chain),
     Step(4, "users and sessions: the console's accounts and server-side sessions", _users_and_sessions),
     Step(5, "answer links: answer_links (token hashes only), attendance", _answer_links),
+    Step(6, "document_numbers: the agendas' document numbers per 年度", _document_numbers),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -23,6 +23,15 @@ ValueType = Literal["level", "category", "amount", "arrears", "flag"]
 SILOS = ("介護", "障害", "子ども", "困窮", "保護", "DV", "教育")
 
 ARREARS_KINDS = ("resident_tax", "kokuho", "water", "rent", "school_fee")
+ARREARS_LABELS = {  # what a person reads for each kind of arrears (「住民税 11か月の滞納」)
+    "resident_tax": "住民税",
+    "kokuho": "国民健康保険料",
+    "water": "水道料金",
+    "rent": "家賃",
+    "school_fee": "学校徴収金",
+}
+WATCH_RESULT_LABELS = {"stable": "安定", "concern": "懸念あり", "lost_contact": "連絡が取れない"}  # a watch answer
+ACTION_STATE_LABELS = {"done": "完了", "overdue": "期限超過", "open": "実施中", "cancelled": "取りやめ"}  # a role
 
 
 class CodeSpec(BaseModel):
@@ -182,3 +191,14 @@ def identity_part(code: str, value: str) -> str:
         parsed = parse_arrears(value)
         return parsed[0] if parsed else value
     return value
+
+
+# the outbox's states (engine outbox), as the coordinator reads them
+OUTBOX_STATE_LABELS = {
+    "pending": "送信待ち",
+    "sending": "送信中",
+    "sent": "送信済み",
+    "failed": "送信失敗",
+    "superseded": "新しい版に差し替え",
+    "possible_duplicate": "重複の可能性",
+}

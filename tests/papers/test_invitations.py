@@ -56,7 +56,9 @@ def check(raw: str, cfg, agency_id: str, meeting: str, place: str, name: str) ->
     assert str(event["SUMMARY"]) == f"{name} {meeting}"
     assert str(event["UID"]) == f"{meeting}@engine"
     organizer = event["ORGANIZER"]
-    assert str(organizer) == f"mailto:{cfg.mail.sender}" and organizer.params["CN"] == cfg.name_of("support") + "事務局"
+    assert (
+        str(organizer) == f"mailto:{cfg.mail.sender}" and organizer.params["CN"] == name + "事務局"
+    )  # the type's own 事務局
     attendees = event["ATTENDEE"] if isinstance(event["ATTENDEE"], list) else [event["ATTENDEE"]]
     agency = cfg.agencies[agency_id]
     assert [str(a) for a in attendees] == [f"mailto:{agency.email}"]

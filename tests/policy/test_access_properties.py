@@ -226,7 +226,7 @@ TITLES = sorted((c.title for c in CODES.values()), key=len, reverse=True)
 
 
 def title_of(text: str) -> str:
-    return next(t for t in TITLES if text.startswith(t))
+    return next(t for t in TITLES if text.startswith(t) or text.endswith("の" + t))  # 「住民税 11か月の滞納」
 
 
 def agenda_sections(text: str) -> dict[str, list[tuple[int, str]]]:
@@ -234,7 +234,7 @@ def agenda_sections(text: str) -> dict[str, list[tuple[int, str]]]:
     out: dict[str, list[tuple[int, str]]] = {}
     current_case = None
     for line in text.splitlines():
-        m = re.match(r"^■ 事案 (C-\d{4}-\d{5})（", line)
+        m = re.match(r"^■ 事案 (C-\d{4}-\d{5})【", line)
         if m:
             current_case = m[1]
             out[current_case] = []
