@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from engine.store.lifecycle import STATE_LABELS, CaseNotFound
+from engine.store.lifecycle import LINK_ACTOR, STATE_LABELS, CaseNotFound
 
 EVENT_LABELS = {
     "opened": "事案開始",
@@ -90,7 +92,27 @@ def history(conn: sqlite3.Connection, case_id: str) -> list[Entry]:
     ]
 
 
-def render_history(case_id: str, entries: list[Entry]) -> str:
+def with_agency_names(text: str, agencies: Mapping[str, str] | None) -> str:
+    """Each agency id in `text` (a whole word) replaced by the agency's name: entries written before
+    the texts named agencies, and the ids some texts still carry, read as names."""
+    if not agencies or not text:
+        return text
+    ids = sorted((a for a in agencies if a), key=len, reverse=True)
+    # not inside a message key (agenda:M-…:houkatsu_kita:v1), a path, a URL or an address: those are typed back
+    pattern = re.compile(r"(?<![A-Za-z0-9_\-:./@])(" + "|".join(map(re.escape, ids)) + r")(?![A-Za-z0-9_\-:./@])")
+    return pattern.sub(lambda m: agencies[m[1]], text)
+
+
+def actor_label(actor: str, agencies: Mapping[str, str] | None) -> str:
+    """`houkatsu_kita (リンク)` → `北部地域包括支援センター（リンク）`; other actors as they are."""
+    agency, sep, _ = actor.partition(f" {LINK_ACTOR}")
+    if sep and agencies and agency in agencies:
+        return f"{agencies[agency]}{LINK_ACTOR.replace('(', '（').replace(')', '）')}"
+    return actor
+
+
+def render_history(case_id: str, entries: list[Entry], agencies: Mapping[str, str] | None = None) -> str:
+    """The history as text; with `agencies` (id → name) agencies are named, not given by id."""
     lines = [f"事案 {case_id} の経過（{len(entries)} 件）"]
     for e in entries:
         what = e.label
@@ -98,9 +120,6 @@ def render_history(case_id: str, entries: list[Entry]) -> str:
             what += f": {STATE_LABELS.get(e.from_status, e.from_status)} → {STATE_LABELS.get(e.to_status, e.to_status)}"
         extra = f" 会議 {e.meeting_id}" if e.meeting_id else ""
         extra += f"（記録番号 {e.seq}）" if e.event in CORRECTABLE_EVENTS else ""
-        lines.append(
-            f"{e.on_day} [{e.actor}] {what}{extra} — {e.reason}"
-            if e.reason
-            else f"{e.on_day} [{e.actor}] {what}{extra}"
-        )
+        who, reason = actor_label(e.actor, agencies), with_agency_names(e.reason, agencies)
+        lines.append(f"{e.on_day} [{who}] {what}{extra} — {reason}" if reason else f"{e.on_day} [{who}] {what}{extra}")
     return "\n".join(lines)

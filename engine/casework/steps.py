@@ -11,9 +11,10 @@ from datetime import date
 
 from engine.config import Config
 from engine.outbox.keys import MessageKey
-from engine.papers.notices import Notice, queue_notice
+from engine.papers.notices import Notice, queue_notice, recipient_name
 from engine.store.lifecycle import CHECKPOINT_LABELS, Log
 from engine.support.business_days import Calendar, add_months
+from engine.support.dates import wareki_with_weekday
 
 
 def cancel_checkpoints(log: Log, case_id: str, why: str, kinds: tuple[str, ...] | None = None) -> int:
@@ -60,9 +61,10 @@ def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
     """Cancel the case's pending lead request, say so in the audit log, and tell the agency if the
     request already reached it (an unsent one is simply withheld at dispatch)."""
     rows = log.conn.execute(
-        "SELECT request_id, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", (case_id,)
+        "SELECT request_id, agency_id, requested_on FROM lead_requests WHERE case_id = ? AND status = 'pending'",
+        (case_id,),
     ).fetchall()
-    for request_id, agency in rows:
+    for request_id, agency, requested_on in rows:
         log.conn.execute(
             "UPDATE lead_requests SET status = 'cancelled', answered_on = ? WHERE request_id = ?",
             (log.on.isoformat(), request_id),
@@ -70,7 +72,7 @@ def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
         log.event(
             "lead_request_withdrawn",
             case_id=case_id,
-            reason=f"{agency}への受諾依頼を取り下げ: {why}",
+            reason=f"{recipient_name(config, agency)}への受諾依頼を取り下げ: {why}",
             request_id=request_id,
             agency=agency,
         )
@@ -86,11 +88,14 @@ def withdraw_requests(log: Log, config: Config, case_id: str, why: str) -> int:
                     key=str(MessageKey.lead_withdrawn(request_id)),
                     kind="lead_withdrawn",
                     recipient=agency,
-                    title="受諾依頼の取り下げ",
+                    title="主担当機関の受諾依頼の取り下げ",
                     case_id=case_id,
+                    issued_on=log.on,
                     lines=[
-                        f"事案 {case_id} の主担当機関の受諾依頼（番号 {request_id}）は取り下げました（{why}）。",
-                        "この依頼への回答は不要です。",
+                        f"{wareki_with_weekday(requested_on)}付けでお送りした事案 {case_id} の主担当機関の受諾依頼"
+                        f"（依頼番号 {request_id}）は、取り下げさせていただきます（理由: {why}）。",
+                        "この依頼へのご回答は不要です。お送りしたリンクからのご回答も受け付けません。",
+                        "行き違いでご対応いただいていた場合は、お手数ですがコーディネーターにお知らせください。",
                     ],
                 ),
             )

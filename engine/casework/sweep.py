@@ -21,11 +21,12 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from engine.casework.audit import KINDS, run_audit
+from engine.casework.history import with_agency_names
 from engine.casework.steps import cancel_checkpoints, owed_outcomes
 from engine.conference.convene import Convener
 from engine.config import Config
 from engine.outbox.keys import MessageKey
-from engine.papers.notices import COORDINATOR, Notice, answer_by_link, queue_notice
+from engine.papers.notices import COORDINATOR, Notice, answer_by_link, queue_notice, recipient_name
 from engine.policy.dv import household_locked
 from engine.rules.model import RuleSet
 from engine.store.chronology import check_run
@@ -33,6 +34,12 @@ from engine.store.db import write_transaction
 from engine.store.lifecycle import CHECKPOINT_LABELS, Log
 from engine.support import clock
 from engine.support.business_days import Calendar
+from engine.support.dates import wareki_with_weekday
+from engine.support.vocabulary import WATCH_RESULT_LABELS
+
+RESULT_CHOICES = "".join(
+    f"「{label}」" for label in WATCH_RESULT_LABELS.values()
+)  # 「安定」「懸念あり」「連絡が取れない」
 
 
 class SweepResult(BaseModel):
@@ -62,7 +69,8 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
             result.escalations += log.escalate(
                 f"lead:{request_id}",
                 "lead_no_answer",
-                f"事案 {case_id}: {agency} が主担当機関の受諾依頼に回答期限 {due} までに回答していない",
+                f"事案 {case_id}: {recipient_name(config, agency)}から主担当機関の受諾依頼への回答が、"
+                f"期限の{wareki_with_weekday(due)}までにありません",
                 case_id=case_id,
             )
 
@@ -77,10 +85,9 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
             overdue = due < day
             if household_id not in locked:
                 locked[household_id] = household_locked(conn, config, household_id, day)
-            if locked[
-                household_id
-            ]:  # DV: not even the action's wording goes by e-mail (its own key: an earlier one is withheld)
-                action = "（内容は会議にて）"
+            # DV: not even the action's wording goes by e-mail (its own key: an earlier one is withheld)
+            if locked[household_id]:
+                action = "内容はメールには記載していません（会議でお伝えした内容をご確認ください）"
             result.reminders += queue_notice(
                 conn,
                 config,
@@ -89,20 +96,35 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                     kind="reminder",
                     recipient=agency,
                     case_id=case_id,
-                    title="役割分担の期限超過" if overdue else "役割分担の期日が近づいています",
+                    title="役割分担の期日が過ぎています" if overdue else "役割分担の期日が近づいています",
+                    issued_on=on,
                     lines=[
-                        f"会議で合意した役割（番号 {action_id}）: {action}",
-                        f"期日: {due}"
-                        + ("（期限を過ぎています。コーディネーターにも通知しました）" if overdue else ""),
-                    ],
-                    answer=answer_by_link("完了したら、このリンクから完了をお知らせください（メモを添えられます）。"),
+                        "会議で合意した次の役割について、期日を過ぎましたが、まだ完了のご報告をいただいていません。"
+                        if overdue
+                        else "会議で合意した次の役割の期日が近づいています。",
+                        f"  役割（番号 {action_id}）: {action}",
+                        f"  期日: {wareki_with_weekday(due)}",
+                    ]
+                    + (
+                        [
+                            "まだ完了していない場合は、今後の見通しをコーディネーターにお知らせください。"
+                            "期日を過ぎていることは、コーディネーターにもお伝えしています。"
+                        ]
+                        if overdue
+                        else []
+                    ),
+                    answer=answer_by_link(
+                        ("既に完了している場合は、" if overdue else "完了しましたら、")
+                        + "次のリンクから完了をお知らせください（メモを添えられます）。"
+                    ),
                 ),
             )
             if overdue:
                 result.escalations += log.escalate(
                     f"action:{action_id}",
                     "action_overdue",
-                    f"事案 {case_id}: 役割 {action_id}（{agency}）が期日 {due} を過ぎても未完了",
+                    f"事案 {case_id}: {recipient_name(config, agency)}の役割 {action_id} が、"
+                    f"期日の{wareki_with_weekday(due)}を過ぎても完了していません",
                     case_id=case_id,
                 )
 
@@ -112,7 +134,8 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 result.escalations += log.escalate(
                     f"outcome:{case_id}:{meeting_id}",
                     "outcome_missing",
-                    f"事案 {case_id}: 会議 {meeting_id}（{held_on}）の結果が {deadline} までに記録されていない",
+                    f"事案 {case_id}: 会議 {meeting_id}（{wareki_with_weekday(held_on)}）の結果が、"
+                    f"{wareki_with_weekday(deadline)}までに記録されていません",
                     case_id=case_id,
                 )
 
@@ -145,7 +168,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                     result.escalations += log.escalate(
                         f"checkpoint:{checkpoint_id}",
                         "evaluation_unbooked",
-                        f"事案 {case_id}: プランの評価（{due}）を会議に予約できない（会議枠が満杯）",
+                        f"事案 {case_id}: プランの評価（{wareki_with_weekday(due)}）を会議に予約できません（会議枠が満杯です）",
                         case_id=case_id,
                     )
             elif kind == "review" and status == "suspended":
@@ -166,7 +189,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 log.event(
                     "checkpoint_asked",
                     case_id=case_id,
-                    reason=f"{CHECKPOINT_LABELS[kind]}（{due}）を {agency} に照会、回答期限 {answer_due}",
+                    reason=f"{CHECKPOINT_LABELS[kind]}（{due}）を{recipient_name(config, agency)}に照会、回答期限 {answer_due}",
                     kind=kind,
                     checkpoint_id=checkpoint_id,
                     agency=agency,
@@ -179,13 +202,18 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                         kind="checkpoint",
                         recipient=agency,
                         case_id=case_id,
-                        title=CHECKPOINT_LABELS[kind],
+                        title=f"世帯の様子のご照会（{CHECKPOINT_LABELS[kind]}）",
+                        issued_on=on,
                         lines=[
-                            f"事案 {case_id} の{CHECKPOINT_LABELS[kind]}の時期（{due}）です。世帯の様子をお知らせください。",
-                            "安定・懸念あり・連絡が取れないのいずれかでご回答ください。懸念・連絡不能の場合は会議で再検討します（もどし）。",
-                            f"回答期限: {answer_due}",
+                            f"事案 {case_id} は、{CHECKPOINT_LABELS[kind]}の時期（{wareki_with_weekday(due)}）を迎えました。"
+                            "世帯の様子をお知らせください。",
+                            f"「{WATCH_RESULT_LABELS['concern']}」「{WATCH_RESULT_LABELS['lost_contact']}」の場合は、"
+                            "会議で改めて検討します（もどし）。",
+                            f"ご回答の期限: {wareki_with_weekday(answer_due)}",
                         ],
-                        answer=answer_by_link("安定・懸念あり・連絡が取れないから選び、様子をメモに添えてください。"),
+                        answer=answer_by_link(
+                            f"次のリンクから{RESULT_CHOICES}のいずれかを選び、世帯の様子をメモに添えてご回答ください。"
+                        ),
                     ),
                 )
                 result.checkpoints_asked += 1
@@ -197,7 +225,8 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
             result.escalations += log.escalate(
                 f"checkpoint:{checkpoint_id}",
                 "checkpoint_no_answer",
-                f"事案 {case_id}: {CHECKPOINT_LABELS.get(kind, kind)}の照会に回答期限 {answer_due} までに回答がない",
+                f"事案 {case_id}: {CHECKPOINT_LABELS.get(kind, kind)}の照会への回答が、"
+                f"期限の{wareki_with_weekday(answer_due)}までにありません",
                 case_id=case_id,
             )
 
@@ -233,16 +262,20 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
         failed = conn.execute(
             "SELECT message_key, agency_id, last_error FROM outbox WHERE status = 'failed' ORDER BY message_key"
         ).fetchall()
-        lines = [f"{on} 時点の状況です。"]
+        lines = [f"{wareki_with_weekday(on)}時点の状況です。"]
         lines.append(f"■ 新たなエスカレーション {len(fresh)} 件")
-        lines += [f"  - {detail}" for _, detail in fresh[:100]] + (
+        names = {a: recipient_name(config, a) for a in config.agencies}
+        lines += [f"  - {with_agency_names(detail, names)}" for _, detail in fresh[:100]] + (
             [f"  …ほか {len(fresh) - 100} 件（engine audit）"] if len(fresh) > 100 else []
         )
         lines.append(
             f"■ 送信に失敗したメール {len(failed)} 件"
             + ("（engine outbox --status failed で確認、原因を直して --retry-failed）" if failed else "")
         )
-        lines += [f"  - {key} → {agency}: {(error or '')[:120]}" for key, agency, error in failed[:50]]
+        lines += [
+            f"  - {key}（{recipient_name(config, agency)}宛て）: {(error or '')[:120]}"
+            for key, agency, error in failed[:50]
+        ]
         lines.append(
             f"■ 監査の指摘 {len(report.violations)} 件"
             + ("（engine audit で一覧）" if report.violations else "（抜け漏れなし）")
@@ -251,7 +284,7 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
         lines += [
             f"  - {KINDS[v.kind]}: "
             + (f"事案 {v.case_id}" if v.case_id else "事案なし（engine audit で世帯を確認）")
-            + f"（{v.days} 日）"
+            + f"（{v.days}日）"
             for v in report.violations[:50]
         ]
         queued = queue_notice(
@@ -262,6 +295,7 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
                 kind="digest",
                 recipient=COORDINATOR,
                 title="多機関協働 日次ダイジェスト",
+                issued_on=on,
                 lines=lines,
             ),
         )

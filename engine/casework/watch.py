@@ -22,9 +22,10 @@ from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
 from engine.store.lifecycle import Log
 from engine.support.errors import EngineError
+from engine.support.vocabulary import WATCH_RESULT_LABELS
 
 Result = Literal["stable", "concern", "lost_contact"]
-RESULT_LABELS = {"stable": "安定", "concern": "懸念あり", "lost_contact": "連絡が取れない"}
+RESULT_LABELS = WATCH_RESULT_LABELS  # one place: engine/support/vocabulary.py
 
 
 class WatchError(EngineError):

@@ -13,6 +13,7 @@ import pytest
 from engine.casework.handshake import accept
 from engine.casework.outcome import OutcomeRefused
 from engine.store.lifecycle import InvalidTransition
+from engine.support.dates import wareki_with_weekday
 from engine.workflows.cycle import nightly_cycle
 from tests.helpers.casework import (
     DAY,
@@ -81,7 +82,7 @@ def test_plan_asks_the_lead_with_a_dated_request_and_an_email(convened, cal, on,
         "houkatsu_chuo",
         "pending",
     )
-    assert convened.case in subject and due.isoformat() in json.loads(parts)["text"]
+    assert convened.case in subject and f"ご回答の期限: {wareki_with_weekday(due)}" in json.loads(parts)["text"]
     assert conn.execute(
         "SELECT case_id, meeting_id, decided_on, recorded_on, decision, lead_agency_id, consent FROM outcomes"
     ).fetchall() == [

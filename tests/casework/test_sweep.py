@@ -104,9 +104,11 @@ def test_the_digest_goes_to_the_coordinator_on_business_days_only(conn, workspac
     body = text_of(conn, "digest:2026-12-14")
     assert (
         "新たなエスカレーション 1 件" in body
-        and f"役割 {aid}（{LEAD}）が期日 2026-12-10 を過ぎても未完了" in body
+        and f"{cfg.agencies[LEAD].name}の役割 {aid} が、期日の令和8年12月10日（木）を過ぎても完了していません" in body
         and cid in body
+        and "令和8年12月14日（月）時点の状況です" in body
     )
+    assert LEAD not in body  # the agency by its name, not its id
     assert escalations(conn)[f"action:{aid}"][3] == "2026-12-14"
     # a second sweep the same day queues no second digest; the next day's digest has nothing new
     assert daily_sweep(conn, rules, cfg, d("2026-12-14")).digest is False
