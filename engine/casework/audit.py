@@ -198,7 +198,7 @@ def render_audit(report: AuditReport) -> str:
     for v in report.violations:
         by_kind.setdefault(v.kind, []).append(v)
     for kind, items in by_kind.items():
-        lines.append(f"\n■ {KINDS[kind]}（{kind}）: {len(items)} 件")
+        lines.append(f"\n■ {KINDS[kind]}: {len(items)} 件")
         for v in items:
             lines.append(f"  - 世帯 {v.household_id} 事案 {v.case_id or '-'}: {v.detail}（{v.since} から {v.days} 日）")
     return "\n".join(lines)

@@ -26,14 +26,16 @@ from engine.conference.convene import Convener, served_silos
 from engine.conference.lead import propose_lead
 from engine.config import Config
 from engine.outbox.keys import MessageKey
-from engine.papers.notices import Notice, answer_by_link, queue_notice
+from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
 from engine.store.lifecycle import CaseNotFound, Log
 from engine.support.business_days import Calendar
+from engine.support.dates import wareki_with_weekday
 from engine.support.errors import EngineError
+from engine.support.vocabulary import ACTION_STATE_LABELS
 
 
 class HandshakeError(EngineError):
@@ -91,7 +93,7 @@ def request_lead(
         due_on=due,
         request_id=request_id,
     )
-    what = "終結後の主担当機関（引継ぎ）" if then_status == "closed" else "主担当機関"
+    what = "終結後に支援を引き継ぐ主担当機関" if then_status == "closed" else "主担当機関"
     queue_notice(
         conn,
         config,
@@ -101,11 +103,15 @@ def request_lead(
             recipient=agency_id,
             title="主担当機関の受諾のお願い",
             case_id=case_id,
+            issued_on=log.on,
             lines=[
-                f"{told or why}、貴機関に事案 {case_id} の{what}をお願いすることになりました。",
-                f"回答期限: {due}（期限までに回答がない場合はコーディネーターから連絡します）",
+                f"{told or why}、事案 {case_id} の{what}を貴機関にお願いしたく、ご依頼申し上げます。",
+                f"ご回答の期限: {wareki_with_weekday(due)}",
+                "期限までにご回答がない場合は、コーディネーターからご連絡いたします。",
             ],
-            answer=answer_by_link("受諾、または辞退（理由を添えて）を選べます。"),
+            answer=answer_by_link(
+                "次のリンクから、お引き受けいただける場合は「受諾」を、難しい場合は理由を添えて「辞退」をお選びください。"
+            ),
         ),
     )
     return request_id
@@ -260,14 +266,14 @@ def decline(
                 nxt.agency_id,
                 then_status=then,
                 rule_id=nxt.rule_id,
-                why=f"{config.agencies[agency].name}の辞退を受け、主担当機関の規則 {nxt.rule_id} の次の候補として",
-                told="前の候補機関の辞退を受け、次の候補として",
-            )  # no rule id either: dv_safety would say it
+                why=f"{config.agencies[agency].name}の辞退を受け、主担当機関の規則による次の候補として",
+                told="前の候補機関が辞退したため、次の候補として",
+            )  # no rule id either: dv_safety would say it (the rule id is in the entry's rule_id)
             return AnswerResult(case_id=case_id, status=log.status(case_id), next_agency=nxt.agency_id)
         log.escalate(
             f"lead_exhausted:{case_id}:{request_id}",
             "lead_exhausted",
-            f"事案 {case_id}: 候補の機関がすべて主担当機関を辞退（{'、'.join(sorted(declined))}）。次の会議で決定が必要",
+            f"事案 {case_id}: 候補の機関がすべて主担当機関を辞退しました（{'、'.join(recipient_name(config, a) for a in sorted(declined))}）。次の会議で決める必要があります",
             case_id=case_id,
         )
         log.move(case_id, "convened", "候補がすべて辞退したため会議で再検討")
@@ -315,7 +321,7 @@ def action_done(
         if row is None:
             raise HandshakeError(f"役割 {action_id} はありません（`engine history CASE` に役割番号が出ます）")
         if row[2] != "open":
-            raise HandshakeError(f"役割 {action_id} は既に {row[2]} です")
+            raise HandshakeError(f"役割 {action_id} は既に{ACTION_STATE_LABELS.get(row[2], row[2])}です")
         meeting_id, held_on = conn.execute(
             "SELECT m.meeting_id, m.held_on FROM case_actions a JOIN meetings m ON m.meeting_id = a.meeting_id WHERE a.action_id = ?",
             (action_id,),
@@ -335,7 +341,7 @@ def action_done(
         log.event(
             "action_done",
             case_id=row[0],
-            reason=f"役割 {action_id} 完了（{row[1]}）",
+            reason=f"役割 {action_id} 完了（{recipient_name(config, row[1])}）",
             action_id=action_id,
             agency=row[1],
         )

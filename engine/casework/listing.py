@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,16 @@ from engine.casework.steps import owed_outcomes
 from engine.config import Config
 from engine.store.lifecycle import CHECKPOINT_LABELS, STATE_LABELS
 from engine.support.errors import EngineError
+
+
+def agency_label(config: Config, agency_id: str | None) -> str:
+    """An agency as the coordinator reads it and types it back: 名称（id）; '-' for none."""
+    if not agency_id:
+        return "-"
+    if agency_id == "coordinator":
+        return "コーディネーター"
+    agency = config.agencies.get(agency_id)
+    return f"{agency.name}（{agency_id}）" if agency else agency_id
 
 
 class MeetingCase(BaseModel):
@@ -85,7 +96,13 @@ class NotAnAgency(AgendaNotFound):
 
 
 def agenda(
-    conn: sqlite3.Connection, workspace: Path, meeting_id: str, agency_id: str | None, *, html: bool = False
+    conn: sqlite3.Connection,
+    workspace: Path,
+    meeting_id: str,
+    agency_id: str | None,
+    *,
+    html: bool = False,
+    agency: Callable[[str], str] = str,
 ) -> str:
     """The latest agenda of one agency (text), or the list of agencies with agendas for the meeting."""
     if conn.execute("SELECT 1 FROM meetings WHERE meeting_id = ?", (meeting_id,)).fetchone() is None:
@@ -98,9 +115,9 @@ def agenda(
         if not rows:
             raise AgendaNotFound(f"no agendas written for {meeting_id} yet: run `engine run`")
         folder = workspace / "agendas" / meeting_id
-        lines = [f"{meeting_id}: agendas for {len(rows)} agencies (show one with --agency ID)"]
-        lines += [f"  {a:<24} 第{v}版  {folder / f'{a}.v{v}.txt'}" for a, v in rows]
-        lines.append(f"  coordinator (local only, with names): {folder}/coordinator.v*.html")
+        lines = [f"{meeting_id}: 議題を送る機関 {len(rows)} か所（1 機関の議題は --agency 機関ID で表示）"]
+        lines += [f"  {agency(a)}  第{v}版  {folder / f'{a}.v{v}.txt'}" for a, v in rows]
+        lines.append(f"  コーディネーター用（氏名入り、送信しない）: {folder}/coordinator.v*.html")
         return "\n".join(lines)
     row = conn.execute(
         "SELECT MAX(version), folder FROM agendas WHERE meeting_id = ? AND agency_id = ?", (meeting_id, agency_id)
@@ -166,10 +183,12 @@ class CaseRow(BaseModel):
     next_step: str  # what happens then, in Japanese
 
 
-def next_step(conn: sqlite3.Connection, case_id: str, status: str, on: date) -> tuple[str | None, str]:
+def next_step(
+    conn: sqlite3.Connection, case_id: str, status: str, on: date, agency: Callable[[str], str] = str
+) -> tuple[str | None, str]:
     """The case's next dated step for its state: the earliest of a meeting owing an outcome, the
     answer due to a lead request, the state's checkpoint and (active) an action's due date. A case
-    without one is what the audit reports as no_next_step."""
+    without one is what the audit reports as no_next_step. `agency` shows an agency id (agency_label)."""
     day = on.isoformat()
     one = lambda sql, *p: conn.execute(sql, p).fetchone()  # noqa: E731
     steps: list[tuple[str, str]] = []
@@ -178,7 +197,7 @@ def next_step(conn: sqlite3.Connection, case_id: str, status: str, on: date) -> 
     if status == "lead_pending":
         row = one("SELECT due_on, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
         if row:
-            steps.append((row[0], f"{row[1]} の受諾回答期限"))
+            steps.append((row[0], f"{agency(row[1])} の受諾回答期限"))
     kinds = {"active": "evaluation", "closed": "watch", "suspended": "review", "routed": "check_back"}
     if status in kinds:
         kind = kinds[status]
@@ -199,7 +218,9 @@ def next_step(conn: sqlite3.Connection, case_id: str, status: str, on: date) -> 
     return min(steps)
 
 
-def cases(conn: sqlite3.Connection, on: date, status: str | None = None) -> list[CaseRow]:
+def cases(
+    conn: sqlite3.Connection, on: date, status: str | None = None, agency: Callable[[str], str] = str
+) -> list[CaseRow]:
     """Every case (or those in one state) with its next dated step, oldest first."""
     rows = conn.execute(
         "SELECT case_id, household_id, status, lead_agency_id, lead_confirmed_on, opened_on, reopen_count, previous_case_id, consent_state FROM cases "
@@ -208,7 +229,7 @@ def cases(conn: sqlite3.Connection, on: date, status: str | None = None) -> list
     ).fetchall()
     out = []
     for cid, hid, st, lead, confirmed, opened, reopened, previous, consent in rows:
-        when, what = next_step(conn, cid, st, on)
+        when, what = next_step(conn, cid, st, on, agency)
         out.append(
             CaseRow(
                 case_id=cid,

@@ -30,6 +30,7 @@ from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
+from engine.support.dates import wareki_with_weekday
 from engine.support.errors import EngineError
 from engine.support.yamlfile import YamlFile
 
@@ -48,12 +49,23 @@ class OutcomeRefused(EngineError):
     """The outcome cannot be recorded for this meeting and case (said why)."""
 
 
+class AgreedAction(BaseModel):
+    """One role the outcome created: its number is what `engine done` takes."""
+
+    action_id: int
+    agency: str
+    action: str
+    due: date
+
+
 class OutcomeResult(BaseModel):
     case_id: str
     decision: str
     status: str  # the case's state afterwards
     lead_request: int | None = None  # the hand-shake request sent, if any
+    lead_agency: str | None = None  # the agency that request asks
     actions: int = 0
+    roles: list[AgreedAction] = []  # the roles created, in the outcome file's order
     meeting_id: str | None = None  # continue: the meeting the case is booked into
     history_only: bool = False  # a later meeting had decided already: recorded, nothing changed
 
@@ -225,6 +237,7 @@ def _apply(
                 (case_id, meeting_id, role.agency, role.action, role.due.isoformat()),
             ).lastrowid
             agreed.append({"action_id": action_id, "agency": role.agency, "due": role.due})
+            result.roles.append(AgreedAction(action_id=action_id, agency=role.agency, action=role.action, due=role.due))
             result.actions += 1
         if outcome.roles:  # the numbers `engine done` takes are in the history
             log.event(
@@ -233,7 +246,10 @@ def _apply(
                 meeting_id=meeting_id,
                 roles=agreed,
                 reason=f"役割分担 {len(agreed)}件: "
-                + "、".join(f"役割 {a['action_id']}（{a['agency']}、{a['due']}まで）" for a in agreed),
+                + "、".join(
+                    f"役割 {a.action_id}（{config.agencies[a.agency].name}、{wareki_with_weekday(a.due)}まで）"
+                    for a in result.roles
+                ),
             )
         if outcome.decision in ("plan", "close"):
             target = outcome.lead or lead
@@ -246,6 +262,7 @@ def _apply(
                 else:
                     close_case(log, config, case_id, "会議で終結を決定（主担当機関へ引継ぎ済み）")
             else:
+                result.lead_agency = target
                 result.lead_request = request_lead(
                     log,
                     config,

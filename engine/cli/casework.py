@@ -38,24 +38,32 @@ def outcome(
 
     Example: engine outcome M-20261201-1400-S C-2026-00001 --file outcome.yaml
     """
+    from engine.casework.listing import agency_label
     from engine.casework.outcome import record_outcome
+    from engine.casework.outcome_file import DECISION_LABELS
     from engine.store.lifecycle import STATE_LABELS
+    from engine.support.dates import wareki_with_weekday
 
     if not file.is_file():
         fail(f"--file {file}: no such file (write the outcome as YAML; see docs/lifecycle.md, 'Recording an outcome')")
     given = Inputs(workspace, rules, config, on)
     rs, cfg, conn = given.rules, given.config, given.db()
     r = record_outcome(conn, rs, cfg, meeting, case, file, given.day, actor(by), dating=given.dating(conn, backdate))
+    decision = DECISION_LABELS[r.decision]
     if r.history_only:
         typer.echo(
-            f"事案 {r.case_id}: {r.decision} を記録のみ（後の会議の決定が優先、状態は {STATE_LABELS[r.status]} のまま）"
+            f"事案 {r.case_id}: 「{decision}」を記録のみ（後の会議の決定が優先、状態は {STATE_LABELS[r.status]} のまま）"
         )
         return
     typer.echo(
-        f"事案 {r.case_id}: {r.decision} を記録、状態 {STATE_LABELS[r.status]}、役割 {r.actions} 件"
-        + (f"、受諾依頼 {r.lead_request} を送付予定" if r.lead_request else "")
+        f"事案 {r.case_id}: 「{decision}」を記録、状態 {STATE_LABELS[r.status]}、役割 {r.actions} 件"
+        + (f"、{agency_label(cfg, r.lead_agency)}へ受諾依頼を送付予定" if r.lead_request else "")
         + (f"、次の会議 {r.meeting_id}" if r.meeting_id else "")
     )
+    for a in r.roles:  # the numbers `engine done` takes
+        typer.echo(
+            f"  役割 番号 {a.action_id}: {agency_label(cfg, a.agency)}「{a.action}」期日 {wareki_with_weekday(a.due)}"
+        )
 
 
 @commands.command()
@@ -99,6 +107,7 @@ def decline(
     Example: engine decline C-2026-00001 --reason "担当地区外のため"
     """
     from engine.casework.handshake import decline as decline_
+    from engine.casework.listing import agency_label
     from engine.store.lifecycle import STATE_LABELS
 
     given = Inputs(workspace, rules, config, on)
@@ -107,7 +116,7 @@ def decline(
     typer.echo(
         f"事案 {r.case_id}: 辞退を記録、"
         + (
-            f"次の候補 {r.next_agency} に依頼"
+            f"次の候補 {agency_label(cfg, r.next_agency)}に依頼"
             if r.next_agency
             else "候補がないためコーディネーターに通知し会議で再検討"
         )
@@ -135,14 +144,16 @@ def watch(
     """
     from engine.casework.watch import answer_checkpoint
     from engine.store.lifecycle import STATE_LABELS
+    from engine.support.vocabulary import WATCH_RESULT_LABELS
 
     given = Inputs(workspace, rules, config, on)
     rs, cfg, conn = given.rules, given.config, given.db()
     r = answer_checkpoint(
         conn, rs, cfg, case, result, given.day, actor(by), agency, dating=given.dating(conn, backdate)
     )
-    what = f"確認 {r.checkpoint_id} の結果 {r.result}" if r.checkpoint_id else f"確認日以外の報告（{r.result}）"
-    typer.echo(f"事案 {r.case_id}: {what} を記録、状態 {STATE_LABELS[r.status]}")
+    answer = WATCH_RESULT_LABELS[r.result]
+    what = f"確認 番号 {r.checkpoint_id} の結果「{answer}」" if r.checkpoint_id else f"確認日以外の報告（{answer}）"
+    typer.echo(f"事案 {r.case_id}: {what}を記録、状態 {STATE_LABELS[r.status]}")
 
 
 @commands.command()
@@ -161,11 +172,12 @@ def contact(
     Example: engine contact C-2026-00001 --agency houkatsu_kita --date 2027-02-01
     """
     from engine.casework.handshake import record_contact
+    from engine.casework.listing import agency_label
 
     given = Inputs(workspace, rules, config, on)
     cfg, conn = given.config, given.db()
     record_contact(conn, cfg, case, agency, given.day, actor(by), dating=given.dating(conn, backdate))
-    typer.echo(f"事案 {case}: {agency} の接触を記録")
+    typer.echo(f"事案 {case}: {agency_label(cfg, agency)}との接触を記録")
 
 
 @commands.command()
@@ -209,6 +221,7 @@ def correct(
     Example: engine correct C-2026-00001 57 --date 2026-03-29 --reason "年の入力誤り"
     """
     from engine.casework.correction import correct_entry
+    from engine.support.dates import wareki_with_weekday
 
     if withdraw == (on is not None):
         fail("give either --date (the day it really happened) or --withdraw (it did not happen)")
@@ -216,23 +229,27 @@ def correct(
     cfg, conn = given.config, given.db()
     to = None if withdraw else given.day
     r = correct_entry(conn, cfg, case, seq, reason, actor(by), to=to, dating=given.dating(conn))
-    what = "取り消し" if r.withdrawn else f"日付を {r.day} に訂正"
-    typer.echo(f"事案 {r.case_id}: 記録番号 {r.corrected} を{what}（訂正の記録番号 {r.seq}）")
+    what = "を取り消し" if r.withdrawn else f"の日付を{wareki_with_weekday(r.day)}に訂正"
+    typer.echo(f"事案 {r.case_id}: 記録番号 {r.corrected} {what}（訂正の記録番号 {r.seq}）")
 
 
 @commands.command("history")
-def history_(case: str = CASE, workspace: Path = WORKSPACE, as_json: bool = JSON) -> None:
+def history_(
+    case: str = CASE, workspace: Path = WORKSPACE, rules: Path = RULES, config: Path = CONFIG, as_json: bool = JSON
+) -> None:
     """The audit trail of one case, in Japanese (who, when, why; rule and config versions in --json).
+    Agencies are named from the configuration.
 
     Example: engine history C-2026-00001
     """
     from engine.casework.history import history, render_history
 
-    entries = history(Inputs(workspace).db(), case)
+    given = Inputs(workspace, rules, config)
+    entries = history(given.db(), case)
     if as_json:
         typer.echo(json.dumps([e.model_dump() for e in entries], ensure_ascii=False, indent=2))
         return
-    typer.echo(render_history(case, entries))
+    typer.echo(render_history(case, entries, {a.id: a.name for a in given.config.agencies.values()}))
 
 
 @commands.command()
@@ -256,7 +273,9 @@ def sweep(
         typer.echo(json.dumps(r.model_dump(), ensure_ascii=False, indent=2))
         return
     typer.echo(
-        f"reminders {r.reminders}, escalations {r.escalations}, evaluations booked {r.evaluations_booked}, checkpoints asked {r.checkpoints_asked}, reopened {r.reopened}, digest {'queued' if r.digest else 'none'}, audit violations {r.violations}"
+        f"期日のお知らせ {r.reminders} 件、エスカレーション {r.escalations} 件、評価の会議予約 {r.evaluations_booked} 件、"
+        f"確認の照会 {r.checkpoints_asked} 件、再開 {r.reopened} 件、ダイジェスト {'送付予定' if r.digest else 'なし'}、"
+        f"監査の抜け漏れ {r.violations} 件"
     )
 
 

@@ -43,21 +43,24 @@ def run(
         )
         return
     c, p = cycle.convene, cycle.papers
-    typer.echo(f"screen: {cycle.screen.flags_opened:,} new flags, {cycle.screen.flags_resolved:,} resolved")
+    typer.echo(f"抽出: 新しいフラグ {cycle.screen.flags_opened:,} 件、解消 {cycle.screen.flags_resolved:,} 件")
     typer.echo(
-        f"cases: {c.cases_opened:,} opened, {c.cases_routed:,} routed to a silo conference, {c.flags_attached:,} flags added to open cases, {c.reopened:,} reopened, {c.relinked:,} re-linked to an archived case"
+        f"事案: 開始 {c.cases_opened:,} 件、分野別の会議（要対協等）へ引継ぎ {c.cases_routed:,} 件、"
+        f"開いている事案へのフラグの追加 {c.flags_attached:,} 件、再開 {c.reopened:,} 件、"
+        f"見守り完了の事案へのつなぎ直し {c.relinked:,} 件"
     )
     typer.echo(
-        f"agendas: {p.agendas:,} new versions for {p.meetings:,} upcoming meetings; {p.messages_queued + p.routing_notices:,} e-mails queued"
+        f"議題: 予定の会議 {p.meetings:,} 回について新しい版 {p.agendas:,} 件、"
+        f"送信待ちのメール {p.messages_queued + p.routing_notices:,} 通"
     )
     if sent and sent.send:
         s = sent.send
         if s.busy:
             typer.echo("e-mail: another dispatch is sending the outbox right now; this run sent nothing", err=True)
         typer.echo(
-            f"e-mail: {s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed"
+            f"メール: 送信 {s.sent:,} 通、延期 {s.deferred:,} 通、失敗 {s.failed:,} 通"
             + (
-                f", {s.possible_duplicates} possibly sent twice (crash window; see `engine outbox`)"
+                f"、二重送信の可能性 {s.possible_duplicates} 通（送信中の中断。`engine outbox` を参照）"
                 if s.possible_duplicates
                 else ""
             )
@@ -86,7 +89,7 @@ def send(
     cfg, conn = given.config, given.db()
     result = dispatch(conn, cfg, workspace, given.run_day(conn, "send"), force=force)
     if result.send is None:
-        typer.echo(f"not sent: {result.closed_reason} is not a business day (use --force)")
+        typer.echo(f"送信していません: {result.closed_reason}は開庁日ではありません（送る場合は --force）")
         return
     s = result.send
     if s.busy:
@@ -95,7 +98,7 @@ def send(
             1,
         )
     typer.echo(
-        f"{s.sent:,} sent, {s.deferred:,} deferred, {s.failed:,} failed, {s.possible_duplicates} possibly sent twice"
+        f"送信 {s.sent:,} 通、延期 {s.deferred:,} 通、失敗 {s.failed:,} 通、二重送信の可能性 {s.possible_duplicates} 通"
     )
     if s.server_unavailable:
         fail(f"the mail server could not be used: {s.server_unavailable}; the messages stay queued", 1)

@@ -18,6 +18,8 @@ OUTBOX_STATES = ("pending", "sending", "sent", "failed", "superseded")
 @commands.command("cases")
 def cases_(
     workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
     on: str | None = DAY,
     status: str | None = typer.Option(
         None,
@@ -30,24 +32,26 @@ def cases_(
 
     Example: engine cases --status lead_pending
     """
-    from engine.casework.listing import cases
+    from engine.casework.listing import agency_label, cases
     from engine.casework.outcome_file import CONSENT_LABELS
     from engine.store.lifecycle import STATE_LABELS
+    from engine.support.dates import wareki_with_weekday
 
     if status and status not in STATE_LABELS:
         fail(f"--status: unknown state '{status}'; one of {', '.join(STATE_LABELS)}")
-    given = Inputs(workspace, on=on)
+    given = Inputs(workspace, rules, config, on)
     conn = given.db()
-    rows = cases(conn, given.day, status)
+    rows = cases(conn, given.day, status, agency=lambda a: agency_label(given.config, a))
     if as_json:
         typer.echo(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
         return
     if not rows:
         typer.echo("該当する事案はありません")
     for r in rows:
-        lead = (r.lead_agency_id or "-") + ("（受諾済）" if r.lead_confirmed_on else "")
+        lead = agency_label(given.config, r.lead_agency_id) + ("（受諾済）" if r.lead_confirmed_on else "")
+        when = wareki_with_weekday(r.next_on) if r.next_on else "-"
         typer.echo(
-            f"{r.case_id}  世帯 {r.household_id}  {r.label:<16} 主担当 {lead:<24} 次: {r.next_on or '-'} {r.next_step}"
+            f"{r.case_id}  世帯 {r.household_id}  {r.label}  主担当 {lead}  次: {when} {r.next_step}"
             + (f"  再開 {r.reopen_count} 回" if r.reopen_count else "")
             + (f"  前の事案 {r.previous_case_id}" if r.previous_case_id else "")
             + (f"  同意 {CONSENT_LABELS.get(r.consent_state, r.consent_state)}" if r.consent_state else "")
@@ -67,7 +71,9 @@ def meetings_(
 
     Example: engine meetings --workspace workspace
     """
-    from engine.casework.listing import meetings
+    from engine.casework.listing import agency_label, meetings
+    from engine.rules.model import SEVERITY_JA
+    from engine.support.dates import wareki_with_weekday
 
     given = Inputs(workspace, rules, config, on)
     cfg, day = given.config, given.day.isoformat()
@@ -76,16 +82,17 @@ def meetings_(
         typer.echo(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
         return
     if not rows:
-        typer.echo("no upcoming meetings")
+        typer.echo("予定の会議はありません")
     for m in rows:
         typer.echo(
-            f"{m.meeting_id}  {m.conference}  {m.held_on} {m.start_time}  {m.place}"
+            f"{m.meeting_id}  {m.conference}  {wareki_with_weekday(m.held_on)} {m.start_time}  {m.place}"
             + ("  (緊急のため追加)" if m.added_for_urgent else "")
             + f"  — {len(m.cases)} 件"
         )
         for c in m.cases:
             typer.echo(
-                f"    {c.case_id}  {c.severity:<7} lead {c.lead_agency_id or '-':<20} {', '.join(c.agencies)}"
+                f"    {c.case_id}  重要度 {SEVERITY_JA.get(c.severity, c.severity)}  主担当 {agency_label(cfg, c.lead_agency_id)}"
+                + f"  参加 {'、'.join(agency_label(cfg, a) for a in c.agencies)}"
                 + ("  結果記録済" if c.outcome_recorded else ("  結果未記録" if m.held_on < day else ""))
             )
 
@@ -96,19 +103,25 @@ def agenda_(
     agency: str | None = typer.Option(None, "--agency", help="Agency id; without it, list the meeting's agendas."),
     html: bool = typer.Option(False, "--html", help="Print the HTML version."),
     workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
 ) -> None:
     """Print the latest agenda an agency receives for a meeting (exactly what is e-mailed).
 
     Example: engine agenda M-20261204-1000-S --agency houkatsu_chuo
     """
-    from engine.casework.listing import agenda
+    from engine.casework.listing import agency_label, agenda
 
-    typer.echo(agenda(Inputs(workspace).db(readonly=True, must_exist=False), workspace, meeting, agency, html=html))
+    given = Inputs(workspace, rules, config)
+    conn = given.db(readonly=True, must_exist=False)
+    typer.echo(agenda(conn, workspace, meeting, agency, html=html, agency=lambda a: agency_label(given.config, a)))
 
 
 @commands.command("outbox")
 def outbox_(
     workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
     status: str | None = typer.Option(None, "--status", help="pending | sending | sent | failed | superseded"),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Queue every failed message again (after fixing the cause)."
@@ -123,34 +136,39 @@ def outbox_(
     Examples: engine outbox --status failed
               engine outbox --retry-failed     (after fixing the address in agencies.yaml)
     """
-    from engine.casework.listing import outbox
+    from engine.casework.listing import agency_label, outbox
     from engine.outbox import retry as requeue
+    from engine.support.vocabulary import OUTBOX_STATE_LABELS
 
     if status and status not in OUTBOX_STATES:
         fail(f"--status {status}: use pending, sending, sent, failed or superseded")
     if retry_failed or retry:
         n, replaced = requeue(Inputs(workspace).db(), None if retry_failed else list(retry))
-        typer.echo(f"{n} failed message(s) queued again; they go out with the next dispatch (`engine send`)")
+        typer.echo(f"送信失敗のメール {n} 通を再び送信待ちにしました（次の送信 `engine send` で送られます）")
         if replaced:
-            typer.echo(f"{replaced} failed message(s) not queued: a newer version replaced them (now superseded)")
+            typer.echo(f"送信失敗のメール {replaced} 通は新しい版に差し替え済みのため、再送しません")
         if retry and n + replaced < len(retry):
             fail(
                 f"{len(retry) - n - replaced} of the keys given are not failed messages; see `engine outbox --status failed`",
                 1,
             )
         return
-    counts, rows = outbox(Inputs(workspace).db(readonly=True, must_exist=False), status)
+    given = Inputs(workspace, rules, config)
+    counts, rows = outbox(given.db(readonly=True, must_exist=False), status)
     if as_json:
         typer.echo(
             json.dumps({"counts": counts, "messages": [r.model_dump() for r in rows]}, ensure_ascii=False, indent=2)
         )
         return
-    typer.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    order = list(OUTBOX_STATE_LABELS)
+    shown = sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    typer.echo("  ".join(f"{OUTBOX_STATE_LABELS.get(k, k)} {v} 通" for k, v in shown))
     for r in rows:
         if status or r.status in ("pending", "failed") or r.possible_duplicate:
             note = " 重複の可能性（送信後・記録前に中断）" if r.possible_duplicate else ""
             typer.echo(
-                f"  {r.status:<10} {r.message_key:<48} {r.agency_id:<22} tries {r.attempts} {r.last_error or ''}{note}"
+                f"  {OUTBOX_STATE_LABELS.get(r.status, r.status)}  {r.message_key}  {agency_label(given.config, r.agency_id)}"
+                f"  試行 {r.attempts} 回" + (f"  {r.last_error}" if r.last_error else "") + note
             )
 
 
@@ -181,4 +199,4 @@ def export_(
     conn = Inputs(workspace).db(readonly=True)
     done = export(conn, out, fmt=fmt, tables=table or tuple(EXPORTS), encoding="utf-8-sig" if excel else "utf-8")
     for e in done:
-        typer.echo(f"{e.path}: {e.rows} rows")
+        typer.echo(f"{e.path}: {e.rows} 行")

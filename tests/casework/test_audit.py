@@ -125,7 +125,7 @@ def test_engine_audit_exit_code_and_json(conn, workspace, rules, cfg):
     assert "抜け漏れなし" in clean.stdout
     gap = runner.invoke(app, [*base, "--date", "2026-12-09"])
     assert gap.exit_code == 1, gap.output
-    assert "meeting_without_outcome" in gap.stdout and cid in gap.stdout
+    assert "会議後、期限までに結果が記録されていない" in gap.stdout and cid in gap.stdout
     as_json = runner.invoke(app, [*base, "--date", "2026-12-09", "--json"])
     assert as_json.exit_code == 1
     report = json.loads(as_json.stdout)

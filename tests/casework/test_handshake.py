@@ -177,7 +177,7 @@ def test_decline_with_no_candidate_left_escalates_and_goes_back_to_a_conference(
     assert (
         kind == "lead_exhausted" and raised_on == DAY.isoformat() and key.startswith(f"lead_exhausted:{convened.case}:")
     )
-    assert all(a in detail for a in declined)
+    assert all(convened.cfg.agencies[a].name in detail for a in declined)  # named, not given by id
     assert (
         conn.execute(
             "SELECT COUNT(*) FROM lead_requests WHERE case_id = ? AND status = 'pending'", (convened.case,)
@@ -270,7 +270,7 @@ def test_contacts_and_done_actions_are_logged(convened):
         "done",
         DAY.isoformat(),
     )
-    with pytest.raises(HandshakeError, match="done"):
+    with pytest.raises(HandshakeError, match="既に完了です"):
         action_done(conn, convened.cfg, action_id, DAY, "tester")
     with pytest.raises(HandshakeError, match="9999"):
         action_done(conn, convened.cfg, 9999, DAY, "tester")

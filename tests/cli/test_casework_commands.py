@@ -144,7 +144,7 @@ def test_a_crisis_report_between_checkpoints_is_not_shown_as_checkpoint_0(conn, 
     close(conn, workspace, rules, cfg, cid, mid, d("2026-12-07"))
     result = cli(workspace, "watch", cid, "--result", "concern", on=d("2027-01-15"))
     assert result.exit_code == 0, result.output
-    assert "確認 0" not in result.output, result.output
+    assert "確認 0" not in result.output and "確認 番号 0" not in result.output, result.output
 
 
 @pytest.mark.regression("issue 4: the case lifecycle used from the CLI")

@@ -22,7 +22,7 @@ def test_conference_commands_end_to_end(tmp_path):
     assert sum(len(r["cases"]) for r in rows) == out["cases_opened"]
     meeting, agency = rows[0]["meeting_id"], rows[0]["cases"][0]["lead_agency_id"]
     shown = runner.invoke(app, ["agenda", meeting, "--agency", agency, "--workspace", str(ws)])
-    assert shown.exit_code == 0 and meeting in shown.output and "第1版" in shown.output
+    assert shown.exit_code == 0 and f"会議番号: {meeting}" in shown.output and "開催について（通知）" in shown.output
     missing = runner.invoke(app, ["agenda", "M-19990101-1400-S", "--workspace", str(ws)])
     assert missing.exit_code == 2 and "no meeting" in missing.output
     box = runner.invoke(app, ["outbox", "--workspace", str(ws), "--json"])
@@ -191,7 +191,7 @@ def test_export_writes_owner_only_files_without_personal_data(tmp_path):
     data = (out / "cases.csv").read_bytes()
     assert data.startswith("\ufeffcase_id,household_id,status".encode())  # Excel reads the BOM as UTF-8
     rows = data.decode("utf-8-sig").splitlines()
-    assert f"{out / 'cases.csv'}: {len(rows) - 1} rows" in result.output and len(rows) > 1
+    assert f"{out / 'cases.csv'}: {len(rows) - 1} 行" in result.output and len(rows) > 1
     assert (out / "cases.csv").stat().st_mode & 0o077 == 0 and not (out / "flags.csv").exists()
     json_run = runner.invoke(app, ["export", str(out), "--workspace", str(ws), "--format", "json"])
     assert json_run.exit_code == 0 and {p.name for p in out.iterdir()} >= {"flags.json", "outbox.json", "meetings.json"}

@@ -20,9 +20,8 @@ RECORDED_BY = ("outcome", "accept", "decline", "watch", "contact", "done", "corr
 def cli(workspace: Path, *args: str, on: date | None = None):
     """`engine ARGS --workspace W` (+ --rules, --config, --by koordinator, --date `on` where they apply),
     typed on the day `on` (the clock is pinned to 09:00 of it: a date is checked against today)."""
-    extra = ["--workspace", str(workspace)]
+    extra = ["--workspace", str(workspace), "--rules", str(RULES_DIR), "--config", str(CONFIG_DIR)]
     if args[0] != "history":
-        extra += ["--rules", str(RULES_DIR), "--config", str(CONFIG_DIR)]
         extra += ["--by", "koordinator"] if args[0] in RECORDED_BY else []
         if on:
             extra += ["--date", on.isoformat()]

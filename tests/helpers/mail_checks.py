@@ -95,7 +95,7 @@ def assert_shown(conn, workspace, key: str, code: int | str) -> None:
     listed = engine_cli(workspace, "outbox", "--status", "failed")
     assert listed.exit_code == 0
     line = next((ln for ln in listed.output.splitlines() if key in ln), None)
-    assert line is not None and "failed" in line and str(code) in line, listed.output
+    assert line is not None and "送信失敗" in line and str(code) in line, listed.output
     as_json = json.loads(engine_cli(workspace, "outbox", "--status", "failed", "--json").stdout)
     assert any(m["message_key"] == key and str(code) in m["last_error"] for m in as_json["messages"])
     logged = [

@@ -106,7 +106,7 @@ def test_a_dispatch_lock_left_by_a_dead_run_does_not_block_every_later_dispatch(
     town.execute("INSERT INTO dispatch_lock VALUES ('outbox', ?, ?, 'dead-run', ?)", (host, pid, taken))
     town.commit()
     result = send_by_file(town, cfg, workspace)
-    # busy on every run from now on (taken_at is never read); `engine send` prints "0 sent, 0 deferred, 0 failed", exit 0
+    # busy on every run from now on (taken_at is never read); `engine send` prints "送信 0 通、延期 0 通、失敗 0 通…", exit 0
     assert not result.busy and result.sent > 0, result
 
 
@@ -135,10 +135,10 @@ def test_failed_messages_can_be_queued_again_from_the_cli(town, workspace, rules
     assert failed
     runner = CliRunner()
     shown = runner.invoke(app, ["outbox", "--workspace", str(workspace)])
-    assert "failed" in shown.output and "550 mailbox unavailable" in shown.output
+    assert "送信失敗" in shown.output and "550 mailbox unavailable" in shown.output
     bad = runner.invoke(app, ["outbox", "--workspace", str(workspace), "--retry", "agenda:nothing:v1"])
     assert bad.exit_code == 1 and "not failed messages" in bad.output
     ok = runner.invoke(app, ["outbox", "--workspace", str(workspace), "--retry-failed"])
-    assert ok.exit_code == 0 and f"{len(failed)} failed message(s) queued again" in ok.output
+    assert ok.exit_code == 0 and f"送信失敗のメール {len(failed)} 通を再び送信待ち" in ok.output
     assert send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox")).sent >= len(failed)
     assert not outbox(town, "failed")[1]

@@ -244,6 +244,6 @@ def test_engine_send_reports_faults_without_traceback(conn, workspace, cfg, star
         Fault("rcpt", code=550, text="5.1.1 mailbox unavailable", rcpt=email_of(cfg, AGENCIES[1]), times=None)
     )
     sent = engine_cli(workspace, *args)
-    assert sent.exit_code == 0 and "2 sent, 0 deferred, 1 failed" in sent.output
+    assert sent.exit_code == 0 and "送信 2 通、延期 0 通、失敗 1 通" in sent.output
     assert server.plan.keys() == Counter({keys[0]: 1, keys[2]: 1})
     assert_shown(conn, workspace, keys[1], 550)

@@ -103,7 +103,7 @@ def test_temporary_fault_is_retried_with_backoff_then_given_up_and_shown(kind, f
     assert_shown(conn, workspace, key, fault.code)
     # the cause is fixed: --retry-failed queues it again and it goes out once
     server.plan.clear()
-    assert "1 failed message(s) queued again" in engine_cli(workspace, "outbox", "--retry-failed").output
+    assert "送信失敗のメール 1 通を再び送信待ち" in engine_cli(workspace, "outbox", "--retry-failed").output
     assert (row(conn, key).status, row(conn, key).attempts) == ("pending", 0)
     assert send_pending(conn, c, workspace, now=now + timedelta(days=1)).sent == 1
     assert server.plan.keys() == Counter({key: 1}) and row(conn, key).status == "sent"
@@ -233,7 +233,7 @@ def test_permanent_failure_is_shown_to_the_coordinator_and_can_be_retried(
     assert_in_digest(conn, workspace, rules, c, server, DIGEST_DAY, [key], T0 + timedelta(days=1))
     # fixed (say the address in agencies.yaml): queued again with --retry-failed, goes out once
     server.plan.clear()
-    assert "1 failed message(s) queued again" in engine_cli(workspace, "outbox", "--retry-failed").output
+    assert "送信失敗のメール 1 通を再び送信待ち" in engine_cli(workspace, "outbox", "--retry-failed").output
     assert send_pending(conn, c, workspace, now=T0 + timedelta(days=1)).sent == 1
     assert server.plan.keys() == Counter({k: 1 for k in keys} | {f"digest:{DIGEST_DAY}": 1})
 
@@ -245,7 +245,7 @@ def test_retry_of_one_failed_key_through_the_cli(conn, workspace, cfg, start):
     keys = queue_messages(conn, c, AGENCIES[:2])
     assert send_pending(conn, c, workspace, now=T0).failed == 2
     server.plan.clear()
-    assert "1 failed message(s) queued again" in engine_cli(workspace, "outbox", "--retry", keys[1]).output
+    assert "送信失敗のメール 1 通を再び送信待ち" in engine_cli(workspace, "outbox", "--retry", keys[1]).output
     assert [row(conn, k).status for k in keys] == ["failed", "pending"]
     wrong = engine_cli(workspace, "outbox", "--retry", "faulttest:99")
     assert wrong.exit_code == 1 and "not failed messages" in wrong.output
