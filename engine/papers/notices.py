@@ -72,14 +72,18 @@ def case_conference(conn: sqlite3.Connection, case_id: str | None) -> str | None
     return row[0] if row else None
 
 
+def contact(config: Config) -> dict:
+    """The letterhead's contact block (問合せ先), the sender's address when it names no e-mail."""
+    return config.letterhead.contact.model_dump() | {"email": config.letterhead.contact.email or config.mail.sender}
+
+
 def render_notice(config: Config, notice: Notice, conference_type: str | None = None) -> dict[str, str]:
     env = environment(config)
     view = notice.model_dump() | {
         "addressed": addressed(config, notice.recipient),
         "recipient_name": recipient_name(config, notice.recipient),
         "sender_name": sender_name(config, notice.conference_type or conference_type),
-        "contact": config.letterhead.contact.model_dump()
-        | {"email": config.letterhead.contact.email or config.mail.sender},
+        "contact": contact(config),
         "issued": wareki_with_weekday(notice.issued_on) if notice.issued_on else "",
     }
     return {
@@ -104,10 +108,10 @@ def queue_notice(conn, config: Config, notice: Notice) -> bool:
     )
 
 
-def render_routing(env, view: dict, on: date) -> dict[str, str]:
+def render_routing(env, config: Config, view: dict, on: date) -> dict[str, str]:
     """A routing notice's parts: `view` (engine/papers/write.py, whose hash decides a new version)
-    plus the day it is written, which must not make a new version by itself."""
-    r = view | {"issued": wareki_with_weekday(on)}
+    plus the day it is written and the contact block, which must not make a new version by themselves."""
+    r = view | {"issued": wareki_with_weekday(on), "contact": contact(config)}
     return {
         "text": env.get_template("routing.txt.j2").render(r=r),
         "html": env.get_template("routing.html.j2").render(r=r),

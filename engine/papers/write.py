@@ -223,7 +223,7 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         if last:
             key = MessageKey.parse(last[0]).next_version()
         version = key.version
-        parts = render_routing(env, view, on)
+        parts = render_routing(env, config, view, on)
         subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}" + (
             f"（第{version}報）" if version > 1 else ""
         )
