@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.errors import fail
+from engine.config.bound import Bound
 from engine.store.db import connect, db_path
 from engine.support import clock
 from engine.support.dates import parse_date
@@ -76,7 +77,7 @@ def folder_for_output(path: Path, option: str) -> None:
         fail(f"{option} {path} is a file; give a folder")
 
 
-class Inputs:
+class Inputs(Bound):
     """The workspace, rules, configuration and day a command works on, each read when first used.
 
     A command uses them in the order it checks them: the first one that is wrong is the one told.
@@ -84,18 +85,6 @@ class Inputs:
 
     def __init__(self, workspace: Path, rules: Path | None = None, config: Path | None = None, on: str | None = None):
         self.workspace, self.rules_dir, self.config_dir, self.on = workspace, rules, config, on
-
-    @cached_property
-    def rules(self):
-        from engine.rules.loader import load_rules
-
-        return load_rules(self.rules_dir)
-
-    @cached_property
-    def config(self):
-        from engine.config import load_config
-
-        return load_config(self.config_dir, self.rules)
 
     @cached_property
     def day(self) -> date:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.config.bound import Bound
 from engine.store.db import connect
 from engine.web.render import render
 from engine.web.security import SecurityHeaders, web_secret
@@ -23,24 +24,12 @@ STATIC = Path(__file__).parent / "static"
 
 
 @dataclass
-class WebContext:
+class WebContext(Bound):
     """What the app works on, fixed when it starts."""
 
     workspace: Path
     rules_dir: Path
     config_dir: Path
-
-    @cached_property
-    def rules(self):
-        from engine.rules.loader import load_rules
-
-        return load_rules(self.rules_dir)
-
-    @cached_property
-    def config(self):
-        from engine.config import load_config
-
-        return load_config(self.config_dir, self.rules)
 
     @cached_property
     def secret(self) -> bytes:
