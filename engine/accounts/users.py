@@ -122,8 +122,9 @@ def remove(conn: sqlite3.Connection, name: str, *, by: str) -> None:
 
 
 def authenticate(conn: sqlite3.Connection, name: str, password: str, *, address: str = "") -> Login:
-    """Check a login; on success a new session. A locked account is refused before its password
-    is checked; the MAX_FAILURES-th failure in a row locks it for LOCK_MINUTES."""
+    """Check a login; on success a new session. A locked account is refused whatever the password
+    (which is still hashed, so that every failure takes the same time); the MAX_FAILURES-th failure
+    in a row locks it for LOCK_MINUTES."""
     name = name.strip()[:64]
     with write_transaction(conn):
         account = get(conn, name) if name else None
@@ -131,10 +132,11 @@ def authenticate(conn: sqlite3.Connection, name: str, password: str, *, address:
             passwords.verify(None, password)  # the same time as a wrong password
             _audit(conn, "web", "login_failed", "ログイン失敗（アカウント名が不明）", address=address)
             return Login(result="failed")
+        stored = conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()[0]
         if account.locked():
+            passwords.verify(stored, password)  # the same time as any failure: a lock must not tell the name exists
             _audit(conn, name, "login_locked", "ロック中のアカウントへのログインを拒否", address=address)
             return Login(result="locked", name=name)
-        stored = conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()[0]
         if not passwords.verify(stored, password):
             return _failed(conn, account, address)
         if passwords.needs_rehash(stored):

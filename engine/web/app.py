@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from engine.config.bound import Bound
 from engine.store.db import connect
 from engine.web.render import render
-from engine.web.security import SecurityHeaders, web_secret
+from engine.web.security import HEADERS, BodyLimit, SecurityHeaders, web_secret
 
 STATIC = Path(__file__).parent / "static"
 
@@ -59,6 +60,7 @@ def create_app(workspace: Path, rules_dir: Path, config_dir: Path) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)  # outermost: before anything reads the body
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", include_in_schema=False)
@@ -73,6 +75,18 @@ def create_app(workspace: Path, rules_dir: Path, config_dir: Path) -> FastAPI:
         return render(
             request, "error.html.j2", status_code=exc.status_code, message=message or "エラーが発生しました。"
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        # never FastAPI's JSON, which echoes the input (a password typed in a too long field)
+        return render(request, "error.html.j2", status_code=400, message="入力の形式が正しくありません。")
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> HTMLResponse:
+        # a bug: a page of our own, with the security headers (this handler runs outside their middleware)
+        page = render(request, "error.html.j2", status_code=500, message="処理中にエラーが発生しました。")
+        page.headers.update(HEADERS)
+        return page
 
     for router in routers():
         app.include_router(router)

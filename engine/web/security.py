@@ -36,6 +36,50 @@ HEADERS = {
 }
 
 
+MAX_BODY = 64 * 1024  # bytes of a request body: the longest form (an outcome) is a few kB
+
+
+class BodyLimit:
+    """Refuse (413) a request body over MAX_BODY before anything reads it: the form parser would
+    otherwise hold it in memory (or a temporary file) before any login, token or rate check."""
+
+    def __init__(self, app, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._too_large(send)
+        body, more = b"", True
+        while more:  # a chunked body: read up to the limit, then hand it on whole
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                return await self._too_large(send)
+            more = message.get("more_body", False)
+        given = False
+
+        async def replay():
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, send) -> None:
+        text = "送信された内容が大きすぎます。".encode()
+        headers = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
+        headers += [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(text)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": text})
+
+
 class SecurityHeaders(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next):
         response = await call_next(request)

@@ -13,8 +13,10 @@ import json
 import sqlite3
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as FastPath
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
@@ -162,11 +164,14 @@ def _read(path: Path) -> str:
         raise HTTPException(status_code=404, detail="議題の控えのファイルが見つかりません。") from None
 
 
+MAX_VERSION = 2**31  # an agenda version number in a URL (SQLite's INTEGER is 64-bit; no meeting has more)
+
+
 @router.get("/meetings/{meeting_id}/agendas/{agency_id}/v{version}", response_class=HTMLResponse)
 def agenda_page(
     meeting_id: str,
     agency_id: str,
-    version: int,
+    version: Annotated[int, FastPath(ge=1, le=MAX_VERSION)],
     request: Request,
     user: User = Coordinator,
     ctx: WebContext = Ctx,
