@@ -25,7 +25,7 @@ from engine.papers import ics, letterhead
 from engine.papers.casebrief import Review, preparation, review
 from engine.papers.environment import HTML_INCLUDE, TEMPLATES, environment, is_html  # noqa: F401 (their old home)
 from engine.policy.consent import consenting
-from engine.policy.dv import case_locked
+from engine.policy.dv import DV_CENTRE_SILO, case_locked
 from engine.policy.members import may_share_with
 from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
@@ -301,7 +301,7 @@ def meeting_papers(
             attendees=[config.agencies[a].email],
             cases=items,
             locked_count=locked.get(a, 0),
-            invited=invited(config, detailed | {a}),
+            invited=invited(config, detailed, a),
         )
         for a, items in sorted(per_agency.items())
     ]
@@ -320,11 +320,16 @@ def _wareki_or_as_is(m: re.Match) -> str:
         return m[0]
 
 
-def invited(config: Config, agency_ids: set[str]) -> list[str]:
-    """The agencies' names in the registry's order. An agency asked only for cases not detailed by
-    e-mail (the DV centre for a DV case) is listed to itself only: its name in the others' papers
-    would tell them such a case is on the agenda."""
-    return [a.name for a_id, a in config.agencies.items() if a_id in agency_ids]
+def invited(config: Config, detailed: set[str], recipient: str) -> list[str]:
+    """The names of the agencies asked to attend, in the registry's order, as `recipient` reads
+    them. Only agencies with a case detailed by e-mail are listed (one asked only for cases not
+    detailed, such as the DV centre for a DV case, would tell the others such a case is on the
+    agenda), and the DV centre (policy/dv.py) is named to itself only: its name says DV."""
+    return [
+        a.name
+        for a_id, a in config.agencies.items()
+        if a_id == recipient or (a_id in detailed and a.silo != DV_CENTRE_SILO)
+    ]
 
 
 def withdrawn_agenda(papers: MeetingPapers, config: Config, agency_id: str) -> Agenda:

@@ -153,3 +153,16 @@ def test_config_check_names_the_letterheads_line_and_field(tmp_path, rules, text
     (problem,) = err.value.problems
     assert problem.file.endswith("letterhead.yaml") and problem.line == 2 and problem.field == field
     assert words in problem.message, problem.message
+
+
+@pytest.mark.regression("issue 14: the invited list named the DV centre to other agencies (hypothesis found it)")
+def test_the_dv_centre_is_named_in_the_invited_list_to_itself_only(cfg):
+    from engine.papers.agenda import invited
+    from engine.policy.dv import DV_CENTRE_SILO
+
+    dv = next(a for a in cfg.agencies.values() if a.silo == DV_CENTRE_SILO)
+    other = next(a for a in cfg.agencies.values() if a.silo != DV_CENTRE_SILO)
+    detailed = {dv.id, other.id}
+    assert dv.name not in invited(cfg, detailed, other.id) and other.name in invited(cfg, detailed, other.id)
+    assert dv.name in invited(cfg, detailed, dv.id)
+    assert other.name not in invited(cfg, {dv.id}, dv.id)  # only agencies with a case detailed by e-mail
