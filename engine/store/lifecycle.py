@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -92,7 +93,6 @@ class ActorRefused(EngineError):
 def person_actor(name: str) -> str:
     """A name a person records under (--by): not a system actor, nor the demo's simulated people
     (`…(sim)`), nor an agency answering through a link (`… (リンク)`), printable, at most 64 characters."""
-    import unicodedata
 
     text = name.strip()
     folded = unicodedata.normalize("NFKC", text).casefold().replace(" ", "")

@@ -21,6 +21,7 @@ from engine.rules.model import SEVERITY_JA
 from engine.screening.explain import explain
 from engine.store.chronology import workspace_today
 from engine.store.lifecycle import CHECKPOINT_LABELS, STATE_LABELS
+from engine.support.vocabulary import ACTION_STATE_LABELS
 from engine.web.app import Ctx, Db, WebContext
 from engine.web.session import Coordinator, User, page
 
@@ -29,7 +30,6 @@ router = APIRouter()
 SHOWN = 200  # rows of the case list on one page
 ROLE_LABELS = {"lead": "主担当機関", "participant": "参加機関", "owner": "要対協等の担当機関"}
 REQUEST_STATES = {"pending": "回答待ち", "accepted": "受諾", "declined": "辞退", "cancelled": "取り下げ"}
-ACTION_STATES = {"open": "未完了", "done": "完了", "cancelled": "取り消し"}
 ACTOR_LABELS = {  # the engine's own actors (engine.store.lifecycle.SYSTEM_ACTORS); a person's name is shown as is
     "nightly": "自動（夜間処理）",
     "sweep": "自動（日次の確認）",
@@ -169,7 +169,7 @@ def questions(conn: sqlite3.Connection, case_id: str) -> list[Question]:
             what=action,
             asked_on=None,
             due_on=due,
-            state=ACTION_STATES.get(s, s),
+            state=ACTION_STATE_LABELS.get(s, s),
             open=s == "open",
             answer=done or "",
         )
