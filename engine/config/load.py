@@ -14,6 +14,8 @@ every problem names file, line and field, with a suggestion, and nothing runs un
                    (optional: the defaults of models.Web apply when it is absent)
 - letterhead.yaml  how the papers are issued: 発出者, document numbers, contact block, paper
                    handling, the meetings' length (optional: models.Letterhead's defaults)
+- resources.yaml   参加支援: the places of the resource directory and the referral loop's settings;
+  matching_rules.yaml  which needs lead to which kinds of place (both optional: engine/participation)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from engine.config.models import (
     Web,
     lead_matches,
 )
+from engine.participation.load import load_directory
 from engine.rules.model import RuleSet
 from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.support.errors import did_you_mean
@@ -109,6 +112,7 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
         _check_lead_rules(lead_doc, lead.lead_rules, registry, rules, problems, registry_ok=bool(agencies))
     if mail:
         mail = _check_mail(mail_doc, mail, config_dir, problems)
+    participation = load_directory(config_dir, rules, registry, problems, docs)
     if problems:
         raise ConfigInvalid(problems)
     templates = config_dir / "templates"
@@ -121,6 +125,7 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
         lifecycle=lifecycle,
         web=web,
         letterhead=letterhead,
+        participation=participation,
         templates_dir=templates if templates.is_dir() else None,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from engine.participation.directory import Directory
 from engine.rules.loader import ID_PATTERN, SEVERITIES
 from engine.support.business_days import parse_closed_day
 from engine.support.errors import did_you_mean
@@ -382,6 +383,7 @@ class Config(BaseModel):
     lifecycle: Lifecycle = Lifecycle()
     web: Web = Web()
     letterhead: Letterhead = Letterhead()
+    participation: Directory = Directory()  # 参加支援 (resources.yaml, matching_rules.yaml)
     templates_dir: Path | None = None
     hash: str
 

@@ -135,6 +135,74 @@ def _document_numbers(db: Database) -> None:
     )
 
 
+PARTICIPATION = """
+CREATE TABLE IF NOT EXISTS participation_needs (  -- 参加支援: a need a conference recorded for one member
+    need_id     INTEGER PRIMARY KEY,
+    case_id     TEXT NOT NULL,
+    meeting_id  TEXT,                        -- the conference that recorded it (NULL: `engine refer` later)
+    person_id   TEXT NOT NULL,
+    need        TEXT NOT NULL,               -- a code of NEED_LABELS (engine/support/vocabulary.py)
+    recorded_on TEXT NOT NULL,
+    reason      TEXT,                        -- why no place (the conference's words): the need is then settled
+    status      TEXT NOT NULL DEFAULT 'open' -- open | referred | settled | cancelled
+);
+CREATE INDEX IF NOT EXISTS participation_needs_case ON participation_needs(case_id, status);
+CREATE TABLE IF NOT EXISTS referrals (         -- one introduction of one member to one place (engine/participation)
+    referral_id   INTEGER PRIMARY KEY,
+    case_id       TEXT NOT NULL,
+    need_id       INTEGER,
+    person_id     TEXT NOT NULL,
+    place_id      TEXT NOT NULL,             -- resources.yaml
+    introduced_by TEXT NOT NULL,             -- the agency that introduces (the lead by default)
+    consent       INTEGER NOT NULL,          -- the person agreed that the place be told of them
+    channel       TEXT NOT NULL,             -- place: the place is asked by e-mail | in_person: the introducer goes with the person and answers
+    status        TEXT NOT NULL,             -- requested | accepted | waitlisted | declined | attending | ended | cancelled
+    requested_on  TEXT NOT NULL,
+    answer_due    TEXT NOT NULL,             -- the answer is due by this business day
+    answered_on   TEXT,
+    band          TEXT,                      -- waitlisted: lt1m | 1to3m | gt3m
+    reason        TEXT,                      -- declined / ended / cancelled: a code of the reason labels
+    note          TEXT,
+    closed_on     TEXT                       -- declined, ended or cancelled on
+);
+CREATE INDEX IF NOT EXISTS referrals_case ON referrals(case_id);
+CREATE INDEX IF NOT EXISTS referrals_place ON referrals(place_id, status);
+CREATE INDEX IF NOT EXISTS referrals_status ON referrals(status, answer_due);
+CREATE TABLE IF NOT EXISTS referral_transitions (from_status TEXT NOT NULL, to_status TEXT NOT NULL, PRIMARY KEY (from_status, to_status));
+CREATE TRIGGER IF NOT EXISTS referrals_new_requested BEFORE INSERT ON referrals WHEN NEW.status != 'requested'
+BEGIN SELECT RAISE(ABORT, 'a new referral starts as requested'); END;
+CREATE TRIGGER IF NOT EXISTS referrals_valid_transition BEFORE UPDATE OF status ON referrals
+WHEN NEW.status != OLD.status AND NOT EXISTS (SELECT 1 FROM referral_transitions WHERE from_status = OLD.status AND to_status = NEW.status)
+BEGIN SELECT RAISE(ABORT, 'invalid referral transition'); END;
+CREATE TABLE IF NOT EXISTS followups (         -- after a match: the lead and the place are asked how it goes
+    followup_id INTEGER PRIMARY KEY,
+    referral_id INTEGER NOT NULL,
+    side        TEXT NOT NULL,               -- lead | place
+    agency_id   TEXT NOT NULL,               -- who is asked: the lead (introducer) or the place
+    due_on      TEXT NOT NULL,
+    status      TEXT NOT NULL,               -- pending | asked | done | cancelled
+    asked_on    TEXT,
+    answer_due  TEXT,
+    result      TEXT,                        -- lead: well | stopped_by_choice | stopped | concern; place: attending | not_attending
+    done_on     TEXT,
+    note        TEXT
+);
+CREATE INDEX IF NOT EXISTS followups_due ON followups(status, due_on);
+CREATE INDEX IF NOT EXISTS followups_referral ON followups(referral_id);
+"""
+
+
+def _participation(db: Database) -> None:
+    """参加支援: needs, referrals (their states guarded by referral_transitions, like the cases')
+    and follow-ups."""
+    statement = ""
+    for line in PARTICIPATION.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
 MIGRATIONS: tuple[Step, ...] = (
     Step(1, "the workspace tables (households … contacts), their indexes and triggers", _baseline),
     Step(
@@ -146,6 +214,7 @@ MIGRATIONS: tuple[Step, ...] = (
     Step(4, "users and sessions: the console's accounts and server-side sessions", _users_and_sessions),
     Step(5, "answer links: answer_links (token hashes only), attendance", _answer_links),
     Step(6, "document_numbers: the agendas' document numbers per 年度", _document_numbers),
+    Step(7, "参加支援: participation_needs, referrals (+ referral_transitions), followups", _participation),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -196,10 +265,12 @@ def _apply_steps(conn: sqlite3.Connection) -> int:
 
 
 def _sync_transitions(conn: sqlite3.Connection) -> None:
+    from engine.participation.states import REFERRAL_TRANSITIONS
     from engine.store.lifecycle import TRANSITIONS
 
-    wanted = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
-    if set(conn.execute("SELECT from_status, to_status FROM case_transitions").fetchall()) != wanted:
-        with conn:
-            conn.execute("DELETE FROM case_transitions")
-            conn.executemany("INSERT INTO case_transitions VALUES (?, ?)", sorted(wanted))
+    for table, transitions in (("case_transitions", TRANSITIONS), ("referral_transitions", REFERRAL_TRANSITIONS)):
+        wanted = {(a, b) for a, targets in transitions.items() for b in targets}
+        if set(conn.execute(f"SELECT from_status, to_status FROM {table}").fetchall()) != wanted:
+            with conn:
+                conn.execute(f"DELETE FROM {table}")
+                conn.executemany(f"INSERT INTO {table} VALUES (?, ?)", sorted(wanted))

@@ -202,3 +202,63 @@ OUTBOX_STATE_LABELS = {
     "superseded": "新しい版に差し替え",
     "possible_duplicate": "重複の可能性",
 }
+
+# 参加支援 (engine/participation): what a coordinator, an agency or a place reads for each code.
+# The codes are what files and the database hold; each label is also accepted where a code is written.
+PLACE_CATEGORY_LABELS = {
+    "ibasho": "居場所",
+    "work_experience": "就労体験",
+    "learning": "学習支援",
+    "kodomo_shokudo": "子ども食堂",
+    "salon": "サロン・通いの場",
+    "volunteer": "ボランティア",
+}
+NEED_LABELS = {  # a need the conference records for one member (and a place says whom it is for)
+    "social_contact": "人とのつながり・居場所",
+    "work_readiness": "働く準備・就労体験",
+    "learning": "学習の支え",
+    "meals": "食事・見守りのある食卓",
+    "daily_activity": "日中の活動・通いの場",
+    "role": "役割・社会貢献の場",
+    "respite": "介護する家族の休息・交流",
+}
+REFERRAL_STATE_LABELS = {  # HL7 Gravity's Task statuses, in the words a place reads
+    "requested": "受入れの依頼中",
+    "accepted": "受入れ決定",
+    "waitlisted": "空き待ち",
+    "declined": "受入れ不可",
+    "attending": "参加中",
+    "ended": "参加終了",
+    "cancelled": "紹介の取消し",
+}
+DECLINE_REASON_LABELS = {
+    "at_capacity": "定員に空きがない",
+    "not_eligible": "対象に当てはまらない",
+    "could_not_contact": "本人と連絡が取れない",
+    "other": "その他",
+}
+END_REASON_LABELS = {
+    "person_stopped": "本人が参加をやめた",
+    "moved": "転居",
+    "needs_met": "目的を達した",
+    "other": "その他",
+}
+WAITLIST_BAND_LABELS = {"lt1m": "1か月以内", "1to3m": "1〜3か月", "gt3m": "3か月以上"}
+FOLLOWUP_LEAD_LABELS = {  # the lead (or introducer), at each follow-up after the match
+    "well": "通えていて、元気に過ごしている",
+    "stopped_by_choice": "本人の意思で参加をやめた",
+    "stopped": "参加が途切れた（本人が望んだものではない）",
+    "concern": "心配なことがある",
+}
+FOLLOWUP_PLACE_LABELS = {"attending": "参加している", "not_attending": "参加が途切れている"}  # the place
+
+
+def code_of(value: object, labels: dict[str, str]) -> object:
+    """A label written where a code is expected (居場所 for ibasho): its code; anything else unchanged."""
+    if isinstance(value, str):
+        text = value.strip()
+        for code, label in labels.items():
+            if text == label:
+                return code
+        return text
+    return value
