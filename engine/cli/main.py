@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli import casework, cycle, data, listing, operations, web
+from engine.cli import casework, cycle, data, listing, operations, participation, resources, web
 from engine.cli.errors import guard_all
 
 app = typer.Typer(
@@ -17,11 +17,12 @@ app = typer.Typer(
     add_completion=False,
 )
 # `engine --help` lists the commands in this order, then the groups
-for group in (data, cycle, casework, listing, operations, web):
+for group in (data, cycle, casework, participation, resources, listing, operations, web):
     app.registered_commands += group.commands.registered_commands
 app.add_typer(operations.rules_app, name="rules")
 app.add_typer(operations.config_app, name="config")
 app.add_typer(web.users_app, name="users")
+app.add_typer(resources.resources_app, name="resources")
 guard_all(app)
 
 if __name__ == "__main__":  # pragma: no cover
