@@ -7,6 +7,7 @@ Each invariant is one query; a violation names household, case, since when and f
   meeting_without_outcome      a held meeting whose outcome is not recorded within the grace period
   closure_without_watch        a closed case without a pending watch checkpoint
   overdue_without_escalation   an overdue action, request, checkpoint or evaluation nobody was told of
+  referral_overdue, match_without_followup, need_without_referral   参加支援 (engine/participation/audit.py)
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pydantic import BaseModel
 from engine.casework.steps import owed_outcomes
 from engine.conference.convene import severities_from
 from engine.config import Config
+from engine.participation.audit import KINDS as PARTICIPATION_KINDS
+from engine.participation.audit import participation_violations
 from engine.support.business_days import Calendar
 
 KINDS = {
@@ -28,7 +31,7 @@ KINDS = {
     "meeting_without_outcome": "会議後、期限までに結果が記録されていない",
     "closure_without_watch": "終結したが見守りの予定がない",
     "overdue_without_escalation": "期限を過ぎたがコーディネーターに上げられていない",
-}
+} | PARTICIPATION_KINDS
 
 
 class Violation(BaseModel):
@@ -187,6 +190,7 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
         for ref, hid, case_id, due, what in conn.execute(sql, (day,)).fetchall():
             if not has("SELECT 1 FROM escalations WHERE subject_key = ?", f"{prefix}:{ref}"):
                 add("overdue_without_escalation", hid, case_id, due, text.format(ref, hid, case_id, due, what))
+    participation_violations(conn, config, on, add)
     return AuditReport(on=day, open_cases=len(cases), violations=out)
 
 

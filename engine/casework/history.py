@@ -40,6 +40,15 @@ EVENT_LABELS = {
     "answered_via_link": "機関がメールのリンクから回答",
     "attendance": "会議の出欠の回答",
     "note": "メモ",
+    "need_recorded": "参加支援のニーズ",
+    "referral_requested": "参加支援の紹介",
+    "referral_moved": "紹介の状況",
+    "capacity_updated": "受入れ先の空き",
+    "followups_scheduled": "定着の確認の予定",
+    "followup_asked": "定着の確認の照会",
+    "followup_answered": "定着の確認の回答",
+    "followups_cancelled": "定着の確認の取り消し",
+    "participation_concern": "参加支援の確認（もどし）",
 }
 CORRECTABLE_EVENTS = ("contact", "action_done")  # engine/casework/correction.py: shown with their number
 

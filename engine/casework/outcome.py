@@ -25,6 +25,7 @@ from engine.casework.steps import (
 )
 from engine.conference.convener import Convener
 from engine.config import Config
+from engine.participation.outcome import record_entries
 from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
@@ -68,6 +69,7 @@ class OutcomeResult(BaseModel):
     roles: list[AgreedAction] = []  # the roles created, in the outcome file's order
     meeting_id: str | None = None  # continue: the meeting the case is booked into
     history_only: bool = False  # a later meeting had decided already: recorded, nothing changed
+    referrals: list[int] = []  # 参加支援: the referrals made (engine referral N)
 
 
 def store_outcome(
@@ -166,7 +168,14 @@ def _apply(
             f"事案 {case_id} の会議 {meeting_id} の結果は記録済みです（記録は追記のみ。`engine history {case_id}` を参照）"
         )
     problems = check_outcome(
-        conn, config, doc, outcome, household_id=household_id, held_on=held_on, conference_type=meeting[1]
+        conn,
+        config,
+        doc,
+        outcome,
+        household_id=household_id,
+        held_on=held_on,
+        conference_type=meeting[1],
+        case_id=case_id,
     )
     if problems:
         raise OutcomeInvalid(problems)
@@ -250,6 +259,10 @@ def _apply(
                     f"役割 {a.action_id}（{config.agencies[a.agency].name}、{wareki_with_weekday(a.due)}まで）"
                     for a in result.roles
                 ),
+            )
+        if outcome.participation:  # 参加支援: needs and referrals (engine/participation/outcome.py)
+            result.referrals = record_entries(
+                log, config, case_id, meeting_id, outcome.participation, outcome.lead or lead
             )
         if outcome.decision in ("plan", "close"):
             target = outcome.lead or lead

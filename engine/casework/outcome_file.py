@@ -8,6 +8,8 @@
     next_evaluation: 2027-03-01   # optional (plan): default lifecycle.yaml evaluation_months after acceptance
     review_on: 2027-02-01         # suspend: when the case comes back
     reason: 本人が支援を希望しないため   # suspend and close: why (no names)
+    participation:                # 参加支援 (plan, close): a need per member, and a place or why not
+      - {member: 世帯員2, need: social_contact, place: ibasho_kita, consent: true}
 
 Free text is refused when it contains a name, kana, address or birth date of the household: it
 is sent to agencies by e-mail.
@@ -23,6 +25,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.config import Config
+from engine.participation.outcome import Entry as ParticipationEntry
+from engine.participation.outcome import check_entries
 from engine.policy.members import may_share_with
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.problems import RuleProblem, RulesInvalid
@@ -86,6 +90,7 @@ class Outcome(BaseModel):
     next_evaluation: Day | None = None
     review_on: Day | None = None
     reason: Text | None = None
+    participation: list[ParticipationEntry] = []  # 参加支援 (engine/participation/outcome.py)
 
 
 def decision_problems(doc: YamlFile, outcome: Outcome) -> list[RuleProblem]:
@@ -121,6 +126,7 @@ def check_outcome(
     household_id: str,
     held_on: date,
     conference_type: str,
+    case_id: str = "",
 ) -> list[RuleProblem]:
     problems: list[RuleProblem] = []
     agencies = config.agencies
@@ -169,6 +175,17 @@ def check_outcome(
         value = getattr(outcome, field)
         if value and value <= held_on:
             problems.append(doc.problem((field,), f"{value} is not after the meeting ({held_on})"))
+    problems += check_entries(
+        conn,
+        config,
+        doc,
+        outcome.participation,
+        decision=outcome.decision,
+        case_id=case_id,
+        household_id=household_id,
+        conference_type=conference_type,
+        on=held_on,
+    )
     tokens = personal_tokens(conn, household_id)
     texts = [(("reason",), outcome.reason)] + [(("roles", i, "action"), r.action) for i, r in enumerate(outcome.roles)]
     for path, text in texts:

@@ -7,6 +7,7 @@
 - a plan evaluation due                             → booked into a meeting
 - a watch / check-back checkpoint due               → the lead (or owner) is asked; no answer → escalation
 - a suspended case's review day                     → reopened and convened again
+- 参加支援: referrals and follow-ups after a match (engine/participation/sweep.py)
 - a closed case without contact by its lead for no_contact_days → reopened (もどし)
 - on business days                                  → the coordinator's digest (escalations, failures, audit)
 
@@ -27,6 +28,7 @@ from engine.conference.convene import Convener
 from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import COORDINATOR, Notice, answer_by_link, queue_notice, recipient_name
+from engine.participation.sweep import participation_lines, sweep_participation
 from engine.policy.dv import household_locked
 from engine.rules.model import RuleSet
 from engine.store.chronology import check_run
@@ -48,6 +50,7 @@ class SweepResult(BaseModel):
     evaluations_booked: int = 0
     checkpoints_asked: int = 0
     reopened: int = 0
+    followups_asked: int = 0  # 参加支援: follow-ups after a match, asked of the lead or the place
     digest: bool = False
     violations: int = 0
     seconds: float = 0.0
@@ -207,6 +210,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                         lines=[
                             f"事案 {case_id} は、{CHECKPOINT_LABELS[kind]}の時期（{wareki_with_weekday(due)}）を迎えました。"
                             "世帯の様子をお知らせください。",
+                            *participation_lines(conn, config, case_id, on),
                             f"「{WATCH_RESULT_LABELS['concern']}」「{WATCH_RESULT_LABELS['lost_contact']}」の場合は、"
                             "会議で改めて検討します（もどし）。",
                             f"ご回答の期限: {wareki_with_weekday(answer_due)}",
@@ -229,6 +233,11 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 f"期限の{wareki_with_weekday(answer_due)}までにありません",
                 case_id=case_id,
             )
+
+        participation = sweep_participation(log, config, on)
+        result.reminders += participation.reminders
+        result.escalations += participation.escalations
+        result.followups_asked = participation.followups_asked
 
         limit = (on - timedelta(days=lc.no_contact_days)).isoformat()
         # a lead asked at a watch checkpoint has until the answer is due: the question is not held against it
@@ -276,6 +285,16 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
             f"  - {key}（{recipient_name(config, agency)}宛て）: {(error or '')[:120]}"
             for key, agency, error in failed[:50]
         ]
+        stale = [
+            p for p in config.participation.places.values() if p.stale(on, config.participation.settings.stale_months)
+        ]
+        if config.participation.present:
+            lines.append(
+                f"■ 確認から{config.participation.settings.stale_months}か月以上たった社会資源の情報 {len(stale)} 件"
+                + ("（場所に確認して resources.yaml の assured_on を更新してください）" if stale else "")
+            )
+            lines += [f"  - {p.name}（最終確認 {wareki_with_weekday(p.assured_on)}）" for p in stale[:30]]
+            lines += [f"  …ほか {len(stale) - 30} 件（engine resources list）"] if len(stale) > 30 else []
         lines.append(
             f"■ 監査の指摘 {len(report.violations)} 件"
             + ("（engine audit で一覧）" if report.violations else "（抜け漏れなし）")

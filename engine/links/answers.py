@@ -16,6 +16,7 @@ from engine.casework.notes import NoteRefused, check_note
 from engine.casework.watch import answer_checkpoint
 from engine.config import Config
 from engine.links.questions import ANSWER_LABELS, TITLES, Question, question, resolve
+from engine.papers.notices import recipient_name
 from engine.rules.model import RuleSet
 from engine.store.db import write_transaction
 from engine.store.lifecycle import Log, acting_via, link_actor
@@ -135,7 +136,7 @@ def answer(
         ).rowcount
         if not used:  # cannot happen under the write lock; never record an answer twice
             raise LinkUsed(None)
-        name = config.agencies[q.agency_id].name if q.agency_id in config.agencies else q.agency_id
+        name = recipient_name(config, q.agency_id)  # an agency or a place
         Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash).event(  # via: link
             "answered_via_link",
             case_id=q.case_id,
@@ -170,6 +171,15 @@ def _apply(
             decline(conn, rules, config, q.case_id, note or "", on, actor, q.agency_id)
     elif q.kind == "action":
         action_done(conn, config, int(q.ref), on, actor)
+    elif q.kind in ("referral", "followup"):  # 参加支援 (engine/participation)
+        from engine.participation.answers import apply_answer
+        from engine.participation.followups import answer_followup
+
+        log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
+        if q.kind == "referral":
+            apply_answer(log, rules, config, int(q.ref), choice, note)
+        else:
+            answer_followup(log, rules, config, int(q.ref), choice, note)
     elif q.kind == "checkpoint":
         done = answer_checkpoint(conn, rules, config, q.case_id, choice, on, actor, q.agency_id)
         if done.checkpoint_id != int(q.ref):  # an earlier checkpoint of the case is still open: that one first

@@ -17,13 +17,16 @@ from pydantic import BaseModel
 
 from engine.casework.watch import RESULT_LABELS
 from engine.config import Config
+from engine.links.participation import participation_facts, shows_case
 from engine.links.tokens import TOKEN, Asked, asked, token_hash
+from engine.participation.answers import REFERRAL_CHOICES
 from engine.policy.dv import case_locked
 from engine.store.lifecycle import CHECKPOINT_LABELS
 from engine.support.dates import wareki_with_weekday
 from engine.support.errors import EngineError
+from engine.support.vocabulary import FOLLOWUP_LEAD_LABELS, FOLLOWUP_PLACE_LABELS
 
-Kind = Literal["lead_request", "action", "checkpoint", "attendance"]
+Kind = Literal["lead_request", "action", "checkpoint", "attendance", "referral", "followup"]
 State = Literal["open", "answered", "expired", "revoked"]
 ATTENDANCE_LABELS = {"attend": "出席", "absent": "欠席"}
 ANSWER_LABELS = {
@@ -31,12 +34,16 @@ ANSWER_LABELS = {
     "action": {"done": "完了"},
     "checkpoint": RESULT_LABELS,
     "attendance": ATTENDANCE_LABELS,
+    "referral": REFERRAL_CHOICES,
+    "followup": FOLLOWUP_LEAD_LABELS | FOLLOWUP_PLACE_LABELS,
 }
 TITLES = {
     "lead_request": "主担当機関の受諾のお願い",
     "action": "役割分担の完了のご報告",
     "checkpoint": "世帯の様子のご報告",
     "attendance": "会議の出欠のご回答",
+    "referral": "参加のご相談（ご紹介）へのご回答",
+    "followup": "参加状況のご確認",
 }
 
 
@@ -86,7 +93,23 @@ CHOICES: dict[str, list[Choice]] = {
         Choice(value="attend", label=ATTENDANCE_LABELS["attend"], allows_note=True),
         Choice(value="absent", label=ATTENDANCE_LABELS["absent"], allows_note=True),
     ],
+    "referral": [
+        Choice(value=v, label=label, needs_reason=v == "decline_other", allows_note=True)
+        for v, label in REFERRAL_CHOICES.items()
+    ],
+    "followup": [  # the lead's; a place's follow-up offers FOLLOWUP_PLACE_LABELS (choices_of)
+        Choice(value=v, label=label, needs_reason=v == "concern", allows_note=True)
+        for v, label in FOLLOWUP_LEAD_LABELS.items()
+    ],
 }
+PLACE_FOLLOWUP_CHOICES = [Choice(value=v, label=label, allows_note=True) for v, label in FOLLOWUP_PLACE_LABELS.items()]
+
+
+def choices_of(conn: sqlite3.Connection, q: Asked) -> list[Choice]:
+    if q.kind == "followup":
+        (side,) = conn.execute("SELECT side FROM followups WHERE followup_id = ?", (int(q.ref),)).fetchone()
+        return PLACE_FOLLOWUP_CHOICES if side == "place" else CHOICES["followup"]
+    return CHOICES[q.kind]
 
 
 def link_row(conn: sqlite3.Connection, token: str) -> sqlite3.Row:
@@ -113,10 +136,18 @@ def underlying(conn: sqlite3.Connection, q: Asked) -> tuple[str, str | None, str
             "SELECT answer, answered_on FROM attendance WHERE meeting_id = ? AND agency_id = ?", (q.ref, q.agency_id)
         ).fetchone()
         return ("answered", row[1], row[0]) if row else ("open", None, None)
+    if q.kind == "referral":  # open while requested or waitlisted; the state is the answer
+        status, on = conn.execute(
+            "SELECT status, answered_on FROM referrals WHERE referral_id = ?", (int(q.ref),)
+        ).fetchone()
+        if status in ("requested", "waitlisted"):
+            return "open", None, None
+        return ("revoked", None, None) if status == "cancelled" else ("answered", on, None)
     table, column, answer, open_status = {
         "lead_request": ("lead_requests", "request_id", "status", "pending"),
         "action": ("case_actions", "action_id", "status", "open"),
         "checkpoint": ("checkpoints", "checkpoint_id", "result", "asked"),
+        "followup": ("followups", "followup_id", "result", "asked"),
     }[q.kind]
     when = "answered_on" if q.kind == "lead_request" else "done_on"
     status, on, value = conn.execute(
@@ -124,7 +155,7 @@ def underlying(conn: sqlite3.Connection, q: Asked) -> tuple[str, str | None, str
     ).fetchone()
     if status == open_status:
         return "open", None, None
-    if status in ("cancelled", "pending"):  # withdrawn or replaced; a checkpoint not asked (any more)
+    if status in ("cancelled", "pending"):  # withdrawn or replaced; a checkpoint or follow-up not asked (any more)
         return "revoked", None, None
     return "answered", on, value
 
@@ -155,6 +186,8 @@ def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date, locked:
             f"日時: {wareki_with_weekday(date.fromisoformat(m[1]))} {m[2]}〜",
             f"場所: {m[3]}",
         ]
+    if q.kind in ("referral", "followup"):
+        return participation_facts(conn, config, q, on, locked)
     facts = [f"事案番号: {q.case_id}"]
     if locked:
         return facts
@@ -188,14 +221,14 @@ def question(conn: sqlite3.Connection, config: Config, q: Asked, on: date, link:
         kind=q.kind,
         agency_id=q.agency_id,
         agency_name=agency.name if agency else q.agency_id,
-        case_id=q.case_id,
+        case_id=q.case_id if shows_case(conn, config, q) else None,  # a place never sees the case id
         meeting_id=q.meeting_id,
         action_id=int(q.ref) if q.kind == "action" else None,
         due_on=q.due_on,
         state=state,
         answered_at=answered_at,
         answer_label=ANSWER_LABELS[q.kind].get(value) if value else None,
-        choices=CHOICES[q.kind] if state == "open" else [],
+        choices=choices_of(conn, q) if state == "open" else [],
         facts=_facts(conn, config, q, on, locked),
         locked=locked,
         scope=f"link:{link['token_hash']}" if link is not None else "",

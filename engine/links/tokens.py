@@ -37,15 +37,23 @@ from engine.support.business_days import Calendar
 # changes the case of a URL cannot break it, and no random run of it spells a word (DV) in the mail
 TOKEN_TEXT = r"[0-9a-f]{64}"
 TOKEN = re.compile(TOKEN_TEXT)
-QUESTION_OF = {"lead_request": "lead_request", "reminder": "action", "checkpoint": "checkpoint", "agenda": "attendance"}
+QUESTION_OF = {
+    "lead_request": "lead_request",
+    "reminder": "action",
+    "checkpoint": "checkpoint",
+    "agenda": "attendance",
+    "referral": "referral",  # 参加支援: the place (or the introducer) answers a referral
+    "referral_reminder": "referral",
+    "followup": "followup",  # 参加支援: the lead or the place answers a follow-up
+}
 NO_LINK = "（この e-mail からは回答できません。コーディネーターにご連絡ください）"
 
 
 class Asked(BaseModel):
     """What a question is about, read from the engine's own tables (never from the link)."""
 
-    kind: str  # lead_request | action | checkpoint | attendance
-    ref: str  # request id | action id | checkpoint id | meeting id
+    kind: str  # lead_request | action | checkpoint | attendance | referral | followup
+    ref: str  # request id | action id | checkpoint id | meeting id | referral id | followup id
     agency_id: str
     case_id: str | None = None
     meeting_id: str | None = None
@@ -73,6 +81,11 @@ def asked(conn: sqlite3.Connection, kind: str, ref: str, agency_id: str) -> Aske
         # a checkpoint is asked of the case's lead (or the owner of its silo conference)
         "checkpoint": "SELECT p.case_id, COALESCE(c.lead_agency_id, c.routed_to), p.answer_due, NULL FROM checkpoints p "
         "JOIN cases c ON c.case_id = p.case_id WHERE p.checkpoint_id = ?",
+        # 参加支援: the place when it may be told of the person, else the introducer who goes with them
+        "referral": "SELECT case_id, CASE channel WHEN 'place' THEN place_id ELSE introduced_by END, answer_due, NULL "
+        "FROM referrals WHERE referral_id = ?",
+        "followup": "SELECT r.case_id, f.agency_id, f.answer_due, NULL FROM followups f "
+        "JOIN referrals r ON r.referral_id = f.referral_id WHERE f.followup_id = ?",
     }.get(kind)
     row = conn.execute(sql, (int(ref),)).fetchone() if sql and int(ref) < 2**63 else None
     if row is None or row[1] != agency_id:

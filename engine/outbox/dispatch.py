@@ -50,8 +50,9 @@ class SendResult(BaseModel):
 
 
 def recipient(config: Config, agency_id: str) -> Agency | None:
-    """The registry entry a message goes to: an agency of agencies.yaml, or the coordinator
-    (lifecycle.yaml's coordinator_email). Nothing else can ever be a recipient."""
+    """The registry entry a message goes to: an agency of agencies.yaml, the coordinator
+    (lifecycle.yaml's coordinator_email) or a place of resources.yaml (only for its own referrals:
+    engine/participation/mail.py). Nothing else can ever be a recipient."""
     if agency_id == "coordinator":
         return Agency.model_construct(
             id="coordinator",
@@ -63,6 +64,10 @@ def recipient(config: Config, agency_id: str) -> Agency | None:
             member=True,
             capacity=1,
         )
+    if agency_id in config.participation.places:  # 参加支援: a place, for its own referrals only (_barred)
+        from engine.participation.mail import place_recipient
+
+        return place_recipient(config.participation.places[agency_id])
     return config.agencies.get(agency_id)
 
 
@@ -105,6 +110,7 @@ def _release_lock(conn: sqlite3.Connection, token: str) -> None:
 
 def _barred(
     conn: sqlite3.Connection,
+    config: Config,
     key: str,
     parsed: MessageKey | None,
     agency_id: str,
@@ -119,6 +125,10 @@ def _barred(
     if parsed is None:
         return f"'{key}' is not a message key the engine writes: nothing is sent under it"
     day = now.astimezone(clock.TOKYO).date().isoformat()
+    if agency_id in config.participation.places and agency_id not in config.agencies:
+        from engine.participation.mail import place_refusal
+
+        return place_refusal(conn, config, parsed, agency_id, day)
 
     def consented() -> bool:
         case_id, _ = case_of(conn, parsed)
@@ -167,7 +177,7 @@ def send_pending(
         for i, (key, agency_id, subject, parts, attempts, members_only) in enumerate(due):
             agency = recipient(config, agency_id)
             parsed = MessageKey.read(key)
-            barred = _barred(conn, key, parsed, agency_id, agency, bool(members_only), now)
+            barred = _barred(conn, config, key, parsed, agency_id, agency, bool(members_only), now)
             if barred:
                 _mark(conn, key, "failed", attempts, barred)
                 result.failed += 1

@@ -7,6 +7,8 @@
     reminder:N:due|overdue[:locked]      a reminder of an action (case_actions.action_id); `locked`:
                                          the household is locked (DV), the action's wording stays out
     checkpoint:N                         a watch or check-back question (checkpoints.checkpoint_id)
+    referral:N   referral_reminder:N     参加支援: a referral to a place (or to its introducer), its reminder
+    followup:N                           参加支援: a follow-up question after a match (followups.followup_id)
     digest:YYYY-MM-DD                    the coordinator's daily digest
     KIND:TEXT                            any other notice (notice:…): TEXT is free
 
@@ -25,7 +27,15 @@ from typing import Literal
 Stage = Literal["due", "overdue"]
 
 VERSIONED = ("agenda", "routing")  # a newer version replaces an older one not sent yet
-LIFECYCLE = ("lead_request", "lead_withdrawn", "reminder", "checkpoint")  # about one case, to its agency
+LIFECYCLE = (  # about one case, to its agency (or, for 参加支援, to a place)
+    "lead_request",
+    "lead_withdrawn",
+    "reminder",
+    "checkpoint",
+    "referral",
+    "referral_reminder",
+    "followup",
+)
 FORMS = {
     "agenda": "agenda:MEETING:AGENCY:vN",
     "routing": "routing:CASE:OWNER:vN",
@@ -33,6 +43,9 @@ FORMS = {
     "lead_withdrawn": "lead_withdrawn:N",
     "reminder": "reminder:N:due|overdue[:locked]",
     "checkpoint": "checkpoint:N",
+    "referral": "referral:N",
+    "referral_reminder": "referral_reminder:N",
+    "followup": "followup:N",
     "digest": "digest:YYYY-MM-DD",
 }
 NUMBER = re.compile(r"0|[1-9][0-9]*")
@@ -78,6 +91,14 @@ class MessageKey:
     @classmethod
     def checkpoint(cls, checkpoint_id: int) -> MessageKey:
         return cls("checkpoint", str(checkpoint_id))
+
+    @classmethod
+    def referral(cls, referral_id: int, *, reminder: bool = False) -> MessageKey:
+        return cls("referral_reminder" if reminder else "referral", str(referral_id))
+
+    @classmethod
+    def followup(cls, followup_id: int) -> MessageKey:
+        return cls("followup", str(followup_id))
 
     @classmethod
     def digest(cls, day: date) -> MessageKey:

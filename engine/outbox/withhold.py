@@ -39,6 +39,9 @@ ROW_OF = {  # the table and id column a lifecycle message's number points into
     "lead_withdrawn": ("lead_requests", "request_id"),
     "reminder": ("case_actions", "action_id"),
     "checkpoint": ("checkpoints", "checkpoint_id"),
+    "referral": ("referrals", "referral_id"),
+    "referral_reminder": ("referrals", "referral_id"),
+    "followup": ("followups f JOIN referrals r ON r.referral_id = f.referral_id", "f.followup_id"),
 }
 
 
@@ -87,6 +90,10 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
         row = conn.execute("SELECT status FROM checkpoints WHERE checkpoint_id = ?", (key.number,)).fetchone()
         if not row or row[0] != "asked":
             return "the checkpoint has been answered or cancelled"
+    if key.kind in ("referral", "referral_reminder", "followup"):
+        from engine.participation.mail import stale_reason as participation_stale
+
+        return participation_stale(conn, config, key, tokyo_day)
     if key.kind == "routing":
         row = conn.execute("SELECT status, is_open, household_id FROM cases WHERE case_id = ?", (key.ref,)).fetchone()
         if not row or row[0] != "routed" or not row[1]:
@@ -150,6 +157,7 @@ def case_of(conn: sqlite3.Connection, key: MessageKey | None) -> tuple[str | Non
         return key.ref, None
     if key.kind in ROW_OF:
         table, column = ROW_OF[key.kind]
-        row = conn.execute(f"SELECT case_id FROM {table} WHERE {column} = ?", (key.number,)).fetchone()
+        case = "r.case_id" if key.kind == "followup" else "case_id"
+        row = conn.execute(f"SELECT {case} FROM {table} WHERE {column} = ?", (key.number,)).fetchone()
         return (row[0] if row else None), None
     return None, None

@@ -24,6 +24,7 @@ from engine.config import ConferenceType, Config
 from engine.papers import ics, letterhead
 from engine.papers.casebrief import Review, preparation, review
 from engine.papers.environment import HTML_INCLUDE, TEMPLATES, environment, is_html  # noqa: F401 (their old home)
+from engine.papers.participation import Candidate, candidates
 from engine.policy.consent import consenting
 from engine.policy.dv import DV_CENTRE_SILO, case_locked
 from engine.policy.members import may_share_with
@@ -62,6 +63,7 @@ class CaseItem(BaseModel):
     discussion: list[str]
     prepare: list[str] = []  # what the agency should bring for this case
     review: Review | None = None  # the last decision and the roles' progress (a case back for review)
+    participation: list[Candidate] = []  # 参加支援の候補: the proposed lead's agenda only
 
 
 class Agenda(BaseModel):
@@ -249,6 +251,9 @@ def meeting_papers(
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
         points = discussion(config, rule_ids, kind)
         previous = None if is_locked else review(conn, config, case_id, on_iso)
+        labels = member_labels(hh, held_on)
+        proposals = [] if is_locked else candidates(conn, rules, config, case_id, day, labels)
+        shared = {labels[p] for p in only if p in labels} if only is not None else None
         roles = conn.execute(
             "SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)
         ).fetchall()
@@ -274,6 +279,9 @@ def meeting_papers(
                     discussion=points,
                     prepare=preparation(role, [f.title for f in facts], points, lead_name, previous),
                     review=previous,
+                    participation=[c for c in proposals if shared is None or c.member in shared]
+                    if role == "lead"
+                    else [],
                 )
             )
         coordinator_cases.append(
@@ -289,6 +297,7 @@ def meeting_papers(
                 discussion=points,
                 agencies=[config.agencies[a].name + f"（{ROLE.get(r, r)}）" for a, r in roles if a in config.agencies],
                 members=_coordinator_members(conn, hh, on_iso),
+                participation=[c.model_dump() for c in proposals],
             )
         )
     detailed = {a for a, items in per_agency.items() if items}

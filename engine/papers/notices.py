@@ -46,12 +46,13 @@ class Notice(BaseModel):
     answer: str | None = None
     issued_on: date | None = None  # the day of the notice, printed as 和暦（曜日）
     conference_type: str | None = None  # whose 事務局 signs; default: the case's type, else 支援会議
+    sender: str | None = None  # who signs instead (a place is never told which conference knows the person)
 
 
 def recipient_name(config: Config, recipient: str) -> str:
     if recipient == COORDINATOR:
         return "多機関協働事業 コーディネーター"
-    agency = config.agencies.get(recipient)
+    agency = config.agencies.get(recipient) or config.participation.places.get(recipient)
     return agency.name if agency else recipient
 
 
@@ -82,7 +83,7 @@ def render_notice(config: Config, notice: Notice, conference_type: str | None = 
     view = notice.model_dump() | {
         "addressed": addressed(config, notice.recipient),
         "recipient_name": recipient_name(config, notice.recipient),
-        "sender_name": sender_name(config, notice.conference_type or conference_type),
+        "sender_name": notice.sender or sender_name(config, notice.conference_type or conference_type),
         "contact": contact(config),
         "issued": wareki_with_weekday(notice.issued_on) if notice.issued_on else "",
     }

@@ -35,8 +35,8 @@ class ReferralRefused(EngineError):
     """The referral cannot move as asked (said why, in Japanese)."""
 
 
-def move_referral(log: Log, referral_id: int, to: str, reason: str, **fields) -> str:
-    """Move the referral to `to`, setting `fields` (answered_on, band, reason, note, closed_on) in
+def move_referral(log: Log, referral_id: int, to: str, why: str, **fields) -> str:
+    """Move the referral to `to` (`why`: the audit log's reason), setting `fields` (answered_on, band, reason, note, closed_on) in
     the same statement; returns the state it was in. ReferralRefused if the move is not allowed
     or the referral changed meanwhile."""
     row = log.conn.execute("SELECT status, case_id FROM referrals WHERE referral_id = ?", (referral_id,)).fetchone()
@@ -63,7 +63,7 @@ def move_referral(log: Log, referral_id: int, to: str, reason: str, **fields) ->
     log.event(
         "referral_moved",
         case_id=case_id,
-        reason=reason,
+        reason=why,
         referral_id=referral_id,
         referral_from=current,
         referral_to=to,

@@ -36,3 +36,11 @@ def refusal(
     if lifecycle and not consented():
         return f"{agency_id} is not a registered member of the 支援会議 and the household's consent is not current: nothing about the case may be sent to it (社会福祉法106条の6)"
     return None
+
+
+def may_tell_place(*, member: bool, consent: bool, locked: bool) -> bool:
+    """参加支援: a place (resources.yaml) is told of a person by e-mail only when the person agreed
+    that it be told, or when the place is itself a registered member of the 支援会議; never while the
+    household is DV-locked. Otherwise the introducer goes with the person (in_person) and answers
+    for the referral, and the place hears nothing from the engine."""
+    return not locked and (consent or member)

@@ -262,3 +262,9 @@ def code_of(value: object, labels: dict[str, str]) -> object:
                 return code
         return text
     return value
+
+
+def need_label(code: str) -> str:
+    """A recorded need's label: a need of NEED_LABELS, or the kind of place asked for when the
+    referral was made without naming one (`engine refer` without --need)."""
+    return NEED_LABELS.get(code) or PLACE_CATEGORY_LABELS.get(code, code)

@@ -35,7 +35,14 @@ PER_LINK = 10  # requests per minute on one link, from anywhere
 WINDOW = 60.0  # seconds
 MAX_TEXT = 1000  # the form's limit of a reason or a note (engine/links refuses longer ones: NOTE_MAX)
 
-DUE_LABELS = {"lead_request": "回答期限", "action": "期日", "checkpoint": "回答期限", "attendance": "開催日"}
+DUE_LABELS = {
+    "lead_request": "回答期限",
+    "action": "期日",
+    "checkpoint": "回答期限",
+    "attendance": "開催日",
+    "referral": "回答期限",
+    "followup": "回答期限",
+}
 STATE_STATUS = {"answered": 409, "expired": 410, "revoked": 410}  # a POST to a link that cannot be used
 
 
@@ -73,8 +80,13 @@ def _missing(request: Request, ctx: WebContext) -> HTMLResponse:
     return render(request, "answer_missing.html.j2", status_code=404, office=office(ctx))
 
 
-def office(ctx: WebContext) -> str:
-    """Whom an agency contacts: the coordinator's office (the sender of every e-mail), not a person."""
+def office(ctx: WebContext, question: links.Question | None = None) -> str:
+    """Whom an agency contacts: the coordinator's office (the sender of every e-mail), not a person;
+    a place of 参加支援 the 参加支援 担当 that wrote to it."""
+    if question is not None and question.kind in ("referral", "followup") and not question.case_id:
+        from engine.participation.mail import SENDER
+
+        return SENDER
     return ctx.config.name_of("support") + "事務局"
 
 
@@ -94,7 +106,10 @@ def when(stamp: str | None) -> str:
 
 
 def _confidentiality(conn: sqlite3.Connection, ctx: WebContext, question: links.Question) -> str | None:
-    """The agendas' 106条の6 notice when the question comes from a 支援会議 (none for 重層的支援会議)."""
+    """The agendas' 106条の6 notice when the question comes from a 支援会議 (none for 重層的支援会議,
+    nor for a place of 参加支援: it is never told which conference knows the person)."""
+    if question.kind in ("referral", "followup") and not question.case_id:
+        return None
     if question.case_id:
         row = conn.execute("SELECT conference_type FROM cases WHERE case_id = ?", (question.case_id,)).fetchone()
     elif question.meeting_id:
@@ -146,7 +161,7 @@ def _page(
         title=TITLES[question.kind],
         titles=TITLES,
         others=others,
-        office=office(ctx),
+        office=office(ctx, question),
         notice=_confidentiality(conn, ctx, question),
         answered_at=when(question.answered_at),
         due_labels=DUE_LABELS,

@@ -1,0 +1,88 @@
+"""What the outbox must know about 参加支援's e-mails, checked just before each is sent:
+
+- a place is a recipient only of the referral (and its follow-ups) it is asked about, and only
+  while that referral's channel is `place` (the person agreed that it be told, or it is a member:
+  engine/policy/members.py may_tell_place) and the household is not DV-locked (checked again at
+  send time, as for every kind: a DV support measure may be imported in between);
+- a referral e-mail is withheld once the referral is no longer awaiting an answer, a follow-up
+  once it is answered or cancelled.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from engine.config import Agency, Config
+from engine.outbox.keys import MessageKey
+from engine.participation.directory import Place
+from engine.policy.dv import household_locked
+from engine.policy.members import may_tell_place
+
+LOCKED = "the household is locked (DV)"  # engine/outbox/withhold.py's LOCKED: the same start
+SENDER = "多機関協働事業 参加支援 担当"  # signs what places receive: no conference is named to a place
+
+
+def place_recipient(place: Place) -> Agency:
+    """A place as the outbox's recipient entry (its e-mail; a member or not)."""
+    return Agency.model_construct(
+        id=place.id,
+        name=place.name,
+        kind=place.category_label,
+        silo="",
+        areas=(place.area,),
+        email=place.email,
+        member=place.member,
+        capacity=1,
+    )
+
+
+def _referral_of(conn: sqlite3.Connection, key: MessageKey) -> sqlite3.Row | None:
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    if key.kind == "followup":
+        return cur.execute(
+            "SELECT r.*, f.status AS followup_status, f.agency_id AS asked FROM followups f "
+            "JOIN referrals r ON r.referral_id = f.referral_id WHERE f.followup_id = ?",
+            (key.number,),
+        ).fetchone()
+    return cur.execute(
+        "SELECT *, NULL AS followup_status, NULL AS asked FROM referrals WHERE referral_id = ?", (key.number,)
+    ).fetchone()
+
+
+def place_refusal(
+    conn: sqlite3.Connection, config: Config, key: MessageKey | None, place_id: str, day: str
+) -> str | None:
+    """Why a message may not go to the place `place_id` at all (it is failed, shown to the coordinator)."""
+    if key is None or key.kind not in ("referral", "referral_reminder", "followup"):
+        return f"{place_id} is a place of the resource directory: it receives only its referrals and their follow-ups"
+    row = _referral_of(conn, key)
+    if row is None or row["place_id"] != place_id or (key.kind == "followup" and row["asked"] != place_id):
+        return f"{place_id} is not the place this referral is about"
+    place = config.participation.places.get(place_id)
+    if place is None:
+        return f"place '{place_id}' is no longer in resources.yaml: nobody to send to"
+    household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (row["case_id"],)).fetchone()[0]
+    locked = household_locked(conn, config, household, day)
+    if row["channel"] != "place" or not may_tell_place(
+        member=place.member, consent=bool(row["consent"]), locked=locked
+    ):
+        return f"{place_id} may not be told of the person (no consent recorded, not a member of the 支援会議): the introducer goes with them"
+    return None
+
+
+def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, day: str) -> str | None:
+    """Why a queued 参加支援 message must no longer go out."""
+    row = _referral_of(conn, key)
+    if row is None:
+        return "the referral is gone"
+    if key.kind in ("referral", "referral_reminder") and row["status"] not in ("requested", "waitlisted"):
+        return "the referral has been answered or cancelled"
+    if key.kind == "followup" and row["followup_status"] != "asked":
+        return "the follow-up has been answered or cancelled"
+    to_place = row["channel"] == "place" and (key.kind != "followup" or row["asked"] == row["place_id"])
+    if to_place:
+        household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (row["case_id"],)).fetchone()[0]
+        if household_locked(conn, config, household, day):
+            return f"{LOCKED}: nothing goes to a place"
+    return None

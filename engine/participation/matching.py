@@ -1,0 +1,408 @@
+"""参加支援's proposals: for each person a case concerns, the matching rules (matching_rules.yaml)
+that fire, their categories, and the places of those categories ranked, each explained in Japanese
+like `engine explain` (engine/participation/matching_explain.py writes the lines).
+
+A rule fires for a member with any of its `when`: an indicator that holds for the member on the
+day (the rules' own evaluation, engine/rules/trace.py), a flag of the household open on the case,
+or a need recorded for the member (participation_needs, or `needs` given). Places are ranked:
+eligible, in the household's area and without a consent problem first; then with a free place;
+then verified recently; then by their acceptance rate (no record counts as 0); then by id.
+A place that is not active is never proposed. Members are shown as 世帯員N（50代・続柄）, never by name.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import date
+
+from pydantic import BaseModel
+
+from engine.config import Config
+from engine.participation import matching_explain as words
+from engine.participation.directory import ALL_AREAS, MatchRule, Place
+from engine.policy.consent import concerned, consents
+from engine.rules.facts import Context, Person, age_on, load_households
+from engine.rules.model import RuleSet
+from engine.rules.trace import eval_person
+from engine.support.errors import EngineError, did_you_mean
+from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, code_of
+
+ACCEPTED_EVER = ("accepted", "attending", "ended")  # the place took the person at some point
+
+
+class UnknownCase(EngineError, LookupError):
+    exit_code = 2
+
+
+class Member(BaseModel):
+    person_id: str
+    label: str  # 世帯員2（50代・子）, numbered as the agendas number them
+    age: int
+    indicators: list[str]  # ids of the indicators that hold for the member on the day
+    flags: list[str]  # the household's flags open on the case (rule ids)
+    consent: bool  # a consent record counts on the day
+
+
+class Criterion(BaseModel):
+    ok: bool
+    text: str  # one line in Japanese, without the mark
+
+    def line(self) -> str:
+        return f"{'✔' if self.ok else '✘'} {self.text}"
+
+
+class Record(BaseModel):
+    """The place's referrals so far (all cases): how often it took a person, how many still attend."""
+
+    referred: int = 0
+    answered: int = 0
+    accepted: int = 0  # accepted, attending or ended: taken at some point
+    attending: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.accepted / self.answered if self.answered else None
+
+
+class ProposedPlace(BaseModel):
+    place_id: str
+    name: str
+    organisation: str
+    category: str
+    category_label: str
+    area: str
+    schedule: str  # 毎週火・木 13:00〜16:00
+    next_open: date | None
+    capacity_now: int
+    capacity_max: int
+    eligible: bool
+    in_area: bool
+    consent_ok: bool
+    fresh: bool
+    record: Record
+    criteria: list[Criterion]
+    reasons: list[str]  # the matching rules' reasons
+
+    @property
+    def suitable(self) -> bool:
+        return self.eligible and self.in_area and self.consent_ok
+
+    def lines(self) -> list[str]:
+        return [c.line() for c in self.criteria]
+
+    def one_line(self) -> str:
+        """For the agenda: name, area, schedule, capacity state."""
+        return words.one_line(self)
+
+
+class FiredRule(BaseModel):
+    rule_id: str
+    reason: str
+    because: list[str]  # in Japanese: what made it fire for the member
+
+
+class CategoryProposals(BaseModel):
+    category: str
+    category_label: str
+    rules: list[FiredRule]
+    places: list[ProposedPlace]
+
+
+class MemberProposals(BaseModel):
+    member: Member
+    needs: list[str]  # codes recorded for the member
+    categories: list[CategoryProposals]
+
+
+# --- the persons ------------------------------------------------------------------------------
+def _case(conn: sqlite3.Connection, case_id: str) -> tuple[str, str]:
+    row = conn.execute(
+        "SELECT c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+        "WHERE c.case_id = ?",
+        (case_id,),
+    ).fetchone()
+    if row is None:
+        raise UnknownCase(f"事案 {case_id} はありません（`engine cases` で事案番号を確認してください）")
+    return row
+
+
+def _labels(persons: list[Person], on_iso: str) -> dict[str, str]:
+    from engine.papers.agenda import age_band  # the agendas' words (imported late: papers imports this module)
+
+    return {
+        p.person_id: f"世帯員{i}（{age_band(age_on(p.birth, on_iso))}・{p.relationship or '続柄不明'}）"
+        for i, p in enumerate(sorted(persons, key=lambda p: p.person_id), start=1)
+    }
+
+
+def members_concerned(
+    conn: sqlite3.Connection, case_id: str, on: date, *, rules: RuleSet | None, everyone: bool = False
+) -> list[Member]:
+    """The persons the case concerns (policy/consent.py `concerned`; with `everyone`, every member
+    of the household), in member order. Without `rules`, no indicator is evaluated."""
+    hid, _ = _case(conn, case_id)
+    rows = conn.execute(
+        "SELECT f.rule_id, f.status, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id "
+        "WHERE c.case_id = ? ORDER BY f.rule_id",
+        (case_id,),
+    ).fetchall()
+    (hh,) = load_households(conn, [hid], on)
+    on_iso = on.isoformat()
+    household = [p.person_id for p in hh.persons]
+    persons = (
+        set(household)
+        if everyone
+        else concerned([json.loads(e or "{}").get("members", []) for *_, e in rows], household)
+    )
+    flags = sorted({r for r, status, _ in rows if status == "open"})
+    labels = _labels(hh.persons, on_iso)
+    ctx = Context(on)
+    indicators = list(rules.indicators.values()) if rules is not None else []
+    return [
+        Member(
+            person_id=p.person_id,
+            label=labels[p.person_id],
+            age=age_on(p.birth, on_iso),
+            indicators=[i.id for i in indicators if eval_person(i.when, p, ctx).ok],
+            flags=flags,
+            consent=consents(p, on_iso),
+        )
+        for p in sorted(hh.persons, key=lambda p: p.person_id)
+        if p.person_id in persons
+    ]
+
+
+def recorded_needs(conn: sqlite3.Connection, case_id: str) -> dict[str, list[str]]:
+    """The open needs the conference recorded on the case, per member."""
+    out: dict[str, list[str]] = {}
+    for pid, need in conn.execute(
+        "SELECT person_id, need FROM participation_needs WHERE case_id = ? AND status = 'open' ORDER BY need_id",
+        (case_id,),
+    ):
+        if need not in out.setdefault(pid, []):
+            out[pid].append(need)
+    return out
+
+
+# --- the places -------------------------------------------------------------------------------
+def place_record(conn: sqlite3.Connection, place_id: str) -> Record:
+    marks = ",".join("?" * len(ACCEPTED_EVER))
+    row = conn.execute(
+        "SELECT COUNT(*), COUNT(answered_on), "
+        f"COALESCE(SUM(status IN ({marks})), 0), COALESCE(SUM(status = 'attending'), 0) "
+        "FROM referrals WHERE place_id = ?",
+        (*ACCEPTED_EVER, place_id),
+    ).fetchone()
+    return Record(referred=row[0], answered=row[1], accepted=row[2], attending=row[3])
+
+
+def capacity_now(conn: sqlite3.Connection, place: Place) -> int:
+    """The directory's free places less those taken since they were counted."""
+    (taken,) = conn.execute(
+        "SELECT COUNT(*) FROM referrals WHERE place_id = ? AND status IN ('accepted', 'attending') "
+        "AND answered_on >= ?",
+        (place.id, place.capacity.updated_on.isoformat()),
+    ).fetchone()
+    return max(0, place.capacity.available - taken)
+
+
+def assess(
+    conn: sqlite3.Connection,
+    config: Config,
+    place: Place,
+    member: Member,
+    needs: Iterable[str],
+    area: str,
+    on: date,
+    reasons: list[str],
+) -> ProposedPlace:
+    """One place for one member, with each criterion's ✔/✘ line."""
+    needs = list(dict.fromkeys(needs))
+    free = capacity_now(conn, place)
+    months = config.participation.settings.stale_months
+    fresh = not place.stale(on, months)
+    record = place_record(conn, place.id)
+    next_open = place.schedule.next_on(on)
+    ages_ok = place.eligibility.ages.holds(member.age)
+    wanted_needs, wanted_inds = place.eligibility.needs, place.eligibility.indicators
+    hit_needs = [n for n in wanted_needs if n in needs]
+    hit_inds = [i for i in wanted_inds if i in member.indicators]
+    for_ok = not (wanted_needs or wanted_inds) or bool(hit_needs or hit_inds)
+    consent_ok = member.consent or not place.consent_required
+    criteria = [
+        Criterion(ok=ages_ok, text=words.ages(place, member.age)),
+        Criterion(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
+        Criterion(ok=place.serves(area), text=words.area(place, area)),
+        Criterion(ok=next_open is not None, text=words.schedule(place, next_open)),
+        Criterion(ok=free > 0, text=words.capacity(place, free)),
+        Criterion(ok=fresh, text=words.freshness(place, fresh)),
+        Criterion(ok=consent_ok, text=words.consent(place, member.consent)),
+        Criterion(ok=True, text=words.record(record)),
+    ]
+    return ProposedPlace(
+        place_id=place.id,
+        name=place.name,
+        organisation=place.organisation,
+        category=place.category,
+        category_label=place.category_label,
+        area=place.area,
+        schedule=place.schedule.text(),
+        next_open=next_open,
+        capacity_now=free,
+        capacity_max=place.capacity.maximum,
+        eligible=ages_ok and for_ok,
+        in_area=place.serves(area),
+        consent_ok=consent_ok,
+        fresh=fresh,
+        record=record,
+        criteria=criteria,
+        reasons=reasons,
+    )
+
+
+def rank_key(p: ProposedPlace):
+    return (not p.suitable, p.capacity_now == 0, not p.fresh, -(p.record.rate or 0.0), p.place_id)
+
+
+# --- the rules --------------------------------------------------------------------------------
+def titles_of(rules: RuleSet) -> dict[str, str]:
+    """Indicator titles by id, flag titles by 'flag:' + id."""
+    return {i.id: i.title for i in rules.indicators.values()} | {f"flag:{f.id}": f.title for f in rules.flags.values()}
+
+
+def fired(rule: MatchRule, member: Member, needs: list[str], titles: dict[str, str]) -> list[str]:
+    """What makes the rule fire for the member, in Japanese (empty: it does not)."""
+    if not rule.ages.holds(member.age):
+        return []
+    return words.because(
+        [i for i in rule.when.indicators if i in member.indicators],
+        [f for f in rule.when.flags if f in member.flags],
+        [n for n in rule.when.needs if n in needs],
+        titles,
+    )
+
+
+def _rules_for(config: Config, member: Member, needs: list[str], titles) -> list[tuple[MatchRule, list[str]]]:
+    return [(r, why) for r in config.participation.match_rules if (why := fired(r, member, needs, titles))]
+
+
+def _implied(firing: list[tuple[MatchRule, list[str]]], needs: list[str]) -> list[str]:
+    """The needs recorded, then those the fired rules name: whom a place is for is read against these."""
+    return list(dict.fromkeys([*needs, *(n for r, _ in firing for n in r.when.needs)]))
+
+
+def propose(
+    conn: sqlite3.Connection,
+    config: Config,
+    case_id: str,
+    on: date,
+    *,
+    rules: RuleSet,
+    needs: dict[str, list[str]] | None = None,
+    person_id: str | None = None,
+    exclude_places: Iterable[str] = (),
+) -> list[MemberProposals]:
+    """Per member concerned (or only `person_id`): the categories the fired rules give, each with
+    its active places ranked. `needs` replaces the open needs recorded on the case."""
+    _, area = _case(conn, case_id)
+    given = recorded_needs(conn, case_id) if needs is None else needs
+    excluded = set(exclude_places)
+    titles = titles_of(rules)
+    out = []
+    for m in members_concerned(conn, case_id, on, rules=rules):
+        if person_id is not None and m.person_id != person_id:
+            continue
+        mine = [code_of(n, NEED_LABELS) for n in given.get(m.person_id, [])]
+        firing = _rules_for(config, m, mine, titles)
+        implied = _implied(firing, mine)
+        categories = []
+        for cat in dict.fromkeys(c for r, _ in firing for c in r.categories):
+            why = [FiredRule(rule_id=r.id, reason=r.reason, because=b) for r, b in firing if cat in r.categories]
+            places = [
+                assess(conn, config, p, m, implied, area, on, [f.reason for f in why])
+                for p in config.participation.places.values()
+                if p.category == cat and p.status == "active" and p.id not in excluded
+            ]
+            categories.append(
+                CategoryProposals(
+                    category=cat,
+                    category_label=PLACE_CATEGORY_LABELS[cat],
+                    rules=why,
+                    places=sorted(places, key=rank_key),
+                )
+            )
+        out.append(MemberProposals(member=m, needs=mine, categories=categories))
+    return out
+
+
+def next_place(
+    conn: sqlite3.Connection,
+    config: Config,
+    case_id: str,
+    person_id: str,
+    need_or_category: str,
+    on: date,
+    exclude_places: Iterable[str] = (),
+    *,
+    rules: RuleSet | None = None,
+) -> ProposedPlace | None:
+    """The best suitable place (eligible, in the area, consent) for the need (of the categories of
+    the matching rules naming it) or of the category, that the person was not referred to on this
+    case nor is in `exclude_places`; None if there is none. Called when a place declines: the
+    conference's choice of need or category stands, so no rule needs to fire again (without
+    `rules`, places that are for some indicators only are not eligible)."""
+    _, area = _case(conn, case_id)
+    found = [m for m in members_concerned(conn, case_id, on, rules=rules, everyone=True) if m.person_id == person_id]
+    if not found:
+        return None
+    tried = {
+        p
+        for (p,) in conn.execute(
+            "SELECT place_id FROM referrals WHERE case_id = ? AND person_id = ?", (case_id, person_id)
+        )
+    }
+    excluded = tried | set(exclude_places)
+    code = code_of(code_of(need_or_category, NEED_LABELS), PLACE_CATEGORY_LABELS)
+    mine = recorded_needs(conn, case_id).get(person_id, [])
+    if code in NEED_LABELS:
+        naming = [r for r in config.participation.match_rules if code in r.when.needs]
+        mine = [*mine, code]
+    else:
+        naming = [r for r in config.participation.match_rules if code in r.categories]
+    wanted = {c for r in naming for c in r.categories} if code in NEED_LABELS else {code}
+    needs = _implied([(r, []) for r in naming], mine)
+    places = [
+        assess(conn, config, p, found[0], needs, area, on, [r.reason for r in naming if p.category in r.categories])
+        for p in config.participation.places.values()
+        if p.category in wanted and p.status == "active" and p.id not in excluded
+    ]
+    suitable = [p for p in places if p.suitable]
+    return min(suitable, key=rank_key) if suitable else None
+
+
+# --- checks -----------------------------------------------------------------------------------
+def check_areas(conn: sqlite3.Connection, config: Config) -> list[str]:
+    """Places whose area is none of the workspace's households' areas (nor 全域)."""
+    areas = {a for (a,) in conn.execute("SELECT DISTINCT area FROM households") if a}
+    if not areas:
+        return []
+    out = []
+    for p in config.participation.places.values():
+        if p.area != ALL_AREAS and p.area not in areas:
+            hint = did_you_mean(p.area, sorted(areas)) or f"areas: {', '.join(sorted(areas))}, or {ALL_AREAS}"
+            out.append(
+                f"resources.yaml: place '{p.id}' ({p.name}): area '{p.area}' is not an area of the "
+                f"workspace's households — {hint}"
+            )
+    return out
+
+
+def stale_places(config: Config, on: date) -> list[Place]:
+    """The listings (not inactive) not verified for settings.stale_months months on `on`, oldest first."""
+    months = config.participation.settings.stale_months
+    return sorted(
+        (p for p in config.participation.places.values() if p.status != "inactive" and p.stale(on, months)),
+        key=lambda p: (p.assured_on, p.id),
+    )
