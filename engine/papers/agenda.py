@@ -105,6 +105,7 @@ class Agenda(BaseModel):
 
 
 UNHASHED = {
+    "participation",  # 参加支援の候補 move with every capacity change: they ride along, never make a version
     "version",
     "stamp",
     "attendees",

@@ -76,6 +76,18 @@ def apply_answer(
     return out
 
 
+def _checked(conn: sqlite3.Connection, case_id: str, note: str | None) -> str | None:
+    """A note goes into the audit log: the one guard of free text on a case (engine/casework/notes.py)."""
+    from engine.casework.notes import NoteRefused, check_note
+
+    if not (note or "").strip():
+        return None
+    try:
+        return check_note(conn, case_id, note)
+    except NoteRefused as err:
+        raise ReferralRefused(str(err)) from None
+
+
 def answer_referral(
     conn: sqlite3.Connection,
     rules: RuleSet,
@@ -93,6 +105,7 @@ def answer_referral(
         log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
         r = referrals.load(conn, referral_id)
         check_event(conn, on, dating, answers=r.requested_on, what=f"referral {referral_id}", case_id=r.case_id)
+        note = _checked(conn, r.case_id, note)
         note_backdate(log, dating, case_id=r.case_id)
         return apply_answer(log, rules, config, referral_id, choice, note)
 
@@ -122,6 +135,7 @@ def answer_followup(
         if row is None:
             raise ReferralRefused(f"確認 {followup_id} はありません（`engine referrals` で確認してください）")
         check_event(conn, on, dating, answers=row[0], what=f"follow-up {followup_id}", case_id=row[1])
+        note = _checked(conn, row[1], note)
         note_backdate(log, dating, case_id=row[1])
         return record(log, rules, config, followup_id, result, note)
 

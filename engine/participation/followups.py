@@ -200,6 +200,7 @@ def bring_back(log: Log, rules: RuleSet, config: Config, case_id: str, why: str)
     if status in ("closed", "suspended"):
         cid, cand, hh = c.load_case(case_id)
         c.reopen(cid, hh, why)
+        log.event("participation_concern", case_id=case_id, reason=f"{why}（再開・もどし）", brought_back=True)
         return True
     booked = (
         meeting_id
@@ -212,4 +213,5 @@ def bring_back(log: Log, rules: RuleSet, config: Config, case_id: str, why: str)
         return False
     cid, cand, hh = c.load_case(case_id)
     c.convene_case(cid, cand, hh, note=f"{why}のため会議に付議（もどし）。")
+    log.event("participation_concern", case_id=case_id, reason=f"{why}（会議に付議・もどし）", brought_back=True)
     return True

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from engine.config import Config
 from engine.papers.notices import recipient_name
 from engine.participation.persons import member_label
+from engine.support.dates import wareki_with_weekday
 from engine.support.vocabulary import REFERRAL_STATE_LABELS, WAITLIST_BAND_LABELS
 
 
@@ -64,7 +65,7 @@ def list_referrals(
                 answer_due=date.fromisoformat(due),
                 next_followup=date.fromisoformat(nxt) if nxt else None,
                 followups=[
-                    f"確認 {fid}（{'主担当機関' if side == 'lead' else '場所'}、{d}）: "
+                    f"確認 {fid}（{'主担当機関' if side == 'lead' else '場所'}、{wareki_with_weekday(d)}）: "
                     + (
                         labels.get(res, res)
                         if res

@@ -1,12 +1,13 @@
-"""The coordinator's console: login (login.py), Today (today.py), the cases and a case (cases.py).
+"""The coordinator's console: login (login.py), Today (today.py), the cases and a case (cases.py),
+参加支援 on a case (participation.py).
 Every page but the login needs a session (engine/web/session.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from engine.web.console import cases, corrections, login, meetings, outcome, today
+from engine.web.console import cases, corrections, login, meetings, outcome, participation, today
 
 router = APIRouter()
-for part in (login, today, cases, meetings, outcome, corrections):
+for part in (login, today, cases, meetings, outcome, corrections, participation):
     router.include_router(part.router)

@@ -1,7 +1,7 @@
 """/cases (filters: state, conference, lead agency, overdue; search by case id) and
 /cases/{case_id}: the case's flags with the Japanese explanation (`engine explain`), its
-timeline (`engine history`), next dated step, lead, roles, and the questions out to agencies
-(lead requests, actions, checkpoints) with their state."""
+timeline (`engine history`), next dated step, lead, roles, the questions out to agencies
+(lead requests, actions, checkpoints) with their state, and 参加支援 (participation.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from engine.store.chronology import workspace_today
 from engine.store.lifecycle import CHECKPOINT_LABELS, STATE_LABELS
 from engine.support.vocabulary import ACTION_STATE_LABELS
 from engine.web.app import Ctx, Db, WebContext
+from engine.web.console import participation
 from engine.web.session import Coordinator, User, page
 
 router = APIRouter()
@@ -201,6 +202,20 @@ def questions(conn: sqlite3.Connection, case_id: str) -> list[Question]:
 def case_page(
     request: Request, case_id: str, user: User = Coordinator, ctx: WebContext = Ctx, conn: sqlite3.Connection = Db
 ) -> Response:
+    return show_case(request, user, ctx, conn, case_id)
+
+
+def show_case(
+    request: Request,
+    user: User,
+    ctx: WebContext,
+    conn: sqlite3.Connection,
+    case_id: str,
+    *,
+    status_code: int = 200,
+    refused: dict | None = None,
+) -> Response:
+    """The case page; `refused`: a 参加支援 form refused (its key `form`, the `message`, what was typed)."""
     row = conn.execute(
         "SELECT household_id, status, opened_on, severity, conference_type, conference_basis, lead_agency_id, "
         "lead_confirmed_on, lead_reason, meeting_id, routed_to, consent_state, previous_case_id, reopen_count "
@@ -224,6 +239,7 @@ def case_page(
         request,
         user,
         "console/case.html.j2",
+        status_code=status_code,
         case_id=case_id,
         case=case,
         on=on,
@@ -240,4 +256,6 @@ def case_page(
         agencies={a.id: a.name for a in ctx.config.agencies.values()},
         consent=CONSENT_LABELS,
         severity=SEVERITY_JA,
+        participation=participation.section(conn, ctx, case_id, on),
+        refused=refused or {},
     )

@@ -1,0 +1,72 @@
+"""「参加支援の候補」 on the papers: on the agenda of the case's proposed lead and on the coordinator's
+copy only; never on another agency's agenda, never for a DV-locked case."""
+
+from __future__ import annotations
+
+from engine.papers.agenda import meeting_papers, render_agenda, render_coordinator
+from engine.papers.environment import environment
+from engine.participation.matching import propose
+from tests.helpers.conference import case_of, cycle
+from tests.helpers.matching import config_with, place
+from tests.helpers.town import ON
+
+HEAD = "参加支援の候補"
+
+
+def test_the_lead_alone_gets_the_proposals_and_the_coordinator_too(town, workspace, rules, cfg, tmp_path):
+    cycle(town, workspace, rules, cfg)
+    case = case_of(town, "H8050")
+    _, mine = config_with(tmp_path, rules, [place("ib_a"), place("ib_b", available=0), place("sa_a", "salon")])
+    papers = meeting_papers(town, rules, mine, case["meeting"], ON)
+    by_agency = {a.agency_id: a for a in papers.agendas}
+    lead = by_agency[case["lead"]]
+    (item,) = [c for c in lead.cases if c.case_id == case["case_id"]]
+    assert [(c.member, c.category) for c in item.participation] == [
+        ("世帯員1（80代・世帯主）", "サロン・通いの場"),
+        ("世帯員2（50代・子）", "居場所"),
+    ]
+    assert item.participation[1].places == [
+        "場所ib_a — 中央、毎週火曜 13:00〜16:00、空き2人",
+        "場所ib_b — 中央、毎週火曜 13:00〜16:00、空きなし（空き待ちの可能性）",
+    ]
+    assert item.participation[1].reason == "家の外に安心して過ごせる場所をつくるため"
+    text = render_agenda(environment(mine), lead)["text"]
+    assert f"  {HEAD}（" in text and "      1. 場所ib_a — 中央、毎週火曜 13:00〜16:00、空き2人" in text
+    others = [a for a_id, a in by_agency.items() if a_id != case["lead"]]
+    assert others, "the case has other agencies"
+    for a in others:
+        assert all(not c.participation for c in a.cases)
+        assert HEAD not in render_agenda(environment(mine), a)["text"]
+    (mine_case,) = [c for c in papers.coordinator["cases"] if c["case_id"] == case["case_id"]]
+    assert [c["category"] for c in mine_case["participation"]] == ["サロン・通いの場", "居場所"]
+    assert "場所ib_a" in render_coordinator(environment(mine), papers)
+
+
+def test_top_three_places_only(town, workspace, rules, cfg, tmp_path):
+    cycle(town, workspace, rules, cfg)
+    case = case_of(town, "H8050")
+    _, mine = config_with(tmp_path, rules, [place(f"ib_{i}") for i in range(5)])
+    papers = meeting_papers(town, rules, mine, case["meeting"], ON)
+    (lead,) = [a for a in papers.agendas if a.agency_id == case["lead"]]
+    (item,) = [c for c in lead.cases if c.case_id == case["case_id"]]
+    assert [p.split(" — ")[0] for p in item.participation[-1].places] == ["場所ib_0", "場所ib_1", "場所ib_2"]
+
+
+def test_never_for_a_dv_locked_case(town, workspace, rules, cfg, tmp_path):
+    cycle(town, workspace, rules, cfg)
+    dv = case_of(town, "HDV")
+    # a place for everyone, so that a rule firing for the DV household would have something to show
+    match_rules = {
+        "match_rules": [
+            {"id": "anyone", "when": {"flags": list(rules.flags)}, "categories": ["ibasho"], "reason": "テスト"}
+        ]
+    }
+    _, mine = config_with(tmp_path, rules, [place("ib_a", area="全域")], match_rules)
+    papers = meeting_papers(town, rules, mine, dv["meeting"], ON)
+    (coordinator_case,) = [c for c in papers.coordinator["cases"] if c["case_id"] == dv["case_id"]]
+    assert coordinator_case["locked"] and coordinator_case["participation"] == []
+    for a in papers.agendas:
+        assert all(c.case_id != dv["case_id"] for c in a.cases)
+    # the matching itself does propose the place for the case: only the papers leave it out
+    found = propose(town, mine, dv["case_id"], ON, rules=rules)
+    assert any(c.places for m in found for c in m.categories)
