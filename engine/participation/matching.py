@@ -347,16 +347,20 @@ def next_place(
     exclude_places: Iterable[str] = (),
     *,
     rules: RuleSet | None = None,
+    consented: bool = False,
 ) -> ProposedPlace | None:
     """The best suitable place (eligible, in the area, consent) for the need (of the categories of
     the matching rules naming it) or of the category, that the person was not referred to on this
     case nor is in `exclude_places`; None if there is none. Called when a place declines: the
     conference's choice of need or category stands, so no rule needs to fire again (without
-    `rules`, places that are for some indicators only are not eligible)."""
+    `rules`, places that are for some indicators only are not eligible). `consented`: the
+    conference recorded the person's consent to the referral declined, which stands for the next."""
     _, area = _case(conn, case_id)
     found = [m for m in members_concerned(conn, case_id, on, rules=rules, everyone=True) if m.person_id == person_id]
     if not found:
         return None
+    if consented:
+        found = [found[0].model_copy(update={"consent": True})]
     tried = {
         p
         for (p,) in conn.execute(

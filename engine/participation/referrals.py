@@ -306,7 +306,7 @@ def _next_place(conn: sqlite3.Connection, config: Config, r: Referral, on: date)
         from engine.participation.matching import next_place
     except ImportError:  # pragma: no cover - the matching module is built alongside
         return None
-    found = next_place(conn, config, r.case_id, r.person_id, want, on, tuple(sorted(tried)))
+    found = next_place(conn, config, r.case_id, r.person_id, want, on, tuple(sorted(tried)), consented=r.consent)
     return found.place_id if found is not None else None
 
 

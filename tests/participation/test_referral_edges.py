@@ -1,0 +1,176 @@
+"""The referral loop's edges: a decline proposes the next place or brings the case back, a waitlist is
+asked again when its band ends, capacity follows acceptances, the DV lock and the consent rule at
+send time, the watch after closure asks about participation, and stale listings in the digest."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+
+import pytest
+
+from engine.casework.sweep import daily_sweep
+from engine.outbox.keys import MessageKey
+from engine.participation.answers import answer_referral, refer_case
+from engine.participation.referrals import available_now
+from engine.participation.states import ReferralRefused
+from engine.support.business_days import Calendar, add_months
+from tests.helpers.casework import DAY, LEAD, MEETING_DAY, accept, decide, open_cases, plan_text, status_of
+from tests.helpers.mail import messages
+from tests.links.conftest import send
+from tests.participation.test_referral_loop import SON_TO_IBASHO, row
+
+
+@pytest.fixture
+def referred(conn, workspace, rules, cfg):
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    result = decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=SON_TO_IBASHO))
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    return case_id, meeting_id, result.referrals
+
+
+def escalation(conn, key: str) -> str | None:
+    found = conn.execute("SELECT detail FROM escalations WHERE subject_key = ?", (key,)).fetchone()
+    return found[0] if found else None
+
+
+def test_a_decline_at_capacity_proposes_the_next_place_to_the_coordinator(referred, conn, cfg, rules):
+    case_id, _, _ = referred
+    # the son needs to get ready for work: 就労体験 in 中央 first, the town-wide programme next
+    first = refer_case(conn, cfg, case_id, "2", "shuro_chuo", DAY, "tester", consent=True, need="work_readiness")
+    r = answer_referral(conn, rules, cfg, first, "decline_at_capacity", DAY, "tester")
+    assert (r.status, r.next_place, r.brought_back) == ("declined", "shuro_zeniki", False)
+    text = escalation(conn, f"referral_declined:{first}")
+    assert cfg.participation.places["shuro_zeniki"].name in text and "定員に空きがない" in text
+    assert f"engine refer {case_id} --member 世帯員2 --place shuro_zeniki" in text
+    assert conn.execute(
+        "SELECT status FROM participation_needs WHERE need_id = ?", (row(conn, first)["need_id"],)
+    ).fetchone() == ("open",)
+    assert status_of(conn, case_id) == "active"
+
+
+def test_a_decline_with_no_place_left_brings_the_case_back_to_the_conference(referred, conn, cfg, rules):
+    case_id, _, (son, _) = referred
+    tried = set()
+    r = answer_referral(conn, rules, cfg, son, "decline_not_eligible", DAY, "tester")
+    while r.next_place:  # every place proposed in turn declines
+        assert r.next_place not in tried
+        tried.add(r.next_place)
+        new = refer_case(conn, cfg, case_id, "2", r.next_place, DAY, "tester", consent=True, need="social_contact")
+        r = answer_referral(conn, rules, cfg, new, "decline_at_capacity", DAY, "tester")
+    assert r.brought_back
+    held = conn.execute(
+        "SELECT m.held_on FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.case_id = ?", (case_id,)
+    ).fetchone()
+    assert held and held[0] >= DAY.isoformat()
+
+
+def test_a_waitlisted_referral_is_asked_again_when_its_band_ends(referred, conn, cfg, rules):
+    case_id, _, (son, _) = referred
+    answer_referral(conn, rules, cfg, son, "waitlist_lt1m", DAY, "tester")
+    again = date.fromisoformat(row(conn, son)["answer_due"])
+    assert again == Calendar.of(cfg.conference).add(add_months(DAY, 1), 0) and row(conn, son)["band"] == "lt1m"
+    daily_sweep(conn, rules, cfg, again)
+    assert not conn.execute("SELECT 1 FROM outbox WHERE message_key = ?", (f"referral_reminder:{son}",)).fetchone()
+    daily_sweep(conn, rules, cfg, Calendar.of(cfg.conference).add(again, 1))
+    assert conn.execute("SELECT 1 FROM outbox WHERE message_key = ?", (f"referral_reminder:{son}",)).fetchone()
+    assert answer_referral(conn, rules, cfg, son, "accept", again + timedelta(days=3), "tester").status == "accepted"
+
+
+def test_capacity_now_is_the_directorys_count_less_acceptances_since_it(referred, conn, cfg, rules):
+    _, _, (son, _) = referred
+    place = cfg.participation.places["ibasho_chuo"]
+    before = available_now(conn, place)
+    assert before == place.capacity.available
+    answer_referral(conn, rules, cfg, son, "accept", DAY, "tester")
+    assert available_now(conn, place) == before - 1
+    event = conn.execute("SELECT reason FROM audit_log WHERE event = 'capacity_updated'").fetchone()[0]
+    assert f"空き: {before - 1}" in event
+
+
+def test_a_dv_lock_between_queueing_and_sending_withholds_the_places_email(referred, conn, cfg, workspace):
+    case_id, _, (son, _) = referred
+    hid = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+    pid = conn.execute("SELECT person_id FROM persons WHERE household_id = ? ORDER BY person_id", (hid,)).fetchone()[0]
+    with conn:
+        conn.execute(
+            "INSERT INTO records VALUES (?,?,?,?,?,?,NULL)",
+            (f"{pid}|dv|x", pid, "dv", "dv_support_measure", "住民票等の閲覧制限", "2026-12-01"),
+        )
+    send(conn, cfg, workspace)
+    assert f"referral_{son}.eml" not in messages(workspace / "outbox")
+    status, why = conn.execute(
+        "SELECT status, last_error FROM outbox WHERE message_key = ?", (str(MessageKey.referral(son)),)
+    ).fetchone()
+    assert status == "superseded" and why.startswith("the household is locked (DV)")
+    assert escalation(conn, f"withheld:referral:{son}") is not None
+
+
+def test_a_place_is_never_a_recipient_of_another_referral_or_without_consent(referred, conn, cfg, workspace):
+    case_id, _, (son, father) = referred
+    with conn:  # a message about the father's in_person referral addressed to the place by mistake
+        conn.execute(
+            "INSERT INTO outbox (message_key, kind, agency_id, subject, parts, status, queued_at) VALUES (?,?,?,?,?,?,?)",
+            (
+                f"referral_reminder:{father}",
+                "referral_reminder",
+                "salon_chuo",
+                "x",
+                '{"text": "x"}',
+                "pending",
+                "2026-12-07T00:00:00+00:00",
+            ),
+        )
+    send(conn, cfg, workspace)
+    status, why = conn.execute(
+        "SELECT status, last_error FROM outbox WHERE message_key = ?", (f"referral_reminder:{father}",)
+    ).fetchone()
+    assert status == "failed" and "may not be told" in why
+    assert not any(
+        m["To"] == cfg.participation.places["salon_chuo"].email for m in messages(workspace / "outbox").values()
+    )
+
+
+def test_the_watch_after_closure_asks_about_participation(conn, workspace, rules, cfg):
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    text = f"decision: close\nlead: {LEAD}\nreason: 介護サービスにつながったため\n" + SON_TO_IBASHO
+    decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, text)
+    assert accept(conn, cfg, case_id, MEETING_DAY, "tester").status == "closed"
+    (son,) = conn.execute("SELECT referral_id FROM referrals WHERE place_id = 'ibasho_chuo'").fetchone()
+    answer_referral(conn, rules, cfg, son, "accept", DAY, "tester")
+    (due,) = conn.execute(
+        "SELECT MIN(due_on) FROM checkpoints WHERE case_id = ? AND kind = 'watch'", (case_id,)
+    ).fetchone()
+    daily_sweep(conn, rules, cfg, date.fromisoformat(due))
+    (parts,) = conn.execute("SELECT parts FROM outbox WHERE kind = 'checkpoint'").fetchone()
+    assert "中央 まちの居場所" in parts and "参加の様子もあわせて" in parts
+
+
+def test_the_digest_lists_stale_listings(conn, cfg, rules):
+    on = date(2026, 12, 7)
+    stale = [p for p in cfg.participation.places.values() if p.stale(on, cfg.participation.settings.stale_months)]
+    assert stale and len(stale) < len(cfg.participation.places)  # the shipped directory has some of each
+    daily_sweep(conn, rules, cfg, on)
+    (parts,) = conn.execute("SELECT parts FROM outbox WHERE kind = 'digest'").fetchone()
+    assert f"社会資源の情報 {len(stale)} 件" in parts and all(p.name in parts for p in stale)
+
+
+def test_refusals_say_why_in_japanese_and_record_nothing(referred, conn, cfg, rules):
+    case_id, _, _ = referred
+    before = conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()
+    with pytest.raises(ReferralRefused, match="本人の同意"):
+        refer_case(conn, cfg, case_id, "2", "shuro_chuo", DAY, "tester", consent=False)
+    with pytest.raises(ReferralRefused, match="resources.yaml にありません"):
+        refer_case(conn, cfg, case_id, "2", "ibasho_cho", DAY, "tester", consent=True)
+    with pytest.raises(ReferralRefused, match="世帯員"):
+        refer_case(conn, cfg, case_id, "9", "ibasho_chuo", DAY, "tester", consent=True)
+    with pytest.raises(ReferralRefused, match="既に"):
+        refer_case(conn, cfg, case_id, "2", "ibasho_chuo", DAY, "tester", consent=True)
+    assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone() == before
+    with pytest.raises(sqlite3.IntegrityError):
+        with conn:
+            conn.execute(
+                "INSERT INTO referrals (case_id, person_id, place_id, introduced_by, consent, channel, status, requested_on, answer_due) "
+                "VALUES (?, 'p', 'ibasho_chuo', ?, 1, 'place', 'accepted', '2026-12-07', '2026-12-07')",
+                (case_id, LEAD),
+            )
