@@ -274,7 +274,7 @@ def sweep(
         return
     typer.echo(
         f"期日のお知らせ {r.reminders} 件、エスカレーション {r.escalations} 件、評価の会議予約 {r.evaluations_booked} 件、"
-        f"確認の照会 {r.checkpoints_asked} 件、再開 {r.reopened} 件、ダイジェスト {'送付予定' if r.digest else 'なし'}、"
+        f"確認の照会 {r.checkpoints_asked} 件、定着の確認の照会 {r.followups_asked} 件、再開 {r.reopened} 件、ダイジェスト {'送付予定' if r.digest else 'なし'}、"
         f"監査の抜け漏れ {r.violations} 件"
     )
 

@@ -177,12 +177,13 @@ def _log_dispatch(day: str, result: dict) -> None:
 
 def _log_sweep(day: str, r: dict) -> None:
     get_run_logger().info(
-        "sweep %s: %d reminders, %d escalations, %d evaluations booked, %d checkpoints asked, %d reopened, audit violations %d",
+        "sweep %s: %d reminders, %d escalations, %d evaluations booked, %d checkpoints asked, %d follow-ups asked, %d reopened, audit violations %d",
         day,
         r["reminders"],
         r["escalations"],
         r["evaluations_booked"],
         r["checkpoints_asked"],
+        r.get("followups_asked", 0),
         r["reopened"],
         r["violations"],
     )
