@@ -71,6 +71,37 @@ def refer(
 
 
 @commands.command()
+def need(
+    case: str = typer.Argument(..., help="Case id"),
+    member: str = typer.Option(..., "--member", help="The member, as the agenda numbers them: 世帯員2 or 2."),
+    need_: str = typer.Option(..., "--need", help="The need (social_contact … or its Japanese label)."),
+    reason: str = typer.Option(
+        ..., "--reason", help="Why no place (no names): ends the audit's need_without_referral."
+    ),
+    workspace: Path = WORKSPACE,
+    rules: Path = RULES,
+    config: Path = CONFIG,
+    on: str | None = DAY,
+    by: str | None = BY,
+    backdate: str | None = BACKDATE,
+) -> None:
+    """Record why a member's 参加支援 need gets no place (紹介しない理由).
+
+    Example: engine need C-2026-00001 --member 2 --need social_contact --reason 町内に受け入れられる場所がない
+    """
+    from engine.participation.answers import settle_need
+    from engine.support.vocabulary import NEED_LABELS, code_of, need_label
+
+    given = Inputs(workspace, rules, config, on)
+    cfg, conn = given.config, given.db()
+    code = code_of(need_, NEED_LABELS)
+    need_id = settle_need(
+        conn, cfg, case, member, code, reason, given.day, actor(by), dating=given.dating(conn, backdate)
+    )
+    typer.echo(f"事案 {case}: ニーズ {need_id}（{need_label(code)}）に紹介しない理由を記録")
+
+
+@commands.command()
 def referral(
     number: int = typer.Argument(..., help="The referral's number (engine referrals)."),
     answer: str = typer.Option(

@@ -14,6 +14,7 @@ from engine.demo.simulate import Simulation
 from engine.demo.town import generate_town
 from engine.intake.importer import import_dir
 from engine.outbox import FileTransport
+from engine.participation.matching import stale_places
 from engine.rules.model import RuleSet
 from engine.screening.explain import explain
 from engine.screening.screen import screen
@@ -56,6 +57,7 @@ def run_demo(
     end = on + timedelta(days=days)
     report = run_audit(conn, config, end)
     life = lifecycle_counts(conn)
+    part = participation_counts(conn, config, end)
     upcoming = conn.execute(
         "SELECT meeting_id FROM meetings WHERE held_on >= ? ORDER BY held_on, start_time LIMIT 1", (end.isoformat(),)
     ).fetchone()
@@ -80,6 +82,7 @@ def run_demo(
             f"リマインダー送信 {life['reminders_sent']} 通、エスカレーション {life['escalations']} 件、見守り照会 {life['watch_checks']} 件、"
             f"もどし（再開・つなぎ直し）{life['reopened']} 件",
             "事案の状態: " + "、".join(f"{k} {v}" for k, v in life["states"].items()),
+            participation_line(part, config.participation.settings.stale_months),
             f"監査（engine audit --date {end}）: 抜け漏れ {len(report.violations)} 件",
         ]
     if upcoming:
@@ -112,6 +115,7 @@ def run_demo(
             "reopened": life["reopened"],
             "watch_checks": life["watch_checks"],
             "link_answers": life["link_answers"],
+            **part,
             "audit_violations": len(report.violations),
             "case_states": life["states"],
             "lifecycle": story.model_dump() if story else None,
@@ -137,3 +141,39 @@ def lifecycle_counts(conn) -> dict:
         "link_answers": one("SELECT COUNT(*) FROM answer_links WHERE used_at IS NOT NULL"),
         "states": dict(conn.execute("SELECT status, COUNT(*) FROM cases GROUP BY status ORDER BY status").fetchall()),
     }
+
+
+def participation_counts(conn, config: Config, on: date) -> dict:
+    """参加支援 over the span, from the database: referrals made and answered, follow-ups answered,
+    cases brought back by a participation answer (もどし), needs still without a referral, and the
+    resource directory (its places, those not verified for settings.stale_months on `on`)."""
+
+    def one(sql: str) -> int:
+        return conn.execute(sql).fetchone()[0]
+
+    return {
+        "places": len(config.participation.places),
+        "stale_places": len(stale_places(config, on)),
+        "referrals_requested": one("SELECT COUNT(*) FROM referrals"),
+        "referrals_accepted": one("SELECT COUNT(*) FROM referrals WHERE status IN ('accepted', 'attending', 'ended')"),
+        "referrals_declined": one("SELECT COUNT(*) FROM referrals WHERE status = 'declined'"),
+        "followups_answered": one("SELECT COUNT(*) FROM followups WHERE status = 'done'"),
+        "participation_reopened": one(
+            "SELECT COUNT(*) FROM audit_log WHERE event = 'participation_concern' "
+            "AND json_extract(detail, '$.brought_back') = 1"
+        ),
+        # needs that found no place: still open, or settled with a reason and no referral ever taken
+        "unmatched_needs": one(
+            "SELECT COUNT(*) FROM participation_needs n WHERE n.status IN ('open', 'settled') AND NOT EXISTS "
+            "(SELECT 1 FROM referrals r WHERE r.need_id = n.need_id AND r.status IN ('accepted', 'attending', 'ended'))"
+        ),
+    }
+
+
+def participation_line(p: dict, stale_months: int) -> str:
+    return (
+        f"参加支援: 社会資源 {p['places']} か所（確認から{stale_months}か月以上たったもの {p['stale_places']} か所）、"
+        f"紹介 {p['referrals_requested']} 件（受入れ {p['referrals_accepted']}・受入れ困難 {p['referrals_declined']}）、"
+        f"定着の確認への回答 {p['followups_answered']} 件、参加支援の確認からのもどし {p['participation_reopened']} 件、"
+        f"紹介先の決まらないニーズ {p['unmatched_needs']} 件"
+    )

@@ -5,7 +5,9 @@ Every day, in the order of the real schedule:
   02:00 nightly cycle (screen, convene, agendas)   07:00 daily sweep   08:00 dispatch (business days)
   during the day: the coordinator records outcomes; agencies accept or decline, do their actions,
   answer watch checkpoints and log contacts; on one day a new silo extract is imported in which
-  some closed households fall into arrears again (a relapse the nightly screen must catch).
+  some closed households fall into arrears again (a relapse the nightly screen must catch);
+  参加支援 (engine/demo/participation.py): some plans refer members to places, places answer
+  referrals, the lead and the place answer follow-ups, the coordinator refers needs left open.
 Behaviour is drawn from a random generator seeded per case, so a seed gives the same story.
 Everything goes through the same functions the CLI calls (outcome files are real YAML files).
 An agency answers from the link in the e-mail that asked it, read from the sent .eml file in the
@@ -34,6 +36,7 @@ from engine.casework.steps import owed_outcomes
 from engine.casework.sweep import daily_sweep
 from engine.casework.watch import answer_checkpoint
 from engine.config import Config
+from engine.demo import participation
 from engine.intake.importer import import_dir
 from engine.links import AnswerRefused, LinkNotFound, lookup
 from engine.links import answer as answer_by_link
@@ -72,6 +75,10 @@ class Story(BaseModel):
     link_answers: int = 0  # of the answers above (accepted, declined, actions done, watch): through the e-mail's link
     contacts: int = 0
     relapse_households: int = 0
+    referral_answers: int = 0  # 参加支援: places' (or introducers') answers to referrals
+    followup_answers: int = 0  # the lead's and the place's answers to follow-ups
+    referrals_made_later: int = 0  # by the coordinator after the conference (a need left open, a decline)
+    needs_settled: int = 0  # needs no place in the town could take: the coordinator recorded why (engine need)
     reminders_queued: int = 0
     sweep_escalations: int = 0
     seconds: dict[str, float] = {}  # per step, summed over the span: nightly, sweep, dispatch, people
@@ -95,6 +102,7 @@ class Simulation:
         self.cal = Calendar.of(config.conference)
         self.story = Story(days=days)
         self.seen: set[str] = set()
+        self.noticed: dict[str, date] = {}  # 参加支援: when the coordinator first saw an open need
 
     def rng(self, key: str) -> random.Random:
         return random.Random(f"{self.seed}:{key}")
@@ -129,6 +137,8 @@ class Simulation:
                 timed("people", self.relapse, on)
             timed("people", self.coordinator, on)
             timed("people", self.agencies, on)
+            timed("people", participation.places, self, on)
+            timed("people", participation.followups, self, on)
             report(progress, i, self.days, PROGRESS_LABEL)
         self.story.seconds = {k: round(v, 2) for k, v in spent.items()}
         return self.story
@@ -146,10 +156,15 @@ class Simulation:
                 continue
             self.story.outcomes_late += late
             body = decide(self.conn, self.config, r, case_id, status, lead, on)
+            if body["decision"] in ("plan", "close") and (
+                entries := participation.entries(self, case_id, meeting_id, on)
+            ):
+                body["participation"] = entries
             path = self.workspace / "sim" / "outcomes" / f"{case_id}_{meeting_id}.yaml"
             write_private(path, yaml.safe_dump(body, allow_unicode=True, sort_keys=False))
             record_outcome(self.conn, self.rules, self.config, meeting_id, case_id, path, on, "coordinator(sim)")
             self.story.outcomes += 1
+        participation.refer_needs(self, on)
 
     # --- the agencies -------------------------------------------------------------------------
     def agencies(self, on: date) -> None:

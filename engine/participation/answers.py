@@ -23,7 +23,7 @@ from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
 from engine.store.lifecycle import Log
-from engine.support.vocabulary import DECLINE_REASON_LABELS, END_REASON_LABELS, WAITLIST_BAND_LABELS
+from engine.support.vocabulary import DECLINE_REASON_LABELS, END_REASON_LABELS, WAITLIST_BAND_LABELS, need_label
 
 REFERRAL_CHOICES = {"accept": "受け入れる"}
 REFERRAL_CHOICES |= {f"waitlist_{b}": f"空き待ち（見込み: {label}）" for b, label in WAITLIST_BAND_LABELS.items()}
@@ -186,14 +186,25 @@ def refer_case(
 
 def record_need(log: Log, case_id: str, meeting_id: str | None, person_id: str, need: str, reason: str | None) -> int:
     """A need for one member: settled at once when the conference gave a reason for no place; an
-    open need of the same member and kind is reused."""
-    from engine.support.vocabulary import need_label
+    open need of the same member and kind is reused (and settled, when a reason is given)."""
 
     row = log.conn.execute(
         "SELECT need_id FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ? AND status = 'open'",
         (case_id, person_id, need),
     ).fetchone()
     if row and not reason:
+        return row[0]
+    if row:  # the open need is settled: no place, for this reason
+        log.conn.execute(
+            "UPDATE participation_needs SET status = 'settled', reason = ? WHERE need_id = ?", (reason, row[0])
+        )
+        log.event(
+            "need_settled",
+            case_id=case_id,
+            meeting_id=meeting_id,
+            reason=f"参加支援のニーズ {row[0]}（{need_label(need)}）: 紹介しない理由 {reason}",
+            need_id=row[0],
+        )
         return row[0]
     need_id = log.conn.execute(
         "INSERT INTO participation_needs (case_id, meeting_id, person_id, need, recorded_on, reason, status) VALUES (?,?,?,?,?,?,?)",
@@ -209,3 +220,49 @@ def record_need(log: Log, case_id: str, meeting_id: str | None, person_id: str, 
         need=need,
     )
     return need_id
+
+
+def settle_need(
+    conn: sqlite3.Connection,
+    config: Config,
+    case_id: str,
+    member: str,
+    need: str,
+    reason: str,
+    on: date,
+    actor: str,
+    *,
+    dating: Dating = AS_GIVEN,
+) -> int:
+    """`engine need`: the coordinator records why a member's need gets no place (a need left open
+    after a decline, or one the conference recorded without a place): the gap audit's
+    need_without_referral ends. The reason is checked like any note (no personal data)."""
+    from engine.participation.persons import member_of
+    from engine.support.vocabulary import NEED_LABELS
+
+    with write_transaction(conn):
+        log = Log(conn, on, actor, config_hash=config.hash)
+        opened = conn.execute("SELECT opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        if opened is None:
+            raise ReferralRefused(f"事案 {case_id} はありません（`engine cases` で確認してください）")
+        check_event(conn, on, dating, answers=opened[0], what=f"case {case_id}", case_id=case_id)
+        note_backdate(log, dating, case_id=case_id)
+        person = member_of(conn, case_id, on, member)
+        if person is None:
+            raise ReferralRefused(
+                f"--member: 事案 {case_id} の世帯に「{member}」はいません（世帯員1、世帯員2 … の番号で指定してください）"
+            )
+        if (
+            need not in NEED_LABELS
+            and not conn.execute(
+                "SELECT 1 FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ?",
+                (case_id, person, need),
+            ).fetchone()
+        ):
+            raise ReferralRefused(
+                "--need: " + "、".join(f"{k}（{v}）" for k, v in NEED_LABELS.items()) + " のいずれかです"
+            )
+        text = _checked(conn, case_id, reason)
+        if not text:
+            raise ReferralRefused("--reason: 紹介しない理由を書いてください（氏名などは書かずに）")
+        return record_need(log, case_id, None, person, need, text)

@@ -59,14 +59,18 @@ def participation_violations(
             f"紹介 {referral_id} は受入れ決定後の定着の確認が予定されていない",
         )
     for need_id, hid, case_id, need, since in conn.execute(
-        "SELECT n.need_id, c.household_id, n.case_id, n.need, n.recorded_on FROM participation_needs n "
+        "SELECT n.need_id, c.household_id, n.case_id, n.need, MAX(n.recorded_on, COALESCE((SELECT MAX(r.closed_on) "
+        "FROM referrals r WHERE r.need_id = n.need_id), '')) FROM participation_needs n "
         "JOIN cases c ON c.case_id = n.case_id WHERE n.status = 'open' AND c.is_open = 1 ORDER BY n.need_id"
     ).fetchall():
+        if cal.add(date.fromisoformat(since), grace) >= on:  # the coordinator's days to refer or say why
+            continue
         label = need_label(need)
         add(
             "need_without_referral",
             hid,
             case_id,
             since,
-            f"ニーズ {need_id}（{label}）に紹介先も紹介しない理由もない（engine match {case_id}、engine refer）",
+            f"ニーズ {need_id}（{label}）に紹介先も紹介しない理由もない（engine match {case_id} で候補を確認し engine refer、"
+            "または engine need で理由を記録）",
         )

@@ -12,7 +12,7 @@ import pytest
 from engine import links
 from engine.casework.history import history, render_history
 from engine.casework.sweep import daily_sweep
-from engine.participation.answers import answer_followup, answer_referral
+from engine.participation.answers import answer_followup, answer_referral, settle_need
 from engine.participation.states import ReferralRefused
 from engine.support.business_days import Calendar
 from tests.helpers.casework import DAY, LEAD, MEETING_DAY, accept, decide, open_cases, plan_text, status_of
@@ -155,7 +155,12 @@ def test_the_audit_finds_an_overdue_referral_nobody_raised_and_a_need_without_a_
     kinds = [v.kind for v in run_audit(conn, cfg, late).violations]
     assert kinds.count("referral_overdue") == 2  # the sweep has not run: nobody was told
     answer_referral(conn, rules, cfg, father, "decline_not_eligible", DAY, "tester")
-    assert "need_without_referral" in [v.kind for v in run_audit(conn, cfg, DAY).violations]
+    grace = cfg.participation.settings.escalation_business_days
+    assert "need_without_referral" not in [v.kind for v in run_audit(conn, cfg, cal.add(DAY, grace)).violations]
+    later = cal.add(DAY, grace + 1)
+    assert "need_without_referral" in [v.kind for v in run_audit(conn, cfg, later).violations]
+    settle_need(conn, cfg, case_id, "1", "daily_activity", "本人が当面は自宅で過ごすことを希望", later, "tester")
+    assert "need_without_referral" not in [v.kind for v in run_audit(conn, cfg, later).violations]
 
 
 def test_the_referral_states_are_enforced_by_the_database(referred, conn, rules, cfg):
