@@ -84,6 +84,9 @@ COMPARED = (
     "contacts",
     "outbox",
     "audit_log",
+    "participation_needs",
+    "referrals",
+    "followups",
 )
 
 
@@ -328,7 +331,42 @@ def prepare(folder: Path, households: int, seed: int) -> dict[str, Path]:
         bad_rows=0,
         days=SPAN_DAYS,
     )
+    add_referrals(sweep, rules, load_config(ROOT / "configs", rules), ON + timedelta(days=SPAN_DAYS))
     return {"nightly": nightly, "nightly-workers": nightly, "sweep": sweep}  # nightly-later: the sweep's reference run
+
+
+PLACES = ("salon_chuo", "shokudo_chuo", "ibasho_chuo", "salon_kita", "shokudo_kita", "salon_minami")
+
+
+def add_referrals(ws: Path, rules, config, on: date, count: int = 12) -> int:
+    """参加支援 in the sweep's starting state: at the demo span's end the lead refers members of open
+    cases to places (with consent and without: the place told by e-mail, or the introducer asked
+    to go with the person), and every other referral is accepted at once. The sweep after the
+    outage then sends the referral e-mails, asks the follow-ups due in between, reminds and
+    escalates the unanswered referrals; the kill falls anywhere in that. Returns how many."""
+    from engine.participation.answers import answer_referral, refer_case
+    from engine.participation.states import ReferralRefused
+    from engine.store.db import connect
+
+    conn = connect(ws)
+    made = 0
+    try:
+        cases = conn.execute(
+            "SELECT case_id FROM cases WHERE is_open = 1 AND lead_agency_id IS NOT NULL ORDER BY case_id"
+        ).fetchall()
+        for i, (case_id,) in enumerate(cases[:count]):
+            try:
+                referral = refer_case(
+                    conn, config, case_id, "1", PLACES[i % len(PLACES)], on, "crashtrials", consent=i % 3 != 2
+                )
+            except ReferralRefused:
+                continue
+            made += 1
+            if i % 2 == 0:
+                answer_referral(conn, rules, config, referral, "accept", on, "crashtrials")
+    finally:
+        conn.close()
+    return made
 
 
 def copy_state(start: Path, ws: Path) -> Path:
@@ -580,6 +618,7 @@ def run_trials(trials: int, households: int, seed: int, folder: Path, *, serve_t
                 shutil.rmtree(ws)
         rng = random.Random(seed)
         registry = {a.email for a in engine.config.agencies.values()} | {engine.config.lifecycle.coordinator_email}
+        registry |= {p.email for p in engine.config.participation.places.values()}  # 参加支援: a place's referrals
         results: list[Trial] = []
         for n in range(trials):
             flow = FLOWS[n % len(FLOWS)]

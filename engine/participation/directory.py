@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from engine.rules.loader import ID_PATTERN
 from engine.support.business_days import add_months
+from engine.support.errors import did_you_mean
 from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, code_of
 
 ALL_AREAS = "全域"
@@ -37,8 +38,11 @@ def _need(v):
 
 def _check_category(v: str) -> str:
     if v not in PLACE_CATEGORY_LABELS:
+        hint = did_you_mean(v, [*PLACE_CATEGORY_LABELS, *PLACE_CATEGORY_LABELS.values()])
         raise ValueError(
-            f"unknown category '{v}' (one of "
+            f"unknown category '{v}'"
+            + (f" — {hint}" if hint else "")
+            + " (one of "
             + ", ".join(f"{c} {label}" for c, label in PLACE_CATEGORY_LABELS.items())
             + ")"
         )
@@ -47,8 +51,13 @@ def _check_category(v: str) -> str:
 
 def _check_need(v: str) -> str:
     if v not in NEED_LABELS:
+        hint = did_you_mean(v, [*NEED_LABELS, *NEED_LABELS.values()])
         raise ValueError(
-            f"unknown need '{v}' (one of " + ", ".join(f"{c} {label}" for c, label in NEED_LABELS.items()) + ")"
+            f"unknown need '{v}'"
+            + (f" — {hint}" if hint else "")
+            + " (one of "
+            + ", ".join(f"{c} {label}" for c, label in NEED_LABELS.items())
+            + ")"
         )
     return v
 

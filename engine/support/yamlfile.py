@@ -21,6 +21,10 @@ from engine.rules.problems import RuleProblem
 from engine.support.errors import EngineError, Problem, did_you_mean
 
 MAX_YAML_DEPTH = 50  # lists and mappings inside each other; no configuration comes near it
+# a rule, configuration or outcome file larger than this is refused before it is parsed: the
+# largest real one (a directory of a few thousand places) is well under 2 MB, and PyYAML needs
+# about 25 times a file's size in memory and minutes for tens of megabytes
+MAX_YAML_BYTES = 4 * 1024 * 1024
 TAG_HINT = "remove the tag"
 KEY_HINT = "write `name: value`"
 
@@ -98,6 +102,13 @@ def compose_yaml(text: str) -> yaml.Node | None:
 def compose_file(path: Path, kind: str) -> yaml.Node | None:
     """The node tree of a file (None if it is empty); raises YamlRefused if the engine does not read it.
     `kind` names the files in the message for a file that is not UTF-8 ("rule", "configuration")."""
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise YamlRefused(
+            0,
+            f"the file is {size / 1024 / 1024:.1f} MB: {kind} files are read up to {MAX_YAML_BYTES // 1024 // 1024} MB",
+            "check that this is the right file; split a very large directory of places by area into fewer, shorter entries",
+        )
     try:
         return compose_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:

@@ -520,3 +520,18 @@ def test_no_email_about_a_dv_household_to_another_agency_says_dv(run: Run, dv_ca
             if case_id in text:
                 told += [(path.name, case_id, w) for w in DV_WORDS if w in text]
     assert told == [], told
+
+
+def test_the_scan_covers_e_mails_to_places(run: Run):
+    """参加支援: the demo refers members to places (engine/demo/participation.py), so the .eml files
+    scanned above include what places receive (referrals, follow-ups): the 0 hits cover them too."""
+    from engine.config import load_config
+    from engine.rules.loader import load_rules
+
+    places = {p.email for p in load_config(CONFIG, load_rules(RULES)).participation.places.values()}
+    to_places = [
+        p.name
+        for p in sorted((run.workspace / "outbox").glob("*.eml"))
+        if email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["To"] in places
+    ]
+    assert any(n.startswith("referral_") for n in to_places), to_places
