@@ -143,7 +143,7 @@ def check_entries(
                 problems.append(
                     doc.problem(
                         at + ("introduced_by",),
-                        f"'{e.introduced_by}' is not a registered member of the {config.name_of('support')}",
+                        f"'{e.introduced_by}' cannot introduce: it is not a registered member of the {config.name_of('support')}",
                         suggestion="the lead (a member) introduces",
                     )
                 )

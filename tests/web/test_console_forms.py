@@ -200,3 +200,40 @@ def test_notes_and_corrections_need_the_csrf_token_and_escape_what_they_show(con
     page = console.get(f"/cases/{convened.case}/entries/{seq}").text
     assert HOSTILE not in page and "&lt;script&gt;" in page
     assert console.get(f"/cases/{convened.case}/entries/999999").status_code == 404
+
+
+def test_participation_rows_of_the_outcome_form_refer_as_the_file_would_and_problems_sit_beside_their_cell(
+    convened, console
+):
+    """参加支援 in the form: a need and a place per member (the file's `participation:`), checked by
+    the same functions; a problem is shown beside the cell it is about, in Japanese."""
+    url = f"/meetings/{convened.meeting}/cases/{convened.case}/outcome"
+    page = console.get(url)
+    assert "参加支援" in page.text and "世帯員2（50代・子）" in page.text and "人とのつながり・居場所" in page.text
+    rows = dict(
+        part_member=["2", "1", ""],
+        part_need=["social_contact", "daily_activity", ""],
+        part_place=["ibasho_chuo", "", ""],
+        part_consent=["no", "", ""],
+        part_introduced_by=["", "", ""],
+        part_reason=["", "", ""],
+    )
+    before = convened.snapshot()
+    r = console.post(url, data=plan_form(console, **rows))
+    assert r.status_code == 400
+    problems = dict(re.findall(r'<p class="field-problem" id="problem-([a-z_0-9]+)">([^<]+)</p>', r.text))
+    assert "本人の同意があって初めて受け入れます" in problems["part_consent_0"]
+    assert convened.snapshot() == before
+    fixed = rows | {"part_consent": ["yes", "", ""], "part_reason": ["", "本人が当面は自宅で過ごすことを希望", ""]}
+    r = console.post(url, data=plan_form(console, **fixed), follow_redirects=False)
+    assert r.status_code == 303
+    conn = convened.conn
+    assert conn.execute(
+        "SELECT place_id, consent, channel, status FROM referrals WHERE case_id = ?", (convened.case,)
+    ).fetchall() == [("ibasho_chuo", 1, "place", "requested")]
+    assert conn.execute(
+        "SELECT need, status, reason FROM participation_needs WHERE case_id = ? ORDER BY need_id", (convened.case,)
+    ).fetchall() == [
+        ("social_contact", "referred", None),
+        ("daily_activity", "settled", "本人が当面は自宅で過ごすことを希望"),
+    ]
