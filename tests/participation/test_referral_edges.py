@@ -174,3 +174,61 @@ def test_refusals_say_why_in_japanese_and_record_nothing(referred, conn, cfg, ru
                 "VALUES (?, 'p', 'ibasho_chuo', ?, 1, 'place', 'accepted', '2026-12-07', '2026-12-07')",
                 (case_id, LEAD),
             )
+
+
+def _asked(conn, referral_id: int, side: str) -> tuple[int, str]:
+    return conn.execute(
+        "SELECT followup_id, answer_due FROM followups WHERE referral_id = ? AND side = ? AND status = 'asked'",
+        (referral_id, side),
+    ).fetchone()
+
+
+def test_a_follow_up_unanswered_by_its_date_is_escalated_once_on_business_days(referred, conn, cfg, rules):
+    from engine.casework.audit import run_audit
+
+    _, _, (son, _) = referred
+    answer_referral(conn, rules, cfg, son, "accept", DAY, "tester")
+    cal = Calendar.of(cfg.conference)
+    first = cal.add(DAY, cfg.participation.settings.followup_business_days[0])
+    daily_sweep(conn, rules, cfg, first)
+    fid, due = _asked(conn, son, "lead")
+    assert date.fromisoformat(due) == cal.add(first, cfg.participation.settings.followup_answer_business_days)
+    daily_sweep(conn, rules, cfg, date.fromisoformat(due))
+    assert escalation(conn, f"followup:{fid}") is None  # the answer day itself is in time
+    late = cal.add(date.fromisoformat(due), 1)
+    assert "referral_overdue" in [v.kind for v in run_audit(conn, cfg, late).violations]  # before the sweep runs
+    daily_sweep(conn, rules, cfg, late)
+    assert escalation(conn, f"followup:{fid}") is not None
+    assert "referral_overdue" not in [v.kind for v in run_audit(conn, cfg, late).violations]
+    assert daily_sweep(conn, rules, cfg, late).escalations == 0  # raised once
+
+
+def test_a_place_saying_the_person_stopped_coming_asks_the_lead_at_once(referred, conn, cfg, rules):
+    from engine.participation.answers import answer_followup
+
+    _, _, (son, _) = referred
+    answer_referral(conn, rules, cfg, son, "accept", DAY, "tester")
+    cal = Calendar.of(cfg.conference)
+    first = cal.add(DAY, cfg.participation.settings.followup_business_days[0])
+    daily_sweep(conn, rules, cfg, first)
+    lead_first, _ = _asked(conn, son, "lead")
+    answer_followup(conn, rules, cfg, lead_first, "well", first, "tester")
+    place_first, _ = _asked(conn, son, "place")
+    day = first + timedelta(days=1)
+    answer_followup(conn, rules, cfg, place_first, "not_attending", day, "tester")
+    assert escalation(conn, f"followup_not_attending:{place_first}") is not None
+    (nxt,) = conn.execute(
+        "SELECT MIN(due_on) FROM followups WHERE referral_id = ? AND side = 'lead' AND status = 'pending'", (son,)
+    ).fetchone()
+    assert nxt == day.isoformat()  # brought forward from the second follow-up's day
+    daily_sweep(conn, rules, cfg, day)
+    assert _asked(conn, son, "lead") is not None
+
+
+def test_follow_ups_end_with_the_referral(referred, conn, cfg, rules):
+    _, _, (son, _) = referred
+    answer_referral(conn, rules, cfg, son, "accept", DAY, "tester")
+    answer_referral(conn, rules, cfg, son, "end_moved", DAY + timedelta(days=1), "tester")
+    assert conn.execute("SELECT DISTINCT status FROM followups WHERE referral_id = ?", (son,)).fetchall() == [
+        ("cancelled",)
+    ]
