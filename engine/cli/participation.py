@@ -78,6 +78,9 @@ def need(
     reason: str = typer.Option(
         ..., "--reason", help="Why no place (no names): ends the audit's need_without_referral."
     ),
+    no_place: bool = typer.Option(
+        False, "--no-place", help="No place of the town can take the member: counted as an unmet need (地域づくり)."
+    ),
     workspace: Path = WORKSPACE,
     rules: Path = RULES,
     config: Path = CONFIG,
@@ -87,7 +90,7 @@ def need(
 ) -> None:
     """Record why a member's 参加支援 need gets no place (紹介しない理由).
 
-    Example: engine need C-2026-00001 --member 2 --need social_contact --reason 町内に受け入れられる場所がない
+    Example: engine need C-2026-00001 --member 2 --need social_contact --no-place --reason 町内に受け入れられる場所がない
     """
     from engine.participation.answers import settle_need
     from engine.support.vocabulary import NEED_LABELS, code_of, need_label
@@ -96,9 +99,19 @@ def need(
     cfg, conn = given.config, given.db()
     code = code_of(need_, NEED_LABELS)
     need_id = settle_need(
-        conn, cfg, case, member, code, reason, given.day, actor(by), dating=given.dating(conn, backdate)
+        conn,
+        cfg,
+        case,
+        member,
+        code,
+        reason,
+        given.day,
+        actor(by),
+        no_place=no_place,
+        dating=given.dating(conn, backdate),
     )
-    typer.echo(f"事案 {case}: ニーズ {need_id}（{need_label(code)}）に紹介しない理由を記録")
+    what = "紹介できる場所がないこと" if no_place else "紹介しない理由"
+    typer.echo(f"事案 {case}: ニーズ {need_id}（{need_label(code)}）に{what}を記録")
 
 
 @commands.command()

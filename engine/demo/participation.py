@@ -117,6 +117,7 @@ def refer_needs(sim, on: date) -> None:
                 NO_PLACE,
                 on,
                 "coordinator(sim)",
+                no_place=True,
             )
             sim.story.needs_settled += 1
             continue

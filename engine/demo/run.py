@@ -162,11 +162,8 @@ def participation_counts(conn, config: Config, on: date) -> dict:
             "SELECT COUNT(*) FROM audit_log WHERE event = 'participation_concern' "
             "AND json_extract(detail, '$.brought_back') = 1"
         ),
-        # needs that found no place: still open, or settled with a reason and no referral ever taken
-        "unmatched_needs": one(
-            "SELECT COUNT(*) FROM participation_needs n WHERE n.status IN ('open', 'settled') AND NOT EXISTS "
-            "(SELECT 1 FROM referrals r WHERE r.need_id = n.need_id AND r.status IN ('accepted', 'attending', 'ended'))"
-        ),
+        # needs no place could take: still open, or recorded with no place in the town (engine need --no-place)
+        "unmatched_needs": one("SELECT COUNT(*) FROM participation_needs WHERE status IN ('open', 'unmatched')"),
     }
 
 

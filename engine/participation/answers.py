@@ -184,9 +184,21 @@ def refer_case(
         )
 
 
-def record_need(log: Log, case_id: str, meeting_id: str | None, person_id: str, need: str, reason: str | None) -> int:
+def record_need(
+    log: Log,
+    case_id: str,
+    meeting_id: str | None,
+    person_id: str,
+    need: str,
+    reason: str | None,
+    *,
+    no_place: bool = False,
+) -> int:
     """A need for one member: settled at once when the conference gave a reason for no place; an
-    open need of the same member and kind is reused (and settled, when a reason is given)."""
+    open need of the same member and kind is reused (and settled, when a reason is given).
+    `no_place`: the reason is that no place of the town can take the member — the need is then
+    `unmatched`, which 地域づくり counts as a shortage; otherwise `settled` (the person's wish …)."""
+    settled = "unmatched" if no_place else "settled"
 
     row = log.conn.execute(
         "SELECT need_id FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ? AND status = 'open'",
@@ -196,19 +208,22 @@ def record_need(log: Log, case_id: str, meeting_id: str | None, person_id: str, 
         return row[0]
     if row:  # the open need is settled: no place, for this reason
         log.conn.execute(
-            "UPDATE participation_needs SET status = 'settled', reason = ? WHERE need_id = ?", (reason, row[0])
+            "UPDATE participation_needs SET status = ?, reason = ? WHERE need_id = ?", (settled, reason, row[0])
         )
         log.event(
             "need_settled",
             case_id=case_id,
             meeting_id=meeting_id,
-            reason=f"参加支援のニーズ {row[0]}（{need_label(need)}）: 紹介しない理由 {reason}",
+            reason=f"参加支援のニーズ {row[0]}（{need_label(need)}）: "
+            + ("紹介できる場所がない" if no_place else "紹介しない理由")
+            + f" {reason}",
             need_id=row[0],
+            no_place=no_place,
         )
         return row[0]
     need_id = log.conn.execute(
         "INSERT INTO participation_needs (case_id, meeting_id, person_id, need, recorded_on, reason, status) VALUES (?,?,?,?,?,?,?)",
-        (case_id, meeting_id, person_id, need, log.on.isoformat(), reason, "settled" if reason else "open"),
+        (case_id, meeting_id, person_id, need, log.on.isoformat(), reason, settled if reason else "open"),
     ).lastrowid
     label = need_label(need)
     log.event(
@@ -232,6 +247,7 @@ def settle_need(
     on: date,
     actor: str,
     *,
+    no_place: bool = False,
     dating: Dating = AS_GIVEN,
 ) -> int:
     """`engine need`: the coordinator records why a member's need gets no place (a need left open
@@ -265,4 +281,4 @@ def settle_need(
         text = _checked(conn, case_id, reason)
         if not text:
             raise ReferralRefused("--reason: 紹介しない理由を書いてください（氏名などは書かずに）")
-        return record_need(log, case_id, None, person, need, text)
+        return record_need(log, case_id, None, person, need, text, no_place=no_place)

@@ -199,7 +199,7 @@ def bring_back(log: Log, rules: RuleSet, config: Config, case_id: str, why: str)
     c = Convener(log.conn, rules, config, log.on, log=log)
     if status in ("closed", "suspended"):
         cid, cand, hh = c.load_case(case_id)
-        c.reopen(cid, hh, why)
+        c.reopen(cid, hh, f"参加支援の確認で「{why}」")
         log.event("participation_concern", case_id=case_id, reason=f"{why}（再開・もどし）", brought_back=True)
         return True
     booked = (
@@ -212,6 +212,6 @@ def bring_back(log: Log, rules: RuleSet, config: Config, case_id: str, why: str)
         log.event("participation_concern", case_id=case_id, reason=f"{why}（次の会議で検討）")
         return False
     cid, cand, hh = c.load_case(case_id)
-    c.convene_case(cid, cand, hh, note=f"{why}のため会議に付議（もどし）。")
+    c.convene_case(cid, cand, hh, note=f"参加支援の確認で「{why}」のため会議に付議（もどし）。")
     log.event("participation_concern", case_id=case_id, reason=f"{why}（会議に付議・もどし）", brought_back=True)
     return True

@@ -144,7 +144,7 @@ CREATE TABLE IF NOT EXISTS participation_needs (  -- 参加支援: a need a conf
     need        TEXT NOT NULL,               -- a code of NEED_LABELS (engine/support/vocabulary.py)
     recorded_on TEXT NOT NULL,
     reason      TEXT,                        -- why no place (the conference's words): the need is then settled
-    status      TEXT NOT NULL DEFAULT 'open' -- open | referred | settled | cancelled
+    status      TEXT NOT NULL DEFAULT 'open' -- open | referred | settled (a reason) | unmatched (no place in town)
 );
 CREATE INDEX IF NOT EXISTS participation_needs_case ON participation_needs(case_id, status);
 CREATE TABLE IF NOT EXISTS referrals (         -- one introduction of one member to one place (engine/participation)

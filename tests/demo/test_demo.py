@@ -81,8 +81,8 @@ def test_demo_simulated_span_ends_with_an_audit_of_only_unmatched_needs(tmp_path
         "SELECT COUNT(*) FROM participation_needs n JOIN cases c USING (case_id) WHERE n.status = 'open' AND c.is_open = 1"
     ).fetchone()[0]
     assert len(violations) <= open_needs  # only needs the coordinator has not yet referred or explained
-    settled = db.execute("SELECT COUNT(*) FROM participation_needs WHERE status = 'settled'").fetchone()[0]
-    assert settled >= out["lifecycle"]["needs_settled"] > 0  # no place in town: the coordinator said why
+    no_place = db.execute("SELECT COUNT(*) FROM participation_needs WHERE status = 'unmatched'").fetchone()[0]
+    assert no_place == out["lifecycle"]["needs_settled"] > 0  # no place in town: the coordinator said so
     # `engine cases` agrees with the clean audit: every open case shows a dated next step
     listed = runner.invoke(app, ["cases", "--workspace", str(ws), "--date", "2027-03-27", "--json"])
     rows = json.loads(listed.output)
@@ -184,10 +184,7 @@ def test_demo_reports_participation_from_the_database(default_demo):
     db = sqlite3.connect(ws / "engine.db")
     assert out["referrals_requested"] == db.execute("SELECT COUNT(*) FROM referrals").fetchone()[0] > 0
     assert out["followups_answered"] == db.execute("SELECT COUNT(*) FROM followups WHERE status = 'done'").fetchone()[0]
-    unmatched = db.execute(  # open, or settled with a reason, and never taken by a place
-        "SELECT need_id FROM participation_needs WHERE status IN ('open', 'settled') EXCEPT "
-        "SELECT need_id FROM referrals WHERE status IN ('accepted', 'attending', 'ended') AND need_id IS NOT NULL"
-    ).fetchall()
+    unmatched = db.execute("SELECT need_id FROM participation_needs WHERE status IN ('open', 'unmatched')").fetchall()
     assert out["unmatched_needs"] == len(unmatched)
     # every case brought back by a participation answer is one follow-up's concern or stop, or a decline with no place left
     backs = db.execute(

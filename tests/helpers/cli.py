@@ -14,7 +14,19 @@ from engine.support import clock
 from tests.helpers.paths import CONFIG_DIR, RULES_DIR
 
 runner = CliRunner()
-RECORDED_BY = ("outcome", "accept", "decline", "watch", "contact", "done", "correct")  # the commands that take --by
+RECORDED_BY = (
+    "outcome",
+    "accept",
+    "decline",
+    "watch",
+    "contact",
+    "done",
+    "correct",
+    "refer",
+    "referral",
+    "followup",
+    "need",
+)  # the commands that take --by
 
 
 def cli(workspace: Path, *args: str, on: date | None = None):

@@ -100,7 +100,11 @@ def needs_of(conn: sqlite3.Connection, case_id: str, on: date) -> list[NeedRow]:
             need_id=need_id,
             label=need_label(need),
             member=member_label(conn, case_id, person, on),
-            state=f"理由あり（{reason}）" if status == "settled" else NEED_STATES.get(status, status),
+            state=f"理由あり（{reason}）"
+            if status == "settled"
+            else f"紹介できる場所なし（{reason}）"
+            if status == "unmatched"
+            else NEED_STATES.get(status, status),
         )
         for need_id, person, need, reason, status in conn.execute(
             "SELECT need_id, person_id, need, reason, status FROM participation_needs WHERE case_id = ? ORDER BY need_id",
