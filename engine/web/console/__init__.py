@@ -1,13 +1,14 @@
 """The coordinator's console: login (login.py), Today (today.py), the cases and a case (cases.py),
-参加支援 on a case (participation.py).
+参加支援 on a case (participation.py),
+変更の影響 (changes.py).
 Every page but the login needs a session (engine/web/session.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from engine.web.console import cases, corrections, login, meetings, outcome, participation, today
+from engine.web.console import cases, changes, corrections, login, meetings, outcome, participation, today
 
 router = APIRouter()
-for part in (login, today, cases, meetings, outcome, corrections, participation):
+for part in (login, today, cases, meetings, outcome, corrections, participation, changes):
     router.include_router(part.router)
