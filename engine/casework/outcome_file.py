@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from engine.config import Config
 from engine.participation.outcome import Entry as ParticipationEntry
@@ -32,6 +32,7 @@ from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.support.dates import DateError, parse_date
 from engine.support.errors import did_you_mean
+from engine.support.vocabulary import code_of, names_of
 from engine.support.yamlfile import YamlFile, read_yaml, validate
 
 
@@ -82,10 +83,16 @@ class Role(BaseModel):
 class Outcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Annotated[
-        Literal["plan", "close", "suspend", "continue"], BeforeValidator(_decision)
+        Literal["plan", "close", "suspend", "continue"],
+        BeforeValidator(_decision),
+        WithJsonSchema({"enum": [*DECISION_LABELS, *DECISIONS_JA]}),
     ]  # 終結 etc. also accepted
     lead: str | None = None
-    consent: Literal["obtained", "pending", "refused"] | None = None
+    consent: Annotated[
+        Literal["obtained", "pending", "refused"] | None,
+        BeforeValidator(lambda v: code_of(v, CONSENT_LABELS)),  # 取得済 = obtained
+        WithJsonSchema({"enum": [*names_of(CONSENT_LABELS), None]}),
+    ] = None
     roles: list[Role] = []
     next_evaluation: Day | None = None
     review_on: Day | None = None

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli import casework, cycle, data, listing, operations, participation, resources, web
+from engine.cli import (
+    casework,
+    cycle,
+    data,
+    impact,  # noqa: F401 - registers `rules diff` and `config diff` onto their groups
+    listing,
+    operations,
+    participation,
+    resources,
+    web,
+)
 from engine.cli.errors import guard_all
 
 app = typer.Typer(

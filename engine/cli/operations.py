@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.errors import fail, report_problems
-from engine.cli.options import CONFIG, DATE, RULES, WORKSPACE, Inputs, folder_for_output
+from engine.cli.options import CONFIG, DATE, DEFAULTS, RULES, WORKSPACE, Inputs, folder_for_output
 from engine.cli.progress import progress_bar
 from engine.store.db import DB_FILENAME, DEMO_MARK, connect, db_path
 from engine.support import clock
@@ -24,10 +24,21 @@ config_app = typer.Typer(
 
 
 @rules_app.command("check")
-def rules_check(rules: Path = RULES) -> None:
-    """Check every rule file; list each problem with file, line, rule id, field and a suggestion.
+def rules_check(
+    rules: Path = RULES,
+    workspace: Path | None = typer.Option(
+        None,
+        "--workspace",
+        "-w",
+        help="Warn about free-text values (consultation topics, …) no record of this workspace holds; "
+        "default: the workspace of ENGINE_WORKSPACE (./workspace) when it exists. Nothing is written.",
+    ),
+) -> None:
+    """Check every rule file; list each problem with file, line, rule id, field and a suggestion,
+    then warnings (a rule check passes with warnings), among them the free-text values the workspace's
+    records never hold, with the nearest values that do occur.
 
-    Example: engine rules check --rules configs/rules
+    Example: engine rules check --rules configs/rules --workspace workspace
     """
     from engine.rules.loader import check_rules, load_rules
 
@@ -35,11 +46,55 @@ def rules_check(rules: Path = RULES) -> None:
     if problems:
         report_problems(problems, f"{len(problems)} problem(s) in {rules}; no rule was changed")
     rs = load_rules(rules)
-    from engine.rules.lint import warnings
+    from engine.rules.lint import unseen_value_warnings, values_in_records, warnings
 
-    for w in warnings(rs, str(rules)):
+    found = warnings(rs, str(rules))
+    if workspace is not None and not db_path(workspace).exists():
+        fail(f"--workspace {workspace}: no database there; run `engine import` first, or leave --workspace out")
+    workspace = workspace or DEFAULTS.workspace
+    if db_path(workspace).exists():
+        conn = connect(workspace, readonly=True)
+        try:
+            found += unseen_value_warnings(rs, values_in_records(conn))
+        finally:
+            conn.close()
+    for w in found:
         typer.echo(f"warning: {w}")
     typer.echo(f"ok: {len(rs.indicators)} indicators, {len(rs.flags)} flags (rules hash {rs.hash})")
+
+
+@rules_app.command("test")
+def rules_test(
+    rules: Path = RULES,
+    examples: Path = typer.Option(
+        None, "--examples", help="Folder of example households (default: the rules folder's examples/)."
+    ),
+    config: Path = CONFIG,
+) -> None:
+    """Screen the example households and check the flags each must and must not get, and its lead.
+
+    A failing example is printed with the Japanese explanation of why a rule did or did not fire.
+    Nothing is written anywhere. Example: engine rules test --rules configs/rules
+    """
+    from engine.config import load_config
+    from engine.rules.example_run import report, run_examples, summary
+    from engine.rules.examples import example_files, read_examples
+    from engine.rules.loader import load_rules
+
+    rs = load_rules(rules)
+    cfg = load_config(config, rs)
+    folder = examples or Path(rules) / "examples"
+    found, problems = read_examples(folder, rs, cfg)
+    if problems:
+        report_problems(problems, f"{len(problems)} problem(s) in {folder}; no example was run")
+    results = run_examples(found, rs, cfg)
+    counts = summary(results, len(example_files(folder)))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        for line in report(results):
+            typer.echo(line)
+        fail(f"{len(failed)} of {len(results)} examples failed ({counts})", 1)
+    typer.echo(f"ok: {counts} (rules hash {rs.hash})")
 
 
 @rules_app.command("vocabulary")
@@ -72,6 +127,30 @@ def config_check(config: Path = CONFIG, rules: Path = RULES) -> None:
     members = sum(a.member for a in cfg.agencies.values())
     typer.echo(
         f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, transport {cfg.mail.transport} (config hash {cfg.hash})"
+    )
+
+
+@commands.command("schema")
+def schema(
+    out: Path = typer.Option(
+        DEFAULTS.config / "schemas",
+        "--out",
+        help="Folder to write the schemas into (default: schemas/ of the configuration folder, which the shipped files name).",
+    ),
+) -> None:
+    """Write the JSON Schema of every YAML file (rules, agencies, conference, lead rules, mail, lifecycle,
+    web, letterhead, resources, matching rules, outcome) for an editor's completion and checks.
+
+    Example: engine schema --out configs/schemas
+    """
+    from engine.config.schemas import write_schemas
+
+    folder_for_output(out, "--out")
+    written = write_schemas(out)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(
+        f"ok: {len(written)} schemas; a YAML file names its own on its first line: # yaml-language-server: $schema=…"
     )
 
 

@@ -44,7 +44,7 @@ from engine.participation.load import load_directory
 from engine.rules.model import RuleSet
 from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.support.errors import did_you_mean
-from engine.support.vocabulary import CODES, SILOS
+from engine.support.vocabulary import CODE_NAMES, CODES, SILOS, names_of
 from engine.support.yamlfile import YamlFile, read_yaml, validate
 
 
@@ -240,7 +240,11 @@ def _check_conference(
     for i, code in enumerate(conf.locked_codes):
         if code not in CODES:
             problems.append(
-                doc.problem(("locked_codes", i), f"unknown record code '{code}'", suggestion=did_you_mean(code, CODES))
+                doc.problem(
+                    ("locked_codes", i),
+                    f"unknown record code '{code}'",
+                    suggestion=did_you_mean(code, names_of(CODE_NAMES)),
+                )
             )
     members = [a for a in registry.values() if a.member]
     if registry_ok and not members:

@@ -20,7 +20,7 @@ from engine.participation.directory import Directory
 from engine.rules.loader import ID_PATTERN, SEVERITIES
 from engine.support.business_days import parse_closed_day
 from engine.support.errors import did_you_mean
-from engine.support.vocabulary import CODES, SILOS
+from engine.support.vocabulary import CODES, SILOS, RecordCode, SeverityCode
 
 SEVERITY_ORDER = SEVERITIES  # low → urgent, as the rule files write them
 WEEKDAYS = {
@@ -79,7 +79,7 @@ class Agency(Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: OneLine = Field(min_length=1)
     kind: str = Field(min_length=1)  # 地域包括支援センター, こども家庭センター, …
-    silo: str
+    silo: str = Field(json_schema_extra={"enum": list(SILOS)})  # the schema offers the silos
     areas: tuple[str, ...] = Field(min_length=1)  # areas served, or 全域
     email: str
     member: bool  # registered member of the 支援会議 (bound by 社会福祉法106条の6)
@@ -152,7 +152,7 @@ ClosedDay = Annotated[str, BeforeValidator(_closed_day)]
 class Routing(Strict):
     """A silo conference that already handles a household: no parallel case, notify its owner."""
 
-    code: str
+    code: RecordCode
     conference: str = Field(min_length=1)  # e.g. 要保護児童対策地域協議会
     owner_kind: str = Field(min_length=1)  # agency kind that owns that conference
 
@@ -171,7 +171,7 @@ CONFERENCE_NAMES = {"support": "支援会議", "multi": "重層的支援会議"}
 
 class Conference(Strict):
     names: dict[ConferenceType, OneLine] = CONFERENCE_NAMES
-    min_severity: Literal["low", "medium", "high", "urgent"] = "medium"
+    min_severity: SeverityCode = "medium"
     cases_per_meeting: int = Field(default=8, ge=1, le=200)
     lead_business_days: int = Field(default=5, ge=0, le=60)  # normal cases: at least this far ahead
     urgent_business_days: int = Field(default=2, ge=1, le=10)  # urgent cases: within this
@@ -182,7 +182,7 @@ class Conference(Strict):
     discussion_points: tuple[str, ...] = ("主担当機関の決定", "役割分担", "本人同意の取得方針")
     discussion_by_flag: dict[str, tuple[str, ...]] = {}
     locked_flags: tuple[str, ...] = ("dv",)  # never detailed in e-mail: "1件（詳細は会議にて）"
-    locked_codes: tuple[str, ...] = ("dv_support_measure",)  # a current record locks every case of the household
+    locked_codes: tuple[RecordCode, ...] = ("dv_support_measure",)  # a current record locks every case of the household
 
     @field_validator("names")
     @classmethod
@@ -293,6 +293,27 @@ class Web(Strict):
 
     base_url: str = "http://127.0.0.1:8300"
     link_grace_days: int = Field(default=7, ge=0, le=60)  # business days an answer link outlives its answer's due date
+    # configuration folders the console's 変更の影響 page compares with the live one (engine/web/console/changes.py):
+    # relative to the configuration folder or absolute; the page picks one by position or folder name, never a typed path
+    candidate_dirs: tuple[str, ...] = Field(default=(), max_length=20)
+
+    @field_validator("candidate_dirs")
+    @classmethod
+    def _candidate_dirs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        names: set[str] = set()
+        for d in v:
+            if not d.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in d):
+                raise ValueError(f"'{d}' is not a folder: write one folder per entry, like ../candidate")
+            name = Path(d.strip()).name
+            if name in ("", ".", ".."):
+                raise ValueError(f"'{d}' has no folder name of its own: write the folder itself, like ../candidate")
+            if name in names:
+                raise ValueError(
+                    f"two candidate folders are named '{name}': the console picks a candidate by its folder name, "
+                    "so rename one of the folders"
+                )
+            names.add(name)
+        return tuple(d.strip() for d in v)
 
     @field_validator("base_url")
     @classmethod

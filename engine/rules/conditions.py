@@ -26,7 +26,17 @@ from engine.rules.model import (
 )
 from engine.rules.nodes import Bad, mapping, scalar, sequence, text, texts, whole_number
 from engine.support.errors import did_you_mean
-from engine.support.vocabulary import CODES, ORDERED_TYPES, level_rank
+from engine.support.vocabulary import (
+    ARREARS_LABELS,
+    ARREARS_NAMES,
+    CODE_NAMES,
+    CODES,
+    ORDERED_TYPES,
+    code_of,
+    level_rank,
+    names_of,
+    value_of,
+)
 
 RELATIONSHIPS = ("世帯主", "妻", "夫", "子", "父", "母", "孫", "兄弟姉妹", "祖父", "祖母", "その他")
 PERSON_KEYS = ("all", "any", "not", "age", "record", "no_record", "relationship", "sex", "foreign_national")
@@ -61,6 +71,18 @@ def _range(node: yaml.Node, field: str, maximum: int = 1_000) -> tuple[int | Non
     return lo, hi
 
 
+def _value_hint(code: str, value: str) -> str:
+    """The closest listed value (or Japanese name) of a fixed list, else the whole list."""
+    spec = CODES[code]
+    if spec.value_type == "arrears" and ":" in value:
+        kind = value.partition(":")[0]
+        return f"write the kind as the value and the months as min/max: `{{code: {code}, value: {kind}, min: 3}}`"
+    if spec.value_type == "arrears":
+        listed = ", ".join(f"{k} {label}" for k, label in ARREARS_LABELS.items())
+        return did_you_mean(value, names_of(ARREARS_NAMES)) or f"values: {listed}"
+    return did_you_mean(value, spec.values) or f"values: {', '.join(spec.values)}"
+
+
 def _record(node: yaml.Node, field: str, negate: bool) -> Record:
     if isinstance(node, yaml.ScalarNode):
         items = [("code", node, node)]
@@ -78,26 +100,26 @@ def _record(node: yaml.Node, field: str, negate: bool) -> Record:
         parts[key] = vnode
     if "code" not in parts:
         raise Bad(node, field, "needs a code, e.g. `record: care_level` or `record: {code: care_level, min: 要介護1}`")
-    code = text(parts["code"], f"{field}.code")
+    code = str(code_of(text(parts["code"], f"{field}.code"), CODE_NAMES))  # 要介護・要支援認定 = care_level
     if code not in CODES:
         raise Bad(
             parts["code"],
             f"{field}.code",
             f"unknown code '{code}'",
-            did_you_mean(code, CODES) or f"known codes: {', '.join(CODES)}",
+            did_you_mean(code, names_of(CODE_NAMES)) or f"known codes: {', '.join(CODES)}",
         )
     spec = CODES[code]
     values: tuple[str, ...] = ()
     if "value" in parts:
-        values = texts(parts["value"], f"{field}.value")
+        values = tuple(value_of(code, v) for v in texts(parts["value"], f"{field}.value"))  # 国保 = kokuho
         if spec.value_type in ("level", "category", "arrears") and spec.values:
             for v in values:
                 if v not in spec.values:
                     raise Bad(
                         parts["value"],
                         f"{field}.value",
-                        f"'{v}' is not a value of {code}",
-                        did_you_mean(v, spec.values) or f"values: {', '.join(spec.values)}",
+                        f"'{v}' is not a value of {code} ({spec.title})",
+                        _value_hint(code, v),
                     )
         elif spec.value_type in ("amount", "flag"):
             raise Bad(
@@ -119,7 +141,8 @@ def _record(node: yaml.Node, field: str, negate: bool) -> Record:
             )
         raw = scalar(parts[key], f"{field}.{key}")
         if spec.value_type == "level":
-            rank = level_rank(spec, str(raw))
+            raw = value_of(code, str(raw))  # 要介護１ = 要介護1
+            rank = level_rank(spec, raw)
             if rank is None:
                 raise Bad(
                     parts[key],

@@ -27,7 +27,7 @@ from engine.rules.model import Flag, Indicator, Member, RuleSet, leaves
 from engine.rules.nodes import Bad, mapping, scalar, text, texts, untagged, whole_number
 from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.support.errors import did_you_mean
-from engine.support.vocabulary import SILOS
+from engine.support.vocabulary import SEVERITY_JA, SILOS, code_of, names_of
 from engine.support.yamlfile import YamlRefused, compose_file
 
 SEVERITIES = ("low", "medium", "high", "urgent")
@@ -46,13 +46,14 @@ def _id(node: yaml.Node) -> str:
 
 
 def _severity(node: yaml.Node) -> str:
-    severity = text(node, "severity")
+    """low | medium | high | urgent, or its Japanese name (低 中 高 緊急)."""
+    severity = str(code_of(text(node, "severity"), SEVERITY_JA))
     if severity not in SEVERITIES:
         raise Bad(
             node,
             "severity",
-            f"unknown severity '{severity}' (low, medium, high, urgent)",
-            did_you_mean(severity, SEVERITIES),
+            f"unknown severity '{severity}' (low 低, medium 中, high 高, urgent 緊急)",
+            did_you_mean(severity, names_of(SEVERITY_JA)),
         )
     return severity
 

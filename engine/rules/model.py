@@ -12,8 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.support.vocabulary import SEVERITY_JA  # noqa: F401  (a severity as read; kept with the other names)
+
 Severity = Literal["low", "medium", "high", "urgent"]
-SEVERITY_JA = {"low": "低", "medium": "中", "high": "高", "urgent": "緊急"}
 FOREIGN_EXCLUDED = ("日本", "日本国", "JP", "JPN", "")
 
 

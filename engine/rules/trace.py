@@ -29,7 +29,7 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.support.vocabulary import CODES
+from engine.support.vocabulary import ARREARS_LABELS, CODES
 
 
 @dataclass
@@ -57,11 +57,17 @@ class Trace:
 
 
 # --- Japanese descriptions ------------------------------------------------------------------
+def _labels(cond: Record, values) -> list[str]:
+    """Values as a coordinator reads them: an arrears kind by its label (kokuho → 国民健康保険料)."""
+    arrears = CODES[cond.code].value_type == "arrears"
+    return [ARREARS_LABELS.get(v, v) if arrears else v for v in values]
+
+
 def describe_record(cond: Record) -> str:
     spec = CODES[cond.code]
     parts = []
     if cond.values:
-        parts.append("・".join(cond.values))
+        parts.append("・".join(_labels(cond, cond.values)))
     unit = spec.unit
     if cond.min is not None:
         parts.append(f"{cond.min_label}{unit}以上")
@@ -194,7 +200,7 @@ def eval_household(cond, hh: Household, ctx: Context, rules: RuleSet) -> Trace:
             len(found) >= cond.at_least,
             members=sorted({pid for recs in found.values() for pid, _ in recs}),
             records=[r for recs in found.values() for _, r in recs],
-            detail=f"{len(found)}種類（{'・'.join(sorted(found)) or 'なし'}）",
+            detail=f"{len(found)}種類（{'・'.join(_labels(cond.record, sorted(found))) or 'なし'}）",
         )
     raise TypeError(cond)
 

@@ -14,9 +14,11 @@ Value types
 
 from __future__ import annotations
 
-from typing import Literal
+import unicodedata
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, WithJsonSchema
 
 ValueType = Literal["level", "category", "amount", "arrears", "flag"]
 
@@ -129,6 +131,23 @@ CODES: dict[str, CodeSpec] = {
 }
 
 ORDERED_TYPES = ("level", "amount", "arrears")
+
+# Japanese names accepted wherever a code is written (docs/rules.md, "Values and Japanese names"):
+# the loaders turn them into the codes, so hashes, the database and the engine see codes only.
+SEVERITY_JA = {"low": "低", "medium": "中", "high": "高", "urgent": "緊急"}  # a flag's severity as read
+ARREARS_SHORT_NAMES = {
+    "resident_tax": ("市県民税", "市民税・県民税"),
+    "kokuho": ("国保", "国民健康保険", "国民健康保険税", "国保税"),
+    "water": ("水道", "上下水道料金"),
+}
+CODE_SHORT_NAMES = {
+    "care_level": ("要介護認定",),
+    "public_assistance": ("生活保護",),
+    "yotaikyo_registered": ("要対協",),
+}
+# each code's names, the label first (what explanations print)
+ARREARS_NAMES = {k: (label, *ARREARS_SHORT_NAMES.get(k, ())) for k, label in ARREARS_LABELS.items()}
+CODE_NAMES = {code: (spec.title, *CODE_SHORT_NAMES.get(code, ())) for code, spec in CODES.items()}
 
 
 def level_rank(spec: CodeSpec, value: str) -> int | None:
@@ -253,18 +272,61 @@ FOLLOWUP_LEAD_LABELS = {  # the lead (or introducer), at each follow-up after th
 FOLLOWUP_PLACE_LABELS = {"attending": "参加している", "not_attending": "参加が途切れている"}  # the place
 
 
-def code_of(value: object, labels: dict[str, str]) -> object:
-    """A label written where a code is expected (居場所 for ibasho): its code; anything else unchanged."""
-    if isinstance(value, str):
-        text = value.strip()
-        for code, label in labels.items():
-            if text == label:
-                return code
+def fold(text: str) -> str:
+    """The form labels are compared in: NFKC (full-width letters and digits, half-width kana) and
+    no spaces, so that `国保`, `ｋｏｋｕｈｏ` and `要介護 1` are read as written in the lists."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def code_of(value: object, labels: Mapping[str, str | tuple[str, ...]]) -> object:
+    """A label written where a code is expected (居場所 for ibasho, 国保 for kokuho): its code; a
+    code written in full-width letters: the code; anything else unchanged (stripped).
+
+    `labels` maps each code to its label or to its names (the label first). The one alias
+    function of the engine: rules, configuration files and CLI options read codes through it."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in labels:
         return text
-    return value
+    folded = fold(text)
+    for code, names in labels.items():
+        if folded == fold(code) or folded in (fold(n) for n in ((names,) if isinstance(names, str) else names)):
+            return code
+    return text
+
+
+def names_of(labels: Mapping[str, str | tuple[str, ...]]) -> list[str]:
+    """Every code and name of `labels`, for a did-you-mean."""
+    out: list[str] = []
+    for code, names in labels.items():
+        out += [code, *((names,) if isinstance(names, str) else names)]
+    return out
+
+
+def value_of(code: str, value: str) -> str:
+    """A rule's `value:` for `code` as the records hold it: an arrears kind by its Japanese name
+    (国保 → kokuho), a listed value written in another width (要介護１ → 要介護1); other text unchanged."""
+    spec = CODES[code]
+    if spec.value_type == "arrears":
+        return str(code_of(value, ARREARS_NAMES))
+    folded = fold(value)
+    return next((v for v in spec.values if fold(v) == folded), value.strip())
 
 
 def need_label(code: str) -> str:
     """A recorded need's label: a need of NEED_LABELS, or the kind of place asked for when the
     referral was made without naming one (`engine refer` without --need)."""
     return NEED_LABELS.get(code) or PLACE_CATEGORY_LABELS.get(code, code)
+
+
+# A code field of a configuration file that also takes the Japanese names (要対協, 緊急); the
+# JSON schema (engine schema) offers both, so that an editor completes and accepts either.
+RecordCode = Annotated[
+    str, BeforeValidator(lambda v: code_of(v, CODE_NAMES)), WithJsonSchema({"enum": names_of(CODE_NAMES)})
+]
+SeverityCode = Annotated[
+    Literal["low", "medium", "high", "urgent"],
+    BeforeValidator(lambda v: code_of(v, SEVERITY_JA)),
+    WithJsonSchema({"enum": names_of(SEVERITY_JA)}),
+]
