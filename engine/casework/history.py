@@ -40,6 +40,7 @@ EVENT_LABELS = {
     "answered_via_link": "機関がメールのリンクから回答",
     "attendance": "会議の出欠の回答",
     "note": "メモ",
+    "rule_changed": "規則の変更",
     "need_recorded": "参加支援のニーズ",
     "referral_requested": "参加支援の紹介",
     "referral_moved": "紹介の状況",

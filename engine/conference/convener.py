@@ -79,7 +79,7 @@ class Convener:
             "opened",
             case_id=case_id,
             household_id=cand.household_id,
-            reason="フラグを検知し事案を開始",
+            reason="フラグを検知し事案を開始" + self.rules.versions_note(cand.flag_ids),
             flags=sorted(cand.flag_ids),
         )
         self.attach(case_id, cand.flags)

@@ -38,7 +38,12 @@ def add_to_open_case(c: Convener, case_id: str, status: str, cand: Candidate, hh
     A routed case whose flags no longer lie within its silo conference gets a conference."""
     c.attach(case_id, cand.flags)
     c.result.flags_attached += len(cand.flags)
-    c.log.event("flags_added", case_id=case_id, reason="開いている事案に新たなフラグ", flags=sorted(cand.flag_ids))
+    c.log.event(
+        "flags_added",
+        case_id=case_id,
+        reason="開いている事案に新たなフラグ" + c.rules.versions_note(cand.flag_ids),
+        flags=sorted(cand.flag_ids),
+    )
     everything = Candidate(cand.household_id, cand.area, c.case_flags(case_id))
     if status in ("closed", "suspended"):
         c.reopen(

@@ -8,6 +8,7 @@ describe the file so that an editor completes and checks it (`engine schema`, do
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -156,6 +157,9 @@ class Flag(_Shape):
     when: HouseholdCondition
     description: str = None
     pattern: int = Field(None, ge=1)
+    effective_from: datetime.date = Field(
+        None, description="this version is in force from this screening date on (write the flag again for each version)"
+    )
 
 
 class RuleFile(_Shape):

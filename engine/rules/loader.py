@@ -8,10 +8,9 @@ engine.rules.conditions.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import yaml
@@ -23,7 +22,7 @@ from engine.rules.conditions import (
     parse_household,
     parse_person,
 )
-from engine.rules.model import Flag, Indicator, Member, RuleSet, leaves
+from engine.rules.model import Flag, Indicator, Member, RuleSet, leaves, ruleset_hash
 from engine.rules.nodes import Bad, mapping, scalar, text, texts, untagged, whole_number
 from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.support.errors import did_you_mean
@@ -32,7 +31,7 @@ from engine.support.yamlfile import YamlRefused, compose_file
 
 SEVERITIES = ("low", "medium", "high", "urgent")
 INDICATOR_FIELDS = ("id", "title", "when", "description")
-FLAG_FIELDS = ("id", "title", "severity", "silos", "version", "when", "description", "pattern")
+FLAG_FIELDS = ("id", "title", "severity", "silos", "version", "when", "description", "pattern", "effective_from")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
 
 __all__ = ["ID_PATTERN", "RuleProblem", "RulesInvalid", "check_rules", "load_rules"]
@@ -56,6 +55,23 @@ def _severity(node: yaml.Node) -> str:
             did_you_mean(severity, names_of(SEVERITY_JA)),
         )
     return severity
+
+
+def _effective(node: yaml.Node):
+    """effective_from: the screening date from which this version of the flag is in force."""
+    from datetime import date
+
+    from engine.support.dates import DateError, parse_date
+
+    value = scalar(node, "effective_from")
+    if isinstance(value, date):
+        return value
+    try:
+        return parse_date(str(value).strip())
+    except DateError as err:
+        raise Bad(
+            node, "effective_from", f"not a date: {err}", "write the day the version starts, e.g. 2027-04-01"
+        ) from None
 
 
 def _silos(node: yaml.Node) -> tuple[str, ...]:
@@ -132,6 +148,8 @@ def _parse_entry(node, file: str, kind: str, problems: list[RuleProblem]):
         values["silos"] = attempt(_silos, fields["silos"])
         values["version"] = attempt(whole_number, fields["version"], "version", 1)
         values["pattern"] = attempt(whole_number, fields["pattern"], "pattern", 1) if "pattern" in fields else None
+        if "effective_from" in fields:
+            values["effective_from"] = attempt(_effective, fields["effective_from"])
         values["when"] = attempt(parse_household, fields["when"], "when")
     refs = (values["when"], fields["when"]) if kind == "flags" and values["when"] is not None else None
     if failed:
@@ -251,6 +269,7 @@ def load_rules(rules_dir: Path) -> RuleSet:
         raise RulesInvalid([RuleProblem(file=str(rules_dir), line=0, message="no .yaml rule files in this folder")])
     indicators: dict[str, Indicator] = {}
     flags: dict[str, Flag] = {}
+    versions: dict[str, list[Flag]] = {}  # flag id -> its versions, when one carries effective_from
     broken_indicators: set[str] = set()
     flag_refs: list = []  # (file, line, flag id, (when, node)) of every flag whose `when` parsed
     for path in files:
@@ -266,6 +285,8 @@ def load_rules(rules_dir: Path) -> RuleSet:
                 if model is None or isinstance(model, str):
                     if key == "indicators" and model:
                         broken_indicators.add(model)  # already reported; references to it are not
+                    continue
+                if key == "flags" and model.id in target and _another_version(model, target, versions, name, problems):
                     continue
                 if model.id in target:
                     other = target[model.id]
@@ -288,15 +309,48 @@ def load_rules(rules_dir: Path) -> RuleSet:
         raise RulesInvalid(
             [RuleProblem(file=str(rules_dir), line=0, message="no flags defined: add a `flags:` section")]
         )
-    canonical = json.dumps(
-        {
-            "i": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(indicators.items())},
-            "f": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(flags.items())},
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    return RuleSet(indicators=indicators, flags=flags, hash=hashlib.sha256(canonical.encode()).hexdigest()[:16])
+    for flag_id, flag in list(flags.items()):
+        if flag.effective_from is not None:
+            versions.setdefault(flag_id, [flag])
+    dated = {k: tuple(sorted(vs, key=lambda f: f.effective_from or date.min)) for k, vs in versions.items()}
+    problems = [p for k, vs in dated.items() for p in _version_order(k, vs)]
+    if problems:
+        raise RulesInvalid(problems)
+    newest = {k: dated[k][-1] if k in dated else f for k, f in flags.items()}
+    return RuleSet(indicators=indicators, flags=newest, versions=dated, hash=ruleset_hash(indicators, newest, dated))
+
+
+def _another_version(model: Flag, flags: dict[str, Flag], versions: dict[str, list[Flag]], file: str, problems) -> bool:
+    """A second entry of a flag id is a new version when both carry distinct effective dates
+    (one may have none: the version in force before every dated one); True if taken as such."""
+    known = versions.setdefault(model.id, [flags[model.id]])
+    if model.effective_from is None and all(v.effective_from is not None for v in known):
+        known.append(model)
+        return True
+    if model.effective_from is not None and all(v.effective_from != model.effective_from for v in known):
+        known.append(model)
+        return True
+    if len(known) == 1 and known[0].effective_from is None and model.effective_from is None:
+        del versions[model.id]
+    return False
+
+
+def _version_order(flag_id: str, versions: tuple[Flag, ...]) -> list[RuleProblem]:
+    """Each dated version must raise `version`: the evidence of a flag records which one held."""
+    out = []
+    for before, after in zip(versions, versions[1:], strict=False):
+        if after.version <= before.version:
+            out.append(
+                RuleProblem(
+                    file=after.file,
+                    line=after.line,
+                    rule_id=flag_id,
+                    field="version",
+                    message=f"version {after.version} starts {after.effective_from} but is not higher than version {before.version} before it",
+                    suggestion=f"write `version: {before.version + 1}` for the version that starts later",
+                )
+            )
+    return out
 
 
 def check_rules(rules_dir: Path) -> list[RuleProblem]:

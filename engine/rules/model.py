@@ -8,6 +8,7 @@ into these models after checking every name. Two levels:
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -163,14 +164,70 @@ class Flag(BaseModel):
     when: HouseholdCond
     description: str = ""
     pattern: int | None = None
+    effective_from: date | None = None  # this version is in force from this screening date on
     file: str = ""
     line: int = 0
+
+    @property
+    def version_text(self) -> str:
+        """第2版（2027-04-01から）, as explanations and the history name a version."""
+        return f"第{self.version}版" + (f"（{self.effective_from.isoformat()}から）" if self.effective_from else "")
 
 
 class RuleSet(BaseModel):
     indicators: dict[str, Indicator]
-    flags: dict[str, Flag]
+    flags: dict[str, Flag]  # per id, its newest version (the one with the latest effective_from)
     hash: str  # changes whenever any rule's meaning or version changes
+    # every version of each flag that has an effective_from (oldest first); a flag written once
+    # without one is not here. A screen uses the versions in force on its date: in_force(on).
+    versions: dict[str, tuple[Flag, ...]] = {}
 
     def flag_list(self) -> list[Flag]:
         return list(self.flags.values())
+
+    def versions_note(self, flag_ids) -> str:
+        """（multiple_arrears 第2版（2027-04-01から））: the version of each flag that has dated
+        versions, so that the history names the rule a case was opened under; empty otherwise."""
+        dated = [
+            f"{f} {self.flags[f].version_text}" for f in sorted(flag_ids) if f in self.versions and f in self.flags
+        ]
+        return f"（{'、'.join(dated)}）" if dated else ""
+
+    def in_force(self, on: date) -> RuleSet:
+        """The rules as they apply on `on`: for each flag the latest version whose effective_from is
+        on or before it (a flag whose first version starts later is left out). Without effective
+        dates the rule set itself, hash and all."""
+        if not self.versions:
+            return self
+        flags = {}
+        for flag_id, newest in self.flags.items():
+            started = [
+                v for v in self.versions.get(flag_id, (newest,)) if not v.effective_from or v.effective_from <= on
+            ]
+            if started:
+                flags[flag_id] = started[-1]
+        return RuleSet(
+            indicators=self.indicators, flags=flags, versions=self.versions, hash=ruleset_hash(self.indicators, flags)
+        )
+
+
+def ruleset_hash(indicators: dict[str, Indicator], flags: dict[str, Flag], versions: dict | None = None) -> str:
+    """The hash of what the rules mean (file and line excluded); `versions` (every dated version)
+    only when there are some, so that a rule set without effective dates keeps its hash."""
+    import hashlib
+    import json
+
+    canonical = {
+        "i": {k: v.model_dump(exclude={"file", "line"}) for k, v in sorted(indicators.items())},
+        "f": {
+            k: v.model_dump(exclude={"file", "line", "effective_from"}) | _dated(v) for k, v in sorted(flags.items())
+        },
+    }
+    if versions:
+        canonical["v"] = {k: [v.model_dump(exclude={"file", "line"}) for v in vs] for k, vs in sorted(versions.items())}
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _dated(flag: Flag) -> dict:
+    return {"effective_from": flag.effective_from.isoformat()} if flag.effective_from else {}

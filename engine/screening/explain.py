@@ -74,18 +74,23 @@ def explain(conn: sqlite3.Connection, rules: RuleSet, household_id: str, on: dat
                 else f" (rules: {', '.join(rules.flags)})"
             )
         )
+    rules = rules.in_force(on)  # the versions in force on the day asked about
     (hh,) = load_households(conn, [household_id], on)
     ctx = Context(on)
     lines = [f"世帯 {household_id}（地区: {row[0]}、世帯員 {len(hh.persons)}人）— {on.isoformat()} 時点の判定"]
     stored = conn.execute(
-        "SELECT rule_id, status, first_detected, resolved_on FROM flags WHERE household_id = ? ORDER BY flag_id",
+        "SELECT rule_id, status, first_detected, resolved_on, rule_version, change_reason FROM flags "
+        "WHERE household_id = ? ORDER BY flag_id",
         (household_id,),
     ).fetchall()
     if stored:
         lines.append(
             "記録されているフラグ: "
             + "、".join(
-                f"{r}（{'継続中' if s == 'open' else '解消'} {first}〜{res or ''}）" for r, s, first, res in stored
+                f"{r}（第{v}版、{'継続中' if s == 'open' else '解消'} {first}〜{res or ''}"
+                + ("、規則の変更による" if (why or "").startswith("rule_changed") else "")
+                + "）"
+                for r, s, first, res, v, why in stored
             )
         )
     flags = [rules.flags[rule_id]] if rule_id else rules.flag_list()
@@ -96,7 +101,7 @@ def explain(conn: sqlite3.Connection, rules: RuleSet, household_id: str, on: dat
         lines.append(f"該当するフラグ: {len(hits)}件" if hits else "該当するフラグはありません。")
     for f, t in hits if not rule_id else traces:
         head = "■ 該当" if t.ok else "■ 非該当"
-        lines.append(f"{head}: {f.title} [{f.id} 第{f.version}版・重要度 {SEVERITY_JA[f.severity]}]")
+        lines.append(f"{head}: {f.title} [{f.id} {f.version_text}・重要度 {SEVERITY_JA[f.severity]}]")
         lines += render(t)
     if not rule_id and misses:
         lines.append("非該当のフラグ（最初に満たさなかった条件）:")

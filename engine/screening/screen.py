@@ -204,6 +204,7 @@ def screen(
     When every household is screened, `progress` is told how many are done as each id range
     completes (it stays in this process: workers never see it)."""
     check_run(conn, on, "screen")
+    rules = rules.in_force(on)  # the version of each flag in force on the screening date
     started = clock.monotonic()
     import_seq = current_import_seq(conn)
     last = conn.execute(
@@ -235,11 +236,13 @@ def screen(
     else:
         results = screen_all(conn, workspace, rules, on, workers, progress)
         scope_count = conn.execute("SELECT COUNT(*) FROM households").fetchone()[0]
+    previous = conn.execute("SELECT rule_versions FROM screen_runs ORDER BY run_id DESC LIMIT 1").fetchone()
     opened, confirmed, resolved = write_flags(conn, rules, on, results)
+    changed = mark_rule_changes(conn, rules, on, json.loads(previous[0]) if previous and previous[0] else None)
     evaluated = sum(len(r.evaluated) for r in results)
     seconds = clock.monotonic() - started
     cur = conn.execute(
-        "INSERT INTO screen_runs (screened_on, started_at, mode, rules_hash, import_seq, scope, evaluated, flags_opened, flags_resolved, seconds) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO screen_runs (screened_on, started_at, mode, rules_hash, import_seq, scope, evaluated, flags_opened, flags_resolved, seconds, rule_versions) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             on.isoformat(),
             clock.stamp(),
@@ -251,10 +254,12 @@ def screen(
             opened,
             resolved,
             seconds,
+            json.dumps({k: f.version for k, f in sorted(rules.flags.items())}),
         ),
     )
     run_id = cur.lastrowid
     conn.execute("UPDATE flags SET run_id = ? WHERE run_id = -1", (run_id,))
+    log_rule_changes(conn, rules, on, changed)
     conn.commit()
     return ScreenResult(
         run_id=run_id,
@@ -314,3 +319,50 @@ def open_flag_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(
         conn.execute("SELECT rule_id, COUNT(*) FROM flags WHERE status = 'open' GROUP BY rule_id ORDER BY rule_id")
     )
+
+
+def mark_rule_changes(
+    conn: sqlite3.Connection, rules: RuleSet, on: date, before: dict[str, int] | None
+) -> dict[str, tuple]:
+    """The flags this run opened or resolved (run_id -1) for a rule whose version in force changed
+    since the previous run (or that came into force, or left it) get change_reason
+    'rule_changed': the household did not change, the rule did. Returns {rule: (old, new)}."""
+    if before is None:  # a run before versions were recorded: nothing to compare with
+        return {}
+    now = {k: f.version for k, f in rules.flags.items()}
+    changed = {k: (before.get(k), now.get(k)) for k in set(before) | set(now) if before.get(k) != now.get(k)}
+    for rule_id, (old, new) in changed.items():
+        conn.execute(
+            "UPDATE flags SET change_reason = ? WHERE run_id = -1 AND rule_id = ? "
+            "AND ((status = 'open' AND first_detected = ?) OR (status = 'resolved' AND resolved_on = ?))",
+            (f"rule_changed:{old or 0}->{new or 0}", rule_id, on.isoformat(), on.isoformat()),
+        )
+    return changed
+
+
+def log_rule_changes(conn: sqlite3.Connection, rules: RuleSet, on: date, changed: dict[str, tuple]) -> None:
+    """On each open case, say which of its flags a rule change resolved (the audit log, `engine history`)."""
+    if not changed:
+        return
+    from engine.store.lifecycle import Log
+
+    log = Log(conn, on, "nightly", rules_hash=rules.hash)
+    for case_id, rule_id in conn.execute(
+        "SELECT c.case_id, f.rule_id FROM flags f JOIN case_flags cf ON cf.flag_id = f.flag_id JOIN cases c ON c.case_id = cf.case_id "
+        "WHERE f.resolved_on = ? AND f.change_reason LIKE 'rule_changed:%' AND c.is_open = 1 ORDER BY c.case_id, f.rule_id",
+        (on.isoformat(),),
+    ).fetchall():
+        old, new = changed.get(rule_id, (None, None))
+        now = rules.flags.get(rule_id)
+        log.event(
+            "rule_changed",
+            case_id=case_id,
+            rule_id=rule_id,
+            reason=f"規則 {rule_id} が"
+            + (f"{now.version_text}に変わり" if now else "適用されなくなり")
+            + f"、このフラグは解消（世帯の記録の変化ではなく規則の変更による。第{old}版 → "
+            + (f"第{new}版）" if new else "適用終了）"),
+            old_version=old,
+            new_version=new,
+        )
+    conn.commit()

@@ -203,6 +203,15 @@ def _participation(db: Database) -> None:
             statement = ""
 
 
+def _rule_versions(db: Database) -> None:
+    """flags.change_reason (a flag opened or resolved because its rule's version changed, not the
+    household) and screen_runs.rule_versions (JSON: the version of each flag in force at that run)."""
+    if "change_reason" not in db["flags"].columns_dict:
+        db["flags"].add_column("change_reason", str)
+    if "rule_versions" not in db["screen_runs"].columns_dict:
+        db["screen_runs"].add_column("rule_versions", str)
+
+
 MIGRATIONS: tuple[Step, ...] = (
     Step(1, "the workspace tables (households … contacts), their indexes and triggers", _baseline),
     Step(
@@ -215,6 +224,7 @@ MIGRATIONS: tuple[Step, ...] = (
     Step(5, "answer links: answer_links (token hashes only), attendance", _answer_links),
     Step(6, "document_numbers: the agendas' document numbers per 年度", _document_numbers),
     Step(7, "参加支援: participation_needs, referrals (+ referral_transitions), followups", _participation),
+    Step(8, "rule versions: flags.change_reason, screen_runs.rule_versions", _rule_versions),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

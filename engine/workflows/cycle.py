@@ -49,6 +49,7 @@ def nightly_cycle(
     workers: int = 2,
 ) -> CycleResult:
     check_run(conn, on, "nightly cycle")  # never a day before the last cycle: a year typo opened phantom cases
+    rules = rules.in_force(on)  # each flag's version in force on the night (rules with effective_from)
     screened = screen(conn, workspace, rules, on, workers=workers) if screen_first else None
     convened = convene(conn, rules, config, on)
     papers = write_papers(conn, rules, config, workspace, on)

@@ -28,7 +28,7 @@ def test_explains_why_flagged(conn, workspace, rules):
     assert "✔ 世帯員に「要介護・要支援認定のある75歳以上」がいる — 該当 1人" in text
     assert "P8050A（82歳・世帯主）" in text and "要介護2（2024-04-01〜）" in text
     assert "✔ 世帯員に「就労収入・サービス利用のない40〜64歳（世帯主または子）」がいる" in text
-    assert "記録されているフラグ: 8050（継続中 2026-11-27〜）" in text
+    assert "記録されているフラグ: 8050（第1版、継続中 2026-11-27〜）" in text
     assert "非該当のフラグ" in text and "✘ double_care" in text
 
 

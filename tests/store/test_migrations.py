@@ -87,6 +87,9 @@ def unchained(path: Path) -> dict[str, list[tuple]]:
         conn.close()
     out = contents(path)
     out["audit_log"] = [row[:-1] for row in out["audit_log"]]
+    for table in ("flags", "screen_runs"):  # migration 8 adds one column to each (empty on old rows)
+        assert all(row[-1] is None for row in out[table]), table
+        out[table] = [row[:-1] for row in out[table]]
     for table in set(out) - baseline_tables():  # made empty by a later step (users, sessions, …)
         rows = out.pop(table)
         if table == "referral_transitions":  # code, reloaded on every open like case_transitions
