@@ -23,24 +23,32 @@ def test_first_rule_naming_a_flag_chooses_and_the_reason_is_stored(cfg):
 
 
 def test_lead_load_balancing_and_tie_break_by_id(cfg):
-    # hikikomori → silo 困窮: jiritsu_soudan (capacity 120) and hikikomori_npo (capacity 30)
-    assert lead(cfg, {"hikikomori"}).agency_id == "hikikomori_npo"  # both idle: id order
-    p = lead(cfg, {"hikikomori"}, led={"hikikomori_npo": 6, "jiritsu_soudan": 12})
-    assert p.agency_id == "jiritsu_soudan" and "現在の主担当 12件／上限 120件" in p.reason  # 10% < 20%
+    # parent_disability_child → silo 障害: kikan_soudan (capacity 60) and soudan_jigyosho_hikari (capacity 20)
+    assert lead(cfg, {"parent_disability_child"}).agency_id == "kikan_soudan"  # both idle: id order
+    p = lead(cfg, {"parent_disability_child"}, led={"kikan_soudan": 30, "soudan_jigyosho_hikari": 4})
+    assert p.agency_id == "soudan_jigyosho_hikari" and "現在の主担当 4件／上限 20件" in p.reason  # 20% < 50%
     assert "候補 2 機関から選択" in p.reason
 
 
 def test_an_agency_already_serving_a_member_is_preferred(cfg):
-    p = lead(cfg, {"hikikomori"}, served={"困窮"}, led={"hikikomori_npo": 0, "jiritsu_soudan": 100})
+    p = lead(cfg, {"parent_disability_child"}, served={"障害"}, led={"kikan_soudan": 0, "soudan_jigyosho_hikari": 0})
     assert "既に世帯員を支援している" in p.reason
 
 
 def test_support_meeting_lead_must_be_a_member(cfg):
-    assert lead(cfg, {"hikikomori"}, kind="support").agency_id == "jiritsu_soudan"
+    assert lead(cfg, {"hikikomori"}).agency_id == "hikikomori_npo"  # ひきこもり: its own centre
+    p = lead(cfg, {"hikikomori"}, kind="support")  # …which is no 支援会議 member: the next rule naming it
+    assert p.agency_id == "jiritsu_soudan" and p.rule_id == "hikikomori_support_meeting"
+
+
+def test_arrears_go_to_the_jiritsu_soudan_not_to_an_agency_of_the_same_silo(cfg):
+    """Issue 16: the ひきこもり centre (silo 困窮, id first) was proposed for arrears of people in their 70s."""
+    for flags in ({"multiple_arrears"}, {"multiple_arrears", "hikikomori"}, {"self_neglect"}):
+        assert lead(cfg, flags).agency_id == "jiritsu_soudan", flags
 
 
 def test_full_agency_yields_to_one_with_room(cfg):
-    assert lead(cfg, {"hikikomori"}, led={"hikikomori_npo": 30}).agency_id == "jiritsu_soudan"
+    assert lead(cfg, {"parent_disability_child"}, led={"kikan_soudan": 60}).agency_id == "soudan_jigyosho_hikari"
 
 
 def test_cases_spread_over_agencies_in_one_run(conn, workspace, rules, cfg):

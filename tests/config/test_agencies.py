@@ -243,7 +243,10 @@ def test_several_flags_without_lead_rule_are_all_listed(tmp_path, rules):
     d = configs(
         tmp_path,
         ("lead_rules.yaml", "    flags: any\n", "    flags: [multi_domain]\n"),
-        ("lead_rules.yaml", "flags: [hikikomori, multiple_arrears, self_neglect]", "flags: [multiple_arrears]"),
+        ("lead_rules.yaml", "flags: [multiple_arrears, self_neglect]", "flags: [multiple_arrears]"),
+        # both rules naming hikikomori now name another flag (8050, which no earlier rule always decides)
+        ("lead_rules.yaml", "[hikikomori]\n    lead: {kind: ひきこもり", '["8050"]\n    lead: {kind: ひきこもり'),
+        ("lead_rules.yaml", "[hikikomori]\n    lead: {kind: 自立", '["8050"]\n    lead: {kind: 自立'),
     )
     p = only_problem(d, rules)
     assert "no lead rule for flag(s) hikikomori, self_neglect:" in p.message
@@ -271,11 +274,15 @@ def test_a_flag_whose_member_leads_miss_an_area_is_reported(tmp_path, rules):
     d = configs(
         tmp_path,
         ("lead_rules.yaml", "lead: {kind: 配偶者暴力相談支援センター}", "lead: {agency: houkatsu_kita}"),
-        ("lead_rules.yaml", "lead: {kind: 自立相談支援機関}", "lead: {agency: hikikomori_npo}"),
         (
             "lead_rules.yaml",
-            "flags: [hikikomori, multiple_arrears, self_neglect]",
-            "flags: [hikikomori, multiple_arrears, self_neglect, multi_domain]",
+            "flags: any\n    lead: {kind: 自立相談支援機関}",
+            "flags: any\n    lead: {agency: hikikomori_npo}",
+        ),
+        (
+            "lead_rules.yaml",
+            "flags: [multiple_arrears, self_neglect]",
+            "flags: [multiple_arrears, self_neglect, multi_domain]",
         ),
     )
     from engine.config import load_config

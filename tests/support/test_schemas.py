@@ -16,7 +16,6 @@ from tests.helpers.paths import CONFIG_DIR, RULES_DIR
 runner = CliRunner()
 SHIPPED = CONFIG_DIR / SCHEMA_DIR
 YAML_FILES = sorted(CONFIG_DIR.glob("*.yaml")) + sorted(RULES_DIR.glob("*.yaml"))
-HEADER_PENDING = {"lead_rules.yaml"}  # issue 16: the lead adds its header with its reviewed rules
 
 
 class Yaml12(yaml.SafeLoader):
@@ -51,9 +50,8 @@ def test_the_schemas_are_valid_json_schemas():
 def test_every_shipped_file_names_its_schema_first_and_validates(path):
     text = path.read_text(encoding="utf-8")
     first = text.splitlines()[0]
-    if path.name not in HEADER_PENDING:
-        assert first == HEADER + schema_for(path)
-        assert (path.parent / schema_for(path)).is_file()
+    assert first == HEADER + schema_for(path)
+    assert (path.parent / schema_for(path)).is_file()
     assert errors(schema_for(path).rsplit("/", 1)[1], text) == []
 
 
