@@ -7,6 +7,8 @@ Each invariant is one query; a violation names household, case, since when and f
   meeting_without_outcome      a held meeting whose outcome is not recorded within the grace period
   closure_without_watch        a closed case without a pending watch checkpoint
   overdue_without_escalation   an overdue action, request, checkpoint or evaluation nobody was told of
+  conference_too_far           a case's first conference booked further than conference.max_business_days_to_conference
+                               business days from its opening (a dated next step years ahead is still a gap)
   referral_overdue, match_without_followup, need_without_referral   参加支援 (engine/participation/audit.py)
 """
 
@@ -31,6 +33,7 @@ KINDS = {
     "meeting_without_outcome": "会議後、期限までに結果が記録されていない",
     "closure_without_watch": "終結したが見守りの予定がない",
     "overdue_without_escalation": "期限を過ぎたがコーディネーターに上げられていない",
+    "conference_too_far": "初回の会議が遠すぎる（事案の開始から営業日の上限を超える）",
 } | PARTICIPATION_KINDS
 
 
@@ -136,6 +139,23 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
                 _since(conn, case_id, opened_on),
                 f"状態「{status}」で会議・依頼・確認日のいずれも予定されていない",
             )
+        if (
+            status in ("detected", "convened", "reopened")
+            and held_on
+            and held_on >= day
+            and not has("SELECT 1 FROM outcomes WHERE case_id = ?", case_id)
+        ):
+            limit = cal.add(date.fromisoformat(opened_on), config.conference.max_business_days_to_conference)
+            if held_on > limit.isoformat():
+                add(
+                    "conference_too_far",
+                    hid,
+                    case_id,
+                    opened_on,
+                    f"初回の会議 {meeting_id}（{held_on}）が、事案の開始（{opened_on}）から"
+                    f"{config.conference.max_business_days_to_conference}営業日（{limit}）より先"
+                    "（会議の枠を増やすか、優先度の低い事案の扱いを見直してください）",
+                )
         if status == "closed" and not has(
             "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", case_id
         ):

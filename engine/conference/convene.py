@@ -62,6 +62,14 @@ def lacking_dv_centre(conn: sqlite3.Connection, config: Config, on: date) -> tup
     )
 
 
+def booking_priority(rules: RuleSet, cand: Candidate, since: str) -> tuple:
+    """The order in which waiting households get the meeting slots: severity, then the number of
+    silos their flags touch, then how long they have waited (`since`: the earliest flag's first
+    detection, or the day the case was opened), then the household id (a stable tie-break)."""
+    silos = {s for f in cand.flags if f[1] in rules.flags for s in rules.flags[f[1]].silos}
+    return (-SEVERITY_ORDER.index(cand.severity), -len(silos), since, cand.household_id)
+
+
 def convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> ConveneResult:
     """Open, route or extend cases for every unhandled flag; one transaction, which reads them under
     the write lock (another `engine run` may be convening the same flags)."""
@@ -86,19 +94,38 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
                 )
             }
         households = {hh.household_id: hh for hh in load_households(conn, list(cands), on)}
-        order = sorted(cands.values(), key=lambda k: (-SEVERITY_ORDER.index(k.severity), k.household_id))
+        waited = dict(
+            conn.execute(
+                "SELECT f.flag_id, f.first_detected FROM flags f JOIN convene_ids t ON t.household_id = f.household_id "
+                "WHERE f.status = 'open'"
+            ).fetchall()
+            if cands
+            else ()
+        )
+        order = sorted(
+            cands.values(), key=lambda k: booking_priority(rules, k, min(waited.get(f[0], "") for f in k.flags))
+        )
         for cand in order:
             if cand.household_id in open_cases:
                 case_id, status = open_cases[cand.household_id]
                 c.add_to_open_case(case_id, status, cand, households[cand.household_id])
             else:
                 c.open_case(cand, households[cand.household_id])
-        # cases that found no free meeting on an earlier night try again
-        for case_id, cand, hh in c.recheck(
-            "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id",
-            (on.isoformat(),),
-        ):
+        # cases that found no free meeting on an earlier night try again, by the same priority
+        waiting = list(
+            c.recheck(
+                "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+                "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id",
+                (on.isoformat(),),
+            )
+        )
+        opened = dict(
+            conn.execute(
+                "SELECT case_id, opened_on FROM cases WHERE status = 'detected' AND is_open = 1 AND meeting_id IS NULL"
+            ).fetchall()
+        )
+        waiting.sort(key=lambda w: booking_priority(rules, w[1], opened.get(w[0], "")))
+        for case_id, cand, hh in waiting:
             before = c.result.cases_unbooked
             c.convene_case(case_id, cand, hh)
             c.result.cases_rebooked += int(c.result.cases_unbooked == before)

@@ -8,13 +8,12 @@ against each other and the rules.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import ssl
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from engine.participation.directory import Directory
 from engine.rules.loader import ID_PATTERN, SEVERITIES
@@ -39,40 +38,14 @@ WEEKDAYS = {
     "sat": 5,
     "sun": 6,
 }
-ALL_AREAS = "全域"
-EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
-ConferenceType = Literal["support", "multi"]  # 支援会議 | 重層的支援会議
-
-
-def _email(v: str) -> str:
-    if not EMAIL.fullmatch(v):
-        raise ValueError(f"'{v}' is not an e-mail address like soudan@city.example.lg.jp")
-    return v
-
-
-def _hhmm(v):
-    if isinstance(v, int) and not isinstance(v, bool):  # YAML 1.1 reads 14:00 as the sexagesimal number 840
-        if not 0 <= v < 24 * 60:
-            raise ValueError(f'{v // 60}:{v % 60:02d} is not a time of day; write HH:MM in quotes, e.g. "14:00"')
-        return dt.time(v // 60, v % 60)
-    return v
-
-
-def _one_line(v: str) -> str:
-    # control characters, and the Unicode line breaks (U+2028, U+2029, U+0085) that e-mail
-    # headers also refuse
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in v) or len(v.splitlines()) > 1:
-        raise ValueError(
-            "must be one line without control characters (it goes into e-mail subjects and calendar invitations); remove the line break"
-        )
-    return v
-
-
-OneLine = Annotated[str, AfterValidator(_one_line)]  # names and places printed in e-mail headers and .ics
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from engine.config.fields import (  # noqa: E402  (the building blocks, shared with letterhead.py)
+    ALL_AREAS,
+    ConferenceType,
+    OneLine,
+    Strict,
+    _email,
+    _hhmm,
+)
 
 
 class Agency(Strict):
@@ -175,6 +148,8 @@ class Conference(Strict):
     cases_per_meeting: int = Field(default=8, ge=1, le=200)
     lead_business_days: int = Field(default=5, ge=0, le=60)  # normal cases: at least this far ahead
     urgent_business_days: int = Field(default=2, ge=1, le=10)  # urgent cases: within this
+    # a first conference further than this from the case's opening is a gap of its own (engine audit)
+    max_business_days_to_conference: int = Field(default=20, ge=1, le=250)
     slots: dict[ConferenceType, tuple[Slot, ...]]
     extra_meeting: ExtraMeeting = ExtraMeeting()
     closed_days: tuple[ClosedDay, ...] = ("12-29..01-03",)  # MM-DD, MM-DD..MM-DD, or YYYY-MM-DD
@@ -344,56 +319,7 @@ class Web(Strict):
         return v.strip().rstrip("/")
 
 
-DOCUMENT_NUMBER_FIELDS = ("year", "seq")
-
-
-class Contact(Strict):
-    """The contact block of a 招集通知 (問合せ先)."""
-
-    department: OneLine = "福祉部 地域福祉課"
-    person: OneLine = "重層的支援体制整備事業 担当"  # 担当者
-    phone: OneLine = ""
-    email: str | None = None  # default: the engine's sender address (mail.yaml)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str | None) -> str | None:
-        return v if v is None else _email(v)
-
-
-class Letterhead(Strict):
-    """How the papers are issued (configs/letterhead.yaml, optional; engine.papers.letterhead uses it):
-    発出者, document numbers, contact block, paper handling and the meetings' length."""
-
-    municipality: OneLine = "本市"  # as the notices name it: 「本市の個人情報の取扱いに関する規程」
-    issuer: OneLine | None = None  # 発出者, e.g. ○○市福祉部長; default: the conference type's 事務局
-    secretariat: dict[ConferenceType, OneLine] = {}  # the sender per type; default 「{会議の名称}事務局」
-    document_number: OneLine = "{year}福支第{seq}号"  # {year}: 和暦 year of the 年度, {seq}: per 年度
-    contact: Contact = Contact()
-    handling: dict[ConferenceType, tuple[OneLine, ...]] = {}  # 資料の取扱い; default per type
-    duration_minutes: int = Field(default=90, ge=15, le=480)
-    end_time: dt.time | None = None  # a fixed end time for every meeting instead of start + duration
-    reply_business_days: int = Field(default=2, ge=0, le=20)  # answer attendance this long before the meeting
-
-    @field_validator("document_number")
-    @classmethod
-    def _number(cls, v: str) -> str:
-        import string
-
-        try:
-            fields = [f for _, f, spec, conv in string.Formatter().parse(v) if f is not None]
-        except ValueError:
-            fields = None
-        if fields is None or "seq" not in fields or any(f not in DOCUMENT_NUMBER_FIELDS for f in fields):
-            raise ValueError(
-                f"'{v}' is not a document number format: write it with {{seq}}, e.g. '{{year}}福支第{{seq}}号'"
-            )
-        return v
-
-    @field_validator("end_time", mode="before")
-    @classmethod
-    def _time(cls, v):
-        return _hhmm(v)
+from engine.config.letterhead import DOCUMENT_NUMBER_FIELDS, Contact, Letterhead  # noqa: E402,F401
 
 
 class Config(BaseModel):

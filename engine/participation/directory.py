@@ -229,7 +229,7 @@ class Place(Strict):
     @field_validator("email")
     @classmethod
     def _email(cls, v: str) -> str:
-        from engine.config.models import EMAIL
+        from engine.config.fields import EMAIL
 
         if not EMAIL.fullmatch(v):
             raise ValueError(f"'{v}' is not an e-mail address like ibasho@example.org")
