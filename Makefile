@@ -9,7 +9,7 @@ HOUSEHOLDS ?= 5000
 SEED ?= 42
 WORKSPACE ?= workspace
 
-.PHONY: install demo test lint format bench bench-convene bench-lifecycle crash serve screenshots clean
+.PHONY: install demo test lint format bench bench-convene bench-lifecycle bench-triage crash serve screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
@@ -45,6 +45,10 @@ bench-convene: install
 
 bench-lifecycle: install
 	$(BIN)/python bench/lifecycle.py
+
+# issue 17: flag to first owner action and to conference, the pathway mix, the audit (bench/results/triage-N.json)
+bench-triage: install
+	$(BIN)/python -m bench.triage --households $(or $(BENCH_HOUSEHOLDS),50000)
 
 # SIGKILL the nightly cycle and the daily sweep at random points, rerun, check nothing lost or sent twice
 crash: install

@@ -111,11 +111,26 @@ def rules_vocabulary() -> None:
 
 
 @config_app.command("check")
-def config_check(config: Path = CONFIG, rules: Path = RULES) -> None:
+def config_check(
+    config: Path = CONFIG,
+    rules: Path = RULES,
+    workspace: Path | None = typer.Option(
+        None,
+        "--workspace",
+        "-w",
+        help="Warn when the cases this workspace opened over the last 3 months exceed the meeting slots; "
+        "default: the workspace of ENGINE_WORKSPACE (./workspace) when it exists. Nothing is written.",
+    ),
+) -> None:
     """Check agencies.yaml, conference.yaml, lead_rules.yaml and mail.yaml against each other and the rules.
 
-    Example: engine config check --config configs
+    Then warn, and still pass, when the workspace's cases of the last 3 months exceed the meeting slots.
+
+    The warning names the slots per week that would meet the demand.
+
+    Example: engine config check --config configs --workspace workspace
     """
+    from engine.conference.capacity import capacity_warnings
     from engine.config import ConfigInvalid, load_config
     from engine.rules.loader import load_rules
 
@@ -124,6 +139,16 @@ def config_check(config: Path = CONFIG, rules: Path = RULES) -> None:
         cfg = load_config(config, rs)
     except ConfigInvalid as err:  # the check's result, not a refusal: each problem, then the count
         report_problems(err.problems, f"{len(err.problems)} problem(s) in {config}; nothing was changed")
+    if workspace is not None and not db_path(workspace).exists():
+        fail(f"--workspace {workspace}: no database there; run `engine import` first, or leave --workspace out")
+    workspace = workspace or DEFAULTS.workspace
+    if db_path(workspace).exists():
+        conn = connect(workspace, readonly=True)
+        try:
+            for w in capacity_warnings(conn, cfg.conference, clock.today()):
+                typer.echo(f"warning: {w}")
+        finally:
+            conn.close()
     members = sum(a.member for a in cfg.agencies.values())
     typer.echo(
         f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, transport {cfg.mail.transport} (config hash {cfg.hash})"
