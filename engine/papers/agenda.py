@@ -202,8 +202,12 @@ def meeting_papers(
     meeting_id: str,
     on: date,
     households: dict[str, Household] | None = None,
+    *,
+    participation: bool = True,
 ) -> MeetingPapers:
-    """Build every agency's agenda and the coordinator's version for one meeting."""
+    """Build every agency's agenda and the coordinator's version for one meeting. Without
+    `participation` the 参加支援の候補 are left out: they are outside every version hash, so the
+    nightly write first decides which versions are new without them (engine/papers/write.py)."""
     kind, held_on, start, place = conn.execute(
         "SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (meeting_id,)
     ).fetchone()
@@ -253,7 +257,7 @@ def meeting_papers(
         points = discussion(config, rule_ids, kind)
         previous = None if is_locked else review(conn, config, case_id, on_iso)
         labels = member_labels(hh, held_on)
-        proposals = [] if is_locked else candidates(conn, rules, config, case_id, day, labels)
+        proposals = [] if is_locked or not participation else candidates(conn, rules, config, case_id, day, labels)
         shared = {labels[p] for p in only if p in labels} if only is not None else None
         roles = conn.execute(
             "SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)

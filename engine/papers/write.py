@@ -87,7 +87,10 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
     with conn:
         for meeting_id in meetings:
             result.meetings += 1
-            papers = meeting_papers(conn, rules, config, meeting_id, on, households)
+            # the 参加支援 proposals (costly, outside every hash) only for a meeting with something new
+            papers = meeting_papers(conn, rules, config, meeting_id, on, households, participation=False)
+            if _has_new_version(conn, papers, meeting_id):
+                papers = meeting_papers(conn, rules, config, meeting_id, on, households)
             folder = Path("agendas") / meeting_id
             current = {a.agency_id for a in papers.agendas}
             # an agency that no longer has a case here: told so only if it was sent an agenda;
@@ -144,12 +147,10 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                     parts=parts,
                     members_only=members_only(agenda.conference_type),
                 )
-            html = render_coordinator(env, papers)
-            digest = hashlib.sha256(
-                json.dumps(papers.coordinator, ensure_ascii=False, sort_keys=True, default=str).encode()
-            ).hexdigest()[:16]
+            digest = coordinator_digest(papers)
             version, previous = latest(conn, meeting_id, COORDINATOR)
             if previous != digest:
+                html = render_coordinator(env, papers)
                 write_private(workspace / folder / f"{COORDINATOR}.v{version + 1}.html", html)
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
@@ -158,6 +159,20 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                 result.coordinator_versions += 1
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
     return result
+
+
+def coordinator_digest(papers) -> str:
+    """The hash of the coordinator's version, without the 参加支援 proposals (like the agencies')."""
+    cases = [{k: v for k, v in c.items() if k != "participation"} for c in papers.coordinator.get("cases", [])]
+    body = papers.coordinator | {"cases": cases} if "cases" in papers.coordinator else papers.coordinator
+    return hashlib.sha256(json.dumps(body, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _has_new_version(conn: sqlite3.Connection, papers, meeting_id: str) -> bool:
+    """Whether any agency's agenda, or the coordinator's version, would be written anew."""
+    if latest(conn, meeting_id, COORDINATOR)[1] != coordinator_digest(papers):
+        return True
+    return any(latest(conn, meeting_id, a.agency_id)[1] != a.content_hash() for a in papers.agendas)
 
 
 def issue(conn: sqlite3.Connection, workspace: Path, config: Config, agenda: Agenda, on: date) -> Agenda:

@@ -13,6 +13,7 @@ Both files are optional: without resources.yaml the engine proposes no places.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from datetime import date
 from typing import Annotated, Literal
 
@@ -120,9 +121,7 @@ class Schedule(Strict):
 
     def next_on(self, on: date) -> date | None:
         """The first day the place is open on or after `on`."""
-        rule = rrulestr(self.rrule, dtstart=dt.datetime(on.year - 1, 1, 1, self.start.hour, self.start.minute))
-        found = rule.after(dt.datetime.combine(on, dt.time(0, 0)), inc=True)
-        return found.date() if found else None
+        return _next_on(self.rrule, on)
 
     def text(self) -> str:
         """In Japanese: 毎月第2月曜 14:00〜16:00, 毎週火・木 10:00〜12:00."""
@@ -143,6 +142,15 @@ class Schedule(Strict):
         if freq == "DAILY":
             return f"毎日 {hours}"
         return f"{self.rrule} {hours}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_on(rrule: str, on: date) -> date | None:
+    """The rule's first day on or after `on`, counted from the first of its month (counting from a
+    year back iterated ~70 occurrences a call: 90% of a nightly cycle's time at 5,000 households)."""
+    rule = rrulestr(rrule, dtstart=dt.datetime(on.year, on.month, 1))
+    found = rule.after(dt.datetime.combine(on, dt.time(0, 0)), inc=True)
+    return found.date() if found else None
 
 
 class Capacity(Strict):
