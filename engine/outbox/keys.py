@@ -7,7 +7,9 @@
     reminder:N:due|overdue[:locked]      a reminder of an action (case_actions.action_id); `locked`:
                                          the household is locked (DV), the action's wording stays out
     checkpoint:N                         a watch or check-back question (checkpoints.checkpoint_id)
-    referral:N   referral_reminder:N     参加支援: a referral to a place (or to its introducer), its reminder
+    referral:N   referral_reminder:N[:vYYYYMMDD]
+                                         参加支援: a referral to a place (or to its introducer), its reminder
+                                         (:v… the round asked again after a waitlist: its answer date)
     followup:N                           参加支援: a follow-up question after a match (followups.followup_id)
     digest:YYYY-MM-DD                    the coordinator's daily digest
     KIND:TEXT                            any other notice (notice:…): TEXT is free
@@ -44,7 +46,7 @@ FORMS = {
     "reminder": "reminder:N:due|overdue[:locked]",
     "checkpoint": "checkpoint:N",
     "referral": "referral:N",
-    "referral_reminder": "referral_reminder:N",
+    "referral_reminder": "referral_reminder:N[:vYYYYMMDD]",
     "followup": "followup:N",
     "digest": "digest:YYYY-MM-DD",
 }
@@ -93,7 +95,11 @@ class MessageKey:
         return cls("checkpoint", str(checkpoint_id))
 
     @classmethod
-    def referral(cls, referral_id: int, *, reminder: bool = False) -> MessageKey:
+    def referral(cls, referral_id: int, *, reminder: bool = False, round_on: date | None = None) -> MessageKey:
+        """A referral's request, or its reminder; `round_on`: the answer date of a round asked again
+        after a waitlist (each round its own reminder)."""
+        if round_on is not None:
+            return cls("referral_reminder", str(referral_id), version=int(round_on.strftime("%Y%m%d")))
         return cls("referral_reminder" if reminder else "referral", str(referral_id))
 
     @classmethod
@@ -124,6 +130,10 @@ class MessageKey:
                 if not (parts[2].startswith("v") and NUMBER.fullmatch(parts[2][1:])):
                     raise ValueError(f"'{text}' is not a message key: {kind} keys end in :vN ({FORMS[kind]})")
                 fields["version"] = int(parts[2][1:])
+        elif kind == "referral_reminder" and len(parts) == 2:
+            if not (parts[1].startswith("v") and NUMBER.fullmatch(parts[1][1:])):
+                raise ValueError(f"'{text}' is not a message key: {FORMS[kind]}")
+            fields["version"] = int(parts[1][1:])
         elif kind == "reminder" and len(parts) in (2, 3):
             if parts[1] not in ("due", "overdue") or parts[2:] not in ([], ["locked"]):
                 raise ValueError(f"'{text}' is not a message key: {FORMS[kind]}")
@@ -148,6 +158,8 @@ class MessageKey:
             return f"{self.kind}:{self.ref}:{self.agency_id}" + ("" if self.version is None else f":v{self.version}")
         if self.kind == "reminder":
             return f"reminder:{self.ref}:{self.stage}" + (":locked" if self.locked else "")
+        if self.kind == "referral_reminder" and self.version is not None:
+            return f"referral_reminder:{self.ref}:v{self.version}"
         return f"{self.kind}:{self.ref}"
 
     def _problem(self) -> str | None:
@@ -158,9 +170,11 @@ class MessageKey:
             return f"nothing after '{self.kind}:'"
         form = FORMS.get(self.kind, f"{self.kind}:TEXT")
         versioned, reminder = self.kind in VERSIONED, self.kind == "reminder"
+        rounds = self.kind == "referral_reminder" and self.agency_id is None  # :vYYYYMMDD
         if (
             (self.agency_id, self.version) != (None, None)
             and not versioned
+            and not rounds
             or (self.stage or self.locked)
             and not reminder
         ):

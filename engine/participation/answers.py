@@ -23,7 +23,15 @@ from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
 from engine.store.lifecycle import Log
-from engine.support.vocabulary import DECLINE_REASON_LABELS, END_REASON_LABELS, WAITLIST_BAND_LABELS, need_label
+from engine.support.errors import did_you_mean
+from engine.support.vocabulary import (
+    DECLINE_REASON_LABELS,
+    END_REASON_LABELS,
+    NEED_LABELS,
+    PLACE_CATEGORY_LABELS,
+    WAITLIST_BAND_LABELS,
+    need_label,
+)
 
 REFERRAL_CHOICES = {"accept": "受け入れる"}
 REFERRAL_CHOICES |= {f"waitlist_{b}": f"空き待ち（見込み: {label}）" for b, label in WAITLIST_BAND_LABELS.items()}
@@ -128,10 +136,14 @@ def answer_followup(
 
     with write_transaction(conn):
         log = Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash)
-        row = conn.execute(
-            "SELECT f.due_on, r.case_id FROM followups f JOIN referrals r ON r.referral_id = f.referral_id WHERE f.followup_id = ?",
-            (followup_id,),
-        ).fetchone()
+        row = (
+            conn.execute(
+                "SELECT f.due_on, r.case_id FROM followups f JOIN referrals r ON r.referral_id = f.referral_id WHERE f.followup_id = ?",
+                (followup_id,),
+            ).fetchone()
+            if 0 < followup_id < 2**63
+            else None
+        )
         if row is None:
             raise ReferralRefused(f"確認 {followup_id} はありません（`engine referrals` で確認してください）")
         check_event(conn, on, dating, answers=row[0], what=f"follow-up {followup_id}", case_id=row[1])
@@ -159,18 +171,24 @@ def refer_case(
 
     with write_transaction(conn):
         log = Log(conn, on, actor, config_hash=config.hash)
-        opened = conn.execute("SELECT opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-        if opened:
-            check_event(conn, on, dating, answers=opened[0], what=f"case {case_id}", case_id=case_id)
-            note_backdate(log, dating, case_id=case_id)
+        row = conn.execute("SELECT opened_on, lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        if row is None:
+            raise ReferralRefused(f"事案 {case_id} はありません（`engine cases` で確認してください）")
+        check_event(conn, on, dating, answers=row[0], what=f"case {case_id}", case_id=case_id)
+        note_backdate(log, dating, case_id=case_id)
         person = member_of(conn, case_id, on, member)
         if person is None:
             raise ReferralRefused(
                 f"--member: 事案 {case_id} の世帯に「{member}」はいません（世帯員1、世帯員2 … の番号で指定してください）"
             )
-        lead = conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-        if lead is None:
-            raise ReferralRefused(f"事案 {case_id} はありません（`engine cases` で確認してください）")
+        if need is not None and need not in NEED_LABELS:  # the need goes into the place's e-mail
+            hint = did_you_mean(need, NEED_LABELS) or "、".join(f"{k}（{v}）" for k, v in NEED_LABELS.items())
+            raise ReferralRefused(f"--need: '{need}' はニーズの一覧にありません（{hint}）")
+        if not (introduced_by or row[1]):
+            raise ReferralRefused(
+                f"事案 {case_id} は主担当機関が未定です: --introduced-by で紹介元の機関を指定してください"
+            )
+        lead = (row[1],)
         need_id = record_need(log, case_id, None, person, need or referrals.place_of(config, place_id).category, None)
         return referrals.refer(
             log,
@@ -199,6 +217,8 @@ def record_need(
     `no_place`: the reason is that no place of the town can take the member — the need is then
     `unmatched`, which 地域づくり counts as a shortage; otherwise `settled` (the person's wish …)."""
     settled = "unmatched" if no_place else "settled"
+    if need not in NEED_LABELS and need not in PLACE_CATEGORY_LABELS:  # a second guard: it is e-mailed
+        raise ReferralRefused(f"'{need}' はニーズの一覧にありません")
 
     row = log.conn.execute(
         "SELECT need_id FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ? AND status = 'open'",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import date
 
 from engine.config import Config
+from engine.participation.referrals import escalation_key
 from engine.support.business_days import Calendar
 from engine.support.vocabulary import need_label
 
@@ -32,12 +33,12 @@ def participation_violations(
     def escalated(key: str) -> bool:
         return conn.execute("SELECT 1 FROM escalations WHERE subject_key = ?", (key,)).fetchone() is not None
 
-    for referral_id, hid, case_id, due in conn.execute(
-        "SELECT r.referral_id, c.household_id, r.case_id, r.answer_due FROM referrals r JOIN cases c ON c.case_id = r.case_id "
+    for referral_id, hid, case_id, due, status in conn.execute(
+        "SELECT r.referral_id, c.household_id, r.case_id, r.answer_due, r.status FROM referrals r JOIN cases c ON c.case_id = r.case_id "
         "WHERE r.status IN ('requested', 'waitlisted') AND r.answer_due < ? AND c.is_open = 1 ORDER BY r.referral_id",
         (day,),
     ).fetchall():
-        if cal.add(date.fromisoformat(due), grace) < on and not escalated(f"referral:{referral_id}"):
+        if cal.add(date.fromisoformat(due), grace) < on and not escalated(escalation_key(referral_id, status, due)):
             add("referral_overdue", hid, case_id, due, f"紹介 {referral_id} の回答期限 {due} を過ぎた")
     for followup_id, hid, case_id, due in conn.execute(
         "SELECT f.followup_id, c.household_id, r.case_id, f.answer_due FROM followups f JOIN referrals r ON r.referral_id = f.referral_id "

@@ -32,7 +32,7 @@ from engine.participation.mail import SENDER
 from engine.participation.persons import age_of, member_label
 from engine.participation.states import LIVE, ReferralRefused, move_referral
 from engine.policy.dv import household_locked
-from engine.policy.members import may_tell_place
+from engine.policy.members import may_share_with, may_tell_place
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday
@@ -73,7 +73,11 @@ def place_of(config: Config, place_id: str) -> Place:
 def load(conn: sqlite3.Connection, referral_id: int) -> Referral:
     cur = conn.cursor()
     cur.row_factory = sqlite3.Row
-    row = cur.execute("SELECT * FROM referrals WHERE referral_id = ?", (referral_id,)).fetchone()
+    row = (
+        cur.execute("SELECT * FROM referrals WHERE referral_id = ?", (referral_id,)).fetchone()
+        if 0 < referral_id < 2**63
+        else None
+    )
     if row is None:
         raise ReferralRefused(f"紹介 {referral_id} はありません（`engine referrals` で確認してください）")
     return Referral(**{k: row[k] for k in Referral.model_fields})
@@ -108,6 +112,12 @@ def refer(
         raise ReferralRefused(f"{place.name}は現在受け付けていません（resources.yaml の status: {place.status}）")
     if introduced_by not in config.agencies:
         raise ReferralRefused(f"紹介元の機関 '{introduced_by}' は agencies.yaml にありません")
+    kind = conn.execute("SELECT conference_type FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+    if kind and not may_share_with(config.agencies[introduced_by], kind):
+        raise ReferralRefused(
+            f"{config.agencies[introduced_by].name}は{config.name_of('support')}の構成員ではないため、"
+            "本人の同意なしにこの事案を伝えられません: 構成員の機関を紹介元にしてください"
+        )
     if place.consent_required and not consent:
         raise ReferralRefused(
             f"{place.name}は本人の同意があって初めて受け入れる場所です（consent_required）: "
@@ -150,6 +160,9 @@ def refer(
 
 def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: date, *, reminder: bool) -> Notice:
     place = config.participation.places[r.place_id]
+    # a waitlisted referral is asked again when its band ends: each such round has its own reminder
+    round_on = r.answer_due if reminder and r.status == "waitlisted" else None
+    key = str(MessageKey.referral(r.referral_id, reminder=reminder, round_on=round_on))
     need = conn.execute("SELECT need FROM participation_needs WHERE need_id = ?", (r.need_id,)).fetchone()
     what = place.category_label + (f"（{need_label(need[0])}）" if need and need[0] != place.category else "")
     first = "先日ご相談した" if reminder else ""
@@ -157,7 +170,7 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
         from engine.papers.agenda import age_band
 
         return Notice(
-            key=str(MessageKey.referral(r.referral_id, reminder=reminder)),
+            key=key,
             kind="referral_reminder" if reminder else "referral",
             recipient=r.place_id,
             title="参加のご相談（ご紹介）" + ("の再送" if reminder else ""),
@@ -167,7 +180,8 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
                 f"{place.name}に、{first}次の方の参加について、ご相談申し上げます。",
                 f"  紹介番号: {r.referral_id}",
                 f"  ご紹介の内容: {what}",
-                f"  ご本人: {age_band(age_of(conn, r.person_id, on))}の方（ご本人の同意を得てご紹介しています）",
+                f"  ご本人: {age_band(age_of(conn, r.person_id, on))}の方"
+                + ("（ご本人の同意を得てご紹介しています）" if r.consent else ""),
                 f"  紹介元: {recipient_name(config, r.introduced_by)}（日程などは紹介元からご連絡いたします）",
                 f"ご回答の期限: {wareki_with_weekday(r.answer_due)}",
             ]
@@ -177,7 +191,7 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
             ),
         )
     return Notice(
-        key=str(MessageKey.referral(r.referral_id, reminder=reminder)),
+        key=key,
         kind="referral_reminder" if reminder else "referral",
         recipient=r.introduced_by,
         case_id=r.case_id,
@@ -196,10 +210,16 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
     )
 
 
+def escalation_key(referral_id: int, status: str, answer_due: str) -> str:
+    """The key of the escalation of an unanswered referral: one per round (a waitlist asks again)."""
+    return f"referral:{referral_id}" + (f":{answer_due}" if status == "waitlisted" else "")
+
+
 def queue_request(
     conn: sqlite3.Connection, config: Config, referral_id: int, on: date, *, reminder: bool = False
 ) -> bool:
-    """The e-mail asking for the referral's answer (once per key): to the place, or to the introducer."""
+    """The e-mail asking for the referral's answer (once per key; a waitlist's round has its own):
+    to the place, or to the introducer."""
     return queue_notice(conn, config, _request_lines(conn, config, load(conn, referral_id), on, reminder=reminder))
 
 
@@ -218,6 +238,7 @@ def accept(log: Log, config: Config, referral_id: int, note: str | None = None) 
 
     r = load(log.conn, referral_id)
     place = place_of(config, r.place_id)
+    full = available_now(log.conn, place) == 0
     move_referral(
         log,
         referral_id,
@@ -226,6 +247,14 @@ def accept(log: Log, config: Config, referral_id: int, note: str | None = None) 
         answered_on=log.on.isoformat(),
         note=note,
     )
+    if full:  # the directory's count says no room: the listing is out of date, or the place is over its capacity
+        log.escalate(
+            f"over_capacity:{referral_id}",
+            "place_over_capacity",
+            f"事案 {r.case_id}: {place.name}が紹介 {referral_id} を受け入れましたが、resources.yaml の空きは 0 です"
+            "（定員を超えていないか場所に確認し、capacity と updated_on を更新してください）",
+            case_id=r.case_id,
+        )
     log.event(
         "capacity_updated",
         case_id=r.case_id,
@@ -274,10 +303,7 @@ def decline(log: Log, config: Config, referral_id: int, reason: str, note: str |
         reason=reason,
         note=note,
     )
-    if r.need_id is not None:
-        log.conn.execute(
-            "UPDATE participation_needs SET status = 'open' WHERE need_id = ? AND status = 'referred'", (r.need_id,)
-        )
+    _reopen_need(log, r)
     nxt = _next_place(log.conn, config, r, log.on)
     label = member_label(log.conn, r.case_id, r.person_id, log.on)
     if nxt is not None:
@@ -310,6 +336,17 @@ def _next_place(conn: sqlite3.Connection, config: Config, r: Referral, on: date)
     return found.place_id if found is not None else None
 
 
+def _reopen_need(log: Log, r: Referral) -> None:
+    """The referral no longer covers its need: open again, unless another live referral does."""
+    if r.need_id is None:
+        return
+    log.conn.execute(
+        f"UPDATE participation_needs SET status = 'open' WHERE need_id = ? AND status = 'referred' AND NOT EXISTS "
+        f"(SELECT 1 FROM referrals WHERE need_id = ? AND referral_id != ? AND status IN ({','.join('?' * len(LIVE))}))",
+        (r.need_id, r.need_id, r.referral_id, *sorted(LIVE)),
+    )
+
+
 def end(log: Log, config: Config, referral_id: int, reason: str, note: str | None = None) -> None:
     """The person no longer goes (reason of END_REASON_LABELS); pending follow-ups end."""
     from engine.participation.followups import cancel_followups
@@ -325,6 +362,13 @@ def end(log: Log, config: Config, referral_id: int, reason: str, note: str | Non
         reason=reason,
         note=note,
     )
+    if reason in ("needs_met", "moved"):  # the need is met, or moot: settled with the reason
+        log.conn.execute(
+            "UPDATE participation_needs SET status = 'settled', reason = ? WHERE need_id = ? AND status = 'referred'",
+            (END_REASON_LABELS[reason], r.need_id),
+        )
+    else:  # the person stopped: the need is open again (refer elsewhere, or say why: engine need)
+        _reopen_need(log, r)
     cancel_followups(log, referral_id, "参加終了")
 
 
@@ -334,8 +378,5 @@ def cancel(log: Log, config: Config, referral_id: int, why: str) -> None:
 
     r = load(log.conn, referral_id)
     move_referral(log, referral_id, "cancelled", f"紹介 {referral_id} を取消し（{why}）", reason="other", note=why)
-    if r.need_id is not None:
-        log.conn.execute(
-            "UPDATE participation_needs SET status = 'open' WHERE need_id = ? AND status = 'referred'", (r.need_id,)
-        )
+    _reopen_need(log, r)
     cancel_followups(log, referral_id, "紹介の取消し")

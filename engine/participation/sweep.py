@@ -19,7 +19,7 @@ from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
 from engine.participation.mail import SENDER
-from engine.participation.referrals import member_label, queue_request
+from engine.participation.referrals import escalation_key, member_label, queue_request
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday
@@ -36,8 +36,8 @@ def sweep_participation(log: Log, config: Config, on: date) -> ParticipationSwee
     conn, day, out = log.conn, on.isoformat(), ParticipationSweep()
     settings = config.participation.settings
     cal = Calendar.of(config.conference)
-    for referral_id, case_id, place_id, due in conn.execute(
-        "SELECT referral_id, case_id, place_id, answer_due FROM referrals WHERE status IN ('requested', 'waitlisted') "
+    for referral_id, case_id, place_id, due, status in conn.execute(
+        "SELECT referral_id, case_id, place_id, answer_due, status FROM referrals WHERE status IN ('requested', 'waitlisted') "
         "AND answer_due < ? ORDER BY answer_due, referral_id",
         (day,),
     ).fetchall():
@@ -45,7 +45,7 @@ def sweep_participation(log: Log, config: Config, on: date) -> ParticipationSwee
         if cal.add(date.fromisoformat(due), settings.escalation_business_days) < on:
             place = config.participation.places.get(place_id)
             out.escalations += log.escalate(
-                f"referral:{referral_id}",
+                escalation_key(referral_id, status, due),
                 "referral_no_answer",
                 f"事案 {case_id}: 紹介 {referral_id}（{place.name if place else place_id}）への回答が、"
                 f"期限の{wareki_with_weekday(due)}を過ぎてもありません",

@@ -70,10 +70,11 @@ def test_a_waitlisted_referral_is_asked_again_when_its_band_ends(referred, conn,
     answer_referral(conn, rules, cfg, son, "waitlist_lt1m", DAY, "tester")
     again = date.fromisoformat(row(conn, son)["answer_due"])
     assert again == Calendar.of(cfg.conference).add(add_months(DAY, 1), 0) and row(conn, son)["band"] == "lt1m"
+    key = f"referral_reminder:{son}:v{again.strftime('%Y%m%d')}"  # the waitlist's round
     daily_sweep(conn, rules, cfg, again)
-    assert not conn.execute("SELECT 1 FROM outbox WHERE message_key = ?", (f"referral_reminder:{son}",)).fetchone()
+    assert not conn.execute("SELECT 1 FROM outbox WHERE message_key = ?", (key,)).fetchone()
     daily_sweep(conn, rules, cfg, Calendar.of(cfg.conference).add(again, 1))
-    assert conn.execute("SELECT 1 FROM outbox WHERE message_key = ?", (f"referral_reminder:{son}",)).fetchone()
+    assert conn.execute("SELECT 1 FROM outbox WHERE message_key = ?", (key,)).fetchone()
     assert answer_referral(conn, rules, cfg, son, "accept", again + timedelta(days=3), "tester").status == "accepted"
 
 
@@ -232,3 +233,55 @@ def test_follow_ups_end_with_the_referral(referred, conn, cfg, rules):
     assert conn.execute("SELECT DISTINCT status FROM followups WHERE referral_id = ?", (son,)).fetchall() == [
         ("cancelled",)
     ]
+
+
+def test_a_waitlist_after_a_reminder_is_asked_again_in_a_round_of_its_own(referred, conn, cfg, rules):
+    _, _, (son, _) = referred
+    cal = Calendar.of(cfg.conference)
+    first_due = date.fromisoformat(row(conn, son)["answer_due"])
+    late = cal.add(first_due, cfg.participation.settings.escalation_business_days + 1)
+    daily_sweep(conn, rules, cfg, late)  # reminded and escalated in the first round
+    assert escalation(conn, f"referral:{son}") is not None
+    answer_referral(conn, rules, cfg, son, "waitlist_lt1m", late, "tester")
+    again = date.fromisoformat(row(conn, son)["answer_due"])
+    after = cal.add(again, cfg.participation.settings.escalation_business_days + 1)
+    daily_sweep(conn, rules, cfg, after)
+    key = f"referral_reminder:{son}:v{again.strftime('%Y%m%d')}"
+    assert conn.execute("SELECT 1 FROM outbox WHERE message_key = ?", (key,)).fetchone()
+    assert escalation(conn, f"referral:{son}:{again.isoformat()}") is not None
+
+
+def test_refer_checks_what_goes_into_a_places_email_and_who_introduces(referred, conn, cfg, rules):
+    case_id, _, _ = referred
+    with pytest.raises(ReferralRefused, match="ニーズの一覧にありません"):
+        refer_case(conn, cfg, case_id, "2", "volunteer_zeniki", DAY, "tester", consent=True, need="太郎 2005-10-05生")
+    with pytest.raises(ReferralRefused, match="構成員ではない"):
+        refer_case(
+            conn, cfg, case_id, "2", "volunteer_zeniki", DAY, "tester", consent=True, introduced_by="hikikomori_npo"
+        )
+    with pytest.raises(ReferralRefused, match="事案 C-2026-99999 はありません"):
+        refer_case(conn, cfg, "C-2026-99999", "1", "volunteer_zeniki", DAY, "tester", consent=True)
+    with pytest.raises(ReferralRefused, match="紹介 99999999999999999999 はありません"):
+        answer_referral(conn, rules, cfg, 99999999999999999999, "accept", DAY, "tester")
+
+
+def test_an_ended_referral_settles_or_reopens_its_need(referred, conn, cfg, rules):
+    _, _, (son, father) = referred
+    for referral_id, how, expected in ((son, "end_needs_met", "settled"), (father, "end_person_stopped", "open")):
+        answer_referral(conn, rules, cfg, referral_id, "accept", DAY, "tester")
+        answer_referral(conn, rules, cfg, referral_id, how, DAY + timedelta(days=1), "tester")
+        need = conn.execute(
+            "SELECT status FROM participation_needs WHERE need_id = ?", (row(conn, referral_id)["need_id"],)
+        ).fetchone()
+        assert need == (expected,), how
+
+
+def test_accepting_at_a_full_place_tells_the_coordinator(conn, workspace, rules, cfg):
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    full = "ibasho_minato"  # the shipped directory lists it with no free place
+    assert cfg.participation.places[full].capacity.available == 0
+    decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text())
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    r = refer_case(conn, cfg, case_id, "2", full, DAY, "tester", consent=True, need="social_contact")
+    answer_referral(conn, rules, cfg, r, "accept", DAY, "tester")
+    assert "resources.yaml の空きは 0" in escalation(conn, f"over_capacity:{r}")
