@@ -152,6 +152,24 @@ def answer_followup(
         return record(log, rules, config, followup_id, result, note)
 
 
+def _case_member(log: Log, case_id: str, member: str, dating: Dating) -> tuple[str, str | None]:
+    """(the person the coordinator names as 世帯員N, the case's lead) of an existing case, the
+    entry dated no earlier than the case's opening; ReferralRefused otherwise."""
+    from engine.participation.persons import member_of
+
+    row = log.conn.execute("SELECT opened_on, lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+    if row is None:
+        raise ReferralRefused(f"事案 {case_id} はありません（`engine cases` で確認してください）")
+    check_event(log.conn, log.on, dating, answers=row[0], what=f"case {case_id}", case_id=case_id)
+    note_backdate(log, dating, case_id=case_id)
+    person = member_of(log.conn, case_id, log.on, member)
+    if person is None:
+        raise ReferralRefused(
+            f"--member: 事案 {case_id} の世帯に「{member}」はいません（世帯員1、世帯員2 … の番号で指定してください）"
+        )
+    return person, row[1]
+
+
 def refer_case(
     conn: sqlite3.Connection,
     config: Config,
@@ -167,28 +185,16 @@ def refer_case(
     dating: Dating = AS_GIVEN,
 ) -> int:
     """A referral decided after the conference (`engine refer`): the need is recorded with it."""
-    from engine.participation.persons import member_of
-
     with write_transaction(conn):
         log = Log(conn, on, actor, config_hash=config.hash)
-        row = conn.execute("SELECT opened_on, lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-        if row is None:
-            raise ReferralRefused(f"事案 {case_id} はありません（`engine cases` で確認してください）")
-        check_event(conn, on, dating, answers=row[0], what=f"case {case_id}", case_id=case_id)
-        note_backdate(log, dating, case_id=case_id)
-        person = member_of(conn, case_id, on, member)
-        if person is None:
-            raise ReferralRefused(
-                f"--member: 事案 {case_id} の世帯に「{member}」はいません（世帯員1、世帯員2 … の番号で指定してください）"
-            )
+        person, lead_id = _case_member(log, case_id, member, dating)
         if need is not None and need not in NEED_LABELS:  # the need goes into the place's e-mail
             hint = did_you_mean(need, NEED_LABELS) or "、".join(f"{k}（{v}）" for k, v in NEED_LABELS.items())
             raise ReferralRefused(f"--need: '{need}' はニーズの一覧にありません（{hint}）")
-        if not (introduced_by or row[1]):
+        if not (introduced_by or lead_id):
             raise ReferralRefused(
                 f"事案 {case_id} は主担当機関が未定です: --introduced-by で紹介元の機関を指定してください"
             )
-        lead = (row[1],)
         need_id = record_need(log, case_id, None, person, need or referrals.place_of(config, place_id).category, None)
         return referrals.refer(
             log,
@@ -196,7 +202,7 @@ def refer_case(
             case_id,
             person,
             place_id,
-            introduced_by=introduced_by or lead[0] or "",
+            introduced_by=introduced_by or lead_id,
             consent=consent,
             need_id=need_id,
         )
@@ -273,21 +279,10 @@ def settle_need(
     """`engine need`: the coordinator records why a member's need gets no place (a need left open
     after a decline, or one the conference recorded without a place): the gap audit's
     need_without_referral ends. The reason is checked like any note (no personal data)."""
-    from engine.participation.persons import member_of
-    from engine.support.vocabulary import NEED_LABELS
 
     with write_transaction(conn):
         log = Log(conn, on, actor, config_hash=config.hash)
-        opened = conn.execute("SELECT opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-        if opened is None:
-            raise ReferralRefused(f"事案 {case_id} はありません（`engine cases` で確認してください）")
-        check_event(conn, on, dating, answers=opened[0], what=f"case {case_id}", case_id=case_id)
-        note_backdate(log, dating, case_id=case_id)
-        person = member_of(conn, case_id, on, member)
-        if person is None:
-            raise ReferralRefused(
-                f"--member: 事案 {case_id} の世帯に「{member}」はいません（世帯員1、世帯員2 … の番号で指定してください）"
-            )
+        person, _ = _case_member(log, case_id, member, dating)
         if (
             need not in NEED_LABELS
             and not conn.execute(

@@ -37,30 +37,26 @@ def _need(v):
     return code_of(v, NEED_LABELS)
 
 
-def _check_category(v: str) -> str:
-    if v not in PLACE_CATEGORY_LABELS:
-        hint = did_you_mean(v, [*PLACE_CATEGORY_LABELS, *PLACE_CATEGORY_LABELS.values()])
+def _known(v: str, labels: dict[str, str], what: str) -> str:
+    """`v` if it is a code of `labels`; else a refusal with did-you-mean and the list."""
+    if v not in labels:
+        hint = did_you_mean(v, [*labels, *labels.values()])
         raise ValueError(
-            f"unknown category '{v}'"
+            f"unknown {what} '{v}'"
             + (f" — {hint}" if hint else "")
             + " (one of "
-            + ", ".join(f"{c} {label}" for c, label in PLACE_CATEGORY_LABELS.items())
+            + ", ".join(f"{c} {label}" for c, label in labels.items())
             + ")"
         )
     return v
+
+
+def _check_category(v: str) -> str:
+    return _known(v, PLACE_CATEGORY_LABELS, "category")
 
 
 def _check_need(v: str) -> str:
-    if v not in NEED_LABELS:
-        hint = did_you_mean(v, [*NEED_LABELS, *NEED_LABELS.values()])
-        raise ValueError(
-            f"unknown need '{v}'"
-            + (f" — {hint}" if hint else "")
-            + " (one of "
-            + ", ".join(f"{c} {label}" for c, label in NEED_LABELS.items())
-            + ")"
-        )
-    return v
+    return _known(v, NEED_LABELS, "need")
 
 
 Category = Annotated[str, BeforeValidator(_category)]
