@@ -9,6 +9,8 @@ Each invariant is one query; a violation names household, case, since when and f
   overdue_without_escalation   an overdue action, request, checkpoint or evaluation nobody was told of
   conference_too_far           a case's first conference booked further than conference.max_business_days_to_conference
                                business days from its opening (a dated next step years ahead is still a gap)
+  assessment_overdue           triage: an assessment past its start day or its answer's due day nobody was told of
+  no_pathway                   triage: an open case with no pathway, or an assessment or check with no agency
   referral_overdue, match_without_followup, need_without_referral   参加支援 (engine/participation/audit.py)
 """
 
@@ -33,7 +35,9 @@ KINDS = {
     "meeting_without_outcome": "会議後、期限までに結果が記録されていない",
     "closure_without_watch": "終結したが見守りの予定がない",
     "overdue_without_escalation": "期限を過ぎたがコーディネーターに上げられていない",
-    "conference_too_far": "初回の会議が遠すぎる（事案の開始から営業日の上限を超える）",
+    "conference_too_far": "初回の会議が遠すぎる（会議への振り分けから営業日の上限を超える）",
+    "assessment_overdue": "アセスメントが期限を過ぎたがコーディネーターに上げられていない",
+    "no_pathway": "振り分け（会議・アセスメント・確認・経過観察）が決まっていない",
 } | PARTICIPATION_KINDS
 
 
@@ -90,7 +94,8 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
         add("unhandled_flag", hid, None, first, f"フラグ {rule_id} が事案にも要対協等への通知にもつながっていない")
 
     cases = conn.execute(
-        "SELECT c.case_id, c.household_id, c.status, c.opened_on, c.lead_agency_id, c.meeting_id, m.held_on, c.closed_on FROM cases c "
+        "SELECT c.case_id, c.household_id, c.status, c.opened_on, c.lead_agency_id, c.meeting_id, m.held_on, c.closed_on, "
+        "c.pathway, COALESCE(c.pathway_on, c.opened_on), c.routed_to FROM cases c "
         "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 ORDER BY c.case_id"
     ).fetchall()
 
@@ -101,9 +106,17 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
     for case_id, meeting_id, held_on in owed_outcomes(conn):  # booked or held, not yet decided
         owed.setdefault(case_id, []).append((meeting_id, held_on))
 
-    for case_id, hid, status, opened_on, lead, meeting_id, held_on, closed_on in cases:
+    for case_id, hid, status, opened_on, lead, meeting_id, held_on, closed_on, pathway, pathway_on, owner in cases:
         pending_request = has("SELECT 1 FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
-        if status != "routed" and not lead and not pending_request:
+        if pathway is None or (status in ("assessing", "routed") and not owner):
+            add(
+                "no_pathway",
+                hid,
+                case_id,
+                opened_on,
+                "振り分けが記録されていない" if pathway is None else f"状態「{status}」だが担当する機関がない",
+            )
+        if status not in ("routed", "assessing", "watching") and not lead and not pending_request:
             add(
                 "no_lead",
                 hid,
@@ -130,6 +143,13 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
                 case_id,
             ),
             "closed": True,  # closure_without_watch below
+            "assessing": has(
+                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'assessment' AND status IN ('pending', 'asked')",
+                case_id,
+            ),
+            "watching": has(
+                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'rescreen' AND status = 'pending'", case_id
+            ),
         }[status]
         if not step:
             add(
@@ -145,14 +165,20 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
             and held_on >= day
             and not has("SELECT 1 FROM outcomes WHERE case_id = ?", case_id)
         ):
-            limit = cal.add(date.fromisoformat(opened_on), config.conference.max_business_days_to_conference)
+            # from the day the case was sent to a conference: its pathway, or a reopening (もどし) since
+            reopened = conn.execute(
+                "SELECT MAX(on_day) FROM audit_log WHERE case_id = ? AND event = 'transition' AND to_status = 'reopened'",
+                (case_id,),
+            ).fetchone()[0]
+            pathway_on = max(pathway_on, reopened or "")
+            limit = cal.add(date.fromisoformat(pathway_on), config.conference.max_business_days_to_conference)
             if held_on > limit.isoformat():
                 add(
                     "conference_too_far",
                     hid,
                     case_id,
-                    opened_on,
-                    f"初回の会議 {meeting_id}（{held_on}）が、事案の開始（{opened_on}）から"
+                    pathway_on,
+                    f"初回の会議 {meeting_id}（{held_on}）が、会議への振り分け（{pathway_on}）から"
                     f"{config.conference.max_business_days_to_conference}営業日（{limit}）より先"
                     "（会議の枠を増やすか、優先度の低い事案の扱いを見直してください）",
                 )
@@ -209,7 +235,8 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
     for prefix, sql, text in overdue:
         for ref, hid, case_id, due, what in conn.execute(sql, (day,)).fetchall():
             if not has("SELECT 1 FROM escalations WHERE subject_key = ?", f"{prefix}:{ref}"):
-                add("overdue_without_escalation", hid, case_id, due, text.format(ref, hid, case_id, due, what))
+                kind = "assessment_overdue" if what == "assessment" else "overdue_without_escalation"
+                add(kind, hid, case_id, due, text.format(ref, hid, case_id, due, what))
     participation_violations(conn, config, on, add)
     return AuditReport(on=day, open_cases=len(cases), violations=out)
 

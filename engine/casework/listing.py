@@ -198,7 +198,14 @@ def next_step(
         row = one("SELECT due_on, agency_id FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
         if row:
             steps.append((row[0], f"{agency(row[1])} の受諾回答期限"))
-    kinds = {"active": "evaluation", "closed": "watch", "suspended": "review", "routed": "check_back"}
+    kinds = {
+        "active": "evaluation",
+        "closed": "watch",
+        "suspended": "review",
+        "routed": "check_back",
+        "assessing": "assessment",
+        "watching": "rescreen",
+    }
     if status in kinds:
         kind = kinds[status]
         text = CHECKPOINT_LABELS[kind]

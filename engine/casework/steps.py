@@ -145,9 +145,10 @@ def requested_evaluation(conn: sqlite3.Connection, case_id: str) -> date | None:
     return date.fromisoformat(requested) if requested else None
 
 
-def schedule_check_back(log: Log, config: Config, case_id: str, owner_name: str) -> date:
-    """The next question to the owner of the silo conference a routed case was left with."""
-    due = Calendar.of(config.conference).add(add_months(log.on, config.lifecycle.check_back_months), 0)
+def schedule_check_back(log: Log, config: Config, case_id: str, owner_name: str, *, due: date | None = None) -> date:
+    """The next question to the owner of the silo conference (or the serving agency) a routed case
+    was left with: on `due`, else check_back_months ahead."""
+    due = due or Calendar.of(config.conference).add(add_months(log.on, config.lifecycle.check_back_months), 0)
     log.conn.execute(
         "INSERT INTO checkpoints (case_id, kind, due_on, status) VALUES (?, 'check_back', ?, 'pending')",
         (case_id, due.isoformat()),

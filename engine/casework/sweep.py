@@ -6,6 +6,8 @@
 - a meeting held without an outcome after the grace → escalation
 - a plan evaluation due                             → booked into a meeting
 - a watch / check-back checkpoint due               → the lead (or owner) is asked; no answer → escalation
+- triage: an assessment's start day                 → the agency is asked (engine/triage/assessment.py)
+- triage: a watched case's re-screen day            → archived, or triaged again
 - a suspended case's review day                     → reopened and convened again
 - 参加支援: referrals and follow-ups after a match (engine/participation/sweep.py)
 - a closed case without contact by its lead for no_contact_days → reopened (もどし)
@@ -38,6 +40,7 @@ from engine.support import clock
 from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday
 from engine.support.vocabulary import WATCH_RESULT_LABELS
+from engine.triage.assessment import ask_assessment, rescreen
 
 RESULT_CHOICES = "".join(
     f"「{label}」" for label in WATCH_RESULT_LABELS.values()
@@ -181,6 +184,11 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 cid, cand, hh = c.load_case(case_id)
                 c.reopen(cid, hh, f"中断の見直し期日（{due}）")
                 result.reopened += 1
+            elif kind == "assessment" and status == "assessing" and agency:  # triage: one agency assesses
+                ask_assessment(conn, rules, config, log, checkpoint_id, case_id, agency)
+                result.checkpoints_asked += 1
+            elif kind == "rescreen" and status == "watching":  # triage: watch only, re-screened today
+                rescreen(c, checkpoint_id, case_id, due)
             elif kind == "check_back" and status != "routed":  # left over from before the case got a conference
                 cancel_checkpoints(log, case_id, "要対協等から会議へ移った事案", ("check_back",))
             elif kind in ("watch", "check_back") and agency:

@@ -9,6 +9,7 @@ import typer
 
 from engine.cli.errors import fail
 from engine.cli.options import CONFIG, DATE, JSON, RULES, WORKSPACE, Inputs
+from engine.triage.model import mix_text
 
 commands = typer.Typer()
 
@@ -49,6 +50,7 @@ def run(
         f"開いている事案へのフラグの追加 {c.flags_attached:,} 件、再開 {c.reopened:,} 件、"
         f"見守り完了の事案へのつなぎ直し {c.relinked:,} 件"
     )
+    typer.echo(mix_text(c.pathways) + f"（アセスメントのうち翌週以降に依頼 {c.assessments_deferred:,} 件）")
     typer.echo(
         f"議題: 予定の会議 {p.meetings:,} 回について新しい版 {p.agendas:,} 件、"
         f"送信待ちのメール {p.messages_queued + p.routing_notices:,} 通"

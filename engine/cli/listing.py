@@ -24,7 +24,7 @@ def cases_(
     status: str | None = typer.Option(
         None,
         "--status",
-        help="Only cases in this state (detected, convened, lead_pending, active, closed, archived, routed, suspended, reopened).",
+        help="Only cases in this state (detected, convened, lead_pending, active, closed, archived, routed, suspended, reopened, assessing, watching).",
     ),
     as_json: bool = JSON,
 ) -> None:

@@ -129,6 +129,16 @@ class Booker:
             if m is not None and m.held_on < self.full_before.get(m.conference_type, m.held_on):
                 self.full_before[m.conference_type] = m.held_on
 
+    def free_by(self, kind: ConferenceType, latest: date) -> bool:
+        """A normal case booked now would find a free meeting no later than `latest` (nothing is taken)."""
+        first = self.calendar.add(self.on, self.config.conference.lead_business_days)
+        day = max(first, self.full_before.get(kind, first))
+        while day <= latest:
+            if any(self._free(m) for m in self._slots_on(kind, day)):
+                return True
+            day += timedelta(days=1)
+        return False
+
     def book(self, kind: ConferenceType, urgent: bool) -> Meeting:
         if urgent:
             return self._book_urgent(kind)

@@ -149,9 +149,11 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
             if cand.flags:
                 c.convene_case(case_id, cand, hh, note="DVロックの対象となったため、DVの相談支援機関を加えて再検討。")
         # a silo conference can let a household go (要対協 registration ended): it must not fall between
+        # (a case a serving agency checks, triage's `served`, is not a silo conference's: it is checked back)
         for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id",
+            "WHERE c.status = 'routed' AND c.is_open = 1 AND COALESCE(c.pathway_rule, 'routing') IN ('routing', 'before_triage') "
+            "ORDER BY c.case_id",
         ):
             if cand.flags and routing_for(conn, cand, hh, c.on_iso, config, rules) is None:
                 c.convene_case(case_id, cand, hh, note="要対協等での支援が終了または範囲外となったため会議に付議。")

@@ -21,6 +21,8 @@ from engine.rules.facts import Household
 from engine.rules.model import RuleSet
 from engine.store.lifecycle import Log
 from engine.support.vocabulary import CODES
+from engine.triage import pathways
+from engine.triage.decide import Decision
 
 
 class ConveneResult(BaseModel):
@@ -35,6 +37,10 @@ class ConveneResult(BaseModel):
     reopened: int = 0  # closed or suspended cases brought back by a new flag (もどし)
     relinked: int = 0  # households of an archived case flagged again: a new case linked to the earlier one
     archived: int = 0  # routed cases the silo conference let go with nothing open
+    pathways: dict[str, int] = {}  # new cases by triage pathway (engine/triage)
+    assessments_started: int = 0  # new cases one agency assesses
+    assessments_deferred: int = 0  # … of which the agency's week was full: asked in a later week
+    watched: int = 0  # new cases on watch only
     seconds: float = 0.0
 
 
@@ -52,6 +58,14 @@ class Convener:
         self.prefix, self.seq = prefix, int(last[len(prefix) :]) if last else 0
         self.result = ConveneResult()
         self.log = log or Log(conn, on, "nightly", rules_hash=rules.hash, config_hash=config.hash)
+        self._pacer: pathways.Pacer | None = None
+
+    def pacer(self) -> pathways.Pacer:
+        """The pace of assessments per agency and week (built on first use: most nights need none)."""
+        if self._pacer is None:
+            pace = pathways.per_week(self.conn, self.config.triage.settings.assessments_per_week)
+            self._pacer = pathways.Pacer(self.conn, self.booker.calendar, self.on, pace)
+        return self._pacer
 
     def next_case_id(self) -> str:
         self.seq += 1
@@ -87,9 +101,17 @@ class Convener:
         if routed:
             self.route_case(case_id, cand, *routed)
             self.result.cases_routed += 1
+            pathways.record_pathway(
+                self,
+                case_id,
+                Decision(pathway="served", rule_id="routing", reason=self._basis(case_id), agency_id=routed[1].id),
+            )
         else:
-            self.convene_case(case_id, cand, hh, note=note, previous_lead=earlier[1] if earlier else None)
-            self.result.cases_opened += 1
+            decision = pathways.choose(self, case_id, cand, hh, relinked=bool(earlier))
+            pathways.start(self, case_id, cand, hh, decision, note=note, previous_lead=earlier[1] if earlier else None)
+
+    def _basis(self, case_id: str) -> str:
+        return self.conn.execute("SELECT conference_basis FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
 
     def route_case(self, case_id: str, cand: Candidate, routing: Routing, owner: Agency) -> None:
         basis = f"{routing.conference}で支援中（{CODES[routing.code].title}の記録あり）のため並行するケースは開始せず、{owner.name}に通知"
@@ -127,6 +149,8 @@ class Convener:
         ).fetchone()
         if status == "routed":  # the silo conference's check-back ends with its remit
             cancel_checkpoints(self.log, case_id, "要対協等から会議へ", ("check_back",))
+        elif status in ("assessing", "watching"):  # the conference takes over from the assessment or the watch
+            cancel_checkpoints(self.log, case_id, "会議へ", ("assessment", "rescreen"))
         kind, basis = choose_conference(cand, hh, self.on_iso, self.config)
         old_meeting, old_lead, old_day, old_rule, old_reason, old_shared = self._current(case_id)
         meeting_id, kind, basis = self._meeting(kind, basis, cand, hh, old_meeting, old_day)

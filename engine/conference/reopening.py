@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from engine.casework.steps import begin_reopen
+from engine.casework.steps import begin_reopen, cancel_checkpoints
 from engine.conference.candidates import Candidate
 from engine.conference.choose import routing_for
 from engine.rules.facts import Household
@@ -54,6 +54,12 @@ def add_to_open_case(c: Convener, case_id: str, status: str, cand: Candidate, hh
             + "）",
         )
         return
+    pathway_rule = c.conn.execute("SELECT pathway_rule FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0]
+    if status in ("assessing", "watching") or (
+        status == "routed" and pathway_rule not in (None, "routing", "before_triage")
+    ):
+        triaged_again(c, case_id, status, everything, hh)
+        return
     if status == "routed":
         routed = routing_for(c.conn, everything, hh, c.on_iso, c.config, c.rules)
         if routed:
@@ -63,6 +69,27 @@ def add_to_open_case(c: Convener, case_id: str, status: str, cand: Candidate, hh
         c.result.cases_escalated += 1
         return
     c.convene_case(case_id, everything, hh, note="新たな課題が加わったため再検討。")
+
+
+def triaged_again(c: Convener, case_id: str, status: str, everything: Candidate, hh: Household) -> None:
+    """A case on a triage pathway (assessing, watching, checked by its serving agency) with a new
+    flag is triaged again with all its open flags: a conference (or urgent one) takes over at once;
+    otherwise an assessment under way goes on, and a watched or served case takes its new pathway."""
+    from engine.triage.pathways import choose, start
+
+    d = choose(c, case_id, everything, hh, relinked=False)
+    if status == "assessing" and d.pathway not in ("urgent_conference", "conference"):
+        c.log.event(
+            "pathway_kept",
+            case_id=case_id,
+            reason="新たな課題が加わったが、アセスメントを続ける（振り分けは変わらない）",
+        )
+        return
+    if status in ("routed", "watching"):
+        cancel_checkpoints(c.log, case_id, "振り分けの見直し", ("check_back", "rescreen"))
+    if status == "routed" and d.pathway not in ("urgent_conference", "conference"):
+        c.log.move(case_id, "detected", "新たな課題が加わったため振り分けを見直し")  # routed → its new pathway
+    start(c, case_id, everything, hh, d, note="新たな課題が加わったため再検討。", previous_lead=None, new=False)
 
 
 def reopen_case(c: Convener, case_id: str, hh: Household, reason: str) -> None:

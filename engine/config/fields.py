@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
 ALL_AREAS = "全域"
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
@@ -43,3 +43,17 @@ OneLine = Annotated[str, AfterValidator(_one_line)]  # names and places printed 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LeadTarget(Strict):
+    """An agency named by kind, silo and/or id (a lead rule's lead, a triage rule's assessor)."""
+
+    kind: str | None = None
+    silo: str | None = None
+    agency: str | None = None
+
+    @model_validator(mode="after")
+    def _some(self):
+        if not (self.kind or self.silo or self.agency):
+            raise ValueError("name the agency by kind, silo and/or agency")
+        return self

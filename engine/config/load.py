@@ -16,6 +16,8 @@ every problem names file, line and field, with a suggestion, and nothing runs un
                    handling, the meetings' length (optional: models.Letterhead's defaults)
 - resources.yaml   参加支援: the places of the resource directory and the referral loop's settings;
   matching_rules.yaml  which needs lead to which kinds of place (both optional: engine/participation)
+- triage_rules.yaml  the pathway of each new case (optional: engine/triage; without it every case
+                   goes to a conference)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from engine.config.models import (
     Conference,
     Config,
     LeadRule,
+    LeadTarget,
     Letterhead,
     Lifecycle,
     Mail,
@@ -46,6 +49,7 @@ from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.support.errors import did_you_mean
 from engine.support.vocabulary import CODE_NAMES, CODES, SILOS, names_of
 from engine.support.yamlfile import YamlFile, read_yaml, validate
+from engine.triage.load import load_triage
 
 
 class _Agencies(Strict):
@@ -113,6 +117,7 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
     if mail:
         mail = _check_mail(mail_doc, mail, config_dir, problems)
     participation = load_directory(config_dir, rules, registry, problems, docs)
+    triage = load_triage(config_dir, rules, registry, problems, docs, registry_ok=bool(agencies))
     if problems:
         raise ConfigInvalid(problems)
     templates = config_dir / "templates"
@@ -126,6 +131,7 @@ def load_config(config_dir: Path, rules: RuleSet) -> Config:
         web=web,
         letterhead=letterhead,
         participation=participation,
+        triage=triage,
         templates_dir=templates if templates.is_dir() else None,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )
@@ -185,7 +191,7 @@ def _check_mail(doc: YamlFile, mail: Mail, config_dir: Path, problems: list) -> 
     return mail.model_copy(update={"smtp": smtp})
 
 
-def _unknown_flag(doc: YamlFile, path: tuple, flag_id: str, rules: RuleSet, entry_id: str | None = None) -> RuleProblem:
+def unknown_flag(doc: YamlFile, path: tuple, flag_id: str, rules: RuleSet, entry_id: str | None = None) -> RuleProblem:
     """A flag id that no rule file defines."""
     return doc.problem(
         path,
@@ -233,10 +239,10 @@ def _check_conference(
             )
     for flag_id in conf.discussion_by_flag:
         if flag_id not in rules.flags:
-            problems.append(_unknown_flag(doc, ("discussion_by_flag", flag_id), flag_id, rules))
+            problems.append(unknown_flag(doc, ("discussion_by_flag", flag_id), flag_id, rules))
     for i, flag_id in enumerate(conf.locked_flags):
         if flag_id not in rules.flags:
-            problems.append(_unknown_flag(doc, ("locked_flags", i), flag_id, rules))
+            problems.append(unknown_flag(doc, ("locked_flags", i), flag_id, rules))
     for i, code in enumerate(conf.locked_codes):
         if code not in CODES:
             problems.append(
@@ -267,7 +273,6 @@ def _check_lead_rules(
     problems: list,
     registry_ok: bool = True,
 ) -> None:
-    kinds = {a.kind for a in registry.values()}
     covered: set[str] = set()
     member_areas: dict[str, set[str]] = {}  # flag -> areas served by a member some rule names for it
     non_member_leads: list = []
@@ -288,7 +293,7 @@ def _check_lead_rules(
         if rule.flags != "any":
             for j, f in enumerate(rule.flags):
                 if f not in rules.flags:
-                    problems.append(_unknown_flag(doc, where + ("flags", j), f, rules, entry_id=rule.id))
+                    problems.append(unknown_flag(doc, where + ("flags", j), f, rules, entry_id=rule.id))
         if rule.flags != "any" and flags and flags <= always:
             problems.append(
                 doc.problem(
@@ -318,41 +323,7 @@ def _check_lead_rules(
             always |= flags
         if not registry_ok:
             continue
-        if t.agency and t.agency not in registry:
-            problems.append(
-                doc.problem(
-                    where + ("lead", "agency"),
-                    f"unknown agency '{t.agency}'",
-                    entry_id=rule.id,
-                    suggestion=did_you_mean(t.agency, registry),
-                )
-            )
-        if t.kind and t.kind not in kinds:
-            problems.append(
-                doc.problem(
-                    where + ("lead", "kind"),
-                    f"no agency of kind '{t.kind}' in agencies.yaml",
-                    entry_id=rule.id,
-                    suggestion=did_you_mean(t.kind, kinds) or f"kinds: {', '.join(sorted(kinds))}",
-                )
-            )
-        if t.silo and t.silo not in SILOS:
-            problems.append(
-                doc.problem(
-                    where + ("lead", "silo"),
-                    f"unknown silo '{t.silo}'",
-                    entry_id=rule.id,
-                    suggestion=did_you_mean(t.silo, SILOS),
-                )
-            )
-        elif (
-            not any(lead_matches(t, a) for a in registry.values())
-            and not (t.agency and t.agency not in registry)
-            and not (t.kind and t.kind not in kinds)
-        ):
-            problems.append(
-                doc.problem(where + ("lead",), "no agency matches kind, silo and agency together", entry_id=rule.id)
-            )
+        check_agency_target(doc, where + ("lead",), t, registry, problems, entry_id=rule.id)
     missing = [f for f in rules.flags if f not in covered]
     if missing:
         problems.append(
@@ -390,3 +361,44 @@ def _check_lead_rules(
                 suggestion="name a member serving that area (or 全域), e.g. a last rule `flags: any` to the 自立相談支援機関",
             )
         )
+
+
+def check_agency_target(
+    doc: YamlFile, where: tuple, t: LeadTarget, registry: dict[str, Agency], problems: list, *, entry_id: str
+) -> None:
+    """An agency named by kind, silo and/or id (a lead rule's lead, a triage rule's `by`) names
+    agencies that exist; `where` is the path of the target in the file."""
+    kinds = {a.kind for a in registry.values()}
+    if t.agency and t.agency not in registry:
+        problems.append(
+            doc.problem(
+                where + ("agency",),
+                f"unknown agency '{t.agency}'",
+                entry_id=entry_id,
+                suggestion=did_you_mean(t.agency, registry),
+            )
+        )
+    if t.kind and t.kind not in kinds:
+        problems.append(
+            doc.problem(
+                where + ("kind",),
+                f"no agency of kind '{t.kind}' in agencies.yaml",
+                entry_id=entry_id,
+                suggestion=did_you_mean(t.kind, kinds) or f"kinds: {', '.join(sorted(kinds))}",
+            )
+        )
+    if t.silo and t.silo not in SILOS:
+        problems.append(
+            doc.problem(
+                where + ("silo",),
+                f"unknown silo '{t.silo}'",
+                entry_id=entry_id,
+                suggestion=did_you_mean(t.silo, SILOS),
+            )
+        )
+    elif (
+        not any(lead_matches(t, a) for a in registry.values())
+        and not (t.agency and t.agency not in registry)
+        and not (t.kind and t.kind not in kinds)
+    ):
+        problems.append(doc.problem(where, "no agency matches kind, silo and agency together", entry_id=entry_id))

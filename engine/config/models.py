@@ -13,13 +13,14 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from engine.participation.directory import Directory
 from engine.rules.loader import ID_PATTERN, SEVERITIES
 from engine.support.business_days import parse_closed_day
 from engine.support.errors import did_you_mean
 from engine.support.vocabulary import CODES, SILOS, RecordCode, SeverityCode
+from engine.triage.model import Triage
 
 SEVERITY_ORDER = SEVERITIES  # low → urgent, as the rule files write them
 WEEKDAYS = {
@@ -41,6 +42,7 @@ WEEKDAYS = {
 from engine.config.fields import (  # noqa: E402  (the building blocks, shared with letterhead.py)
     ALL_AREAS,
     ConferenceType,
+    LeadTarget,
     OneLine,
     Strict,
     _email,
@@ -163,18 +165,6 @@ class Conference(Strict):
     @classmethod
     def _both_names(cls, v: dict) -> dict:
         return {**CONFERENCE_NAMES, **v}  # a local name for one type only: the other keeps the law's name
-
-
-class LeadTarget(Strict):
-    kind: str | None = None
-    silo: str | None = None
-    agency: str | None = None
-
-    @model_validator(mode="after")
-    def _some(self):
-        if not (self.kind or self.silo or self.agency):
-            raise ValueError("name the lead by kind, silo and/or agency")
-        return self
 
 
 class LeadRule(Strict):
@@ -331,6 +321,7 @@ class Config(BaseModel):
     web: Web = Web()
     letterhead: Letterhead = Letterhead()
     participation: Directory = Directory()  # 参加支援 (resources.yaml, matching_rules.yaml)
+    triage: Triage = Triage()  # pathways of new cases (triage_rules.yaml; none: every case to a conference)
     templates_dir: Path | None = None
     hash: str
 

@@ -31,6 +31,7 @@ DESCRIPTIONS = {
     "letterhead": "letterhead.yaml: how the papers are issued. docs/papers-style.md",
     "resources": "resources.yaml: the places of 参加支援 and the referral loop's settings. docs/participation.md",
     "matching_rules": "matching_rules.yaml: which needs lead to which kinds of place. docs/participation.md",
+    "triage_rules": "triage_rules.yaml: the pathway of each new case (conference, assessment, …). docs/triage.md",
     "outcome": "An outcome file of `engine outcome MEETING CASE --file outcome.yaml`. docs/lifecycle.md",
 }
 
@@ -42,6 +43,7 @@ def file_models() -> dict[str, type[BaseModel]]:
     from engine.config.models import Conference, Letterhead, Lifecycle, Mail, Web
     from engine.participation.load import _Matching, _Resources
     from engine.rules.file_schema import RuleFile
+    from engine.triage.load import _TriageFile
 
     return {
         "rules": RuleFile,
@@ -54,6 +56,7 @@ def file_models() -> dict[str, type[BaseModel]]:
         "letterhead": Letterhead,
         "resources": _Resources,
         "matching_rules": _Matching,
+        "triage_rules": _TriageFile,
         "outcome": Outcome,
     }
 

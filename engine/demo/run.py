@@ -21,6 +21,7 @@ from engine.screening.screen import screen
 from engine.screening.summary import render_summary, summary
 from engine.store.db import connect
 from engine.support.progress import Progress
+from engine.triage.model import mix_text
 from engine.workflows.cycle import dispatch, nightly_cycle
 
 
@@ -70,7 +71,8 @@ def run_demo(
         + (f"（報告: {imported.report_path}）" if imported.report_path else ""),
         render_summary(s, rules),
         "",
-        f"会議: {cycle.convene.cases_opened:,} 件の事案を開始（{cycle.convene.cases_routed:,} 件は要対協等へ通知）、"
+        f"初回の{mix_text(cycle.convene.pathways)}",
+        f"会議: {cycle.convene.cases_opened:,} 件の事案を会議へ（{cycle.convene.cases_routed:,} 件は要対協・支援中の機関へ通知）、"
         f"{cycle.papers.meetings:,} 回の会議に予約、議題 {cycle.papers.agendas:,} 件、"
         f"メール {sent.sent:,} 通送信・{sent.failed:,} 通失敗（{workspace / 'outbox'}）",
     ]
@@ -103,6 +105,8 @@ def run_demo(
             "screen": screened.model_dump(),
             "cases_opened": cycle.convene.cases_opened,
             "cases_routed": cycle.convene.cases_routed,
+            "pathways": cycle.convene.pathways,  # the first night's new cases by triage pathway
+            "cases_started": sum(cycle.convene.pathways.values()),
             "meetings": cycle.papers.meetings,
             "agendas": cycle.papers.agendas,
             "emails_sent": sent.sent,

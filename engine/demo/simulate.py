@@ -46,6 +46,7 @@ from engine.support import clock
 from engine.support.business_days import Calendar
 from engine.support.private_files import open_private, write_private
 from engine.support.progress import Progress, report
+from engine.triage.assessment import answer_assessment
 from engine.workflows.cycle import dispatch, nightly_cycle
 
 ACTIONS = {
@@ -72,6 +73,7 @@ class Story(BaseModel):
     actions_late: int = 0
     actions_never: int = 0
     watch_answers: int = 0
+    assessments_answered: int = 0  # triage: agencies' answers to assessments
     link_answers: int = 0  # of the answers above (accepted, declined, actions done, watch): through the e-mail's link
     contacts: int = 0
     relapse_households: int = 0
@@ -209,10 +211,13 @@ class Simulation:
                     action_done(self.conn, self.config, action_id, on, "agency(sim)")
                 self.story.actions_done += 1
                 self.story.actions_late += on > due
-        for checkpoint_id, case_id, asked_on in self.conn.execute(
-            "SELECT checkpoint_id, case_id, asked_on FROM checkpoints WHERE status = 'asked' ORDER BY checkpoint_id"
+        for checkpoint_id, case_id, asked_on, kind in self.conn.execute(
+            "SELECT checkpoint_id, case_id, asked_on, kind FROM checkpoints WHERE status = 'asked' ORDER BY checkpoint_id"
         ).fetchall():
             r = self.rng(f"checkpoint:{checkpoint_id}")
+            if kind == "assessment":
+                self.assess(on, r, checkpoint_id, case_id, date.fromisoformat(asked_on))
+                continue
             x = r.random()
             if x < 0.2:  # no answer: escalated; a lead that never logs contact also triggers the 90-day reopen
                 continue
@@ -235,6 +240,23 @@ class Simulation:
             ):
                 record_contact(self.conn, self.config, case_id, lead, on, f"{lead}(sim)")
                 self.story.contacts += 1
+
+    def assess(self, on: date, r: random.Random, checkpoint_id: int, case_id: str, asked: date) -> None:
+        """An agency's assessment (triage): 5% never answer, 20% late; of the answers about half are
+        resolved within the agency's silo, a quarter need a conference, the rest could not reach."""
+        x = r.random()
+        if x < 0.05:
+            self.story.never_answered += self.once(f"never-assessment:{checkpoint_id}")
+            return
+        late = x > 0.80
+        if on < self.cal.add(asked, r.randint(11, 15) if late else r.randint(2, 8)):
+            return
+        y = r.random()
+        result = "resolved" if y < 0.5 else ("needs_conference" if y < 0.8 else "could_not_reach")
+        note = {"needs_conference": "訪問で、介護と家計の両方に支援が必要な状況を確認した"}.get(result)
+        if not self.by_link(on, [f"checkpoint:{checkpoint_id}"], result, note):
+            answer_assessment(self.conn, self.rules, self.config, case_id, result, on, "agency(sim)", note=note)
+        self.story.assessments_answered += 1
 
     def by_link(self, on: date, keys: list[str], choice: str, note: str | None = None) -> bool:
         """Answer from the link of the latest of these e-mails the agency received (its .eml file in the

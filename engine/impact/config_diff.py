@@ -24,6 +24,7 @@ from engine.impact.evaluate import last_screening_date, scope
 from engine.rules.model import RuleSet
 from engine.screening.screen import evaluate_households, write_flags
 from engine.store.lifecycle import Log
+from engine.triage.model import PATHWAY_LABELS
 
 ACTOR = "impact"  # the audit entries of the copies (thrown away with them)
 
@@ -42,10 +43,12 @@ class Decision(BaseModel):
     meeting: str | None  # meeting id
     meeting_text: str | None  # day, time and place, in Japanese
     basis: str
+    pathway: str | None = None  # triage (engine/triage): conference, assessment, served, watch, …
+    pathway_reason: str | None = None
 
 
 class Change(BaseModel):
-    what: str  # lead | participants | conference_type | meeting | status
+    what: str  # pathway | lead | participants | conference_type | meeting | status
     before: str
     after: str
     reason: str  # Japanese
@@ -89,8 +92,8 @@ def replay_night(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: d
         c = Convener(conn, rules, config, on, log=Log(conn, on, ACTOR, rules_hash=rules.hash, config_hash=config.hash))
         for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.status != 'routed' "
-            "AND (c.meeting_id IS NULL OR m.held_on >= ?) ORDER BY c.case_id",
+            "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 "
+            "AND c.status NOT IN ('routed', 'assessing', 'watching') AND (c.meeting_id IS NULL OR m.held_on >= ?) ORDER BY c.case_id",
             (on.isoformat(),),
         ):
             if cand.flags:
@@ -109,10 +112,10 @@ def decisions(conn: sqlite3.Connection) -> dict[str, Decision]:
     out = {}
     for row in conn.execute(
         "SELECT c.case_id, c.household_id, c.status, c.conference_type, c.lead_agency_id, c.lead_rule_id, "
-        "c.lead_reason, c.meeting_id, m.held_on, m.start_time, m.place, c.conference_basis FROM cases c "
+        "c.lead_reason, c.meeting_id, m.held_on, m.start_time, m.place, c.conference_basis, c.pathway, c.pathway_reason FROM cases c "
         "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1"
     ):
-        case_id, hid, status, kind, lead, rule, reason, meeting, held_on, start, place, basis = row
+        case_id, hid, status, kind, lead, rule, reason, meeting, held_on, start, place, basis, pathway, why = row
         out[hid] = Decision(
             case_id=case_id,
             household_id=hid,
@@ -125,6 +128,8 @@ def decisions(conn: sqlite3.Connection) -> dict[str, Decision]:
             meeting=meeting,
             meeting_text=f"{held_on} {start} {place}" if meeting else None,
             basis=basis or "",
+            pathway=pathway,
+            pathway_reason=why,
         )
     return out
 
@@ -163,6 +168,15 @@ def _compare(old: Decision | None, new: Decision | None, cur: Config, cand: Conf
         basis="",
     )
     out = []
+    if old.pathway != new.pathway:
+        out.append(
+            Change(
+                what="pathway",
+                before=PATHWAY_LABELS.get(old.pathway or "", "なし"),
+                after=PATHWAY_LABELS.get(new.pathway or "", "なし"),
+                reason=new.pathway_reason or "",
+            )
+        )
     if old.status != new.status and "routed" in (old.status, new.status):
         out.append(Change(what="status", before=old.status, after=new.status, reason=new.basis))
     if old.conference_type != new.conference_type:

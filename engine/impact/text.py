@@ -14,6 +14,7 @@ CHANGE_JA = {
     "same": "変更なし",
 }
 WHAT_JA = {
+    "pathway": "振り分け",
     "lead": "主担当機関",
     "participants": "招集する機関",
     "conference_type": "会議の種類",

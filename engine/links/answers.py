@@ -15,13 +15,14 @@ from engine.casework.handshake import accept, action_done, decline
 from engine.casework.notes import NoteRefused, check_note
 from engine.casework.watch import answer_checkpoint
 from engine.config import Config
-from engine.links.questions import ANSWER_LABELS, TITLES, Question, question, resolve
+from engine.links.questions import ANSWER_LABELS, TITLES, Question, checkpoint_kind, question, resolve
 from engine.papers.notices import recipient_name
 from engine.rules.model import RuleSet
 from engine.store.db import write_transaction
 from engine.store.lifecycle import Log, acting_via, link_actor
 from engine.support import clock
 from engine.support.errors import EngineError
+from engine.triage.assessment import answer_assessment
 
 NOTE_MAX = 1000  # an attendance note (no case); a note on a case is checked by engine/casework/notes.py
 
@@ -180,6 +181,10 @@ def _apply(
             apply_answer(log, rules, config, int(q.ref), choice, note)
         else:
             answer_followup(log, rules, config, int(q.ref), choice, note)
+    elif q.kind == "checkpoint" and checkpoint_kind(conn, q.ref) == "assessment":  # triage
+        done = answer_assessment(conn, rules, config, q.case_id, choice, on, actor, q.agency_id, note)
+        if done.checkpoint_id != int(q.ref):
+            raise AnswerRefused("この事案には先に回答が必要な確認があります。コーディネーターにご連絡ください。")
     elif q.kind == "checkpoint":
         done = answer_checkpoint(conn, rules, config, q.case_id, choice, on, actor, q.agency_id)
         if done.checkpoint_id != int(q.ref):  # an earlier checkpoint of the case is still open: that one first

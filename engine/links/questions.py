@@ -24,7 +24,7 @@ from engine.policy.dv import case_locked
 from engine.store.lifecycle import CHECKPOINT_LABELS
 from engine.support.dates import wareki_with_weekday
 from engine.support.errors import EngineError
-from engine.support.vocabulary import FOLLOWUP_LEAD_LABELS, FOLLOWUP_PLACE_LABELS
+from engine.support.vocabulary import ASSESSMENT_RESULT_LABELS, FOLLOWUP_LEAD_LABELS, FOLLOWUP_PLACE_LABELS
 
 Kind = Literal["lead_request", "action", "checkpoint", "attendance", "referral", "followup"]
 State = Literal["open", "answered", "expired", "revoked"]
@@ -32,7 +32,7 @@ ATTENDANCE_LABELS = {"attend": "出席", "absent": "欠席"}
 ANSWER_LABELS = {
     "lead_request": {"accept": "受諾", "decline": "辞退", "accepted": "受諾", "declined": "辞退"},
     "action": {"done": "完了"},
-    "checkpoint": RESULT_LABELS,
+    "checkpoint": RESULT_LABELS | ASSESSMENT_RESULT_LABELS,
     "attendance": ATTENDANCE_LABELS,
     "referral": REFERRAL_CHOICES,
     "followup": FOLLOWUP_LEAD_LABELS | FOLLOWUP_PLACE_LABELS,
@@ -102,6 +102,10 @@ CHOICES: dict[str, list[Choice]] = {
         for v, label in FOLLOWUP_LEAD_LABELS.items()
     ],
 }
+ASSESSMENT_CHOICES = [  # a checkpoint of kind 'assessment' (engine/triage/assessment.py)
+    Choice(value=v, label=label, needs_reason=v == "needs_conference", allows_note=True)
+    for v, label in ASSESSMENT_RESULT_LABELS.items()
+]
 PLACE_FOLLOWUP_CHOICES = [Choice(value=v, label=label, allows_note=True) for v, label in FOLLOWUP_PLACE_LABELS.items()]
 
 
@@ -109,7 +113,13 @@ def choices_of(conn: sqlite3.Connection, q: Asked) -> list[Choice]:
     if q.kind == "followup":
         (side,) = conn.execute("SELECT side FROM followups WHERE followup_id = ?", (int(q.ref),)).fetchone()
         return PLACE_FOLLOWUP_CHOICES if side == "place" else CHOICES["followup"]
+    if q.kind == "checkpoint" and checkpoint_kind(conn, q.ref) == "assessment":
+        return ASSESSMENT_CHOICES
     return CHOICES[q.kind]
+
+
+def checkpoint_kind(conn: sqlite3.Connection, ref: str) -> str:
+    return conn.execute("SELECT kind FROM checkpoints WHERE checkpoint_id = ?", (int(ref),)).fetchone()[0]
 
 
 def link_row(conn: sqlite3.Connection, token: str) -> sqlite3.Row:

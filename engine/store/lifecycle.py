@@ -1,7 +1,9 @@
 """Case states, the transitions allowed between them, and the append-only audit log.
 
 The usual path:  detected → convened → lead_pending → active → closed (終結, watched) → archived
-with routed (a silo conference has it, checked back), suspended (中断) and reopened (もどし).
+with routed (a silo conference or a serving agency has it, checked back), suspended (中断),
+reopened (もどし), and the triage pathways of engine/triage: assessing (one agency assesses) and
+watching (watch only, re-screened on a date).
 TRANSITIONS below is the complete list (a conference can also close or suspend a convened
 case, a lead change sends an active case back to lead_pending, a case that loses its slot
 waits as detected again, a routed case the silo conference lets go is archived).
@@ -38,10 +40,12 @@ STATE_LABELS = {
     "routed": "要対協等で支援中（確認日あり）",
     "suspended": "中断",
     "reopened": "再開（もどし）",
+    "assessing": "アセスメント中（一機関が訪問・確認）",
+    "watching": "経過観察中（再確認日あり）",
 }
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "detected": frozenset({"convened", "routed"}),
+    "detected": frozenset({"convened", "routed", "assessing", "watching"}),
     # a case re-decided without a free slot goes back to waiting; the conference's outcome moves it on
     "convened": frozenset({"detected", "lead_pending", "active", "closed", "suspended"}),
     # declined by every candidate: back to a conference
@@ -52,6 +56,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # a silo conference let the household go with problems open, or its owner reports a concern
     "routed": frozenset({"convened", "detected", "archived"}),
     "reopened": frozenset({"convened", "detected"}),
+    # triage (engine/triage): one agency assesses; it resolves the case within its silo (closed, the
+    # agency is the lead), finds it needs a conference, or cannot reach the household (then a conference)
+    "assessing": frozenset({"convened", "detected", "closed"}),
+    # watch only: at the re-screen the flag is gone (archived) or still there (assessed or convened)
+    "watching": frozenset({"assessing", "convened", "detected", "routed", "archived"}),
     "archived": frozenset(),  # a household flagged again gets a new case linked to this one
 }
 OPEN_STATES = frozenset(TRANSITIONS) - {"archived"}
@@ -60,6 +69,8 @@ CHECKPOINT_LABELS = {
     "watch": "終結後の見守り",
     "check_back": "要対協等での支援状況の確認",
     "review": "中断の見直し",
+    "assessment": "アセスメント（訪問・アウトリーチ）",
+    "rescreen": "経過観察の再確認",
 }
 
 

@@ -212,6 +212,31 @@ def _rule_versions(db: Database) -> None:
         db["screen_runs"].add_column("rule_versions", str)
 
 
+def _pathways(db: Database) -> None:
+    """Triage (issue 17): cases.pathway (urgent_conference | conference | assessment | served |
+    watch), the rule that chose it and why; the cases before triage get the pathway they took
+    (routed: served; else a conference, urgent by severity). backlog_plans: the coordinator's plan
+    for a first screening larger than the town's capacity."""
+    have = db["cases"].columns_dict
+    for name in ("pathway", "pathway_rule", "pathway_reason", "pathway_on"):
+        if name not in have:
+            db["cases"].add_column(name, str)
+    db.execute(
+        "UPDATE cases SET pathway = CASE WHEN status = 'routed' OR routed_to IS NOT NULL THEN 'served' "
+        "WHEN severity = 'urgent' THEN 'urgent_conference' ELSE 'conference' END, pathway_rule = 'before_triage', "
+        "pathway_reason = '振り分け規則の導入前に開始した事案', pathway_on = opened_on WHERE pathway IS NULL"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS backlog_plans ("
+        " plan_id INTEGER PRIMARY KEY, made_on TEXT NOT NULL,"
+        " status TEXT NOT NULL,"  # proposed | accepted | replaced
+        " per_week INTEGER NOT NULL,"  # assessments asked of each agency a week
+        " body TEXT NOT NULL,"  # JSON: weeks x pathways, by priority (engine/triage/backlog.py)
+        " decided_by TEXT, decided_on TEXT)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS cases_household ON cases(household_id)")
+
+
 MIGRATIONS: tuple[Step, ...] = (
     Step(1, "the workspace tables (households … contacts), their indexes and triggers", _baseline),
     Step(
@@ -225,6 +250,7 @@ MIGRATIONS: tuple[Step, ...] = (
     Step(6, "document_numbers: the agendas' document numbers per 年度", _document_numbers),
     Step(7, "参加支援: participation_needs, referrals (+ referral_transitions), followups", _participation),
     Step(8, "rule versions: flags.change_reason, screen_runs.rule_versions", _rule_versions),
+    Step(9, "triage: cases.pathway, pathway_rule, pathway_reason; backlog_plans; cases(household_id)", _pathways),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -33,6 +33,11 @@ ARREARS_LABELS = {  # what a person reads for each kind of arrears (「住民税
     "school_fee": "学校徴収金",
 }
 WATCH_RESULT_LABELS = {"stable": "安定", "concern": "懸念あり", "lost_contact": "連絡が取れない"}  # a watch answer
+ASSESSMENT_RESULT_LABELS = {  # one agency's assessment of a new case (engine/triage)
+    "resolved": "所管の支援で対応できる（会議は不要）",
+    "needs_conference": "会議での検討が必要",
+    "could_not_reach": "世帯に接触できなかった",
+}
 ACTION_STATE_LABELS = {"done": "完了", "overdue": "期限超過", "open": "実施中", "cancelled": "取りやめ"}  # a role
 
 

@@ -5,7 +5,7 @@ balancing with a tie-break by id, an agency already serving a member preferred, 
 from __future__ import annotations
 
 from engine.conference.lead import propose_lead
-from tests.helpers.conference import cycle
+from tests.helpers.conference import conference_only, cycle
 from tests.helpers.town import add_household, person
 
 
@@ -54,7 +54,7 @@ def test_full_agency_yields_to_one_with_room(cfg):
 def test_cases_spread_over_agencies_in_one_run(conn, workspace, rules, cfg):
     for i in range(6):
         add_household(conn, f"HW{i}", person(48, "世帯主", sex="M"), area="西部")  # hikikomori (medium)
-    cycle(conn, workspace, rules, cfg)
+    cycle(conn, workspace, rules, conference_only(cfg))  # triage would send them to an assessment
     leads = [agency for (agency,) in conn.execute("SELECT lead_agency_id FROM cases ORDER BY case_id")]
     assert len(leads) == 6 and set(leads) == {"jiritsu_soudan"}  # support meetings: the NPO is not a member
     assert [r for (r,) in conn.execute("SELECT lead_reason FROM cases ORDER BY case_id")][-1].count(

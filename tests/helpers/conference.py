@@ -45,3 +45,11 @@ def with_agency(cfg, agency_id, **update):
     agencies = dict(cfg.agencies)
     agencies[agency_id] = agencies[agency_id].model_copy(update=update)
     return cfg.model_copy(update={"agencies": agencies})
+
+
+def conference_only(cfg):
+    """The configuration without triage rules (engine/triage): every new case goes to a conference,
+    as before triage. For the tests of the conference's own decisions (lead, participants, booking)."""
+    from engine.triage.model import Triage
+
+    return cfg.model_copy(update={"triage": Triage()})

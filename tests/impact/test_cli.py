@@ -43,14 +43,16 @@ def test_config_diff_against_a_folder(conn, workspace, rules, cfg, tmp_path):
     arrears_town(conn)
     screened(conn, workspace, rules, cfg)
     conn.close()
-    folder = candidate(tmp_path, LOWER_TO_2, SHAKYO)
+    folder = candidate(tmp_path, LOWER_TO_2, SHAKYO, triage=True)
     out = engine(
         "config", "diff", "--against", str(folder), "--workspace", str(workspace),
         "--rules", str(RULES_DIR), "--config", str(CONFIG_DIR),
     )  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "候補のフォルダの規則は現在の規則と異なります" in out.output
-    assert "■ 新しい事案（世帯 HA2）" in out.output and "主担当機関: なし → 社会福祉協議会（規則 " in out.output
+    # with the shipped triage rules an arrears-only household is watched, not convened: its pathway shows
+    assert "■ 新しい事案（世帯 HA2）" in out.output
+    assert "振り分け: なし → 経過観察（期日に再確認）" in out.output and "振り分け規則 arrears_only" in out.output
 
 
 def test_rules_diff_against_a_git_revision_of_the_rules_folder(conn, workspace, rules, tmp_path):

@@ -43,8 +43,10 @@ def screened(conn, workspace, rules, cfg=None) -> None:
         convene(conn, rules, cfg, ON)
 
 
-def candidate(tmp_path: Path, *edits) -> Path:
-    return configs(tmp_path, *edits, under="candidate")
+def candidate(tmp_path: Path, *edits, triage: bool = False) -> Path:
+    """A copy of the shipped configs/ with edits; without its triage rules unless `triage` (every
+    new case then goes to a conference, where the lead and the participants these tests compare are decided)."""
+    return configs(tmp_path, *edits, under="candidate", delete=() if triage else ("triage_rules.yaml",))
 
 
 def fingerprint(workspace: Path) -> tuple:

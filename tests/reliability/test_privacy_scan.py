@@ -420,7 +420,8 @@ def test_the_run_is_the_whole_lifecycle(run: Run):
     demo = json.loads(
         next(v for k, v in run.outputs.items() if k.startswith("demo") and "--json" in k).split("\n(demo took")[0]
     )
-    assert demo["households"] == HOUSEHOLDS and demo["cases_opened"] >= 10 and demo["cases_routed"] >= 1
+    assert demo["households"] == HOUSEHOLDS and demo["cases_started"] >= 10 and demo["cases_opened"] >= 1
+    assert demo["cases_routed"] >= 1 and demo["pathways"]["assessment"] >= 1
     assert demo["flags"]["dv"] >= 1 and demo["reminders_sent"] > 0 and demo["lifecycle"]["outcomes"] > 0
     assert len(run.flow_results) == 6 and all(r for r in run.flow_results)
     flow_runs = json.loads(run.api["/flow_runs/filter"])

@@ -90,6 +90,15 @@ def unchained(path: Path) -> dict[str, list[tuple]]:
     for table in ("flags", "screen_runs"):  # migration 8 adds one column to each (empty on old rows)
         assert all(row[-1] is None for row in out[table]), table
         out[table] = [row[:-1] for row in out[table]]
+    # migration 9 adds the triage columns to cases, filled with the pathway each case took before triage
+    for row in out["cases"]:
+        assert row[-4:-1] in (
+            ("conference", "before_triage", "振り分け規則の導入前に開始した事案"),
+            ("served", "before_triage", "振り分け規則の導入前に開始した事案"),
+            ("urgent_conference", "before_triage", "振り分け規則の導入前に開始した事案"),
+        ), row
+        assert row[-1] == row[4]  # pathway_on: the day the case was opened
+    out["cases"] = [row[:-4] for row in out["cases"]]
     for table in set(out) - baseline_tables():  # made empty by a later step (users, sessions, …)
         rows = out.pop(table)
         if table == "referral_transitions":  # code, reloaded on every open like case_transitions

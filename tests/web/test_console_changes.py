@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.web.app import create_app
+from tests.helpers.conference import conference_only
 from tests.helpers.configs import configs, line_of, problems
 from tests.helpers.console import login
 from tests.helpers.paths import ROOT
@@ -31,10 +32,11 @@ WEB_YAML = """candidate_dirs:
 def live(tmp_path) -> Path:
     """A live configuration folder with four candidates: the arrears threshold lowered to 2 months,
     one more agency (written as an absolute path), a folder that is missing, a broken one."""
-    folder = configs(tmp_path, under="live")
+    no_triage = ("triage_rules.yaml",)  # the page's lead and meeting rows are a conference's (tests/impact/conftest.py)
+    folder = configs(tmp_path, under="live", delete=no_triage)
     shakyo = candidate(tmp_path, SHAKYO).rename(tmp_path / "shakyo")
-    configs(tmp_path, LOWER_TO_2, under="taino2")
-    configs(tmp_path, under="kowareta")
+    configs(tmp_path, LOWER_TO_2, under="taino2", delete=no_triage)
+    configs(tmp_path, under="kowareta", delete=no_triage)
     broken = tmp_path / "kowareta" / "agencies.yaml"
     text = broken.read_text(encoding="utf-8")
     broken.write_text(text.replace("    member: true\n", "    member: maybe\n", 1), encoding="utf-8")
@@ -78,7 +80,7 @@ def test_a_lowered_arrears_threshold_shows_the_household_it_adds_and_writes_noth
 
 def test_one_more_agency_shows_the_cases_it_would_change(console, conn, workspace, rules, cfg):
     arrears_town(conn)
-    screened(conn, workspace, rules, cfg)
+    screened(conn, workspace, rules, conference_only(cfg))
     case_id = conn.execute("SELECT case_id FROM cases WHERE household_id = 'HA3'").fetchone()[0]
     add_household(conn, "HB", person(55, "世帯主", ("arrears", "kokuho:6"), ("arrears", "rent:3"), INCOME), area="南部")
     screened(conn, workspace, rules)
