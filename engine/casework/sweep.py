@@ -41,6 +41,7 @@ from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday
 from engine.support.vocabulary import WATCH_RESULT_LABELS
 from engine.triage.assessment import ask_assessment, rescreen
+from engine.triage.backlog import triage_lines
 
 RESULT_CHOICES = "".join(
     f"「{label}」" for label in WATCH_RESULT_LABELS.values()
@@ -303,6 +304,7 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
             )
             lines += [f"  - {p.name}（最終確認 {wareki_with_weekday(p.assured_on)}）" for p in stale[:30]]
             lines += [f"  …ほか {len(stale) - 30} 件（engine resources list）"] if len(stale) > 30 else []
+        lines += triage_lines(conn, report)
         lines.append(
             f"■ 監査の指摘 {len(report.violations)} 件"
             + ("（engine audit で一覧）" if report.violations else "（抜け漏れなし）")

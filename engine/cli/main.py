@@ -17,6 +17,7 @@ from engine.cli import (
     operations,
     participation,
     resources,
+    triage,
     web,
 )
 from engine.cli.errors import guard_all
@@ -27,12 +28,13 @@ app = typer.Typer(
     add_completion=False,
 )
 # `engine --help` lists the commands in this order, then the groups
-for group in (data, cycle, casework, participation, resources, listing, operations, web):
+for group in (data, cycle, casework, triage, participation, resources, listing, operations, web):
     app.registered_commands += group.commands.registered_commands
 app.add_typer(operations.rules_app, name="rules")
 app.add_typer(operations.config_app, name="config")
 app.add_typer(web.users_app, name="users")
 app.add_typer(resources.resources_app, name="resources")
+app.add_typer(triage.backlog_app, name="backlog")
 guard_all(app)
 
 if __name__ == "__main__":  # pragma: no cover

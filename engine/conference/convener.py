@@ -41,6 +41,8 @@ class ConveneResult(BaseModel):
     assessments_started: int = 0  # new cases one agency assesses
     assessments_deferred: int = 0  # … of which the agency's week was full: asked in a later week
     watched: int = 0  # new cases on watch only
+    conference_overflow: int = 0  # conference cases first assessed: no meeting near enough
+    backlog_plan: int | None = None  # the plan proposed tonight (engine/triage/backlog.py), if any
     seconds: float = 0.0
 
 

@@ -37,7 +37,7 @@ STATE_LABELS = {
     "active": "支援中（プラン実施）",
     "closed": "終結（見守り中）",
     "archived": "見守り完了",
-    "routed": "要対協等で支援中（確認日あり）",
+    "routed": "要対協・支援中の機関で対応（確認日あり）",
     "suspended": "中断",
     "reopened": "再開（もどし）",
     "assessing": "アセスメント中（一機関が訪問・確認）",

@@ -242,13 +242,14 @@ def _to_conference(c, case_id: str, result: str, tried: int, name: str, note: st
     from engine.triage.decide import Decision
     from engine.triage.pathways import record_pathway
 
-    why = (
-        f"{name}のアセスメントで会議での検討が必要と判断（見立て: {note}）"
-        if result == "needs_conference"
-        else f"{name}が{tried}回試みても世帯に接触できない"
-    )
+    if result == "needs_conference":
+        why = f"{name}のアセスメントで会議での検討が必要と判断（見立て: {note}）"
+        then = f"{name}のアセスメントで会議での検討が必要と判断したため会議に付議（見立て: {note}）。"
+    else:
+        why = f"{name}が{tried}回試みても世帯に接触できない"
+        then = why + "ため会議に付議。"
     record_pathway(c, case_id, Decision(pathway="conference", rule_id="assessment", reason=why))
-    c.convene_case(*c.load_case(case_id), note=why + "ため会議に付議。")
+    c.convene_case(*c.load_case(case_id), note=then)
 
 
 def rescreen(c, checkpoint_id: int, case_id: str, due: str) -> str:

@@ -11,6 +11,7 @@ dated assessment: its start day is its dated next step, and the order is the boo
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_left
 from collections import Counter
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -59,24 +60,25 @@ def per_week(conn: sqlite3.Connection, default: int) -> int:
 class Pacer:
     """How many assessments each agency has started (or will start) in each coming week."""
 
-    def __init__(self, conn: sqlite3.Connection, cal: Calendar, on: date, pace: int):
+    def __init__(self, conn: sqlite3.Connection, cal: Calendar, on: date, pace: int, *, pending: bool = True):
+        """`pending`: count the assessments still to be asked too (False: only those asked this week)."""
         self.cal, self.on, self.pace = cal, on, pace
+        self.days: list[date] = [on]  # the business days from `on`, extended as needed
         self.load: dict[str, Counter] = {}
         week_ago = (on - timedelta(days=7)).isoformat()
-        for agency, due_on, status, asked_on in conn.execute(
-            "SELECT c.routed_to, p.due_on, p.status, p.asked_on FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
-            "WHERE p.kind = 'assessment' AND (p.status = 'pending' OR (p.status IN ('asked', 'done') AND p.asked_on > ?))",
-            (week_ago,),
+        for agency, due_on, status in conn.execute(
+            "SELECT c.routed_to, p.due_on, p.status FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
+            "WHERE p.kind = 'assessment' AND ((? AND p.status = 'pending') OR (p.status IN ('asked', 'done') AND p.asked_on > ?))",
+            (int(pending), week_ago),
         ):
             week = self.week_of(date.fromisoformat(due_on)) if status == "pending" else 0
             self.load.setdefault(agency, Counter())[week] += 1
 
     def week_of(self, day: date) -> int:
-        n, d = 0, self.on
-        while d < day:
-            d = self.cal.add(d, 1)
-            n += 1
-        return n // WEEK
+        """The business-day week (0: this one) `day` falls in."""
+        while self.days[-1] < day:
+            self.days.append(self.cal.add(self.days[-1], 1))
+        return bisect_left(self.days, day) // WEEK
 
     def start(self, agency_id: str) -> date:
         """The first day of the first week with room for one more of the agency's assessments."""
@@ -113,6 +115,7 @@ def choose(
     if lead is None:
         return d
     name = c.config.agencies[lead.agency_id].name
+    c.result.conference_overflow += 1
     return Decision(
         pathway="assessment",
         rule_id=f"{d.rule_id}:overflow",

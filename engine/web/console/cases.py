@@ -22,6 +22,7 @@ from engine.screening.explain import explain
 from engine.store.chronology import workspace_today
 from engine.store.lifecycle import CHECKPOINT_LABELS, STATE_LABELS
 from engine.support.vocabulary import ACTION_STATE_LABELS
+from engine.triage.pathways import pathway_of
 from engine.web.app import Ctx, Db, WebContext
 from engine.web.console import participation
 from engine.web.session import Coordinator, User, page
@@ -257,5 +258,6 @@ def show_case(
         consent=CONSENT_LABELS,
         severity=SEVERITY_JA,
         participation=participation.section(conn, ctx, case_id, on),
+        pathway=pathway_of(conn, case_id),
         refused=refused or {},
     )
