@@ -151,7 +151,7 @@ def config_check(
             conn.close()
     members = sum(a.member for a in cfg.agencies.values())
     typer.echo(
-        f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, transport {cfg.mail.transport} (config hash {cfg.hash})"
+        f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, {len(cfg.triage.rules)} triage rules, transport {cfg.mail.transport} (config hash {cfg.hash})"
     )
 
 

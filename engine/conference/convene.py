@@ -23,7 +23,7 @@ from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
 from engine.store.db import write_transaction
 from engine.support import clock
-from engine.triage import backlog
+from engine.triage import backlog, pathways
 
 __all__ = [
     "Candidate",
@@ -175,6 +175,9 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
                 c.log.move(case_id, "archived", "要対協等での支援が終了し、開いている課題もないため終了")
                 cancel_checkpoints(c.log, case_id, "要対協等での支援が終了")
                 c.result.archived += 1
+        # a household DV-locked since triage left its case with one agency: to a conference
+        for case_id in pathways.one_agency_cases(c):
+            c.result.cases_escalated += pathways.lock_to_conference(c, case_id)
         # more new cases than the town can take this week: a backlog plan for the coordinator
         c.result.backlog_plan = backlog.propose_if_needed(
             conn, config, c.log, c.result.assessments_deferred, c.result.conference_overflow

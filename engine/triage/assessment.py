@@ -27,6 +27,7 @@ from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.agenda import silo_facts
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
+from engine.policy.dv import household_locked
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
@@ -62,9 +63,13 @@ def attempts(conn: sqlite3.Connection, case_id: str) -> int:
 
 def ask_assessment(
     conn: sqlite3.Connection, rules: RuleSet, config: Config, log: Log, checkpoint_id: int, case_id: str, agency: str
-) -> None:
-    """The day an assessment starts: the agency gets the request with its answer link."""
+) -> bool:
+    """The day an assessment starts: the agency gets the request with its answer link (a household
+    DV-locked meanwhile is not told of: the night takes it to a conference, engine/triage/pathways.py)."""
     on, cal = log.on, Calendar.of(config.conference)
+    hid, opened_on = conn.execute("SELECT household_id, opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+    if household_locked(conn, config, hid, on.isoformat()):
+        return False
     (answer_due,) = conn.execute(
         "SELECT answer_due FROM checkpoints WHERE checkpoint_id = ?", (checkpoint_id,)
     ).fetchone()
@@ -87,7 +92,6 @@ def ask_assessment(
         checkpoint_id=checkpoint_id,
         agency=agency,
     )
-    hid, opened_on = conn.execute("SELECT household_id, opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
     flags = sorted(
         {
             r
@@ -129,6 +133,7 @@ def ask_assessment(
             answer=answer_by_link("次のリンクから結果を選び、ご回答ください。"),
         ),
     )
+    return True
 
 
 def answer_assessment(

@@ -232,3 +232,45 @@ def pathway_of(conn: sqlite3.Connection, case_id: str) -> dict:
         "reason": row[2],
         "on": row[3],
     }
+
+
+def one_agency_cases(c: Convener) -> list[str]:
+    """Open cases left with one agency by triage (assessing, watched, checked by a serving agency)."""
+    return [
+        case_id
+        for (case_id,) in c.conn.execute(
+            "SELECT case_id FROM cases WHERE is_open = 1 AND (status IN ('assessing', 'watching') OR "
+            "(status = 'routed' AND pathway_rule IS NOT NULL AND pathway_rule NOT IN ('routing', 'before_triage'))) "
+            "ORDER BY case_id"
+        )
+    ]
+
+
+def lock_to_conference(c: Convener, case_id: str) -> bool:
+    """A household DV-locked since its case was left with one agency goes to a conference, where the
+    DV centre takes part (decide.py: never one agency alone). True if it was moved."""
+    status, household = c.conn.execute(
+        "SELECT status, household_id FROM cases WHERE case_id = ?", (case_id,)
+    ).fetchone()
+    rule_ids = [
+        r
+        for (r,) in c.conn.execute(
+            "SELECT f.rule_id FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id WHERE x.case_id = ?", (case_id,)
+        )
+    ]
+    if not case_locked(c.conn, c.config, household, rule_ids, c.on_iso):
+        return False
+    cid, cand, hh = c.load_case(case_id)
+    if status == "routed":
+        c.log.move(case_id, "detected", "DVロックの対象となったため、一機関での対応から会議へ")
+    record_pathway(
+        c,
+        case_id,
+        Decision(
+            pathway="conference",
+            rule_id="dv_lock",
+            reason="DVロックの対象となったため、DVの相談支援機関を含む会議で検討する",
+        ),
+    )
+    c.convene_case(cid, cand, hh, note="DVロックの対象となったため会議に付議。")
+    return True
