@@ -113,7 +113,7 @@ def answer_checkpoint(
         else:
             c = Convener(conn, rules, config, on, log=log)
             cid, cand, hh = c.load_case(case_id)
-            why = f"{'見守り' if kind == 'watch' else '要対協等への確認'}で「{RESULT_LABELS[result]}」"
+            why = f"{'見守り' if kind == 'watch' else '要対協・支援中の機関への確認'}で「{RESULT_LABELS[result]}」"
             if status == "routed":
                 cancel_checkpoints(log, case_id, "会議に付議")
                 c.convene_case(cid, cand, hh, note=why + "のため会議に付議。")

@@ -33,8 +33,10 @@ def assess(
     by: str | None = BY,
     backdate: str | None = BACKDATE,
 ) -> None:
-    """Record an agency's assessment given by telephone: resolved closes the case with that agency as
-    its lead; needs_conference convenes it; could_not_reach asks again, then convenes.
+    """Record an agency's assessment given by telephone (triage).
+
+    resolved closes the case with that agency as its lead; needs_conference convenes it;
+    could_not_reach asks again, then convenes.
 
     Example: engine assess C-2026-00012 --result needs_conference --note 訪問で介護と家計の課題を確認
     """
@@ -49,7 +51,7 @@ def assess(
     )
     typer.echo(
         f"事案 {r.case_id}: アセスメントの結果「{ASSESSMENT_RESULT_LABELS[r.result]}」を記録"
-        + (f"（接触できなかった回数 {r.attempt}）" if r.result == "could_not_reach" else "")
+        + (f"（{r.attempt}回目の依頼で接触できず）" if r.result == "could_not_reach" else "")
         + f"、状態 {STATE_LABELS[r.status]}"
     )
 
@@ -116,8 +118,9 @@ def backlog_change(
     by: str | None = BY,
     as_json: bool = JSON,
 ) -> None:
-    """Accept the proposed plan with another pace: the assessments not yet asked get new start days,
-    in the same priority order.
+    """Accept the proposed backlog plan with another pace.
+
+    The assessments not yet asked get new start days, in the same priority order.
 
     Example: engine backlog change 1 --per-week 25 --by 田中
     """

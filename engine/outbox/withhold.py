@@ -87,9 +87,16 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
         if not key.locked and household_locked(conn, config, row[2], tokyo_day):
             return f"{LOCKED}: the reminder goes without the action's wording"
     if key.kind == "checkpoint":
-        row = conn.execute("SELECT status FROM checkpoints WHERE checkpoint_id = ?", (key.number,)).fetchone()
+        row = conn.execute(
+            "SELECT p.status, p.kind, c.household_id FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
+            "WHERE p.checkpoint_id = ?",
+            (key.number,),
+        ).fetchone()
         if not row or row[0] != "asked":
             return "the checkpoint has been answered or cancelled"
+        # an assessment request names the flags and the agency's silo facts (engine/triage/assessment.py)
+        if row[1] == "assessment" and household_locked(conn, config, row[2], tokyo_day):
+            return f"{LOCKED}: an assessment request is not e-mailed; the night takes the case to a conference"
     if key.kind in ("referral", "referral_reminder", "followup"):
         from engine.participation.mail import stale_reason as participation_stale
 

@@ -67,7 +67,7 @@ OPEN_STATES = frozenset(TRANSITIONS) - {"archived"}
 CHECKPOINT_LABELS = {
     "evaluation": "プランの評価",
     "watch": "終結後の見守り",
-    "check_back": "要対協等での支援状況の確認",
+    "check_back": "要対協・支援中の機関への状況の確認",
     "review": "中断の見直し",
     "assessment": "アセスメント（訪問・アウトリーチ）",
     "rescreen": "経過観察の再確認",

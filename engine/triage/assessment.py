@@ -49,7 +49,7 @@ class AssessmentResult(BaseModel):
     case_id: str
     checkpoint_id: int
     result: str
-    attempt: int
+    attempt: int  # the attempt this answer closes (1: the first request)
     status: str  # the case's state afterwards
 
 
@@ -59,6 +59,12 @@ def attempts(conn: sqlite3.Connection, case_id: str) -> int:
         "SELECT COUNT(*) FROM checkpoints WHERE case_id = ? AND kind = 'assessment' AND result = 'could_not_reach'",
         (case_id,),
     ).fetchone()[0]
+
+
+def attempt_no(result: str, unreachable: int) -> int:
+    """The attempt an answer closes (1: the first request), given the 'could not reach' answers
+    counted after recording it."""
+    return unreachable if result == "could_not_reach" else unreachable + 1
 
 
 def ask_assessment(
@@ -194,7 +200,7 @@ def answer_assessment(
             result=result,
             checkpoint_id=checkpoint_id,
             agency=assessor,
-            attempt=tried if result == "could_not_reach" else tried + 1,
+            attempt=attempt_no(result, tried),
             note=note,
         )
         if result != "could_not_reach":
@@ -229,7 +235,7 @@ def answer_assessment(
             again = cal.add(on, settings.retry_business_days)
             conn.execute(
                 "INSERT INTO checkpoints (case_id, kind, due_on, status, answer_due) VALUES (?, 'assessment', ?, 'pending', ?)",
-                (case_id, again.isoformat(), cal.add(again, settings.retry_business_days).isoformat()),
+                (case_id, again.isoformat(), cal.add(again, settings.assessment_business_days).isoformat()),
             )
             log.event(
                 "checkpoint_scheduled",
@@ -239,7 +245,11 @@ def answer_assessment(
                 due_on=again,
             )
         return AssessmentResult(
-            case_id=case_id, checkpoint_id=checkpoint_id, result=result, attempt=tried, status=log.status(case_id)
+            case_id=case_id,
+            checkpoint_id=checkpoint_id,
+            result=result,
+            attempt=attempt_no(result, tried),
+            status=log.status(case_id),
         )
 
 

@@ -125,7 +125,7 @@ def decide(
             skipped.append(rule.id)
             continue
         why = f"{rule.reason}（振り分け規則 {rule.id}）"
-        if agency is not None:
+        if agency is not None and rule.pathway != "watch":  # a watched case has no owner until its re-screen
             why += f"。担当: {agency.name}（{f.area}地区を担当）"
         if skipped:
             why += f"。規則 {'、'.join(skipped)} は担当できる機関がないため適用しない"

@@ -88,3 +88,22 @@ def test_an_assessment_of_a_household_locked_before_it_is_asked_is_never_mailed(
     assert asked == "pending" and len(keys) == 1, keys  # only the other household's assessment was mailed
     cycle(conn, workspace, rules, cfg, on=start)
     assert conn.execute("SELECT pathway_rule FROM cases WHERE case_id = ?", (case_id,)).fetchone()[0] == "dv_lock"
+
+
+def test_an_assessment_request_queued_before_the_lock_is_withheld_at_dispatch(conn, workspace, tmp_path):
+    """The 07:00 sweep queued the request; a lock imported before the 08:00 dispatch stops it: it
+    names the flags and the agency's silo facts (engine/outbox/withhold.py)."""
+    from engine.workflows.cycle import nightly_cycle
+    from tests.helpers.conference import send_by_file
+
+    rules, cfg = _locked_config(tmp_path)
+    elder = person(80, "世帯主", ("care_level", "要介護1"))
+    add_household(conn, "HE", elder, area="中央")  # isolated_elder: assessed by the 地域包括
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    daily_sweep(conn, rules, cfg, ON)
+    (key,) = [k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE message_key LIKE 'checkpoint:%'")]
+    _lock(conn, elder["pid"], ON)
+    send_by_file(conn, cfg, workspace)
+    status = conn.execute("SELECT status FROM outbox WHERE message_key = ?", (key,)).fetchone()[0]
+    assert status != "sent", status
+    assert not list((workspace / "outbox").glob(key.replace(":", "_") + "*.eml"))
