@@ -9,7 +9,7 @@ HOUSEHOLDS ?= 5000
 SEED ?= 42
 WORKSPACE ?= workspace
 
-.PHONY: install demo test lint format bench bench-convene bench-lifecycle bench-triage crash serve screenshots clean
+.PHONY: install demo test lint format bench bench-convene bench-lifecycle bench-triage bench-triage-city crash serve screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
@@ -49,6 +49,12 @@ bench-lifecycle: install
 # issue 17: flag to first owner action and to conference, the pathway mix, the audit (bench/results/triage-N.json)
 bench-triage: install
 	$(BIN)/python -m bench.triage --households $(or $(BENCH_HOUSEHOLDS),50000)
+
+# the same on the capacity a 50,000-household town needs (bench/city_config.py): bench/results/triage-50000-city-50k.json
+bench-triage-city: install
+	$(BIN)/python -m bench.city_config $(CURDIR)/bench/results/city-50k.config
+	$(BIN)/python -m bench.triage --households 50000 --config $(CURDIR)/bench/results/city-50k.config --out bench/results/triage-50000-city-50k.json
+	rm -rf $(CURDIR)/bench/results/city-50k.config
 
 # SIGKILL the nightly cycle and the daily sweep at random points, rerun, check nothing lost or sent twice
 crash: install

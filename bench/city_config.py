@@ -5,8 +5,8 @@ configs/ with the capacity settings below changed, written to a folder for `benc
 
 The edits are the whole difference (each must match the shipped text exactly once), so the
 measured figures say which settings a municipality of that size needs:
-- conference.yaml: two more 支援会議 slots a week (火, 金 afternoons and 水 morning … see SLOTS) and
-  a second 重層的支援会議, 10 cases a meeting;
+- conference.yaml: 支援会議 twice a day on most days (8 a week instead of 2: in practice one per
+  日常生活圏域) and 重層的支援会議 three times a week instead of once, 12 cases a meeting;
 - triage_rules.yaml: each agency can start `PACE` assessments a week in the first weeks after the
   first screening (the backlog plan's pace; `engine backlog change N --per-week` does the same).
 """
@@ -17,28 +17,34 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PACE = 300
+if __package__ in (None, ""):  # `python bench/city_config.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchlib import ROOT  # noqa: E402  (every bench script runs on benchlib's pinned clock)
+
+PACE = 1000
+SUPPORT_ROOM, MULTI_ROOM = "市役所本庁舎 3階 第1会議室", "福祉センター 2階 研修室"
+MORE_SUPPORT = (("月", "10:00"), ("月", "14:00"), ("水", "10:00"), ("水", "14:00"), ("木", "10:00"), ("金", "14:00"))
+MORE_MULTI = (("火", "10:00"), ("金", "10:00"))
+
+
+def slot(day: str, hhmm: str, place: str) -> str:
+    return f'    - {{weekday: {day}, time: "{hhmm}", place: {place}}}\n'
+
+
 EDITS = (
-    ("conference.yaml", "cases_per_meeting: 8\n", "cases_per_meeting: 10\n"),
+    ("conference.yaml", "cases_per_meeting: 8\n", "cases_per_meeting: 12\n"),
     (
         "conference.yaml",
-        '    - {weekday: 金, time: "10:00", place: 市役所本庁舎 3階 第1会議室}\n',
-        '    - {weekday: 金, time: "10:00", place: 市役所本庁舎 3階 第1会議室}\n'
-        '    - {weekday: 月, time: "14:00", place: 市役所本庁舎 3階 第1会議室}\n'
-        '    - {weekday: 水, time: "10:00", place: 市役所本庁舎 3階 第1会議室}\n',
+        slot("金", "10:00", SUPPORT_ROOM),
+        slot("金", "10:00", SUPPORT_ROOM) + "".join(slot(d, t, SUPPORT_ROOM) for d, t in MORE_SUPPORT),
     ),
     (
         "conference.yaml",
-        '    - {weekday: 木, time: "14:00", place: 福祉センター 2階 研修室}\n',
-        '    - {weekday: 木, time: "14:00", place: 福祉センター 2階 研修室}\n'
-        '    - {weekday: 火, time: "10:00", place: 福祉センター 2階 研修室}\n',
+        slot("木", "14:00", MULTI_ROOM),
+        slot("木", "14:00", MULTI_ROOM) + "".join(slot(d, t, MULTI_ROOM) for d, t in MORE_MULTI),
     ),
-    (
-        "triage_rules.yaml",
-        "  assessments_per_week: 10 ",
-        f"  assessments_per_week: {PACE} ",
-    ),
+    ("triage_rules.yaml", "  assessments_per_week: 10 ", f"  assessments_per_week: {PACE} "),
 )
 
 

@@ -150,7 +150,7 @@ def measure(conn: sqlite3.Connection, config, end: date) -> dict:
 
     initial_mix: Counter = Counter()
     current_mix: Counter = Counter()
-    overflow = from_cases_table = 0
+    overflow = from_cases_table = silo_conference = 0
     owner: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))  # initial pathway → (acted, waiting)
     conf_b, conf_c, urgent_b, conf_waiting = [], [], [], []
     held = booked_ahead = 0
@@ -166,7 +166,9 @@ def measure(conn: sqlite3.Connection, config, end: date) -> dict:
         flagged = _day(first_flag or opened_on)
         met = meetings.get(case_id, [])
         first_met = met[0] if met else None
-        if initial != "watch":
+        if events and events[0][2] == "routing":  # a silo conference (要対協) already has it: no date to measure
+            silo_conference += 1
+        elif initial != "watch":
             actions = [d for d in (assessed.get(case_id), checked.get(case_id)) if d and d <= end]
             actions += [d for d in met[:1] if d <= end]
             acted, waiting = owner[initial or "none"]
@@ -205,6 +207,7 @@ def measure(conn: sqlite3.Connection, config, end: date) -> dict:
             "initial": dict(sorted(initial_mix.items())),
             "initial_overflow": overflow,  # a conference with no slot in time: assessed first
             "initial_from_cases_table": from_cases_table,  # no pathway_chosen in the audit log
+            "initial_silo_conference": silo_conference,  # served by a silo conference (要対協): not in the owner figures
             "current": dict(sorted(current_mix.items())),
         },
         "flag_to_owner_business_days": owner_figures(acted_all, waited_all),

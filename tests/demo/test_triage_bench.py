@@ -89,7 +89,7 @@ def hand_made(tmp_path):
     _event(conn, "2026-11-30", "pathway_chosen", "B", "several_problems", pathway="conference")
     _event(conn, "2026-11-30", "pathway_chosen", "C", "complex:overflow", pathway="assessment")
     _event(conn, "2026-11-30", "pathway_chosen", "D", "arrears_only", pathway="watch")
-    _event(conn, "2026-12-01", "pathway_chosen", "E", "routing", pathway="served")
+    _event(conn, "2026-12-01", "pathway_chosen", "E", "already_served", pathway="served")
     _event(conn, "2026-12-15", "pathway_chosen", "G", "several_problems", pathway="conference")
     _event(conn, "2026-12-02", "checkpoint_answered", "C", kind="watch", result="stable")
     _event(conn, "2026-12-04", "assessment_answered", "A", result="needs_conference", attempt=1)
@@ -109,6 +109,7 @@ def test_measure_dates_each_case_from_its_first_flag_to_its_first_owner_action(h
         "initial": {"assessment": 2, "conference": 2, "served": 1, "urgent_conference": 1, "watch": 1},
         "initial_overflow": 1,
         "initial_from_cases_table": 1,
+        "initial_silo_conference": 0,
         "current": {"assessment": 2, "conference": 3, "served": 1, "urgent_conference": 1},
     }
     owner = r["flag_to_owner_business_days"]
@@ -168,7 +169,8 @@ def test_the_bench_accounts_for_every_case_of_a_small_demo_town(result):
     assert result["cases"] >= result["cases_opened_first_night"] > 0
     assert sum(mix["initial"].values()) == sum(mix["current"].values()) == result["cases"]
     assert mix["initial_from_cases_table"] == 0  # every case's pathway was chosen in the audit log
-    assert owner["count"] + owner["waiting"] + mix["initial"].get("watch", 0) == result["cases"]
+    silo = mix["initial_silo_conference"]  # served by a 要対協: not measured
+    assert owner["count"] + owner["waiting"] + mix["initial"].get("watch", 0) + silo == result["cases"]
     assert sum(f["count"] + f["waiting"] for f in result["flag_to_owner_by_initial_pathway"].values()) == (
         owner["count"] + owner["waiting"]
     )
