@@ -186,7 +186,7 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 c.reopen(cid, hh, f"中断の見直し期日（{due}）")
                 result.reopened += 1
             elif kind == "assessment" and status == "assessing" and agency:  # triage: one agency assesses
-                result.checkpoints_asked += ask_assessment(conn, rules, config, log, checkpoint_id, case_id, agency)
+                result.checkpoints_asked += ask_assessment(c, checkpoint_id, case_id, agency)
             elif kind == "rescreen" and status == "watching":  # triage: watch only, re-screened today
                 rescreen(c, checkpoint_id, case_id, due)
             elif kind == "check_back" and status != "routed":  # left over from before the case got a conference

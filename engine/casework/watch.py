@@ -116,11 +116,20 @@ def answer_checkpoint(
             why = f"{'見守り' if kind == 'watch' else '要対協・支援中の機関への確認'}で「{RESULT_LABELS[result]}」"
             if status == "routed":
                 cancel_checkpoints(log, case_id, "会議に付議")
+                to_conference(c, case_id, why)
                 c.convene_case(cid, cand, hh, note=why + "のため会議に付議。")
             else:
                 c.reopen(cid, hh, why)
         status = log.status(case_id)
     return WatchResult(case_id=case_id, checkpoint_id=checkpoint_id, result=result, status=status)
+
+
+def to_conference(c: Convener, case_id: str, why: str) -> None:
+    """A routed case's owner reports a concern: its pathway is now a conference (from today)."""
+    from engine.triage.decide import Decision
+    from engine.triage.pathways import record_pathway
+
+    record_pathway(c, case_id, Decision(pathway="conference", rule_id="check_back", reason=why))
 
 
 def _unscheduled_report(
@@ -143,6 +152,8 @@ def _unscheduled_report(
     cid, cand, hh = c.load_case(case_id)
     why = f"確認日以外に「{RESULT_LABELS[result]}」の報告"
     if status == "routed":
+        cancel_checkpoints(log, case_id, "会議に付議")
+        to_conference(c, case_id, why)
         c.convene_case(cid, cand, hh, note=why + "のため会議に付議。")
     else:
         c.reopen(cid, hh, why)

@@ -178,6 +178,8 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
         # a household DV-locked since triage left its case with one agency: to a conference
         for case_id in pathways.one_agency_cases(c):
             c.result.cases_escalated += pathways.lock_to_conference(c, case_id)
+        # …and one a serving agency checks whose flags have all resolved ends
+        c.result.archived += pathways.settle_served(c)
         # more new cases than the town can take this week: a backlog plan for the coordinator
         c.result.backlog_plan = backlog.propose_if_needed(
             conn, config, c.log, c.result.assessments_deferred, c.result.conference_overflow

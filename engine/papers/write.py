@@ -195,14 +195,16 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
     """A notice to the owner of the silo conference for each routed case, and a new version when
     the flags it reports change (a new problem within the silo conference's remit)."""
     rows = conn.execute(
-        "SELECT c.case_id, c.household_id, c.routed_to, c.opened_on FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id"
+        "SELECT c.case_id, c.household_id, c.routed_to, c.opened_on, COALESCE(c.pathway_rule NOT IN ('routing', 'before_triage'), 0), "
+        "(SELECT MIN(p.due_on) FROM checkpoints p WHERE p.case_id = c.case_id AND p.kind = 'check_back' AND p.status IN ('pending', 'asked')) "
+        "FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 ORDER BY c.case_id"
     ).fetchall()
     if not rows:
         return 0
     households = {hh.household_id: hh for hh in load_households(conn, [r[1] for r in rows], on)}
     routing_by_owner = {r.owner_kind: r for r in config.conference.routing}
     queued = 0
-    for case_id, hid, owner_id, opened_on in rows:
+    for case_id, hid, owner_id, opened_on, served, check_on in rows:
         owner = config.agencies.get(owner_id)
         if owner is None:
             continue
@@ -219,14 +221,20 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         view = dict(
             case_id=case_id,
             agency_name=owner.name,
-            conference=routing.conference if routing else owner.kind,
+            # triage's `served`: the agency already serving the household checks first (no silo conference)
+            served=bool(served),
+            check_on=wareki_with_weekday(check_on) if served and check_on else None,
+            conference=("支援中の世帯の状況確認" if served else routing.conference if routing else owner.kind),
             flag_titles=[rules.flags[r].title for r in rule_ids if r in rules.flags],
             facts=[
                 f.model_dump() for f in silo_facts(households[hid], owner.silo, on.isoformat(), age_iso=opened_on)
             ],  # ages as of the first notice
             sender_name=letterhead.secretariat(config, "support"),
         )
-        digest = hashlib.sha256(json.dumps(view, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+        # the check date moves with each stable answer: not a new version by itself
+        digest = hashlib.sha256(
+            json.dumps({k: v for k, v in view.items() if k != "check_on"}, ensure_ascii=False, sort_keys=True).encode()
+        ).hexdigest()[:16]
         key = MessageKey.routing(case_id, owner_id, 1)
         prefix = key.version_prefix
         last = conn.execute(
@@ -239,9 +247,12 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
             key = MessageKey.parse(last[0]).next_version()
         version = key.version
         parts = render_routing(env, config, view, on)
-        subject = f"【{view['conference']}】支援中の世帯に関するお知らせ 事案 {case_id}" + (
-            f"（第{version}報）" if version > 1 else ""
+        what = (
+            "【状況確認のお願い】支援中の世帯について"
+            if served
+            else f"【{view['conference']}】支援中の世帯に関するお知らせ"
         )
+        subject = f"{what} 事案 {case_id}" + (f"（第{version}報）" if version > 1 else "")
         supersede_pending(conn, prefix)
         queued += queue(
             conn,

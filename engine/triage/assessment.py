@@ -23,12 +23,14 @@ from typing import Literal
 from pydantic import BaseModel
 
 from engine.casework.steps import cancel_checkpoints, close_case
+from engine.conference.choose import concerned_persons
 from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.agenda import silo_facts
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
+from engine.policy import consent
 from engine.policy.dv import household_locked
-from engine.rules.facts import load_households
+from engine.policy.members import may_share_with
 from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
@@ -67,14 +69,24 @@ def attempt_no(result: str, unreachable: int) -> int:
     return unreachable if result == "could_not_reach" else unreachable + 1
 
 
-def ask_assessment(
-    conn: sqlite3.Connection, rules: RuleSet, config: Config, log: Log, checkpoint_id: int, case_id: str, agency: str
-) -> bool:
-    """The day an assessment starts: the agency gets the request with its answer link (a household
-    DV-locked meanwhile is not told of: the night takes it to a conference, engine/triage/pathways.py)."""
+def ask_assessment(c, checkpoint_id: int, case_id: str, agency: str) -> bool:
+    """The day an assessment starts: the agency gets the request with its answer link (`c`: the
+    sweep's Convener). What it may be told is decided again today: a household DV-locked meanwhile is
+    not told of (the night takes it to a conference, engine/triage/pathways.py); an agency that is no
+    支援会議 member hears only of the persons concerned who consented, and only while they all do —
+    else the case goes to a conference now. Returns True when the request was queued."""
+    conn, rules, config, log = c.conn, c.rules, c.config, c.log
     on, cal = log.on, Calendar.of(config.conference)
     hid, opened_on = conn.execute("SELECT household_id, opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
     if household_locked(conn, config, hid, on.isoformat()):
+        return False
+    _, cand, hh = c.load_case(case_id)
+    concerned = concerned_persons(cand, hh)
+    consented = concerned <= consent.consenting(hh, on.isoformat())
+    assessor = config.agencies.get(agency)
+    if assessor is None or not may_share_with(assessor, "multi" if consented else "support"):
+        why = f"{recipient_name(config, agency)}は支援会議の構成員でなく、対象者全員の本人同意が確認できない"
+        _to_conference(c, case_id, "consent", 0, recipient_name(config, agency), why)
         return False
     (answer_due,) = conn.execute(
         "SELECT answer_due FROM checkpoints WHERE checkpoint_id = ?", (checkpoint_id,)
@@ -107,9 +119,10 @@ def ask_assessment(
             )
         }
     )
-    silo = config.agencies[agency].silo if agency in config.agencies else ""
-    (hh,) = load_households(conn, [hid], on)
-    facts = silo_facts(hh, silo, on.isoformat(), age_iso=opened_on)
+    # a member hears its silo's facts of the household (as in a 支援会議); a non-member, with consent,
+    # only those of the persons concerned, who consented (as in a 重層的支援会議's agenda)
+    only = None if assessor.member else concerned
+    facts = silo_facts(hh, assessor.silo, on.isoformat(), only, age_iso=opened_on)
     labels = ASSESSMENT_RESULT_LABELS
     queue_notice(
         conn,
@@ -260,10 +273,14 @@ def _to_conference(c, case_id: str, result: str, tried: int, name: str, note: st
     if result == "needs_conference":
         why = f"{name}のアセスメントで会議での検討が必要と判断（見立て: {note}）"
         then = f"{name}のアセスメントで会議での検討が必要と判断したため会議に付議（見立て: {note}）。"
+    elif result == "consent":  # `note`: why the agency may not be asked
+        why, then = note, note + "ため、アセスメントを依頼せず会議に付議。"
+        cancel_checkpoints(c.log, case_id, "本人同意がなく一機関には依頼できない", ("assessment",))
     else:
         why = f"{name}が{tried}回試みても世帯に接触できない"
         then = why + "ため会議に付議。"
-    record_pathway(c, case_id, Decision(pathway="conference", rule_id="assessment", reason=why))
+    rule = "consent" if result == "consent" else "assessment"
+    record_pathway(c, case_id, Decision(pathway="conference", rule_id=rule, reason=why))
     c.convene_case(*c.load_case(case_id), note=then)
 
 

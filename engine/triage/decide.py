@@ -76,7 +76,8 @@ def holds(w: When, f: CaseFacts) -> bool:
 
 def _agency(config: Config, rule: TriageRule, f: CaseFacts, led: dict[str, int]) -> Agency | None:
     """The agency a rule names for this case, or None (the rule is then skipped)."""
-    kind: ConferenceType = "multi" if f.all_consented else "support"
+    # a serving agency is told as a 支援会議 member is (the notice goes to members only)
+    kind: ConferenceType = "multi" if f.all_consented and rule.pathway != "served" else "support"
     eligible = [
         a
         for a in config.agencies.values()

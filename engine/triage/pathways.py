@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from engine.casework.steps import schedule_check_back
+from engine.casework.steps import cancel_checkpoints, schedule_check_back
 from engine.conference.candidates import Candidate, served_silos
 from engine.conference.choose import choose_conference, concerned_persons
 from engine.conference.lead import propose_lead
@@ -97,7 +97,8 @@ def choose(
     within max_business_days_to_conference is first assessed by the agency the lead rules propose."""
     concerned = concerned_persons(cand, hh)
     all_consented = concerned <= consent.consenting(hh, c.on_iso)
-    served = served_silos(hh, c.on_iso)
+    # with everyone's consent only the persons concerned count (as for the lead of a 重層的支援会議)
+    served = served_silos(hh, c.on_iso, concerned if all_consented else None)
     facts = case_facts(c.rules, cand, served, all_consented)
     locked = case_locked(c.conn, c.config, hh.household_id, cand.flag_ids, c.on_iso)
     d = decide(c.config, facts, urgent=cand.urgent, locked=locked, relinked=relinked, led=c.led, skip=skip)
@@ -262,6 +263,7 @@ def lock_to_conference(c: Convener, case_id: str) -> bool:
         return False
     cid, cand, hh = c.load_case(case_id)
     if status == "routed":
+        cancel_checkpoints(c.log, case_id, "DVロックの対象となったため会議へ", ("check_back",))
         c.log.move(case_id, "detected", "DVロックの対象となったため、一機関での対応から会議へ")
     record_pathway(
         c,
@@ -274,3 +276,19 @@ def lock_to_conference(c: Convener, case_id: str) -> bool:
     )
     c.convene_case(cid, cand, hh, note="DVロックの対象となったため会議に付議。")
     return True
+
+
+def settle_served(c: Convener) -> int:
+    """Cases a serving agency was asked to check whose flags have all resolved: the engine's case
+    ends (archived); the agency goes on serving the household as before. Returns how many."""
+    rows = c.conn.execute(
+        "SELECT c.case_id, c.routed_to FROM cases c WHERE c.status = 'routed' AND c.is_open = 1 "
+        "AND c.pathway_rule IS NOT NULL AND c.pathway_rule NOT IN ('routing', 'before_triage') "
+        "AND NOT EXISTS (SELECT 1 FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id "
+        "WHERE x.case_id = c.case_id AND f.status = 'open') ORDER BY c.case_id"
+    ).fetchall()
+    for case_id, agency in rows:
+        name = c.config.agencies[agency].name if agency in c.config.agencies else agency
+        c.log.move(case_id, "archived", f"{name}が支援を続けており、課題（フラグ）もすべて解消したため終了")
+        cancel_checkpoints(c.log, case_id, "課題の解消")
+    return len(rows)
