@@ -9,6 +9,7 @@ Each invariant is one query; a violation names household, case, since when and f
   overdue_without_escalation   an overdue action, request, checkpoint or evaluation nobody was told of
   conference_too_far           a case's first conference booked further than conference.max_business_days_to_conference
                                business days from its opening (a dated next step years ahead is still a gap)
+  escalation_unanswered        an escalation nobody acted on for lifecycle.escalation_business_days (escalations.py)
   assessment_overdue           triage: an assessment past its start day or its answer's due day nobody was told of
   no_pathway                   triage: an open case with no pathway, or an assessment or check with no agency
   referral_overdue, match_without_followup, need_without_referral   参加支援 (engine/participation/audit.py)
@@ -21,6 +22,7 @@ from datetime import date
 
 from pydantic import BaseModel
 
+from engine.casework.escalations import escalations
 from engine.casework.steps import owed_outcomes
 from engine.conference.convene import severities_from
 from engine.config import Config
@@ -36,6 +38,7 @@ KINDS = {
     "closure_without_watch": "終結したが見守りの予定がない",
     "overdue_without_escalation": "期限を過ぎたがコーディネーターに上げられていない",
     "conference_too_far": "初回の会議が遠すぎる（会議への振り分けから営業日の上限を超える）",
+    "escalation_unanswered": "エスカレーションに期限内の対応の記録がない",
     "assessment_overdue": "アセスメントが期限を過ぎたがコーディネーターに上げられていない",
     "no_pathway": "振り分け（会議・アセスメント・確認・経過観察）が決まっていない",
 } | PARTICIPATION_KINDS
@@ -237,6 +240,17 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
             if not has("SELECT 1 FROM escalations WHERE subject_key = ?", f"{prefix}:{ref}"):
                 kind = "assessment_overdue" if what == "assessment" else "overdue_without_escalation"
                 add(kind, hid, case_id, due, text.format(ref, hid, case_id, due, what))
+    limit = config.lifecycle.escalation_business_days
+    for e in escalations(conn, config, on):
+        if not e.settled and e.age > limit:
+            hid = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (e.case_id,)).fetchone()
+            add(
+                "escalation_unanswered",
+                hid[0] if hid else "-",
+                e.case_id,
+                e.since.isoformat(),
+                f"エスカレーション {e.key} に{e.age}営業日、対応の記録がない（上限 {limit}営業日）: {e.detail}",
+            )
     participation_violations(conn, config, on, add)
     return AuditReport(on=day, open_cases=len(cases), violations=out)
 

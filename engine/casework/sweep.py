@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from engine.casework.audit import KINDS, run_audit
+from engine.casework.escalations import escalations
 from engine.casework.history import with_agency_names
 from engine.casework.steps import cancel_checkpoints, owed_outcomes
 from engine.conference.convene import Convener
@@ -303,6 +304,13 @@ def queue_digest(conn: sqlite3.Connection, config: Config, on: date, report) -> 
             )
             lines += [f"  - {p.name}（最終確認 {wareki_with_weekday(p.assured_on)}）" for p in stale[:30]]
             lines += [f"  …ほか {len(stale) - 30} 件（engine resources list）"] if len(stale) > 30 else []
+        aging = [e for e in escalations(conn, config, on) if not e.settled]
+        lines.append(
+            f"■ 対応の記録がないエスカレーション {len(aging)} 件（古い順。"
+            f"{config.lifecycle.escalation_business_days}営業日を超えると監査の指摘になります）"
+        )
+        lines += [f"  - {e.age}営業日: {with_agency_names(e.detail, names)}" for e in aging[:30]]
+        lines += [f"  …ほか {len(aging) - 30} 件（engine escalations）"] if len(aging) > 30 else []
         lines += triage_lines(conn, report)
         lines.append(
             f"■ 監査の指摘 {len(report.violations)} 件"

@@ -12,6 +12,7 @@ from engine.cli import (
     casework,
     cycle,
     data,
+    escalations,
     impact,  # noqa: F401 - registers `rules diff` and `config diff` onto their groups
     listing,
     operations,
@@ -28,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 # `engine --help` lists the commands in this order, then the groups
-for group in (data, cycle, casework, triage, participation, resources, listing, operations, web):
+for group in (data, cycle, casework, escalations, triage, participation, resources, listing, operations, web):
     app.registered_commands += group.commands.registered_commands
 app.add_typer(operations.rules_app, name="rules")
 app.add_typer(operations.config_app, name="config")

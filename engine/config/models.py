@@ -237,6 +237,8 @@ class Lifecycle(Strict):
     watch_answer_business_days: int = Field(default=5, ge=1, le=60)
     no_contact_days: int = Field(default=90, ge=7, le=730)  # closed case: no contact by the lead this long → reopen
     check_back_months: int = Field(default=3, ge=1, le=24)  # routed case: ask the silo conference's owner
+    # an escalation nobody has acted on for longer is a gap of its own (engine audit: escalation_unanswered)
+    escalation_business_days: int = Field(default=10, ge=1, le=120)
 
     @field_validator("coordinator_email")
     @classmethod

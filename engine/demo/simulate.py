@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
+from engine.casework.escalations import escalations, record_act
 from engine.casework.handshake import accept, action_done, decline, record_contact
 from engine.casework.outcome import record_outcome
 from engine.casework.steps import owed_outcomes
@@ -73,7 +74,10 @@ class Story(BaseModel):
     actions_late: int = 0
     actions_never: int = 0
     watch_answers: int = 0
-    assessments_answered: int = 0  # triage: agencies' answers to assessments
+    assessments_answered: int = 0
+    escalations_followed: int = (
+        0  # the coordinator's acts on escalations (engine escalation KEY)  # triage: agencies' answers to assessments
+    )
     link_answers: int = 0  # of the answers above (accepted, declined, actions done, watch): through the e-mail's link
     contacts: int = 0
     relapse_households: int = 0
@@ -167,6 +171,26 @@ class Simulation:
             record_outcome(self.conn, self.rules, self.config, meeting_id, case_id, path, on, "coordinator(sim)")
             self.story.outcomes += 1
         participation.refer_needs(self, on)
+        self.follow_escalations(on)
+
+    def follow_escalations(self, on: date) -> None:
+        """The coordinator phones about an escalation nobody has acted on, mostly within 3 business
+        days, some (20%) only after 8, and records it with a new due date a week on."""
+        if not self.cal.is_business_day(on):
+            return
+        for e in escalations(self.conn, self.config, on):
+            if e.settled or e.age < (8 if self.rng(f"esc:{e.key}:{e.since}").random() < 0.2 else 3):
+                continue
+            record_act(
+                self.conn,
+                self.config,
+                e.key,
+                on,
+                "coordinator(sim)",
+                due=self.cal.add(on, 5),
+                note="機関に電話で状況を確認し、期日を設定",
+            )
+            self.story.escalations_followed += 1
 
     # --- the agencies -------------------------------------------------------------------------
     def agencies(self, on: date) -> None:

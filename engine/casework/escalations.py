@@ -1,0 +1,162 @@
+"""An escalation is not an answer (issue 18): each escalation raised to the coordinator is either
+settled — its subject resolved, or someone acted on it — or it ages, and one nobody has acted on
+for more than lifecycle.escalation_business_days is back in the gap audit (escalation_unanswered).
+
+Acting means a decision, an answer, a new due date or a reassignment, recorded in the audit log:
+- the subject itself is resolved (the lead request answered or withdrawn, the action done, the
+  outcome recorded, the checkpoint answered or cancelled, the follow-up answered …);
+- a person (not the engine's nightly, sweep or dispatch) recorded anything but a bare note on the
+  case after the escalation was raised — an answer through a link counts, it is the agency's;
+- or the coordinator recorded an act on the escalation itself (`engine escalation KEY`: a new due
+  date, a reassignment or a decision): the escalation is settled until that due date, then ages again.
+Some escalations only inform (the engine acted at once: a case sent to a conference because an
+agency could not reach the household); they are settled when raised.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date
+
+from pydantic import BaseModel
+
+from engine.config import Config
+from engine.store.db import write_transaction
+from engine.store.lifecycle import SYSTEM_ACTORS, Log
+from engine.support.business_days import Calendar
+from engine.support.errors import EngineError
+
+INFORMING = frozenset({"assessment_unreachable", "participation_archived"})  # the engine acted when it raised them
+NOT_AN_ACT = frozenset({"note", "escalation", "digest_queued", "escalation_acted"})  # the last: by its due date
+# the subject of an escalation key (prefix:ref) and the SQL that says it is still open
+SUBJECTS = {
+    "lead": "SELECT 1 FROM lead_requests WHERE request_id = ? AND status = 'pending'",
+    "action": "SELECT 1 FROM case_actions WHERE action_id = ? AND status = 'open'",
+    "checkpoint": "SELECT 1 FROM checkpoints WHERE checkpoint_id = ? AND status IN ('pending', 'asked')",
+    "followup": "SELECT 1 FROM followups WHERE followup_id = ? AND status IN ('pending', 'asked')",
+    "referral": "SELECT 1 FROM referrals WHERE referral_id = ? AND status IN ('requested', 'waitlisted')",
+}
+
+
+class EscalationError(EngineError):
+    pass
+
+
+class Escalation(BaseModel):
+    key: str
+    kind: str
+    case_id: str | None
+    raised_on: date
+    detail: str  # Japanese, pseudonymous ids only
+    settled: bool
+    settled_how: str | None = None  # Japanese
+    since: date  # raised, or the due date of the coordinator's last act
+    age: int  # business days since `since` (0 while settled)
+
+
+def _subject_open(conn: sqlite3.Connection, key: str) -> bool | None:
+    """Whether the escalation's subject is still open (None: the key names no subject we know)."""
+    prefix, _, ref = key.partition(":")
+    if prefix == "outcome":
+        case_id, _, meeting_id = ref.partition(":")
+        return not conn.execute(
+            "SELECT 1 FROM outcomes WHERE case_id = ? AND meeting_id = ?", (case_id, meeting_id)
+        ).fetchone()
+    sql = SUBJECTS.get(prefix)
+    if sql is None or not ref.split(":")[0].isdigit():
+        return None
+    return conn.execute(sql, (int(ref.split(":")[0]),)).fetchone() is not None
+
+
+def _acts(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+    """The coordinator's latest act on each escalation key: (day recorded, new due date or None)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for on_day, detail in conn.execute(
+        "SELECT on_day, detail FROM audit_log WHERE event = 'escalation_acted' ORDER BY seq"
+    ):
+        d = json.loads(detail or "{}")
+        out[d.get("key", "")] = (on_day, d.get("due_on"))
+    return out
+
+
+def escalations(conn: sqlite3.Connection, config: Config, on: date) -> list[Escalation]:
+    """Every escalation of an open case (or of none), settled or not, oldest unsettled first."""
+    cal, day = Calendar.of(config.conference), on.isoformat()
+    acts = _acts(conn)
+    system = tuple(SYSTEM_ACTORS)
+    out = []
+    for key, kind, case_id, raised_on, detail in conn.execute(
+        "SELECT e.subject_key, e.kind, e.case_id, e.raised_on, e.detail FROM escalations e "
+        "LEFT JOIN cases c ON c.case_id = e.case_id WHERE e.case_id IS NULL OR c.is_open = 1"
+    ).fetchall():
+        since, how = raised_on, None
+        act = acts.get(key)
+        if kind in INFORMING:
+            how = "エンジンが対応済み（お知らせ）"
+        elif _subject_open(conn, key) is False:
+            how = "対象が解決した（回答・完了・記録・取り下げ）"
+        elif act and (act[1] or act[0]) >= day:
+            how = f"コーディネーターが対応を記録（{act[0]}、次の期日 {act[1] or '—'}）"
+        elif (
+            case_id
+            and conn.execute(
+                f"SELECT 1 FROM audit_log WHERE case_id = ? AND on_day >= ? AND actor NOT IN ({','.join('?' * len(system))}) "
+                f"AND event NOT IN ({','.join('?' * len(NOT_AN_ACT))}) LIMIT 1",
+                (case_id, raised_on, *system, *sorted(NOT_AN_ACT)),
+            ).fetchone()
+        ):
+            how = "担当者が事案について対応を記録"
+        if act and how is None:
+            since = max(raised_on, act[1] or act[0])  # the new due date has passed: it ages from there
+        start = date.fromisoformat(since)
+        age = 0 if how else _business_days_between(cal, start, on)
+        out.append(
+            Escalation(
+                key=key,
+                kind=kind,
+                case_id=case_id,
+                raised_on=date.fromisoformat(raised_on),
+                detail=detail,
+                settled=how is not None,
+                settled_how=how,
+                since=start,
+                age=age,
+            )
+        )
+    return sorted(out, key=lambda e: (e.settled, -e.age, e.raised_on, e.key))
+
+
+def _business_days_between(cal: Calendar, start: date, end: date) -> int:
+    n, d = 0, start
+    while d < end:
+        d = cal.add(d, 1)
+        n += d <= end
+    return n
+
+
+def record_act(
+    conn: sqlite3.Connection, config: Config, key: str, on: date, actor: str, *, due: date | None, note: str
+) -> Escalation:
+    """The coordinator acted on an escalation: a decision, a reassignment or a new due date (`due`)."""
+    row = conn.execute("SELECT case_id FROM escalations WHERE subject_key = ?", (key,)).fetchone()
+    if row is None:
+        raise EscalationError(f"エスカレーション {key} はありません（`engine escalations` で確認してください）")
+    text = note.strip()
+    if not text:
+        raise EscalationError("--note: 何をしたか（決定・担当の変更・新しい期日の理由）を書いてください")
+    if row[0]:
+        from engine.casework.notes import check_note
+
+        text = check_note(conn, row[0], text)  # no personal data of the household
+    if due is not None and due < on:
+        raise EscalationError(f"--due {due}: 今日（{on}）より前の期日は指定できません")
+    with write_transaction(conn):
+        Log(conn, on, actor, config_hash=config.hash).event(
+            "escalation_acted",
+            case_id=row[0],
+            reason=f"エスカレーション {key} への対応: {text}" + (f"（次の期日 {due}）" if due else ""),
+            key=key,
+            due_on=due,
+        )
+    return next(e for e in escalations(conn, config, on) if e.key == key)
