@@ -32,6 +32,7 @@ DESCRIPTIONS = {
     "resources": "resources.yaml: the places of 参加支援 and the referral loop's settings. docs/participation.md",
     "matching_rules": "matching_rules.yaml: which needs lead to which kinds of place. docs/participation.md",
     "triage_rules": "triage_rules.yaml: the pathway of each new case (conference, assessment, …). docs/triage.md",
+    "report": "report.yaml: the national figures' form, population and targets (目安値). docs/report.md",
     "outcome": "An outcome file of `engine outcome MEETING CASE --file outcome.yaml`. docs/lifecycle.md",
 }
 
@@ -42,6 +43,7 @@ def file_models() -> dict[str, type[BaseModel]]:
     from engine.config.load import _Agencies, _LeadRules  # the loader's models of the files' top level
     from engine.config.models import Conference, Letterhead, Lifecycle, Mail, Web
     from engine.participation.load import _Matching, _Resources
+    from engine.report.model import ReportSettings
     from engine.rules.file_schema import RuleFile
     from engine.triage.load import _TriageFile
 
@@ -57,6 +59,7 @@ def file_models() -> dict[str, type[BaseModel]]:
         "resources": _Resources,
         "matching_rules": _Matching,
         "triage_rules": _TriageFile,
+        "report": ReportSettings,
         "outcome": Outcome,
     }
 

@@ -38,7 +38,7 @@ def test_the_shipped_schemas_are_a_fresh_generation():
     fresh = schema_texts()
     shipped = {p.name: p.read_text(encoding="utf-8") for p in SHIPPED.glob("*.json")}
     assert shipped == fresh, "run `engine schema --out configs/schemas` and commit the result"
-    assert len(fresh) == 12
+    assert len(fresh) == 13
 
 
 def test_the_schemas_are_valid_json_schemas():
@@ -109,7 +109,7 @@ def test_an_outcome_file_validates_with_japanese_names_and_not_with_unknown_keys
 def test_engine_schema_writes_the_shipped_schemas(tmp_path):
     result = runner.invoke(app, ["schema", "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
-    assert f"wrote {tmp_path / 's' / 'rules.schema.json'}" in result.output and "ok: 12 schemas" in result.output
+    assert f"wrote {tmp_path / 's' / 'rules.schema.json'}" in result.output and "ok: 13 schemas" in result.output
     written = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "s").iterdir()}
     assert written == {p.name: p.read_text(encoding="utf-8") for p in SHIPPED.glob("*.json")}
 
