@@ -7,8 +7,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from engine.web.console import backlog, cases, changes, corrections, login, meetings, outcome, participation, today
+from engine.web.console import (
+    areas,
+    backlog,
+    cases,
+    changes,
+    corrections,
+    login,
+    meetings,
+    outcome,
+    participation,
+    today,
+)
 
 router = APIRouter()
-for part in (login, today, cases, meetings, outcome, corrections, participation, changes, backlog):
+for part in (login, today, cases, meetings, outcome, corrections, participation, changes, backlog, areas):
     router.include_router(part.router)
