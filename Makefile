@@ -9,7 +9,7 @@ HOUSEHOLDS ?= 5000
 SEED ?= 42
 WORKSPACE ?= workspace
 
-.PHONY: install demo test lint format bench bench-convene bench-lifecycle bench-triage bench-triage-city crash serve screenshots clean
+.PHONY: install demo test lint format bench bench-convene bench-lifecycle bench-triage bench-triage-city bench-year crash serve screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable_rules does not build on 3.13)"; exit 1; }
@@ -39,6 +39,11 @@ bench: install
 	$(BIN)/python bench/screen.py --households $(or $(BENCH_HOUSEHOLDS),1000000)
 	$(BIN)/python bench/convene.py
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python -m bench.year --households $(or $(YEAR_HOUSEHOLDS),50000)
+
+# issue 18: engine simulate's year on 50,000 households (bench/results/year-N.json)
+bench-year: install
+	$(BIN)/python -m bench.year --households $(or $(YEAR_HOUSEHOLDS),50000)
 
 bench-convene: install
 	$(BIN)/python bench/convene.py

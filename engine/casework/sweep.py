@@ -19,6 +19,7 @@ Every e-mail has its own key and every escalation is raised once: a sweep run tw
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from datetime import date, timedelta
 
 from pydantic import BaseModel
@@ -44,6 +45,7 @@ from engine.support.vocabulary import WATCH_RESULT_LABELS
 from engine.triage.assessment import ask_assessment, rescreen
 from engine.triage.backlog import triage_lines
 
+GAP_KINDS = frozenset({"unhandled_flag", "no_lead", "no_next_step", "no_pathway"})
 RESULT_CHOICES = "".join(
     f"「{label}」" for label in WATCH_RESULT_LABELS.values()
 )  # 「安定」「懸念あり」「連絡が取れない」
@@ -58,6 +60,10 @@ class SweepResult(BaseModel):
     followups_asked: int = 0  # 参加支援: follow-ups after a match, asked of the lead or the place
     digest: bool = False
     violations: int = 0
+    violation_kinds: dict[str, int] = {}  # the day's audit, by kind
+    # households the audit finds with an open flag and no owner or no dated next step (unhandled_flag,
+    # no_lead, no_next_step, no_pathway) for more than 1 business day: the no-gap promise's measure
+    gap_households: list[str] = []
     seconds: float = 0.0
 
 
@@ -263,6 +269,14 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
 
     report = run_audit(conn, config, on)
     result.violations = len(report.violations)
+    result.violation_kinds = dict(Counter(v.kind for v in report.violations))
+    result.gap_households = sorted(
+        {
+            v.household_id
+            for v in report.violations
+            if v.kind in GAP_KINDS and cal.add(date.fromisoformat(v.since), 1) < on
+        }
+    )
     if cal.is_business_day(on):
         result.digest = queue_digest(conn, config, on, report)
     result.seconds = round(clock.monotonic() - started, 3)

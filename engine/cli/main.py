@@ -17,7 +17,10 @@ from engine.cli import (
     listing,
     operations,
     participation,
+    region,
+    report,
     resources,
+    simulate,
     triage,
     web,
 )
@@ -29,7 +32,21 @@ app = typer.Typer(
     add_completion=False,
 )
 # `engine --help` lists the commands in this order, then the groups
-for group in (data, cycle, casework, escalations, triage, participation, resources, listing, operations, web):
+for group in (
+    data,
+    cycle,
+    casework,
+    escalations,
+    triage,
+    participation,
+    resources,
+    region,
+    report,
+    listing,
+    operations,
+    simulate,
+    web,
+):
     app.registered_commands += group.commands.registered_commands
 app.add_typer(operations.rules_app, name="rules")
 app.add_typer(operations.config_app, name="config")

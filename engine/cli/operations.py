@@ -224,7 +224,25 @@ def _is_demo_workspace(workspace: Path) -> bool:
         sources = [Path(s).resolve() for (s,) in conn.execute("SELECT source_dir FROM imports")]
     finally:
         conn.close()
-    return all(s == town for s in sources)
+    sim = (workspace / "sim").resolve()  # the simulated year's extracts (engine simulate)
+    return all(s == town or sim in s.parents for s in sources)
+
+
+def fresh_demo_workspace(workspace: Path) -> None:
+    """Remove a demo's (or simulation's) workspace and make it again, empty and owner-only; refuse
+    any folder holding other data, or one others could change."""
+    folder_for_output(workspace, "--workspace")
+    if not _is_demo_workspace(workspace):
+        fail(f"{workspace} holds data that is not from a demo; pass another --workspace (the demo starts from scratch)")
+    if os.path.lexists(workspace):
+        own_folder(workspace, "--workspace", (DB_FILENAME, DEMO_MARK))  # refused if others could change it
+        if workspace.is_symlink():
+            fail(
+                f"--workspace {workspace} is a link: the demo removes and re-creates its folder; give the folder itself"
+            )
+        shutil.rmtree(workspace)
+    private_dir(workspace)
+    (workspace / DEMO_MARK).touch(mode=0o600)
 
 
 @commands.command()
@@ -254,19 +272,7 @@ def demo(
 
     given = Inputs(workspace, rules, config, on)
     rs, cfg, day = given.rules, given.config, given.day  # every input checked before the old demo is removed
-    folder_for_output(workspace, "--workspace")
-    if not _is_demo_workspace(workspace):
-        fail(f"{workspace} holds data that is not from a demo; pass another --workspace (the demo starts from scratch)")
-    marker = workspace / DEMO_MARK
-    if os.path.lexists(workspace):
-        own_folder(workspace, "--workspace", (DB_FILENAME, DEMO_MARK))  # refused if others could change it
-        if workspace.is_symlink():
-            fail(
-                f"--workspace {workspace} is a link: the demo removes and re-creates its folder; give the folder itself"
-            )
-        shutil.rmtree(workspace)
-    private_dir(workspace)
-    marker.touch(mode=0o600)
+    fresh_demo_workspace(workspace)
     started = clock.monotonic()
     with progress_bar(quiet=as_json) as progress:
         result = run_demo(

@@ -109,6 +109,8 @@ class Simulation:
         self.story = Story(days=days)
         self.seen: set[str] = set()
         self.noticed: dict[str, date] = {}  # 参加支援: when the coordinator first saw an open need
+        self.before_day = None  # a callable(day) run before each day's night (engine/demo/year.py)
+        self.swept: list[tuple[date, object]] = []  # each day's SweepResult (its audit by kind, the gaps)
 
     def rng(self, key: str) -> random.Random:
         return random.Random(f"{self.seed}:{key}")
@@ -134,8 +136,11 @@ class Simulation:
         report(progress, 0, self.days, PROGRESS_LABEL)
         for i in range(1, self.days + 1):
             on = self.start + timedelta(days=i)
+            if self.before_day:  # the simulated year's new extracts: households moving in, relapses
+                timed("people", self.before_day, on)
             timed("nightly", nightly_cycle, self.conn, self.workspace, self.rules, self.config, on)
             swept = timed("sweep", daily_sweep, self.conn, self.rules, self.config, on)
+            self.swept.append((on, swept))
             self.story.reminders_queued += swept.reminders
             self.story.sweep_escalations += swept.escalations
             timed("dispatch", dispatch, self.conn, self.config, self.workspace, on, transport=self.transport)
@@ -171,26 +176,7 @@ class Simulation:
             record_outcome(self.conn, self.rules, self.config, meeting_id, case_id, path, on, "coordinator(sim)")
             self.story.outcomes += 1
         participation.refer_needs(self, on)
-        self.follow_escalations(on)
-
-    def follow_escalations(self, on: date) -> None:
-        """The coordinator phones about an escalation nobody has acted on, mostly within 3 business
-        days, some (20%) only after 8, and records it with a new due date a week on."""
-        if not self.cal.is_business_day(on):
-            return
-        for e in escalations(self.conn, self.config, on):
-            if e.settled or e.age < (8 if self.rng(f"esc:{e.key}:{e.since}").random() < 0.2 else 3):
-                continue
-            record_act(
-                self.conn,
-                self.config,
-                e.key,
-                on,
-                "coordinator(sim)",
-                due=self.cal.add(on, 5),
-                note="機関に電話で状況を確認し、期日を設定",
-            )
-            self.story.escalations_followed += 1
+        follow_escalations(self, on)
 
     # --- the agencies -------------------------------------------------------------------------
     def agencies(self, on: date) -> None:
@@ -240,7 +226,7 @@ class Simulation:
         ).fetchall():
             r = self.rng(f"checkpoint:{checkpoint_id}")
             if kind == "assessment":
-                self.assess(on, r, checkpoint_id, case_id, date.fromisoformat(asked_on))
+                assess(self, on, r, checkpoint_id, case_id, date.fromisoformat(asked_on))
                 continue
             x = r.random()
             if x < 0.2:  # no answer: escalated; a lead that never logs contact also triggers the 90-day reopen
@@ -264,23 +250,6 @@ class Simulation:
             ):
                 record_contact(self.conn, self.config, case_id, lead, on, f"{lead}(sim)")
                 self.story.contacts += 1
-
-    def assess(self, on: date, r: random.Random, checkpoint_id: int, case_id: str, asked: date) -> None:
-        """An agency's assessment (triage): 5% never answer, 20% late; of the answers about half are
-        resolved within the agency's silo, a quarter need a conference, the rest could not reach."""
-        x = r.random()
-        if x < 0.05:
-            self.story.never_answered += self.once(f"never-assessment:{checkpoint_id}")
-            return
-        late = x > 0.80
-        if on < self.cal.add(asked, r.randint(11, 15) if late else r.randint(2, 8)):
-            return
-        y = r.random()
-        result = "resolved" if y < 0.5 else ("needs_conference" if y < 0.8 else "could_not_reach")
-        note = {"needs_conference": "訪問で、介護と家計の両方に支援が必要な状況を確認した"}.get(result)
-        if not self.by_link(on, [f"checkpoint:{checkpoint_id}"], result, note):
-            answer_assessment(self.conn, self.rules, self.config, case_id, result, on, "agency(sim)", note=note)
-        self.story.assessments_answered += 1
 
     def by_link(self, on: date, keys: list[str], choice: str, note: str | None = None) -> bool:
         """Answer from the link of the latest of these e-mails the agency received (its .eml file in the
@@ -392,3 +361,41 @@ def relapse(conn: sqlite3.Connection, workspace: Path, on: date) -> int:
             w.writerow([head, "水道", "arrears", "water:4", started, ""])
     import_dir(conn, folder, today=on)
     return len(hids)
+
+
+def follow_escalations(sim: Simulation, on: date) -> None:
+    """The coordinator phones about an escalation nobody has acted on, mostly within 3 business
+    days, some (20%) only after 8, and records it with a new due date a week on."""
+    if not sim.cal.is_business_day(on):
+        return
+    for e in escalations(sim.conn, sim.config, on):
+        if e.settled or e.age < (8 if sim.rng(f"esc:{e.key}:{e.since}").random() < 0.2 else 3):
+            continue
+        record_act(
+            sim.conn,
+            sim.config,
+            e.key,
+            on,
+            "coordinator(sim)",
+            due=sim.cal.add(on, 5),
+            note="機関に電話で状況を確認し、期日を設定",
+        )
+        sim.story.escalations_followed += 1
+
+
+def assess(sim: Simulation, on: date, r: random.Random, checkpoint_id: int, case_id: str, asked: date) -> None:
+    """An agency's assessment (triage): 5% never answer, 20% late; of the answers about half are
+    resolved within the agency's silo, a quarter need a conference, the rest could not reach."""
+    x = r.random()
+    if x < 0.05:
+        sim.story.never_answered += sim.once(f"never-assessment:{checkpoint_id}")
+        return
+    late = x > 0.80
+    if on < sim.cal.add(asked, r.randint(11, 15) if late else r.randint(2, 8)):
+        return
+    y = r.random()
+    result = "resolved" if y < 0.5 else ("needs_conference" if y < 0.8 else "could_not_reach")
+    note = {"needs_conference": "訪問で、介護と家計の両方に支援が必要な状況を確認した"}.get(result)
+    if not sim.by_link(on, [f"checkpoint:{checkpoint_id}"], result, note):
+        answer_assessment(sim.conn, sim.rules, sim.config, case_id, result, on, "agency(sim)", note=note)
+    sim.story.assessments_answered += 1

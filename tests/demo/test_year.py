@@ -1,0 +1,82 @@
+"""`engine simulate` (engine/demo/year.py): a short span on a small town keeps the no-gap
+promise — no household with an open flag and no owner or no dated next step for more than one
+business day, every relapse back to its previous lead in time — and writes its figures; households
+move in through monthly extracts."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from engine.demo.town import generate_town
+from engine.demo.year import run_year, split_town
+from tests.helpers.cli import runner
+from tests.helpers.town import ON
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory, rules, cfg):
+    ws = tmp_path_factory.mktemp("year") / "ws"
+    return ws, run_year(ws, rules, cfg, households=600, seed=11, on=ON, days=30, movers=30)
+
+
+def test_a_month_keeps_the_no_gap_promise(year):
+    ws, f = year
+    assert f["gap_households"] == 0 and set(f["gap_households_by_month"]) == {"2026-11", "2026-12"}
+    assert f["cases"] > 0 and f["escalations_per_100_cases"] is not None
+    rel = f["relinked"]
+    assert rel["to_previous_lead_late"] == 0 and rel["to_another_lead"] == 0
+    gap_kinds = {"unhandled_flag", "no_lead", "no_next_step", "no_pathway"}
+    assert not gap_kinds & set(f["audit_at_end"]), f["audit_at_end"]
+    assert f["flag_to_conference_business_days"]["count"] > 0
+    assert json.loads((ws / "sim" / "year.json").read_text(encoding="utf-8")) == f
+
+
+def test_households_move_in_through_the_extracts(year):
+    ws, f = year
+    import sqlite3
+
+    conn = sqlite3.connect(ws / "engine.db")
+    try:
+        total = conn.execute("SELECT COUNT(*) FROM households").fetchone()[0]
+    finally:
+        conn.close()
+    assert [n for _, n in f["moved_in"]] and total == 600 + 30, (total, f["moved_in"])
+
+
+def test_split_town_keeps_each_household_with_its_persons_and_records(tmp_path):
+    town = tmp_path / "town"
+    generate_town(town, 50, 3, today=ON)
+    folders = split_town(town, 40, 3, tmp_path / "sim")
+    assert len(folders) == 3
+
+    def ids(folder, name, col):
+        with open(folder / name, newline="", encoding="utf-8") as f:
+            return [r[col] for r in list(csv.reader(f))[1:]]
+
+    kept = ids(town, "households.csv", 0)
+    moved = [h for f in folders for h in ids(f, "households.csv", 0)]
+    assert len(kept) == 40 and len(moved) == 10 and not set(kept) & set(moved)
+    for folder in (town, *folders):
+        homes = set(ids(folder, "households.csv", 0))
+        people = ids(folder, "persons.csv", 0)
+        assert set(ids(folder, "persons.csv", 1)) <= homes
+        assert set(ids(folder, "records.csv", 0)) <= set(people)
+
+
+def test_engine_simulate_prints_the_figures_against_their_goals(tmp_path):
+    ws = tmp_path / "ws"
+    from engine.cli.main import app
+
+    out = runner.invoke(
+        app, ["simulate", "--households", "300", "--days", "10", "--workspace", str(ws), "--date", "2026-11-27"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "模擬運用 10 日" in out.output and "目標 0: 達成" in out.output
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("x", encoding="utf-8")
+    refused = runner.invoke(app, ["simulate", "--households", "300", "--workspace", str(other)])
+    assert refused.exit_code != 0 and "not from a demo" in refused.output and (other / "notes.txt").exists()
