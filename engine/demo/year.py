@@ -24,6 +24,8 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from engine.casework.audit import run_audit
 from engine.config import Config
 from engine.demo.measure import BusinessDays, measure, spread
@@ -224,30 +226,65 @@ def year_figures(conn, config: Config, sim: Simulation, start: date, end: date) 
     }
 
 
-def _met(ok: bool) -> str:
-    return "達成" if ok else "未達"
+class Goal(BaseModel):
+    label: str  # Japanese
+    value: str
+    goal: str
+    met: bool
 
 
-def render_year(f: dict) -> str:
-    """The figures against their goals, in Japanese (the coordinator's and the municipality's)."""
+def goals_met(f: dict) -> list[Goal]:
+    """Each figure with a goal, its value and whether it is met (the console's table)."""
     conf, urgent, rel = (
         f["flag_to_conference_business_days"],
         f["urgent_flag_to_conference_business_days"],
         f["relinked"],
     )
     share = rel["share_in_time"]
+    return [
+        Goal(
+            label="担当も日付のある次の一歩もない状態が1営業日を超えた世帯",
+            value=f"{f['gap_households']:,}",
+            goal="0",
+            met=f["gap_households"] == 0,
+        ),
+        Goal(
+            label="再発が5営業日以内に前回の主担当機関へ",
+            value="—"
+            if share is None
+            else f"{share:.0%}（{rel['relapses']:,} 件中 {rel['to_previous_lead_in_time']:,} 件）",
+            goal="100%",
+            met=share in (None, 1.0),
+        ),
+        Goal(
+            label="フラグから会議まで（営業日、中央値）",
+            value=f"{conf['median']}",
+            goal="10 以下",
+            met=conf["median"] is not None and conf["median"] <= 10,
+        ),
+        Goal(
+            label="緊急: フラグから会議まで（営業日、中央値）",
+            value=f"{urgent['median']}",
+            goal="2 以下",
+            met=urgent["median"] is None or urgent["median"] <= 2,
+        ),
+    ]
+
+
+def _met(ok: bool) -> str:
+    return "達成" if ok else "未達"
+
+
+def render_year(f: dict) -> str:
+    """The figures against their goals, in Japanese (the coordinator's and the municipality's)."""
+    rel = f["relinked"]
     lines = [
         f"模擬運用 {f['days']} 日（{f['first_night']}〜{f['end']}、{f['households']:,} 世帯、転入 {f['movers']:,} 世帯、"
         f"seed {f['seed']}、{f['seconds']:,} 秒）",
         f"事案 {f['cases']:,} 件、エスカレーション {f['escalations']:,} 件（100 事案あたり {f['escalations_per_100_cases']}）",
-        f"・フラグがあるのに担当も日付のある次の一歩もない状態が1営業日を超えた世帯: {f['gap_households']:,}（目標 0: "
-        f"{_met(f['gap_households'] == 0)}）",
-        f"・再発（もどし・つなぎ直し） {rel['relapses']:,} 件のうち、5営業日以内に前回の主担当機関へ: "
-        f"{rel['to_previous_lead_in_time']:,} 件（{'—' if share is None else f'{share:.0%}'}、目標 100%: "
-        f"{_met(share in (None, 1.0))}）、遅れ {rel['to_previous_lead_late']}、別の機関 {rel['to_another_lead']}、未決定 {rel['not_yet_decided']}",
-        f"・フラグから会議まで（営業日）: 中央値 {conf['median']}（目標 10 以下: {_met(conf['median'] is not None and conf['median'] <= 10)}）、"
-        f"p90 {conf['p90']}、最大 {conf['max']}（{conf['count']:,} 件）",
-        f"・緊急: 中央値 {urgent['median']}（目標 2 以下: {_met(urgent['median'] is None or urgent['median'] <= 2)}）",
+        *(f"・{g.label}: {g.value}（目標 {g.goal}: {_met(g.met)}）" for g in goals_met(f)),
+        f"  再発 {rel['relapses']:,} 件: 遅れ {rel['to_previous_lead_late']}、別の機関 {rel['to_another_lead']}、"
+        f"未決定 {rel['not_yet_decided']}",
         f"・参加支援の紹介 {f['referrals']['asked']:,} 件のうち回答 {f['referrals']['answered']:,} 件、定着の確認 {f['followups_made']:,} 件",
         "・監査の指摘（各月末）: "
         + "; ".join(

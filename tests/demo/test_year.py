@@ -74,9 +74,31 @@ def test_engine_simulate_prints_the_figures_against_their_goals(tmp_path):
         app, ["simulate", "--households", "300", "--days", "10", "--workspace", str(ws), "--date", "2026-11-27"]
     )
     assert out.exit_code == 0, out.output
-    assert "模擬運用 10 日" in out.output and "目標 0: 達成" in out.output
+    assert "模擬運用 10 日" in out.output and "（目標 0: 達成）" in out.output
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("x", encoding="utf-8")
     refused = runner.invoke(app, ["simulate", "--households", "300", "--workspace", str(other)])
     assert refused.exit_code != 0 and "not from a demo" in refused.output and (other / "notes.txt").exists()
+
+
+def test_the_console_shows_the_years_figures_against_their_goals(year):
+    from fastapi.testclient import TestClient
+
+    from engine.store.db import connect
+    from engine.web.app import create_app
+    from tests.helpers.console import add_coordinator, login
+    from tests.helpers.paths import ROOT
+
+    ws, f = year
+    conn = connect(ws)
+    add_coordinator(conn)
+    conn.close()
+    with TestClient(
+        create_app(ws, ROOT / "configs" / "rules", ROOT / "configs"), base_url="http://127.0.0.1:8300"
+    ) as c:
+        assert c.get("/simulation", follow_redirects=False).status_code == 303  # login first
+        login(c)
+        page = c.get("/simulation").text
+    assert "模擬運用の結果" in page and "担当も日付のある次の一歩もない状態が1営業日を超えた世帯" in page
+    assert f"{f['cases']:,}" in page and "達成" in page

@@ -17,9 +17,10 @@ from engine.web.console import (
     meetings,
     outcome,
     participation,
+    simulation,
     today,
 )
 
 router = APIRouter()
-for part in (login, today, cases, meetings, outcome, corrections, participation, changes, backlog, areas):
+for part in (login, today, cases, meetings, outcome, corrections, participation, changes, backlog, areas, simulation):
     router.include_router(part.router)
