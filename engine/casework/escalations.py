@@ -29,13 +29,13 @@ from engine.support.errors import EngineError
 
 INFORMING = frozenset({"assessment_unreachable", "participation_archived"})  # the engine acted when it raised them
 NOT_AN_ACT = frozenset({"note", "escalation", "digest_queued", "escalation_acted"})  # the last: by its due date
-# the subject of an escalation key (prefix:ref) and the SQL that says it is still open
+# the subject of an escalation key (prefix:ref): its state, and the states in which it is still open
 SUBJECTS = {
-    "lead": "SELECT 1 FROM lead_requests WHERE request_id = ? AND status = 'pending'",
-    "action": "SELECT 1 FROM case_actions WHERE action_id = ? AND status = 'open'",
-    "checkpoint": "SELECT 1 FROM checkpoints WHERE checkpoint_id = ? AND status IN ('pending', 'asked')",
-    "followup": "SELECT 1 FROM followups WHERE followup_id = ? AND status IN ('pending', 'asked')",
-    "referral": "SELECT 1 FROM referrals WHERE referral_id = ? AND status IN ('requested', 'waitlisted')",
+    "lead": ("SELECT status FROM lead_requests WHERE request_id = ?", {"pending"}),
+    "action": ("SELECT status FROM case_actions WHERE action_id = ?", {"open"}),
+    "checkpoint": ("SELECT status FROM checkpoints WHERE checkpoint_id = ?", {"pending", "asked"}),
+    "followup": ("SELECT status FROM followups WHERE followup_id = ?", {"pending", "asked"}),
+    "referral": ("SELECT status FROM referrals WHERE referral_id = ?", {"requested", "waitlisted"}),
 }
 
 
@@ -63,10 +63,12 @@ def _subject_open(conn: sqlite3.Connection, key: str) -> bool | None:
         return not conn.execute(
             "SELECT 1 FROM outcomes WHERE case_id = ? AND meeting_id = ?", (case_id, meeting_id)
         ).fetchone()
-    sql = SUBJECTS.get(prefix)
-    if sql is None or not ref.split(":")[0].isdigit():
+    subject = SUBJECTS.get(prefix)
+    number = ref.split(":")[0]
+    if subject is None or not number.isdigit() or int(number) >= 2**63:
         return None
-    return conn.execute(sql, (int(ref.split(":")[0]),)).fetchone() is not None
+    row = conn.execute(subject[0], (int(number),)).fetchone()
+    return None if row is None else row[0] in subject[1]  # a subject that is not there is not resolved
 
 
 def _acts(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:

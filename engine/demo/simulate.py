@@ -35,7 +35,7 @@ from engine.casework.handshake import accept, action_done, decline, record_conta
 from engine.casework.outcome import record_outcome
 from engine.casework.steps import owed_outcomes
 from engine.casework.sweep import daily_sweep
-from engine.casework.watch import answer_checkpoint
+from engine.casework.watch import WatchError, answer_checkpoint
 from engine.config import Config
 from engine.demo import participation
 from engine.intake.importer import import_dir
@@ -225,6 +225,11 @@ class Simulation:
             "SELECT checkpoint_id, case_id, asked_on, kind FROM checkpoints WHERE status = 'asked' ORDER BY checkpoint_id"
         ).fetchall():
             r = self.rng(f"checkpoint:{checkpoint_id}")
+            (still,) = self.conn.execute(
+                "SELECT status FROM checkpoints WHERE checkpoint_id = ?", (checkpoint_id,)
+            ).fetchone()
+            if still != "asked":  # an earlier answer today moved the case on (a concern sends it to a conference)
+                continue
             if kind == "assessment":
                 assess(self, on, r, checkpoint_id, case_id, date.fromisoformat(asked_on))
                 continue
@@ -236,7 +241,10 @@ class Simulation:
             result = "stable" if x < 0.75 else ("concern" if x < 0.93 else "lost_contact")
             note = {"concern": "本人の体調が悪化し、家計の管理が難しくなっている"}.get(result)
             if not self.by_link(on, [f"checkpoint:{checkpoint_id}"], result, note):
-                answer_checkpoint(self.conn, self.rules, self.config, case_id, result, on, "agency(sim)")
+                try:  # by telephone; the link's answer may have been given to an earlier checkpoint of the case
+                    answer_checkpoint(self.conn, self.rules, self.config, case_id, result, on, "agency(sim)")
+                except WatchError:
+                    continue
             self.story.watch_answers += 1
         # leads that keep in touch with a closed household log a contact about once a month
         for case_id, lead, closed_on in self.conn.execute(

@@ -37,6 +37,7 @@ def test_today_shows_the_digest(console, convened):
     conn.commit()
     html = console.get("/").text
     assert "受諾依頼 99 の回答期限を過ぎた" in html and f'href="/cases/{case}"' in html
+    assert "0営業日 記録なし" in html  # raised today, nobody has acted on it yet (its age, issue 18)
     assert "会議の空き待ちの事案（1 件）" in html and convened.cases[1] in html
     assert "送信に失敗したメール（1 件）" in html and "550 mailbox unavailable" in html
     assert "中央地域包括支援センター" in html  # the agency by name

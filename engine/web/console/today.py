@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from engine.casework.audit import KINDS, Violation, run_audit
+from engine.casework.escalations import escalations as open_escalations
 from engine.casework.listing import OutboxRow, outbox
 from engine.casework.steps import owed_outcomes
 from engine.config import Config
@@ -29,6 +30,8 @@ class Escalation(BaseModel):
     raised_on: str
     detail: str
     new: bool  # not yet in a digest
+    age: int = 0  # business days nobody has acted on it (0: settled)
+    settled_how: str | None = None  # Japanese: how it was acted on
 
 
 class Owed(BaseModel):
@@ -49,12 +52,17 @@ class Today(BaseModel):
 
 def today(conn: sqlite3.Connection, config: Config, on: date) -> Today:
     report = run_audit(conn, config, on)
-    escalations = [
-        Escalation(case_id=r[0], raised_on=r[1], detail=r[2], new=r[3] is None)
-        for r in conn.execute(
-            "SELECT e.case_id, e.raised_on, e.detail, e.digest_on FROM escalations e LEFT JOIN cases c ON c.case_id = e.case_id "
-            "WHERE e.case_id IS NULL OR c.is_open = 1 ORDER BY e.raised_on DESC, e.subject_key"
+    fresh = {k for (k,) in conn.execute("SELECT subject_key FROM escalations WHERE digest_on IS NULL")}
+    escalations = [  # nobody acted on them yet, oldest first; then the settled ones (engine/casework/escalations.py)
+        Escalation(
+            case_id=e.case_id,
+            raised_on=e.raised_on.isoformat(),
+            detail=e.detail,
+            new=e.key in fresh,
+            age=e.age,
+            settled_how=e.settled_how,
         )
+        for e in open_escalations(conn, config, on)
     ]
     waiting = [
         r[0]
