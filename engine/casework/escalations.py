@@ -112,7 +112,7 @@ def escalations(conn: sqlite3.Connection, config: Config, on: date) -> list[Esca
         if act and how is None:
             since = max(raised_on, act[1] or act[0])  # the new due date has passed: it ages from there
         start = date.fromisoformat(since)
-        age = 0 if how else _business_days_between(cal, start, on)
+        age = 0 if how else cal.between(start, on)
         out.append(
             Escalation(
                 key=key,
@@ -127,14 +127,6 @@ def escalations(conn: sqlite3.Connection, config: Config, on: date) -> list[Esca
             )
         )
     return sorted(out, key=lambda e: (e.settled, -e.age, e.raised_on, e.key))
-
-
-def _business_days_between(cal: Calendar, start: date, end: date) -> int:
-    n, d = 0, start
-    while d < end:
-        d = cal.add(d, 1)
-        n += d <= end
-    return n
 
 
 def record_act(

@@ -123,13 +123,8 @@ def months_up_to(on: date, n: int) -> list[Month]:
 
 
 def business_days_between(cal: Calendar, start: date, end: date) -> int:
-    """The business days after `start` up to and including `end` (0 when `end` is not after `start`):
-    n such that cal.add(start, n) is `end` when `end` is a business day."""
-    n, d = 0, start
-    while d < end:
-        d += timedelta(days=1)
-        n += cal.is_business_day(d)
-    return n
+    """The business days after `start` up to and including `end` (Calendar.between)."""
+    return cal.between(start, end)
 
 
 def _month_of(months: list[Month], day: str | None) -> str | None:

@@ -66,6 +66,15 @@ class Calendar:
     def is_business_day(self, day: date) -> bool:
         return self.closed_reason(day) is None
 
+    def between(self, start: date, end: date) -> int:
+        """The business days after `start` up to and including `end` (0 when `end` is not after
+        `start`): n such that add(start, n) is `end` when `end` is a business day."""
+        n, d = 0, start
+        while d < end:
+            d += timedelta(days=1)
+            n += self.is_business_day(d)
+        return n
+
     def add(self, day: date, n: int) -> date:
         """The n-th business day after `day` (n=0: `day` itself if a business day, else the next)."""
         d = day

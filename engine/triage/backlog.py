@@ -180,7 +180,7 @@ def change(conn: sqlite3.Connection, config: Config, plan_id: int, pace: int, on
         moved = 0
         for checkpoint_id, case_id, due_on, answer_due, agency in waiting:
             start = pacer.start(agency)
-            length = _business_days(cal, date.fromisoformat(due_on), date.fromisoformat(answer_due))
+            length = max(1, cal.between(date.fromisoformat(due_on), date.fromisoformat(answer_due)))
             conn.execute(
                 "UPDATE checkpoints SET due_on = ?, answer_due = ? WHERE checkpoint_id = ?",
                 (start.isoformat(), cal.add(start, length).isoformat(), checkpoint_id),
@@ -213,14 +213,6 @@ def change(conn: sqlite3.Connection, config: Config, plan_id: int, pace: int, on
             per_week=pace,
         )
     return load_plan(conn, new_id)
-
-
-def _business_days(cal: Calendar, start: date, end: date) -> int:
-    n, d = 0, start
-    while d < end:
-        d = cal.add(d, 1)
-        n += 1
-    return max(n, 1)
 
 
 def render(plan: Plan, config: Config) -> str:
