@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from engine.casework.audit import run_audit
+from engine.casework.audit import KINDS, run_audit
 from engine.config import Config
 from engine.demo.measure import BusinessDays, measure, spread
 from engine.demo.simulate import Simulation, relapse
@@ -288,7 +288,7 @@ def render_year(f: dict) -> str:
         f"・参加支援の紹介 {f['referrals']['asked']:,} 件のうち回答 {f['referrals']['answered']:,} 件、定着の確認 {f['followups_made']:,} 件",
         "・監査の指摘（各月末）: "
         + "; ".join(
-            f"{m} " + (", ".join(f"{k} {n}" for k, n in sorted(v.items())) or "0")
+            f"{m} " + ("、".join(f"{KINDS.get(k, k)} {n}" for k, n in sorted(v.items())) or "0")
             for m, v in f["audit_by_month"].items()
         ),
     ]

@@ -102,3 +102,12 @@ def test_the_console_shows_the_years_figures_against_their_goals(year):
         page = c.get("/simulation").text
     assert "模擬運用の結果" in page and "担当も日付のある次の一歩もない状態が1営業日を超えた世帯" in page
     assert f"{f['cases']:,}" in page and "達成" in page
+
+
+def test_the_audit_by_month_is_told_by_label_not_code(year):
+    from engine.demo.year import render_year
+
+    _, f = year
+    text = render_year({**f, "audit_by_month": {"2026-12": {"conference_too_far": 2}}})
+    assert "2026-12 初回の会議が遠すぎる（会議への振り分けから営業日の上限を超える） 2" in text
+    assert "conference_too_far" not in text

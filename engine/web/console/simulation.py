@@ -9,6 +9,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from engine.casework.audit import KINDS
 from engine.demo.year import goals_met
 from engine.web.app import Ctx, WebContext
 from engine.web.session import Coordinator, User, page
@@ -26,5 +27,6 @@ def simulation_page(request: Request, user: User = Coordinator, ctx: WebContext 
         "console/simulation.html.j2",
         f=figures,
         goals=goals_met(figures) if figures else [],
+        kinds=KINDS,  # the audit's kinds by their Japanese labels
         active="simulation",
     )
