@@ -227,3 +227,16 @@ class MessageKey:
     def agenda_prefix(meeting_id: str) -> str:
         """What the keys of every agenda of a meeting start with."""
         return f"agenda:{meeting_id}:"
+
+
+PREFIXED = "message_key >= ? AND message_key < ?"  # SQL: the keys that start with a prefix (prefixed())
+
+
+def prefixed(prefix: str) -> tuple[str, str]:
+    """The parameters of PREFIXED: the range of the outbox's primary key holding exactly the keys
+    that start with `prefix` (every such text sorts at or after it and before the prefix with its
+    last character raised by one). A range, not substr(): the primary key's index answers it
+    instead of a scan of the whole outbox, which grows every day (issue 19)."""
+    if not prefix:
+        raise ValueError("an empty prefix is every key")
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from engine.outbox.keys import MessageKey
+from engine.outbox.keys import PREFIXED, MessageKey, prefixed
 from engine.support import clock
 
 
@@ -44,6 +44,6 @@ def queue(
 def supersede_pending(conn: sqlite3.Connection, prefix: str) -> None:
     """Older versions not sent yet are replaced by the one about to be queued."""
     conn.execute(
-        "UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND substr(message_key, 1, ?) = ?",
-        (len(prefix), prefix),
+        f"UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND {PREFIXED}",
+        prefixed(prefix),
     )

@@ -27,7 +27,7 @@ import sqlite3
 from datetime import datetime
 
 from engine.config import Config
-from engine.outbox.keys import MessageKey
+from engine.outbox.keys import PREFIXED, MessageKey, prefixed
 from engine.policy.dv import case_locked, household_locked
 from engine.store.lifecycle import Log
 from engine.support import clock
@@ -52,8 +52,8 @@ def has_newer_version(conn: sqlite3.Connection, key: MessageKey | None) -> bool:
         return False
     return (
         conn.execute(
-            "SELECT 1 FROM outbox WHERE substr(message_key, 1, ?) = ? AND CAST(substr(message_key, ?) AS INTEGER) > ?",
-            (len(prefix), prefix, len(prefix) + 1, key.version),
+            f"SELECT 1 FROM outbox WHERE {PREFIXED} AND CAST(substr(message_key, ?) AS INTEGER) > ?",
+            (*prefixed(prefix), len(prefix) + 1, key.version),
         ).fetchone()
         is not None
     )

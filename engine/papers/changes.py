@@ -15,7 +15,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from engine.outbox.keys import MessageKey
+from engine.outbox.keys import PREFIXED, MessageKey, prefixed
 from engine.support.private_files import write_private
 
 
@@ -34,9 +34,9 @@ def last_received(conn: sqlite3.Connection, workspace: Path, meeting_id: str, ag
         (
             MessageKey.parse(key).version
             for (key,) in conn.execute(
-                "SELECT message_key FROM outbox WHERE agency_id = ? AND substr(message_key, 1, ?) = ? "
+                f"SELECT message_key FROM outbox WHERE agency_id = ? AND {PREFIXED} "
                 "AND (status IN ('sent', 'sending') OR possible_duplicate = 1)",
-                (agency_id, len(prefix), prefix),
+                (agency_id, *prefixed(prefix)),
             )
         ),
         reverse=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from engine.config import Config
-from engine.outbox.keys import MessageKey
+from engine.outbox.keys import PREFIXED, MessageKey, prefixed
 from engine.outbox.queue import queue, supersede_pending
 from engine.papers import changes, letterhead
 from engine.papers.agenda import (
@@ -99,8 +99,8 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
             reached = {
                 a
                 for (a,) in conn.execute(
-                    "SELECT DISTINCT agency_id FROM outbox WHERE substr(message_key, 1, ?) = ? AND (status IN ('sent', 'sending') OR possible_duplicate = 1)",
-                    (len(prefix), prefix),
+                    f"SELECT DISTINCT agency_id FROM outbox WHERE {PREFIXED} AND (status IN ('sent', 'sending') OR possible_duplicate = 1)",
+                    prefixed(prefix),
                 )
             }
             for (a,) in conn.execute(
@@ -109,8 +109,8 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
             ).fetchall():
                 if a not in current and a not in reached:
                     conn.execute(
-                        "UPDATE outbox SET status = 'superseded' WHERE status IN ('pending', 'failed') AND agency_id = ? AND substr(message_key, 1, ?) = ?",
-                        (a, len(prefix), prefix),
+                        f"UPDATE outbox SET status = 'superseded' WHERE status IN ('pending', 'failed') AND agency_id = ? AND {PREFIXED}",
+                        (a, *prefixed(prefix)),
                     )
             gone = [
                 withdrawn_agenda(papers, config, a)
@@ -238,8 +238,8 @@ def queue_routing_notices(conn: sqlite3.Connection, rules: RuleSet, config: Conf
         key = MessageKey.routing(case_id, owner_id, 1)
         prefix = key.version_prefix
         last = conn.execute(
-            "SELECT message_key, content_hash FROM outbox WHERE substr(message_key, 1, ?) = ? ORDER BY CAST(substr(message_key, ?) AS INTEGER) DESC LIMIT 1",
-            (len(prefix), prefix, len(prefix) + 1),
+            f"SELECT message_key, content_hash FROM outbox WHERE {PREFIXED} ORDER BY CAST(substr(message_key, ?) AS INTEGER) DESC LIMIT 1",
+            (*prefixed(prefix), len(prefix) + 1),
         ).fetchone()
         if last and last[1] == digest:
             continue

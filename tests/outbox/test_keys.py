@@ -91,3 +91,33 @@ def test_a_constructor_refuses_what_would_not_read_back():
         MessageKey.routing("C-1", "", 1)
     with pytest.raises(ValueError, match="no agency, version or stage"):
         MessageKey("checkpoint", "3", version=2)
+
+
+def test_a_prefix_range_holds_exactly_the_keys_that_start_with_it_and_uses_the_primary_key():
+    import sqlite3
+
+    from engine.outbox.keys import PREFIXED, prefixed
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE outbox (message_key TEXT PRIMARY KEY)")
+    keys = [
+        "agenda:M1:a:v1",
+        "agenda:M1:a:v12",
+        "agenda:M1:b:v1",
+        "agenda:M10:a:v1",  # another meeting whose id starts with M1
+        "agenda:M1;x",  # the character after ':'
+        "agenda:M0:a:v1",
+        "agenda:M1:日本:v2",  # beyond ASCII
+        "routing:C1:a:v1",
+        "routing:C1:a",  # a notice queued before versions
+    ]
+    conn.executemany("INSERT INTO outbox VALUES (?)", [(k,) for k in keys])
+    for prefix in ("agenda:M1:", "agenda:M1:a:v", "routing:C1:a:v", "agenda:"):
+        found = {k for (k,) in conn.execute(f"SELECT message_key FROM outbox WHERE {PREFIXED}", prefixed(prefix))}
+        assert found == {k for k in keys if k.startswith(prefix)}, prefix
+    plan = " ".join(
+        r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT 1 FROM outbox WHERE {PREFIXED}", prefixed("agenda:M1:"))
+    )
+    assert "USING" in plan and "INDEX" in plan, plan  # a search of the primary key, not a scan
+    with pytest.raises(ValueError):
+        prefixed("")
