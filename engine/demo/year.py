@@ -76,7 +76,8 @@ def split_town(town: Path, keep: int, batches: int, out: Path) -> list[Path]:
 
 def relinked(conn, calendar: Calendar, end: date) -> dict:
     """Reopened and re-linked cases, and how many were proposed to their previous lead in time."""
-    done = late = other = 0
+    done = other = 0
+    late: list[dict] = []  # each late relapse: case, since, decided (ids and dates only)
     accepted: dict[str, str] = {}  # the lead that took the case on (or resolved it by assessment)
     proposed: dict[str, str] = {}  # else the lead last proposed
     pending: list[tuple[str, str | None, date]] = []  # (case, previous lead, since)
@@ -103,14 +104,15 @@ def relinked(conn, calendar: Calendar, end: date) -> dict:
                 elif calendar.add(since, RELINK_BUSINESS_DAYS) >= day:
                     done += 1
                 else:
-                    late += 1
+                    late.append({"case": case_id, "since": since.isoformat(), "decided": day.isoformat()})
             if d.get("lead"):
                 proposed[case_id] = d["lead"]
-    total = done + late + other + len(pending)
+    total = done + len(late) + other + len(pending)
     return {
         "relapses": total,
         "to_previous_lead_in_time": done,
-        "to_previous_lead_late": late,
+        "to_previous_lead_late": len(late),
+        "late": late[:20],  # the first few, to look up with `engine history CASE` (bench/year.py --keep)
         "to_another_lead": other,  # the previous lead could not take part (e.g. no 支援会議 member)
         "not_yet_decided": len(pending),
         "share_in_time": round(done / total, 3) if total else None,
@@ -189,7 +191,7 @@ def year_figures(conn, config: Config, sim: Simulation, start: date, end: date) 
     cases = conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
     escalations = conn.execute("SELECT COUNT(*) FROM escalations").fetchone()[0]
     days = BusinessDays(cal, start - timedelta(days=400), end + timedelta(days=400))
-    to_conference, urgent = [], []
+    to_conference, urgent, later = [], [], []
     for first_flag, held_on, severity in conn.execute(
         "SELECT (SELECT MIN(f.first_detected) FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id WHERE x.case_id = c.case_id), "
         "(SELECT MIN(m.held_on) FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id WHERE cm.case_id = c.case_id), "
@@ -198,6 +200,8 @@ def year_figures(conn, config: Config, sim: Simulation, start: date, end: date) 
         if first_flag and held_on:
             b = days.between(date.fromisoformat(first_flag), date.fromisoformat(held_on))
             (urgent if severity == "urgent" else to_conference).append(b)
+            if severity != "urgent" and first_flag > start.isoformat():
+                later.append(b)  # flagged after the first screening: the steady state, not go-live's backlog
     referrals = dict(conn.execute("SELECT status, COUNT(*) FROM referrals GROUP BY status").fetchall())
     asked = sum(referrals.values())
     answered = sum(n for s, n in referrals.items() if s not in ("requested", "cancelled"))
@@ -209,6 +213,7 @@ def year_figures(conn, config: Config, sim: Simulation, start: date, end: date) 
         "relinked": relinked(conn, cal, end),
         "flag_to_conference_business_days": spread(to_conference),
         "urgent_flag_to_conference_business_days": spread(urgent),
+        "flag_to_conference_after_first_screening": spread(later),
         "cases": cases,
         "escalations": escalations,
         "escalations_per_100_cases": round(100 * escalations / cases, 1) if cases else None,
@@ -275,6 +280,17 @@ def _met(ok: bool) -> str:
     return "達成" if ok else "未達"
 
 
+def _later_line(f: dict) -> str:
+    """Flag → conference for the cases flagged after the first screening (go-live's backlog aside)."""
+    later = f.get("flag_to_conference_after_first_screening") or {"count": 0}
+    if not later["count"]:
+        return "  初回スクリーニングの後にフラグが立ち会議に至った事案: なし"
+    return (
+        f"  初回スクリーニングの後にフラグが立ち会議に至った事案 {later['count']:,} 件: "
+        f"中央値 {later['median']}、90% {later['p90']}、最大 {later['max']} 営業日"
+    )
+
+
 def render_year(f: dict) -> str:
     """The figures against their goals, in Japanese (the coordinator's and the municipality's)."""
     rel = f["relinked"]
@@ -283,6 +299,7 @@ def render_year(f: dict) -> str:
         f"seed {f['seed']}、{f['seconds']:,} 秒）",
         f"事案 {f['cases']:,} 件、エスカレーション {f['escalations']:,} 件（100 事案あたり {f['escalations_per_100_cases']}）",
         *(f"・{g.label}: {g.value}（目標 {g.goal}: {_met(g.met)}）" for g in goals_met(f)),
+        _later_line(f),
         f"  再発 {rel['relapses']:,} 件: 遅れ {rel['to_previous_lead_late']}、別の機関 {rel['to_another_lead']}、"
         f"未決定 {rel['not_yet_decided']}",
         f"・参加支援の紹介 {f['referrals']['asked']:,} 件のうち回答 {f['referrals']['answered']:,} 件、定着の確認 {f['followups_made']:,} 件",

@@ -111,3 +111,25 @@ def test_the_audit_by_month_is_told_by_label_not_code(year):
     text = render_year({**f, "audit_by_month": {"2026-12": {"conference_too_far": 2}}})
     assert "2026-12 初回の会議が遠すぎる（会議への振り分けから営業日の上限を超える） 2" in text
     assert "conference_too_far" not in text
+
+
+def test_flag_to_conference_is_also_told_for_the_cases_flagged_after_the_first_screening(year):
+    import sqlite3
+
+    from engine.demo.year import _later_line
+
+    ws, f = year
+    conn = sqlite3.connect(ws / "engine.db")
+    try:
+        later = conn.execute(
+            "SELECT COUNT(*) FROM cases c WHERE c.severity != 'urgent' "
+            "AND (SELECT MIN(f.first_detected) FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id WHERE x.case_id = c.case_id) > ? "
+            "AND EXISTS (SELECT 1 FROM case_meetings cm WHERE cm.case_id = c.case_id)",
+            (ON.isoformat(),),
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert f["flag_to_conference_after_first_screening"]["count"] == later
+    assert _later_line({"flag_to_conference_after_first_screening": {"count": 0}}).endswith("なし")
+    line = _later_line({"flag_to_conference_after_first_screening": {"count": 12, "median": 6, "p90": 9, "max": 15}})
+    assert "12 件: 中央値 6、90% 9、最大 15 営業日" in line
