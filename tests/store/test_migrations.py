@@ -281,3 +281,20 @@ def test_migration_3_chains_the_audit_entries_already_there(workspace):
         assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'audit_log_no_%'").fetchone()[0] == 3
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql, index",
+    [
+        ("SELECT household_id FROM households WHERE changed_seq > 3", "households_changed"),
+        ("UPDATE flags SET run_id = 7 WHERE run_id = -1", "flags_unstamped"),
+        ("SELECT flag_id FROM flags WHERE run_id = -1 AND rule_id = 'dv'", "flags_unstamped"),
+    ],
+)
+def test_the_screens_per_run_queries_search_an_index_instead_of_scanning(tmp_path, sql, index):
+    conn = connect(tmp_path / "ws")
+    try:
+        plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    finally:
+        conn.close()
+    assert index in plan, plan
