@@ -3,6 +3,7 @@ municipality (年末年始 12/29-1/3 by default, configurable in conference.yaml
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -40,13 +41,23 @@ class Calendar:
                 self._dates.add(parsed)
             else:
                 self._ranges.append(parsed)
+        self._closed: dict[date, str | None] = {}  # closed_reason by day, as asked
 
     @classmethod
     def of(cls, conference: Conference) -> Calendar:
-        return cls(conference.closed_days)
+        """The calendar of these closed days: one per configuration, so that what it has worked
+        out (jpholiday's answer for each day asked) is kept between calls."""
+        return _calendar(tuple(str(d) for d in conference.closed_days))
 
     def closed_reason(self, day: date) -> str | None:
         """Why `day` is not a business day (土曜日, 祝日名, 閉庁日), or None if it is one."""
+        try:
+            return self._closed[day]
+        except KeyError:
+            reason = self._closed[day] = self._reason(day)
+            return reason
+
+    def _reason(self, day: date) -> str | None:
         if day.weekday() == 5:
             return "土曜日"
         if day.weekday() == 6:
@@ -87,6 +98,11 @@ class Calendar:
             if self.is_business_day(d):
                 n -= 1
         return d
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar(closed_days: tuple[str, ...]) -> Calendar:
+    return Calendar(closed_days)
 
 
 def add_months(day: date, months: int) -> date:

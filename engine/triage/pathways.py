@@ -65,6 +65,7 @@ class Pacer:
         self.cal, self.on, self.pace = cal, on, pace
         self.days: list[date] = [on]  # the business days from `on`, extended as needed
         self.load: dict[str, Counter] = {}
+        self.free: dict[str, int] = {}  # per agency: no week before this one has room
         week_ago = (on - timedelta(days=7)).isoformat()
         for agency, due_on, status in conn.execute(
             "SELECT c.routed_to, p.due_on, p.status FROM checkpoints p JOIN cases c ON c.case_id = p.case_id "
@@ -83,11 +84,16 @@ class Pacer:
     def start(self, agency_id: str) -> date:
         """The first day of the first week with room for one more of the agency's assessments."""
         load = self.load.setdefault(agency_id, Counter())
-        week = 0
+        week = self.free.get(agency_id, 0)  # loads only grow: no earlier week has room again
         while load[week] >= self.pace:
             week += 1
+        self.free[agency_id] = week
         load[week] += 1
-        return self.on if week == 0 else self.cal.add(self.on, week * WEEK)
+        if week == 0:
+            return self.on
+        while len(self.days) <= week * WEEK:
+            self.days.append(self.cal.add(self.days[-1], 1))
+        return self.days[week * WEEK]  # cal.add(on, week * WEEK)
 
 
 def choose(

@@ -1,7 +1,7 @@
 """Business days: weekends, national holidays and the municipality's closed days (年末年始 by default,
 configurable in conference.yaml) are skipped; Calendar.add counts business days."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from engine.config import load_config
 from engine.support.business_days import Calendar
@@ -69,3 +69,15 @@ def test_add_zero_is_the_day_itself_or_the_next_business_day():
     assert cal.add(date(2026, 11, 24), 0) == date(2026, 11, 24)
     assert cal.add(date(2026, 11, 21), 0) == date(2026, 11, 24)  # Sat -> (Sun, holiday Mon) -> Tue
     assert cal.add(date(2026, 12, 29), 0) == date(2027, 1, 4)
+
+
+def test_one_calendar_per_configuration_keeps_its_answers_and_gives_the_same_ones(tmp_path, rules):
+    shipped = load_config(configs(tmp_path), rules).conference
+    other = shipped.model_copy(update={"closed_days": ("12-29..01-03", "2027-05-06")})
+    assert Calendar.of(shipped) is Calendar.of(shipped) and Calendar.of(other) is not Calendar.of(shipped)
+    fresh = Calendar(("12-29..01-03", "2027-05-06"))
+    days = [date(2026, 12, 25) + timedelta(days=i) for i in range(200)]
+    for _ in range(2):  # the second time from what the calendar kept
+        assert [Calendar.of(other).closed_reason(d) for d in days] == [fresh._reason(d) for d in days]
+    assert Calendar.of(other).closed_reason(date(2027, 5, 6)) == "閉庁日"
+    assert Calendar.of(shipped).closed_reason(date(2027, 5, 6)) is None
