@@ -200,6 +200,7 @@ def main() -> None:
         "setup": setup,
         "cases_opened": c["cases_opened"],
         "cases_routed": c["cases_routed"],
+        "pathways": c["pathways"],  # new cases by triage pathway: most are assessed first (issue 17)
         "meetings_added_for_urgent": c["meetings_added"],
         "meetings": p["meetings"],
         "agendas": p["agendas"],
@@ -234,7 +235,8 @@ def main() -> None:
         (
             "convene()",
             f"{s['convene']:.2f} s",
-            f"{c['cases_opened']:,} opened, {c['cases_routed']:,} routed, {c['meetings_added']:,} meetings added",
+            f"{c['cases_opened']:,} booked, {c['cases_routed']:,} routed, {c['meetings_added']:,} meetings added; "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(c["pathways"].items())),
         ),
         (
             "write_papers()",
@@ -255,8 +257,8 @@ def main() -> None:
     for name, value, note in rows:
         print(f"{name:<36} {value:>12}  {note}")
     print(f"json: {out}")
-    if c["cases_opened"] + c["cases_routed"] != n:
-        sys.exit(f"expected {n} cases, got {c['cases_opened'] + c['cases_routed']}")
+    if conv["households_in_cases"] != n:  # every flagged household has an open case, whatever its pathway
+        sys.exit(f"expected {n} households in open cases, got {conv['households_in_cases']}")
     if m["sent"] != report["messages_queued"]:
         sys.exit(f"{report['messages_queued']} messages queued but {m['sent']} sent: {conv['outbox']}")
 
