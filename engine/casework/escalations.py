@@ -82,15 +82,18 @@ def _acts(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
     return out
 
 
-def escalations(conn: sqlite3.Connection, config: Config, on: date) -> list[Escalation]:
-    """Every escalation of an open case (or of none), settled or not, oldest unsettled first."""
+def escalations(conn: sqlite3.Connection, config: Config, on: date, *, key: str | None = None) -> list[Escalation]:
+    """Every escalation of an open case (or of none), settled or not, oldest unsettled first;
+    only the one raised for `key` when it is given."""
     cal, day = Calendar.of(config.conference), on.isoformat()
     acts = _acts(conn)
     system = tuple(SYSTEM_ACTORS)
     out = []
     for key, kind, case_id, raised_on, detail in conn.execute(
         "SELECT e.subject_key, e.kind, e.case_id, e.raised_on, e.detail FROM escalations e "
-        "LEFT JOIN cases c ON c.case_id = e.case_id WHERE e.case_id IS NULL OR c.is_open = 1"
+        "LEFT JOIN cases c ON c.case_id = e.case_id WHERE (e.case_id IS NULL OR c.is_open = 1)"
+        + (" AND e.subject_key = ?" if key is not None else ""),
+        () if key is None else (key,),
     ).fetchall():
         since, how = raised_on, None
         act = acts.get(key)
@@ -153,4 +156,4 @@ def record_act(
             key=key,
             due_on=due,
         )
-    return next(e for e in escalations(conn, config, on) if e.key == key)
+    return next(e for e in escalations(conn, config, on, key=key) if e.key == key)

@@ -239,10 +239,12 @@ def _pathways(db: Database) -> None:
 
 def _scale_indexes(db: Database) -> None:
     """Where the planner scanned a whole table on every run (issue 19): the households an import
-    changed (an incremental screen's scope) and the flags a screen wrote but has not stamped with
-    its run yet (run_id -1: a partial index, empty between runs)."""
+    changed (an incremental screen's scope), the flags a screen wrote but has not stamped with
+    its run yet (run_id -1: a partial index, empty between runs), and the audit log's events (the
+    coordinator's acts on escalations, read at every sweep)."""
     db.execute("CREATE INDEX IF NOT EXISTS households_changed ON households(changed_seq)")
     db.execute("CREATE INDEX IF NOT EXISTS flags_unstamped ON flags(run_id) WHERE run_id = -1")
+    db.execute("CREATE INDEX IF NOT EXISTS audit_event ON audit_log(event)")  # the acts on escalations
 
 
 MIGRATIONS: tuple[Step, ...] = (
@@ -259,7 +261,9 @@ MIGRATIONS: tuple[Step, ...] = (
     Step(7, "参加支援: participation_needs, referrals (+ referral_transitions), followups", _participation),
     Step(8, "rule versions: flags.change_reason, screen_runs.rule_versions", _rule_versions),
     Step(9, "triage: cases.pathway, pathway_rule, pathway_reason; backlog_plans; cases(household_id)", _pathways),
-    Step(10, "indexes at scale: households(changed_seq), flags(run_id) while unstamped", _scale_indexes),
+    Step(
+        10, "indexes at scale: households(changed_seq), flags(run_id) while unstamped, audit_log(event)", _scale_indexes
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -47,7 +47,10 @@ def test_the_answer_settles_it(conn, cfg, escalated):
 
 def test_the_coordinators_act_settles_it_until_its_new_due_date(conn, cfg, escalated):
     cid, key = escalated
-    record_act(conn, cfg, key, d("2026-12-16"), "田中", due=d("2027-01-08"), note="電話で催促し、期日を再設定")
+    acted = record_act(conn, cfg, key, d("2026-12-16"), "田中", due=d("2027-01-08"), note="電話で催促し、期日を再設定")
+    assert acted.key == key and acted.settled and "コーディネーター" in acted.settled_how
+    assert [e for e in escalations(conn, cfg, d("2026-12-16")) if e.key == key] == [acted]
+    assert escalations(conn, cfg, d("2026-12-16"), key=key) == [acted]
     assert unanswered(conn, cfg, "2027-01-08") == []
     (e,) = [e for e in escalations(conn, cfg, d("2027-01-22")) if e.key == key]
     assert not e.settled and e.since == d("2027-01-08") and e.age == 9  # it ages again from the new due date

@@ -289,6 +289,7 @@ def test_migration_3_chains_the_audit_entries_already_there(workspace):
         ("SELECT household_id FROM households WHERE changed_seq > 3", "households_changed"),
         ("UPDATE flags SET run_id = 7 WHERE run_id = -1", "flags_unstamped"),
         ("SELECT flag_id FROM flags WHERE run_id = -1 AND rule_id = 'dv'", "flags_unstamped"),
+        ("SELECT on_day, detail FROM audit_log WHERE event = 'escalation_acted' ORDER BY seq", "audit_event"),
     ],
 )
 def test_the_screens_per_run_queries_search_an_index_instead_of_scanning(tmp_path, sql, index):
