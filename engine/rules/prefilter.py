@@ -5,6 +5,10 @@ also meets (it may let through households that do not). Negated parts that SQL c
 exactly (no record of a code, age outside a range) are kept; the rest are dropped, which only
 widens the candidate set. The rule engine then decides exactly. A differential test checks
 that the durable_rules path with this filter flags exactly what a filter-less evaluator flags.
+
+The conditions are SQL over one row per household (size, members meeting each indicator,
+silos touched, records passing a test), and a shard's candidates come from ONE statement that
+reads its persons and their records once (engine/rules/prefilter_pass.py).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from engine.rules.model import (
     Sex,
     SilosTouched,
 )
-from engine.support.vocabulary import CODES, SILOS
+from engine.rules.prefilter_pass import ACTIVE, Pass, Sql
+from engine.support.vocabulary import CODES
 
 ALL = None  # "this condition cannot narrow the households"
 
@@ -53,13 +58,13 @@ class Shard:
             return "scope_ids s CROSS JOIN persons p ON p.household_id = s.household_id"
         return "persons p NOT INDEXED"
 
-    def where(self, column: str) -> tuple[str, list]:
+    def where(self, column: str) -> Sql:
         """Condition to add to a query FROM persons() (the scope is already joined there)."""
         if self.scoped:
             return "1", []
         return self.range_where(column)
 
-    def range_where(self, column: str) -> tuple[str, list]:
+    def range_where(self, column: str) -> Sql:
         """Condition restricting any table's household id column to the shard."""
         if self.scoped:
             return f"{column} IN (SELECT household_id FROM scope_ids)", []
@@ -79,28 +84,46 @@ class Prefilter:
         self.on = on
         self.iso = on.isoformat()
 
-    # --- person level: SQL over persons p ------------------------------------------------
-    def _record_filter(self, atom: Record) -> tuple[str, list]:
-        """SQL over records r: the record is of the atom's code (and category) and active."""
+    def candidates(self, conn: sqlite3.Connection, shard: Shard) -> set[str]:
+        """Households of the shard that may meet at least one flag."""
+        self._pass = Pass(self.iso)
+        conditions = [self.household(flag.when, True) for flag in self.rules.flag_list()]
+        if not conditions:
+            return set()
+        where, params = shard.where("p.household_id")
+        where, params = f"{where} AND p.birth_date <= ?", params + [self.iso]  # born by the screening date
+        if any(c is ALL for c in conditions):
+            sql = f"SELECT DISTINCT p.household_id FROM {shard.persons()} WHERE {where}"
+        else:
+            sql, params = self._pass.statement(shard.persons(), where, params, _join(conditions, " OR "))
+        return {h for (h,) in conn.execute(sql, params)}
+
+    def _atom(self, atom: Record) -> int:
+        """The record test of `atom` (its code and category, active) in the one pass."""
         since = months_before(self.on, atom.within_months).isoformat() if atom.within_months else self.iso
-        sql = "r.code = ? AND r.start_date <= ? AND (r.end_date IS NULL OR r.end_date >= ?)"
-        params: list = [atom.code, self.iso, since]
+        sql, params = ACTIVE, [since]
         if atom.values and CODES[atom.code].value_type in ("level", "category"):
             sql += f" AND r.value IN ({','.join('?' * len(atom.values))})"
             params += list(atom.values)
-        return sql, params
+        return self._pass.atom(((atom.code, sql, tuple(params)),))
 
-    def _active(self, atom: Record) -> tuple[str, list]:
-        sql, params = self._record_filter(atom)
-        return f"SELECT 1 FROM records r WHERE r.person_id = p.person_id AND {sql}", params
+    def _any_record(self, cond) -> list[int] | None:
+        """The atoms of `cond` when it is just "has one of these records", else None."""
+        if isinstance(cond, Record) and not cond.negate:
+            return [self._atom(cond)]
+        if isinstance(cond, PAny) or (isinstance(cond, PAll) and len(cond.items) == 1):
+            parts = [self._any_record(c) for c in cond.items]
+            return None if any(p is None for p in parts) else [a for p in parts for a in p]
+        return None
 
-    def person_sql(self, cond, positive: bool) -> tuple[str, list] | None:
+    # --- person level: SQL over the per-person row p ----------------------------------------
+    def person(self, cond, positive: bool) -> Sql | None:
+        """A necessary condition on one person for `cond` to be `positive`; None: none in SQL."""
         if isinstance(cond, PNot):
-            return self.person_sql(cond.item, not positive)
+            return self.person(cond.item, not positive)
         if isinstance(cond, (PAll, PAny)):
-            parts = [self.person_sql(c, positive) for c in cond.items]
-            conjunction = isinstance(cond, PAll) == positive
-            if conjunction:
+            parts = [self.person(c, positive) for c in cond.items]
+            if isinstance(cond, PAll) == positive:
                 kept = [p for p in parts if p is not None]
                 return _join(kept, " AND ") if kept else None
             return None if any(p is None for p in parts) else _join(parts, " OR ")
@@ -116,11 +139,11 @@ class Prefilter:
                 neg.append(("p.birth_date <= ?", hi[1]))
             return _join(neg, " OR ")
         if isinstance(cond, Record):
-            sql, params = self._active(cond.atom())
             if positive != cond.negate:
-                return f"EXISTS ({sql})", params
+                return self._pass.has(self._atom(cond.atom())), []
+            # "no record" is exact only without values or bounds, which SQL does not check
             exact = not cond.values and cond.min is None and cond.max is None
-            return (f"NOT EXISTS ({sql})", params) if exact else None
+            return (self._pass.has(self._atom(cond.atom()), False), []) if exact else None
         if isinstance(cond, Relationship):
             marks = ",".join("?" * len(cond.values))
             op = "IN" if positive != cond.negate else "NOT IN"
@@ -134,119 +157,41 @@ class Prefilter:
             return f"TRIM(COALESCE(p.nationality, '')) {op} ({marks})", list(FOREIGN_EXCLUDED)
         raise TypeError(cond)
 
-    # --- household level: sets of household ids -------------------------------------------------
-    def candidates(self, conn: sqlite3.Connection, shard: Shard) -> set[str]:
-        """Households of the shard that may meet at least one flag."""
-        self._cache: dict = {}
-        self._conn, self._shard = conn, shard
-        out: set[str] = set()
-        for flag in self.rules.flag_list():
-            found = self.household_set(flag.when, True)
-            if found is ALL:
-                return self._with_persons()
-            out |= found
-        return out
-
-    def _with_persons(self) -> set[str]:
-        where, params = self._where()
-        return {
-            h
-            for (h,) in self._conn.execute(
-                f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where}", params
-            )
-        }
-
-    def _where(self) -> tuple[str, list]:
-        """The shard, and only persons born by the screening date."""
-        where, params = self._shard.where("p.household_id")
-        return f"{where} AND p.birth_date <= ?", params + [self.iso]
-
-    def _query(self, key, sql: str, params: list) -> set[str]:
-        if key not in self._cache:
-            self._cache[key] = {h for (h,) in self._conn.execute(sql, params)}
-        return self._cache[key]
-
-    def household_set(self, cond, positive: bool) -> set[str] | None:
+    # --- household level: SQL over the per-household row h ----------------------------------
+    def household(self, cond, positive: bool) -> Sql | None:
+        """A necessary condition on one household for `cond` to be `positive`; ALL when none."""
         if isinstance(cond, HNot):
-            return self.household_set(cond.item, not positive)
+            return self.household(cond.item, not positive)
         if isinstance(cond, (HAll, HAny)):
-            parts = [self.household_set(c, positive) for c in cond.items]
+            parts = [self.household(c, positive) for c in cond.items]
             if isinstance(cond, HAll) == positive:
-                kept = sorted((p for p in parts if p is not ALL), key=len)
-                if not kept:
-                    return ALL
-                result = set(kept[0])
-                for p in kept[1:]:
-                    result &= p
-                return result
-            if any(p is ALL for p in parts):
-                return ALL
-            return set().union(*parts)
-        where, wparams = self._where()
+                kept = [p for p in parts if p is not ALL]
+                return _join(kept, " AND ") if kept else ALL
+            return ALL if any(p is ALL for p in parts) else _join(parts, " OR ")
         if isinstance(cond, Member):
             if positive == cond.negate:
                 return ALL
-            psql = self.person_sql(self.rules.indicators[cond.indicator].when, True)
-            if psql is None:
-                return ALL
-            return self._query(
-                ("member", cond.indicator),
-                f"SELECT DISTINCT p.household_id FROM {self._shard.persons()} WHERE {where} AND ({psql[0]})",
-                wparams + psql[1],
-            )
+            when = self.rules.indicators[cond.indicator].when
+            atoms = self._any_record(when)
+            if atoms:  # some member has one of these records: count them per household
+                return " OR ".join(f"{self._pass.records_passing(a)} > 0" for a in atoms), []
+            person = self.person(when, True)
+            return ALL if person is None else (self._pass.some_member(person), [])
         if not positive:
             return ALL
         if isinstance(cond, HouseholdSize):
-            having, hparams = [], []
-            if cond.min is not None:
-                having.append("COUNT(*) >= ?")
-                hparams.append(cond.min)
-            if cond.max is not None:
-                having.append("COUNT(*) <= ?")
-                hparams.append(cond.max)
-            sql = f"SELECT p.household_id FROM {self._shard.persons()} WHERE {where} GROUP BY p.household_id HAVING {' AND '.join(having)}"
-            return self._query(("size", cond.min, cond.max), sql, wparams + hparams)
+            parts = [("h.size >= ?", [cond.min])] if cond.min is not None else []
+            parts += [("h.size <= ?", [cond.max])] if cond.max is not None else []
+            return _join(parts, " AND ") if parts else ("1", [])
         if isinstance(cond, SilosTouched):
-            if not cond.min:
-                return ALL
-            silo, sparams = _silo_case()
-            codes = [c for c, spec in CODES.items() if spec.silo or spec.silo_from_value]
-            sql = (
-                f"SELECT p.household_id FROM {self._shard.persons()} CROSS JOIN records r ON r.person_id = p.person_id "
-                f"WHERE {where} AND r.code IN ({','.join('?' * len(codes))}) AND r.start_date <= ? "
-                f"AND (r.end_date IS NULL OR r.end_date >= ?) GROUP BY p.household_id HAVING COUNT(DISTINCT {silo}) >= ?"
-            )
-            return self._query(("silos", cond.min), sql, wparams + codes + [self.iso, self.iso] + sparams + [cond.min])
+            return (f"{self._pass.silos_touched()} >= ?", [cond.min]) if cond.min else ALL
         if isinstance(cond, DistinctValues):
-            rsql, rparams = self._record_filter(cond.record)
-            sql = (
-                f"SELECT p.household_id FROM {self._shard.persons()} CROSS JOIN records r ON r.person_id = p.person_id "
-                f"WHERE {where} AND {rsql} GROUP BY p.household_id HAVING COUNT(*) >= ?"
-            )
-            return self._query(("distinct", cond), sql, wparams + rparams + [cond.at_least])
+            # as many records as values (min and max are left to the rule engine)
+            return f"{self._pass.records_passing(self._atom(cond.record))} >= ?", [cond.at_least]
         raise TypeError(cond)
 
 
-def _silo_case() -> tuple[str, list]:
-    """SQL for the silo of record r (NULL when it has none), as engine.support.vocabulary.record_silos."""
-    whens, params = [], []
-    for code, spec in CODES.items():
-        if spec.silo_from_value:
-            whens.append(f"WHEN ? THEN CASE WHEN r.value IN ({','.join('?' * len(SILOS))}) THEN r.value END")
-            params += [code, *SILOS]
-        elif spec.silo and spec.silo_min is not None:
-            # as record_silos: digits only (value.isdigit()) and at least silo_min
-            whens.append(
-                "WHEN ? THEN CASE WHEN r.value <> '' AND r.value NOT GLOB '*[^0-9]*' AND CAST(r.value AS INTEGER) >= ? THEN ? END"
-            )
-            params += [code, spec.silo_min, spec.silo]
-        elif spec.silo:
-            whens.append("WHEN ? THEN ?")
-            params += [code, spec.silo]
-    return f"(CASE r.code {' '.join(whens)} END)", params
-
-
-def _join(parts: list[tuple[str, list]], sep: str) -> tuple[str, list]:
+def _join(parts: list[Sql], sep: str) -> Sql:
     sql = sep.join(f"({s})" for s, _ in parts)
     params = [x for _, p in parts for x in p]
     return sql, params
