@@ -37,3 +37,49 @@ def run(fn, *args):
     """Run one phase in a fresh process (not a daemon: the full screen starts workers)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(fn, *args).result()
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """VmRSS of `pid` and every process below it, in kB (Linux /proc; 0 where unreadable)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status", encoding="ascii", errors="replace") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/task/{p}/children", encoding="ascii") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class TreePeak:
+    """The peak, over time, of the RSS summed over this process and its children (the screen's
+    workers), sampled every `every` seconds on a thread: `with TreePeak() as peak: ...; peak.mb`.
+    ru_maxrss of RUSAGE_CHILDREN is the largest child's, not the sum."""
+
+    def __init__(self, every: float = 0.05):
+        import threading
+
+        self.every, self.kb = every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.kb = max(self.kb, _tree_rss_kb(os.getpid()))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.kb = max(self.kb, _tree_rss_kb(os.getpid()))
+
+    @property
+    def mb(self) -> float:
+        return round(self.kb / 1024, 1)
