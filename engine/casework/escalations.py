@@ -89,11 +89,13 @@ def escalations(conn: sqlite3.Connection, config: Config, on: date, *, key: str 
     acts = _acts(conn)
     system = tuple(SYSTEM_ACTORS)
     out = []
+    columns = "SELECT e.subject_key, e.kind, e.case_id, e.raised_on, e.detail FROM "
+    only = " AND e.subject_key = ?" if key is not None else ""
     for key, kind, case_id, raised_on, detail in conn.execute(
-        "SELECT e.subject_key, e.kind, e.case_id, e.raised_on, e.detail FROM escalations e "
-        "LEFT JOIN cases c ON c.case_id = e.case_id WHERE (e.case_id IS NULL OR c.is_open = 1)"
-        + (" AND e.subject_key = ?" if key is not None else ""),
-        () if key is None else (key,),
+        # from the open cases, not through every escalation ever raised; then those of no case
+        f"{columns}cases c CROSS JOIN escalations e ON e.case_id = c.case_id WHERE c.is_open = 1{only} "
+        f"UNION ALL {columns}escalations e WHERE e.case_id IS NULL{only}",
+        () if key is None else (key, key),
     ).fetchall():
         since, how = raised_on, None
         act = acts.get(key)

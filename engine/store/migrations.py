@@ -240,11 +240,30 @@ def _pathways(db: Database) -> None:
 def _scale_indexes(db: Database) -> None:
     """Where the planner scanned a whole table on every run (issue 19): the households an import
     changed (an incremental screen's scope), the flags a screen wrote but has not stamped with
-    its run yet (run_id -1: a partial index, empty between runs), and the audit log's events (the
-    coordinator's acts on escalations, read at every sweep)."""
+    its run yet (run_id -1: a partial index, empty between runs), and SCALE_INDEXES."""
     db.execute("CREATE INDEX IF NOT EXISTS households_changed ON households(changed_seq)")
     db.execute("CREATE INDEX IF NOT EXISTS flags_unstamped ON flags(run_id) WHERE run_id = -1")
-    db.execute("CREATE INDEX IF NOT EXISTS audit_event ON audit_log(event)")  # the acts on escalations
+    for name, sql in SCALE_INDEXES.items():
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {sql}")
+
+
+# Found by tracing a simulated span and explaining each statement's plan (issue 19): each was a scan
+# of a table that grows, run once per case, meeting, place, answer or night.
+SCALE_INDEXES = {
+    "audit_event": "audit_log(event)",  # the coordinator's acts on escalations, read at every sweep
+    "audit_case_event": "audit_log(case_id, event)",  # a case's last transition (audit, watch, correction)
+    "referrals_place_answered": "referrals(place_id, status, answered_on)",  # a place's record, free places
+    "referrals_need": "referrals(need_id)",  # the 参加支援 audit: a need's referrals
+    "participation_needs_status": "participation_needs(status)",
+    "case_meetings_meeting": "case_meetings(meeting_id)",  # the cases of a meeting (DV lock at send time)
+    "meetings_held": "meetings(held_on)",  # the coming meetings (booking, papers)
+    "lead_requests_case": "lead_requests(case_id, status)",  # who declined a case
+    "checkpoints_status": "checkpoints(status, due_on)",  # due and overdue questions (sweep, audit, pacing)
+    "case_actions_status": "case_actions(status, due_on)",  # due and overdue actions (sweep, audit)
+    "cases_open_id": "cases(case_id) WHERE is_open = 1",  # the open cases in order, without the closed ones
+    "escalations_case": "escalations(case_id)",  # the escalations of the open cases
+    "escalations_undigested": "escalations(raised_on, subject_key) WHERE digest_on IS NULL",  # the digest's new ones
+}
 
 
 MIGRATIONS: tuple[Step, ...] = (
@@ -261,9 +280,7 @@ MIGRATIONS: tuple[Step, ...] = (
     Step(7, "参加支援: participation_needs, referrals (+ referral_transitions), followups", _participation),
     Step(8, "rule versions: flags.change_reason, screen_runs.rule_versions", _rule_versions),
     Step(9, "triage: cases.pathway, pathway_rule, pathway_reason; backlog_plans; cases(household_id)", _pathways),
-    Step(
-        10, "indexes at scale: households(changed_seq), flags(run_id) while unstamped, audit_log(event)", _scale_indexes
-    ),
+    Step(10, "indexes at scale: households(changed_seq), flags(run_id) while unstamped, SCALE_INDEXES", _scale_indexes),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -290,6 +290,22 @@ def test_migration_3_chains_the_audit_entries_already_there(workspace):
         ("UPDATE flags SET run_id = 7 WHERE run_id = -1", "flags_unstamped"),
         ("SELECT flag_id FROM flags WHERE run_id = -1 AND rule_id = 'dv'", "flags_unstamped"),
         ("SELECT on_day, detail FROM audit_log WHERE event = 'escalation_acted' ORDER BY seq", "audit_event"),
+        (
+            "SELECT MAX(on_day) FROM audit_log WHERE case_id = 'C1' AND event = 'transition' AND to_status = 'reopened'",
+            "audit_case_event",
+        ),
+        ("SELECT COUNT(*), COUNT(answered_on) FROM referrals WHERE place_id = 'p'", "referrals_place_answered"),
+        ("SELECT case_id FROM case_meetings WHERE meeting_id = 'M'", "case_meetings_meeting"),
+        ("SELECT meeting_id FROM meetings WHERE held_on >= '2027-01-01'", "meetings_held"),
+        ("SELECT agency_id FROM lead_requests WHERE case_id = 'C' AND status = 'declined'", "lead_requests_case"),
+        ("SELECT checkpoint_id FROM checkpoints WHERE status = 'asked' AND answer_due < '2027'", "checkpoints_status"),
+        ("SELECT action_id FROM case_actions WHERE status = 'open' AND due_on <= '2027'", "case_actions_status"),
+        ("SELECT case_id FROM cases WHERE is_open = 1 AND status = 'detected' ORDER BY case_id", "cases_open_id"),
+        ("SELECT subject_key FROM escalations WHERE digest_on IS NULL ORDER BY raised_on", "escalations_undigested"),
+        (
+            "SELECT e.subject_key FROM cases c CROSS JOIN escalations e ON e.case_id = c.case_id WHERE c.is_open = 1",
+            "escalations_case",
+        ),
     ],
 )
 def test_the_screens_per_run_queries_search_an_index_instead_of_scanning(tmp_path, sql, index):
