@@ -47,6 +47,34 @@ def _flagged_households(conn, sev: tuple[str, ...]) -> list[str]:
     ]
 
 
+def all_to_conference(out: Path) -> Path:
+    """configs/ copied to `out` with one triage rule, to a conference, and no overflow: every new case goes to a
+    conference and waits for its slot, as before triage; with a city's meeting slots (bench/city_config.py)
+    and 8 cases a meeting, 8,000 flagged households fill about 1,000 meetings (issue 19's "convene
+    1,000 meetings")."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(CONFIG_DIR, out)
+    path = out / "triage_rules.yaml"
+    text = path.read_text(encoding="utf-8")
+    head, found, _ = text.partition("\ntriage_rules:\n")
+    if not found or text.count("conference_overflow: assessment") != 1:
+        raise SystemExit(f"{path}: the shipped triage rules changed; update bench/convene.py all_to_conference")
+    head = head.replace("conference_overflow: assessment", "conference_overflow: conference")
+    from bench.city_config import EDITS  # the meeting slots of a city (11 a week), 8 cases a meeting kept
+
+    for name, old, new in EDITS:
+        if name == "conference.yaml" and "cases_per_meeting" not in old:
+            conf = out / name
+            conf.write_text(conf.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    path.write_text(
+        head + "\ntriage_rules:\n  - id: every_case\n    when: {min_flags: 1}\n    pathway: conference\n"
+        "    reason: 振り分けを使わず、すべての事案を会議で検討する（ベンチマーク）\n",
+        encoding="utf-8",
+    )
+    return out
+
+
 def phase_setup(town: str, workspace: str, households: int, seed: int, workers: int, flagged: int) -> dict:
     """Generate, import, screen; then keep exactly `flagged` flagged households open."""
     from engine.config import load_config
@@ -105,7 +133,7 @@ def phase_setup(town: str, workspace: str, households: int, seed: int, workers: 
     }
 
 
-def phase_convene(workspace: str) -> dict:
+def phase_convene(workspace: str, config_dir: str | None = None) -> dict:
     """convene() → write_papers() → send_pending(file transport), each timed."""
     from engine.conference.convene import convene
     from engine.config import load_config
@@ -116,7 +144,7 @@ def phase_convene(workspace: str) -> dict:
 
     ws = Path(workspace)
     rules = load_rules(RULES_DIR)  # loading rules and config is not part of the figure
-    config = load_config(CONFIG_DIR, rules)
+    config = load_config(Path(config_dir) if config_dir else CONFIG_DIR, rules)
     conn = connect(ws)
     rss_before = _peak_mb()
     t0 = time.perf_counter()
@@ -158,6 +186,11 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2, help="screening workers (setup only)")
+    ap.add_argument(
+        "--all-to-conference",
+        action="store_true",
+        help="no triage: every case to a conference (--flagged 8000 makes about 1,000 meetings; target 15 s)",
+    )
     ap.add_argument("--out", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the workspace in this folder")
     args = ap.parse_args()
@@ -180,7 +213,8 @@ def main() -> None:
             sys.exit(
                 f"only {setup['flagged_households']} flagged households in a town of {households:,}: pass a larger --households"
             )
-        conv = run(phase_convene, str(base / "workspace"))
+        config_dir = str(all_to_conference(base / "configs")) if args.all_to_conference else None
+        conv = run(phase_convene, str(base / "workspace"), config_dir)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -39,6 +39,18 @@ class EngineError(Exception):
         self.problems = list(problems)
         super().__init__(message or "\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self):
+        """Pickled as it is (a worker process's refusal reaches its parent whole): subclasses take
+        other arguments than the message, which Exception's own pickling would pass them."""
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[EngineError], args: tuple, state: dict) -> EngineError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
 
 def closest(word: str, choices: Iterable) -> str | None:
     """The choice closest to a misspelt `word`, if any is close enough (the one did-you-mean of the engine)."""
