@@ -42,8 +42,9 @@ def queue(
 
 
 def supersede_pending(conn: sqlite3.Connection, prefix: str) -> None:
-    """Older versions not sent yet are replaced by the one about to be queued."""
+    """Older versions not sent yet are replaced by the one about to be queued. (`+status`: the key's
+    range, not the index of every pending message, which the planner would otherwise take.)"""
     conn.execute(
-        f"UPDATE outbox SET status = 'superseded' WHERE status = 'pending' AND {PREFIXED}",
+        f"UPDATE outbox SET status = 'superseded' WHERE +status = 'pending' AND {PREFIXED}",
         prefixed(prefix),
     )

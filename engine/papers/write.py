@@ -109,7 +109,7 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
             ).fetchall():
                 if a not in current and a not in reached:
                     conn.execute(
-                        f"UPDATE outbox SET status = 'superseded' WHERE status IN ('pending', 'failed') AND agency_id = ? AND {PREFIXED}",
+                        f"UPDATE outbox SET status = 'superseded' WHERE +status IN ('pending', 'failed') AND agency_id = ? AND {PREFIXED}",
                         (a, *prefixed(prefix)),
                     )
             gone = [

@@ -121,3 +121,20 @@ def test_a_prefix_range_holds_exactly_the_keys_that_start_with_it_and_uses_the_p
     assert "USING" in plan and "INDEX" in plan, plan  # a search of the primary key, not a scan
     with pytest.raises(ValueError):
         prefixed("")
+
+
+def test_superseding_an_older_version_searches_the_keys_range_not_every_pending_message(tmp_path):
+    from engine.outbox.queue import supersede_pending
+    from engine.store.db import connect
+
+    conn = connect(tmp_path / "ws")
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        supersede_pending(conn, MessageKey.agenda("M1", "a", 2).version_prefix)
+        conn.set_trace_callback(None)
+        (sql,) = [s for s in seen if s.lstrip().startswith("UPDATE outbox")]
+        plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    finally:
+        conn.close()
+    assert "sqlite_autoindex_outbox_1" in plan and "outbox_status" not in plan, plan
