@@ -48,6 +48,8 @@ from engine.demo.measure import (  # noqa: E402,F401  (the figures; names kept f
     spread,
 )
 
+DEMO_TARGET_S = 73.5  # the 50,000-household demo span, issue 19: half of 147 s
+
 
 def _config_arg(config_dir: Path) -> str:
     path = config_dir.resolve()
@@ -92,6 +94,7 @@ def run(
         **figures,
         "goals": {"flag_to_owner_median_business_days": GOAL_OWNER_DAYS, "flag_to_conference": GOAL_CONFERENCE_DAYS},
         "seconds_demo": round(demo_s, 1),
+        "demo_target_s": DEMO_TARGET_S,  # issue 19: half of the 147 s it took (50,000 households, 120 days)
         "peak_rss_mb": round(peak_mb(), 1),
         "command": f"python -m bench.triage --households {households} --seed {seed} --days {days} "
         f"--config {_config_arg(config_dir)}",
@@ -127,7 +130,8 @@ def table(r: dict) -> str:
     lines = [
         f"triage bench: {r['households']:,} households, seed {r['seed']}, {r['days']} days "
         f"({r['first_night']} → {r['end']}), config {r['config_dir']}; {r['machine']}",
-        f"command: {r['command']}  ({r['seconds_demo']} s, peak RSS {r['peak_rss_mb']} MB)",
+        f"command: {r['command']}  ({r['seconds_demo']} s, target ≤ {r.get('demo_target_s', DEMO_TARGET_S)} s "
+        f"at 50,000 households; peak RSS {r['peak_rss_mb']} MB)",
         f"{'cases (all, at the end)':{w}} {r['cases']:,} (first night opened {r['cases_opened_first_night']:,})",
         f"{'initial pathway mix':{w}} {_mix(mix['initial'])} (overflow to assessment {mix['initial_overflow']:,})",
         f"{'pathway mix at the end':{w}} {_mix(mix['current'])}",
