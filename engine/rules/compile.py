@@ -1,14 +1,18 @@
 """Compile a checked RuleSet into durable_rules rulesets, and households into facts for them.
 
 Two rulesets, matching the two levels of the rule language:
-- persons: one fact per member (``{"id", "sid", "t": "p", "a": age, "r": 続柄, "s", "f", "k0"..}``,
-  where ``kN`` counts the person's records passing record test N on the screening date); each
-  indicator is a rule, its hits become the member's ``iN`` fields;
-- households: one fact per household (``{"id", "sid", "t": "hh", "n", "st", "d0".., "m": [{"i0"..}]}``);
-  each flag is a rule; ``member: X`` is ``$iany`` over the members' ``iX``.
+- persons: one fact per member, carrying only what some indicator reads: ``a`` age, ``r``
+  続柄 and ``s`` sex as small codes, ``f`` foreign national (0/1), ``kN`` = 1 when the person
+  has a record passing record test N on the screening date; each indicator is a rule;
+- households: one fact per household: ``n`` members, ``st`` silos touched, ``dN`` distinct
+  values, ``iN`` = 1 when some member met indicator N (its rule fired on that member's fact);
+  each flag is a rule, ``member: X`` tests ``iX``.
+Every fact also has ``id`` (its position in the batch), ``sid`` and ``t`` (what `_seen` matches).
 Negations are pushed down to the leaves (durable_rules has no general NOT), so every leaf is a
-plain comparison. Measured trap: an ``$or`` over different fields inside ``$iany`` never matches
-in durable_rules 2.0.28, which is why person logic is evaluated on person facts, not in arrays.
+plain comparison. A 0/1 field that some rule tests for 0 is always present; the others are
+present only when 1 (measured traps: ``$nex`` alone, or alone in an ``$or`` branch, never
+returns in durable_rules 2.0.28; an ``$or`` over different fields inside ``$iany`` never
+matches, which is why person logic is evaluated on person facts).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from engine.rules.model import (
 
 SEEN_RULE = "_seen"  # matches every fact: no MessageNotHandledException, and a count
 CAP = 100_000  # an action receives up to CAP matching facts at once (one call per rule and batch)
+OTHER = 0  # the code of a 続柄 or sex that no rule names
 
 
 def _and(parts: list[dict]) -> dict:
@@ -55,6 +60,11 @@ class Compiled:
         self.atoms: dict[Record, str] = {}
         self.distinct: dict[DistinctValues, str] = {}
         self.indicator_fields: dict[str, str] = {}
+        self.relationships: dict[str, int] = {}  # 続柄 named by a rule -> code (others: OTHER)
+        self.sexes: dict[str, int] = {}
+        self.person_reads: set[str] = set()  # of a, r, s, f
+        self.household_reads: set[str] = set()  # of n, st
+        self.zero_tested: set[str] = set()  # 0/1 fields some rule tests for 0: always present
         self._matchers_for: str | None = None
         self._by_code: dict[str, list] = {}
         self.person_name = f"screen_{rules.hash}_persons"
@@ -62,14 +72,25 @@ class Compiled:
         households = {}
         for flag in rules.flag_list():
             cond = self.household(flag.when, positive=True)
-            households[flag.id] = {"all": [{"m": {"$and": [{"t": "hh"}, cond]}}], "run": flag.id, "cap": CAP}
-        households[SEEN_RULE] = {"all": [{"m": {"t": "hh"}}], "run": SEEN_RULE, "pri": 1000, "cap": CAP}
+            households[flag.id] = {"all": [{"m": cond}], "run": flag.id, "cap": CAP}
+        households[SEEN_RULE] = {"all": [{"m": {"t": 1}}], "run": SEEN_RULE, "pri": 1000, "cap": CAP}
         persons = {}
         for ind_id, field in self.indicator_fields.items():
             cond = self.person(rules.indicators[ind_id].when, positive=True)
-            persons[field] = {"all": [{"m": {"$and": [{"t": "p"}, cond]}}], "run": field, "cap": CAP}
-        persons[SEEN_RULE] = {"all": [{"m": {"t": "p"}}], "run": SEEN_RULE, "pri": 1000, "cap": CAP}
+            persons[field] = {"all": [{"m": cond}], "run": field, "cap": CAP}
+        persons[SEEN_RULE] = {"all": [{"m": {"t": 1}}], "run": SEEN_RULE, "pri": 1000, "cap": CAP}
         self.definition: dict[str, Any] = {self.person_name: persons, self.household_name: households}
+        self._dense_atoms = {name: 0 for name in self.atoms.values() if name in self.zero_tested}
+        self._dense_indicators = {f: 0 for f in self.indicator_fields.values() if f in self.zero_tested}
+
+    def _bit(self, field: str, has: bool) -> dict:
+        if not has:
+            self.zero_tested.add(field)
+        return {field: int(has)}
+
+    @staticmethod
+    def _code(codes: dict[str, int], value: str) -> int:
+        return codes.setdefault(value, len(codes) + 1)
 
     # --- person conditions over a person fact ---------------------------------------------
     def _atom(self, rec: Record) -> str:
@@ -85,18 +106,22 @@ class Compiled:
             parts = [self.person(c, positive) for c in cond.items]
             return _and(parts) if isinstance(cond, PAll) == positive else _or(parts)
         if isinstance(cond, Age):
+            self.person_reads.add("a")
             return _range_cond("a", cond.min, cond.max, positive)
         if isinstance(cond, Record):
-            field = self._atom(cond)
-            has = positive != cond.negate
-            return {"$gt": {field: 0}} if has else {field: 0}
+            return self._bit(self._atom(cond), positive != cond.negate)
         if isinstance(cond, Relationship):
+            self.person_reads.add("r")
+            codes = [self._code(self.relationships, v) for v in cond.values]
             if positive != cond.negate:
-                return _or([{"r": v} for v in cond.values])
-            return _and([{"$neq": {"r": v}} for v in cond.values])
+                return _or([{"r": c} for c in codes])
+            return _and([{"$neq": {"r": c}} for c in codes])
         if isinstance(cond, Sex):
-            return {"s": cond.value} if positive != cond.negate else {"$neq": {"s": cond.value}}
+            self.person_reads.add("s")
+            code = self._code(self.sexes, cond.value)
+            return {"s": code} if positive != cond.negate else {"$neq": {"s": code}}
         if isinstance(cond, Foreign):
+            self.person_reads.add("f")
             return {"f": int(cond.value == positive)}
         raise TypeError(cond)
 
@@ -110,13 +135,12 @@ class Compiled:
         if isinstance(cond, Member):
             if cond.indicator not in self.indicator_fields:
                 self.indicator_fields[cond.indicator] = f"i{len(self.indicator_fields)}"
-            field = "$i." + self.indicator_fields[cond.indicator]
-            if positive != cond.negate:
-                return {"$iany": {"m": {field: 1}}}
-            return {"$iall": {"m": {field: 0}}}
+            return self._bit(self.indicator_fields[cond.indicator], positive != cond.negate)
         if isinstance(cond, HouseholdSize):
+            self.household_reads.add("n")
             return _range_cond("n", cond.min, cond.max, positive)
         if isinstance(cond, SilosTouched):
+            self.household_reads.add("st")
             return _range_cond("st", cond.min, cond.max, positive)
         if isinstance(cond, DistinctValues):
             if cond not in self.distinct:
@@ -126,25 +150,25 @@ class Compiled:
         raise TypeError(cond)
 
     # --- facts ----------------------------------------------------------------------------------
-    def person_facts(self, household: Household, ctx: Context, sid: str) -> list[dict]:
-        """One fact per member, in state `sid`."""
+    def person_facts(self, household: Household, ctx: Context, sid: str, first_id: int = 0) -> list[dict]:
+        """One fact per member, in state `sid`, with ids first_id, first_id + 1, …"""
         by_code = self._matchers(ctx)
-        zeros = dict.fromkeys(self.atoms.values(), 0)
+        reads, dense = self.person_reads, self._dense_atoms
         facts = []
-        for p in household.persons:
-            f = {
-                "id": p.person_id,
-                "sid": sid,
-                "t": "p",
-                "a": age_on(p.birth, ctx.iso),
-                "r": p.relationship,
-                "s": p.sex,
-                "f": int(is_foreign(p.nationality)),
-                **zeros,
-            }
+        for n, p in enumerate(household.persons, first_id):
+            f = {"id": n, "sid": sid, "t": 1, **dense}
+            if "a" in reads:
+                f["a"] = age_on(p.birth, ctx.iso)
+            if "r" in reads:
+                f["r"] = self.relationships.get(p.relationship, OTHER)
+            if "s" in reads:
+                f["s"] = self.sexes.get(p.sex, OTHER)
+            if "f" in reads:
+                f["f"] = int(is_foreign(p.nationality))
             for code, recs in p.records.items():
                 for name, match in by_code.get(code, ()):
-                    f[name] = sum(1 for r in recs if match(r))
+                    if any(match(r) for r in recs):
+                        f[name] = 1
             facts.append(f)
         return facts
 
@@ -157,12 +181,15 @@ class Compiled:
             self._matchers_for = ctx.iso
         return self._by_code
 
-    def household_fact(self, household: Household, ctx: Context, indicators: dict[str, set[str]], sid: str) -> dict:
-        """The household fact in state `sid`; `indicators` maps person id -> indicator fields it met."""
-        fields = list(self.indicator_fields.values())
-        members = [{f: int(f in indicators.get(p.person_id, ())) for f in fields} for p in household.persons]
-        fact = {"id": household.household_id, "sid": sid, "t": "hh", "n": len(household.persons), "m": members}
-        fact["st"] = len(ctx.active_silos(household))
+    def household_fact(self, household: Household, ctx: Context, indicators: set[str], sid: str, fid: int = 0) -> dict:
+        """The household fact in state `sid`; `indicators`: the indicator fields some member met."""
+        fact = {"id": fid, "sid": sid, "t": 1, **self._dense_indicators}
+        for field in indicators:
+            fact[field] = 1
+        if "n" in self.household_reads:
+            fact["n"] = len(household.persons)
+        if "st" in self.household_reads:
+            fact["st"] = len(ctx.active_silos(household))
         for cond, key in self.distinct.items():
             fact[key] = len(distinct_values(cond, household, ctx))
         return fact

@@ -1,12 +1,13 @@
 """The measured traps of durable_rules 2.0.28 (shared/engine-notes.md), each pinned by a test."""
 
+import json
 import threading
 
 import pytest
-from durable.engine import MessageNotHandledException
+from durable.engine import MessageNotHandledException, MessageObservedException
 
 from engine.rules.compile import Compiled
-from engine.rules.durable_eval import DurableScreen, _QuietHost
+from engine.rules.durable_eval import DurableScreen, _QuietHost, fnv1a32
 from engine.rules.facts import Context, Household, Person, Rec
 from tests.helpers.town import ON, born
 
@@ -78,19 +79,56 @@ def test_a_household_matching_no_flag_is_still_seen(rules):
     assert screen.evaluate(quiet, CTX) == set()
 
 
-def test_a_duplicate_fact_is_redone_without_deleting_its_state(rules):
+def test_a_duplicate_fact_is_redone_without_deleting_its_state(rules, monkeypatch):
     """durable raises MessageObservedException for a fact it takes for a duplicate (a 32-bit
     hash collision does the same to two distinct facts); deleting that state would abort."""
     screen = DurableScreen(Compiled(rules))
-    twin = hh("HT")
-    clash = Household("HU", [twin.persons[0], hh("HU").persons[1]])  # one person id twice in a batch
-    hits = screen.evaluate([twin, clash], CTX)
+    real = screen.compiled.person_facts
+
+    def clashing(household, ctx, sid, first_id=0):
+        facts = real(household, ctx, sid, first_id)
+        if household.household_id == "HV":  # clashes with itself, even alone in its state
+            facts[-1]["id"] = facts[0]["id"]
+        elif first_id:  # clashes with the first fact of its batch
+            facts[0]["id"] = 0
+        return facts
+
+    monkeypatch.setattr(screen.compiled, "person_facts", clashing)
+    hits = screen.evaluate([hh("HT"), hh("HU")], CTX)
     assert {("HT", "8050"), ("HU", "8050")} <= hits  # redone household by household
     assert screen.abandoned == 1
-    inner = Household("HV", [twin.persons[0], twin.persons[0]])  # the same fact twice in one household
     with pytest.raises(RuntimeError, match="lost a fact of household HV"):
-        screen.evaluate([inner], CTX)
+        screen.evaluate([hh("HV")], CTX)
+    assert screen.abandoned == 3  # the batch, then the household alone
     assert ("H9", "8050") in screen.evaluate([hh("H9")], CTX)  # the host still works
+
+
+def test_fact_ids_have_distinct_durable_hashes():
+    """Fact ids are positions in the batch; durable's duplicate check hashes the id text with
+    FNV-1a 32. Below 797,186 those hashes are distinct, so facts of a batch cannot collide."""
+    assert len({fnv1a32(str(i)) for i in range(100_000)}) == 100_000
+    assert fnv1a32("40189") == fnv1a32("797186")  # the first collision
+    host = _QuietHost({"s": lambda c: None})
+    host.set_rulesets({"trap_fnv": {"s": {"all": [{"m": {"t": 1}}], "run": "s", "cap": 10}}})
+    host.assert_facts("trap_fnv", [{"id": 40188, "sid": "a", "t": 1}, {"id": 797186, "sid": "a", "t": 1}])
+    with pytest.raises(MessageObservedException):  # durable's hash is the one modelled
+        host.assert_facts("trap_fnv", [{"id": 40189, "sid": "b", "t": 1}, {"id": 797186, "sid": "b", "t": 1}])
+
+
+def test_facts_carry_only_what_the_rules_read(rules):
+    c = Compiled(rules)
+    person_fields = {"id", "sid", "t", "a", "r", "s", "f", *c.atoms.values()}
+    facts = [f for h in ("HA", "HB") for f in c.person_facts(hh(h, son_income=True), CTX, "s")]
+    assert all(set(f) <= person_fields for f in facts)
+    assert "s" not in c.person_reads and all("s" not in f for f in facts)  # no shipped rule reads sex
+    for field in c.atoms.values():  # a field some rule tests for 0 is in every fact, others only when 1
+        if field in c.zero_tested:
+            assert all(f[field] in (0, 1) for f in facts)
+        else:
+            assert all(f.get(field, 1) == 1 for f in facts)
+    fact = c.household_fact(hh("HA"), CTX, {"i0"}, "s", 7)
+    assert fact["id"] == 7 and fact["i0"] == 1 and not any(isinstance(v, (list, dict)) for v in fact.values())
+    assert "$nex" not in json.dumps(c.definition)  # never returns alone (measured)
 
 
 def test_raw_durable_raises_on_unmatched_fact():
@@ -124,5 +162,6 @@ def test_no_timer_threads(rules):
 
 
 def test_mixed_types_compare_as_strings_so_facts_carry_numbers(rules):
-    fact = Compiled(rules).person_facts(hh("HN"), CTX, "s")[0]
-    assert all(isinstance(v, int) for k, v in fact.items() if k.startswith("k") or k in ("a", "f"))
+    c = Compiled(rules)
+    for fact in c.person_facts(hh("HN"), CTX, "s") + [c.household_fact(hh("HN"), CTX, {"i1"}, "s")]:
+        assert all(isinstance(v, int) for k, v in fact.items() if k != "sid")
