@@ -83,7 +83,7 @@ def relinked(conn, calendar: Calendar, end: date) -> dict:
     pending: list[tuple[str, str | None, date]] = []  # (case, previous lead, since)
     for case_id, event, on_day, to_status, detail in conn.execute(
         "SELECT case_id, event, on_day, to_status, detail FROM audit_log WHERE case_id IS NOT NULL AND "
-        "(event IN ('conference_decided', 'relinked', 'assessment_answered', 'lead_accepted') "
+        "(event IN ('conference_decided', 'outcome', 'relinked', 'assessment_answered', 'lead_accepted') "
         "OR (event = 'transition' AND to_status = 'reopened')) "
         "ORDER BY seq"
     ):
@@ -95,7 +95,7 @@ def relinked(conn, calendar: Calendar, end: date) -> dict:
             pending.append((case_id, accepted.get(case_id) or proposed.get(case_id), day))
         elif event == "lead_accepted" or (event == "assessment_answered" and d.get("result") == "resolved"):
             accepted[case_id] = d.get("agency")
-        elif event == "conference_decided":
+        elif event in ("conference_decided", "outcome"):  # proposed by the engine, or decided at a meeting
             for item in [p for p in pending if p[0] == case_id]:
                 pending.remove(item)
                 _, previous, since = item
@@ -257,7 +257,9 @@ def goals_met(f: dict) -> list[Goal]:
             label="再発が5営業日以内に前回の主担当機関へ",
             value="—"
             if share is None
-            else f"{share:.0%}（{rel['relapses']:,} 件中 {rel['to_previous_lead_in_time']:,} 件）",
+            else f"{share:.0%}（{rel['relapses']:,} 件中 {rel['to_previous_lead_in_time']:,} 件）"
+            if share in (0, 1)
+            else f"{share:.1%}（{rel['relapses']:,} 件中 {rel['to_previous_lead_in_time']:,} 件）",  # 99.9%, not 100%
             goal="100%",
             met=share in (None, 1.0),
         ),

@@ -133,3 +133,42 @@ def test_flag_to_conference_is_also_told_for_the_cases_flagged_after_the_first_s
     assert _later_line({"flag_to_conference_after_first_screening": {"count": 0}}).endswith("なし")
     line = _later_line({"flag_to_conference_after_first_screening": {"count": 12, "median": 6, "p90": 9, "max": 15}})
     assert "12 件: 中央値 6、90% 9、最大 15 営業日" in line
+
+
+def test_a_relapse_decided_at_a_meeting_counts_as_proposed_that_day():
+    """A closed case reopened by the outcome recorded at a meeting it was still on (e.g. brought
+    back for 参加支援) has its lead decided there: no conference_decided follows, the outcome is the
+    proposal (found in the simulated year: it was counted late, against the next relapse's proposal)."""
+    import sqlite3
+    from datetime import date
+
+    from engine.demo.year import relinked
+    from engine.support.business_days import Calendar
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, case_id TEXT, event TEXT, on_day TEXT, to_status TEXT, detail TEXT)"
+    )
+    rows = [
+        ("C1", "lead_accepted", "2027-04-26", None, '{"agency": "npo"}'),
+        ("C1", "transition", "2027-05-06", "reopened", None),  # reopened by the meeting's outcome
+        ("C1", "outcome", "2027-05-06", None, '{"decision": "close", "lead": "npo"}'),
+        ("C1", "transition", "2027-08-10", "reopened", None),  # the next relapse, proposed by the engine
+        ("C1", "conference_decided", "2027-08-10", None, '{"lead": "npo"}'),
+        ("C2", "lead_accepted", "2027-04-26", None, '{"agency": "npo"}'),
+        ("C2", "transition", "2027-05-06", "reopened", None),
+        ("C2", "conference_decided", "2027-05-20", None, '{"lead": "npo"}'),  # 10 business days later: late
+    ]
+    conn.executemany("INSERT INTO audit_log (case_id, event, on_day, to_status, detail) VALUES (?,?,?,?,?)", rows)
+    r = relinked(conn, Calendar(), date(2027, 11, 27))
+    assert (r["relapses"], r["to_previous_lead_in_time"], r["to_previous_lead_late"]) == (3, 2, 1)
+    assert r["late"] == [{"case": "C2", "since": "2027-05-06", "decided": "2027-05-20"}]
+
+
+def test_a_share_just_short_of_every_relapse_is_not_shown_as_100_percent(year):
+    from engine.demo.year import goals_met
+
+    _, f = year
+    rel = {**f["relinked"], "relapses": 698, "to_previous_lead_in_time": 697, "share_in_time": 0.999}
+    (line,) = [g for g in goals_met({**f, "relinked": rel}) if "再発" in g.label]
+    assert line.value.startswith("99.9%（698 件中 697 件）") and not line.met
