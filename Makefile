@@ -35,10 +35,16 @@ format: install
 	$(BIN)/ruff format engine tests bench
 	$(BIN)/ruff check --fix engine tests bench
 
+# every figure of issues 18 and 19 beside its target: import, full and incremental screen at 1M (with the
+# reference evaluator's same-run ratio), convening 1,000 meetings, the 50,000-household demo span, the year;
+# bench/duckdb_compare.py runs only where duckdb is installed (not a dependency: it says so and goes on)
 bench: install
 	$(BIN)/python bench/screen.py --households $(or $(BENCH_HOUSEHOLDS),1000000)
 	$(BIN)/python bench/convene.py
+	$(BIN)/python bench/convene.py --flagged 8000 --all-to-conference
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python -m bench.triage --households 50000
+	$(BIN)/python bench/duckdb_compare.py --households $(or $(BENCH_HOUSEHOLDS),1000000)
 	$(BIN)/python -m bench.year --households $(or $(YEAR_HOUSEHOLDS),50000)
 
 # issue 18: engine simulate's year on 50,000 households (bench/results/year-N.json)

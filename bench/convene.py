@@ -29,6 +29,7 @@ RULES_DIR = ROOT / "configs" / "rules"
 CONFIG_DIR = ROOT / "configs"
 FLAGGED_SHARE = 0.045  # households flagged at min severity or above, a little under the ~5% the generator plants
 TARGET_S = 30.0
+MEETINGS_TARGET_S = 15.0  # issue 19: convening 1,000 meetings (--flagged 8000 --all-to-conference)
 
 
 def _severities(config) -> tuple[str, ...]:
@@ -221,6 +222,7 @@ def main() -> None:
 
     s = conv["seconds"]
     c, p, m = conv["convene"], conv["papers"], conv["send"]
+    target = MEETINGS_TARGET_S if args.all_to_conference else TARGET_S
     report = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
         "python": platform.python_version(),
@@ -229,8 +231,9 @@ def main() -> None:
         "date": ON.isoformat(),
         "flagged": n,
         "seed": args.seed,
-        "target_s": TARGET_S,
-        "within_target": s["total"] <= TARGET_S,
+        "all_to_conference": args.all_to_conference,
+        "target_s": target,
+        "within_target": s["total"] <= target,
         "setup": setup,
         "cases_opened": c["cases_opened"],
         "cases_routed": c["cases_routed"],
@@ -252,7 +255,10 @@ def main() -> None:
         "peak_rss_mb": conv["peak_rss_mb"],
         "rss_before_convene_mb": conv["rss_before_mb"],
     }
-    out = args.out or ROOT / "bench" / "results" / f"convene-{n}.json"
+    out = (
+        args.out
+        or ROOT / "bench" / "results" / f"convene-{n}{'-all-to-conference' if args.all_to_conference else ''}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     rows = [
@@ -285,7 +291,7 @@ def main() -> None:
         (
             f"total, {n:,} households",
             f"{s['total']:.2f} s",
-            f"target ≤ {TARGET_S:.0f} s: {'met' if report['within_target'] else 'MISSED'}, peak RSS {conv['peak_rss_mb']:,.0f} MB",
+            f"target ≤ {target:.0f} s: {'met' if report['within_target'] else 'MISSED'}, peak RSS {conv['peak_rss_mb']:,.0f} MB",
         ),
     ]
     for name, value, note in rows:
