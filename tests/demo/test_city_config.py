@@ -24,3 +24,12 @@ def test_an_edit_that_no_longer_matches_the_shipped_files_stops_the_bench(tmp_pa
     monkeypatch.setattr(city_config, "EDITS", (("conference.yaml", "no such text\n", "x"),))
     with pytest.raises(SystemExit, match="matches 0 times"):
         city_config.write(tmp_path / "city")
+
+
+def test_the_support_heavy_city_moves_the_extra_multi_slots_to_support_meetings(tmp_path, rules, cfg):
+    city = load_config(city_config.write(tmp_path / "city2", support_heavy=True), rules)
+    slots = city.conference.slots
+    shipped = {k: len(v) for k, v in cfg.conference.slots.items()}
+    assert {k: len(v) for k, v in slots.items()} == {"support": shipped["support"] + 10, "multi": shipped["multi"]}
+    times = [(s.weekday, s.time) for s in slots["support"]]
+    assert len(times) == len(set(times)) == 12  # no two 支援会議 at the same hour
