@@ -119,6 +119,30 @@ def relinked(conn, calendar: Calendar, end: date) -> dict:
     }
 
 
+def sent_to_conference(conn, calendar: Calendar) -> dict:
+    """Business days from each time a case was sent to a conference (it became `convened`: booked
+    by triage, sent on by an assessment, reopened, brought back) to the first meeting from that
+    day on; by what the case was before. The wait the audit's conference_too_far measures."""
+    held: dict[str, list[str]] = {}
+    for case_id, day in conn.execute(
+        "SELECT cm.case_id, m.held_on FROM case_meetings cm JOIN meetings m ON m.meeting_id = cm.meeting_id"
+    ):
+        held.setdefault(case_id, []).append(day)
+    waits: dict[str, list[int]] = {}
+    waiting = 0
+    for case_id, day, before in conn.execute(
+        "SELECT case_id, on_day, from_status FROM audit_log WHERE event = 'transition' AND to_status = 'convened' "
+        "ORDER BY seq"
+    ):
+        meeting = min((h for h in held.get(case_id, ()) if h >= day), default=None)
+        if meeting is None:
+            waiting += 1
+            continue
+        waits.setdefault(before, []).append(calendar.between(date.fromisoformat(day), date.fromisoformat(meeting)))
+    every = [w for ws in waits.values() for w in ws]
+    return {**spread(every), "not_yet_held": waiting, "by_before": {k: spread(v) for k, v in sorted(waits.items())}}
+
+
 def run_year(
     workspace: Path,
     rules: RuleSet,
@@ -214,6 +238,7 @@ def year_figures(conn, config: Config, sim: Simulation, start: date, end: date) 
         "flag_to_conference_business_days": spread(to_conference),
         "urgent_flag_to_conference_business_days": spread(urgent),
         "flag_to_conference_after_first_screening": spread(later),
+        "sent_to_conference_business_days": sent_to_conference(conn, cal),
         "cases": cases,
         "escalations": escalations,
         "escalations_per_100_cases": round(100 * escalations / cases, 1) if cases else None,

@@ -172,3 +172,35 @@ def test_a_share_just_short_of_every_relapse_is_not_shown_as_100_percent(year):
     rel = {**f["relinked"], "relapses": 698, "to_previous_lead_in_time": 697, "share_in_time": 0.999}
     (line,) = [g for g in goals_met({**f, "relinked": rel}) if "再発" in g.label]
     assert line.value.startswith("99.9%（698 件中 697 件）") and not line.met
+
+
+def test_each_sending_to_a_conference_is_timed_to_the_meeting_that_took_it_up():
+    import sqlite3
+    from datetime import date
+
+    from engine.demo.year import sent_to_conference
+    from engine.support.business_days import Calendar
+
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, case_id TEXT, event TEXT, on_day TEXT, from_status TEXT, to_status TEXT);"
+        "CREATE TABLE meetings (meeting_id TEXT, held_on TEXT); CREATE TABLE case_meetings (case_id TEXT, meeting_id TEXT);"
+    )
+    conn.executemany("INSERT INTO meetings VALUES (?, ?)", [("M1", "2027-01-08"), ("M2", "2027-03-05")])
+    conn.executemany("INSERT INTO case_meetings VALUES (?, ?)", [("C1", "M1"), ("C1", "M2"), ("C2", "M2")])
+    sent = [
+        ("C1", "2027-01-04", "detected"),  # Mon → Fri 01-08: 4 business days
+        ("C1", "2027-03-01", "reopened"),  # Mon → Fri 03-05: 4
+        ("C2", "2027-02-01", "assessing"),  # Mon 02-01 → Fri 03-05: 24 weekdays less 02-11 and 02-23
+        ("C3", "2027-03-01", "detected"),  # no meeting yet
+    ]
+    conn.executemany(
+        "INSERT INTO audit_log (case_id, event, on_day, from_status, to_status) VALUES (?, 'transition', ?, ?, 'convened')",
+        sent,
+    )
+    cal = Calendar()
+    f = sent_to_conference(conn, cal)
+    assert f["count"] == 3 and f["not_yet_held"] == 1
+    assert f["by_before"]["detected"]["max"] == cal.between(date(2027, 1, 4), date(2027, 1, 8)) == 4
+    assert f["by_before"]["assessing"]["max"] == cal.between(date(2027, 2, 1), date(2027, 3, 5)) == 22
+    assert f["by_before"]["reopened"]["median"] == 4
