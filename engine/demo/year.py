@@ -307,6 +307,17 @@ def _met(ok: bool) -> str:
     return "達成" if ok else "未達"
 
 
+def _sent_line(f: dict) -> str:
+    """Sent to a conference → the meeting that took it up (absent from years written before it)."""
+    sent = f.get("sent_to_conference_business_days") or {"count": 0}
+    if not sent["count"]:
+        return "  会議への付議から会議まで: なし"
+    return (
+        f"  会議への付議から会議まで {sent['count']:,} 回: 中央値 {sent['median']}、90% {sent['p90']}、"
+        f"最大 {sent['max']} 営業日（未開催 {sent['not_yet_held']:,} 回）"
+    )
+
+
 def _later_line(f: dict) -> str:
     """Flag → conference for the cases flagged after the first screening (go-live's backlog aside)."""
     later = f.get("flag_to_conference_after_first_screening") or {"count": 0}
@@ -327,6 +338,7 @@ def render_year(f: dict) -> str:
         f"事案 {f['cases']:,} 件、エスカレーション {f['escalations']:,} 件（100 事案あたり {f['escalations_per_100_cases']}）",
         *(f"・{g.label}: {g.value}（目標 {g.goal}: {_met(g.met)}）" for g in goals_met(f)),
         _later_line(f),
+        _sent_line(f),
         f"  再発 {rel['relapses']:,} 件: 遅れ {rel['to_previous_lead_late']}、別の機関 {rel['to_another_lead']}、"
         f"未決定 {rel['not_yet_decided']}",
         f"・参加支援の紹介 {f['referrals']['asked']:,} 件のうち回答 {f['referrals']['answered']:,} 件、定着の確認 {f['followups_made']:,} 件",

@@ -204,3 +204,7 @@ def test_each_sending_to_a_conference_is_timed_to_the_meeting_that_took_it_up():
     assert f["by_before"]["detected"]["max"] == cal.between(date(2027, 1, 4), date(2027, 1, 8)) == 4
     assert f["by_before"]["assessing"]["max"] == cal.between(date(2027, 2, 1), date(2027, 3, 5)) == 22
     assert f["by_before"]["reopened"]["median"] == 4
+    from engine.demo.year import _sent_line
+
+    assert "会議への付議から会議まで 3 回: 中央値 4" in _sent_line({"sent_to_conference_business_days": f})
+    assert "最大 22 営業日（未開催 1 回）" in _sent_line({"sent_to_conference_business_days": f})
