@@ -186,3 +186,26 @@ def test_the_telephone_answer_refuses_an_unknown_result_and_a_case_not_assessing
     answer_assessment(conn, rules, cfg, case_id, "resolved", DAY, "koordinator")
     with pytest.raises(AssessmentError, match="回答を待つアセスメントはありません"):
         answer_assessment(conn, rules, cfg, case_id, "resolved", DAY, "koordinator")
+
+
+def test_an_answer_that_moves_the_question_to_another_agency_is_recorded_and_shown_answered(
+    asked, conn, rules, cfg, monkeypatch
+):
+    """needs_conference sends the case to a conference whose proposed lead can be another agency
+    than the assessor: the question is then no longer the assessor's. The answer was rolled back
+    with 「このリンクは無効です」 (found by the lifecycle benchmark); it is recorded, and the page says
+    it was answered."""
+    from engine.links import answers
+
+    case_id, checkpoint_id, token = asked
+    apply = answers._apply
+
+    def and_another_lead(conn, *args):
+        apply(conn, *args)
+        conn.execute("UPDATE cases SET lead_agency_id = 'jiritsu_soudan' WHERE case_id = ?", (case_id,))
+
+    monkeypatch.setattr(answers, "_apply", and_another_lead)
+    shown = links.answer(conn, cfg, rules, token, "needs_conference", "複数分野での検討が必要と判断", DAY)
+    assert shown.state == "answered" and shown.answer_label
+    assert checkpoint(conn, checkpoint_id) == ("done", "needs_conference")
+    assert state(conn, case_id)["status"] == "convened" and answered(conn, case_id)[-1]["result"] == "needs_conference"
