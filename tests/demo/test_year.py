@@ -171,7 +171,10 @@ def test_a_share_just_short_of_every_relapse_is_not_shown_as_100_percent(year):
     _, f = year
     rel = {**f["relinked"], "relapses": 698, "to_previous_lead_in_time": 697, "share_in_time": 0.999}
     (line,) = [g for g in goals_met({**f, "relinked": rel}) if "再発" in g.label]
-    assert line.value.startswith("99.9%（698 件中 697 件）") and not line.met
+    assert line.value.startswith("99.8%（698 件中 697 件）") and not line.met
+    rel = {**rel, "relapses": 2400, "to_previous_lead_in_time": 2399, "to_another_lead": 1, "share_in_time": 1.0}
+    (line,) = [g for g in goals_met({**f, "relinked": rel}) if "再発" in g.label]
+    assert line.value.startswith("99.9%（2,400 件中 2,399 件）") and not line.met  # rounding hides none
 
 
 def test_each_sending_to_a_conference_is_timed_to_the_meeting_that_took_it_up():
