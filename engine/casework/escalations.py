@@ -84,19 +84,21 @@ def _acts(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
 
 def escalations(conn: sqlite3.Connection, config: Config, on: date, *, key: str | None = None) -> list[Escalation]:
     """Every escalation of an open case (or of none), settled or not, oldest unsettled first;
-    only the one raised for `key` when it is given."""
+    only the one raised for `key` when it is given (also when its case has closed)."""
     cal, day = Calendar.of(config.conference), on.isoformat()
     acts = _acts(conn)
     system = tuple(SYSTEM_ACTORS)
     out = []
     columns = "SELECT e.subject_key, e.kind, e.case_id, e.raised_on, e.detail FROM "
-    only = " AND e.subject_key = ?" if key is not None else ""
-    for key, kind, case_id, raised_on, detail in conn.execute(
+    rows = conn.execute(
         # from the open cases, not through every escalation ever raised; then those of no case
-        f"{columns}cases c CROSS JOIN escalations e ON e.case_id = c.case_id WHERE c.is_open = 1{only} "
-        f"UNION ALL {columns}escalations e WHERE e.case_id IS NULL{only}",
-        () if key is None else (key, key),
-    ).fetchall():
+        f"{columns}cases c CROSS JOIN escalations e ON e.case_id = c.case_id WHERE c.is_open = 1 "
+        f"UNION ALL {columns}escalations e WHERE e.case_id IS NULL"
+        if key is None
+        else f"{columns}escalations e WHERE e.subject_key = ?",  # this one, whatever its case's state
+        () if key is None else (key,),
+    ).fetchall()
+    for key, kind, case_id, raised_on, detail in rows:
         since, how = raised_on, None
         act = acts.get(key)
         if kind in INFORMING:

@@ -238,7 +238,8 @@ def daily_sweep(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: da
                 result.checkpoints_asked += 1
 
         for checkpoint_id, case_id, kind, answer_due in conn.execute(
-            "SELECT checkpoint_id, case_id, kind, answer_due FROM checkpoints WHERE status = 'asked' AND answer_due < ?",
+            "SELECT checkpoint_id, case_id, kind, answer_due FROM checkpoints WHERE status = 'asked' AND answer_due < ? "
+            "ORDER BY checkpoint_id",
             (day,),
         ).fetchall():
             result.escalations += log.escalate(

@@ -95,6 +95,8 @@ def relinked(conn, calendar: Calendar, end: date) -> dict:
             pending.append((case_id, accepted.get(case_id) or proposed.get(case_id), day))
         elif event == "lead_accepted" or (event == "assessment_answered" and d.get("result") == "resolved"):
             accepted[case_id] = d.get("agency")
+        elif event == "outcome" and (not d.get("lead") or d.get("history_only")):
+            continue  # a meeting that decided no lead (continue, suspend) or a record for history only
         elif event in ("conference_decided", "outcome"):  # proposed by the engine, or decided at a meeting
             for item in [p for p in pending if p[0] == case_id]:
                 pending.remove(item)

@@ -15,16 +15,7 @@ from engine.casework.handshake import accept, action_done, decline
 from engine.casework.notes import NoteRefused, check_note
 from engine.casework.watch import answer_checkpoint
 from engine.config import Config
-from engine.links.questions import (
-    ANSWER_LABELS,
-    TITLES,
-    LinkNotFound,
-    Question,
-    checkpoint_kind,
-    link_row,
-    question,
-    resolve,
-)
+from engine.links.questions import ANSWER_LABELS, TITLES, Question, checkpoint_kind, question, resolve
 from engine.papers.notices import recipient_name
 from engine.rules.model import RuleSet
 from engine.store.db import write_transaction
@@ -159,10 +150,7 @@ def answer(
             ref=q.ref,
             link_id=row["link_id"],
         )
-        try:
-            row, q = resolve(conn, token)
-        except LinkNotFound:  # the answer moved the question to another agency (e.g. an assessment
-            row = link_row(conn, token)  # sent the case to a conference with another proposed lead)
+        row, q = resolve(conn, token)  # answered: shown so even if the answer moved the question on
         return question(conn, config, q, on, row)
 
 

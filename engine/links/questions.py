@@ -249,6 +249,10 @@ def resolve(conn: sqlite3.Connection, token: str) -> tuple[sqlite3.Row, Asked]:
     """The link of a token and the question it is bound to (LinkNotFound if either is gone)."""
     row = link_row(conn, token)
     q = asked(conn, row["kind"], row["ref"], row["agency_id"])
+    if q is None and row["used_at"] is not None:
+        # answered, and the answer moved the question to another agency (an assessment that sent the
+        # case to a conference with another proposed lead): the page says it was answered, not 無効
+        q = Asked(kind=row["kind"], ref=row["ref"], agency_id=row["agency_id"], case_id=row["case_id"])
     if q is None:
         raise LinkNotFound()
     return row, q

@@ -227,7 +227,8 @@ def record_need(
         raise ReferralRefused(f"'{need}' はニーズの一覧にありません")
 
     row = log.conn.execute(
-        "SELECT need_id FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ? AND status = 'open'",
+        "SELECT need_id FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ? AND status = 'open' "
+        "ORDER BY need_id",
         (case_id, person_id, need),
     ).fetchone()
     if row and not reason:

@@ -85,3 +85,11 @@ def test_engine_escalations_lists_them_by_age_and_the_digest_names_them(conn, wo
     done = cli(workspace, "escalation", key, "--note", "担当を変更", "--due", "2027-01-15", on=d("2027-01-04"))
     assert done.exit_code == 0 and "対応を記録しました" in done.output, done.output
     assert key not in cli(workspace, "escalations", on=d("2027-01-04")).output
+
+
+def test_an_act_on_the_escalation_of_a_case_closed_since_is_recorded_and_read_back(conn, cfg, escalated):
+    cid, key = escalated
+    conn.execute("UPDATE cases SET is_open = 0 WHERE case_id = ?", (cid,))  # closed meanwhile
+    assert [e for e in escalations(conn, cfg, d("2026-12-16")) if e.key == key] == []  # not listed any more
+    acted = record_act(conn, cfg, key, d("2026-12-16"), "田中", due=None, note="経過を確認")  # StopIteration before
+    assert acted.key == key and acted.case_id == cid

@@ -211,3 +211,26 @@ def test_each_sending_to_a_conference_is_timed_to_the_meeting_that_took_it_up():
 
     assert "会議への付議から会議まで 3 回: 中央値 4" in _sent_line({"sent_to_conference_business_days": f})
     assert "最大 22 営業日（未開催 1 回）" in _sent_line({"sent_to_conference_business_days": f})
+
+
+def test_a_meeting_that_decided_no_lead_does_not_settle_a_relapse():
+    import sqlite3
+    from datetime import date
+
+    from engine.demo.year import relinked
+    from engine.support.business_days import Calendar
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, case_id TEXT, event TEXT, on_day TEXT, to_status TEXT, detail TEXT)"
+    )
+    rows = [
+        ("C1", "lead_accepted", "2027-04-26", None, '{"agency": "npo"}'),
+        ("C1", "transition", "2027-05-06", "reopened", None),
+        ("C1", "outcome", "2027-05-06", None, '{"decision": "continue", "lead": null}'),  # no lead decided
+        ("C1", "outcome", "2027-05-07", None, '{"decision": "plan", "lead": "other", "history_only": true}'),
+        ("C1", "conference_decided", "2027-05-10", None, '{"lead": "npo"}'),  # the proposal: 2 business days
+    ]
+    conn.executemany("INSERT INTO audit_log (case_id, event, on_day, to_status, detail) VALUES (?,?,?,?,?)", rows)
+    r = relinked(conn, Calendar(), date(2027, 11, 27))
+    assert (r["relapses"], r["to_previous_lead_in_time"], r["to_another_lead"]) == (1, 1, 0)

@@ -193,8 +193,8 @@ def test_an_answer_that_moves_the_question_to_another_agency_is_recorded_and_sho
 ):
     """needs_conference sends the case to a conference whose proposed lead can be another agency
     than the assessor: the question is then no longer the assessor's. The answer was rolled back
-    with 「このリンクは無効です」 (found by the lifecycle benchmark); it is recorded, and the page says
-    it was answered."""
+    with 「このリンクは無効です」 (found by the lifecycle benchmark); it is recorded, and the page (after
+    the answer's redirect, and whenever the e-mail is opened again) says it was answered."""
     from engine.links import answers
 
     case_id, checkpoint_id, token = asked
@@ -207,5 +207,7 @@ def test_an_answer_that_moves_the_question_to_another_agency_is_recorded_and_sho
     monkeypatch.setattr(answers, "_apply", and_another_lead)
     shown = links.answer(conn, cfg, rules, token, "needs_conference", "複数分野での検討が必要と判断", DAY)
     assert shown.state == "answered" and shown.answer_label
+    again = links.lookup(conn, cfg, token, DAY)  # the page the agency is sent to, and sees when it reopens the e-mail
+    assert again.state == "answered" and again.answer_label == shown.answer_label and not again.choices
     assert checkpoint(conn, checkpoint_id) == ("done", "needs_conference")
     assert state(conn, case_id)["status"] == "convened" and answered(conn, case_id)[-1]["result"] == "needs_conference"
