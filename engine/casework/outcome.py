@@ -301,7 +301,7 @@ def _apply(
             c = Convener(conn, rules, config, on, log=log)
             if case_meeting == meeting_id:  # this meeting has been held: book the next (a later booking is kept)
                 conn.execute("UPDATE cases SET meeting_id = NULL WHERE case_id = ?", (case_id,))
-            c.convene_case(*c.load_case(case_id), note="継続審議。")
+            c.convene_case(*c.load_case(case_id), note="継続審議。", continued=True)
             result.meeting_id = conn.execute("SELECT meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()[
                 0
             ]  # None: waits for a slot

@@ -137,14 +137,21 @@ class Convener:
         ).fetchone()
 
     def convene_case(
-        self, case_id: str, cand: Candidate, hh: Household, note: str = "", previous_lead: str | None = None
+        self,
+        case_id: str,
+        cand: Candidate,
+        hh: Household,
+        note: str = "",
+        previous_lead: str | None = None,
+        continued: bool = False,
     ) -> None:
         """Decide (or decide again) conference type, lead, participants and meeting for a case.
 
         A case keeps its upcoming meeting when the type is unchanged and, if urgent, the meeting is
         within the urgent window; otherwise it leaves that meeting and is booked anew.
         A confirmed lead (the hand-shake was accepted) stays the lead; a reopened or re-linked case
-        proposes its previous lead again (もどし・つなぎ直し). A case under way (lead_pending,
+        proposes its previous lead again (もどし・つなぎ直し), a `continued` one (継続審議) keeps the lead
+        it was proposed. A case under way (lead_pending,
         active) keeps its state: it is only brought to a meeting."""
         status, confirmed_on = self.conn.execute(
             "SELECT status, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)
@@ -163,7 +170,7 @@ class Convener:
         served = served_silos(hh, self.on_iso, concerned_persons(cand, hh) if kind == "multi" else None)
         lead, more = lead_for_case(
             self.config,
-            CaseLead(old_lead, old_rule, old_reason, old_shared, confirmed_on, previous_lead),
+            CaseLead(old_lead, old_rule, old_reason, old_shared, confirmed_on, previous_lead, continued),
             area=cand.area,
             flag_ids=cand.flag_ids,
             served_silos=served,

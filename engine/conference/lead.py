@@ -93,6 +93,7 @@ class CaseLead:
     shared_reason: str | None = None
     confirmed_on: str | None = None
     previous: str | None = None
+    continued: bool = False  # 継続審議: the conference goes on with the lead it was proposed
 
 
 def lead_for_case(
@@ -107,16 +108,19 @@ def lead_for_case(
 ) -> tuple[LeadProposal | None, str]:
     """The lead of a case decided (again), and what to add to the conference basis.
 
-    A confirmed lead (the hand-shake was accepted) stays the lead; a reopened or re-linked case
-    proposes its previous lead again if it may take part; otherwise the lead rules decide, but an
-    unconfirmed lead the same rule still allows is not switched over load alone."""
-    keep = before.agency_id if before.confirmed_on else before.previous
+    A confirmed lead (the hand-shake was accepted) stays the lead, and so does the proposed lead of
+    a case whose conference continues (継続審議); a reopened or re-linked case proposes its previous
+    lead again; each if it may take part. Otherwise the lead rules decide, but an unconfirmed lead
+    the same rule still allows is not switched over load alone."""
+    keep = before.agency_id if before.confirmed_on or before.continued else before.previous
     agency = config.agencies.get(keep) if keep else None
     basis = ""
     if agency and (before.confirmed_on or may_share_with(agency, conference_type)):
         why = (
             f"{before.confirmed_on}に受諾した主担当機関を継続"
             if before.confirmed_on
+            else "継続審議のため主担当機関の案を継続"
+            if before.continued
             else "前回の主担当機関（もどし・つなぎ直し）"
         )
         lead = LeadProposal(

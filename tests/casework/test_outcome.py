@@ -338,3 +338,19 @@ def test_a_closed_case_on_a_later_meeting_is_reopened_by_its_decision(conn, work
     result = decide(conn, workspace, rules, cfg, cid, m2, held_on(conn, m2), "decision: continue\n")
     assert result.status in ("convened", "detected") and case(conn, cid)["reopen_count"] == 1
     assert [c["status"] for c in checkpoints(conn, cid, "watch")] == ["cancelled"] * 3
+
+
+def test_continue_keeps_the_lead_the_conference_was_proposed_even_where_the_rules_would_pick_another(convened):
+    """Found by the simulated year: after 継続審議 the lead rules decided afresh and proposed the
+    agency that had declined the case months before, instead of the lead it had accepted twice."""
+    conn = convened.conn
+    (proposed,) = conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (convened.case,)).fetchone()
+    other = next(a for a in convened.cfg.agencies if a not in (proposed, "dv_center") and a.startswith("jiritsu"))
+    conn.execute(
+        "UPDATE cases SET lead_agency_id = ?, lead_rule_id = 'previous' WHERE case_id = ?", (other, convened.case)
+    )
+    convened.outcome("decision: continue\nreason: 情報が不足しているため次回に継続\n", on=MEETING_DAY)
+    lead, reason = conn.execute(
+        "SELECT lead_agency_id, lead_reason FROM cases WHERE case_id = ?", (convened.case,)
+    ).fetchone()
+    assert lead == other and "継続審議のため主担当機関の案を継続" in reason
