@@ -148,11 +148,9 @@ class Convener:
         """Decide (or decide again) conference type, lead, participants and meeting for a case.
 
         A case keeps its upcoming meeting when the type is unchanged and, if urgent, the meeting is
-        within the urgent window; otherwise it leaves that meeting and is booked anew.
-        A confirmed lead (the hand-shake was accepted) stays the lead; a reopened or re-linked case
-        proposes its previous lead again (もどし・つなぎ直し), a `continued` one (継続審議) keeps the lead
-        it was proposed. A case under way (lead_pending,
-        active) keeps its state: it is only brought to a meeting."""
+        within the urgent window; otherwise it leaves that meeting and is booked anew. A confirmed
+        lead stays; a reopened or re-linked case proposes its previous lead (もどし・つなぎ直し), a
+        `continued` one (継続審議) the lead it was proposed. A case under way keeps its state."""
         status, confirmed_on = self.conn.execute(
             "SELECT status, lead_confirmed_on FROM cases WHERE case_id = ?", (case_id,)
         ).fetchone()
