@@ -313,26 +313,27 @@ def _met(ok: bool) -> str:
     return "達成" if ok else "未達"
 
 
+def _spread_line(label: str, spread: dict | None, unit: str, extra: str = "") -> str:
+    """One indented line of a spread of business days (or なし), in Japanese."""
+    if not spread or not spread["count"]:
+        return f"  {label}: なし"
+    return (
+        f"  {label} {spread['count']:,} {unit}: 中央値 {spread['median']}、90% {spread['p90']}、"
+        f"最大 {spread['max']} 営業日{extra}"
+    )
+
+
 def _sent_line(f: dict) -> str:
     """Sent to a conference → the meeting that took it up (absent from years written before it)."""
-    sent = f.get("sent_to_conference_business_days") or {"count": 0}
-    if not sent["count"]:
-        return "  会議への付議から会議まで: なし"
-    return (
-        f"  会議への付議から会議まで {sent['count']:,} 回: 中央値 {sent['median']}、90% {sent['p90']}、"
-        f"最大 {sent['max']} 営業日（未開催 {sent['not_yet_held']:,} 回）"
-    )
+    sent = f.get("sent_to_conference_business_days")
+    extra = f"（未開催 {sent['not_yet_held']:,} 回）" if sent else ""
+    return _spread_line("会議への付議から会議まで", sent, "回", extra)
 
 
 def _later_line(f: dict) -> str:
     """Flag → conference for the cases flagged after the first screening (go-live's backlog aside)."""
-    later = f.get("flag_to_conference_after_first_screening") or {"count": 0}
-    if not later["count"]:
-        return "  初回スクリーニングの後にフラグが立ち会議に至った事案: なし"
-    return (
-        f"  初回スクリーニングの後にフラグが立ち会議に至った事案 {later['count']:,} 件: "
-        f"中央値 {later['median']}、90% {later['p90']}、最大 {later['max']} 営業日"
-    )
+    later = f.get("flag_to_conference_after_first_screening")
+    return _spread_line("初回スクリーニングの後にフラグが立ち会議に至った事案", later, "件")
 
 
 def render_year(f: dict) -> str:

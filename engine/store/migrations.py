@@ -238,11 +238,7 @@ def _pathways(db: Database) -> None:
 
 
 def _scale_indexes(db: Database) -> None:
-    """Where the planner scanned a whole table on every run (issue 19): the households an import
-    changed (an incremental screen's scope), the flags a screen wrote but has not stamped with
-    its run yet (run_id -1: a partial index, empty between runs), and SCALE_INDEXES."""
-    db.execute("CREATE INDEX IF NOT EXISTS households_changed ON households(changed_seq)")
-    db.execute("CREATE INDEX IF NOT EXISTS flags_unstamped ON flags(run_id) WHERE run_id = -1")
+    """Where the planner scanned a whole table on every run (issue 19): SCALE_INDEXES."""
     for name, sql in SCALE_INDEXES.items():
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {sql}")
 
@@ -250,6 +246,8 @@ def _scale_indexes(db: Database) -> None:
 # Found by tracing a simulated span and explaining each statement's plan (issue 19): each was a scan
 # of a table that grows, run once per case, meeting, place, answer or night.
 SCALE_INDEXES = {
+    "households_changed": "households(changed_seq)",  # an incremental screen's scope
+    "flags_unstamped": "flags(run_id) WHERE run_id = -1",  # the flags a run has not stamped yet
     "audit_event": "audit_log(event)",  # the coordinator's acts on escalations, read at every sweep
     "audit_case_event": "audit_log(case_id, event)",  # a case's last transition (audit, watch, correction)
     "referrals_place_answered": "referrals(place_id, status, answered_on)",  # a place's record, free places
