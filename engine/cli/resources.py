@@ -79,7 +79,7 @@ def resources_list(
     Example: engine resources list --area 中央 --category 居場所
     """
     from engine.participation.directory import ALL_AREAS
-    from engine.participation.matching import capacity_now
+    from engine.participation.place_day import capacity_now
     from engine.support.dates import to_wareki
     from engine.support.errors import did_you_mean
     from engine.support.vocabulary import PLACE_CATEGORY_LABELS, code_of

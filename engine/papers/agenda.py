@@ -25,6 +25,7 @@ from engine.papers import ics, letterhead
 from engine.papers.casebrief import Review, preparation, review
 from engine.papers.environment import HTML_INCLUDE, TEMPLATES, environment, is_html  # noqa: F401 (their old home)
 from engine.papers.participation import Candidate, candidates
+from engine.participation.place_day import PlaceDays
 from engine.policy.consent import consenting
 from engine.policy.dv import DV_CENTRE_SILO, case_locked
 from engine.policy.members import may_share_with
@@ -204,10 +205,12 @@ def meeting_papers(
     households: dict[str, Household] | None = None,
     *,
     participation: bool = True,
+    days: PlaceDays | None = None,
 ) -> MeetingPapers:
     """Build every agency's agenda and the coordinator's version for one meeting. Without
     `participation` the 参加支援の候補 are left out: they are outside every version hash, so the
-    nightly write first decides which versions are new without them (engine/papers/write.py)."""
+    nightly write first decides which versions are new without them (engine/papers/write.py).
+    `days`: the places' state, shared by every meeting of one write (engine/participation/place_day.py)."""
     kind, held_on, start, place = conn.execute(
         "SELECT conference_type, held_on, start_time, place FROM meetings WHERE meeting_id = ?", (meeting_id,)
     ).fetchone()
@@ -257,7 +260,9 @@ def meeting_papers(
         points = discussion(config, rule_ids, kind)
         previous = None if is_locked else review(conn, config, case_id, on_iso)
         labels = member_labels(hh, held_on)
-        proposals = [] if is_locked or not participation else candidates(conn, rules, config, case_id, day, labels)
+        proposals = (
+            [] if is_locked or not participation else candidates(conn, rules, config, case_id, day, labels, days=days)
+        )
         shared = {labels[p] for p in only if p in labels} if only is not None else None
         roles = conn.execute(
             "SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)

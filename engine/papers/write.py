@@ -29,6 +29,7 @@ from engine.papers.agenda import (
     withdrawn_agenda,
 )
 from engine.papers.notices import render_routing
+from engine.participation.place_day import PlaceDays
 from engine.policy.members import members_only
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
@@ -84,13 +85,16 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
         )
     ]
     households = {hh.household_id: hh for hh in load_households(conn, hids, on)}
+    days = PlaceDays(conn, config)  # nothing here answers a referral: the places' state holds for the whole write
     with conn:
         for meeting_id in meetings:
             result.meetings += 1
-            # the 参加支援 proposals (costly, outside every hash) only for a meeting with something new
-            papers = meeting_papers(conn, rules, config, meeting_id, on, households, participation=False)
-            if _has_new_version(conn, papers, meeting_id):
-                papers = meeting_papers(conn, rules, config, meeting_id, on, households)
+            # the 参加支援 proposals (costly, outside every hash) only for a meeting with something new;
+            # a meeting without papers yet has nothing to compare with
+            known = conn.execute("SELECT 1 FROM agendas WHERE meeting_id = ? LIMIT 1", (meeting_id,)).fetchone()
+            papers = known and meeting_papers(conn, rules, config, meeting_id, on, households, participation=False)
+            if not papers or _has_new_version(conn, papers, meeting_id):
+                papers = meeting_papers(conn, rules, config, meeting_id, on, households, days=days)
             folder = Path("agendas") / meeting_id
             current = {a.agency_id for a in papers.agendas}
             # an agency that no longer has a case here: told so only if it was sent an agenda;

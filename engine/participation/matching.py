@@ -22,14 +22,13 @@ from pydantic import BaseModel
 from engine.config import Config
 from engine.participation import matching_explain as words
 from engine.participation.directory import ALL_AREAS, MatchRule, Place
+from engine.participation.place_day import PlaceDays, Record
 from engine.policy.consent import concerned, consents
 from engine.rules.facts import Context, Person, age_on, load_households
 from engine.rules.model import RuleSet
 from engine.rules.trace import eval_person
 from engine.support.errors import EngineError, did_you_mean
 from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, code_of
-
-ACCEPTED_EVER = ("accepted", "attending", "ended")  # the place took the person at some point
 
 
 class UnknownCase(EngineError, LookupError):
@@ -51,19 +50,6 @@ class Criterion(BaseModel):
 
     def line(self) -> str:
         return f"{'✔' if self.ok else '✘'} {self.text}"
-
-
-class Record(BaseModel):
-    """The place's referrals so far (all cases): how often it took a person, how many still attend."""
-
-    referred: int = 0
-    answered: int = 0
-    accepted: int = 0  # accepted, attending or ended: taken at some point
-    attending: int = 0
-
-    @property
-    def rate(self) -> float | None:
-        return self.accepted / self.answered if self.answered else None
 
 
 class ProposedPlace(BaseModel):
@@ -186,28 +172,7 @@ def recorded_needs(conn: sqlite3.Connection, case_id: str) -> dict[str, list[str
     return out
 
 
-# --- the places -------------------------------------------------------------------------------
-def place_record(conn: sqlite3.Connection, place_id: str) -> Record:
-    marks = ",".join("?" * len(ACCEPTED_EVER))
-    row = conn.execute(
-        "SELECT COUNT(*), COUNT(answered_on), "
-        f"COALESCE(SUM(status IN ({marks})), 0), COALESCE(SUM(status = 'attending'), 0) "
-        "FROM referrals WHERE place_id = ?",
-        (*ACCEPTED_EVER, place_id),
-    ).fetchone()
-    return Record(referred=row[0], answered=row[1], accepted=row[2], attending=row[3])
-
-
-def capacity_now(conn: sqlite3.Connection, place: Place) -> int:
-    """The directory's free places less those taken since they were counted."""
-    (taken,) = conn.execute(
-        "SELECT COUNT(*) FROM referrals WHERE place_id = ? AND status IN ('accepted', 'attending') "
-        "AND answered_on >= ?",
-        (place.id, place.capacity.updated_on.isoformat()),
-    ).fetchone()
-    return max(0, place.capacity.available - taken)
-
-
+# --- the places ---------------------------------------------------------------------------------
 def assess(
     conn: sqlite3.Connection,
     config: Config,
@@ -217,46 +182,47 @@ def assess(
     area: str,
     on: date,
     reasons: list[str],
+    days: PlaceDays | None = None,
 ) -> ProposedPlace:
-    """One place for one member, with each criterion's ✔/✘ line."""
+    """One place for one member, with each criterion's ✔/✘ line. `days`: the places' state,
+    shared by a run of proposals (engine/participation/place_day.py)."""
     needs = list(dict.fromkeys(needs))
-    free = capacity_now(conn, place)
-    months = config.participation.settings.stale_months
-    fresh = not place.stale(on, months)
-    record = place_record(conn, place.id)
-    next_open = place.schedule.next_on(on)
+    now = (days or PlaceDays(conn, config)).of(place, on)
     ages_ok = place.eligibility.ages.holds(member.age)
     wanted_needs, wanted_inds = place.eligibility.needs, place.eligibility.indicators
     hit_needs = [n for n in wanted_needs if n in needs]
     hit_inds = [i for i in wanted_inds if i in member.indicators]
     for_ok = not (wanted_needs or wanted_inds) or bool(hit_needs or hit_inds)
     consent_ok = member.consent or not place.consent_required
+    in_area = place.serves(area)
+    # built here from the directory and the database, not read from outside: constructed without
+    # re-validation (16 places a case on a night's papers, 8 criteria each)
     criteria = [
-        Criterion(ok=ages_ok, text=words.ages(place, member.age)),
-        Criterion(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
-        Criterion(ok=place.serves(area), text=words.area(place, area)),
-        Criterion(ok=next_open is not None, text=words.schedule(place, next_open)),
-        Criterion(ok=free > 0, text=words.capacity(place, free)),
-        Criterion(ok=fresh, text=words.freshness(place, fresh)),
-        Criterion(ok=consent_ok, text=words.consent(place, member.consent)),
-        Criterion(ok=True, text=words.record(record)),
+        Criterion.model_construct(ok=ages_ok, text=words.ages(place, member.age)),
+        Criterion.model_construct(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
+        Criterion.model_construct(ok=in_area, text=words.area(place, area)),
+        Criterion.model_construct(ok=now.next_open is not None, text=now.schedule_line),
+        Criterion.model_construct(ok=now.free > 0, text=now.capacity_line),
+        Criterion.model_construct(ok=now.fresh, text=now.fresh_line),
+        Criterion.model_construct(ok=consent_ok, text=words.consent(place, member.consent)),
+        Criterion.model_construct(ok=True, text=now.record_line),
     ]
-    return ProposedPlace(
+    return ProposedPlace.model_construct(
         place_id=place.id,
         name=place.name,
         organisation=place.organisation,
         category=place.category,
         category_label=place.category_label,
         area=place.area,
-        schedule=place.schedule.text(),
-        next_open=next_open,
-        capacity_now=free,
+        schedule=now.schedule,
+        next_open=now.next_open,
+        capacity_now=now.free,
         capacity_max=place.capacity.maximum,
         eligible=ages_ok and for_ok,
-        in_area=place.serves(area),
+        in_area=in_area,
         consent_ok=consent_ok,
-        fresh=fresh,
-        record=record,
+        fresh=now.fresh,
+        record=now.record,
         criteria=criteria,
         reasons=reasons,
     )
@@ -303,13 +269,16 @@ def propose(
     needs: dict[str, list[str]] | None = None,
     person_id: str | None = None,
     exclude_places: Iterable[str] = (),
+    days: PlaceDays | None = None,
 ) -> list[MemberProposals]:
     """Per member concerned (or only `person_id`): the categories the fired rules give, each with
-    its active places ranked. `needs` replaces the open needs recorded on the case."""
+    its active places ranked. `needs` replaces the open needs recorded on the case; `days` the
+    places' state, when a run of proposals shares it (engine/participation/place_day.py)."""
     _, area = _case(conn, case_id)
     given = recorded_needs(conn, case_id) if needs is None else needs
     excluded = set(exclude_places)
     titles = titles_of(rules)
+    days = days or PlaceDays(conn, config)
     out = []
     for m in members_concerned(conn, case_id, on, rules=rules):
         if person_id is not None and m.person_id != person_id:
@@ -321,7 +290,7 @@ def propose(
         for cat in dict.fromkeys(c for r, _ in firing for c in r.categories):
             why = [FiredRule(rule_id=r.id, reason=r.reason, because=b) for r, b in firing if cat in r.categories]
             places = [
-                assess(conn, config, p, m, implied, area, on, [f.reason for f in why])
+                assess(conn, config, p, m, implied, area, on, [f.reason for f in why], days)
                 for p in config.participation.places.values()
                 if p.category == cat and p.status == "active" and p.id not in excluded
             ]

@@ -17,7 +17,7 @@ import sqlite3
 from pydantic import BaseModel
 
 from engine.config import Config
-from engine.participation.matching import capacity_now
+from engine.participation.place_day import capacity_now
 from engine.region.figures import Figures
 from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, need_label
 

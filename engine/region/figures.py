@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from engine.config import Config
 from engine.participation.directory import ALL_AREAS
-from engine.participation.matching import capacity_now
+from engine.participation.place_day import capacity_now
 from engine.rules.model import RuleSet
 from engine.support.business_days import Calendar, add_months
 from engine.support.vocabulary import DECLINE_REASON_LABELS, PLACE_CATEGORY_LABELS

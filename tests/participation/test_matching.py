@@ -9,12 +9,12 @@ import pytest
 
 from engine.participation.matching import (
     UnknownCase,
-    capacity_now,
     members_concerned,
     next_place,
     propose,
     recorded_needs,
 )
+from engine.participation.place_day import capacity_now
 from tests.helpers.casework import open_cases
 from tests.helpers.matching import FRESH, STALE, config_with, place
 from tests.helpers.town import CONSENT, ON
