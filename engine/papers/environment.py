@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel
 
 from engine.config import Config
 
@@ -51,6 +52,14 @@ class _Papers(ImmutableSandboxedEnvironment):
 
     def join_path(self, template: str, parent: str) -> str:
         return HTML_INCLUDE + template if is_html(parent) and not is_html(template) else template
+
+    def is_safe_attribute(self, obj, attr: str, value) -> bool:
+        """A declared field of a pydantic model (the papers' Agenda and what it holds) is data, and
+        safe to read; everything else (methods, `__class__`, `model_copy`, a list's `append`) goes
+        through the sandbox's own checks, which cost more than rendering the papers once did."""
+        return (isinstance(obj, BaseModel) and attr in type(obj).model_fields) or super().is_safe_attribute(
+            obj, attr, value
+        )
 
 
 @functools.lru_cache(maxsize=8)

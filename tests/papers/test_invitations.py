@@ -13,6 +13,8 @@ from datetime import date
 
 import icalendar
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.config import load_config
 from engine.papers import ics
@@ -123,3 +125,22 @@ def test_text_escaping_and_folding_keep_one_property(value):
     assert "ATTENDEE" not in event
     expected = "\n".join(value.splitlines()).replace("\x00", "").replace("\x07", "")
     assert str(event["LOCATION"]) == expected
+
+
+@given(st.text())
+def test_text_drops_exactly_the_characters_rfc_5545_refuses(value):
+    """ics.text drops control characters with a translation table (fast on every agenda); it keeps
+    what the per-character rule keeps, and nothing it refuses."""
+    out = ics.text(value)
+    joined = "\\n".join(value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").splitlines())
+    assert out == "".join(ch for ch in joined if ch == "\t" or (ord(ch) >= 32 and ord(ch) != 127))
+
+
+def test_the_invitations_view_escapes_what_a_template_reads_at_any_depth():
+    """ics.view escapes lazily (an invitation reads a few fields): whatever is read, at any depth,
+    is escaped; numbers stay numbers."""
+    view = ics.escaped({"cases": [{"place": "室;1\nATTENDEE:mailto:x"}], "count": 3, "tags": ("a,b",)})
+    assert view["count"] == 3 and len(view["cases"]) == 1
+    assert view["cases"][0]["place"] == "室\\;1\\nATTENDEE:mailto:x"
+    assert [dict(c) for c in view["cases"]] == [{"place": "室\\;1\\nATTENDEE:mailto:x"}]
+    assert list(view["tags"]) == ["a\\,b"] and view["tags"][:1] == ["a\\,b"]

@@ -36,3 +36,30 @@ def test_the_shipped_templates_still_render_in_the_sandbox(cfg):
     for name in env.list_templates():
         if not name.startswith("web/"):  # the web pages' own environment: tests/web/test_app.py
             env.get_template(name)  # every template compiles in the sandbox
+
+
+MODEL_PAYLOADS = (
+    "{{ a.__class__.__init__.__globals__ }}",
+    "{{ a.model_copy.__globals__ }}",
+    "{{ a.model_config.__class__.__subclasses__() }}",
+    "{{ a.cases.append(1) }}",
+    "{{ a.__dict__ }}",
+)
+
+
+@pytest.mark.parametrize("payload", MODEL_PAYLOADS)
+def test_a_template_cannot_reach_python_through_the_agenda_it_is_given(tmp_path, rules, payload, monkeypatch):
+    """The papers' environment reads a model's declared fields without the sandbox's slower checks
+    (engine/papers/environment.py); anything else of the model still goes through them."""
+    from engine.papers.agenda import Agenda
+
+    monkeypatch.chdir(tmp_path)
+    folder = configs(tmp_path)
+    (folder / "templates").mkdir()
+    (folder / "templates" / "notice.txt.j2").write_text("{{ a.meeting_id }}", encoding="utf-8")
+    (folder / "templates" / "agenda.txt.j2").write_text("{{ a.meeting_id }}" + payload, encoding="utf-8")
+    env = environment(load_config(folder, rules))
+    agenda = Agenda.model_construct(meeting_id="M-1", cases=[])
+    assert env.get_template("notice.txt.j2").render(a=agenda) == "M-1"  # a field: read
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        env.get_template("agenda.txt.j2").render(a=agenda)
