@@ -11,11 +11,11 @@ import os
 import re
 import smtplib
 import ssl
-from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
 from engine.config import Config, Smtp
+from engine.outbox.mime import Mail
 from engine.support import clock
 from engine.support.private_files import write_private
 
@@ -86,26 +86,17 @@ def message_id(key: str, domain: str) -> str:
     return f"<{safe}@{domain}>"
 
 
-def build_message(config: Config, key: str, subject: str, parts: dict, recipient: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = config.mail.sender
-    msg["To"] = recipient
-    msg["Subject"] = subject
-    msg["Message-ID"] = message_id(key, config.mail.sender.split("@", 1)[1])
-    msg["Date"] = format_datetime(clock.now())
-    msg["X-Engine-Key"] = key
-    msg.set_content(parts["text"])
-    msg.add_alternative(parts["html"], subtype="html")
-    if parts.get("ics"):
-        method = parts.get("ics_method", "REQUEST")
-        msg.add_attachment(
-            parts["ics"].encode("utf-8"),
-            maintype="text",
-            subtype="calendar",
-            filename="invite.ics" if method == "REQUEST" else "cancel.ics",
-            params={"charset": "utf-8", "method": method},  # RFC 5545: UTF-8 text
-        )
-    return msg
+def build_message(config: Config, key: str, subject: str, parts: dict, recipient: str) -> Mail:
+    """The e-mail (engine/outbox/mime.py); ValueError if a header would carry a line break."""
+    headers = [
+        ("From", config.mail.sender),
+        ("To", recipient),
+        ("Subject", subject),
+        ("Message-ID", message_id(key, config.mail.sender.split("@", 1)[1])),
+        ("Date", format_datetime(clock.now())),
+        ("X-Engine-Key", key),
+    ]
+    return Mail(headers, parts)
 
 
 class FileTransport:
@@ -114,7 +105,7 @@ class FileTransport:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
-    def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
+    def send(self, msg: Mail, recipient: str, key: str) -> None:
         path = self.folder / (key.replace(":", "_") + ".eml")
         if path.exists():
             return
@@ -166,7 +157,7 @@ class SmtpTransport:
                 raise
             raise refusal from err
 
-    def send(self, msg: EmailMessage, recipient: str, key: str) -> None:
+    def send(self, msg: Mail, recipient: str, key: str) -> None:
         """MAIL, RCPT and DATA step by step, so that each failure is classified by what the
         server can have: nothing before the body went out (a certain failure, retried or failed
         by its code), or maybe the message after it (Uncertain: reported as a possible
@@ -208,7 +199,7 @@ class SmtpTransport:
         except OSError as err:  # disconnected, timed out, reset (smtplib's errors are OSErrors)
             raise _NotHandedOver(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from err
 
-    def _data(self, msg: EmailMessage) -> None:
+    def _data(self, msg: Mail) -> None:
         """The body, then the server's verdict. Anything but a clear 250 or 4xx/5xx reply after
         the body went out (a drop, a timeout, a reply smtplib cannot read) is Uncertain."""
         body = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
