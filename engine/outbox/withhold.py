@@ -110,18 +110,25 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
     return None
 
 
+CASE_TOKEN = re.compile(r"C-[0-9]{4}-[0-9]+")  # a case id as engine/conference/convener.py numbers them
+
+
 def locked_cases_named(conn: sqlite3.Connection, config: Config, key: MessageKey, on_iso: str) -> list[str]:
     """The cases of the agenda's meeting that the queued agenda names (details: a locked case is
     only counted, never named) and that are DV-locked now."""
     row = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
     text = "\n".join(str(v) for v in json.loads(row[0]).values()) if row else ""
+    tokens = set(CASE_TOKEN.findall(text))  # one pass over the agenda, not one pattern per case
     named = []
     for case_id, household_id in conn.execute(
         "SELECT case_id, household_id FROM cases WHERE meeting_id = ? "
         "OR case_id IN (SELECT case_id FROM case_meetings WHERE meeting_id = ?) ORDER BY case_id",
         (key.ref, key.ref),
     ).fetchall():
-        if not re.search(re.escape(case_id) + r"(?![0-9])", text):
+        if CASE_TOKEN.fullmatch(case_id):
+            if case_id not in tokens:
+                continue
+        elif not re.search(re.escape(case_id) + r"(?![0-9])", text):  # an id of another shape: looked for as it is
             continue
         rule_ids = [
             r
