@@ -42,7 +42,7 @@ def candidates(
     if not config.participation.present:
         return []
     out = []
-    for mp in propose(conn, config, case_id, on, rules=rules, days=days):
+    for mp in propose(conn, config, case_id, on, rules=rules, days=days, explain=False):
         pid = mp.member.person_id
         if only is not None and pid not in only:
             continue

@@ -26,7 +26,7 @@ from engine.participation.place_day import PlaceDays, Record
 from engine.policy.consent import concerned, consents
 from engine.rules.facts import Context, Person, age_on, load_households
 from engine.rules.model import RuleSet
-from engine.rules.trace import eval_person
+from engine.rules.trace import person_holds
 from engine.support.errors import EngineError, did_you_mean
 from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, code_of
 
@@ -68,7 +68,7 @@ class ProposedPlace(BaseModel):
     consent_ok: bool
     fresh: bool
     record: Record
-    criteria: list[Criterion]
+    criteria: list[Criterion]  # empty when proposed without `explain` (the papers' one line a place)
     reasons: list[str]  # the matching rules' reasons
 
     @property
@@ -151,7 +151,7 @@ def members_concerned(
             person_id=p.person_id,
             label=labels[p.person_id],
             age=age_on(p.birth, on_iso),
-            indicators=[i.id for i in indicators if eval_person(i.when, p, ctx).ok],
+            indicators=[i.id for i in indicators if person_holds(i.when, p, ctx)],
             flags=flags,
             consent=consents(p, on_iso),
         )
@@ -183,9 +183,11 @@ def assess(
     on: date,
     reasons: list[str],
     days: PlaceDays | None = None,
+    explain: bool = True,
 ) -> ProposedPlace:
-    """One place for one member, with each criterion's ✔/✘ line. `days`: the places' state,
-    shared by a run of proposals (engine/participation/place_day.py)."""
+    """One place for one member, with each criterion's ✔/✘ line (none without `explain`: the
+    papers show one line a place). `days`: the places' state, shared by a run of proposals
+    (engine/participation/place_day.py)."""
     needs = list(dict.fromkeys(needs))
     now = (days or PlaceDays(conn, config)).of(place, on)
     ages_ok = place.eligibility.ages.holds(member.age)
@@ -195,19 +197,17 @@ def assess(
     for_ok = not (wanted_needs or wanted_inds) or bool(hit_needs or hit_inds)
     consent_ok = member.consent or not place.consent_required
     in_area = place.serves(area)
-    # built here from the directory and the database, not read from outside: constructed without
-    # re-validation (16 places a case on a night's papers, 8 criteria each)
-    criteria = [
-        Criterion.model_construct(ok=ages_ok, text=words.ages(place, member.age)),
-        Criterion.model_construct(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
-        Criterion.model_construct(ok=in_area, text=words.area(place, area)),
-        Criterion.model_construct(ok=now.next_open is not None, text=now.schedule_line),
-        Criterion.model_construct(ok=now.free > 0, text=now.capacity_line),
-        Criterion.model_construct(ok=now.fresh, text=now.fresh_line),
-        Criterion.model_construct(ok=consent_ok, text=words.consent(place, member.consent)),
-        Criterion.model_construct(ok=True, text=now.record_line),
+    criteria = explain and [
+        Criterion(ok=ages_ok, text=words.ages(place, member.age)),
+        Criterion(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
+        Criterion(ok=in_area, text=words.area(place, area)),
+        Criterion(ok=now.next_open is not None, text=now.schedule_line),
+        Criterion(ok=now.free > 0, text=now.capacity_line),
+        Criterion(ok=now.fresh, text=now.fresh_line),
+        Criterion(ok=consent_ok, text=words.consent(place, member.consent)),
+        Criterion(ok=True, text=now.record_line),
     ]
-    return ProposedPlace.model_construct(
+    return ProposedPlace(
         place_id=place.id,
         name=place.name,
         organisation=place.organisation,
@@ -223,7 +223,7 @@ def assess(
         consent_ok=consent_ok,
         fresh=now.fresh,
         record=now.record,
-        criteria=criteria,
+        criteria=criteria or [],
         reasons=reasons,
     )
 
@@ -270,10 +270,12 @@ def propose(
     person_id: str | None = None,
     exclude_places: Iterable[str] = (),
     days: PlaceDays | None = None,
+    explain: bool = True,
 ) -> list[MemberProposals]:
     """Per member concerned (or only `person_id`): the categories the fired rules give, each with
     its active places ranked. `needs` replaces the open needs recorded on the case; `days` the
-    places' state, when a run of proposals shares it (engine/participation/place_day.py)."""
+    places' state, when a run of proposals shares it (engine/participation/place_day.py);
+    without `explain`, the places come without their criteria's lines (the papers' one line)."""
     _, area = _case(conn, case_id)
     given = recorded_needs(conn, case_id) if needs is None else needs
     excluded = set(exclude_places)
@@ -290,7 +292,7 @@ def propose(
         for cat in dict.fromkeys(c for r, _ in firing for c in r.categories):
             why = [FiredRule(rule_id=r.id, reason=r.reason, because=b) for r, b in firing if cat in r.categories]
             places = [
-                assess(conn, config, p, m, implied, area, on, [f.reason for f in why], days)
+                assess(conn, config, p, m, implied, area, on, [f.reason for f in why], days, explain)
                 for p in config.participation.places.values()
                 if p.category == cat and p.status == "active" and p.id not in excluded
             ]

@@ -153,6 +153,29 @@ def eval_person(cond, p: Person, ctx: Context) -> Trace:
     raise TypeError(cond)
 
 
+def person_holds(cond, p: Person, ctx: Context) -> bool:
+    """eval_person(cond, p, ctx).ok without the trace (no text, no records kept): which indicators
+    hold for each member of each case on a night's papers (engine/participation/matching.py)."""
+    if isinstance(cond, PAll):
+        return all(person_holds(c, p, ctx) for c in cond.items)
+    if isinstance(cond, PAny):
+        return any(person_holds(c, p, ctx) for c in cond.items)
+    if isinstance(cond, PNot):
+        return not person_holds(cond.item, p, ctx)
+    if isinstance(cond, Age):
+        age = age_on(p.birth, ctx.iso)
+        return (cond.min is None or age >= cond.min) and (cond.max is None or age <= cond.max)
+    if isinstance(cond, Record):
+        return bool(ctx.matching(cond.atom(), p)) != cond.negate
+    if isinstance(cond, Relationship):
+        return (p.relationship in cond.values) != cond.negate
+    if isinstance(cond, Sex):
+        return (p.sex == cond.value) != cond.negate
+    if isinstance(cond, Foreign):
+        return is_foreign(p.nationality) == cond.value
+    raise TypeError(cond)
+
+
 def eval_household(cond, hh: Household, ctx: Context, rules: RuleSet) -> Trace:
     text = describe_household(cond, rules)
     if isinstance(cond, (HAll, HAny)):

@@ -70,3 +70,29 @@ def test_never_for_a_dv_locked_case(town, workspace, rules, cfg, tmp_path):
     # the matching itself does propose the place for the case: only the papers leave it out
     found = propose(town, mine, dv["case_id"], ON, rules=rules)
     assert any(c.places for m in found for c in m.categories)
+
+
+def test_the_papers_propose_the_same_places_as_the_explanation_without_its_lines(town, workspace, rules, cfg, tmp_path):
+    """The papers show one line a place, so they propose without the criteria's lines (and each
+    place's state is worked out once per night): the same members, categories, places, order and
+    one-line summaries as `engine match` explains."""
+    from engine.participation.place_day import PlaceDays
+
+    cycle(town, workspace, rules, cfg)
+    case = case_of(town, "H8050")
+    _, mine = config_with(tmp_path, rules, [place("ib_a"), place("ib_b", available=0), place("sa_a", "salon")])
+    full = propose(town, mine, case["case_id"], ON, rules=rules)
+    days = PlaceDays(town, mine)
+    for _ in range(2):  # the second run reads the places' state from `days`
+        light = propose(town, mine, case["case_id"], ON, rules=rules, days=days, explain=False)
+
+        def shape(proposals):
+            return [
+                (mp.member.person_id, c.category, [(p.place_id, p.one_line(), p.suitable) for p in c.places])
+                for mp in proposals
+                for c in mp.categories
+            ]
+
+        assert shape(light) == shape(full) and any(places for *_, places in shape(full))
+        assert all(p.criteria for mp in full for c in mp.categories for p in c.places)
+        assert not any(p.criteria for mp in light for c in mp.categories for p in c.places)

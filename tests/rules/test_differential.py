@@ -17,7 +17,7 @@ from engine.rules.model import (
     RuleSet,
 )
 from engine.rules.prefilter import Prefilter, Shard
-from engine.rules.trace import trace_flag
+from engine.rules.trace import eval_person, person_holds, trace_flag
 from engine.screening.screen import evaluate_households
 from engine.store.db import SCHEMA
 from tests.helpers.random_towns import rule_sets, towns
@@ -101,3 +101,25 @@ def test_random_rules_agree_with_reference(rules, town, on):
     expected = reference_flags(plain, rules, on)
     assert durable_path(conn, rules, on) == expected
     assert trace_path(conn, rules, on) == expected
+
+
+def persons_path(conn, rules: RuleSet, on: date, holds) -> set[tuple[str, str]]:
+    ids = [h for (h,) in conn.execute("SELECT household_id FROM households")]
+    ctx = Context(on)
+    return {
+        (p.person_id, i.id)
+        for hh in load_households(conn, ids, on)
+        for p in hh.persons
+        for i in rules.indicators.values()
+        if holds(i.when, p, ctx)
+    }
+
+
+@SETTINGS
+@given(rules=rule_sets(), town=towns, on=screening_dates)
+def test_person_holds_agrees_with_the_trace_on_every_indicator(rules, town, on):
+    """person_holds (the papers' fast check of which indicators hold for a member) is the trace
+    without its record keeping: the same answer for every person and indicator."""
+    conn, _ = build(town)
+    traced = persons_path(conn, rules, on, lambda cond, p, ctx: eval_person(cond, p, ctx).ok)
+    assert persons_path(conn, rules, on, person_holds) == traced
