@@ -105,12 +105,19 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
     def has(sql: str, *params) -> bool:
         return conn.execute(sql, params).fetchone() is not None
 
+    # what each open case has ahead of it, read once for the whole audit (not a query per case and kind)
+    requested = {c for (c,) in conn.execute("SELECT case_id FROM lead_requests WHERE status = 'pending'")}
+    ahead = set(conn.execute("SELECT case_id, kind, status FROM checkpoints WHERE status IN ('pending', 'asked')"))
+
+    def checkpoint(case_id: str, kind: str, *statuses: str) -> bool:
+        return any((case_id, kind, s) in ahead for s in statuses)
+
     owed: dict[str, list[tuple[str, str]]] = {}
     for case_id, meeting_id, held_on in owed_outcomes(conn):  # booked or held, not yet decided
         owed.setdefault(case_id, []).append((meeting_id, held_on))
 
     for case_id, hid, status, opened_on, lead, meeting_id, held_on, closed_on, pathway, pathway_on, owner in cases:
-        pending_request = has("SELECT 1 FROM lead_requests WHERE case_id = ? AND status = 'pending'", case_id)
+        pending_request = case_id in requested
         if pathway is None or (status in ("assessing", "routed") and not owner):
             add(
                 "no_pathway",
@@ -134,25 +141,12 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
             "reopened": meeting_id is not None,
             "convened": meeting_id is not None,
             "lead_pending": pending_request,
-            "active": bool(owed.get(case_id))
-            or has(
-                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'evaluation' AND status = 'pending'", case_id
-            ),
-            "suspended": has(
-                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'review' AND status = 'pending'", case_id
-            ),
-            "routed": has(
-                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'check_back' AND status IN ('pending', 'asked')",
-                case_id,
-            ),
+            "active": bool(owed.get(case_id)) or checkpoint(case_id, "evaluation", "pending"),
+            "suspended": checkpoint(case_id, "review", "pending"),
+            "routed": checkpoint(case_id, "check_back", "pending", "asked"),
             "closed": True,  # closure_without_watch below
-            "assessing": has(
-                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'assessment' AND status IN ('pending', 'asked')",
-                case_id,
-            ),
-            "watching": has(
-                "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'rescreen' AND status = 'pending'", case_id
-            ),
+            "assessing": checkpoint(case_id, "assessment", "pending", "asked"),
+            "watching": checkpoint(case_id, "rescreen", "pending"),
         }[status]
         if not step:
             add(
@@ -185,9 +179,7 @@ def run_audit(conn: sqlite3.Connection, config: Config, on: date) -> AuditReport
                     f"{config.conference.max_business_days_to_conference}営業日（{limit}）より先"
                     "（会議の枠を増やすか、優先度の低い事案の扱いを見直してください）",
                 )
-        if status == "closed" and not has(
-            "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'watch' AND status IN ('pending', 'asked')", case_id
-        ):
+        if status == "closed" and not checkpoint(case_id, "watch", "pending", "asked"):
             months = "・".join(f"+{m}" for m in config.lifecycle.watch_months)
             add(
                 "closure_without_watch",

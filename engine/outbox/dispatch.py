@@ -186,7 +186,7 @@ def send_pending(
             if stale:
                 withhold(conn, config, parsed, stale, now)
                 continue
-            with conn:
+            with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
                 conn.execute(
                     "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
                 )
@@ -194,13 +194,12 @@ def send_pending(
                     "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
                     (key,),
                 ).rowcount
+                filled = _with_links(conn, config, parsed, agency_id, parts, now) if claimed else None
             if not claimed:
                 continue  # superseded or sent meanwhile
             try:
-                # the answer link is minted now and goes only into the message (engine/links/tokens.py)
-                message = build_message(
-                    config, key, subject, _with_links(conn, config, parsed, agency_id, parts, now), agency.email
-                )
+                # the link goes only into the message
+                message = build_message(config, key, subject, filled, agency.email)
             except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
                 _mark(
                     conn,
