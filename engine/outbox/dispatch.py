@@ -174,75 +174,28 @@ def send_pending(
             "SELECT message_key, agency_id, subject, parts, attempts, members_only FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR datetime(next_attempt_at) <= datetime(?)) ORDER BY queued_at, message_key",
             (now.isoformat(timespec="seconds"),),
         ).fetchall()
-        for i, (key, agency_id, subject, parts, attempts, members_only) in enumerate(due):
-            agency = recipient(config, agency_id)
-            parsed = MessageKey.read(key)
-            barred = _barred(conn, config, key, parsed, agency_id, agency, bool(members_only), now)
-            if barred:
-                _mark(conn, key, "failed", attempts, barred)
-                result.failed += 1
-                continue
-            stale = stale_reason(conn, config, parsed, now)
-            if stale:
-                withhold(conn, config, parsed, stale, now)
-                continue
-            with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
-                conn.execute(
-                    "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
-                )
-                claimed = conn.execute(
-                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
-                    (key,),
-                ).rowcount
-                filled = _with_links(conn, config, parsed, agency_id, parts, now) if claimed else None
-            if not claimed:
-                continue  # superseded or sent meanwhile
-            try:
-                # the link goes only into the message
-                message = build_message(config, key, subject, filled, agency.email)
-            except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
-                _mark(
-                    conn,
-                    key,
-                    "failed",
-                    attempts,
-                    f"the message cannot be built ({err}); check the names and places in conference.yaml and agencies.yaml, then `engine outbox --retry-failed`",
-                )
-                result.failed += 1
-                continue
-            try:
-                transport.send(message, agency.email, key)
-            except ServerUnavailable as err:
-                # nothing was handed over: not an attempt of this message; the whole run waits
-                _mark(
-                    conn, key, "pending", attempts, str(err), next_at=_utc(now + timedelta(minutes=BACKOFF_MINUTES[0]))
-                )
-                result.deferred += len(due) - i
-                result.server_unavailable = str(err)
+        group = max(1, getattr(transport, "group", 1))
+        for first in range(0, len(due), group):
+            ready = [
+                r for row in due[first : first + group] if (r := _prepare(conn, config, token, row, now, result, group))
+            ]
+            if group > 1:  # the group's claims and links on disk, in one sync, before any of its files
+                conn.execute("PRAGMA synchronous=FULL")
+                with conn:
+                    conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE token = ?", (clock.stamp(), token))
+            done, unavailable = _hand_over(conn, config, transport, ready, now, result)
+            if done:
+                with conn:  # one commit for the group (one message a group but for the file transport)
+                    for key, agency_id, agency, _attempts, _message in done:
+                        conn.execute(
+                            "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?",
+                            (clock.stamp(), agency.email, key),
+                        )
+                        _log_mail(conn, config, now, key, agency_id, "mail_sent", f"{agency.name}へ送信")
+                result.sent += len(done)
+            if unavailable:  # these, and every message after the group
+                result.deferred += unavailable + max(0, len(due) - first - group)
                 break
-            except TemporaryFailure as err:
-                if attempts + 1 >= config.mail.max_attempts:
-                    _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}")
-                    result.failed += 1
-                else:
-                    wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
-                    _mark(conn, key, "pending", attempts + 1, str(err), next_at=_utc(now + timedelta(minutes=wait)))
-                    result.deferred += 1
-                if isinstance(err, Uncertain):
-                    with conn:
-                        conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
-                continue
-            except PermanentFailure as err:
-                _mark(conn, key, "failed", attempts + 1, str(err))
-                result.failed += 1
-                continue
-            with conn:
-                conn.execute(
-                    "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?",
-                    (clock.stamp(), agency.email, key),
-                )
-                _log_mail(conn, config, now, key, agency_id, "mail_sent", f"{agency.name}へ送信")
-            result.sent += 1
     finally:
         try:
             transport.close()
@@ -250,6 +203,99 @@ def send_pending(
             _release_lock(conn, token)
             conn.execute("PRAGMA synchronous=NORMAL")
     return result
+
+
+Ready = tuple[str, str, Agency, int, object]  # key, agency id, agency, attempts before this one, the message
+
+
+def _prepare(
+    conn: sqlite3.Connection, config: Config, token: str, row: tuple, now: datetime, result: SendResult, group: int
+) -> Ready | None:
+    """One due message checked, claimed (`sending`, with its answer link) and built; None if it
+    does not go now (failed, withheld, or taken meanwhile). In a group (the file transport), the
+    claims are committed without a sync each: the group's barrier syncs them all before any file."""
+    key, agency_id, subject, parts, attempts, members_only = row
+    agency = recipient(config, agency_id)
+    parsed = MessageKey.read(key)
+    barred = _barred(conn, config, key, parsed, agency_id, agency, bool(members_only), now)
+    if barred:
+        _mark(conn, key, "failed", attempts, barred)
+        result.failed += 1
+        return None
+    stale = stale_reason(conn, config, parsed, now)
+    if stale:
+        withhold(conn, config, parsed, stale, now)
+        return None
+    if group > 1:
+        conn.execute("PRAGMA synchronous=NORMAL")
+    with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
+        conn.execute(
+            "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
+        )
+        claimed = conn.execute(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
+            (key,),
+        ).rowcount
+        filled = _with_links(conn, config, parsed, agency_id, parts, now) if claimed else None
+    if not claimed:
+        return None  # superseded or sent meanwhile
+    try:
+        message = build_message(config, key, subject, filled, agency.email)  # the link goes only into the message
+    except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
+        _mark(
+            conn,
+            key,
+            "failed",
+            attempts,
+            f"the message cannot be built ({err}); check the names and places in conference.yaml and agencies.yaml, then `engine outbox --retry-failed`",
+        )
+        result.failed += 1
+        return None
+    return key, agency_id, agency, attempts, message
+
+
+def _hand_over(
+    conn: sqlite3.Connection, config: Config, transport, ready: list[Ready], now: datetime, result: SendResult
+) -> tuple[list[Ready], int]:
+    """Each claimed message to the transport: (those it took, how many wait because the server
+    is unavailable — then nothing more is handed over this run, and none of them was an attempt)."""
+    done: list[Ready] = []
+    for n, (key, agency_id, agency, attempts, message) in enumerate(ready):
+        try:
+            transport.send(message, agency.email, key)
+        except ServerUnavailable as err:
+            later = _utc(now + timedelta(minutes=BACKOFF_MINUTES[0]))
+            for waiting, _id, _agency, before, _message in ready[n:]:
+                _mark(conn, waiting, "pending", before, str(err), next_at=later)
+            result.server_unavailable = str(err)
+            _flush(transport)
+            return done, len(ready) - n
+        except TemporaryFailure as err:
+            if attempts + 1 >= config.mail.max_attempts:
+                _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}")
+                result.failed += 1
+            else:
+                wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
+                _mark(conn, key, "pending", attempts + 1, str(err), next_at=_utc(now + timedelta(minutes=wait)))
+                result.deferred += 1
+            if isinstance(err, Uncertain):
+                with conn:
+                    conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
+            continue
+        except PermanentFailure as err:
+            _mark(conn, key, "failed", attempts + 1, str(err))
+            result.failed += 1
+            continue
+        done.append((key, agency_id, agency, attempts, message))
+    _flush(transport)
+    return done, 0
+
+
+def _flush(transport) -> None:
+    """What the transport keeps for the end of a group (the file transport: one sync of its folder)."""
+    flush = getattr(transport, "flush", None)
+    if flush is not None:
+        flush()
 
 
 def _with_links(

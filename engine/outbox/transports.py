@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.config import Config, Smtp
 from engine.outbox.mime import Mail
 from engine.support import clock
-from engine.support.private_files import write_private
+from engine.support.private_files import fsync_folder, write_private
 
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -100,19 +100,31 @@ def build_message(config: Config, key: str, subject: str, parts: dict, recipient
 
 
 class FileTransport:
-    """Writes <outbox>/<key>.eml atomically; an existing file means already sent."""
+    """Writes <outbox>/<key>.eml atomically; an existing file means already sent. The file name
+    is the key, so there is no duplicate window: the dispatch commits its marks for a group of
+    messages at a time (`group`), and the folder is synced once a group (`flush`), before the
+    group's `sent` marks are committed."""
+
+    group = 64
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+        self.unsynced = False
 
     def send(self, msg: Mail, recipient: str, key: str) -> None:
         path = self.folder / (key.replace(":", "_") + ".eml")
         if path.exists():
             return
-        write_private(path, msg.as_bytes(), durable=True)
+        write_private(path, msg.as_bytes(), durable=True, sync_folder=False)
+        self.unsynced = True
+
+    def flush(self) -> None:
+        if self.unsynced:
+            fsync_folder(self.folder)
+            self.unsynced = False
 
     def close(self) -> None:
-        pass
+        self.flush()
 
 
 class SmtpTransport:

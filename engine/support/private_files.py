@@ -78,10 +78,11 @@ def open_private(path: Path, mode: str = "w", **kwargs) -> IO:
     return os.fdopen(fd, mode, **kwargs)
 
 
-def write_private(path: Path, data: str | bytes, *, durable: bool = False) -> None:
+def write_private(path: Path, data: str | bytes, *, durable: bool = False, sync_folder: bool = True) -> None:
     """Write atomically (a temporary file renamed over `path`), readable by the owner only.
     `durable`: on disk before returning (file and folder fsync'd), for what must survive a power
-    cut once reported as done — an e-mail written to the outbox folder."""
+    cut once reported as done — an e-mail written to the outbox folder. Without `sync_folder`,
+    the caller syncs the folder itself (fsync_folder) before it reports the file as done."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open_private(
@@ -92,9 +93,14 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = False) -> No
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
-    if durable:
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    if durable and sync_folder:
+        fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync a folder: the files renamed into it are there after a power cut."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

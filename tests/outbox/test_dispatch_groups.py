@@ -1,0 +1,94 @@
+"""The file transport's messages are committed in groups (engine/outbox/dispatch.py): each group's
+claims and links are synced once before any of its files is written, its folder is synced before
+its `sent` marks are committed, and a server that becomes unavailable mid-group leaves the rest of
+the group waiting, not half-sent. The SMTP transport keeps one message a group."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from engine.outbox import FileTransport, send_pending
+from engine.outbox.queue import queue
+from engine.outbox.transports import ServerUnavailable, SmtpTransport
+
+AGENCY = "houkatsu_chuo"
+
+
+def _queue(conn, n: int) -> list[str]:
+    keys = [f"notice:group:{i:03d}" for i in range(n)]
+    with conn:
+        for key in keys:
+            assert queue(
+                conn,
+                key=key,
+                kind="notice",
+                agency_id=AGENCY,
+                subject="お知らせ",
+                parts={"text": "本文", "html": "<p>本文</p>"},
+            )
+    return keys
+
+
+def _statuses(workspace, keys) -> dict[str, str]:
+    """What another process would read: the committed state."""
+    other = sqlite3.connect(workspace / "engine.db")
+    try:
+        marks = dict(other.execute("SELECT message_key, status FROM outbox"))
+    finally:
+        other.close()
+    return {k: marks[k] for k in keys}
+
+
+def test_every_message_of_several_groups_is_written_once_and_marked_sent(conn, workspace, cfg):
+    keys = _queue(conn, FileTransport.group * 2 + 7)
+    result = send_pending(conn, cfg, workspace, transport=FileTransport(workspace / "outbox"))
+    assert result.sent == len(keys) and result.failed == result.deferred == 0
+    assert set(_statuses(workspace, keys).values()) == {"sent"}
+    assert sorted(p.name for p in (workspace / "outbox").glob("notice_group_*.eml")) == [
+        k.replace(":", "_") + ".eml" for k in keys
+    ]
+    assert not list((workspace / "outbox").glob("*.tmp"))
+
+
+def test_a_group_is_claimed_on_disk_before_its_files_and_marked_sent_after_its_folder_sync(conn, workspace, cfg):
+    keys = _queue(conn, 10)
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    class Watched(FileTransport):
+        group = 4
+
+        def send(self, msg, recipient, key):
+            seen.append(("send", _statuses(workspace, [key])))
+            super().send(msg, recipient, key)
+
+        def flush(self):
+            seen.append(("flush", _statuses(workspace, keys)))
+            super().flush()
+
+    assert send_pending(conn, cfg, workspace, transport=Watched(workspace / "outbox")).sent == 10
+    assert all(marks == {k: "sending"} for what, marks in seen if what == "send" for k in marks)
+    flushes = [marks for what, marks in seen if what == "flush"]
+    assert [sum(s == "sent" for s in m.values()) for m in flushes[:3]] == [0, 4, 8]  # after each group's sync
+    assert [sum(s == "sending" for s in m.values()) for m in flushes[:3]] == [4, 4, 2]
+
+
+def test_a_server_that_goes_away_mid_group_leaves_the_rest_waiting_not_half_sent(conn, workspace, cfg):
+    keys = _queue(conn, 6)
+
+    class Failing(FileTransport):
+        group = 4
+
+        def send(self, msg, recipient, key):
+            if key == keys[2]:
+                raise ServerUnavailable("cannot connect to mail.example:587: Connection refused")
+            super().send(msg, recipient, key)
+
+    result = send_pending(conn, cfg, workspace, transport=Failing(workspace / "outbox"))
+    assert result.sent == 2 and result.deferred == 4 and result.server_unavailable
+    assert list(_statuses(workspace, keys).values()) == ["sent", "sent"] + ["pending"] * 4
+    attempts = dict(conn.execute("SELECT message_key, attempts FROM outbox"))
+    assert [attempts[k] for k in keys] == [1, 1, 0, 0, 0, 0]  # an unavailable server is nobody's attempt
+
+
+def test_smtp_keeps_one_message_a_group():
+    assert getattr(SmtpTransport, "group", 1) == 1  # each one claimed and marked on disk around its hand-over
