@@ -228,20 +228,21 @@ def _prepare(
         return None
     if group > 1:
         conn.execute("PRAGMA synchronous=NORMAL")
-    with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
-        conn.execute(
-            "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
-        )
-        claimed = conn.execute(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
-            (key,),
-        ).rowcount
-        filled = _with_links(conn, config, parsed, agency_id, parts, now) if claimed else None
-    if not claimed:
-        return None  # superseded or sent meanwhile
     try:
+        with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
+            conn.execute(
+                "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
+            )
+            claimed = conn.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
+                (key,),
+            ).rowcount
+            filled = _with_links(conn, config, parsed, agency_id, parts, now) if claimed else None
+        if not claimed:
+            return None  # superseded or sent meanwhile
         message = build_message(config, key, subject, filled, agency.email)  # the link goes only into the message
-    except (ValueError, TypeError) as err:  # e.g. a line break in a subject: nothing was handed over
+    except (ValueError, TypeError) as err:  # a line break in a subject, unreadable parts: nothing was handed over,
+        # and a claim rolled back with its link
         _mark(
             conn,
             key,

@@ -34,8 +34,10 @@ class Mail:
         for name, value in headers:
             _plain(f"the header {name}", value, ascii_only=name != "Subject")
         self.headers = headers
-        self.text, self.html = parts["text"], parts["html"]
-        self.ics = parts.get("ics") or None
+        # encoded now, so that a body that cannot be (not text, a lone surrogate) is refused while
+        # the message is built, before anything is handed over; lines end in "\n" until as_bytes
+        self.text, self.html = _base64(parts["text"]), _base64(parts["html"])
+        self.ics = _base64(parts["ics"]) if parts.get("ics") else None
         self.method = parts.get("ics_method", "REQUEST")
         _plain("the invitation's method", self.method)
         if self.ics and self.method not in METHODS:
@@ -59,7 +61,7 @@ class Mail:
                 "Content-Transfer-Encoding: base64",
                 f'Content-Disposition: attachment; filename="{name}"',
                 "",
-                _base64(self.ics, nl),
+                _lines(self.ics, nl),
             ]
             body = _multipart("mixed", [alternative, nl.join(calendar)], nl)
         else:
@@ -75,19 +77,24 @@ def _plain(what: str, value: str, *, ascii_only: bool = True) -> None:
 
 
 def _header(name: str, value: str, nl: str) -> str:
-    if name != "Subject" or (value.isascii() and len(name) + len(value) < 76):
+    if name != "Subject" or (value.isascii() and "=?" not in value and len(name) + len(value) < 76):
         return value  # the others are ASCII and short: addresses, a date, a message key
     return Header(value, "utf-8", header_name=name).encode(linesep=nl)  # RFC 2047, folded
 
 
-def _base64(text: str, nl: str) -> str:
-    encoded = base64.encodebytes(text.encode("utf-8")).decode("ascii")  # lines of 76 characters
+def _base64(text: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"a part of the message is not text: {type(text).__name__}")
+    return base64.encodebytes(text.encode("utf-8")).decode("ascii")  # lines of 76 characters, each ending "\n"
+
+
+def _lines(encoded: str, nl: str) -> str:
     return encoded.replace("\n", nl) if nl != "\n" else encoded
 
 
-def _text_part(subtype: str, text: str, nl: str) -> str:
+def _text_part(subtype: str, encoded: str, nl: str) -> str:
     return nl.join(
-        [f'Content-Type: text/{subtype}; charset="utf-8"', "Content-Transfer-Encoding: base64", "", _base64(text, nl)]
+        [f'Content-Type: text/{subtype}; charset="utf-8"', "Content-Transfer-Encoding: base64", "", _lines(encoded, nl)]
     )
 
 
@@ -97,6 +104,6 @@ def _multipart(subtype: str, parts: list[str], nl: str) -> str:
     boundary = f"=_{secrets.token_hex(12)}"
     out = [f'Content-Type: multipart/{subtype}; boundary="{boundary}"', ""]
     for part in parts:
-        out += [f"--{boundary}", part.rstrip(nl)]
+        out += [f"--{boundary}", part.removesuffix(nl)]
     out += [f"--{boundary}--", ""]
     return nl.join(out)

@@ -113,10 +113,10 @@ class FileTransport:
 
     def send(self, msg: Mail, recipient: str, key: str) -> None:
         path = self.folder / (key.replace(":", "_") + ".eml")
+        self.unsynced = True  # a file already there (a killed run's) is synced too before it counts as sent
         if path.exists():
             return
         write_private(path, msg.as_bytes(), durable=True, sync_folder=False)
-        self.unsynced = True
 
     def flush(self) -> None:
         if self.unsynced:

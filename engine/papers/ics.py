@@ -57,10 +57,10 @@ class _EscapedMapping(Mapping):
         return self._quoted[key] if key in self._quoted else escaped(self._data[key])
 
     def __iter__(self):
-        return iter(self._data.keys() | self._quoted.keys())
+        return iter(dict.fromkeys([*self._data, *self._quoted]))  # in the agenda's order
 
     def __len__(self) -> int:
-        return len(self._data.keys() | self._quoted.keys())
+        return len(dict.fromkeys([*self._data, *self._quoted]))
 
 
 class _EscapedList(Sequence):

@@ -92,3 +92,33 @@ def test_a_server_that_goes_away_mid_group_leaves_the_rest_waiting_not_half_sent
 
 def test_smtp_keeps_one_message_a_group():
     assert getattr(SmtpTransport, "group", 1) == 1  # each one claimed and marked on disk around its hand-over
+
+
+def test_unreadable_parts_fail_that_message_and_the_rest_go_out(conn, workspace, cfg):
+    """Parts that cannot become an e-mail (not JSON, a lone surrogate) are failed with the reason,
+    their claim rolled back with its link; the run goes on (found by a review: it stopped)."""
+    keys = _queue(conn, 3)
+    with conn:
+        conn.execute("UPDATE outbox SET parts = '{not json' WHERE message_key = ?", (keys[0],))
+        conn.execute("UPDATE outbox SET parts = ? WHERE message_key = ?", ('{"text": "\\ud800", "html": "x"}', keys[1]))
+    result = send_pending(conn, cfg, workspace, transport=FileTransport(workspace / "outbox"))
+    assert result.sent == 1 and result.failed == 2
+    assert list(_statuses(workspace, keys).values()) == ["failed", "failed", "sent"]
+    errors = [e for (e,) in conn.execute("SELECT last_error FROM outbox WHERE status = 'failed' ORDER BY message_key")]
+    assert all("cannot be built" in e for e in errors), errors
+
+
+def test_a_file_a_killed_run_left_is_synced_before_it_counts_as_sent(conn, workspace, cfg, monkeypatch):
+    """A group's files written by a run killed before its folder sync: the next run finds them and
+    syncs the folder before marking them sent (found by a review)."""
+    import engine.outbox.transports as transports
+
+    keys = _queue(conn, 2)
+    folder = workspace / "outbox"
+    send_pending(conn, cfg, workspace, transport=FileTransport(folder))
+    with conn:  # as if the run had been killed after writing the files
+        conn.execute("UPDATE outbox SET status = 'sending'")
+    synced = []
+    monkeypatch.setattr(transports, "fsync_folder", lambda path: synced.append(path))
+    assert send_pending(conn, cfg, workspace, transport=FileTransport(folder)).sent == 2
+    assert synced == [folder] and set(_statuses(workspace, keys).values()) == {"sent"}

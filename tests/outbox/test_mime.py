@@ -78,3 +78,9 @@ def test_any_text_reads_back_unchanged(subject, text, html, ics):
     assert msg.get_body(("html",)).get_content() == html
     (calendar,) = msg.iter_attachments()
     assert calendar.get_content() == ics
+
+
+@pytest.mark.parametrize("subject", ["=?utf-8?b?5YG9?= is not a word", "plain ASCII", "a" * 200])
+def test_an_ascii_subject_that_looks_encoded_or_is_long_reads_back_as_written(subject):
+    headers = [(k, v) for k, v in HEADERS if k != "Subject"] + [("Subject", subject)]
+    assert str(parsed(Mail(headers, {"text": "", "html": ""}))["Subject"]) == subject
