@@ -57,9 +57,14 @@ class _Papers(ImmutableSandboxedEnvironment):
         """A declared field of a pydantic model (the papers' Agenda and what it holds) is data, and
         safe to read; everything else (methods, `__class__`, `model_copy`, a list's `append`) goes
         through the sandbox's own checks, which cost more than rendering the papers once did."""
-        return (isinstance(obj, BaseModel) and attr in type(obj).model_fields) or super().is_safe_attribute(
+        return (isinstance(obj, BaseModel) and attr in _fields(type(obj))) or super().is_safe_attribute(
             obj, attr, value
         )
+
+
+@functools.cache
+def _fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(model.model_fields)  # pydantic builds the mapping anew at every read
 
 
 @functools.lru_cache(maxsize=8)
