@@ -176,8 +176,7 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
                 cancel_checkpoints(c.log, case_id, "要対協等での支援が終了")
                 c.result.archived += 1
         # a household DV-locked since triage left its case with one agency: to a conference
-        for case_id in pathways.one_agency_cases(c):
-            c.result.cases_escalated += pathways.lock_to_conference(c, case_id)
+        c.result.cases_escalated += pathways.locked_to_conference(c)
         # …and one a serving agency checks whose flags have all resolved ends
         c.result.archived += pathways.settle_served(c)
         # more new cases than the town can take this week: a backlog plan for the coordinator

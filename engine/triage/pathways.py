@@ -21,7 +21,7 @@ from engine.conference.candidates import Candidate, served_silos
 from engine.conference.choose import choose_conference, concerned_persons
 from engine.conference.lead import propose_lead
 from engine.policy import consent
-from engine.policy.dv import case_locked
+from engine.policy.dv import case_locked, locked_among, locked_flag
 from engine.rules.facts import Household
 from engine.support.business_days import Calendar
 from engine.triage.decide import Decision, case_facts, decide
@@ -241,32 +241,39 @@ def pathway_of(conn: sqlite3.Connection, case_id: str) -> dict:
     }
 
 
-def one_agency_cases(c: Convener) -> list[str]:
-    """Open cases left with one agency by triage (assessing, watched, checked by a serving agency)."""
-    return [
-        case_id
-        for (case_id,) in c.conn.execute(
-            "SELECT case_id FROM cases WHERE is_open = 1 AND (status IN ('assessing', 'watching') OR "
-            "(status = 'routed' AND pathway_rule IS NOT NULL AND pathway_rule NOT IN ('routing', 'before_triage'))) "
-            "ORDER BY case_id"
-        )
-    ]
+def one_agency_cases(c: Convener) -> list[tuple[str, str, str]]:
+    """Open cases left with one agency by triage (assessing, watched, checked by a serving agency):
+    (case id, status, household id)."""
+    return c.conn.execute(
+        "SELECT case_id, status, household_id FROM cases WHERE is_open = 1 AND (status IN ('assessing', 'watching') OR "
+        "(status = 'routed' AND pathway_rule IS NOT NULL AND pathway_rule NOT IN ('routing', 'before_triage'))) "
+        "ORDER BY case_id"
+    ).fetchall()
 
 
-def lock_to_conference(c: Convener, case_id: str) -> bool:
+def locked_to_conference(c: Convener) -> int:
+    """Each one-agency case whose household is DV-locked now goes to a conference (lock_to_conference);
+    the households are checked at once (dv.locked_among). How many were moved."""
+    cases = one_agency_cases(c)
+    locked = locked_among(c.conn, c.config, {h for *_, h in cases}, c.on_iso)
+    return sum(lock_to_conference(c, case_id, status, household, locked) for case_id, status, household in cases)
+
+
+def lock_to_conference(c: Convener, case_id: str, status: str, household: str, locked: set[str]) -> bool:
     """A household DV-locked since its case was left with one agency goes to a conference, where the
-    DV centre takes part (decide.py: never one agency alone). True if it was moved."""
-    status, household = c.conn.execute(
-        "SELECT status, household_id FROM cases WHERE case_id = ?", (case_id,)
-    ).fetchone()
-    rule_ids = [
-        r
-        for (r,) in c.conn.execute(
-            "SELECT f.rule_id FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id WHERE x.case_id = ?", (case_id,)
-        )
-    ]
-    if not case_locked(c.conn, c.config, household, rule_ids, c.on_iso):
-        return False
+    DV centre takes part (decide.py: never one agency alone). True if it was moved. `locked`: the
+    locked households of the night's one-agency cases; a case is locked by its own flags too
+    (policy/dv.py case_locked), whatever their status."""
+    if household not in locked:
+        rule_ids = [
+            r
+            for (r,) in c.conn.execute(
+                "SELECT f.rule_id FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id WHERE x.case_id = ?",
+                (case_id,),
+            )
+        ]
+        if not locked_flag(c.config, rule_ids):
+            return False
     cid, cand, hh = c.load_case(case_id)
     if status == "routed":
         cancel_checkpoints(c.log, case_id, "DVロックの対象となったため会議へ", ("check_back",))

@@ -65,3 +65,28 @@ def test_a_dv_support_measure_after_the_case_was_decided_brings_in_the_dv_centre
         "SELECT COUNT(*) FROM audit_log WHERE case_id = ? AND event = 'conference_decided'", (case["case_id"],)
     ).fetchone()[0]
     assert moves == 2
+
+
+def test_locked_among_names_exactly_the_households_household_locked_names(conn, workspace, cfg, tmp_path):
+    """policy/dv.py checks a night's households at once (locked_among); household_locked is that check
+    for one household, so the two cannot drift: by a DV flag, by a current support measure alone,
+    not by an ended measure, not without either."""
+    from engine.policy.dv import household_locked, locked_among
+
+    rules = rules_without_dv_measure(tmp_path)
+    for hid in ("HMEASURE", "HENDED", "HPLAIN"):
+        add_household(conn, hid, *elder_and_son(), area="中央")
+    _add_measure(conn, "HMEASURE", "2026-10-01")
+    _add_measure(conn, "HENDED", "2026-01-01")
+    conn.execute(
+        "UPDATE records SET end_date = '2026-03-31' WHERE code = 'dv_support_measure' "
+        "AND person_id IN (SELECT person_id FROM persons WHERE household_id = 'HENDED')"
+    )
+    conn.commit()
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    with conn:  # a DV flag open on another household
+        conn.execute("UPDATE flags SET rule_id = 'dv' WHERE household_id = 'HPLAIN' AND rule_id = '8050'")
+    ids = ["HMEASURE", "HENDED", "HPLAIN", "NOSUCH"]
+    on = ON.isoformat()
+    assert locked_among(conn, cfg, ids, on) == {h for h in ids if household_locked(conn, cfg, h, on)}
+    assert locked_among(conn, cfg, ids, on) == {"HMEASURE", "HPLAIN"}
