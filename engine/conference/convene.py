@@ -17,7 +17,7 @@ from engine.conference.candidates import Candidate, served_silos, severities_fro
 from engine.conference.choose import choose_conference, concerned_persons, routing_for
 from engine.conference.convener import Convener, ConveneResult
 from engine.config import SEVERITY_ORDER, Config
-from engine.policy.dv import DV_CENTRE_SILO, household_locked
+from engine.policy.dv import DV_CENTRE_SILO, locked_among
 from engine.policy.members import may_share_with
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
@@ -41,7 +41,7 @@ __all__ = [
 
 def lacking_dv_centre(conn: sqlite3.Connection, config: Config, on: date) -> tuple[str, tuple]:
     """The query (for Convener.recheck) of the open cases with a coming meeting whose household is
-    DV-locked (dv.household_locked) but that invite no DV centre that could take part."""
+    DV-locked (dv.locked_among) but that invite no DV centre that could take part."""
     on_iso = on.isoformat()
     centres = [a for a in config.agencies.values() if a.silo == DV_CENTRE_SILO]
     rows = conn.execute(
@@ -50,11 +50,11 @@ def lacking_dv_centre(conn: sqlite3.Connection, config: Config, on: date) -> tup
         f"AND NOT EXISTS (SELECT 1 FROM case_agencies a WHERE a.case_id = c.case_id AND a.agency_id IN ({','.join('?' * len(centres))}))",
         (on_iso, *(a.id for a in centres)),
     ).fetchall()
+    locked = locked_among(conn, config, {hid for _, hid, *_ in rows}, on_iso)
     wanted = [
         case_id
         for case_id, hid, area, kind in rows
-        if any(a.serves(area) and may_share_with(a, kind or "support") for a in centres)
-        and household_locked(conn, config, hid, on_iso)
+        if any(a.serves(area) and may_share_with(a, kind or "support") for a in centres) and hid in locked
     ]
     return (
         "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "

@@ -27,7 +27,7 @@ from engine.papers.environment import HTML_INCLUDE, TEMPLATES, environment, is_h
 from engine.papers.participation import Candidate, candidates
 from engine.participation.place_day import PlaceDays
 from engine.policy.consent import consenting
-from engine.policy.dv import DV_CENTRE_SILO, case_locked
+from engine.policy.dv import DV_CENTRE_SILO, case_locked, locked_among
 from engine.policy.members import may_share_with
 from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
@@ -245,6 +245,7 @@ def meeting_papers(
     )
     per_agency: dict[str, list[CaseItem]] = {}
     locked: dict[str, int] = {}
+    locked_households = locked_among(conn, config, {c[1] for c in cases}, on_iso)  # the DV lock, for all at once
     coordinator_cases = []
     for case_id, hid, area, severity, lead_id, lead_reason, basis, shared_reason in cases:
         flag_rows = conn.execute(
@@ -253,7 +254,7 @@ def meeting_papers(
         ).fetchall()
         rule_ids = sorted({r[0] for r in flag_rows})
         hh = households[hid]
-        is_locked = case_locked(conn, config, hid, rule_ids, on_iso)
+        is_locked = case_locked(conn, config, hid, rule_ids, on_iso, locked_households)
         only = consenting(hh, on_iso) if kind == "multi" else None
         titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"

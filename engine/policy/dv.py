@@ -58,7 +58,15 @@ def locked_among(conn: sqlite3.Connection, config: Config, household_ids: Iterab
 
 
 def case_locked(
-    conn: sqlite3.Connection, config: Config, household_id: str, rule_ids: Iterable[str], on_iso: str
+    conn: sqlite3.Connection,
+    config: Config,
+    household_id: str,
+    rule_ids: Iterable[str],
+    on_iso: str,
+    locked: set[str] | None = None,
 ) -> bool:
-    """A case is locked when one of its flags is a locked one or its household is locked."""
-    return locked_flag(config, rule_ids) or household_locked(conn, config, household_id, on_iso)
+    """A case is locked when one of its flags is a locked one or its household is locked.
+    `locked`: the locked households among many, from locked_among, when they were checked at once."""
+    if locked_flag(config, rule_ids):
+        return True
+    return household_id in locked if locked is not None else household_locked(conn, config, household_id, on_iso)

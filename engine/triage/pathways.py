@@ -21,7 +21,7 @@ from engine.conference.candidates import Candidate, served_silos
 from engine.conference.choose import choose_conference, concerned_persons
 from engine.conference.lead import propose_lead
 from engine.policy import consent
-from engine.policy.dv import case_locked, locked_among, locked_flag
+from engine.policy.dv import case_locked, locked_among
 from engine.rules.facts import Household
 from engine.support.business_days import Calendar
 from engine.triage.decide import Decision, case_facts, decide
@@ -262,18 +262,15 @@ def locked_to_conference(c: Convener) -> int:
 def lock_to_conference(c: Convener, case_id: str, status: str, household: str, locked: set[str]) -> bool:
     """A household DV-locked since its case was left with one agency goes to a conference, where the
     DV centre takes part (decide.py: never one agency alone). True if it was moved. `locked`: the
-    locked households of the night's one-agency cases; a case is locked by its own flags too
-    (policy/dv.py case_locked), whatever their status."""
-    if household not in locked:
-        rule_ids = [
-            r
-            for (r,) in c.conn.execute(
-                "SELECT f.rule_id FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id WHERE x.case_id = ?",
-                (case_id,),
-            )
-        ]
-        if not locked_flag(c.config, rule_ids):
-            return False
+    locked households of the night's one-agency cases."""
+    rule_ids = [
+        r
+        for (r,) in c.conn.execute(
+            "SELECT f.rule_id FROM case_flags x JOIN flags f ON f.flag_id = x.flag_id WHERE x.case_id = ?", (case_id,)
+        )
+    ]
+    if not case_locked(c.conn, c.config, household, rule_ids, c.on_iso, locked):
+        return False
     cid, cand, hh = c.load_case(case_id)
     if status == "routed":
         cancel_checkpoints(c.log, case_id, "DVロックの対象となったため会議へ", ("check_back",))
