@@ -4,7 +4,10 @@ Each message is marked `sending` (committed) before it is handed to the transpor
 after. A message found still `sending` at the next run crashed in between: the server may or
 may not have accepted it. It is sent again with the same Message-ID (so mail clients can fold
 the two) and marked possible_duplicate, which `engine outbox` reports — the one duplicate window
-is shown, never hidden. The file transport has no such window: the file name is the key.
+is shown, never hidden. The file transport has no such window: the file name is the key. So it
+works in groups (`FileTransport.group`): the group's claims and answer links synced at once before
+any of its files is written, the files, the folder synced, then the group's `sent` marks in one
+commit. SMTP works one message a group, so its window stays one message.
 
 Recipients come only from the agency registry, looked up at send time.
 """
