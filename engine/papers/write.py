@@ -92,7 +92,9 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
             # the 参加支援 proposals (costly, outside every hash) only for a meeting with something new;
             # a meeting without papers yet has nothing to compare with
             known = conn.execute("SELECT 1 FROM agendas WHERE meeting_id = ? LIMIT 1", (meeting_id,)).fetchone()
-            papers = known and meeting_papers(conn, rules, config, meeting_id, on, households, participation=False)
+            papers = (
+                meeting_papers(conn, rules, config, meeting_id, on, households, participation=False) if known else None
+            )
             if not papers or _has_new_version(conn, papers, meeting_id):
                 papers = meeting_papers(conn, rules, config, meeting_id, on, households, days=days)
             folder = Path("agendas") / meeting_id

@@ -197,16 +197,20 @@ def assess(
     for_ok = not (wanted_needs or wanted_inds) or bool(hit_needs or hit_inds)
     consent_ok = member.consent or not place.consent_required
     in_area = place.serves(area)
-    criteria = explain and [
-        Criterion(ok=ages_ok, text=words.ages(place, member.age)),
-        Criterion(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
-        Criterion(ok=in_area, text=words.area(place, area)),
-        Criterion(ok=now.next_open is not None, text=now.schedule_line),
-        Criterion(ok=now.free > 0, text=now.capacity_line),
-        Criterion(ok=now.fresh, text=now.fresh_line),
-        Criterion(ok=consent_ok, text=words.consent(place, member.consent)),
-        Criterion(ok=True, text=now.record_line),
-    ]
+    criteria = (
+        [
+            Criterion(ok=ages_ok, text=words.ages(place, member.age)),
+            Criterion(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
+            Criterion(ok=in_area, text=words.area(place, area)),
+            Criterion(ok=now.next_open is not None, text=now.schedule_line),
+            Criterion(ok=now.free > 0, text=now.capacity_line),
+            Criterion(ok=now.fresh, text=now.fresh_line),
+            Criterion(ok=consent_ok, text=words.consent(place, member.consent)),
+            Criterion(ok=True, text=now.record_line),
+        ]
+        if explain
+        else []
+    )
     return ProposedPlace(
         place_id=place.id,
         name=place.name,
@@ -223,7 +227,7 @@ def assess(
         consent_ok=consent_ok,
         fresh=now.fresh,
         record=now.record,
-        criteria=criteria or [],
+        criteria=criteria,
         reasons=reasons,
     )
 

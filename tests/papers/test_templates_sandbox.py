@@ -18,13 +18,19 @@ PAYLOADS = (
 )
 
 
+def overridden(tmp_path, rules, templates: dict[str, str]) -> jinja2.Environment:
+    """The papers' environment of a configuration folder whose templates/ holds `templates`."""
+    folder = configs(tmp_path)
+    (folder / "templates").mkdir()
+    for name, text in templates.items():
+        (folder / "templates" / name).write_text(text, encoding="utf-8")
+    return environment(load_config(folder, rules))
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_a_template_in_the_config_folder_cannot_reach_python(tmp_path, rules, payload, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    folder = configs(tmp_path)
-    (folder / "templates").mkdir()
-    (folder / "templates" / "notice.txt.j2").write_text(payload, encoding="utf-8")
-    env = environment(load_config(folder, rules))
+    env = overridden(tmp_path, rules, {"notice.txt.j2": payload})
     with pytest.raises(jinja2.exceptions.SecurityError):
         env.get_template("notice.txt.j2").render()
     assert not (tmp_path / "PWNED").exists()
@@ -54,11 +60,9 @@ def test_a_template_cannot_reach_python_through_the_agenda_it_is_given(tmp_path,
     from engine.papers.agenda import Agenda
 
     monkeypatch.chdir(tmp_path)
-    folder = configs(tmp_path)
-    (folder / "templates").mkdir()
-    (folder / "templates" / "notice.txt.j2").write_text("{{ a.meeting_id }}", encoding="utf-8")
-    (folder / "templates" / "agenda.txt.j2").write_text("{{ a.meeting_id }}" + payload, encoding="utf-8")
-    env = environment(load_config(folder, rules))
+    env = overridden(
+        tmp_path, rules, {"notice.txt.j2": "{{ a.meeting_id }}", "agenda.txt.j2": "{{ a.meeting_id }}" + payload}
+    )
     agenda = Agenda.model_construct(meeting_id="M-1", cases=[])
     assert env.get_template("notice.txt.j2").render(a=agenda) == "M-1"  # a field: read
     with pytest.raises(jinja2.exceptions.SecurityError):
