@@ -52,7 +52,7 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int, today:
         f" LEFT JOIN main.{t} t ON t.{key} = s.{key} WHERE t.{key} IS NULL OR {differs}"
     )
     changes = count_changes(conn, target, stage, today)
-    if target.touched:
+    if target.touched and not _all_changed(conn, seq):
         conn.execute(
             "UPDATE households SET changed_seq = ? WHERE changed_seq <> ?"
             f" AND household_id IN ({target.touched.format(stage=stage)})",
@@ -75,6 +75,16 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int, today:
         )
     conn.execute("DROP TABLE temp.changed")
     return inserted, changed - inserted, changes
+
+
+def _all_changed(conn: sqlite3.Connection, seq: int) -> bool:
+    """Every household already has this import's changed_seq (a first import: all were inserted), so
+    marking the households its persons or records touch would change nothing. min and max come from
+    the index households_changed, without a scan."""
+    low, high = conn.execute(
+        "SELECT (SELECT min(changed_seq) FROM households), (SELECT max(changed_seq) FROM households)"
+    ).fetchone()
+    return low == high == seq
 
 
 @contextmanager

@@ -20,8 +20,6 @@ from typing import NamedTuple
 from engine.intake.checks import FileChecker
 from engine.intake.csvio import CsvFile
 
-CACHE_SIZE = -262_144  # KiB (256 MiB) of page cache per database while importing
-
 
 class Target(NamedTuple):
     """How one file's rows are staged and merged into their table."""
@@ -132,7 +130,7 @@ class RecordsWorker:
             raise RuntimeError(f"checking records.csv failed (exit {self.proc.returncode}): {detail}")
         conn.commit()  # ATTACH is not allowed inside a transaction (this one only staged TEMP tables)
         conn.execute(f"ATTACH DATABASE ? AS {self.SCHEMA}", (str(self.db),))
-        for pragma in (f"cache_size = {CACHE_SIZE}", "journal_mode = OFF", "synchronous = OFF"):
+        for pragma in ("journal_mode = OFF", "synchronous = OFF"):
             conn.execute(f"PRAGMA {self.SCHEMA}.{pragma}")  # a scratch file
         checker.rejects = conn.execute(f"SELECT file, line, field, reason FROM {self.SCHEMA}.worker_rejects").fetchall()
         checker.csvfile.rows_read, checker.rejected_rows = conn.execute(
@@ -158,7 +156,6 @@ def records_worker_main(args_json: str) -> None:
     conn = sqlite3.connect(args["db"])
     conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: deleted after the import
     conn.execute("PRAGMA synchronous = OFF")
-    conn.execute(f"PRAGMA cache_size = {CACHE_SIZE}")
     stage_file(conn, "main", TARGETS["records.csv"], checker)
     conn.execute("CREATE TABLE worker_rejects (file TEXT, line INTEGER, field TEXT, reason TEXT)")
     conn.executemany("INSERT INTO worker_rejects VALUES (?, ?, ?, ?)", checker.all_rejects())
