@@ -3,6 +3,8 @@
 Staged rows that reference an unknown id are rejected; of the rest, only the rows that are new or
 differ from the database are upserted, and their households get this import's `changed_seq`. Before
 they are, the guards (engine/intake/guards.py) count what they would end, re-open or blank.
+A table's first import (empty, and every household already changed by this import) skips the
+comparison: all its staged rows are new and there is no household left to mark.
 """
 
 from __future__ import annotations
@@ -44,8 +46,40 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int, today:
     """Upsert the staged rows that are new or differ; mark their households changed.
     -> (inserted, updated, what the updates end, re-open and blank)"""
     t, key = target.table, target.key
-    differs = " OR ".join(f"t.{c} IS NOT s.{c}" for c in target.compared)
     conn.execute("DROP TABLE IF EXISTS temp.changed")
+    first = conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM main.{t})").fetchone()[0]
+    if first and (not target.touched or _all_changed(conn, seq)):
+        # the table's first import: every staged row is new, and no household left to mark
+        inserted = changed = conn.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
+        changes, rows = FileChanges(), f"{stage} s"
+    else:
+        inserted, changed, changes = _compare(conn, target, stage, seq, today)
+        rows = f"temp.changed c JOIN {stage} s ON s.line = c.line"
+    columns = [key, *target.columns]
+    values = [f"s.{c}" for c in columns]
+    updates = [f"{c} = excluded.{c}" for c in target.compared]
+    if t == "households":  # a household's own row changed: it is changed
+        columns.append("changed_seq")
+        values.append(str(int(seq)))
+        updates.append("changed_seq = excluded.changed_seq")
+    existing = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM main.{t}").fetchone()[0]  # rows are never deleted
+    with _indexes_rebuilt(conn, t, inserted >= BULK_MIN_ROWS and 2 * inserted >= existing):
+        conn.execute(
+            f"INSERT INTO main.{t} ({', '.join(columns)}) SELECT {', '.join(values)}"
+            f" FROM {rows} WHERE true ORDER BY s.{key}"
+            f" ON CONFLICT({key}) DO UPDATE SET {', '.join(updates)}"
+        )
+    conn.execute("DROP TABLE IF EXISTS temp.changed")
+    return inserted, changed - inserted, changes
+
+
+def _compare(
+    conn: sqlite3.Connection, target: Target, stage: str, seq: int, today: date
+) -> tuple[int, int, FileChanges]:
+    """Put the staged rows that are new or differ in temp.changed, count what they would end, re-open
+    and blank, and mark the households they touch. -> (inserted, changed, the counts)"""
+    t, key = target.table, target.key
+    differs = " OR ".join(f"t.{c} IS NOT s.{c}" for c in target.compared)
     conn.execute("CREATE TEMP TABLE changed (line INTEGER PRIMARY KEY, is_new INTEGER, old_household TEXT)")
     conn.execute(
         f"INSERT INTO temp.changed SELECT s.line, t.{key} IS NULL, {target.old_household} FROM {stage} s"
@@ -59,22 +93,7 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int, today:
             (seq, seq),
         )
     changed, inserted = conn.execute("SELECT count(*), coalesce(sum(is_new), 0) FROM temp.changed").fetchone()
-    columns = [key, *target.columns]
-    values = [f"s.{c}" for c in columns]
-    updates = [f"{c} = excluded.{c}" for c in target.compared]
-    if t == "households":  # a household's own row changed: it is changed
-        columns.append("changed_seq")
-        values.append(str(int(seq)))
-        updates.append("changed_seq = excluded.changed_seq")
-    existing = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM main.{t}").fetchone()[0]  # rows are never deleted
-    with _indexes_rebuilt(conn, t, inserted >= BULK_MIN_ROWS and 2 * inserted >= existing):
-        conn.execute(
-            f"INSERT INTO main.{t} ({', '.join(columns)}) SELECT {', '.join(values)}"
-            f" FROM temp.changed c JOIN {stage} s ON s.line = c.line WHERE true ORDER BY s.{key}"
-            f" ON CONFLICT({key}) DO UPDATE SET {', '.join(updates)}"
-        )
-    conn.execute("DROP TABLE temp.changed")
-    return inserted, changed - inserted, changes
+    return inserted, changed, changes
 
 
 def _all_changed(conn: sqlite3.Connection, seq: int) -> bool:

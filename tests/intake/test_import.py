@@ -113,6 +113,22 @@ def test_changed_row_updates_and_marks_only_its_household(conn, tmp_path):
     assert changed_seqs(conn) == {"H001": 1, "H002": 2, "H003": 1, "H004": 3}
 
 
+def test_first_persons_and_records_mark_households_an_earlier_import_brought(conn, tmp_path):
+    """A table's first import takes a short path (no comparison); the households its rows touch
+    are still marked when an earlier import brought them."""
+    run(conn, write_town(tmp_path / "first", persons=header(PERSONS), records=header(RECORDS)))
+    assert changed_seqs(conn) == dict.fromkeys(["H001", "H002", "H003", "H004"], 1)
+    persons = header(PERSONS) + "".join(line + "\n" for line in PERSONS.splitlines()[1:] if ",H002," in line)
+    result = run(conn, write_town(tmp_path / "second", persons=persons, records=header(RECORDS)))
+    assert result.files["persons.csv"].inserted == persons.count("\n") - 1 > 0
+    assert changed_seqs(conn) == {"H001": 1, "H002": 2, "H003": 1, "H004": 1}
+    assert result.changed_households == 1
+    records = header(RECORDS) + "".join(line + "\n" for line in RECORDS.splitlines()[1:] if line.startswith("P003,"))
+    result = run(conn, write_town(tmp_path / "third", persons=persons, records=records))
+    assert result.files["records.csv"].inserted == 1
+    assert changed_seqs(conn) == {"H001": 1, "H002": 3, "H003": 1, "H004": 1}
+
+
 def test_person_moving_marks_both_households(conn, tmp_path):
     run(conn, write_town(tmp_path / "first"))
     moved = PERSONS.replace("P002,H001,", "P002,H003,")
