@@ -20,8 +20,9 @@ How it stays fast: each file is streamed through light Python checks into a stag
 (executemany), whose unique key catches duplicates within the file; a big records.csv is staged
 by a second process meanwhile. Then set-based SQL, in one write transaction, rejects unknown
 references, finds the rows that differ from the database and upserts only those. The page cache stays at
-SQLite's default (2 MiB): 256 MiB made the merge's sorts slower (an import of 1M households took
-49.0 s against 42.2 s; building persons_birth 2.6 s against 1.1 s) and staging no faster.
+SQLite's default (2,000 KiB): 256 MiB made the merge's sorts slower (on 2026-12-05, an import of
+1M households took 49.0 s against 42.2 s; building persons_birth 2.6 s against 1.1 s) and staging
+no faster.
 
 The parts: reading and decoding a file (csvio, encoding), the files' columns and normalised
 values (fields), row checks per file kind (checks), staging (staging), the merge (merge), what

@@ -3,8 +3,9 @@
 Staged rows that reference an unknown id are rejected; of the rest, only the rows that are new or
 differ from the database are upserted, and their households get this import's `changed_seq`. Before
 they are, the guards (engine/intake/guards.py) count what they would end, re-open or blank.
-A table's first import (empty, and every household already changed by this import) skips the
-comparison: all its staged rows are new and there is no household left to mark.
+A table's first import skips the comparison when the table is empty (households.csv), or empty
+with every household already changed by this import (persons.csv, records.csv): all its staged rows
+are new, and there is no household left to mark.
 """
 
 from __future__ import annotations
