@@ -38,7 +38,7 @@ from engine.rules.model import (
     SilosTouched,
 )
 from engine.rules.prefilter_pass import ACTIVE, Pass, Sql
-from engine.support.vocabulary import CODES
+from engine.support.vocabulary import ARREARS_KINDS, CODES
 
 ALL = None  # "this condition cannot narrow the households"
 
@@ -98,13 +98,16 @@ class Prefilter:
             sql, params = self._pass.statement(shard.persons(), where, params, _join(conditions, " OR "))
         return {h for (h,) in conn.execute(sql, params)}
 
-    def _atom(self, atom: Record) -> int:
-        """The record test of `atom` (its code and category, active) in the one pass."""
+    def _atom(self, atom: Record, surely: bool = False) -> int | None:
+        """The record test of `atom` (its code, active, its values and bounds) in the one pass: every
+        record that may pass it, or with `surely` only records that surely pass it (None: none can
+        be told in SQL)."""
         since = months_before(self.on, atom.within_months).isoformat() if atom.within_months else self.iso
-        sql, params = ACTIVE, [since]
-        if atom.values and CODES[atom.code].value_type in ("level", "category"):
-            sql += f" AND r.value IN ({','.join('?' * len(atom.values))})"
-            params += list(atom.values)
+        may, sure = value_tests(atom)
+        sql, params = sure if surely else may
+        if surely and sql == NONE:
+            return None
+        sql, params = (ACTIVE, [since]) if sql == ANY else (f"{ACTIVE} AND ({sql})", [since, *params])
         return self._pass.atom(((atom.code, sql, tuple(params)),))
 
     def _any_record(self, cond) -> list[int] | None:
@@ -141,9 +144,9 @@ class Prefilter:
         if isinstance(cond, Record):
             if positive != cond.negate:
                 return self._pass.has(self._atom(cond.atom())), []
-            # "no record" is exact only without values or bounds, which SQL does not check
-            exact = not cond.values and cond.min is None and cond.max is None
-            return (self._pass.has(self._atom(cond.atom()), False), []) if exact else None
+            # a person with no record passing the test has none of the records that surely pass it
+            sure = self._atom(cond.atom(), surely=True)
+            return None if sure is None else (self._pass.has(sure, False), [])
         if isinstance(cond, Relationship):
             marks = ",".join("?" * len(cond.values))
             op = "IN" if positive != cond.negate else "NOT IN"
@@ -189,6 +192,59 @@ class Prefilter:
             # as many records as values (min and max are left to the rule engine)
             return f"{self._pass.records_passing(self._atom(cond.record))} >= ?", [cond.at_least]
         raise TypeError(cond)
+
+
+ANY, NONE = "1", "0"  # SQL over r: every record, no record
+# x is written as SQLite writes the integer it reads (no sign but '-', no leading zero, no space, no
+# digit outside ASCII, at most 19 digits): Python's int(x) is then that same integer
+CANONICAL = "CAST(CAST({x} AS INTEGER) AS TEXT) = {x}"
+
+
+def value_tests(atom: Record) -> tuple[Sql, Sql]:
+    """SQL over r for the value part of a record test, as Context.matcher reads it: (what every
+    record that may pass meets, what only records that surely pass meet). Level and category
+    values are compared exactly. An amount or arrears value is compared in SQL when it is written
+    canonically (CANONICAL; the arrears kind known, the months not negative); any other form
+    Python's int() reads ('+5', '０５', '007', '1_000') may pass and never surely passes, and is
+    left to the rule engine. The cheap comparison comes first: SQLite stops at the first answer."""
+    spec, lo, hi = CODES[atom.code], atom.min, atom.max
+    bounded = lo is not None or hi is not None
+    marks = lambda values: ",".join("?" * len(values))  # noqa: E731
+    if spec.value_type in ("level", "category", "flag"):
+        parts = [(f"r.value IN ({marks(atom.values)})", list(atom.values))] if atom.values else []
+        if bounded:  # only a level has a rank (record_number): on the others no record passes
+            ranked = [v for i, v in enumerate(spec.values) if spec.value_type == "level" and _within(i, lo, hi)]
+            if not ranked:
+                return (NONE, []), (NONE, [])
+            parts.append((f"r.value IN ({marks(ranked)})", ranked))
+        exact = _join(parts, " AND ") if parts else (ANY, [])
+        return exact, exact
+    if spec.value_type == "amount":
+        if atom.values and not bounded:  # the text itself: exact
+            exact = (f"r.value IN ({marks(atom.values)})", list(atom.values))
+            return exact, exact
+        kind, number, canonical = "r.value", "CAST(r.value AS INTEGER)", (CANONICAL.format(x="r.value"), [])
+    else:  # arrears: '<kind>:<months>'
+        months = "substr(r.value, instr(r.value, ':') + 1)"
+        kind, number = "substr(r.value, 1, instr(r.value, ':') - 1)", f"CAST({months} AS INTEGER)"
+        canonical = (
+            f"instr(r.value, ':') > 0 AND {number} >= 0 AND {CANONICAL.format(x=months)}"
+            f" AND {kind} IN ({marks(ARREARS_KINDS)})",
+            list(ARREARS_KINDS),
+        )
+    checks: list[Sql] = [(f"{number} >= ?", [lo])] if lo is not None else []
+    checks += [(f"{number} <= ?", [hi])] if hi is not None else []
+    checks += [(f"{kind} IN ({marks(atom.values)})", list(atom.values))] if atom.values else []
+    if not checks:
+        return (ANY, []), (ANY, [])
+    passes = _join(checks, " AND ")
+    may = (f"({passes[0]}) OR NOT ({canonical[0]})", passes[1] + canonical[1])
+    sure = (f"({passes[0]}) AND ({canonical[0]})", passes[1] + canonical[1])
+    return may, sure
+
+
+def _within(n: int, lo: int | None, hi: int | None) -> bool:
+    return (lo is None or n >= lo) and (hi is None or n <= hi)
 
 
 def _join(parts: list[Sql], sep: str) -> Sql:
