@@ -195,8 +195,9 @@ class Prefilter:
 
 
 ANY, NONE = "1", "0"  # SQL over r: every record, no record
-# x is written as SQLite writes the integer it reads (no sign but '-', no leading zero, no space, no
-# digit outside ASCII, at most 19 digits): Python's int(x) is then that same integer
+# the whole of x is written as SQLite writes the integer it reads (no sign but '-', no leading
+# zero, no space, no digit outside ASCII, no NUL, at most 19 digits): Python's int(x) is then that
+# same integer
 CANONICAL = "CAST(CAST({x} AS INTEGER) AS TEXT) = {x}"
 
 
@@ -213,7 +214,11 @@ def value_tests(atom: Record) -> tuple[Sql, Sql]:
     if spec.value_type in ("level", "category", "flag"):
         parts = [(f"r.value IN ({marks(atom.values)})", list(atom.values))] if atom.values else []
         if bounded:  # only a level has a rank (record_number): on the others no record passes
-            ranked = [v for i, v in enumerate(spec.values) if spec.value_type == "level" and _within(i, lo, hi)]
+            ranked = [  # a level's rank is its first place on the scale (level_rank)
+                v
+                for v in dict.fromkeys(spec.values)
+                if spec.value_type == "level" and _within(spec.values.index(v), lo, hi)
+            ]
             if not ranked:
                 return (NONE, []), (NONE, [])
             parts.append((f"r.value IN ({marks(ranked)})", ranked))
@@ -227,8 +232,9 @@ def value_tests(atom: Record) -> tuple[Sql, Sql]:
     else:  # arrears: '<kind>:<months>'
         months = "substr(r.value, instr(r.value, ':') + 1)"
         kind, number = "substr(r.value, 1, instr(r.value, ':') - 1)", f"CAST({months} AS INTEGER)"
+        # the whole value rebuilt from what SQL read: substr() stops at a NUL, Python does not
         canonical = (
-            f"instr(r.value, ':') > 0 AND {number} >= 0 AND {CANONICAL.format(x=months)}"
+            f"instr(r.value, ':') > 0 AND {number} >= 0 AND {kind} || ':' || CAST({number} AS TEXT) = r.value"
             f" AND {kind} IN ({marks(ARREARS_KINDS)})",
             list(ARREARS_KINDS),
         )

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 
 from engine.demo.town import generate_town
 from engine.intake.importer import import_dir
-from engine.rules.model import Age, Flag, Indicator, Member, PAll, Record, RuleSet
+from engine.rules.model import Age, Flag, Indicator, Member, PAll, PAny, PNot, Record, RuleSet
 from engine.rules.prefilter import Prefilter, Shard
 from engine.rules.prefilter_pass import LIMIT
 from engine.store.db import SCHEMA, connect
@@ -144,7 +144,22 @@ def test_counts_too_large_to_pack_still_select(person):
 
 
 # values Python's int() reads although they are not plain ASCII digits: never told in SQL
-ODD_AMOUNTS = ["+5", "１２", "1_000", "007", "0", "1", "30", "99999999999999999999", "-0", "-5", " 7", "1e3", "12abc"]
+ODD_AMOUNTS = [
+    "+5",
+    "１２",
+    "1_000",
+    "007",
+    "0",
+    "1",
+    "30",
+    "99999999999999999999",
+    "-0",
+    "-5",
+    " 7",
+    "1e3",
+    "12abc",
+    "5\x00x",
+]
 ODD_ARREARS = [
     "kokuho:+4",
     "kokuho:０４",
@@ -158,6 +173,7 @@ ODD_ARREARS = [
     "kokuho:-1",
     "rent:007",
     "school_fee:9223372036854775808",
+    "kokuho:5\x00x",  # the import refuses a NUL; SQLite's substr() would stop at it
 ]
 
 
@@ -183,8 +199,14 @@ ODD_ARREARS = [
         Record(code="care_level", min=9, negate=True),
         Record(code="public_assistance", min=1),  # a flag-type code has no rank: no record passes
         Record(code="public_assistance", min=1, negate=True),
+        PNot(item=Record(code="arrears", max=9)),
+        PAny(items=(Record(code="arrears", min=1, negate=True), Age(max=5))),
     ],
-    ids=lambda c: f"{'no_' if c.negate else ''}{c.code}{list(c.values)}[{c.min},{c.max}]",
+    ids=lambda c: (
+        f"{'no_' if c.negate else ''}{c.code}{list(c.values)}[{c.min},{c.max}]"
+        if isinstance(c, Record)
+        else type(c).__name__
+    ),
 )
 def test_values_told_in_sql_agree_with_the_rule_engine(person):
     """One household a value, written every way the import accepts: the prefilter keeps each
