@@ -222,7 +222,9 @@ def screen(
     if incremental:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS scope_ids (household_id TEXT PRIMARY KEY)")
         conn.execute("DELETE FROM scope_ids")
-        conn.executemany("INSERT OR IGNORE INTO scope_ids VALUES (?)", ((h,) for h in scope))
+        # in id order, which the pre-selection then reads the scope in: neighbouring households share
+        # pages (1.6 s against 2.7 s with a cold page cache at 1M households, 0.19 s against 0.24 s warm)
+        conn.executemany("INSERT OR IGNORE INTO scope_ids VALUES (?)", ((h,) for h in sorted(scope)))
         shard = Shard(scoped=True)
         ids = Prefilter(rules, on).candidates(conn, shard)
         ids |= {
