@@ -49,12 +49,13 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int, today:
     t, key = target.table, target.key
     conn.execute("DROP TABLE IF EXISTS temp.changed")
     first = conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM main.{t})").fetchone()[0]
-    if first and (not target.touched or _all_changed(conn, seq)):
+    mark = bool(target.touched) and not _all_changed(conn, seq)  # households left to mark
+    if first and not mark:
         # the table's first import: every staged row is new, and no household left to mark
         inserted = changed = conn.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
         changes, rows = FileChanges(), f"{stage} s"
     else:
-        inserted, changed, changes = _compare(conn, target, stage, seq, today)
+        inserted, changed, changes = _compare(conn, target, stage, seq, today, mark)
         rows = f"temp.changed c JOIN {stage} s ON s.line = c.line"
     columns = [key, *target.columns]
     values = [f"s.{c}" for c in columns]
@@ -75,10 +76,10 @@ def merge(conn: sqlite3.Connection, target: Target, stage: str, seq: int, today:
 
 
 def _compare(
-    conn: sqlite3.Connection, target: Target, stage: str, seq: int, today: date
+    conn: sqlite3.Connection, target: Target, stage: str, seq: int, today: date, mark: bool
 ) -> tuple[int, int, FileChanges]:
     """Put the staged rows that are new or differ in temp.changed, count what they would end, re-open
-    and blank, and mark the households they touch. -> (inserted, changed, the counts)"""
+    and blank, and (with `mark`) mark the households they touch. -> (inserted, changed, the counts)"""
     t, key = target.table, target.key
     differs = " OR ".join(f"t.{c} IS NOT s.{c}" for c in target.compared)
     conn.execute("CREATE TEMP TABLE changed (line INTEGER PRIMARY KEY, is_new INTEGER, old_household TEXT)")
@@ -87,7 +88,7 @@ def _compare(
         f" LEFT JOIN main.{t} t ON t.{key} = s.{key} WHERE t.{key} IS NULL OR {differs}"
     )
     changes = count_changes(conn, target, stage, today)
-    if target.touched and not _all_changed(conn, seq):
+    if mark:
         conn.execute(
             "UPDATE households SET changed_seq = ? WHERE changed_seq <> ?"
             f" AND household_id IN ({target.touched.format(stage=stage)})",

@@ -179,10 +179,10 @@ def send_pending(
         ).fetchall()
         group = max(1, getattr(transport, "group", 1))
         for first in range(0, len(due), group):
-            ready = [
-                r for row in due[first : first + group] if (r := _prepare(conn, config, token, row, now, result, group))
-            ]
-            if group > 1:  # the group's claims and links on disk, in one sync, before any of its files
+            if group > 1:  # the group's claims are committed without a sync each …
+                conn.execute("PRAGMA synchronous=NORMAL")
+            ready = [r for row in due[first : first + group] if (r := _prepare(conn, config, token, row, now, result))]
+            if group > 1:  # … and put on disk with their links in one sync, before any of its files
                 conn.execute("PRAGMA synchronous=FULL")
                 with conn:
                     conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE token = ?", (clock.stamp(), token))
@@ -212,11 +212,10 @@ Ready = tuple[str, str, Agency, int, object]  # key, agency id, agency, attempts
 
 
 def _prepare(
-    conn: sqlite3.Connection, config: Config, token: str, row: tuple, now: datetime, result: SendResult, group: int
+    conn: sqlite3.Connection, config: Config, token: str, row: tuple, now: datetime, result: SendResult
 ) -> Ready | None:
     """One due message checked, claimed (`sending`, with its answer link) and built; None if it
-    does not go now (failed, withheld, or taken meanwhile). In a group (the file transport), the
-    claims are committed without a sync each: the group's barrier syncs them all before any file."""
+    does not go now (failed, withheld, or taken meanwhile)."""
     key, agency_id, subject, parts, attempts, members_only = row
     agency = recipient(config, agency_id)
     parsed = MessageKey.read(key)
@@ -229,8 +228,6 @@ def _prepare(
     if stale:
         withhold(conn, config, parsed, stale, now)
         return None
-    if group > 1:
-        conn.execute("PRAGMA synchronous=NORMAL")
     try:
         with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
             conn.execute(
