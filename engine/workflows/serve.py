@@ -15,6 +15,7 @@ flow run's parameters.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import re
@@ -31,6 +32,7 @@ from engine.support import clock
 from engine.support.errors import EngineError
 from engine.support.private_files import private_dir, write_private
 from engine.support.settings import bind
+from engine.workflows.shutdown import Watchdog
 
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 NO_RESULTS = {"PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false"}  # the flows return counts; nothing is kept on disk
@@ -259,13 +261,41 @@ def serve(
             f"its password is in {_home(workspace) / AUTH_FILE}",
             flush=True,
         )
-    try:
-        from prefect import serve as prefect_serve
 
-        from engine.workflows.schedules import deployments
-
-        prefect_serve(*deployments())
-    finally:
+    def force() -> None:  # the watchdog's last step (engine/workflows/shutdown.py)
         if process is not None:
             stop_server(process)
         pidfile.unlink(missing_ok=True)
+        os._exit(130)
+
+    watchdog = Watchdog(force, spare=lambda: {process.pid} if process is not None else set())
+    try:
+        run_deployments(watchdog)
+    finally:
+        watchdog.done()
+        if process is not None:
+            stop_server(process)
+        pidfile.unlink(missing_ok=True)
+
+
+def run_deployments(watchdog: Watchdog) -> None:
+    """Prefect's `serve` of the three deployments until Ctrl-C, with the watchdog armed by the
+    first Ctrl-C (in the event loop, where asyncio's own Ctrl-C handler is in place to chain)."""
+    from prefect import aserve
+    from prefect.exceptions import TerminationSignal
+
+    from engine.workflows.schedules import deployments
+
+    served = deployments()  # outside the loop: Prefect builds them asynchronously within one
+
+    async def main() -> None:
+        watchdog.chain_sigint()
+        await aserve(*served)
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        asyncio.run(main())
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        print(f"engine serve: {type(exc).__name__}, stopped", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
