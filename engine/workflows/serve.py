@@ -23,6 +23,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ from engine.support import clock
 from engine.support.errors import EngineError
 from engine.support.private_files import private_dir, write_private
 from engine.support.settings import bind
-from engine.workflows.shutdown import Watchdog
+from engine.workflows.shutdown import Watchdog, sweep
 
 QUIET = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 NO_RESULTS = {"PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false"}  # the flows return counts; nothing is kept on disk
@@ -198,13 +199,22 @@ def start_server(
     return process, api_url
 
 
+_STOPPING = threading.Lock()  # serve's own exit and the Ctrl-C watchdog may stop the server at once
+
+
 def stop_server(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+    """SIGTERM to the server's process group, SIGKILL after 20 s; safe to call twice, also at once."""
+    with _STOPPING:
+        if process.poll() is not None:
+            return
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        except ProcessLookupError:
             process.wait()
 
 
@@ -251,31 +261,38 @@ def serve(
     os.environ.update(prefect_env(workspace))
     os.environ.update(bind(workspace, rules_dir, config_dir))  # the flows read these, never a caller's paths
     pidfile = claim_workspace(workspace)
-    if not os.environ.get("PREFECT_API_URL"):
-        auth = api_auth(workspace)
-        process, api_url = start_server(workspace, host, port, auth, hidden)
-        os.environ["PREFECT_API_URL"] = api_url
-        os.environ["PREFECT_API_AUTH_STRING"] = auth
-        print(
-            f"Prefect server: {origin(host, port)} (UI), database in {os.environ['PREFECT_HOME']}; "
-            f"its password is in {_home(workspace) / AUTH_FILE}",
-            flush=True,
-        )
 
-    def force() -> None:  # the watchdog's last step (engine/workflows/shutdown.py)
+    def spare() -> set[int]:  # the server, stopped by stop_server, never swept
+        return {process.pid} if process is not None else set()
+
+    def cleanup() -> None:  # nothing serve started is left running, and the workspace is free again
+        sweep(os.getpid(), spare())
         if process is not None:
             stop_server(process)
         pidfile.unlink(missing_ok=True)
-        os._exit(130)
 
-    watchdog = Watchdog(force, spare=lambda: {process.pid} if process is not None else set())
+    def force() -> None:  # the watchdog's last step (engine/workflows/shutdown.py)
+        try:
+            cleanup()
+        finally:
+            os._exit(130)
+
+    watchdog = Watchdog(force, spare)
     try:
+        if not os.environ.get("PREFECT_API_URL"):
+            auth = api_auth(workspace)
+            process, api_url = start_server(workspace, host, port, auth, hidden)
+            os.environ["PREFECT_API_URL"] = api_url
+            os.environ["PREFECT_API_AUTH_STRING"] = auth
+            print(
+                f"Prefect server: {origin(host, port)} (UI), database in {os.environ['PREFECT_HOME']}; "
+                f"its password is in {_home(workspace) / AUTH_FILE}",
+                flush=True,
+            )
         run_deployments(watchdog)
     finally:
         watchdog.done()
-        if process is not None:
-            stop_server(process)
-        pidfile.unlink(missing_ok=True)
+        cleanup()
 
 
 def run_deployments(watchdog: Watchdog) -> None:
