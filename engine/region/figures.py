@@ -16,7 +16,8 @@ Per area and month:
   its last referral closed, as the gap audit counts need_without_referral);
 - referrals declined (closed_on in the month), by reason.
 Places (now): configs/resources.yaml by area and category, free capacity as matching counts it.
-Pseudonymous throughout: households and persons are counted, never named.
+Pseudonymous throughout: households and persons are counted, never named. The DV patterns
+(conference.yaml locked_flags) are never counted by area (docs/community.md).
 """
 
 from __future__ import annotations
@@ -134,15 +135,18 @@ def _month_of(months: list[Month], day: str | None) -> str | None:
     return next((m.key for m in months if m.first <= d <= m.last), None)
 
 
-def _flags(conn, months, rows: dict[tuple[str, str], MonthFigures]) -> None:
+def _flags(conn, months, rows: dict[tuple[str, str], MonthFigures], locked: tuple[str, ...]) -> None:
+    """The flagged households per area, month and pattern; never a `locked` (DV) pattern, which in a
+    small area would say where a DV victim lives, nor a household flagged by such patterns only."""
     first, last = months[0].first.isoformat(), months[-1].last.isoformat()
     by_rule: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     anyone: dict[tuple[str, str], set[str]] = defaultdict(set)
     for hid, area, rule_id, detected, resolved in conn.execute(
         "SELECT f.household_id, h.area, f.rule_id, f.first_detected, f.resolved_on FROM flags f "
         "JOIN households h ON h.household_id = f.household_id "
-        "WHERE f.first_detected <= ? AND (f.resolved_on IS NULL OR f.resolved_on > ?)",
-        (last, first),
+        "WHERE f.first_detected <= ? AND (f.resolved_on IS NULL OR f.resolved_on > ?) "
+        f"AND f.rule_id NOT IN ({','.join('?' * len(locked))})",
+        (last, first, *locked),
     ):
         for m in months:
             if detected <= m.last.isoformat() and (resolved is None or resolved > m.first.isoformat()):
@@ -271,10 +275,10 @@ def area_figures(
     areas = list(households)
     rows = {(a, m.key): MonthFigures(area=a, month=m.key, households=households[a]) for a in areas for m in window}
     cal = Calendar.of(config.conference)
-    _flags(conn, window, rows)
+    _flags(conn, window, rows, config.conference.locked_flags)
     _cases(conn, cal, on, window, rows)
     unmet = _needs(conn, config, cal, on, window, rows)
-    titles = {k: f.title for k, f in rules.flags.items()}
+    titles = {k: f.title for k, f in rules.flags.items() if k not in config.conference.locked_flags}
     for m in rows.values():
         for rule_id in m.flagged:
             titles.setdefault(rule_id, rule_id)

@@ -8,6 +8,7 @@ from datetime import date
 from engine.region.candidates import rank_candidates
 from engine.region.figures import area_figures, business_days_between, months_up_to
 from engine.support.business_days import Calendar
+from tests.helpers.town import add_household, person
 from tests.region.town import MONTHS, ON
 
 
@@ -135,3 +136,25 @@ def test_a_shorter_window_leaves_the_earlier_month_out(town_conn, directory, rul
     assert [m.key for m in f.months] == ["2026-11"]
     unmet = {(u.area, u.need): u.total for u in f.unmet}
     assert unmet == {("中央", "social_contact"): 2, ("中央", "respite"): 1, ("北部", "respite"): 3}
+
+
+def test_a_dv_household_is_never_counted_by_area(town_conn, directory, rules):
+    """離島 has one household: its DV flag (conference.yaml locked_flags) would say where a DV victim
+    lives. Neither its pattern nor 「いずれかのパターン」 counts it, in any output; 北部's DV household
+    that also has an 8050 flag is counted under 8050 only."""
+    from engine.region.view import area_view, csv_of, json_of, text_of
+    from tests.region.town import _flag
+
+    config = directory[1]
+    assert config.conference.locked_flags == ("dv",)
+    add_household(town_conn, "I1", person(34), area="離島")
+    _flag(town_conn, 20, "I1", "dv", "2026-11-02")
+    _flag(town_conn, 21, "N1", "dv", "2026-11-21")
+    view = area_view(town_conn, config, rules, ON, MONTHS)
+    island, north = view.figures.of("離島", "2026-11"), view.figures.of("北部", "2026-11")
+    assert island.households == 1 and island.flagged == {} and island.flagged_any == 0
+    assert north.flagged == {"8050": 1} and north.flagged_any == 1
+    assert "dv" not in view.figures.patterns()
+    title = rules.flags["dv"].title
+    for out in (text_of(view), csv_of(view), json_of(view)):
+        assert title not in out and '"dv"' not in out
