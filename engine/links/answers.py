@@ -118,19 +118,18 @@ def answer(
             raise AnswerRefused(f"「{picked.label}」の場合は、理由をメモにお書きください。")
         if note and not picked.allows_note:
             note = None
+        actor = link_actor(q.agency_id)
+        # The note's guard (personal data of the household) is asked only of an answer that can be
+        # recorded: a note that passes then uses the link up. Asked first, an answer always refused
+        # (say, one the case's state no longer allows) would let the link holder ask the guard again
+        # and again whether a guess at the household's names or birth dates is right.
+        _apply_or_refuse(conn, config, rules, q, choice, PLACEHOLDER if note else None, on, actor, trial=True)
         if note and q.case_id:
             try:  # the one guard of free text on a case (personal data of the household, length)
                 note = check_note(conn, q.case_id, note)
             except NoteRefused as err:
                 raise AnswerRefused(str(err)) from None
-        actor = link_actor(q.agency_id)
-        try:
-            with acting_via("link"):
-                _apply(conn, config, rules, q, choice, note, on, actor)
-        except EngineError as err:
-            raise AnswerRefused(
-                "この回答は記録できませんでした（事案の状況が変わった可能性があります）。コーディネーターにご連絡ください。"
-            ) from err
+        _apply_or_refuse(conn, config, rules, q, choice, note, on, actor)
         used = conn.execute(
             "UPDATE answer_links SET used_at = ?, answer = ?, note = ? WHERE link_id = ? AND used_at IS NULL",
             (_answered_at(on), choice, note, row["link_id"]),
@@ -152,6 +151,26 @@ def answer(
         )
         row, q = resolve(conn, token)  # answered: shown so even if the answer moved the question on
         return question(conn, config, q, on, row)
+
+
+PLACEHOLDER = "（回答の確認）"  # the note of the trial answer, which is rolled back
+
+
+def _apply_or_refuse(conn, config, rules, q, choice, note, on, actor, *, trial: bool = False) -> None:
+    """_apply, or AnswerRefused when the answer cannot be recorded; a `trial` is rolled back either way."""
+    if trial:
+        conn.execute("SAVEPOINT link_trial")
+    try:
+        with acting_via("link"):
+            _apply(conn, config, rules, q, choice, note, on, actor)
+    except EngineError as err:
+        raise AnswerRefused(
+            "この回答は記録できませんでした（事案の状況が変わった可能性があります）。コーディネーターにご連絡ください。"
+        ) from err
+    finally:
+        if trial:
+            conn.execute("ROLLBACK TO link_trial")
+            conn.execute("RELEASE link_trial")
 
 
 def _apply(

@@ -115,6 +115,11 @@ def choices_of(conn: sqlite3.Connection, q: Asked) -> list[Choice]:
         return PLACE_FOLLOWUP_CHOICES if side == "place" else CHOICES["followup"]
     if q.kind == "checkpoint" and checkpoint_kind(conn, q.ref) == "assessment":
         return ASSESSMENT_CHOICES
+    if q.kind == "referral":  # only what the referral's state allows (a waitlisted one: not 空き待ち again)
+        from engine.participation.answers import allowed
+
+        (status,) = conn.execute("SELECT status FROM referrals WHERE referral_id = ?", (int(q.ref),)).fetchone()
+        return [c for c in CHOICES["referral"] if allowed(status, c.value)]
     return CHOICES[q.kind]
 
 

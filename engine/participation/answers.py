@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from engine.config import Config
 from engine.participation import referrals
 from engine.participation.followups import bring_back
-from engine.participation.states import ReferralRefused, move_referral
+from engine.participation.states import REFERRAL_TRANSITIONS, ReferralRefused, move_referral
 from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
 from engine.store.db import write_transaction
@@ -38,6 +38,26 @@ REFERRAL_CHOICES |= {f"waitlist_{b}": f"空き待ち（見込み: {label}）" fo
 REFERRAL_CHOICES |= {f"decline_{r}": f"受入れが難しい（{label}）" for r, label in DECLINE_REASON_LABELS.items()}
 COORDINATOR_CHOICES = REFERRAL_CHOICES | {"attending": "参加中", "cancel": "紹介の取消し"}
 COORDINATOR_CHOICES |= {f"end_{r}": f"参加終了（{label}）" for r, label in END_REASON_LABELS.items()}
+
+
+def target_of(choice: str) -> str:
+    """The referral state an answer of COORDINATOR_CHOICES moves to."""
+    for prefix, state in (
+        ("waitlist_", "waitlisted"),
+        ("decline_", "declined"),
+        ("end_", "ended"),
+        ("accept", "accepted"),
+        ("attending", "attending"),
+    ):
+        if choice.startswith(prefix):
+            return state
+    return "cancelled"
+
+
+def allowed(status: str, choice: str) -> bool:
+    """A referral in `status` may take the answer `choice` (of COORDINATOR_CHOICES). One it cannot
+    take is never offered, on the console or through a link."""
+    return target_of(choice) in REFERRAL_TRANSITIONS[status]
 
 
 class ReferralAnswer(BaseModel):

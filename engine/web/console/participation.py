@@ -17,11 +17,10 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from engine.participation.answers import COORDINATOR_CHOICES, answer_followup, answer_referral, refer_case
+from engine.participation.answers import COORDINATOR_CHOICES, allowed, answer_followup, answer_referral, refer_case
 from engine.participation.listing import ReferralRow, list_referrals
 from engine.participation.matching import MemberProposals, propose
 from engine.participation.persons import member_label
-from engine.participation.states import REFERRAL_TRANSITIONS
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.store.chronology import DateRefused, workspace_today
 from engine.support.errors import EngineError
@@ -80,20 +79,6 @@ class Section(BaseModel):
         return keys | {f"followup-{f.followup_id}" for fs in self.awaiting.values() for f in fs}
 
 
-def target_of(choice: str) -> str:
-    """The referral state an answer of COORDINATOR_CHOICES moves to."""
-    for prefix, state in (
-        ("waitlist_", "waitlisted"),
-        ("decline_", "declined"),
-        ("end_", "ended"),
-        ("accept", "accepted"),
-        ("attending", "attending"),
-    ):
-        if choice.startswith(prefix):
-            return state
-    return "cancelled"
-
-
 def needs_of(conn: sqlite3.Connection, case_id: str, on: date) -> list[NeedRow]:
     return [
         NeedRow(
@@ -138,10 +123,7 @@ def section(conn: sqlite3.Connection, ctx: WebContext, case_id: str, on: date) -
     """What the case page shows of 参加支援."""
     referrals = list_referrals(conn, ctx.config, on, case_id=case_id)
     answers = {
-        r.referral_id: [
-            (k, v) for k, v in COORDINATOR_CHOICES.items() if target_of(k) in REFERRAL_TRANSITIONS[r.status]
-        ]
-        for r in referrals
+        r.referral_id: [(k, v) for k, v in COORDINATOR_CHOICES.items() if allowed(r.status, k)] for r in referrals
     }
     proposals, problem = None, ""
     try:

@@ -1,0 +1,112 @@
+"""A link's note guard (no personal data of the household in a note) must not answer guesses: a
+place is told only 「50代の方」, and a guard asked again and again, through an answer that is always
+refused, would confirm a guessed birth date, name or address. Found by a security review; the
+place's reminder also offered 空き待ち again, which a waitlisted referral can never take."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+import pytest
+
+from engine import links
+from engine.casework.sweep import daily_sweep
+from engine.links.tokens import TOKEN_TEXT
+from engine.support import clock
+from engine.support.business_days import Calendar
+from tests.helpers.casework import MEETING_DAY, accept, decide, open_cases, plan_text
+from tests.helpers.mail import messages
+from tests.links.conftest import send
+from tests.participation.test_referral_loop import SON_TO_IBASHO, row
+
+LINK = re.compile(r"/a/(" + TOKEN_TEXT + ")")
+CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
+PROBLEM = re.compile(r'class="field-problem">(.*?)<')
+
+
+def _pin(day: date) -> None:
+    clock.pin(datetime(day.year, day.month, day.day, 9, tzinfo=clock.TOKYO))
+
+
+def _token(workspace, prefix: str) -> str:
+    (msg,) = [m for name, m in messages(workspace / "outbox").items() if name.startswith(prefix)]
+    return LINK.search(msg.get_body(("plain",)).get_content())[1]
+
+
+def _post(client, token: str, choice: str, note: str):
+    page = client.get(f"/a/{token}")
+    csrf = CSRF.search(page.text)[1]
+    r = client.post(f"/a/{token}", data={"choice": choice, "note": note, "csrf_token": csrf}, follow_redirects=False)
+    found = PROBLEM.search(r.text)
+    return r.status_code, found[1] if found else None
+
+
+@pytest.fixture
+def waitlisted(conn, workspace, rules, cfg, client):
+    """The son of an 8050 household referred to ibasho_chuo, which answered 空き待ち from its link;
+    when the wait ended the sweep asked it again. (its reminder's token, the son's birth date, the day)"""
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    result = decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=SON_TO_IBASHO))
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    send(conn, cfg, workspace)
+    son = result.referrals[0]
+    _pin(date(2026, 12, 7))
+    assert _post(client, _token(workspace, f"referral_{son}"), "waitlist_lt1m", "")[0] == 303
+    day = Calendar.of(cfg.conference).add(date.fromisoformat(row(conn, son)["answer_due"]), 1)
+    _pin(day)
+    daily_sweep(conn, rules, cfg, day)
+    send(conn, cfg, workspace, day)
+    (birth,) = conn.execute(
+        "SELECT p.birth_date FROM persons p JOIN cases c ON c.household_id = p.household_id "
+        "WHERE c.case_id = ? AND p.relationship = '子'",
+        (case_id,),
+    ).fetchone()
+    return _token(workspace, f"referral_reminder_{son}"), birth, day
+
+
+def test_a_waitlisted_places_reminder_offers_only_answers_its_state_allows(waitlisted, client):
+    token, _, _ = waitlisted
+    offered = set(re.findall(r'name="choice" value="(\w+)"', client.get(f"/a/{token}").text))
+    assert "accept" in offered and "decline_at_capacity" in offered
+    assert not {c for c in offered if c.startswith("waitlist_")}
+
+
+def test_an_answer_that_cannot_be_recorded_says_the_same_whatever_the_note(waitlisted, client, conn, cfg):
+    token, birth, day = waitlisted
+    wrong = _post(client, token, "waitlist_lt1m", "1960-01-01 1961-02-02")
+    right = _post(client, token, "waitlist_lt1m", birth)
+    assert wrong == right and wrong[0] == 400
+    assert links.lookup(conn, cfg, token, day).state == "open"
+
+
+def test_a_wrong_guess_in_a_recordable_answer_uses_the_link_up(waitlisted, client, conn, cfg):
+    token, birth, day = waitlisted
+    code, problem = _post(client, token, "accept", f"誕生日は{birth}です")
+    assert code == 400 and "個人情報" in problem  # the note is refused only for an answer that would be recorded
+    assert links.lookup(conn, cfg, token, day).state == "open"
+    assert _post(client, token, "accept", "1960-01-01")[0] == 303  # a wrong guess: recorded, with its note
+    assert links.lookup(conn, cfg, token, day).state == "answered"
+    page = client.get(f"/a/{token}").text
+    assert "csrf_token" not in page and "回答済み" in page  # no form: no second guess through this link
+
+
+def test_the_note_guard_is_asked_only_of_an_answer_that_can_be_recorded(waitlisted, conn, cfg, rules, monkeypatch):
+    """Whatever makes an offered answer fail (the case moved on meanwhile, an earlier checkpoint
+    still open), a right and a wrong guess in its note get the same refusal, and nothing is kept."""
+    from engine.links import answers
+    from engine.support.errors import EngineError
+
+    token, birth, day = waitlisted
+
+    def fails(*args, **kwargs):
+        raise EngineError("the state moved on")
+
+    monkeypatch.setattr(answers, "_apply", fails)
+    said = []
+    for note in ("1960-01-01", birth):
+        with pytest.raises(links.AnswerRefused) as refused:
+            links.answer(conn, cfg, rules, token, "accept", note, day)
+        said.append(str(refused.value))
+    assert said[0] == said[1] and "状況が変わった" in said[0]
+    assert links.lookup(conn, cfg, token, day).state == "open"
