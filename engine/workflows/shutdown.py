@@ -22,9 +22,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
+
+from engine.support import clock
 
 GRACE_S = 15.0  # the runner's own shutdown: flow runs told to stop, schedules paused (a few seconds)
 FORCE_S = 10.0  # after the stuck processes were killed
@@ -148,6 +151,16 @@ class Watchdog:
     def done(self) -> None:
         self._done.set()
 
+    def _finished_within(self, seconds: float) -> bool:
+        """Whether `done` comes within `seconds`. Polled with short sleeps: a timed Event.wait never
+        returns under libfaketime (the suite's moved-clock runs), a sleep does."""
+        deadline = clock.monotonic() + seconds
+        while not self._done.is_set():
+            if clock.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def _say(self, text: str) -> None:
         try:
             print(f"engine serve: {text}", file=self.out, flush=True)
@@ -155,7 +168,7 @@ class Watchdog:
             pass  # nobody reads standard error any more (a pipe closed by the same Ctrl-C)
 
     def _watch(self) -> None:
-        if self._done.wait(self.grace):
+        if self._finished_within(self.grace):
             return
         try:
             self._say(f"still running {self.grace:.0f} s after Ctrl-C; the threads' stacks follow")
@@ -168,7 +181,7 @@ class Watchdog:
             self.killed += sweep(os.getpid(), set(self.spare()), self._say)
         except Exception as err:  # the last step must come whatever happens here
             self._say(f"could not stop its processes: {err}")
-        if self._done.wait(self.force):
+        if self._finished_within(self.force):
             return
         self._say(f"not finished {self.grace + self.force:.0f} s after Ctrl-C; stopping now")
         self.on_force()
