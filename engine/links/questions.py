@@ -19,7 +19,8 @@ from engine.casework.watch import RESULT_LABELS
 from engine.config import Config
 from engine.links.participation import participation_facts, shows_case
 from engine.links.tokens import TOKEN, Asked, asked, token_hash
-from engine.participation.answers import REFERRAL_CHOICES
+from engine.papers.notices import recipient_name
+from engine.participation.answers import REFERRAL_CHOICES, allowed
 from engine.policy.dv import case_locked
 from engine.store.lifecycle import CHECKPOINT_LABELS
 from engine.support.dates import wareki_with_weekday
@@ -116,8 +117,6 @@ def choices_of(conn: sqlite3.Connection, q: Asked) -> list[Choice]:
     if q.kind == "checkpoint" and checkpoint_kind(conn, q.ref) == "assessment":
         return ASSESSMENT_CHOICES
     if q.kind == "referral":  # only what the referral's state allows (a waitlisted one: not 空き待ち again)
-        from engine.participation.answers import allowed
-
         (status,) = conn.execute("SELECT status FROM referrals WHERE referral_id = ?", (int(q.ref),)).fetchone()
         return [c for c in CHOICES["referral"] if allowed(status, c.value)]
     return CHOICES[q.kind]
@@ -230,12 +229,11 @@ def question(conn: sqlite3.Connection, config: Config, q: Asked, on: date, link:
             state = "revoked"
         elif on.isoformat() > link["expires_on"]:
             state = "expired"
-    agency = config.agencies.get(q.agency_id)
     locked = _locked(conn, config, q, on)
     return Question(
         kind=q.kind,
         agency_id=q.agency_id,
-        agency_name=agency.name if agency else q.agency_id,
+        agency_name=recipient_name(config, q.agency_id),  # an agency or a place, by its name
         case_id=q.case_id if shows_case(conn, config, q) else None,  # a place never sees the case id
         meeting_id=q.meeting_id,
         action_id=int(q.ref) if q.kind == "action" else None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections import defaultdict, deque
 from pathlib import Path
 
@@ -128,19 +129,28 @@ class RateLimiter:
     def __init__(self, limit: int, window: float) -> None:
         self.limit, self.window = limit, window
         self.hits: dict[str, deque[float]] = defaultdict(deque)
+        self._swept = clock.monotonic()
+        self._lock = threading.Lock()  # routes run in a thread pool
 
     def allow(self, key: str) -> bool:
-        now = clock.monotonic()
+        with self._lock:
+            return self._allow(key, clock.monotonic())
+
+    def _allow(self, key: str, now: float) -> bool:
+        if now - self._swept >= self.window:  # once a window: drop every key whose window emptied, so
+            self._sweep(now)  # memory stays bounded by the keys seen in the last two windows
         seen = self.hits[key]
         while seen and seen[0] <= now - self.window:
             seen.popleft()
-        if not seen:
-            del self.hits[key]  # keys whose window emptied are dropped: memory stays bounded by recent keys
-            seen = self.hits[key]
         if len(seen) >= self.limit:
             return False
         seen.append(now)
         return True
+
+    def _sweep(self, now: float) -> None:
+        self._swept = now
+        for key in [k for k, seen in self.hits.items() if not seen or seen[-1] <= now - self.window]:
+            del self.hits[key]
 
     def check(self, key: str) -> None:
         """429 when `key` went over its limit."""

@@ -1,7 +1,8 @@
 """A link's note guard (no personal data of the household in a note) must not answer guesses: a
 place is told only 「50代の方」, and a guard asked again and again, through an answer that is always
 refused, would confirm a guessed birth date, name or address. Found by a security review; the
-place's reminder also offered 空き待ち again, which a waitlisted referral can never take."""
+place's reminder also offered 空き待ち again, which a waitlisted referral can never take, and
+addressed the place by its configuration id."""
 
 from __future__ import annotations
 
@@ -110,3 +111,9 @@ def test_the_note_guard_is_asked_only_of_an_answer_that_can_be_recorded(waitlist
         said.append(str(refused.value))
     assert said[0] == said[1] and "状況が変わった" in said[0]
     assert links.lookup(conn, cfg, token, day).state == "open"
+
+
+def test_a_places_answer_page_names_the_place_not_its_id(waitlisted, client, cfg):
+    token, _, _ = waitlisted
+    page = client.get(f"/a/{token}").text
+    assert f"{cfg.participation.places['ibasho_chuo'].name} 御中" in page and "ibasho_chuo" not in page
