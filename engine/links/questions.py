@@ -21,6 +21,8 @@ from engine.links.participation import participation_facts, shows_case
 from engine.links.tokens import TOKEN, Asked, asked, token_hash
 from engine.papers.notices import recipient_name
 from engine.participation.answers import REFERRAL_CHOICES, allowed
+from engine.policy import members
+from engine.policy.consent import case_consented
 from engine.policy.dv import case_locked
 from engine.store.lifecycle import CHECKPOINT_LABELS
 from engine.support.dates import wareki_with_weekday
@@ -219,13 +221,29 @@ def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date, locked:
     return facts
 
 
+def may_still_answer(conn: sqlite3.Connection, config: Config, q: Asked, on: date) -> bool:
+    """The members-only rule (engine/policy/members.py), as at send time: an agency that is not a
+    registered member answers about a case only while everyone it concerns still consents; its
+    link dies with the consent, as every e-mail about the case to it is withheld from then on."""
+    agency = config.agencies.get(q.agency_id)
+    if agency is None or q.case_id is None:
+        return True
+    return not members.refusal(
+        agency,
+        q.agency_id,
+        restricted=False,
+        lifecycle=True,
+        consented=lambda: case_consented(conn, q.case_id, on.isoformat()),
+    )
+
+
 def question(conn: sqlite3.Connection, config: Config, q: Asked, on: date, link: sqlite3.Row | None = None) -> Question:
     """The question as the page shows it, with the state of its link (if any) on `on`."""
     state, answered_at, value = underlying(conn, q)
     if link is not None and link["used_at"]:
         state, answered_at, value = "answered", _when(link["used_at"]), link["answer"]
     elif state == "open" and link is not None:
-        if link["revoked_at"]:
+        if link["revoked_at"] or not may_still_answer(conn, config, q, on):
             state = "revoked"
         elif on.isoformat() > link["expires_on"]:
             state = "expired"

@@ -105,9 +105,16 @@ def fill_links(
 ) -> dict:
     """The message's parts with its answer link in place of the mark (a fresh token, its hash
     stored, earlier links to the same question revoked), committed before the message is sent."""
-    if not any(isinstance(v, str) and ANSWER_LINK in v for k, v in parts.items() if k in ("text", "html")):
-        return parts
     kind = QUESTION_OF.get(key.kind)
+    if not any(isinstance(v, str) and ANSWER_LINK in v for k, v in parts.items() if k in ("text", "html")):
+        if kind and key.version_prefix:  # a newer version that asks nothing (say, 「協議する事案はなくなりました」):
+            with conn:  # the links of the versions it replaces die with them
+                conn.execute(
+                    "UPDATE answer_links SET revoked_at = ?, revoked_why = 'resent' WHERE kind = ? AND agency_id = ? "
+                    "AND revoked_at IS NULL AND used_at IS NULL AND message_key != ? AND substr(message_key, 1, ?) = ?",
+                    (clock.stamp(), kind, agency_id, str(key), len(key.version_prefix), key.version_prefix),
+                )
+        return parts
     question = asked(conn, kind, key.ref, agency_id) if kind else None
     url = NO_LINK
     if question is not None:
