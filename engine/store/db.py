@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.store.migrations import WorkspaceTooNew, migrate, refuse_newer, schema_version
+from engine.store.migrations import LATEST_VERSION, WorkspaceTooNew, migrate, refuse_newer, schema_version
 from engine.store.schema import SCHEMA
 from engine.support.private_files import own_folder
 
@@ -47,7 +47,8 @@ def db_path(workspace: Path) -> Path:
 
 def connect(workspace: Path, *, readonly: bool = False, any_thread: bool = False) -> sqlite3.Connection:
     """Open (and create if needed) the workspace database, owner-readable only, migrated to the
-    latest schema (engine/store/migrations.py). A read-only open does not migrate. Either refuses
+    latest schema (engine/store/migrations.py). A read-only open migrates only a database of an
+    earlier engine (once: what its first write would do), then reads. Either refuses
     (WorkspaceTooNew) a database written by a newer engine. `any_thread`: the connection may be
     used from another thread than the one that opened it, one at a time (a web request: FastAPI
     opens it in one worker thread and runs the route in another)."""
@@ -76,7 +77,12 @@ def connect(workspace: Path, *, readonly: bool = False, any_thread: bool = False
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
         if readonly:
-            refuse_newer(conn, schema_version(conn))
+            version = schema_version(conn)
+            refuse_newer(conn, version)
+            if version < LATEST_VERSION:  # a workspace of an earlier engine: brought up to date once,
+                conn.close()  # as its first write would, then read as asked
+                connect(workspace, any_thread=any_thread).close()
+                return connect(workspace, readonly=True, any_thread=any_thread)
         else:
             conn.execute("PRAGMA journal_mode=WAL")
             migrate(conn)

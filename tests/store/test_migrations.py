@@ -315,3 +315,29 @@ def test_the_screens_per_run_queries_search_an_index_instead_of_scanning(tmp_pat
     finally:
         conn.close()
     assert index in plan, plan
+
+
+def test_a_read_only_command_brings_a_workspace_of_an_earlier_engine_up_to_date(workspace):
+    """The monthly report, the area view or `engine cases` may be the first command after an
+    upgrade: they read, but a workspace from before 参加支援 lacks the tables they read. Found by a
+    review: `engine report` ended in 'no such table: referrals'."""
+    from typer.testing import CliRunner
+
+    from engine.cli.main import app
+    from tests.helpers.paths import CONFIG_DIR, RULES_DIR
+
+    c = connect(workspace)
+    for table in ("followups", "referrals", "participation_needs", "referral_transitions"):
+        c.execute(f"DROP TABLE {table}")
+    c.execute("PRAGMA user_version = 6")
+    c.commit()
+    c.close()
+    paths = ["--workspace", str(workspace), "--rules", str(RULES_DIR), "--config", str(CONFIG_DIR)]
+    result = CliRunner().invoke(app, ["report", "--month", "2026-11", *paths])
+    assert result.exit_code == 0, (result.output, repr(result.exception))
+    ro = connect(workspace, readonly=True)
+    assert ro.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+    assert ro.execute("SELECT COUNT(*) FROM referrals").fetchone()[0] == 0
+    ro.close()
+    result = CliRunner().invoke(app, ["areas", *paths])
+    assert result.exit_code == 0, (result.output, repr(result.exception))
