@@ -30,6 +30,7 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from engine.config import Config
+from engine.participation.audit import NEED_SINCE, past_grace
 from engine.participation.directory import ALL_AREAS
 from engine.participation.place_day import capacity_now
 from engine.rules.model import RuleSet
@@ -190,9 +191,8 @@ def _needs(conn, config: Config, cal: Calendar, on: date, months, rows) -> dict[
 
     grace = config.participation.settings.escalation_business_days
     first, day = months[0].first.isoformat(), on.isoformat()
-    for area, need, recorded, status, since in conn.execute(
-        "SELECT h.area, n.need, n.recorded_on, n.status, MAX(n.recorded_on, COALESCE((SELECT MAX(r.closed_on) "
-        "FROM referrals r WHERE r.need_id = n.need_id), '')) FROM participation_needs n "
+    for area, need, recorded, status, since, case_open in conn.execute(
+        f"SELECT h.area, n.need, n.recorded_on, n.status, {NEED_SINCE}, c.is_open FROM participation_needs n "
         "JOIN cases c ON c.case_id = n.case_id JOIN households h ON h.household_id = c.household_id "
         "WHERE n.recorded_on >= ? AND n.recorded_on <= ?",
         (first, day),
@@ -205,7 +205,7 @@ def _needs(conn, config: Config, cal: Calendar, on: date, months, rows) -> dict[
         if status == "unmatched":
             row.needs_unmatched += 1
             of(area, need).unmatched += 1
-        elif status == "open" and cal.add(date.fromisoformat(since[:10]), grace) < on:
+        elif status == "open" and case_open and past_grace(cal, since, grace, on):  # need_without_referral
             row.needs_open_past_grace += 1
             of(area, need).open_past_grace += 1
     for area, reason, closed, need, place_id in conn.execute(

@@ -105,7 +105,8 @@ def build_report(ctx: Context, settings: ReportSettings, period: Period) -> Repo
         if count == 0:
             line.warnings.append(ZERO_WARNING)
         if line.target is not None:
-            measured = count if line.target_basis == "count" else rate
+            # the true rate, not the one rounded for display: 19.998 is below a target of 20
+            measured = count if line.target_basis == "count" else (count * PER / population if population else None)
             if measured is None:
                 line.warnings.append(f"目安値は人口10万人あたりの値です。{NO_POPULATION}のため比べられません")
             elif measured < line.target:

@@ -92,7 +92,11 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = False, sync_
         if durable:
             f.flush()
             os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # never a stray copy beside what could not be written (a folder)
+        raise
     if durable and sync_folder:
         fsync_folder(path.parent)
 

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from engine.support.private_files import write_private
+from engine.support.private_files import private_dir, write_private
 
 Cell = str | int | float | None
 Table = Sequence[Sequence[Cell]]  # the header row first
@@ -55,6 +55,7 @@ def write_xlsx(path: Path, tables: Mapping[str, Table]) -> Path:
     import xlsxwriter
 
     path = Path(path)
+    private_dir(path.parent)  # as write_csv (write_private) does
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".xlsx")
     os.close(fd)
     try:

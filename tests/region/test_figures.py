@@ -158,3 +158,22 @@ def test_a_dv_household_is_never_counted_by_area(town_conn, directory, rules):
     title = rules.flags["dv"].title
     for out in (text_of(view), csv_of(view), json_of(view)):
         assert title not in out and '"dv"' not in out
+
+
+def test_unmet_needs_past_the_grace_follow_the_gap_audits_rule(conn, directory, rules):
+    """期限を過ぎて未対応 is the gap audit's need_without_referral: a need left open past the grace on a
+    case still open. Found by a review: an archived case's open need counted in the area view only."""
+    from engine.participation.audit import participation_violations
+    from tests.region.town import _case, _flag, _need
+
+    for hid, case_id, is_open in (("A1", "K1", 0), ("A2", "K2", 1)):
+        add_household(conn, hid, person(70), area="中央")
+        _flag(conn, int(hid[1]), hid, "8050", "2026-09-20")
+        _case(conn, case_id, hid, int(hid[1]), "2026-09-20", ["2026-09-30"], is_open=is_open)
+        _need(conn, int(hid[1]), case_id, "social_contact", "2026-10-01", "open")
+    conn.commit()
+    gaps: list = []
+    participation_violations(conn, directory[1], ON, lambda kind, *rest: gaps.append((kind, rest)))
+    f = area_figures(conn, directory[1], rules, ON, MONTHS)
+    assert [kind for kind, _ in gaps].count("need_without_referral") == 1
+    assert f.of("中央", "2026-10").needs_open_past_grace == 1

@@ -105,3 +105,14 @@ def test_without_population_per_100k_is_not_set(small_town):
     (line,) = build_report(small_town.ctx, settings, MARCH).lines
     assert line.per_100k is None and not line.below_target
     assert NO_POPULATION in line.warnings[0]
+
+
+def test_below_target_is_judged_on_the_true_rate_not_the_rounded_one(small_town):
+    """March: 2 new cases for 10,001 residents is 19.998 per 100,000, shown 20.0, yet below a
+    target of 20 (found by a review); for 10,000 residents it is 20.0, not below."""
+    for population, below in ((10_001, True), (10_000, False)):
+        settings = ReportSettings(
+            population=Population(count=population), figures=(FigureChoice(id="new_cases", target=Target(value=20)),)
+        )
+        (line,) = build_report(small_town.ctx, settings, MARCH).lines
+        assert (line.count, line.per_100k, line.below_target) == (2, 20.0, below)

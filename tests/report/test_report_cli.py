@@ -169,3 +169,27 @@ def test_docs_define_every_figure():
     for figure in FIGURES:
         assert f"`{figure.id}`" in text, figure.id
         assert figure.label in text, figure.label
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "json"])
+def test_out_naming_a_folder_is_refused_and_nothing_is_left_beside_it(small_town, workspace, config, tmp_path, fmt):
+    """Found by a review: a folder as --out ended in a traceback and left reports.tmp, a copy of
+    the report, beside it. A file in a folder not yet made is written there, in every format."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    result = run(workspace, config, "--month", "2027-03", "--format", fmt, "--out", str(folder))
+    assert result.exit_code == 2 and "is a folder" in result.output, (result.output, repr(result.exception))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("reports")) == ["reports"]
+    assert list(folder.iterdir()) == []
+    out = tmp_path / "new" / f"report.{fmt}"
+    assert run(workspace, config, "--month", "2027-03", "--format", fmt, "--out", str(out)).exit_code == 0
+    assert out.stat().st_size > 0 and oct((tmp_path / "new").stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_file_that_cannot_take_the_place_of_its_target_leaves_no_copy(tmp_path):
+    from engine.support.private_files import write_private
+
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError):
+        write_private(tmp_path / "taken", "人に見せない内容")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
