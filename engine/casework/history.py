@@ -41,6 +41,7 @@ EVENT_LABELS = {
     "backdated": "遅れた記録（日付を遡って記録）",
     "corrected": "記録の訂正",
     "answered_via_link": "機関がメールのリンクから回答",
+    "link_note_refused": "リンクの回答のメモを個人情報のため受け付けず",
     "attendance": "会議の出欠の回答",
     "note": "メモ",
     "rule_changed": "規則の変更",

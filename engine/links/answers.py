@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 from datetime import date
+from typing import NamedTuple
 
 from engine.casework.handshake import accept, action_done, decline
 from engine.casework.notes import NoteRefused, check_note
@@ -102,6 +103,7 @@ def answer(
     """Record the agency's answer through its link, once. Raises LinkNotFound, LinkUsed,
     LinkExpired, LinkRevoked or AnswerRefused; nothing is recorded then."""
     note = _clean_note(note)
+    refused: _PersonalNote | None = None
     with write_transaction(conn):  # the link and its question are read under the write lock
         row, q = resolve(conn, token)
         shown = question(conn, config, q, on, row)
@@ -119,17 +121,23 @@ def answer(
         if note and not picked.allows_note:
             note = None
         actor = link_actor(q.agency_id)
-        # The note's guard (personal data of the household) is asked only of an answer that can be
-        # recorded: a note that passes then uses the link up. Asked first, an answer always refused
-        # (say, one the case's state no longer allows) would let the link holder ask the guard again
-        # and again whether a guess at the household's names or birth dates is right.
+        # The note's guard (personal data of the household) must not answer guesses. It is asked only
+        # of an answer that can be recorded, so a note that passes uses the link up; and once it has
+        # refused a note, the link takes no note any more, whatever it says: at most one guess a link.
+        if note and q.case_id and notes_barred(conn, row["link_id"]):
+            raise AnswerRefused(NOTES_BARRED)
         _apply_or_refuse(conn, config, rules, q, choice, PLACEHOLDER if note else None, on, actor, trial=True)
         if note and q.case_id:
             try:  # the one guard of free text on a case (personal data of the household, length)
                 note = check_note(conn, q.case_id, note)
             except NoteRefused as err:
-                raise AnswerRefused(str(err)) from None
-        _apply_or_refuse(conn, config, rules, q, choice, note, on, actor)
+                refused = _PersonalNote(
+                    str(err), row["link_id"], q.case_id, q.agency_id, personal="個人情報" in str(err)
+                )
+        if refused is None:
+            _apply_or_refuse(conn, config, rules, q, choice, note, on, actor)
+        if refused is not None:
+            return _refuse_note(conn, config, rules, refused, on)
         used = conn.execute(
             "UPDATE answer_links SET used_at = ?, answer = ?, note = ? WHERE link_id = ? AND used_at IS NULL",
             (_answered_at(on), choice, note, row["link_id"]),
@@ -154,6 +162,49 @@ def answer(
 
 
 PLACEHOLDER = "（回答の確認）"  # the note of the trial answer, which is rolled back
+NOTE_REFUSED_EVENT = "link_note_refused"
+NOTES_BARRED = (
+    "このリンクでは、先にメモに世帯の個人情報が含まれていたため、メモを受け付けません。"
+    "メモなしで回答し、お伝えになりたいことはコーディネーターにご連絡ください。"
+)
+
+
+class _PersonalNote(NamedTuple):
+    message: str
+    link_id: int
+    case_id: str
+    agency_id: str
+    personal: bool  # refused for the household's personal data (not for its length)
+
+
+def notes_barred(conn: sqlite3.Connection, link_id: int) -> bool:
+    """The link's note was refused once for personal data (in the audit log): it takes no note now."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM audit_log WHERE event = ? AND json_extract(detail, '$.link_id') = ? LIMIT 1",
+            (NOTE_REFUSED_EVENT, link_id),
+        ).fetchone()
+        is not None
+    )
+
+
+def _refuse_note(conn: sqlite3.Connection, config: Config, rules: RuleSet, refused: _PersonalNote, on: date):
+    """Nothing of the answer is kept (raised inside the write transaction: it rolls back); a note
+    refused for personal data is written down first, in its own transaction, and bars the link's notes."""
+    if not refused.personal:
+        raise AnswerRefused(refused.message)
+    conn.rollback()
+    with write_transaction(conn):
+        Log(conn, on, link_actor(refused.agency_id), rules_hash=rules.hash, config_hash=config.hash).event(
+            NOTE_REFUSED_EVENT,
+            case_id=refused.case_id,
+            reason=f"{recipient_name(config, refused.agency_id)}がリンクの回答のメモに世帯の個人情報を書いたため、"
+            "回答は記録せず、このリンクではメモを受け付けない",
+            via="link",
+            agency=refused.agency_id,
+            link_id=refused.link_id,
+        )
+    raise AnswerRefused(f"{refused.message}（このリンクでは、以後メモを受け付けません）")
 
 
 def _apply_or_refuse(conn, config, rules, q, choice, note, on, actor, *, trial: bool = False) -> None:
@@ -168,7 +219,7 @@ def _apply_or_refuse(conn, config, rules, q, choice, note, on, actor, *, trial: 
             "この回答は記録できませんでした（事案の状況が変わった可能性があります）。コーディネーターにご連絡ください。"
         ) from err
     finally:
-        if trial:
+        if trial and conn.in_transaction:  # SQLite may have rolled the whole transaction back (disk full)
             conn.execute("ROLLBACK TO link_trial")
             conn.execute("RELEASE link_trial")
 

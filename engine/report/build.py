@@ -79,7 +79,7 @@ def _target(choice: FigureChoice, period: Period) -> float | None:
         return None
     if period.kind == "year" and t.year is not None:
         return t.year
-    return t.value * period.months
+    return round(t.value * period.months, 6)  # 0.2 × 12 is 2.4, not 2.4000000000000004
 
 
 def per_100k(count: int, population: int | None) -> float | None:

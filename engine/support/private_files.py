@@ -85,17 +85,17 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = False, sync_
     the caller syncs the folder itself (fsync_folder) before it reports the file as done."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open_private(
-        tmp, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})
-    ) as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
     try:
+        with open_private(
+            tmp, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})
+        ) as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # never a stray copy beside what could not be written (a folder)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never a partial or stray copy beside what could not be written
         raise
     if durable and sync_folder:
         fsync_folder(path.parent)

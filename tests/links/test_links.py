@@ -194,7 +194,10 @@ def test_a_reason_with_personal_data_is_refused(asked, conn, cfg, rules):
         links.answer(conn, cfg, rules, token, "decline", "  ", DAY)
     with pytest.raises(links.AnswerRefused):
         links.answer(conn, cfg, rules, token, "done", None, DAY)  # not a choice of this question
-    assert audit(conn) == before and links.lookup(conn, cfg, token, DAY).state == "open"
+    # nothing of the answer is kept; the refusal of a personal note is written down (it bars the link's notes)
+    after = audit(conn)
+    assert after[: len(before)] == before and [e[1] for e in after[len(before) :]] == ["link_note_refused"]
+    assert links.lookup(conn, cfg, token, DAY).state == "open"
 
 
 def test_an_action_and_a_checkpoint_are_answered_from_their_reminders(conn, workspace, rules, cfg):

@@ -116,3 +116,14 @@ def test_below_target_is_judged_on_the_true_rate_not_the_rounded_one(small_town)
         )
         (line,) = build_report(small_town.ctx, settings, MARCH).lines
         assert (line.count, line.per_100k, line.below_target) == (2, 20.0, below)
+
+
+def test_a_rate_equal_to_the_years_target_is_not_below_it(small_town):
+    """A monthly target of 0.2 makes 2.4 a year, not 2.4000000000000004 (found by a review)."""
+    from engine.report.build import year_period
+
+    settings = ReportSettings(
+        population=Population(count=125_000), figures=(FigureChoice(id="new_cases", target=Target(value=0.2)),)
+    )
+    (line,) = build_report(small_town.ctx, settings, year_period(2026)).lines
+    assert (line.count, line.per_100k, line.target, line.below_target) == (3, 2.4, 2.4, False)

@@ -193,3 +193,11 @@ def test_a_file_that_cannot_take_the_place_of_its_target_leaves_no_copy(tmp_path
     with pytest.raises(OSError):
         write_private(tmp_path / "taken", "人に見せない内容")
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_a_write_that_fails_leaves_no_temporary_copy(tmp_path):
+    from engine.support.private_files import write_private
+
+    with pytest.raises(UnicodeEncodeError):
+        write_private(tmp_path / "report.txt", "人に見せない内容\udcff")
+    assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ import pytest
 
 from engine import links
 from engine.casework.sweep import daily_sweep
+from engine.links import answers
 from engine.links.tokens import TOKEN_TEXT
 from engine.support import clock
 from engine.support.business_days import Calendar
@@ -24,6 +25,7 @@ from tests.participation.test_referral_loop import SON_TO_IBASHO, row
 LINK = re.compile(r"/a/(" + TOKEN_TEXT + ")")
 CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 PROBLEM = re.compile(r'class="field-problem">(.*?)<')
+NOTE_BARRED = answers.NOTES_BARRED
 
 
 def _pin(day: date) -> None:
@@ -83,9 +85,6 @@ def test_an_answer_that_cannot_be_recorded_says_the_same_whatever_the_note(waitl
 
 def test_a_wrong_guess_in_a_recordable_answer_uses_the_link_up(waitlisted, client, conn, cfg):
     token, birth, day = waitlisted
-    code, problem = _post(client, token, "accept", f"誕生日は{birth}です")
-    assert code == 400 and "個人情報" in problem  # the note is refused only for an answer that would be recorded
-    assert links.lookup(conn, cfg, token, day).state == "open"
     assert _post(client, token, "accept", "1960-01-01")[0] == 303  # a wrong guess: recorded, with its note
     assert links.lookup(conn, cfg, token, day).state == "answered"
     page = client.get(f"/a/{token}").text
@@ -117,3 +116,37 @@ def test_a_places_answer_page_names_the_place_not_its_id(waitlisted, client, cfg
     token, _, _ = waitlisted
     page = client.get(f"/a/{token}").text
     assert f"{cfg.participation.places['ibasho_chuo'].name} 御中" in page and "ibasho_chuo" not in page
+
+
+def test_a_link_confirms_at_most_one_guess_at_the_households_data(waitlisted, client, conn, cfg):
+    """Found by a second review: a refused note left the link open, so each right guess was
+    confirmed in turn (birth date, then name…). After one refusal the link takes no note at all,
+    and the refusal is in the case's audit log."""
+    token, birth, day = waitlisted
+    (name,) = conn.execute(
+        "SELECT p.name FROM persons p JOIN referrals r ON r.person_id = p.person_id WHERE r.referral_id = 1"
+    ).fetchone()
+    first = _post(client, token, "accept", f"誕生日は{birth}です")
+    assert first[0] == 400 and "個人情報" in first[1] and "以後メモを受け付けません" in first[1]
+    for note in (f"{name}さんのこと", "1960-01-01", "空きが出ました"):  # right, wrong or harmless: one answer
+        assert _post(client, token, "accept", note) == (400, NOTE_BARRED)
+    assert links.lookup(conn, cfg, token, day).state == "open"
+    (entries,) = conn.execute("SELECT COUNT(*) FROM audit_log WHERE event = 'link_note_refused'").fetchone()
+    assert entries == 1
+    assert _post(client, token, "accept", "") == (303, None)  # an answer without a note is still taken
+
+
+def test_a_trial_that_lost_its_transaction_reports_the_real_error(waitlisted, conn, cfg, rules, monkeypatch):
+    """SQLite rolls the whole transaction back on a full disk: the trial's savepoint is gone with it,
+    and the error said must be the disk's, not 'no such savepoint' (found by a review)."""
+    import sqlite3
+
+    token, _, day = waitlisted
+
+    def disk_full(conn, *args, **kwargs):
+        conn.execute("ROLLBACK")  # what SQLite itself does on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(answers, "_apply", disk_full)
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        links.answer(conn, cfg, rules, token, "accept", None, day)
