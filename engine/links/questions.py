@@ -221,13 +221,16 @@ def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date, locked:
     return facts
 
 
-def may_still_answer(conn: sqlite3.Connection, config: Config, q: Asked, on: date) -> bool:
-    """The members-only rule (engine/policy/members.py), as at send time: an agency that is not a
-    registered member answers about a case only while everyone it concerns still consents; its
-    link dies with the consent, as every e-mail about the case to it is withheld from then on."""
-    agency = config.agencies.get(q.agency_id)
-    if agency is None or q.case_id is None:
+def may_still_answer(conn: sqlite3.Connection, config: Config, q: Asked, on: date, locked: bool) -> bool:
+    """What the e-mails to it follow at send time: a place (参加支援) answers nothing once the
+    household is DV-locked (engine/participation/mail.py withholds its e-mails); an agency that is
+    not a registered member answers about a case only while everyone it concerns still consents
+    (engine/policy/members.py). Its link dies with either."""
+    if q.case_id is None:
         return True
+    agency = config.agencies.get(q.agency_id)
+    if agency is None:
+        return not (locked and q.agency_id in config.participation.places)
     return not members.refusal(
         agency,
         q.agency_id,
@@ -242,12 +245,12 @@ def question(conn: sqlite3.Connection, config: Config, q: Asked, on: date, link:
     state, answered_at, value = underlying(conn, q)
     if link is not None and link["used_at"]:
         state, answered_at, value = "answered", _when(link["used_at"]), link["answer"]
-    elif state == "open" and link is not None:
-        if link["revoked_at"] or not may_still_answer(conn, config, q, on):
+    locked = _locked(conn, config, q, on)
+    if state == "open" and link is not None and not link["used_at"]:
+        if link["revoked_at"] or not may_still_answer(conn, config, q, on, locked):
             state = "revoked"
         elif on.isoformat() > link["expires_on"]:
             state = "expired"
-    locked = _locked(conn, config, q, on)
     return Question(
         kind=q.kind,
         agency_id=q.agency_id,

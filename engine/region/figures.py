@@ -159,16 +159,30 @@ def _flags(conn, months, rows: dict[tuple[str, str], MonthFigures], locked: tupl
         rows[(area, key)].flagged_any = len(hids)
 
 
-def _cases(conn, cal: Calendar, on: date, months, rows) -> None:
+def _shown(locked: tuple[str, ...]) -> tuple[str, list]:
+    """SQL over cases c: the case is not one opened for `locked` (DV) patterns only, which counted by
+    area would say where a DV victim lives as surely as the pattern's own count."""
+    marks = ",".join("?" * len(locked))
+    return (
+        "(NOT EXISTS (SELECT 1 FROM case_flags cf JOIN flags f ON f.flag_id = cf.flag_id WHERE cf.case_id = c.case_id "
+        f"AND f.rule_id IN ({marks})) OR EXISTS (SELECT 1 FROM case_flags cf JOIN flags f ON f.flag_id = cf.flag_id "
+        f"WHERE cf.case_id = c.case_id AND f.rule_id NOT IN ({marks})))",
+        [*locked, *locked],
+    )
+
+
+def _cases(conn, cal: Calendar, on: date, months, rows, locked: tuple[str, ...]) -> None:
     first, day = months[0].first.isoformat(), on.isoformat()
+    shown, hidden = _shown(locked)
     waits: dict[tuple[str, str], list[int]] = defaultdict(list)
     for area, opened, flagged, held in conn.execute(
         "SELECT h.area, c.opened_on, "
         "(SELECT MIN(f.first_detected) FROM case_flags cf JOIN flags f ON f.flag_id = cf.flag_id WHERE cf.case_id = c.case_id), "
         "(SELECT MIN(m.held_on) FROM meetings m WHERE m.held_on <= ? AND m.meeting_id IN "
         " (SELECT meeting_id FROM case_meetings WHERE case_id = c.case_id UNION SELECT c.meeting_id)) "
-        "FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.opened_on >= ? AND c.opened_on <= ?",
-        (day, first, day),
+        "FROM cases c JOIN households h ON h.household_id = c.household_id WHERE c.opened_on >= ? AND c.opened_on <= ? "
+        f"AND {shown}",
+        (day, first, day, *hidden),
     ):
         key = _month_of(months, opened)
         if key is None:
@@ -191,11 +205,12 @@ def _needs(conn, config: Config, cal: Calendar, on: date, months, rows) -> dict[
 
     grace = config.participation.settings.escalation_business_days
     first, day = months[0].first.isoformat(), on.isoformat()
+    shown, hidden = _shown(config.conference.locked_flags)
     for area, need, recorded, status, since, case_open in conn.execute(
         f"SELECT h.area, n.need, n.recorded_on, n.status, {NEED_SINCE}, c.is_open FROM participation_needs n "
         "JOIN cases c ON c.case_id = n.case_id JOIN households h ON h.household_id = c.household_id "
-        "WHERE n.recorded_on >= ? AND n.recorded_on <= ?",
-        (first, day),
+        f"WHERE n.recorded_on >= ? AND n.recorded_on <= ? AND {shown}",
+        (first, day, *hidden),
     ):
         key = _month_of(months, recorded)
         if key is None:
@@ -212,8 +227,8 @@ def _needs(conn, config: Config, cal: Calendar, on: date, months, rows) -> dict[
         "SELECT h.area, r.reason, COALESCE(r.closed_on, r.answered_on), n.need, r.place_id FROM referrals r "
         "JOIN cases c ON c.case_id = r.case_id JOIN households h ON h.household_id = c.household_id "
         "LEFT JOIN participation_needs n ON n.need_id = r.need_id "
-        "WHERE r.status = 'declined' AND COALESCE(r.closed_on, r.answered_on) BETWEEN ? AND ?",
-        (first, day),
+        f"WHERE r.status = 'declined' AND COALESCE(r.closed_on, r.answered_on) BETWEEN ? AND ? AND {shown}",
+        (first, day, *hidden),
     ):
         key = _month_of(months, closed)
         if key is None:
@@ -276,7 +291,7 @@ def area_figures(
     rows = {(a, m.key): MonthFigures(area=a, month=m.key, households=households[a]) for a in areas for m in window}
     cal = Calendar.of(config.conference)
     _flags(conn, window, rows, config.conference.locked_flags)
-    _cases(conn, cal, on, window, rows)
+    _cases(conn, cal, on, window, rows, config.conference.locked_flags)
     unmet = _needs(conn, config, cal, on, window, rows)
     titles = {k: f.title for k, f in rules.flags.items() if k not in config.conference.locked_flags}
     for m in rows.values():

@@ -177,3 +177,20 @@ def test_unmet_needs_past_the_grace_follow_the_gap_audits_rule(conn, directory, 
     f = area_figures(conn, directory[1], rules, ON, MONTHS)
     assert [kind for kind, _ in gaps].count("need_without_referral") == 1
     assert f.of("中央", "2026-10").needs_open_past_grace == 1
+
+
+def test_a_case_opened_for_a_dv_pattern_only_is_not_counted_by_area(town_conn, directory, rules):
+    """離島's one household, flagged dv only, had its case opened, conferenced and a need recorded:
+    「開始した事案 1」 beside no flagged household would say the case came from a hidden pattern
+    (found by a second review). A case with another pattern besides is counted as before."""
+    from tests.region.town import _case, _flag, _need
+
+    add_household(town_conn, "I1", person(34), area="離島")
+    _flag(town_conn, 20, "I1", "dv", "2026-11-02")
+    _case(town_conn, "KDV", "I1", 20, "2026-11-02", ["2026-11-10"])
+    _need(town_conn, 20, "KDV", "social_contact", "2026-11-12", "unmatched")
+    town_conn.commit()
+    f = area_figures(town_conn, directory[1], rules, ON, MONTHS)
+    island = f.of("離島", "2026-11")
+    assert (island.flagged_any, island.cases_opened, island.conferenced, island.needs_recorded) == (0, 0, 0, 0)
+    assert not [u for u in f.unmet if u.area == "離島"]

@@ -150,3 +150,24 @@ def test_a_trial_that_lost_its_transaction_reports_the_real_error(waitlisted, co
     monkeypatch.setattr(answers, "_apply", disk_full)
     with pytest.raises(sqlite3.OperationalError, match="disk is full"):
         links.answer(conn, cfg, rules, token, "accept", None, day)
+
+
+def test_a_places_link_dies_with_the_dv_lock(waitlisted, conn, cfg):
+    """Every e-mail to a place is withheld once the household is DV-locked; its link must not stay
+    open either (found by a second review)."""
+    from engine.outbox.keys import MessageKey
+    from engine.participation.mail import stale_reason
+
+    token, _, day = waitlisted
+    (hid,) = conn.execute(
+        "SELECT c.household_id FROM referrals r JOIN cases c ON c.case_id = r.case_id WHERE r.referral_id = 1"
+    ).fetchone()
+    assert links.lookup(conn, cfg, token, day).state == "open"
+    conn.execute(
+        "INSERT INTO flags (flag_id, household_id, rule_id, rule_version, severity, status, first_detected, "
+        "last_confirmed, run_id, evidence) VALUES (9999, ?, 'dv', 1, 'high', 'open', ?, ?, 1, '{}')",
+        (hid, day.isoformat(), day.isoformat()),
+    )
+    conn.commit()
+    assert "locked" in stale_reason(conn, cfg, MessageKey.referral(1, reminder=True), day.isoformat())
+    assert links.lookup(conn, cfg, token, day).state == "revoked"
