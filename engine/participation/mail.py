@@ -78,8 +78,14 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, day:
     if key.kind == "followup" and row["followup_status"] != "asked":
         return "the follow-up has been answered or cancelled"
     to_place = row["channel"] == "place" and (key.kind != "followup" or row["asked"] == row["place_id"])
-    if to_place:
-        household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (row["case_id"],)).fetchone()[0]
-        if household_locked(conn, config, household, day):
+    household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (row["case_id"],)).fetchone()[0]
+    if household_locked(conn, config, household, day):
+        if to_place:
             return f"{LOCKED}: nothing goes to a place"
+        # an agency's message queued before the lock says where and when the person goes: withheld
+        # (one queued under the lock carries fixed wording: engine/participation/referrals.py)
+        place = config.participation.places.get(row["place_id"])
+        queued = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
+        if place is not None and queued is not None and place.name in queued[0]:
+            return f"{LOCKED}: the message says where the person goes; the coordinator tells the agency"
     return None

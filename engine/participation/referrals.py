@@ -158,6 +158,31 @@ def refer(
     return referral_id
 
 
+def locked_case(conn: sqlite3.Connection, config: Config, case_id: str, on: date) -> bool:
+    """The case is DV-locked on `on` (engine/policy/dv.py)."""
+    from engine.policy.dv import case_locked
+
+    (household,) = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+    rule_ids = [
+        r
+        for (r,) in conn.execute(
+            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,)
+        )
+    ]
+    return case_locked(conn, config, household, rule_ids, on.isoformat())
+
+
+def introducer_name(config: Config, introducer: str) -> str:
+    """The introducer as a place reads it: never the DV centre, whose name alone would say why the
+    person is referred; the 参加支援 desk's name instead (it arranges the contact)."""
+    from engine.policy.dv import DV_CENTRE_SILO
+
+    agency = config.agencies.get(introducer)
+    if agency is not None and agency.silo == DV_CENTRE_SILO:
+        return SENDER
+    return recipient_name(config, introducer)
+
+
 def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: date, *, reminder: bool) -> Notice:
     place = config.participation.places[r.place_id]
     # a waitlisted referral is asked again when its band ends: each such round has its own reminder
@@ -182,7 +207,7 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
                 f"  ご紹介の内容: {what}",
                 f"  ご本人: {age_band(age_of(conn, r.person_id, on))}の方"
                 + ("（ご本人の同意を得てご紹介しています）" if r.consent else ""),
-                f"  紹介元: {recipient_name(config, r.introduced_by)}（日程などは紹介元からご連絡いたします）",
+                f"  紹介元: {introducer_name(config, r.introduced_by)}（日程などは紹介元からご連絡いたします）",
                 f"ご回答の期限: {wareki_with_weekday(r.answer_due)}",
             ]
             + (["期限を過ぎていますが、まだご回答をいただいていません。"] if reminder else []),
@@ -190,14 +215,15 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
                 "次のリンクから「受け入れる」「空き待ち（見込みの時期）」「受入れが難しい（理由）」のいずれかをお選びください。"
             ),
         )
-    return Notice(
-        key=key,
-        kind="referral_reminder" if reminder else "referral",
-        recipient=r.introduced_by,
-        case_id=r.case_id,
-        title="参加支援のご紹介（同行）のお願い" + ("の再送" if reminder else ""),
-        issued_on=on,
-        lines=[
+    if locked_case(conn, config, r.case_id, on):  # DV: where and when the person goes is never e-mailed
+        lines = [
+            f"会議で決めた参加支援について、{first}ご紹介（同行）をお願いいたします。"
+            "ご本人と場所の詳細は、会議で、またはコーディネーターから直接お伝えします。",
+            f"  紹介番号: {r.referral_id}",
+            f"ご回答の期限: {wareki_with_weekday(r.answer_due)}",
+        ]
+    else:
+        lines = [
             f"会議で決めた参加支援について、{first}次の場所へのご紹介をお願いいたします。"
             "ご本人の情報は場所には送っていません。ご本人に同行するなどして、直接ご紹介ください。",
             f"  紹介番号: {r.referral_id}",
@@ -205,7 +231,15 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
             f"  場所: {place.name}（{place.organisation}、{place.address}、{place.schedule.text()}）",
             f"  ご紹介の内容: {what}",
             f"ご回答の期限: {wareki_with_weekday(r.answer_due)}",
-        ],
+        ]
+    return Notice(
+        key=key,
+        kind="referral_reminder" if reminder else "referral",
+        recipient=r.introduced_by,
+        case_id=r.case_id,
+        title="参加支援のご紹介（同行）のお願い" + ("の再送" if reminder else ""),
+        issued_on=on,
+        lines=lines,
         answer=answer_by_link("ご紹介の結果を、次のリンクからお知らせください（受け入れ、空き待ち、受入れが難しい）。"),
     )
 

@@ -19,7 +19,7 @@ from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
 from engine.participation.mail import SENDER
-from engine.participation.referrals import escalation_key, member_label, queue_request
+from engine.participation.referrals import escalation_key, locked_case, member_label, queue_request
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday
@@ -118,7 +118,11 @@ def _question(
             ],
             answer=answer_by_link("次のリンクからご回答ください（メモを添えられます）。"),
         )
-    label = member_label(conn, case_id, person_id, on)
+    if locked_case(conn, config, case_id, on):  # DV: where the person goes is never e-mailed
+        what = f"事案 {case_id} の参加支援（紹介番号 {referral_id}）について、確認の時期（{wareki_with_weekday(due)}）を迎えました。"
+    else:
+        label = member_label(conn, case_id, person_id, on)
+        what = f"事案 {case_id} の{label}が{place_name}に通い始めてから、確認の時期（{wareki_with_weekday(due)}）を迎えました。"
     return Notice(
         key=str(MessageKey.followup(followup_id)),
         kind="followup",
@@ -127,8 +131,7 @@ def _question(
         title="参加支援の定着のご確認",
         issued_on=on,
         lines=[
-            f"事案 {case_id} の{label}が{place_name}に通い始めてから、確認の時期（{wareki_with_weekday(due)}）を迎えました。"
-            "ご本人の様子をお知らせください。",
+            what + "ご本人の様子をお知らせください。",
             "「" + "」「".join(FOLLOWUP_LEAD_LABELS.values()) + "」のいずれかでご回答ください。",
             "本人が望まない形で参加が途切れた場合や、心配なことがある場合は、会議で改めて検討します（もどし）。",
             f"ご回答の期限: {wareki_with_weekday(answer_due)}",

@@ -1,0 +1,88 @@
+"""参加支援 e-mails and the DV lock (found by a security review): where and when a DV-locked person
+goes is never e-mailed, and a place never learns from the introducer's name that the person is
+referred by the DV centre."""
+
+from __future__ import annotations
+
+from tests.helpers.casework import DAY, MEETING_DAY, decide, morning, open_cases, plan_text
+from tests.helpers.conference import send_by_file
+from tests.helpers.mail import DV_WORDS, messages, part
+
+
+def test_a_dv_locked_referral_to_its_introducer_carries_no_place_or_member(conn, workspace, rules, cfg):
+    from engine.casework.handshake import accept
+
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    (pid,) = conn.execute(
+        "SELECT person_id FROM persons p JOIN cases c ON c.household_id = p.household_id "
+        "WHERE c.case_id = ? AND p.relationship = '世帯主'",
+        (case_id,),
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+        (f"{pid}|t|dv", pid, "t", "dv_support_measure", "住民票等の閲覧制限", MEETING_DAY.isoformat(), None),
+    )
+    conn.commit()
+    extra = "participation:\n  - {member: 世帯員2, need: social_contact, place: ibasho_chuo, consent: true}\n"
+    result = decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=extra))
+    (rid,) = result.referrals
+    assert conn.execute("SELECT channel FROM referrals WHERE referral_id = ?", (rid,)).fetchone() == ("in_person",)
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    send_by_file(conn, cfg, workspace, now=morning(DAY.isoformat()))
+    place = cfg.participation.places["ibasho_chuo"]
+    sent = {name: part(msg, "plain") for name, msg in messages(workspace / "outbox").items()}
+    (request,) = [text for name, text in sent.items() if name.startswith(f"referral_{rid}")]
+    assert f"紹介番号: {rid}" in request and "コーディネーターから直接お伝えします" in request
+    for text in sent.values():
+        assert place.name not in text and place.address not in text and place.schedule.text() not in text
+        assert "世帯員2" not in text or "参加支援" not in text
+
+
+def test_a_worded_referral_queued_before_the_lock_is_withheld(conn, workspace, rules, cfg):
+    from engine.casework.handshake import accept
+
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    # a drop-in salon, without the person's consent: the introducer goes with them (in_person)
+    extra = "participation:\n  - {member: 世帯員2, need: social_contact, place: salon_chuo, consent: false}\n"
+    result = decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=extra))
+    (rid,) = result.referrals
+    assert conn.execute("SELECT channel FROM referrals WHERE referral_id = ?", (rid,)).fetchone() == ("in_person",)
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    (parts,) = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (f"referral:{rid}",)).fetchone()
+    place = cfg.participation.places["salon_chuo"]
+    assert place.name in parts  # queued while the household was not locked: it names the place
+    (pid,) = conn.execute(
+        "SELECT person_id FROM persons p JOIN cases c ON c.household_id = p.household_id "
+        "WHERE c.case_id = ? AND p.relationship = '世帯主'",
+        (case_id,),
+    ).fetchone()
+    conn.execute(  # a DV support measure imported before the morning's dispatch
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+        (f"{pid}|t|dv", pid, "t", "dv_support_measure", "住民票等の閲覧制限", MEETING_DAY.isoformat(), None),
+    )
+    conn.commit()
+    send_by_file(conn, cfg, workspace, now=morning(DAY.isoformat()))
+    status, error = conn.execute(
+        "SELECT status, last_error FROM outbox WHERE message_key = ?", (f"referral:{rid}",)
+    ).fetchone()
+    assert status == "superseded" and "where the person goes" in (error or ""), (status, error)
+    assert not [n for n in messages(workspace / "outbox") if n.startswith(f"referral_{rid}")]
+
+
+def test_a_place_never_reads_that_the_dv_centre_introduces_the_person(conn, workspace, rules, cfg):
+    from engine.casework.handshake import accept
+
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    extra = (
+        "participation:\n"
+        "  - {member: 世帯員2, need: social_contact, place: ibasho_chuo, consent: true, introduced_by: dv_center}\n"
+    )
+    decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=extra))
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    send_by_file(conn, cfg, workspace, now=morning(DAY.isoformat()))
+    place = cfg.participation.places["ibasho_chuo"]
+    to_place = [m for m in messages(workspace / "outbox").values() if m["To"] == place.email]
+    assert to_place, "the place was not e-mailed"
+    body = part(to_place[0], "plain").split("――――")[0]
+    assert "紹介元: 多機関協働事業 参加支援 担当" in body
+    assert not [w for w in DV_WORDS if w in body], body
