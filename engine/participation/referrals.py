@@ -211,8 +211,14 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
                 f"ご回答の期限: {wareki_with_weekday(r.answer_due)}",
             ]
             + (["期限を過ぎていますが、まだご回答をいただいていません。"] if reminder else []),
-            answer=answer_by_link(
-                "次のリンクから「受け入れる」「空き待ち（見込みの時期）」「受入れが難しい（理由）」のいずれかをお選びください。"
+            answer=answer_by_link(  # the answers the referral's state allows (a waitlisted one: not 空き待ち again)
+                "次のリンクから"
+                + (
+                    "「受け入れる」「受入れが難しい（理由）」"
+                    if r.status == "waitlisted"
+                    else "「受け入れる」「空き待ち（見込みの時期）」「受入れが難しい（理由）」"
+                )
+                + "のいずれかをお選びください。"
             ),
         )
     if locked_case(conn, config, r.case_id, on):  # DV: where and when the person goes is never e-mailed
@@ -240,7 +246,11 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
         title="参加支援のご紹介（同行）のお願い" + ("の再送" if reminder else ""),
         issued_on=on,
         lines=lines,
-        answer=answer_by_link("ご紹介の結果を、次のリンクからお知らせください（受け入れ、空き待ち、受入れが難しい）。"),
+        answer=answer_by_link(
+            "ご紹介の結果を、次のリンクからお知らせください（"
+            + ("受け入れ、受入れが難しい" if r.status == "waitlisted" else "受け入れ、空き待ち、受入れが難しい")
+            + "）。"
+        ),
     )
 
 

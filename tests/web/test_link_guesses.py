@@ -171,3 +171,10 @@ def test_a_places_link_dies_with_the_dv_lock(waitlisted, conn, cfg):
     conn.commit()
     assert "locked" in stale_reason(conn, cfg, MessageKey.referral(1, reminder=True), day.isoformat())
     assert links.lookup(conn, cfg, token, day).state == "revoked"
+
+
+def test_a_waitlisted_rounds_reminder_does_not_ask_for_waitlist_again(waitlisted, workspace):
+    """The e-mail says what the link offers (found by a second review)."""
+    (msg,) = [m for n, m in messages(workspace / "outbox").items() if n.startswith("referral_reminder_1_v")]
+    text = msg.get_body(("plain",)).get_content()
+    assert "受け入れる" in text and "空き待ち" not in text
