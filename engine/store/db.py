@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.store.migrations import LATEST_VERSION, WorkspaceTooNew, migrate, refuse_newer, schema_version
+from engine.store.migrations import (
+    LATEST_VERSION,
+    WorkspaceTooNew,
+    WorkspaceTooOld,
+    migrate,
+    refuse_newer,
+    schema_version,
+)
 from engine.store.schema import SCHEMA
 from engine.support.private_files import own_folder
 
@@ -22,6 +29,7 @@ __all__ = [
     "DEMO_MARK",
     "SCHEMA",
     "WorkspaceTooNew",
+    "WorkspaceTooOld",
     "connect",
     "current_import_seq",
     "db_path",
@@ -85,11 +93,24 @@ def connect(workspace: Path, *, readonly: bool = False, any_thread: bool = False
                 return connect(workspace, readonly=True, any_thread=any_thread)
         else:
             conn.execute("PRAGMA journal_mode=WAL")
-            migrate(conn)
+            _migrate(conn, path)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """migrate(), or WorkspaceTooOld in words when a database of an earlier engine cannot be written."""
+    try:
+        migrate(conn)
+    except sqlite3.OperationalError as err:
+        if is_busy(err):
+            raise
+        raise WorkspaceTooOld(
+            f"{path} は前の版の engine のデータベースです（版 {schema_version(conn)}、この engine は版 {LATEST_VERSION}）。"
+            f"更新できませんでした（{err}）。書き込めるようにしてから開き直すか、前の版の engine で読んでください。"
+        ) from None
 
 
 def current_import_seq(conn: sqlite3.Connection) -> int:

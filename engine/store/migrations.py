@@ -41,6 +41,10 @@ class WorkspaceTooNew(EngineError):
     """The database was written by a newer engine: this one does not know its schema."""
 
 
+class WorkspaceTooOld(EngineError):
+    """The database of an earlier engine could not be brought up to date (it cannot be written)."""
+
+
 def _baseline(db: Database) -> None:
     """Every table, index and trigger of SCHEMA (IF NOT EXISTS: an older workspace gains the missing ones).
     One statement at a time, as executescript would commit the migration's transaction."""

@@ -341,3 +341,33 @@ def test_a_read_only_command_brings_a_workspace_of_an_earlier_engine_up_to_date(
     ro.close()
     result = CliRunner().invoke(app, ["areas", *paths])
     assert result.exit_code == 0, (result.output, repr(result.exception))
+
+
+def test_reading_an_older_workspace_that_cannot_be_written_is_refused_in_words(workspace, monkeypatch):
+    """An archived workspace (engine.db 0400, a copy handed to an auditor) cannot be brought up to
+    date: a message, not a traceback (found by a second review; simulated, since tests run as root)."""
+    from typer.testing import CliRunner
+
+    import engine.store.db as db
+    from engine.cli.main import app
+    from tests.helpers.paths import CONFIG_DIR, RULES_DIR
+
+    c = connect(workspace)
+    c.execute("PRAGMA user_version = 9")
+    c.commit()
+    c.close()
+    real = sqlite3.connect
+
+    def unwritable(path, *args, **kwargs):
+        if not kwargs.get("uri"):
+            path, kwargs["uri"] = f"file:{path}?mode=ro", True
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(db.sqlite3, "connect", unwritable)
+    paths = ["--workspace", str(workspace), "--rules", str(RULES_DIR), "--config", str(CONFIG_DIR)]
+    result = CliRunner().invoke(app, ["cases", *paths])
+    assert result.exit_code == 1 and "前の版の engine のデータベース" in result.output, (
+        result.output,
+        result.exception,
+    )
+    assert "版 9" in result.output and "Traceback" not in result.output
