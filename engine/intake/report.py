@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from engine.intake.refusals import Reject
 from engine.support.private_files import open_private
+from engine.support.sheets import inert_cell
 
 
 class FileSummary(BaseModel):
@@ -73,17 +74,6 @@ class ImportResult(BaseModel):
     @property
     def total_rejected(self) -> int:
         return self._total("rejected")
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a cell starting so is a formula to Excel and LibreOffice
-
-
-def inert_cell(value: object) -> object:
-    """A CSV cell that no spreadsheet runs as a formula: text starting with = + - @ (or a tab or
-    carriage return) gets a leading apostrophe, the usual guard against CSV injection."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def write_rejects_report(path: Path, rejects: list[Reject]) -> Path:

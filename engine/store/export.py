@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlite_utils import Database
 
 from engine.support.private_files import private_dir, write_private
+from engine.support.sheets import inert_cell
 
 Format = Literal["csv", "json"]
 
@@ -85,5 +86,5 @@ def _csv(columns: list[str], rows: Iterable[dict]) -> str:
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: inert_cell(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows)
     return buffer.getvalue()

