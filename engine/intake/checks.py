@@ -150,7 +150,8 @@ class FileChecker:
         sex = sex.strip()
         sex_code = SEX.get(sex) or SEX.get(sex.lower())
         if sex_code is None:
-            self.reject(line, "sex", f"unrecognised sex '{sex}': {SEX_HINT}")
+            # the value is not echoed: in a row shifted by an unquoted comma it is a birth date or a name
+            self.reject(line, "sex", f"unrecognised sex: {SEX_HINT}")
             ok = False
         return (iso, sex_code) if ok else None  # type: ignore[return-value]
 

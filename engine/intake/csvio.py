@@ -87,6 +87,7 @@ class CsvFile:
         while narrowest > 1 and not self.header[narrowest - 1]:
             narrowest -= 1
         positions = [self.header.index(c) for c in self.columns]
+        unnamed = [i for i, name in enumerate(self.header) if not name]  # ignored, so they must stay empty
         if positions == list(range(width)):
             pick = None
         elif len(positions) == 1:
@@ -154,6 +155,9 @@ class CsvFile:
                                     reader, base, prev = restart(start + 1), start, start
                                     break
                                 self._too_long(start, prev, row)
+                                continue
+                            if unnamed and any(i < len(row) and row[i].strip() for i in unnamed):
+                                self._reject(start, prev, None, UNNAMED_VALUE)
                                 continue
                             good += 1
                             yield start, row if pick is None else pick(row)
@@ -296,6 +300,12 @@ def _unclosed_reason(detail: str) -> str:
         ' double quote (") — or, if the value really contains line breaks, correct the rest of the row;'
         " the following lines were read as rows of their own"
     )
+
+
+UNNAMED_VALUE = (
+    "a value in a column without a name in the header: most likely a comma inside a value that is not quoted "
+    '(write "東町1-1, 101号室" in double quotes), or a column missing its name'
+)
 
 
 def _fields(narrowest: int, expected: int) -> str:

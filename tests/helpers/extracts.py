@@ -90,7 +90,7 @@ BAD_ROWS = [
     ("persons", "P010,H001,x,x,1899-12-31,M,子,日本", "birth_date", "birth_date is before 1900-01-01"),
     ("persons", "P001,H001,x,x,2000-01-01,M,子,日本", "person_id", "duplicate person_id 'P001' (first seen on line 2)"),
     ("persons", "P010,H999,x,x,2000-01-01,M,子,日本", "household_id", "unknown household_id 'H999'"),
-    ("persons", "P010,H001,x,x,2000-01-01,X,子,日本", "sex", "unrecognised sex 'X'"),
+    ("persons", "P010,H001,x,x,2000-01-01,X,子,日本", "sex", "unrecognised sex: "),
     ("records", "P001,介護,care_level", None, "wrong column count: expected 6 fields, found 3"),
     ("records", ",介護,care_level,要介護1,2024-01-01,", "person_id", "person_id is empty"),
     ("records", "P001,,care_level,要介護1,2024-01-01,", "source", "source is empty"),

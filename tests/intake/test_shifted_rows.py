@@ -1,0 +1,36 @@
+"""Rows shifted by an unquoted comma (found by a security review): the value in a column without a
+name is not dropped without a word, and a reject never echoes what shifted into a column (a birth
+date, a name)."""
+
+from __future__ import annotations
+
+from tests.helpers.extracts import PERSONS, run, write_town
+
+
+def test_a_value_in_an_unnamed_column_is_rejected_not_dropped(conn, tmp_path):
+    households = (
+        "household_id,area,address,\n"
+        "H001,東地区,東町1-1, 101号室\n"  # the address cut at the comma, the rest in the unnamed column
+        "H002,西地区,西町2-2,\n"
+        "H003,南地区,南町3-3,\n"
+        "H004,北地区,北町4-4,\n"
+    )
+    result = run(conn, write_town(tmp_path / "in", households=households))
+    rejected = [(r.file, r.line) for r in result.rejects]
+    assert ("households.csv", 2) in rejected
+    assert any("without a name" in r.reason and "quoted" in r.reason for r in result.rejects)
+    assert conn.execute("SELECT COUNT(*) FROM households WHERE household_id = 'H001'").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM households WHERE household_id = 'H002'").fetchone()[0] == 1
+
+
+def test_a_shifted_row_never_echoes_a_birth_date(conn, tmp_path):
+    persons = (
+        "person_id,household_id,name,kana,birth_date,sex,relationship,nationality,\n"
+        + "".join(line + ",\n" for line in PERSONS.splitlines()[1:])
+        + "P007,H001,SMITH, JOHN,スミス ジョン,1980-01-01,M,世帯主\n"  # an unquoted comma in a romanised name
+    )
+    result = run(conn, write_town(tmp_path / "in", persons=persons), report_dir=tmp_path / "reports")
+    reasons = [r.reason for r in result.rejects]
+    assert reasons and not any("1980-01-01" in r or "スミス" in r or "JOHN" in r for r in reasons), reasons
+    report = result.report_path.read_text(encoding="utf-8")
+    assert "1980-01-01" not in report and "スミス" not in report
