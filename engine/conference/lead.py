@@ -63,7 +63,10 @@ def propose_lead(
         ranked = rank(eligible, served_silos, led)
         best = ranked[0]
         n = led.get(best.id, 0)
-        why = [f"{rule.reason}（規則 {rule.id}）", f"{best.name}は{area}地区を担当"]
+        # the area as agencies.yaml names it: a households.csv area the agency does not list (it serves
+        # 全域) is not repeated to agencies, for the extract's column may hold more than an area's name
+        covers = f"{area}地区" if area in best.areas else "全域"
+        why = [f"{rule.reason}（規則 {rule.id}）", f"{best.name}は{covers}を担当"]
         if best.silo in served_silos:
             why.append("既に世帯員を支援している")
         why.append(f"現在の主担当 {n}件／上限 {best.capacity}件")
@@ -71,7 +74,7 @@ def propose_lead(
             why.append("上限に達しているが他に候補がない")
         if len(ranked) > 1:
             why.append(f"候補 {len(ranked)} 機関から選択（次点: {ranked[1].name}）")
-        shared = f"{rule.reason}。{best.name}は{area}地区を担当。"  # agencies read it: no rule id
+        shared = f"{rule.reason}。{best.name}は{covers}を担当。"  # agencies read it: no rule id
         return LeadProposal(
             agency_id=best.id,
             rule_id=rule.id,

@@ -130,7 +130,7 @@ class FileChecker:
             line, rel = example
             rows = "1 row has" if unknown == 1 else f"{unknown:,} rows have"
             self.csvfile.warnings.append(
-                f"{self.file}: {rows} a 続柄 the rules do not know (e.g. line {line}: '{rel}');"
+                f"{self.file}: {rows} a 続柄 the rules do not know (e.g. line {line}; the value is not shown: it may hold a name);"
                 f" rules about 続柄 will not match them — use one of {', '.join(RELATIONSHIPS)}"
             )
 

@@ -29,6 +29,7 @@ from engine.participation.place_day import PlaceDays
 from engine.policy.consent import consenting
 from engine.policy.dv import DV_CENTRE_SILO, case_locked, locked_among
 from engine.policy.members import may_share_with
+from engine.rules.conditions import RELATIONSHIPS
 from engine.rules.facts import Household, age_on, current, load_households
 from engine.rules.model import RuleSet
 from engine.support import clock
@@ -123,9 +124,17 @@ def age_band(age: int) -> str:
     return "10歳未満" if age < 10 else f"{age // 10 * 10}代"
 
 
+def relationship_word(relationship: str | None) -> str:
+    """The 続柄 as agencies read it: a word of RELATIONSHIPS, else その他 (the extract's cell may hold
+    more than a 続柄, such as a name: it is never printed as it is)."""
+    if not relationship:
+        return "続柄不明"
+    return relationship if relationship in RELATIONSHIPS else "その他"
+
+
 def member_labels(hh: Household, on_iso: str) -> dict[str, str]:
     return {
-        p.person_id: f"世帯員{i}（{age_band(age_on(p.birth, on_iso))}・{p.relationship or '続柄不明'}）"
+        p.person_id: f"世帯員{i}（{age_band(age_on(p.birth, on_iso))}・{relationship_word(p.relationship)}）"
         for i, p in enumerate(sorted(hh.persons, key=lambda p: p.person_id), start=1)
     }
 

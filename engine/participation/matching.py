@@ -115,10 +115,10 @@ def _case(conn: sqlite3.Connection, case_id: str) -> tuple[str, str]:
 
 
 def _labels(persons: list[Person], on_iso: str) -> dict[str, str]:
-    from engine.papers.agenda import age_band  # the agendas' words (imported late: papers imports this module)
+    from engine.papers.agenda import age_band, relationship_word  # the agendas' words (imported late)
 
     return {
-        p.person_id: f"世帯員{i}（{age_band(age_on(p.birth, on_iso))}・{p.relationship or '続柄不明'}）"
+        p.person_id: f"世帯員{i}（{age_band(age_on(p.birth, on_iso))}・{relationship_word(p.relationship)}）"
         for i, p in enumerate(sorted(persons, key=lambda p: p.person_id), start=1)
     }
 

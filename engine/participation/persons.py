@@ -21,11 +21,11 @@ def _members(conn: sqlite3.Connection, case_id: str) -> list[tuple[str, str, str
 
 def member_label(conn: sqlite3.Connection, case_id: str, person_id: str, on: date) -> str:
     """世帯員N（50代・子）."""
-    from engine.papers.agenda import age_band  # papers imports casework, which imports this package
+    from engine.papers.agenda import age_band, relationship_word  # papers imports casework, which imports this package
 
     for i, (pid, birth, relationship) in enumerate(_members(conn, case_id), start=1):
         if pid == person_id:
-            return f"世帯員{i}（{age_band(age_on(birth, on.isoformat()))}・{relationship or '続柄不明'}）"
+            return f"世帯員{i}（{age_band(age_on(birth, on.isoformat()))}・{relationship_word(relationship)}）"
     return "世帯員"
 
 
