@@ -62,6 +62,7 @@ class CsvFile:
         self.rejects: list[Reject] = []
         self.rows_read = 0  # rows seen, including rejected ones; blank lines excluded
         self.on_chunk: Callable[[int], None] | None = None  # told the bytes read so far, per chunk of lines
+        self.stamp: tuple[int, int, int] | None = None  # file_stamp when it was checked
 
     def _open(self):
         return open_text(self.path, self.encoding)
@@ -81,7 +82,17 @@ class CsvFile:
             yield line, dict(zip(names, values))
 
     def tuples(self) -> Iterator[tuple[int, Sequence[str]]]:
-        """Like iterating, but each row is a sequence of values in `columns` order (faster)."""
+        """Like iterating, but each row is a sequence of values in `columns` order (faster).
+        FileRefused when the file is no longer the one checked (a transfer job wrote the next
+        extract over it meanwhile): it no longer decodes, or its size, time or inode changed."""
+        try:
+            yield from self._tuples()
+        except UnicodeDecodeError:
+            raise FileRefused.at(self.path, CHANGED) from None
+        if self.stamp is not None and file_stamp(self.path) != self.stamp:
+            raise FileRefused.at(self.path, CHANGED)
+
+    def _tuples(self) -> Iterator[tuple[int, Sequence[str]]]:
         width = len(self.header)
         narrowest = width  # rows may lack the empty, unnamed columns at the end of the header
         while narrowest > 1 and not self.header[narrowest - 1]:
@@ -202,6 +213,7 @@ def read_csv(
     Unknown columns are ignored with a warning in `CsvFile.warnings`.
     """
     path = Path(path)
+    stamp = file_stamp(path) if path.is_file() else None
     enc = check_bytes(path, encoding)
     with open_text(path, enc) as f:
         try:
@@ -232,6 +244,7 @@ def read_csv(
         raise FileRefused.at(path, _missing_reason(header, missing, known), line=1, field=", ".join(missing))
 
     result = CsvFile(path, enc, header, [c for c in known if c in first_seen])
+    result.stamp = stamp
     for u in unknown:
         close = closest(u, [c for c in known if c not in first_seen])
         hint = f" — did you mean '{close}'?" if close else ""
@@ -300,6 +313,18 @@ def _unclosed_reason(detail: str) -> str:
         ' double quote (") — or, if the value really contains line breaks, correct the rest of the row;'
         " the following lines were read as rows of their own"
     )
+
+
+CHANGED = (
+    "the file changed while it was read (its contents are not the ones checked before the import began); "
+    "nothing was imported: import again once the extract has been written completely"
+)
+
+
+def file_stamp(path: Path) -> tuple[int, int, int]:
+    """Size, modification time and inode: another file, or the same one rewritten, has others."""
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 UNNAMED_VALUE = (

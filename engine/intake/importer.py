@@ -124,10 +124,13 @@ def import_dir(
         conn.execute("BEGIN")
         stages = {}
         for name in files:
-            if name == "records.csv" and worker:
-                stages[name] = worker.finish(conn, checkers[name])
-            else:
-                stages[name] = stage_file(conn, "temp", TARGETS[name], checkers[name])
+            try:
+                if name == "records.csv" and worker:
+                    stages[name] = worker.finish(conn, checkers[name])
+                else:
+                    stages[name] = stage_file(conn, "temp", TARGETS[name], checkers[name])
+            except FileRefused as refused:  # changed while it was read: nothing is written
+                raise ImportRefused.because_of(refused) from None
             advance(name)
         if conn.in_transaction:
             conn.commit()

@@ -19,6 +19,9 @@ from typing import NamedTuple
 
 from engine.intake.checks import FileChecker
 from engine.intake.csvio import CsvFile
+from engine.intake.refusals import FileRefused
+
+REFUSED_EXIT = 3  # the records worker found the file unusable (FileRefused)
 
 
 class Target(NamedTuple):
@@ -100,12 +103,13 @@ class RecordsWorker:
     SCHEMA = "records_worker"
 
     def __init__(self, csvfile: CsvFile, today: date, workspace: Path):
+        self.path = csvfile.path
         fd, name = tempfile.mkstemp(prefix=".import-records-", suffix=".db", dir=workspace)  # mode 0600
         os.close(fd)
         self.db = Path(name)
         args = json.dumps(
             {"path": str(csvfile.path), "encoding": csvfile.encoding, "header": csvfile.header,
-             "columns": csvfile.columns, "today": today.isoformat(), "db": name}
+             "columns": csvfile.columns, "today": today.isoformat(), "db": name, "stamp": csvfile.stamp}
         )  # fmt: skip
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), env.get("PYTHONPATH")]))
@@ -125,6 +129,8 @@ class RecordsWorker:
     def finish(self, conn: sqlite3.Connection, checker: FileChecker) -> str:
         """Wait for the worker, attach its database, take over its rejects; return the stage name."""
         _, err = self.proc.communicate()
+        if self.proc.returncode == REFUSED_EXIT:  # the worker's FileRefused, its message on the last line
+            raise FileRefused.at(self.path, err.decode(errors="replace").strip().splitlines()[-1])
         if self.proc.returncode:
             detail = err.decode(errors="replace")[-3000:]
             raise RuntimeError(f"checking records.csv failed (exit {self.proc.returncode}): {detail}")
@@ -152,11 +158,16 @@ def records_worker_main(args_json: str) -> None:
     """Entry point of the records worker process (see RecordsWorker)."""
     args = json.loads(args_json)
     csvfile = CsvFile(Path(args["path"]), args["encoding"], args["header"], args["columns"])
+    csvfile.stamp = tuple(args["stamp"]) if args.get("stamp") else None
     checker = FileChecker(csvfile, date.fromisoformat(args["today"]))
     conn = sqlite3.connect(args["db"])
     conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: deleted after the import
     conn.execute("PRAGMA synchronous = OFF")
-    stage_file(conn, "main", TARGETS["records.csv"], checker)
+    try:
+        stage_file(conn, "main", TARGETS["records.csv"], checker)
+    except FileRefused as refused:
+        print(refused.problems[0].message, file=sys.stderr, flush=True)
+        sys.exit(REFUSED_EXIT)
     conn.execute("CREATE TABLE worker_rejects (file TEXT, line INTEGER, field TEXT, reason TEXT)")
     conn.executemany("INSERT INTO worker_rejects VALUES (?, ?, ?, ?)", checker.all_rejects())
     conn.execute("CREATE TABLE worker_counts (rows_read INTEGER, rejected INTEGER)")
