@@ -134,31 +134,37 @@ def answer(
                 refused = _PersonalNote(
                     str(err), row["link_id"], q.case_id, q.agency_id, personal="個人情報" in str(err)
                 )
-        if refused is None:
-            _apply_or_refuse(conn, config, rules, q, choice, note, on, actor)
         if refused is not None:
-            return _refuse_note(conn, config, rules, refused, on)
-        used = conn.execute(
-            "UPDATE answer_links SET used_at = ?, answer = ?, note = ? WHERE link_id = ? AND used_at IS NULL",
-            (_answered_at(on), choice, note, row["link_id"]),
-        ).rowcount
-        if not used:  # cannot happen under the write lock; never record an answer twice
-            raise LinkUsed(None)
-        name = recipient_name(config, q.agency_id)  # an agency or a place
-        Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash).event(  # via: link
-            "answered_via_link",
-            case_id=q.case_id,
-            meeting_id=q.meeting_id,
-            reason=f"{name}がメールのリンクから回答（{TITLES[q.kind]}）: {ANSWER_LABELS[q.kind][choice]}"
-            + (f"（メモ: {note}）" if note else ""),
-            via="link",
-            agency=q.agency_id,
-            kind=q.kind,
-            ref=q.ref,
-            link_id=row["link_id"],
-        )
-        row, q = resolve(conn, token)  # answered: shown so even if the answer moved the question on
-        return question(conn, config, q, on, row)
+            if not refused.personal:
+                raise AnswerRefused(refused.message)  # too long: nothing kept
+            # nothing of the answer was written (the trial was rolled back): the refusal is, in this
+            # same transaction, so no second answer can slip in before the link's notes are barred
+            _log_refusal(conn, config, rules, refused, on)
+        else:
+            _apply_or_refuse(conn, config, rules, q, choice, note, on, actor)
+            used = conn.execute(
+                "UPDATE answer_links SET used_at = ?, answer = ?, note = ? WHERE link_id = ? AND used_at IS NULL",
+                (_answered_at(on), choice, note, row["link_id"]),
+            ).rowcount
+            if not used:  # cannot happen under the write lock; never record an answer twice
+                raise LinkUsed(None)
+            name = recipient_name(config, q.agency_id)  # an agency or a place
+            Log(conn, on, actor, rules_hash=rules.hash, config_hash=config.hash).event(  # via: link
+                "answered_via_link",
+                case_id=q.case_id,
+                meeting_id=q.meeting_id,
+                reason=f"{name}がメールのリンクから回答（{TITLES[q.kind]}）: {ANSWER_LABELS[q.kind][choice]}"
+                + (f"（メモ: {note}）" if note else ""),
+                via="link",
+                agency=q.agency_id,
+                kind=q.kind,
+                ref=q.ref,
+                link_id=row["link_id"],
+            )
+            row, q = resolve(conn, token)  # answered: shown so even if the answer moved the question on
+            return question(conn, config, q, on, row)
+    # only a note refused for personal data gets here, its refusal committed
+    raise AnswerRefused(f"{refused.message}（このリンクでは、以後メモを受け付けません）")
 
 
 PLACEHOLDER = "（回答の確認）"  # the note of the trial answer, which is rolled back
@@ -188,23 +194,17 @@ def notes_barred(conn: sqlite3.Connection, link_id: int) -> bool:
     )
 
 
-def _refuse_note(conn: sqlite3.Connection, config: Config, rules: RuleSet, refused: _PersonalNote, on: date):
-    """Nothing of the answer is kept (raised inside the write transaction: it rolls back); a note
-    refused for personal data is written down first, in its own transaction, and bars the link's notes."""
-    if not refused.personal:
-        raise AnswerRefused(refused.message)
-    conn.rollback()
-    with write_transaction(conn):
-        Log(conn, on, link_actor(refused.agency_id), rules_hash=rules.hash, config_hash=config.hash).event(
-            NOTE_REFUSED_EVENT,
-            case_id=refused.case_id,
-            reason=f"{recipient_name(config, refused.agency_id)}がリンクの回答のメモに世帯の個人情報を書いたため、"
-            "回答は記録せず、このリンクではメモを受け付けない",
-            via="link",
-            agency=refused.agency_id,
-            link_id=refused.link_id,
-        )
-    raise AnswerRefused(f"{refused.message}（このリンクでは、以後メモを受け付けません）")
+def _log_refusal(conn: sqlite3.Connection, config: Config, rules: RuleSet, refused: _PersonalNote, on: date) -> None:
+    """A note refused for personal data, in the case's audit log (without the note): it bars the link's notes."""
+    Log(conn, on, link_actor(refused.agency_id), rules_hash=rules.hash, config_hash=config.hash).event(
+        NOTE_REFUSED_EVENT,
+        case_id=refused.case_id,
+        reason=f"{recipient_name(config, refused.agency_id)}がリンクの回答のメモに世帯の個人情報を書いたため、"
+        "回答は記録せず、このリンクではメモを受け付けない",
+        via="link",
+        agency=refused.agency_id,
+        link_id=refused.link_id,
+    )
 
 
 def _apply_or_refuse(conn, config, rules, q, choice, note, on, actor, *, trial: bool = False) -> None:

@@ -82,10 +82,11 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, day:
     if household_locked(conn, config, household, day):
         if to_place:
             return f"{LOCKED}: nothing goes to a place"
-        # an agency's message queued before the lock says where and when the person goes: withheld
-        # (one queued under the lock carries fixed wording: engine/participation/referrals.py)
-        place = config.participation.places.get(row["place_id"])
+        # an agency's message queued before the lock says where and when the person goes: withheld;
+        # one queued under the lock carries the fixed wording (engine/participation/referrals.py)
+        from engine.participation.referrals import LOCKED_WORDING
+
         queued = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
-        if place is not None and queued is not None and place.name in queued[0]:
+        if queued is None or LOCKED_WORDING not in queued[0]:
             return f"{LOCKED}: the message says where the person goes; the coordinator tells the agency"
     return None

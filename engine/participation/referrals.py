@@ -158,6 +158,11 @@ def refer(
     return referral_id
 
 
+# the fixed wording of a DV-locked case's 参加支援 e-mail to an agency: one without it says where the
+# person goes, and is withheld under the lock (engine/participation/mail.py stale_reason)
+LOCKED_WORDING = "ご本人と場所の詳細は、会議で、またはコーディネーターから直接お伝えします。"
+
+
 def locked_case(conn: sqlite3.Connection, config: Config, case_id: str, on: date) -> bool:
     """The case is DV-locked on `on` (engine/policy/dv.py)."""
     from engine.policy.dv import case_locked
@@ -223,8 +228,7 @@ def _request_lines(conn: sqlite3.Connection, config: Config, r: Referral, on: da
         )
     if locked_case(conn, config, r.case_id, on):  # DV: where and when the person goes is never e-mailed
         lines = [
-            f"会議で決めた参加支援について、{first}ご紹介（同行）をお願いいたします。"
-            "ご本人と場所の詳細は、会議で、またはコーディネーターから直接お伝えします。",
+            f"会議で決めた参加支援について、{first}ご紹介（同行）をお願いいたします。" + LOCKED_WORDING,
             f"  紹介番号: {r.referral_id}",
             f"ご回答の期限: {wareki_with_weekday(r.answer_due)}",
         ]

@@ -19,7 +19,7 @@ from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
 from engine.participation.mail import SENDER
-from engine.participation.referrals import escalation_key, locked_case, member_label, queue_request
+from engine.participation.referrals import LOCKED_WORDING, escalation_key, locked_case, member_label, queue_request
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday
@@ -119,7 +119,10 @@ def _question(
             answer=answer_by_link("次のリンクからご回答ください（メモを添えられます）。"),
         )
     if locked_case(conn, config, case_id, on):  # DV: where the person goes is never e-mailed
-        what = f"事案 {case_id} の参加支援（紹介番号 {referral_id}）について、確認の時期（{wareki_with_weekday(due)}）を迎えました。"
+        what = (
+            f"事案 {case_id} の参加支援（紹介番号 {referral_id}）について、確認の時期（{wareki_with_weekday(due)}）を迎えました。"
+            + LOCKED_WORDING
+        )
     else:
         label = member_label(conn, case_id, person_id, on)
         what = f"事案 {case_id} の{label}が{place_name}に通い始めてから、確認の時期（{wareki_with_weekday(due)}）を迎えました。"

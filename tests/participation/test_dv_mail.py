@@ -86,3 +86,33 @@ def test_a_place_never_reads_that_the_dv_centre_introduces_the_person(conn, work
     body = part(to_place[0], "plain").split("――――")[0]
     assert "紹介元: 多機関協働事業 参加支援 担当" in body
     assert not [w for w in DV_WORDS if w in body], body
+
+
+def test_a_worded_referral_is_withheld_under_the_lock_even_after_its_place_was_renamed_or_removed(
+    conn, workspace, rules, cfg, monkeypatch
+):
+    """The withholding does not look for the place's current name (found by a third review): only a
+    message with the fixed wording goes to an agency under the lock."""
+    from engine.casework.handshake import accept
+    from engine.outbox.keys import MessageKey
+    from engine.participation.mail import stale_reason
+
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    extra = "participation:\n  - {member: 世帯員2, need: social_contact, place: salon_chuo, consent: false}\n"
+    (rid,) = decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=extra)).referrals
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    (pid,) = conn.execute(
+        "SELECT person_id FROM persons p JOIN cases c ON c.household_id = p.household_id "
+        "WHERE c.case_id = ? AND p.relationship = '世帯主'",
+        (case_id,),
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+        (f"{pid}|t|dv", pid, "t", "dv_support_measure", "住民票等の閲覧制限", MEETING_DAY.isoformat(), None),
+    )
+    conn.commit()
+    old = cfg.participation.places["salon_chuo"]
+    monkeypatch.setitem(cfg.participation.places, "salon_chuo", old.model_copy(update={"name": old.name + "（新館）"}))
+    assert "where the person goes" in stale_reason(conn, cfg, MessageKey.referral(rid), DAY.isoformat())
+    monkeypatch.delitem(cfg.participation.places, "salon_chuo")
+    assert "where the person goes" in stale_reason(conn, cfg, MessageKey.referral(rid), DAY.isoformat())
