@@ -9,10 +9,8 @@ from tests.helpers.conference import send_by_file
 from tests.helpers.mail import DV_WORDS, messages, part
 
 
-def test_a_dv_locked_referral_to_its_introducer_carries_no_place_or_member(conn, workspace, rules, cfg):
-    from engine.casework.handshake import accept
-
-    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+def _lock(conn, case_id: str) -> None:
+    """The head of the case's household gets a DV support measure (住民票等の閲覧制限): the household is locked."""
     (pid,) = conn.execute(
         "SELECT person_id FROM persons p JOIN cases c ON c.household_id = p.household_id "
         "WHERE c.case_id = ? AND p.relationship = '世帯主'",
@@ -23,6 +21,13 @@ def test_a_dv_locked_referral_to_its_introducer_carries_no_place_or_member(conn,
         (f"{pid}|t|dv", pid, "t", "dv_support_measure", "住民票等の閲覧制限", MEETING_DAY.isoformat(), None),
     )
     conn.commit()
+
+
+def test_a_dv_locked_referral_to_its_introducer_carries_no_place_or_member(conn, workspace, rules, cfg):
+    from engine.casework.handshake import accept
+
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    _lock(conn, case_id)
     extra = "participation:\n  - {member: 世帯員2, need: social_contact, place: ibasho_chuo, consent: true}\n"
     result = decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=extra))
     (rid,) = result.referrals
@@ -51,16 +56,7 @@ def test_a_worded_referral_queued_before_the_lock_is_withheld(conn, workspace, r
     (parts,) = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (f"referral:{rid}",)).fetchone()
     place = cfg.participation.places["salon_chuo"]
     assert place.name in parts  # queued while the household was not locked: it names the place
-    (pid,) = conn.execute(
-        "SELECT person_id FROM persons p JOIN cases c ON c.household_id = p.household_id "
-        "WHERE c.case_id = ? AND p.relationship = '世帯主'",
-        (case_id,),
-    ).fetchone()
-    conn.execute(  # a DV support measure imported before the morning's dispatch
-        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
-        (f"{pid}|t|dv", pid, "t", "dv_support_measure", "住民票等の閲覧制限", MEETING_DAY.isoformat(), None),
-    )
-    conn.commit()
+    _lock(conn, case_id)  # a DV support measure imported before the morning's dispatch
     send_by_file(conn, cfg, workspace, now=morning(DAY.isoformat()))
     status, error = conn.execute(
         "SELECT status, last_error FROM outbox WHERE message_key = ?", (f"referral:{rid}",)
@@ -101,16 +97,7 @@ def test_a_worded_referral_is_withheld_under_the_lock_even_after_its_place_was_r
     extra = "participation:\n  - {member: 世帯員2, need: social_contact, place: salon_chuo, consent: false}\n"
     (rid,) = decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text(extra=extra)).referrals
     accept(conn, cfg, case_id, MEETING_DAY, "tester")
-    (pid,) = conn.execute(
-        "SELECT person_id FROM persons p JOIN cases c ON c.household_id = p.household_id "
-        "WHERE c.case_id = ? AND p.relationship = '世帯主'",
-        (case_id,),
-    ).fetchone()
-    conn.execute(
-        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
-        (f"{pid}|t|dv", pid, "t", "dv_support_measure", "住民票等の閲覧制限", MEETING_DAY.isoformat(), None),
-    )
-    conn.commit()
+    _lock(conn, case_id)
     old = cfg.participation.places["salon_chuo"]
     monkeypatch.setitem(cfg.participation.places, "salon_chuo", old.model_copy(update={"name": old.name + "（新館）"}))
     assert "where the person goes" in stale_reason(conn, cfg, MessageKey.referral(rid), DAY.isoformat())
