@@ -19,7 +19,8 @@ from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
 from engine.participation.mail import SENDER
-from engine.participation.referrals import LOCKED_WORDING, escalation_key, locked_case, member_label, queue_request
+from engine.participation.referrals import escalation_key, member_label, queue_request
+from engine.participation.requests import LOCKED_WORDING, locked_case
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday

@@ -41,7 +41,8 @@ def test_a_new_agency_changes_the_lead_of_the_coming_case_and_the_participants_o
     assert lead.before.startswith("自立相談支援機関（くらし相談窓口）（規則 ") and lead.after.startswith(
         "社会福祉協議会（規則 "
     )
-    assert "社会福祉協議会は南部地区を担当" in lead.reason and "現在の主担当 0件／上限 40件" in lead.reason
+    # it serves 全域 (agencies.yaml): said so, not the household's area as households.csv writes it
+    assert "社会福祉協議会は全域を担当" in lead.reason and "現在の主担当 0件／上限 40件" in lead.reason
     kept = by_household["HA3"]
     assert kept.case_id == case_id and not kept.new_case
     for c in (kept, by_household["H8050"]):
