@@ -83,7 +83,7 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, day:
         if to_place:
             return f"{LOCKED}: nothing goes to a place"
         # an agency's message queued before the lock says where and when the person goes: withheld;
-        # one queued under the lock carries the fixed wording (engine/participation/referrals.py)
+        # one queued under the lock carries the fixed wording (engine/participation/requests.py)
         from engine.participation.requests import LOCKED_WORDING
 
         queued = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
