@@ -101,7 +101,8 @@ def answer(
     conn: sqlite3.Connection, config: Config, rules: RuleSet, token: str, choice: str, note: str | None, on: date
 ) -> Question:
     """Record the agency's answer through its link, once. Raises LinkNotFound, LinkUsed,
-    LinkExpired, LinkRevoked or AnswerRefused; nothing is recorded then."""
+    LinkExpired, LinkRevoked or AnswerRefused; nothing of the answer is recorded then (a note
+    refused for the household's personal data is itself written down: it bars the link's notes)."""
     note = _clean_note(note)
     refused: _PersonalNote | None = None
     with write_transaction(conn):  # the link and its question are read under the write lock
