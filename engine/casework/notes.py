@@ -23,7 +23,14 @@ NOTE_MAX = 500  # characters
 
 
 class NoteRefused(EngineError):
-    """The note cannot be kept (said why)."""
+    """The note cannot be kept (said why). `personal`: for the household's personal data (an answer
+    link bars its notes after one such refusal: engine/links/answers.py)."""
+
+    personal = False
+
+
+class PersonalNote(NoteRefused):
+    personal = True
 
 
 def check_note(conn: sqlite3.Connection, case_id: str, text: str) -> str:
@@ -37,7 +44,7 @@ def check_note(conn: sqlite3.Connection, case_id: str, text: str) -> str:
     if len(note) > NOTE_MAX:
         raise NoteRefused(f"メモは {NOTE_MAX} 字までです（{len(note)} 字）: 要点だけを書いてください")
     if holds_personal_data(note, personal_tokens(conn, row[0])):
-        raise NoteRefused(
+        raise PersonalNote(
             "メモに世帯の個人情報（氏名、かな、住所、生年月日）が含まれています: "
             "本人、世帯員、長男などと書き換えてください（メモは関係機関に示されることがあります）"
         )

@@ -132,9 +132,7 @@ def answer(
             try:  # the one guard of free text on a case (personal data of the household, length)
                 note = check_note(conn, q.case_id, note)
             except NoteRefused as err:
-                refused = _PersonalNote(
-                    str(err), row["link_id"], q.case_id, q.agency_id, personal="個人情報" in str(err)
-                )
+                refused = _PersonalNote(str(err), row["link_id"], q.case_id, q.agency_id, personal=err.personal)
         if refused is not None:
             if not refused.personal:
                 raise AnswerRefused(refused.message)  # too long: nothing kept
