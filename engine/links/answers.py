@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 from datetime import date
-from typing import NamedTuple
 
 from engine.casework.handshake import accept, action_done, decline
 from engine.casework.notes import NoteRefused, check_note
@@ -104,7 +103,7 @@ def answer(
     LinkExpired, LinkRevoked or AnswerRefused; nothing of the answer is recorded then (a note
     refused for the household's personal data is itself written down: it bars the link's notes)."""
     note = _clean_note(note)
-    refused: _PersonalNote | None = None
+    refused: str | None = None  # a note refused for the household's personal data: why
     with write_transaction(conn):  # the link and its question are read under the write lock
         row, q = resolve(conn, token)
         shown = question(conn, config, q, on, row)
@@ -132,13 +131,13 @@ def answer(
             try:  # the one guard of free text on a case (personal data of the household, length)
                 note = check_note(conn, q.case_id, note)
             except NoteRefused as err:
-                refused = _PersonalNote(str(err), row["link_id"], q.case_id, q.agency_id, personal=err.personal)
+                if not err.personal:
+                    raise AnswerRefused(str(err)) from None  # too long: nothing kept
+                refused = str(err)
         if refused is not None:
-            if not refused.personal:
-                raise AnswerRefused(refused.message)  # too long: nothing kept
             # nothing of the answer was written (the trial was rolled back): the refusal is, in this
             # same transaction, so no second answer can slip in before the link's notes are barred
-            _log_refusal(conn, config, rules, refused, on)
+            _log_refusal(conn, config, rules, q, row["link_id"], on)
         else:
             _apply_or_refuse(conn, config, rules, q, choice, note, on, actor)
             used = conn.execute(
@@ -163,7 +162,7 @@ def answer(
             row, q = resolve(conn, token)  # answered: shown so even if the answer moved the question on
             return question(conn, config, q, on, row)
     # only a note refused for personal data gets here, its refusal committed
-    raise AnswerRefused(f"{refused.message}（このリンクでは、以後メモを受け付けません）")
+    raise AnswerRefused(f"{refused}（このリンクでは、以後メモを受け付けません）")
 
 
 PLACEHOLDER = "（回答の確認）"  # the note of the trial answer, which is rolled back
@@ -172,14 +171,6 @@ NOTES_BARRED = (
     "このリンクでは、先にメモに世帯の個人情報が含まれていたため、メモを受け付けません。"
     "メモなしで回答し、お伝えになりたいことはコーディネーターにご連絡ください。"
 )
-
-
-class _PersonalNote(NamedTuple):
-    message: str
-    link_id: int
-    case_id: str
-    agency_id: str
-    personal: bool  # refused for the household's personal data (not for its length)
 
 
 def notes_barred(conn: sqlite3.Connection, link_id: int) -> bool:
@@ -193,16 +184,16 @@ def notes_barred(conn: sqlite3.Connection, link_id: int) -> bool:
     )
 
 
-def _log_refusal(conn: sqlite3.Connection, config: Config, rules: RuleSet, refused: _PersonalNote, on: date) -> None:
+def _log_refusal(conn: sqlite3.Connection, config: Config, rules: RuleSet, q, link_id: int, on: date) -> None:
     """A note refused for personal data, in the case's audit log (without the note): it bars the link's notes."""
-    Log(conn, on, link_actor(refused.agency_id), rules_hash=rules.hash, config_hash=config.hash).event(
+    Log(conn, on, link_actor(q.agency_id), rules_hash=rules.hash, config_hash=config.hash).event(
         NOTE_REFUSED_EVENT,
-        case_id=refused.case_id,
-        reason=f"{recipient_name(config, refused.agency_id)}がリンクの回答のメモに世帯の個人情報を書いたため、"
+        case_id=q.case_id,
+        reason=f"{recipient_name(config, q.agency_id)}がリンクの回答のメモに世帯の個人情報を書いたため、"
         "回答は記録せず、このリンクではメモを受け付けない",
         via="link",
-        agency=refused.agency_id,
-        link_id=refused.link_id,
+        agency=q.agency_id,
+        link_id=link_id,
     )
 
 

@@ -23,7 +23,7 @@ from engine.papers.notices import recipient_name
 from engine.participation.answers import REFERRAL_CHOICES, allowed
 from engine.policy import members
 from engine.policy.consent import case_consented
-from engine.policy.dv import case_locked
+from engine.policy.dv import case_id_locked
 from engine.store.lifecycle import CHECKPOINT_LABELS
 from engine.support.dates import wareki_with_weekday
 from engine.support.errors import EngineError
@@ -178,16 +178,7 @@ def underlying(conn: sqlite3.Connection, q: Asked) -> tuple[str, str | None, str
 
 def _locked(conn: sqlite3.Connection, config: Config, q: Asked, on: date) -> bool:
     """The case's household is DV-locked on `on` (policy/dv.py)."""
-    if q.case_id is None:
-        return False
-    household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (q.case_id,)).fetchone()[0]
-    rule_ids = [
-        r
-        for (r,) in conn.execute(
-            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (q.case_id,)
-        )
-    ]
-    return case_locked(conn, config, household, rule_ids, on.isoformat())
+    return q.case_id is not None and case_id_locked(conn, config, q.case_id, on.isoformat())
 
 
 def _facts(conn: sqlite3.Connection, config: Config, q: Asked, on: date, locked: bool) -> list[str]:

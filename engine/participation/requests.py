@@ -13,26 +13,13 @@ from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, answer_by_link, recipient_name
 from engine.participation.mail import SENDER
 from engine.participation.persons import age_of, member_label
+from engine.policy.dv import case_id_locked
 from engine.support.dates import wareki_with_weekday
 from engine.support.vocabulary import need_label
 
 # the fixed wording of a DV-locked case's 参加支援 e-mail to an agency: one without it says where the
 # person goes, and is withheld under the lock (engine/participation/mail.py stale_reason)
 LOCKED_WORDING = "ご本人と場所の詳細は、会議で、またはコーディネーターから直接お伝えします。"
-
-
-def locked_case(conn: sqlite3.Connection, config: Config, case_id: str, on: date) -> bool:
-    """The case is DV-locked on `on` (engine/policy/dv.py)."""
-    from engine.policy.dv import case_locked
-
-    (household,) = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-    rule_ids = [
-        r
-        for (r,) in conn.execute(
-            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,)
-        )
-    ]
-    return case_locked(conn, config, household, rule_ids, on.isoformat())
 
 
 def introducer_name(config: Config, introducer: str) -> str:
@@ -84,7 +71,7 @@ def request_lines(conn: sqlite3.Connection, config: Config, r, on: date, *, remi
                 + "のいずれかをお選びください。"
             ),
         )
-    if locked_case(conn, config, r.case_id, on):  # DV: where and when the person goes is never e-mailed
+    if case_id_locked(conn, config, r.case_id, on.isoformat()):  # DV: where and when the person goes is never e-mailed
         lines = [
             f"会議で決めた参加支援について、{first}ご紹介（同行）をお願いいたします。" + LOCKED_WORDING,
             f"  紹介番号: {r.referral_id}",

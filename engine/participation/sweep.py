@@ -20,7 +20,8 @@ from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
 from engine.participation.mail import SENDER
 from engine.participation.referrals import escalation_key, member_label, queue_request
-from engine.participation.requests import LOCKED_WORDING, locked_case
+from engine.participation.requests import LOCKED_WORDING
+from engine.policy.dv import case_id_locked
 from engine.store.lifecycle import Log
 from engine.support.business_days import Calendar
 from engine.support.dates import wareki_with_weekday
@@ -119,7 +120,7 @@ def _question(
             ],
             answer=answer_by_link("次のリンクからご回答ください（メモを添えられます）。"),
         )
-    if locked_case(conn, config, case_id, on):  # DV: where the person goes is never e-mailed
+    if case_id_locked(conn, config, case_id, on.isoformat()):  # DV: where the person goes is never e-mailed
         what = (
             f"事案 {case_id} の参加支援（紹介番号 {referral_id}）について、確認の時期（{wareki_with_weekday(due)}）を迎えました。"
             + LOCKED_WORDING

@@ -70,3 +70,15 @@ def case_locked(
     if locked_flag(config, rule_ids):
         return True
     return household_id in locked if locked is not None else household_locked(conn, config, household_id, on_iso)
+
+
+def case_id_locked(conn: sqlite3.Connection, config: Config, case_id: str, on_iso: str) -> bool:
+    """case_locked for a case known by its id: its household and its flags read from the database."""
+    (household,) = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+    rule_ids = [
+        r
+        for (r,) in conn.execute(
+            "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?", (case_id,)
+        )
+    ]
+    return case_locked(conn, config, household, rule_ids, on_iso)

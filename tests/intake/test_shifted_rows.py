@@ -4,7 +4,10 @@ date, a name)."""
 
 from __future__ import annotations
 
-from tests.helpers.extracts import PERSONS, run, write_town
+import pytest
+
+from engine.intake import importer
+from tests.helpers.extracts import PERSONS, RECORDS, run, write_town
 
 
 def test_a_value_in_an_unnamed_column_is_rejected_not_dropped(conn, tmp_path):
@@ -36,25 +39,27 @@ def test_a_shifted_row_never_echoes_a_birth_date(conn, tmp_path):
     assert "1980-01-01" not in report and "スミス" not in report
 
 
-def test_an_extract_rewritten_during_the_import_is_refused_and_nothing_is_written(conn, tmp_path, monkeypatch):
-    """A silo's transfer job wrote the next extract over records.csv after the checks (found by a
-    security review): a refusal naming the file, not a UnicodeDecodeError, and no mix of the two."""
-    import pytest
+NEXT_RECORDS = RECORDS + "P001,介護,care_level,要介護3,R6.4.1,\n"  # the next extract: one more row
 
-    from engine.intake import importer
-    from tests.helpers.extracts import RECORDS
 
-    folder = write_town(tmp_path / "in")
+def _rewritten_after_the_checks(monkeypatch, data: bytes) -> None:
+    """records.csv is overwritten with `data` once every file has been checked (a silo's transfer
+    job writing the next extract over it)."""
     checked = importer._open_files
 
     def then_rewritten(source_dir, encoding):
         files = checked(source_dir, encoding)
-        (source_dir / "records.csv").write_bytes(
-            RECORDS.encode("cp932") + "P001,介護,care_level,要介護3,R6.4.1,\n".encode("cp932")
-        )
+        (source_dir / "records.csv").write_bytes(data)
         return files
 
     monkeypatch.setattr(importer, "_open_files", then_rewritten)
+
+
+def test_an_extract_rewritten_during_the_import_is_refused_and_nothing_is_written(conn, tmp_path, monkeypatch):
+    """A silo's transfer job wrote the next extract over records.csv after the checks (found by a
+    security review): a refusal naming the file, not a UnicodeDecodeError, and no mix of the two."""
+    folder = write_town(tmp_path / "in")
+    _rewritten_after_the_checks(monkeypatch, NEXT_RECORDS.encode("cp932"))
     with pytest.raises(importer.ImportRefused) as refused:
         run(conn, folder)
     assert "records.csv" in str(refused.value) and "changed while it was read" in str(refused.value)
@@ -62,44 +67,20 @@ def test_an_extract_rewritten_during_the_import_is_refused_and_nothing_is_writte
 
 
 def test_an_extract_replaced_by_one_that_decodes_is_refused_too(conn, tmp_path, monkeypatch):
-    import pytest
-
-    from engine.intake import importer
-    from tests.helpers.extracts import RECORDS
-
     folder = write_town(tmp_path / "in")
-    checked = importer._open_files
-
-    def then_rewritten(source_dir, encoding):
-        files = checked(source_dir, encoding)
-        (source_dir / "records.csv").write_text(RECORDS + "P001,介護,care_level,要介護3,R6.4.1,\n", encoding="utf-8")
-        return files
-
-    monkeypatch.setattr(importer, "_open_files", then_rewritten)
+    _rewritten_after_the_checks(monkeypatch, NEXT_RECORDS.encode("utf-8"))
     with pytest.raises(importer.ImportRefused, match="changed while it was read"):
         run(conn, folder)
 
 
 def test_a_rewritten_extract_is_refused_also_by_the_records_worker(conn, tmp_path, monkeypatch):
     """A big records.csv is checked in a second process: it refuses the same way."""
-    import pytest
-
-    from engine.intake import importer
-    from tests.helpers.extracts import RECORDS
-
     monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
     started = []
     worker = importer.RecordsWorker
     monkeypatch.setattr(importer, "RecordsWorker", lambda *a: started.append(1) or worker(*a))
     folder = write_town(tmp_path / "in")
-    checked = importer._open_files
-
-    def then_rewritten(source_dir, encoding):
-        files = checked(source_dir, encoding)
-        (source_dir / "records.csv").write_text(RECORDS + "P001,介護,care_level,要介護3,R6.4.1,\n", encoding="utf-8")
-        return files
-
-    monkeypatch.setattr(importer, "_open_files", then_rewritten)
+    _rewritten_after_the_checks(monkeypatch, NEXT_RECORDS.encode("utf-8"))
     with pytest.raises(importer.ImportRefused, match="records.csv: the file changed while it was read"):
         run(conn, folder)
     assert started == [1]
