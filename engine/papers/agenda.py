@@ -255,6 +255,12 @@ def meeting_papers(
     per_agency: dict[str, list[CaseItem]] = {}
     locked: dict[str, int] = {}
     locked_households = locked_among(conn, config, {c[1] for c in cases}, on_iso)  # the DV lock, for all at once
+    # the proposals are made for the day of the meeting: its households as of that day, loaded once
+    as_of_day = (
+        {hh.household_id: hh for hh in load_households(conn, [c[1] for c in cases], day)}
+        if participation and config.participation.present and cases
+        else {}
+    )
     coordinator_cases = []
     for case_id, hid, area, severity, lead_id, lead_reason, basis, shared_reason in cases:
         flag_rows = conn.execute(
@@ -271,7 +277,9 @@ def meeting_papers(
         previous = None if is_locked else review(conn, config, case_id, on_iso)
         labels = member_labels(hh, held_on)
         proposals = (
-            [] if is_locked or not participation else candidates(conn, rules, config, case_id, day, labels, days=days)
+            []
+            if is_locked or not participation
+            else candidates(conn, rules, config, case_id, day, labels, days=days, household=as_of_day.get(hid))
         )
         shared = {labels[p] for p in only if p in labels} if only is not None else None
         roles = conn.execute(

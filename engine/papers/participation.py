@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from engine.config import Config
 from engine.participation.matching import propose
 from engine.participation.place_day import PlaceDays
+from engine.rules.facts import Household
 from engine.rules.model import RuleSet
 
 TOP = 3
@@ -35,14 +36,16 @@ def candidates(
     labels: dict[str, str],
     only: set[str] | None = None,
     days: PlaceDays | None = None,
+    household: Household | None = None,
 ) -> list[Candidate]:
     """The case's proposals as the papers show them; `labels` are the paper's own member labels,
     `only` the members whose information the paper may carry (None: every member concerned),
-    `days` the places' state shared by the night's papers (engine/participation/place_day.py)."""
+    `days` the places' state shared by the night's papers (engine/participation/place_day.py),
+    `household` the case's household loaded for `on`, when the papers have it."""
     if not config.participation.present:
         return []
     out = []
-    for mp in propose(conn, config, case_id, on, rules=rules, days=days, explain=False):
+    for mp in propose(conn, config, case_id, on, rules=rules, days=days, explain=False, household=household):
         pid = mp.member.person_id
         if only is not None and pid not in only:
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date
 
 from pydantic import BaseModel
@@ -24,7 +24,7 @@ from engine.participation import matching_explain as words
 from engine.participation.directory import ALL_AREAS, MatchRule, Place
 from engine.participation.place_day import PlaceDays, Record
 from engine.policy.consent import concerned, consents
-from engine.rules.facts import Context, Person, age_on, load_households
+from engine.rules.facts import Context, Household, Person, age_on, load_households
 from engine.rules.model import RuleSet
 from engine.rules.trace import person_holds
 from engine.support.errors import EngineError, did_you_mean
@@ -124,17 +124,28 @@ def _labels(persons: list[Person], on_iso: str) -> dict[str, str]:
 
 
 def members_concerned(
-    conn: sqlite3.Connection, case_id: str, on: date, *, rules: RuleSet | None, everyone: bool = False
+    conn: sqlite3.Connection,
+    case_id: str,
+    on: date,
+    *,
+    rules: RuleSet | None,
+    everyone: bool = False,
+    household: Household | None = None,
+    only_indicators: Collection[str] | None = None,
 ) -> list[Member]:
     """The persons the case concerns (policy/consent.py `concerned`; with `everyone`, every member
-    of the household), in member order. Without `rules`, no indicator is evaluated."""
+    of the household), in member order. Without `rules`, no indicator is evaluated; with
+    `only_indicators`, only those (a member's `indicators` then lists no other). `household`: the
+    case's household as load_households gives it for `on`, when the caller has it already."""
     hid, _ = _case(conn, case_id)
     rows = conn.execute(
         "SELECT f.rule_id, f.status, f.evidence FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id "
         "WHERE c.case_id = ? ORDER BY f.rule_id",
         (case_id,),
     ).fetchall()
-    (hh,) = load_households(conn, [hid], on)
+    if household is not None and household.household_id != hid:
+        raise ValueError(f"household {household.household_id} given for case {case_id} of household {hid}")
+    (hh,) = [household] if household is not None else load_households(conn, [hid], on)
     on_iso = on.isoformat()
     household = [p.person_id for p in hh.persons]
     persons = (
@@ -145,7 +156,11 @@ def members_concerned(
     flags = sorted({r for r, status, _ in rows if status == "open"})
     labels = _labels(hh.persons, on_iso)
     ctx = Context(on)
-    indicators = list(rules.indicators.values()) if rules is not None else []
+    indicators = [
+        i
+        for i in (rules.indicators.values() if rules is not None else ())
+        if only_indicators is None or i.id in only_indicators
+    ]
     return [
         Member(
             person_id=p.person_id,
@@ -254,6 +269,14 @@ def fired(rule: MatchRule, member: Member, needs: list[str], titles: dict[str, s
     )
 
 
+def deciding_indicators(config: Config) -> frozenset[str]:
+    """The indicators a proposal can turn on: those the matching rules fire on and those places
+    are for. Proposals without `explain` evaluate only these (nothing shows the others)."""
+    return frozenset(i for r in config.participation.match_rules for i in r.when.indicators) | frozenset(
+        i for p in config.participation.places.values() for i in p.eligibility.indicators
+    )
+
+
 def _rules_for(config: Config, member: Member, needs: list[str], titles) -> list[tuple[MatchRule, list[str]]]:
     return [(r, why) for r in config.participation.match_rules if (why := fired(r, member, needs, titles))]
 
@@ -275,18 +298,22 @@ def propose(
     exclude_places: Iterable[str] = (),
     days: PlaceDays | None = None,
     explain: bool = True,
+    household: Household | None = None,
 ) -> list[MemberProposals]:
     """Per member concerned (or only `person_id`): the categories the fired rules give, each with
     its active places ranked. `needs` replaces the open needs recorded on the case; `days` the
     places' state, when a run of proposals shares it (engine/participation/place_day.py);
-    without `explain`, the places come without their criteria's lines (the papers' one line)."""
+    without `explain`, the places come without their criteria's lines (the papers' one line) and
+    the members with only the indicators that decide (`deciding_indicators`); `household`: the
+    case's, loaded for `on`, when the caller has it."""
     _, area = _case(conn, case_id)
     given = recorded_needs(conn, case_id) if needs is None else needs
     excluded = set(exclude_places)
     titles = titles_of(rules)
     days = days or PlaceDays(conn, config)
     out = []
-    for m in members_concerned(conn, case_id, on, rules=rules):
+    only = None if explain else deciding_indicators(config)
+    for m in members_concerned(conn, case_id, on, rules=rules, household=household, only_indicators=only):
         if person_id is not None and m.person_id != person_id:
             continue
         mine = [code_of(n, NEED_LABELS) for n in given.get(m.person_id, [])]

@@ -70,29 +70,43 @@ class PlaceDay(NamedTuple):
 
 
 class PlaceDays:
-    """Each place's PlaceDay on a day, worked out on first use (see the module docstring)."""
+    """Each place's PlaceDay on a day, worked out on first use (see the module docstring): what
+    does not depend on the day (free places, record) once per place, the rest once per day."""
 
     def __init__(self, conn: sqlite3.Connection, config: Config):
         self.conn = conn
         self.stale_months = config.participation.settings.stale_months
         self._seen: dict[tuple[str, date], PlaceDay] = {}
+        self._counts: dict[str, tuple[int, Record, str, str, str]] = {}
+
+    def _counted(self, place: Place) -> tuple[int, Record, str, str, str]:
+        found = self._counts.get(place.id)
+        if found is None:
+            free, record = capacity_now(self.conn, place), place_record(self.conn, place.id)
+            found = self._counts[place.id] = (
+                free,
+                record,
+                place.schedule.text(),
+                words.capacity(place, free),
+                words.record(record),
+            )
+        return found
 
     def of(self, place: Place, on: date) -> PlaceDay:
         found = self._seen.get((place.id, on))
         if found is None:
-            free = capacity_now(self.conn, place)
+            free, record, schedule, capacity_line, record_line = self._counted(place)
             fresh = not place.stale(on, self.stale_months)
-            record = place_record(self.conn, place.id)
             next_open = place.schedule.next_on(on)
             found = self._seen[place.id, on] = PlaceDay(
                 free=free,
                 fresh=fresh,
                 record=record,
                 next_open=next_open,
-                schedule=place.schedule.text(),
+                schedule=schedule,
                 schedule_line=words.schedule(place, next_open),
-                capacity_line=words.capacity(place, free),
+                capacity_line=capacity_line,
                 fresh_line=words.freshness(place, fresh),
-                record_line=words.record(record),
+                record_line=record_line,
             )
         return found

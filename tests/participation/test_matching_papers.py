@@ -96,3 +96,60 @@ def test_the_papers_propose_the_same_places_as_the_explanation_without_its_lines
         assert shape(light) == shape(full) and any(places for *_, places in shape(full))
         assert all(p.criteria for mp in full for c in mp.categories for p in c.places)
         assert not any(p.criteria for mp in light for c in mp.categories for p in c.places)
+
+
+def test_the_papers_light_proposals_with_the_household_given_match_the_full_ones(town, workspace, rules, cfg, tmp_path):
+    """The papers give the household they loaded for the meeting's day and evaluate only the
+    indicators that can decide a proposal: the same proposals as the full explanation; a member's
+    indicators are then only those; a household of another case is refused."""
+    import pytest
+
+    from engine.participation.matching import deciding_indicators, members_concerned
+    from engine.rules.facts import load_households
+
+    cycle(town, workspace, rules, cfg)
+    case = case_of(town, "H8050")
+    _, mine = config_with(tmp_path, rules, [place("ib_a"), place("ib_b", available=0), place("sa_a", "salon")])
+    (hh,) = load_households(town, ["H8050"], ON)
+    full = propose(town, mine, case["case_id"], ON, rules=rules)
+    light = propose(town, mine, case["case_id"], ON, rules=rules, explain=False, household=hh)
+
+    def shape(proposals):
+        return [
+            (mp.member.label, c.category, [r.rule_id for r in c.rules], [(p.place_id, p.one_line()) for p in c.places])
+            for mp in proposals
+            for c in mp.categories
+        ]
+
+    assert shape(light) == shape(full) and shape(full)
+    deciding = deciding_indicators(mine)
+    assert all(set(mp.member.indicators) <= deciding for mp in light)
+    assert any(set(mp.member.indicators) - deciding for mp in full)  # the explanation shows every indicator
+    assert [set(m.indicators) & deciding for m in (mp.member for mp in full)] == [
+        set(mp.member.indicators) for mp in light
+    ]
+    (other,) = load_households(
+        town, [h for (h,) in town.execute("SELECT household_id FROM households") if h != "H8050"][:1], ON
+    )
+    with pytest.raises(ValueError, match="given for case"):
+        members_concerned(town, case["case_id"], ON, rules=rules, household=other)
+
+
+def test_a_places_state_is_worked_out_per_day_where_it_depends_on_the_day(town, workspace, rules, cfg, tmp_path):
+    """PlaceDays counts a place's free places and record once, and its next opening and freshness
+    for each day: what it gives equals a new PlaceDays for every day."""
+    from datetime import timedelta
+
+    from engine.participation.place_day import PlaceDays
+
+    cycle(town, workspace, rules, cfg)
+    _, mine = config_with(tmp_path, rules, [place("ib_a"), place("ib_b", available=0)])
+    days = PlaceDays(town, mine)
+    seen = set()
+    for p in mine.participation.places.values():
+        for offset in range(0, 400, 3):
+            day = ON + timedelta(days=offset)
+            got = days.of(p, day)
+            assert got == PlaceDays(town, mine).of(p, day)
+            seen.add((got.next_open, got.fresh))
+    assert len({n for n, _ in seen}) > 10 and {f for _, f in seen} == {True, False}
