@@ -108,3 +108,55 @@ def fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Writer:
+    """write_private on a thread of its own, for a run that writes many files and commits what
+    they record only after all are written (the night's papers): the disk's work, creating the
+    files, overlaps the rendering of the next ones. Leaving the `with` block waits for every file
+    and raises the first write's error there, before the caller commits; a write after an error
+    raises at once. Files are written in the order given, one at a time."""
+
+    def __init__(self, queued: int = 256):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=queued)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="private-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    write_private(*item)
+                except BaseException as err:  # raised in the caller's thread (write, close)
+                    self._error = err
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, path: Path, data: str | bytes) -> None:
+        self._raise()
+        self._queue.put((Path(path), data))
+
+    def close(self) -> None:
+        """Wait for every file queued; raise the first write's error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:  # the block failed: its error is the one raised, once nothing is written any more
+            self.close()
+        except BaseException:
+            pass
