@@ -39,11 +39,21 @@ def choose_conference(
 
 
 def routing_for(
-    conn: sqlite3.Connection, cand: Candidate, hh: Household, on_iso: str, config: Config, rules: RuleSet
+    conn: sqlite3.Connection,
+    cand: Candidate,
+    hh: Household,
+    on_iso: str,
+    config: Config,
+    rules: RuleSet,
+    *,
+    locked: bool | None = None,
 ) -> tuple[Routing, Agency] | None:
     """The silo conference already handling this household, if every flag lies wholly within its
-    silo. A locked (DV) household is never left to a silo conference: the DV centre must take part."""
-    if not cand.flags or case_locked(conn, config, hh.household_id, cand.flag_ids, on_iso):
+    silo. A locked (DV) household is never left to a silo conference: the DV centre must take part.
+    `locked`: the case's DV lock, when the caller knows it (Convener.case_locked)."""
+    if not cand.flags:
+        return None
+    if locked if locked is not None else case_locked(conn, config, hh.household_id, cand.flag_ids, on_iso):
         return None
     for routing in config.conference.routing:
         if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):

@@ -61,7 +61,15 @@ def add_to_open_case(c: Convener, case_id: str, status: str, cand: Candidate, hh
         triaged_again(c, case_id, status, everything, hh)
         return
     if status == "routed":
-        routed = routing_for(c.conn, everything, hh, c.on_iso, c.config, c.rules)
+        routed = routing_for(
+            c.conn,
+            everything,
+            hh,
+            c.on_iso,
+            c.config,
+            c.rules,
+            locked=c.case_locked(hh.household_id, everything.flag_ids),
+        )
         if routed:
             c.route_case(case_id, everything, *routed)  # still within its remit: the owner hears of the new flag
             return

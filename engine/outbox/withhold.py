@@ -28,7 +28,7 @@ from datetime import datetime
 
 from engine.config import Config
 from engine.outbox.keys import PREFIXED, MessageKey, prefixed
-from engine.policy.dv import case_locked, household_locked
+from engine.policy.dv import case_locked, household_locked, locked_among
 from engine.store.lifecycle import Log
 from engine.support import clock
 
@@ -126,20 +126,21 @@ def locked_cases_named(conn: sqlite3.Connection, config: Config, key: MessageKey
         (key.ref, key.ref),
     ).fetchall():
         if CASE_TOKEN.fullmatch(case_id):
-            if case_id not in tokens:
-                continue
-        elif not re.search(re.escape(case_id) + r"(?![0-9])", text):  # an id of another shape: looked for as it is
-            continue
-        rule_ids = [
-            r
-            for (r,) in conn.execute(
-                "SELECT f.rule_id FROM case_flags c JOIN flags f ON f.flag_id = c.flag_id WHERE c.case_id = ?",
-                (case_id,),
-            )
-        ]
-        if case_locked(conn, config, household_id, rule_ids, on_iso):
-            named.append(case_id)
-    return named
+            if case_id in tokens:
+                named.append((case_id, household_id))
+        elif re.search(re.escape(case_id) + r"(?![0-9])", text):  # an id of another shape: looked for as it is
+            named.append((case_id, household_id))
+    if not named:
+        return []
+    rule_ids: dict[str, list[str]] = {}
+    for case_id, rule_id in conn.execute(
+        "SELECT c.case_id, f.rule_id FROM json_each(?) j JOIN case_flags c ON c.case_id = j.value "
+        "JOIN flags f ON f.flag_id = c.flag_id",
+        (json.dumps([c for c, _ in named]),),
+    ):
+        rule_ids.setdefault(case_id, []).append(rule_id)
+    locked = locked_among(conn, config, {h for _, h in named}, on_iso)  # the households named, at once
+    return [c for c, h in named if case_locked(conn, config, h, rule_ids.get(c, []), on_iso, locked)]
 
 
 def withhold(conn: sqlite3.Connection, config: Config, key: MessageKey, reason: str, now: datetime) -> None:

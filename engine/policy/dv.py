@@ -82,3 +82,24 @@ def case_id_locked(conn: sqlite3.Connection, config: Config, case_id: str, on_is
         )
     ]
     return case_locked(conn, config, household, rule_ids, on_iso)
+
+
+class Locks:
+    """case_locked for a run in which nothing changes a flag or a record (a night's convening):
+    the households' locks are read at once (`read`), others one by one on first use, and kept."""
+
+    def __init__(self, conn: sqlite3.Connection, config: Config, on_iso: str):
+        self.conn, self.config, self.on_iso = conn, config, on_iso
+        self._known: dict[str, bool] = {}
+
+    def read(self, household_ids: Iterable[str]) -> None:
+        wanted = [h for h in dict.fromkeys(household_ids) if h not in self._known]
+        if wanted:
+            found = locked_among(self.conn, self.config, wanted, self.on_iso)
+            self._known.update((h, h in found) for h in wanted)
+
+    def case(self, household_id: str, rule_ids: Iterable[str]) -> bool:
+        if locked_flag(self.config, rule_ids):
+            return True
+        self.read([household_id])
+        return self._known[household_id]

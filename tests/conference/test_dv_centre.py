@@ -90,3 +90,12 @@ def test_locked_among_names_exactly_the_households_household_locked_names(conn, 
     on = ON.isoformat()
     assert locked_among(conn, cfg, ids, on) == {h for h in ids if household_locked(conn, cfg, h, on)}
     assert locked_among(conn, cfg, ids, on) == {"HMEASURE", "HPLAIN"}
+    # a night's convening reads them at once (dv.Locks) and answers as case_locked does, by a
+    # locked flag of the case too; a household not read at once is read on first use
+    from engine.policy.dv import Locks, case_locked
+
+    locks = Locks(conn, cfg, on)
+    locks.read(ids[:2])
+    for hid in ids:
+        for rule_ids in ([], ["8050"], ["dv"]):
+            assert locks.case(hid, rule_ids) == case_locked(conn, cfg, hid, rule_ids, on), (hid, rule_ids)

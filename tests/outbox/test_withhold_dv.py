@@ -172,3 +172,40 @@ def test_the_coordinators_digest_queued_before_a_dv_lock_goes_out(conn, workspac
     lock(conn, "H1")
     send_by_file(conn, cfg, workspace, now=morning(ON.isoformat()))
     assert key in sent_texts(workspace) and told(conn, key) is None
+
+
+def test_of_the_cases_an_agenda_names_exactly_the_locked_ones_are_found(town, workspace, rules, cfg):
+    """An agenda naming several cases: the check at send time (households and flags read at once
+    for all the cases it names) finds exactly those now DV-locked, by a measure or by a flag, and
+    not a case of the meeting that the agenda does not name."""
+    import json
+
+    from engine.outbox.keys import MessageKey
+    from engine.outbox.withhold import locked_cases_named
+
+    nightly_cycle(town, workspace, rules, cfg, ON)
+    day = ON.isoformat()
+    key, parts = town.execute(
+        "SELECT message_key, parts FROM outbox WHERE kind = 'agenda' ORDER BY message_key"
+    ).fetchone()
+    key = MessageKey.read(key)
+    cases = [c for (c,) in town.execute("SELECT case_id FROM cases WHERE household_id != 'HDV' ORDER BY case_id")]
+    assert len(cases) >= 3, cases
+    # three cases of the meeting, the agenda naming the first two (as an agenda of the lead would)
+    with town:
+        town.execute(f"UPDATE cases SET meeting_id = ? WHERE case_id IN ({','.join('?' * 3)})", (key.ref, *cases[:3]))
+        body = {k: v + "\n" + "、".join(cases[:2]) for k, v in json.loads(parts).items()}
+        town.execute("UPDATE outbox SET parts = ? WHERE message_key = ?", (json.dumps(body), str(key)))
+    house = dict(town.execute("SELECT case_id, household_id FROM cases"))
+    first, second, third = cases[:3]
+    assert locked_cases_named(town, cfg, key, day) == []
+    lock(town, house[first])
+    assert locked_cases_named(town, cfg, key, day) == [first]
+    with town:  # a DV flag on the second case
+        town.execute(
+            "UPDATE flags SET rule_id = 'dv' WHERE flag_id = (SELECT MIN(c.flag_id) FROM case_flags c WHERE c.case_id = ?)",
+            (second,),
+        )
+    assert locked_cases_named(town, cfg, key, day) == [first, second]
+    lock(town, house[third])  # in the meeting, not named: not found
+    assert locked_cases_named(town, cfg, key, day) == [first, second]
