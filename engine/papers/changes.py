@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 from engine.outbox.keys import PREFIXED, MessageKey, prefixed
@@ -24,8 +23,8 @@ def model_path(workspace: Path, folder: str, agency_id: str, version: int) -> Pa
     return Path(workspace) / folder / f"{agency_id}.v{version}.json"
 
 
-def keep(workspace: Path, folder: str, agenda, write: Callable[[Path, str], None] = write_private) -> None:
-    write(model_path(workspace, folder, agenda.agency_id, agenda.version), agenda.model_dump_json())
+def keep(workspace: Path, folder: str, agenda) -> None:
+    write_private(model_path(workspace, folder, agenda.agency_id, agenda.version), agenda.model_dump_json())
 
 
 def last_received(conn: sqlite3.Connection, workspace: Path, meeting_id: str, agency_id: str) -> dict | None:

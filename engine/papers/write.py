@@ -36,7 +36,7 @@ from engine.rules.model import RuleSet
 from engine.store.db import write_transaction
 from engine.support import clock
 from engine.support.dates import wareki_with_weekday
-from engine.support.private_files import Writer
+from engine.support.private_files import write_private
 
 COORDINATOR = "coordinator"
 
@@ -86,8 +86,7 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
     ]
     households = {hh.household_id: hh for hh in load_households(conn, hids, on)}
     days = PlaceDays(conn, config)  # nothing here answers a referral: the places' state holds for the whole write
-    # the files are written on a thread of their own, all of them before the commit that records them
-    with conn, Writer() as files:
+    with conn:
         for meeting_id in meetings:
             result.meetings += 1
             # the 参加支援 proposals (costly, outside every hash) only for a meeting with something new;
@@ -132,8 +131,8 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                 parts = render_agenda(env, agenda)
                 stem = f"{agenda.agency_id}.v{agenda.version}"
                 for part, ext in (("text", "txt"), ("html", "html"), ("ics", "ics")):
-                    files.write(workspace / folder / f"{stem}.{ext}", parts[part])
-                changes.keep(workspace, str(folder), agenda, files.write)
+                    write_private(workspace / folder / f"{stem}.{ext}", parts[part])
+                changes.keep(workspace, str(folder), agenda)
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
                     (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), clock.stamp(), str(folder)),
@@ -158,7 +157,7 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
             version, previous = latest(conn, meeting_id, COORDINATOR)
             if previous != digest:
                 html = render_coordinator(env, papers)
-                files.write(workspace / folder / f"{COORDINATOR}.v{version + 1}.html", html)
+                write_private(workspace / folder / f"{COORDINATOR}.v{version + 1}.html", html)
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
                     (meeting_id, COORDINATOR, version + 1, digest, clock.stamp(), str(folder)),

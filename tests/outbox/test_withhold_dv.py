@@ -201,9 +201,9 @@ def test_of_the_cases_an_agenda_names_exactly_the_locked_ones_are_found(town, wo
     assert locked_cases_named(town, cfg, key, day) == []
     lock(town, house[first])
     assert locked_cases_named(town, cfg, key, day) == [first]
-    with town:  # a DV flag on the second case
+    with town:  # a DV flag of the second case, no longer open: the case is locked by its own flags alone
         town.execute(
-            "UPDATE flags SET rule_id = 'dv' WHERE flag_id = (SELECT MIN(c.flag_id) FROM case_flags c WHERE c.case_id = ?)",
+            "UPDATE flags SET rule_id = 'dv', status = 'resolved' WHERE flag_id = (SELECT MIN(c.flag_id) FROM case_flags c WHERE c.case_id = ?)",
             (second,),
         )
     assert locked_cases_named(town, cfg, key, day) == [first, second]

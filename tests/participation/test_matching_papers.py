@@ -109,19 +109,29 @@ def test_the_papers_light_proposals_with_the_household_given_match_the_full_ones
 
     cycle(town, workspace, rules, cfg)
     case = case_of(town, "H8050")
-    _, mine = config_with(tmp_path, rules, [place("ib_a"), place("ib_b", available=0), place("sa_a", "salon")])
+    # ib_0 is for withdrawn adults: an indicator no matching rule names, which must still be evaluated
+    only_for = place("ib_0", indicators=("withdrawn_adult",))
+    _, mine = config_with(
+        tmp_path, rules, [only_for, place("ib_a"), place("ib_b", available=0), place("sa_a", "salon")]
+    )
     (hh,) = load_households(town, ["H8050"], ON)
     full = propose(town, mine, case["case_id"], ON, rules=rules)
     light = propose(town, mine, case["case_id"], ON, rules=rules, explain=False, household=hh)
 
     def shape(proposals):
         return [
-            (mp.member.label, c.category, [r.rule_id for r in c.rules], [(p.place_id, p.one_line()) for p in c.places])
+            (
+                mp.member.label,
+                c.category,
+                [r.rule_id for r in c.rules],
+                [(p.place_id, p.one_line(), p.suitable) for p in c.places],
+            )
             for mp in proposals
             for c in mp.categories
         ]
 
     assert shape(light) == shape(full) and shape(full)
+    assert ("ib_0", True) in [(p.place_id, p.suitable) for mp in light for c in mp.categories for p in c.places]
     deciding = deciding_indicators(mine)
     assert all(set(mp.member.indicators) <= deciding for mp in light)
     assert any(set(mp.member.indicators) - deciding for mp in full)  # the explanation shows every indicator
@@ -153,3 +163,32 @@ def test_a_places_state_is_worked_out_per_day_where_it_depends_on_the_day(town, 
             assert got == PlaceDays(town, mine).of(p, day)
             seen.add((got.next_open, got.fresh))
     assert len({n for n, _ in seen}) > 10 and {f for _, f in seen} == {True, False}
+
+
+def test_the_papers_propose_as_of_the_day_of_the_meeting(town, workspace, rules, cfg, tmp_path):
+    """The proposals are for the day of the meeting: the son's earned income starting after the
+    night but before the meeting ends his 6 months without work, so the papers propose him no
+    居場所 (asked for the night's day, the same proposal would still list one)."""
+    from datetime import date, timedelta
+
+    cycle(town, workspace, rules, cfg)
+    case = case_of(town, "H8050")
+    _, mine = config_with(tmp_path, rules, [place("ib_a"), place("sa_a", "salon")])
+    (held_on,) = town.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (case["meeting"],)).fetchone()
+    start = date.fromisoformat(held_on) - timedelta(days=1)
+    assert start > ON
+    (son,) = town.execute(
+        "SELECT person_id FROM persons WHERE household_id = 'H8050' AND relationship = '子'"
+    ).fetchone()
+    town.execute(
+        "INSERT INTO records VALUES (?,?,?,?,?,?,?)",
+        (f"{son}|t|income", son, "t", "earned_income", "120000", start.isoformat(), None),
+    )
+    town.commit()
+    asked_today = propose(town, mine, case["case_id"], ON, rules=rules, explain=False)
+    assert any(c.category == "ibasho" for mp in asked_today for c in mp.categories if mp.member.person_id == son)
+    papers = meeting_papers(town, rules, mine, case["meeting"], ON)
+    (item,) = [
+        c for a in papers.agendas if a.agency_id == case["lead"] for c in a.cases if c.case_id == case["case_id"]
+    ]
+    assert [(c.member, c.category) for c in item.participation] == [("世帯員1（80代・世帯主）", "サロン・通いの場")]
