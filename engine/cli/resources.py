@@ -37,7 +37,7 @@ def resources_check(
 
     Example: engine resources check --config configs --workspace workspace
     """
-    from engine.participation.matching import check_areas, stale_places
+    from engine.participation.directory import check_areas, stale_places
 
     given = Inputs(workspace, rules, config, on)
     cfg = _directory(given)

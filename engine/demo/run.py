@@ -14,7 +14,7 @@ from engine.demo.simulate import Simulation
 from engine.demo.town import generate_town
 from engine.intake.importer import import_dir
 from engine.outbox import FileTransport
-from engine.participation.matching import stale_places
+from engine.participation.directory import stale_places
 from engine.rules.model import RuleSet
 from engine.screening.explain import explain
 from engine.screening.screen import screen

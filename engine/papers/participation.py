@@ -45,7 +45,7 @@ def candidates(
     if not config.participation.present:
         return []
     out = []
-    for mp in propose(conn, config, case_id, on, rules=rules, days=days, explain=False, household=household):
+    for mp in propose(conn, config, case_id, on, rules=rules, days=days, explain=False, household=household, top=TOP):
         pid = mp.member.person_id
         if only is not None and pid not in only:
             continue
@@ -57,7 +57,7 @@ def candidates(
                     member=labels.get(pid, mp.member.label),
                     category=c.category_label,
                     reason="／".join(dict.fromkeys(r.reason for r in c.rules)),
-                    places=[p.one_line() for p in c.places[:TOP]],
+                    places=[p.one_line() for p in c.places],
                 )
             )
     return out

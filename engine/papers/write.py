@@ -125,7 +125,8 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
             ]
             for agenda in papers.agendas + gone:
                 version, digest = latest(conn, meeting_id, agenda.agency_id)
-                if digest == agenda.content_hash():
+                content = agenda.content_hash()  # what `issue` adds is outside it (UNHASHED)
+                if digest == content:
                     continue
                 agenda = issue(conn, workspace, config, agenda.model_copy(update={"version": version + 1}), on)
                 parts = render_agenda(env, agenda)
@@ -135,7 +136,7 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                 changes.keep(workspace, str(folder), agenda)
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
-                    (meeting_id, agenda.agency_id, agenda.version, agenda.content_hash(), clock.stamp(), str(folder)),
+                    (meeting_id, agenda.agency_id, agenda.version, content, clock.stamp(), str(folder)),
                 )
                 key = MessageKey.agenda(meeting_id, agenda.agency_id, agenda.version)
                 supersede_pending(conn, key.version_prefix)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import sqlite3
 from datetime import date
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from dateutil.rrule import rrulestr
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -24,6 +25,9 @@ from engine.rules.loader import ID_PATTERN
 from engine.support.business_days import add_months
 from engine.support.errors import did_you_mean
 from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, code_of
+
+if TYPE_CHECKING:
+    from engine.config import Config
 
 ALL_AREAS = "全域"
 WEEKDAY_JA = {"MO": "月", "TU": "火", "WE": "水", "TH": "木", "FR": "金", "SA": "土", "SU": "日"}
@@ -314,3 +318,29 @@ class Directory(BaseModel):
     @property
     def present(self) -> bool:
         return bool(self.places)
+
+
+# --- checks -----------------------------------------------------------------------------------
+def check_areas(conn: sqlite3.Connection, config: Config) -> list[str]:
+    """Places whose area is none of the workspace's households' areas (nor 全域)."""
+    areas = {a for (a,) in conn.execute("SELECT DISTINCT area FROM households") if a}
+    if not areas:
+        return []
+    out = []
+    for p in config.participation.places.values():
+        if p.area != ALL_AREAS and p.area not in areas:
+            hint = did_you_mean(p.area, sorted(areas)) or f"areas: {', '.join(sorted(areas))}, or {ALL_AREAS}"
+            out.append(
+                f"resources.yaml: place '{p.id}' ({p.name}): area '{p.area}' is not an area of the "
+                f"workspace's households — {hint}"
+            )
+    return out
+
+
+def stale_places(config: Config, on: date) -> list[Place]:
+    """The listings (not inactive) not verified for settings.stale_months months on `on`, oldest first."""
+    months = config.participation.settings.stale_months
+    return sorted(
+        (p for p in config.participation.places.values() if p.status != "inactive" and p.stale(on, months)),
+        key=lambda p: (p.assured_on, p.id),
+    )

@@ -16,90 +16,30 @@ import json
 import sqlite3
 from collections.abc import Collection, Iterable
 from datetime import date
-
-from pydantic import BaseModel
+from typing import NamedTuple
 
 from engine.config import Config
 from engine.participation import matching_explain as words
-from engine.participation.directory import ALL_AREAS, MatchRule, Place
-from engine.participation.place_day import PlaceDays, Record
+from engine.participation.directory import MatchRule, Place
+from engine.participation.place_day import PlaceDay, PlaceDays, Record
+from engine.participation.proposals import (
+    CategoryProposals,
+    Criterion,
+    FiredRule,
+    Member,
+    MemberProposals,
+    ProposedPlace,
+)
 from engine.policy.consent import concerned, consents
 from engine.rules.facts import Context, Household, Person, age_on, load_households
 from engine.rules.model import RuleSet
 from engine.rules.trace import person_holds
-from engine.support.errors import EngineError, did_you_mean
+from engine.support.errors import EngineError
 from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, code_of
 
 
 class UnknownCase(EngineError, LookupError):
     exit_code = 2
-
-
-class Member(BaseModel):
-    person_id: str
-    label: str  # 世帯員2（50代・子）, numbered as the agendas number them
-    age: int
-    indicators: list[str]  # ids of the indicators that hold for the member on the day
-    flags: list[str]  # the household's flags open on the case (rule ids)
-    consent: bool  # a consent record counts on the day
-
-
-class Criterion(BaseModel):
-    ok: bool
-    text: str  # one line in Japanese, without the mark
-
-    def line(self) -> str:
-        return f"{'✔' if self.ok else '✘'} {self.text}"
-
-
-class ProposedPlace(BaseModel):
-    place_id: str
-    name: str
-    organisation: str
-    category: str
-    category_label: str
-    area: str
-    schedule: str  # 毎週火・木 13:00〜16:00
-    next_open: date | None
-    capacity_now: int
-    capacity_max: int
-    eligible: bool
-    in_area: bool
-    consent_ok: bool
-    fresh: bool
-    record: Record
-    criteria: list[Criterion]  # empty when proposed without `explain` (the papers' one line a place)
-    reasons: list[str]  # the matching rules' reasons
-
-    @property
-    def suitable(self) -> bool:
-        return self.eligible and self.in_area and self.consent_ok
-
-    def lines(self) -> list[str]:
-        return [c.line() for c in self.criteria]
-
-    def one_line(self) -> str:
-        """For the agenda: name, area, schedule, capacity state."""
-        return words.one_line(self)
-
-
-class FiredRule(BaseModel):
-    rule_id: str
-    reason: str
-    because: list[str]  # in Japanese: what made it fire for the member
-
-
-class CategoryProposals(BaseModel):
-    category: str
-    category_label: str
-    rules: list[FiredRule]
-    places: list[ProposedPlace]
-
-
-class MemberProposals(BaseModel):
-    member: Member
-    needs: list[str]  # codes recorded for the member
-    categories: list[CategoryProposals]
 
 
 # --- the persons ------------------------------------------------------------------------------
@@ -188,39 +128,70 @@ def recorded_needs(conn: sqlite3.Connection, case_id: str) -> dict[str, list[str
 
 
 # --- the places ---------------------------------------------------------------------------------
-def assess(
-    conn: sqlite3.Connection,
-    config: Config,
-    place: Place,
-    member: Member,
-    needs: Iterable[str],
-    area: str,
-    on: date,
-    reasons: list[str],
-    days: PlaceDays | None = None,
-    explain: bool = True,
-) -> ProposedPlace:
-    """One place for one member, with each criterion's ✔/✘ line (none without `explain`: the
-    papers show one line a place). `days`: the places' state, shared by a run of proposals
-    (engine/participation/place_day.py)."""
+class Fit(NamedTuple):
+    """How one place fits one member, before anything is worded: enough to rank it (`rank_key`)."""
+
+    place: Place
+    now: PlaceDay
+    ages_ok: bool
+    for_ok: bool
+    hit_needs: list[str]
+    hit_inds: list[str]
+    consent_ok: bool
+    in_area: bool
+
+    @property
+    def suitable(self) -> bool:
+        return self.ages_ok and self.for_ok and self.in_area and self.consent_ok
+
+    @property
+    def capacity_now(self) -> int:
+        return self.now.free
+
+    @property
+    def fresh(self) -> bool:
+        return self.now.fresh
+
+    @property
+    def record(self) -> Record:
+        return self.now.record
+
+    @property
+    def place_id(self) -> str:
+        return self.place.id
+
+
+def fit(place: Place, member: Member, needs: Iterable[str], area: str, now: PlaceDay) -> Fit:
+    """The place for the member on the day whose state is `now` (PlaceDays.of)."""
     needs = list(dict.fromkeys(needs))
-    now = (days or PlaceDays(conn, config)).of(place, on)
-    ages_ok = place.eligibility.ages.holds(member.age)
     wanted_needs, wanted_inds = place.eligibility.needs, place.eligibility.indicators
     hit_needs = [n for n in wanted_needs if n in needs]
     hit_inds = [i for i in wanted_inds if i in member.indicators]
-    for_ok = not (wanted_needs or wanted_inds) or bool(hit_needs or hit_inds)
-    consent_ok = member.consent or not place.consent_required
-    in_area = place.serves(area)
+    return Fit(
+        place=place,
+        now=now,
+        ages_ok=place.eligibility.ages.holds(member.age),
+        for_ok=not (wanted_needs or wanted_inds) or bool(hit_needs or hit_inds),
+        hit_needs=hit_needs,
+        hit_inds=hit_inds,
+        consent_ok=member.consent or not place.consent_required,
+        in_area=place.serves(area),
+    )
+
+
+def proposed(f: Fit, member: Member, area: str, reasons: list[str], explain: bool = True) -> ProposedPlace:
+    """The fit as proposed, with each criterion's ✔/✘ line (none without `explain`: the papers show
+    one line a place)."""
+    place, now = f.place, f.now
     criteria = (
         [
-            Criterion(ok=ages_ok, text=words.ages(place, member.age)),
-            Criterion(ok=for_ok, text=words.for_whom(place, hit_needs, hit_inds)),
-            Criterion(ok=in_area, text=words.area(place, area)),
+            Criterion(ok=f.ages_ok, text=words.ages(place, member.age)),
+            Criterion(ok=f.for_ok, text=words.for_whom(place, f.hit_needs, f.hit_inds)),
+            Criterion(ok=f.in_area, text=words.area(place, area)),
             Criterion(ok=now.next_open is not None, text=now.schedule_line),
             Criterion(ok=now.free > 0, text=now.capacity_line),
             Criterion(ok=now.fresh, text=now.fresh_line),
-            Criterion(ok=consent_ok, text=words.consent(place, member.consent)),
+            Criterion(ok=f.consent_ok, text=words.consent(place, member.consent)),
             Criterion(ok=True, text=now.record_line),
         ]
         if explain
@@ -237,9 +208,9 @@ def assess(
         next_open=now.next_open,
         capacity_now=now.free,
         capacity_max=place.capacity.maximum,
-        eligible=ages_ok and for_ok,
-        in_area=in_area,
-        consent_ok=consent_ok,
+        eligible=f.ages_ok and f.for_ok,
+        in_area=f.in_area,
+        consent_ok=f.consent_ok,
         fresh=now.fresh,
         record=now.record,
         criteria=criteria,
@@ -247,7 +218,25 @@ def assess(
     )
 
 
-def rank_key(p: ProposedPlace):
+def assess(
+    conn: sqlite3.Connection,
+    config: Config,
+    place: Place,
+    member: Member,
+    needs: Iterable[str],
+    area: str,
+    on: date,
+    reasons: list[str],
+    days: PlaceDays | None = None,
+    explain: bool = True,
+) -> ProposedPlace:
+    """One place for one member, proposed (`fit`, then `proposed`). `days`: the places' state,
+    shared by a run of proposals (engine/participation/place_day.py)."""
+    now = (days or PlaceDays(conn, config)).of(place, on)
+    return proposed(fit(place, member, needs, area, now), member, area, reasons, explain)
+
+
+def rank_key(p: ProposedPlace | Fit):
     return (not p.suitable, p.capacity_now == 0, not p.fresh, -(p.record.rate or 0.0), p.place_id)
 
 
@@ -299,13 +288,15 @@ def propose(
     days: PlaceDays | None = None,
     explain: bool = True,
     household: Household | None = None,
+    top: int | None = None,
 ) -> list[MemberProposals]:
     """Per member concerned (or only `person_id`): the categories the fired rules give, each with
     its active places ranked. `needs` replaces the open needs recorded on the case; `days` the
     places' state, when a run of proposals shares it (engine/participation/place_day.py);
     without `explain`, the places come without their criteria's lines (the papers' one line) and
     the members with only the indicators that decide (`deciding_indicators`); `household`: the
-    case's, loaded for `on`, when the caller has it."""
+    case's, loaded for `on`, when the caller has it; `top`: only the first places of each
+    category (the others are ranked, not proposed)."""
     _, area = _case(conn, case_id)
     given = recorded_needs(conn, case_id) if needs is None else needs
     excluded = set(exclude_places)
@@ -322,17 +313,21 @@ def propose(
         categories = []
         for cat in dict.fromkeys(c for r, _ in firing for c in r.categories):
             why = [FiredRule(rule_id=r.id, reason=r.reason, because=b) for r, b in firing if cat in r.categories]
-            places = [
-                assess(conn, config, p, m, implied, area, on, [f.reason for f in why], days, explain)
-                for p in config.participation.places.values()
-                if p.category == cat and p.status == "active" and p.id not in excluded
-            ]
+            fits = sorted(
+                (
+                    fit(p, m, implied, area, days.of(p, on))
+                    for p in config.participation.places.values()
+                    if p.category == cat and p.status == "active" and p.id not in excluded
+                ),
+                key=rank_key,
+            )
+            reasons = [f.reason for f in why]
             categories.append(
                 CategoryProposals(
                     category=cat,
                     category_label=PLACE_CATEGORY_LABELS[cat],
                     rules=why,
-                    places=sorted(places, key=rank_key),
+                    places=[proposed(f, m, area, reasons, explain) for f in fits[:top]],
                 )
             )
         out.append(MemberProposals(member=m, needs=mine, categories=categories))
@@ -386,29 +381,3 @@ def next_place(
     ]
     suitable = [p for p in places if p.suitable]
     return min(suitable, key=rank_key) if suitable else None
-
-
-# --- checks -----------------------------------------------------------------------------------
-def check_areas(conn: sqlite3.Connection, config: Config) -> list[str]:
-    """Places whose area is none of the workspace's households' areas (nor 全域)."""
-    areas = {a for (a,) in conn.execute("SELECT DISTINCT area FROM households") if a}
-    if not areas:
-        return []
-    out = []
-    for p in config.participation.places.values():
-        if p.area != ALL_AREAS and p.area not in areas:
-            hint = did_you_mean(p.area, sorted(areas)) or f"areas: {', '.join(sorted(areas))}, or {ALL_AREAS}"
-            out.append(
-                f"resources.yaml: place '{p.id}' ({p.name}): area '{p.area}' is not an area of the "
-                f"workspace's households — {hint}"
-            )
-    return out
-
-
-def stale_places(config: Config, on: date) -> list[Place]:
-    """The listings (not inactive) not verified for settings.stale_months months on `on`, oldest first."""
-    months = config.participation.settings.stale_months
-    return sorted(
-        (p for p in config.participation.places.values() if p.status != "inactive" and p.stale(on, months)),
-        key=lambda p: (p.assured_on, p.id),
-    )

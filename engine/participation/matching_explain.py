@@ -12,8 +12,8 @@ from engine.support.dates import to_wareki, wareki_with_weekday
 from engine.support.vocabulary import NEED_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from engine.participation.matching import MemberProposals, ProposedPlace
     from engine.participation.place_day import Record
+    from engine.participation.proposals import MemberProposals, ProposedPlace
 
 FULL = "空きなし（空き待ちの可能性）"
 

@@ -85,6 +85,16 @@ def test_the_hash_ignores_what_is_set_per_version():
     assert a.content_hash() != agenda(end_time="12:00").content_hash()
 
 
+def test_issuing_a_version_leaves_its_hash_as_it_was(conn, cfg, workspace):
+    """write_papers records the hash it compared before `issue` numbered and dated the version."""
+    from engine.papers.write import issue
+
+    a = agenda()
+    issued = issue(conn, workspace, cfg, a.model_copy(update={"version": 2}), date(2026, 11, 27))
+    assert issued.document_number and issued.issued_on
+    assert issued.content_hash() == a.content_hash()
+
+
 def test_document_numbers_run_per_fiscal_year_and_are_never_reused(conn, cfg):
     taken = [letterhead.take_number(conn, cfg, date(2027, 3, 31)) for _ in range(2)]
     conn.commit()

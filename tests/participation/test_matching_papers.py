@@ -132,6 +132,10 @@ def test_the_papers_light_proposals_with_the_household_given_match_the_full_ones
 
     assert shape(light) == shape(full) and shape(full)
     assert ("ib_0", True) in [(p.place_id, p.suitable) for mp in light for c in mp.categories for p in c.places]
+    # `top`: the same ranking, only its first places proposed
+    for n in (1, 2):
+        first = propose(town, mine, case["case_id"], ON, rules=rules, explain=False, household=hh, top=n)
+        assert [(m, c, r, places[:n]) for m, c, r, places in shape(full)] == shape(first)
     deciding = deciding_indicators(mine)
     assert all(set(mp.member.indicators) <= deciding for mp in light)
     assert any(set(mp.member.indicators) - deciding for mp in full)  # the explanation shows every indicator
