@@ -224,7 +224,7 @@ def _prepare(
         _mark(conn, key, "failed", attempts, barred)
         result.failed += 1
         return None
-    stale = stale_reason(conn, config, parsed, now)
+    stale = stale_reason(conn, config, parsed, now, parts)
     if stale:
         withhold(conn, config, parsed, stale, now)
         return None

@@ -59,8 +59,11 @@ def has_newer_version(conn: sqlite3.Connection, key: MessageKey | None) -> bool:
     )
 
 
-def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now: datetime) -> str | None:
-    """Why a queued message must no longer go out, checked just before sending."""
+def stale_reason(
+    conn: sqlite3.Connection, config: Config, key: MessageKey, now: datetime, parts: str | None = None
+) -> str | None:
+    """Why a queued message must no longer go out, checked just before sending. `parts`: the
+    message's queued parts, when the caller has read them (else they are read when needed)."""
     if has_newer_version(conn, key):
         return "a newer version replaced it"
     tokyo_day = now.astimezone(clock.TOKYO).date().isoformat()
@@ -68,7 +71,7 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
         held_on = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (key.ref,)).fetchone()
         if held_on and held_on[0] < tokyo_day:
             return "the meeting has been held"
-        named = locked_cases_named(conn, config, key, tokyo_day)
+        named = locked_cases_named(conn, config, key, tokyo_day, parts)
         if named:
             return f"{LOCKED}: the agenda details case {', '.join(named)}; the next night's agenda only counts it"
     if key.kind == "lead_request":
@@ -113,11 +116,15 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, now:
 CASE_TOKEN = re.compile(r"C-[0-9]{4}-[0-9]+")  # a case id as engine/conference/convener.py numbers them
 
 
-def locked_cases_named(conn: sqlite3.Connection, config: Config, key: MessageKey, on_iso: str) -> list[str]:
+def locked_cases_named(
+    conn: sqlite3.Connection, config: Config, key: MessageKey, on_iso: str, parts: str | None = None
+) -> list[str]:
     """The cases of the agenda's meeting that the queued agenda names (details: a locked case is
-    only counted, never named) and that are DV-locked now."""
-    row = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
-    text = "\n".join(str(v) for v in json.loads(row[0]).values()) if row else ""
+    only counted, never named) and that are DV-locked now. `parts`: the agenda's queued parts, if read."""
+    if parts is None:
+        row = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
+        parts = row[0] if row else None
+    text = "\n".join(str(v) for v in json.loads(parts).values()) if parts else ""
     tokens = set(CASE_TOKEN.findall(text))  # one pass over the agenda, not one pattern per case
     named = []
     for case_id, household_id in conn.execute(
