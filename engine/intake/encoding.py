@@ -9,6 +9,7 @@ problem, and how to fix it.
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 from engine.intake.refusals import FileRefused
@@ -152,6 +153,17 @@ def _locate(path: Path, offset: int, encoding: str) -> tuple[int, int, int | Non
     return offset, lines + 1, column
 
 
+# Python's cp932 decodes the bytes CP932 leaves unassigned (0x80, 0xA0, 0xFD-0xFF standing alone)
+# to U+0080 and private-use characters, as Windows does, instead of failing: in an extract they are
+# stray bytes of a broken export, and they are refused like any undecodable byte
+STRAY = {
+    "cp932": (
+        re.compile("[\x80\uf8f0-\uf8f3]"),
+        {"\x80": 0x80, "\uf8f0": 0xA0, "\uf8f1": 0xFD, "\uf8f2": 0xFE, "\uf8f3": 0xFF},
+    )
+}
+
+
 def _scan(path: Path, encoding: str) -> tuple[int, int, int | None, int] | None:
     """Decode the whole file in chunks: None if it decodes, else (offset, line, column, bad byte).
 
@@ -159,6 +171,7 @@ def _scan(path: Path, encoding: str) -> tuple[int, int, int | None, int] | None:
     them (binary data, UTF-16, or a stray NUL left by a broken export).
     """
     decoder = codecs.getincrementaldecoder(encoding)()
+    stray, byte_of = STRAY.get(encoding, (None, {}))
     done = 0
     with open(path, "rb") as f:
         while True:
@@ -166,13 +179,18 @@ def _scan(path: Path, encoding: str) -> tuple[int, int, int | None, int] | None:
             nul = chunk.find(b"\x00")
             if nul >= 0:
                 raise _nul_refusal(path, chunk, done, *_locate(path, done + nul, encoding))
+            held = len(decoder.getstate()[0])  # bytes of the previous chunk not decoded yet
             try:
-                decoder.decode(chunk, final=not chunk)
+                text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as e:
                 # e.object is the bytes held back from the previous chunk, then this chunk
                 offset = min(max(done + e.start - (len(e.object) - len(chunk)), 0), done + len(chunk))
                 byte = e.object[e.start] if e.start < len(e.object) else 0
                 return (*_locate(path, offset, encoding), byte)
+            if stray is not None and (found := stray.search(text)):
+                # each character re-encodes to as many bytes as it was decoded from
+                offset = done - held + len(text[: found.start()].encode(encoding, "replace"))
+                return (*_locate(path, offset, encoding), byte_of[found.group()])
             if not chunk:
                 return None
             done += len(chunk)

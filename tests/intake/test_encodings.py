@@ -133,3 +133,40 @@ def test_wareki_dates_stored_iso(conn, tmp_path):
     assert starts["P001"] == "2023-04-01" and starts["P004"] == "2024-06-01"
     assert conn.execute("SELECT end_date FROM records WHERE person_id = 'P005'").fetchone() == ("2024-09-30",)
     assert conn.execute("SELECT end_date FROM records WHERE person_id = 'P001'").fetchone() == (None,)
+
+
+@pytest.mark.parametrize("stray", [0x80, 0xA0, 0xFD, 0xFE, 0xFF])
+def test_a_byte_cp932_leaves_unassigned_is_refused_with_its_line(conn, tmp_path, stray):
+    """Python's cp932 decodes 0x80, 0xA0 and 0xFD-0xFF to U+0080 and private-use characters instead
+    of failing (as Windows does); in an extract they are stray bytes, refused like any other
+    undecodable byte, detected or named. ム (0x83 0x80) and 唖 (0x88 0xA0) hold the same bytes as
+    their second byte and are imported."""
+    folder = write_town(tmp_path / "in", encoding="cp932", persons=PERSONS + "P007,H001,唖ム,アム,H2.2.2,女,孫,日本\n")
+    lines = (folder / "persons.csv").read_bytes().split(b"\n")
+    lines[6] = lines[6].replace(b",", b"," + bytes([stray]), 1)  # line 7, column 6
+    (folder / "persons.csv").write_bytes(b"\n".join(lines))
+    for encoding in (None, "cp932"):
+        with pytest.raises(ImportRefused) as e:
+            run(conn, folder, encoding=encoding)
+        message = str(e.value)
+        assert "persons.csv" in message and f"byte 0x{stray:02x} at line 7, column 6" in message, message
+    assert counts(conn) == {"households": 0, "persons": 0, "records": 0, "imports": 0}
+    lines[6] = lines[6].replace(b"," + bytes([stray]), b",", 1)
+    (folder / "persons.csv").write_bytes(b"\n".join(lines))
+    assert run(conn, folder).total_rejected == 0
+    assert conn.execute("SELECT name FROM persons WHERE person_id = 'P007'").fetchone() == ("唖ム",)
+
+
+def test_a_stray_byte_past_the_first_chunk_is_located(conn, tmp_path, monkeypatch):
+    """The file is decoded in chunks: the stray byte's line is counted across them, with a
+    two-byte character cut by a chunk's end before it."""
+    from engine.intake import encoding
+
+    monkeypatch.setattr(encoding, "CHUNK", 7)
+    folder = write_town(tmp_path / "in", encoding="cp932")
+    data = (folder / "households.csv").read_bytes()
+    bad = data + "H009,東地区,東町ム".encode("cp932") + b"\xfd\n"
+    (folder / "households.csv").write_bytes(bad)
+    line = bad.count(b"\n")
+    with pytest.raises(ImportRefused, match=rf"byte 0xfd at line {line}, byte offset {len(bad) - 2};"):
+        run(conn, folder, encoding="cp932")
