@@ -15,6 +15,11 @@ from pathlib import Path
 from engine.intake.refusals import FileRefused
 
 CHUNK = 1 << 20  # bytes (or about as many characters of lines) read at a time
+# a physical line longer than this is no row of an extract (its values are at most 10,000
+# characters each) and more than the csv module can read as one (16 MiB a value; a shorter long
+# line is one rejected row): the file is refused before anything reads such a line whole into
+# memory. At least CHUNK: a line within one chunk is never too long.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 # --encoding values accepted: the encodings Japanese municipal systems write CSV text in. Other
 # codecs are refused: a single-byte one such as latin-1 decodes any bytes, so it would import
@@ -173,12 +178,17 @@ def _scan(path: Path, encoding: str) -> tuple[int, int, int | None, int] | None:
     decoder = codecs.getincrementaldecoder(encoding)()
     stray, byte_of = STRAY.get(encoding, (None, {}))
     done = 0
+    line = 0  # bytes of the line being read, up to the end of the chunk before
     with open(path, "rb") as f:
         while True:
             chunk = f.read(CHUNK)
             nul = chunk.find(b"\x00")
             if nul >= 0:
                 raise _nul_refusal(path, chunk, done, *_locate(path, done + nul, encoding))
+            breaks = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+            if line + (min(breaks) if breaks else len(chunk)) > MAX_LINE_BYTES:
+                raise _long_line_refusal(path, *_locate(path, done - line, encoding))
+            line = len(chunk) - 1 - max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) if breaks else line + len(chunk)
             held = len(decoder.getstate()[0])  # bytes of the previous chunk not decoded yet
             try:
                 text = decoder.decode(chunk, final=not chunk)
@@ -194,6 +204,15 @@ def _scan(path: Path, encoding: str) -> tuple[int, int, int | None, int] | None:
             if not chunk:
                 return None
             done += len(chunk)
+
+
+def _long_line_refusal(path: Path, offset: int, line: int, column: int | None) -> FileRefused:
+    return FileRefused.at(
+        path,
+        f"line {line} runs on for more than {MAX_LINE_BYTES:,} bytes without a line break: this is not a "
+        "CSV extract (binary data, or an export that lost its line breaks); export it again as CSV",
+        line=line,
+    )
 
 
 def _nul_refusal(path: Path, chunk: bytes, done: int, offset: int, line: int, column: int | None) -> FileRefused:

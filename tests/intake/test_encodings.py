@@ -170,3 +170,41 @@ def test_a_stray_byte_past_the_first_chunk_is_located(conn, tmp_path, monkeypatc
     line = bad.count(b"\n")
     with pytest.raises(ImportRefused, match=rf"byte 0xfd at line {line}, byte offset {len(bad) - 2};"):
         run(conn, folder, encoding="cp932")
+
+
+def test_a_line_without_end_is_refused_before_it_is_read_whole(conn, tmp_path, monkeypatch):
+    """A file whose line runs on without a line break for longer than any reader should hold
+    (binary data, an export that lost its line breaks; 64 MiB, here 2 MiB) is refused by the check
+    of its bytes, naming the line; nothing is imported. A shorter long line stays one rejected
+    row (tests/intake/test_csv_files.py: a value beyond the csv module's limit of 16 MiB)."""
+    from engine.intake import csvio, encoding
+
+    assert encoding.MAX_LINE_BYTES > csvio._CSV_FIELD_LIMIT and encoding.MAX_LINE_BYTES >= encoding.CHUNK
+    monkeypatch.setattr(encoding, "MAX_LINE_BYTES", 2 << 20)
+    folder = write_town(tmp_path / "in")
+    data = (folder / "households.csv").read_bytes()
+    (folder / "households.csv").write_bytes(data + b"H9," + b"a" * (2 << 20) + b"\nH10,x,y\n")
+    line = data.count(b"\n") + 1
+    with pytest.raises(ImportRefused, match=rf"households\.csv: line {line} runs on for more than 2,097,152 bytes"):
+        run(conn, folder)
+    assert counts(conn) == {"households": 0, "persons": 0, "records": 0, "imports": 0}
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("last", [False, True])
+def test_long_lines_are_measured_across_chunks(conn, tmp_path, monkeypatch, ending, last):
+    """With small chunks: a line of exactly the limit passes, one byte more is refused, wherever
+    the chunks cut it and whatever ends it (or the end of the file)."""
+    from engine.intake import encoding
+
+    monkeypatch.setattr(encoding, "CHUNK", 7)
+    monkeypatch.setattr(encoding, "MAX_LINE_BYTES", 40)
+    path = tmp_path / "x.csv"
+    head = b"a,b" + ending + b"1,2" + ending
+    for extra, refused in ((0, False), (1, True)):
+        path.write_bytes(head + b"x" * (40 + extra) + (b"" if last else ending + b"3,4" + ending))
+        if refused:
+            with pytest.raises(encoding.FileRefused, match="line 3 runs on for more than 40 bytes"):
+                encoding.check_bytes(path, None)
+        else:
+            assert encoding.check_bytes(path, None) == "utf-8"
