@@ -8,7 +8,7 @@ import sqlite3
 from engine.conference.candidates import Candidate
 from engine.config import Agency, ConferenceType, Config, Routing
 from engine.policy import consent
-from engine.policy.dv import case_locked
+from engine.policy.dv import Locks, case_locked
 from engine.rules.facts import Household, current
 from engine.rules.model import RuleSet
 
@@ -46,14 +46,18 @@ def routing_for(
     config: Config,
     rules: RuleSet,
     *,
-    locked: bool | None = None,
+    locks: Locks | None = None,
 ) -> tuple[Routing, Agency] | None:
     """The silo conference already handling this household, if every flag lies wholly within its
     silo. A locked (DV) household is never left to a silo conference: the DV centre must take part.
-    `locked`: the case's DV lock, when the caller knows it (Convener.case_locked)."""
+    `locks`: the DV locks a night's convening read at once (dv.Locks)."""
     if not cand.flags:
         return None
-    if locked if locked is not None else case_locked(conn, config, hh.household_id, cand.flag_ids, on_iso):
+    if (
+        locks.case(hh.household_id, cand.flag_ids)
+        if locks
+        else case_locked(conn, config, hh.household_id, cand.flag_ids, on_iso)
+    ):
         return None
     for routing in config.conference.routing:
         if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):

@@ -17,7 +17,7 @@ from engine.conference.candidates import Candidate, served_silos, severities_fro
 from engine.conference.choose import choose_conference, concerned_persons, routing_for
 from engine.conference.convener import Convener, ConveneResult
 from engine.config import SEVERITY_ORDER, Config
-from engine.policy.dv import DV_CENTRE_SILO, Locks, locked_among
+from engine.policy.dv import DV_CENTRE_SILO, locked_among
 from engine.policy.members import may_share_with
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
@@ -95,8 +95,7 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
                 )
             }
         households = {hh.household_id: hh for hh in load_households(conn, list(cands), on)}
-        c.locks = Locks(conn, config, c.on_iso)  # nothing in convening changes a flag or a record
-        c.locks.read(households)
+        c.locks.read(households)  # kept: nothing in convening changes a flag or a record
         waited = dict(
             conn.execute(
                 "SELECT f.flag_id, f.first_detected FROM flags f JOIN convene_ids t ON t.household_id = f.household_id "
@@ -158,13 +157,7 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
             "WHERE c.status = 'routed' AND c.is_open = 1 AND COALESCE(c.pathway_rule, 'routing') IN ('routing', 'before_triage') "
             "ORDER BY c.case_id",
         ):
-            if (
-                cand.flags
-                and routing_for(
-                    conn, cand, hh, c.on_iso, config, rules, locked=c.case_locked(hh.household_id, cand.flag_ids)
-                )
-                is None
-            ):
+            if cand.flags and routing_for(conn, cand, hh, c.on_iso, config, rules, locks=c.locks) is None:
                 c.convene_case(case_id, cand, hh, note="要対協等での支援が終了または範囲外となったため会議に付議。")
                 c.result.cases_escalated += 1
             elif (

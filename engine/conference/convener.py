@@ -16,7 +16,7 @@ from engine.conference.candidates import Candidate, Flag, served_silos
 from engine.conference.choose import choose_conference, concerned_persons, routing_for
 from engine.conference.lead import CaseLead, LeadProposal, lead_for_case, participants
 from engine.config import Agency, ConferenceType, Config, Routing
-from engine.policy.dv import DV_CENTRE_SILO, Locks, case_locked
+from engine.policy.dv import DV_CENTRE_SILO, Locks
 from engine.rules.facts import Household
 from engine.rules.model import RuleSet
 from engine.store.lifecycle import Log
@@ -49,7 +49,7 @@ class ConveneResult(BaseModel):
 class Convener:
     def __init__(self, conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, *, log: Log | None = None):
         self.conn, self.rules, self.config, self.on, self.on_iso = conn, rules, config, on, on.isoformat()
-        self.booker = Booker(conn, config, on)
+        self.booker, self.locks = Booker(conn, config, on), Locks(conn, config, self.on_iso)  # DV locks: see convene.py
         self.led: dict[str, int] = dict(
             conn.execute(
                 "SELECT lead_agency_id, COUNT(*) FROM cases WHERE is_open = 1 AND lead_agency_id IS NOT NULL GROUP BY lead_agency_id"
@@ -61,13 +61,6 @@ class Convener:
         self.result = ConveneResult()
         self.log = log or Log(conn, on, "nightly", rules_hash=rules.hash, config_hash=config.hash)
         self._pacer: pathways.Pacer | None = None
-        self.locks: Locks | None = None  # set by a night's convening, which changes no flag nor record
-
-    def case_locked(self, household_id: str, flag_ids) -> bool:
-        """dv.case_locked; in a night's convening from the locks it read at once (`locks`)."""
-        if self.locks is not None:
-            return self.locks.case(household_id, flag_ids)
-        return case_locked(self.conn, self.config, household_id, flag_ids, self.on_iso)
 
     def pacer(self) -> pathways.Pacer:
         """The pace of assessments per agency and week (built on first use: most nights need none)."""
@@ -81,15 +74,7 @@ class Convener:
         return f"{self.prefix}{self.seq:05d}"
 
     def open_case(self, cand: Candidate, hh: Household) -> None:
-        routed = routing_for(
-            self.conn,
-            cand,
-            hh,
-            self.on_iso,
-            self.config,
-            self.rules,
-            locked=self.case_locked(cand.household_id, cand.flag_ids),
-        )
+        routed = routing_for(self.conn, cand, hh, self.on_iso, self.config, self.rules, locks=self.locks)
         case_id = self.next_case_id()
         earlier = reopening.archived_case(self.conn, cand.household_id)
         self.conn.execute(
@@ -194,7 +179,7 @@ class Convener:
         if lead:
             self.led[lead.agency_id] = self.led.get(lead.agency_id, 0) + 1
         silos = {s for f in cand.flag_ids for s in self.rules.flags[f].silos} | served
-        if self.case_locked(hh.household_id, cand.flag_ids):
+        if self.locks.case(hh.household_id, cand.flag_ids):
             silos.add(DV_CENTRE_SILO)  # DV-locked by its flag or by a DV support measure alone
         invited, excluded = participants(
             self.config, area=cand.area, silos=silos, lead=lead.agency_id if lead else None, conference_type=kind

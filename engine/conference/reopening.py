@@ -68,7 +68,7 @@ def add_to_open_case(c: Convener, case_id: str, status: str, cand: Candidate, hh
             c.on_iso,
             c.config,
             c.rules,
-            locked=c.case_locked(hh.household_id, everything.flag_ids),
+            locks=c.locks,
         )
         if routed:
             c.route_case(case_id, everything, *routed)  # still within its remit: the owner hears of the new flag

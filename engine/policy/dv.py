@@ -85,8 +85,9 @@ def case_id_locked(conn: sqlite3.Connection, config: Config, case_id: str, on_is
 
 
 class Locks:
-    """case_locked for a run in which nothing changes a flag or a record (a night's convening):
-    the households' locks are read at once (`read`), others one by one on first use, and kept."""
+    """case_locked, with the locks of households read at once (`read`) and kept: for a run in which
+    nothing changes a flag or a record (a night's convening). A household not read so is asked
+    each time, as case_locked does."""
 
     def __init__(self, conn: sqlite3.Connection, config: Config, on_iso: str):
         self.conn, self.config, self.on_iso = conn, config, on_iso
@@ -99,7 +100,6 @@ class Locks:
             self._known.update((h, h in found) for h in wanted)
 
     def case(self, household_id: str, rule_ids: Iterable[str]) -> bool:
-        if locked_flag(self.config, rule_ids):
-            return True
-        self.read([household_id])
-        return self._known[household_id]
+        if household_id in self._known:
+            return locked_flag(self.config, rule_ids) or self._known[household_id]
+        return case_locked(self.conn, self.config, household_id, rule_ids, self.on_iso)

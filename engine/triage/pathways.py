@@ -106,7 +106,7 @@ def choose(
     # with everyone's consent only the persons concerned count (as for the lead of a 重層的支援会議)
     served = served_silos(hh, c.on_iso, concerned if all_consented else None)
     facts = case_facts(c.rules, cand, served, all_consented)
-    locked = c.case_locked(hh.household_id, cand.flag_ids)
+    locked = c.locks.case(hh.household_id, cand.flag_ids)
     d = decide(c.config, facts, urgent=cand.urgent, locked=locked, relinked=relinked, led=c.led, skip=skip)
     if d.pathway != "conference" or d.rule_id in ("dv_lock", "relink"):
         return d
