@@ -176,6 +176,9 @@ def phase_convene(workspace: str, config_dir: str | None = None) -> dict:
         },
         "rss_before_mb": round(rss_before, 1),
         "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_worker_mb": round(
+            _peak_mb(resource.RUSAGE_CHILDREN), 1
+        ),  # the papers' worker (engine/papers/ahead.py)
     }
 
 
@@ -253,6 +256,7 @@ def main() -> None:
         "seconds": s,
         "cases_per_s": round(n / s["total"], 1) if s["total"] else None,
         "peak_rss_mb": conv["peak_rss_mb"],
+        "peak_rss_worker_mb": conv["peak_rss_worker_mb"],
         "rss_before_convene_mb": conv["rss_before_mb"],
     }
     out = (
@@ -291,7 +295,8 @@ def main() -> None:
         (
             f"total, {n:,} households",
             f"{s['total']:.2f} s",
-            f"target ≤ {target:.0f} s: {'met' if report['within_target'] else 'MISSED'}, peak RSS {conv['peak_rss_mb']:,.0f} MB",
+            f"target ≤ {target:.0f} s: {'met' if report['within_target'] else 'MISSED'}, peak RSS {conv['peak_rss_mb']:,.0f} MB"
+            + (f" (+ {conv['peak_rss_worker_mb']:,.0f} MB, the papers' worker)" if conv["peak_rss_worker_mb"] else ""),
         ),
     ]
     for name, value, note in rows:

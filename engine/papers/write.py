@@ -28,12 +28,13 @@ from engine.papers.agenda import (
     silo_facts,
     withdrawn_agenda,
 )
+from engine.papers.ahead import Ahead
 from engine.papers.notices import render_routing
 from engine.participation.place_day import PlaceDays
 from engine.policy.members import members_only
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
-from engine.store.db import write_transaction
+from engine.store.db import db_path, write_transaction
 from engine.support import clock
 from engine.support.dates import wareki_with_weekday
 from engine.support.private_files import write_private
@@ -77,25 +78,29 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
             (on.isoformat(),),
         )
     ]
-    hids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT c.household_id FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND m.held_on >= ?",
+    days = PlaceDays(conn, config)  # nothing here answers a referral: the places' state holds for the whole write
+    known = {
+        m
+        for (m,) in conn.execute(
+            "SELECT DISTINCT a.meeting_id FROM agendas a JOIN meetings m ON m.meeting_id = a.meeting_id WHERE m.held_on >= ?",
             (on.isoformat(),),
         )
-    ]
-    households = {hh.household_id: hh for hh in load_households(conn, hids, on)}
-    days = PlaceDays(conn, config)  # nothing here answers a referral: the places' state holds for the whole write
-    with conn:
+    }
+    # the papers of meetings without any yet are built by a second process when there are many
+    with conn, Ahead(db_path(workspace), rules, config, on, [m for m in meetings if m not in known]) as ahead:
+        households = _households(conn, on, known | ahead.here if ahead.active else None)
         for meeting_id in meetings:
             result.meetings += 1
             # the 参加支援 proposals (costly, outside every hash) only for a meeting with something new;
             # a meeting without papers yet has nothing to compare with
-            known = conn.execute("SELECT 1 FROM agendas WHERE meeting_id = ? LIMIT 1", (meeting_id,)).fetchone()
-            papers = (
-                meeting_papers(conn, rules, config, meeting_id, on, households, participation=False) if known else None
-            )
-            if not papers or _has_new_version(conn, papers, meeting_id):
+            built = None
+            if meeting_id in known:
+                papers = meeting_papers(conn, rules, config, meeting_id, on, households, participation=False)
+                if _has_new_version(conn, papers, meeting_id):
+                    papers = meeting_papers(conn, rules, config, meeting_id, on, households, days=days)
+            elif built := ahead.take(meeting_id):
+                papers = built.papers
+            else:  # its households are loaded above (those of ahead.here, when a worker builds the others)
                 papers = meeting_papers(conn, rules, config, meeting_id, on, households, days=days)
             folder = Path("agendas") / meeting_id
             current = {a.agency_id for a in papers.agendas}
@@ -154,10 +159,10 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                     parts=parts,
                     members_only=members_only(agenda.conference_type),
                 )
-            digest = coordinator_digest(papers)
+            digest = built.coordinator_digest if built else coordinator_digest(papers)
             version, previous = latest(conn, meeting_id, COORDINATOR)
             if previous != digest:
-                html = render_coordinator(env, papers)
+                html = built.coordinator_html if built else render_coordinator(env, papers)
                 write_private(workspace / folder / f"{COORDINATOR}.v{version + 1}.html", html)
                 conn.execute(
                     "INSERT INTO agendas VALUES (?,?,?,?,?,?)",
@@ -166,6 +171,19 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
                 result.coordinator_versions += 1
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
     return result
+
+
+def _households(conn: sqlite3.Connection, on: date, only: set[str] | None) -> dict:
+    """The households of the cases of the meetings from `on` (of the meetings `only`, if given)."""
+    hids = [
+        h
+        for h, m in conn.execute(
+            "SELECT c.household_id, c.meeting_id FROM cases c JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND m.held_on >= ?",
+            (on.isoformat(),),
+        )
+        if only is None or m in only
+    ]
+    return {hh.household_id: hh for hh in load_households(conn, hids, on)}
 
 
 def coordinator_digest(papers) -> str:

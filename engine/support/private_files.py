@@ -70,10 +70,15 @@ def own_folder(path: Path, option: str, marks: Iterable[str]) -> Path:
 def open_private(path: Path, mode: str = "w", **kwargs) -> IO:
     """Create `path` anew for writing, mode 0600: an existing file (or a link in its place) is
     replaced, never written through or left with its old mode."""
-    path = Path(path)
-    private_dir(path.parent)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:  # the usual case first: the folder is there and the name is free
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        private_dir(Path(path).parent)
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        os.unlink(path)
+        fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)  # whatever the umask
     return os.fdopen(fd, mode, **kwargs)
 
@@ -83,8 +88,7 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = False, sync_
     `durable`: on disk before returning (file and folder fsync'd), for what must survive a power
     cut once reported as done — an e-mail written to the outbox folder. Without `sync_folder`,
     the caller syncs the folder itself (fsync_folder) before it reports the file as done."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = f"{path}.tmp"
     try:
         with open_private(
             tmp, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes) else {"encoding": "utf-8"})
@@ -95,10 +99,10 @@ def write_private(path: Path, data: str | bytes, *, durable: bool = False, sync_
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # never a partial or stray copy beside what could not be written
+        Path(tmp).unlink(missing_ok=True)  # never a partial or stray copy beside what could not be written
         raise
     if durable and sync_folder:
-        fsync_folder(path.parent)
+        fsync_folder(Path(path).parent)
 
 
 def fsync_folder(folder: Path) -> None:

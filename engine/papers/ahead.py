@@ -1,0 +1,107 @@
+"""The papers of a night's new meetings, built in a second process while the night's write goes on.
+
+Building a meeting's papers (engine/papers/agenda.py `meeting_papers`: its cases, their facts,
+leads and 参加支援 proposals) reads the database and writes nothing; writing them (a version,
+its document number, its files, its e-mail) must go in meeting order, in the write's one
+transaction. When a write has many meetings without papers yet (a first night, a city's backlog),
+a worker process builds theirs, in order, while this process writes the ones before: the night
+takes about the longer of the two instead of their sum. The worker reads the database read-only:
+the write holds the write lock, so nothing it reads can change meanwhile, and the write's own rows
+(agendas, outbox, document numbers) are nothing the papers read. A write with few new meetings
+builds them itself: a process costs about a second to start.
+
+The result is the same either way (tests/papers/test_ahead.py).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import quote
+
+from engine.config import Config
+from engine.papers.agenda import MeetingPapers, environment, meeting_papers, render_coordinator
+from engine.participation.place_day import PlaceDays
+from engine.rules.model import RuleSet
+
+AHEAD_FROM = 48  # new meetings in one write from which a second process pays for its start
+HERE_FIRST, HERE_EVERY = 4, 8  # of those, the ones the writing process builds (see Ahead)
+
+_worker: dict = {}
+
+
+def _start(database: str, rules: RuleSet, config: Config, on: date) -> None:
+    from engine.screening.screen import die_with_parent  # the nightly workers' own guard
+
+    die_with_parent()
+    conn = sqlite3.connect(f"file:{quote(database)}?mode=ro", uri=True)
+    _worker.update(conn=conn, rules=rules, config=config, on=on, days=PlaceDays(conn, config))
+
+
+class Built(NamedTuple):
+    """A meeting's papers, with its coordinator's copy hashed and rendered (they need no version)."""
+
+    papers: MeetingPapers
+    coordinator_digest: str
+    coordinator_html: str
+
+
+def _build(meeting_id: str) -> Built:
+    from engine.papers.write import coordinator_digest  # which imports this module
+
+    w = _worker
+    papers = meeting_papers(w["conn"], w["rules"], w["config"], meeting_id, w["on"], days=w["days"])
+    return Built(papers, coordinator_digest(papers), render_coordinator(environment(w["config"]), papers))
+
+
+class Ahead:
+    """The papers of `meetings` (in the order the write takes them), built by a worker process when
+    there are at least `least` (AHEAD_FROM) of them and a second CPU; `take` gives each in turn (None: build it
+    here). Use it as a context manager: leaving stops the worker, done or not."""
+
+    def __init__(
+        self, database: Path, rules: RuleSet, config: Config, on: date, meetings: list[str], least: int | None = None
+    ):
+        self._pool: ProcessPoolExecutor | None = None
+        self._results: Iterator[Built] = iter(())
+        self._order: list[str] = []
+        self._next = 0
+        self.here: set[str] = set()  # the new meetings this process builds itself
+        if len(meetings) >= (AHEAD_FROM if least is None else least) and (os.cpu_count() or 1) > 1:
+            # a worker that dies (the OOM killer) fails the write (BrokenProcessPool), never hangs it
+            self._pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start,
+                initargs=(str(Path(database).resolve()), rules, config, on),
+            )
+            # this process builds the first few (while the worker starts) and one in HERE_EVERY after:
+            # writing is most of its work, and the worker's building alone would take longer
+            self.here = {m for i, m in enumerate(meetings) if i < HERE_FIRST or i % HERE_EVERY == 0}
+            self._order = [m for m in meetings if m not in self.here]
+            self._results = self._pool.map(_build, self._order, chunksize=4)
+
+    @property
+    def active(self) -> bool:
+        """A worker builds the papers of the new meetings."""
+        return self._pool is not None
+
+    def take(self, meeting_id: str) -> Built | None:
+        """The worker's papers of `meeting_id` if it builds them (the write asks in its own order)."""
+        if self._next >= len(self._order) or self._order[self._next] != meeting_id:
+            return None
+        self._next += 1
+        return next(self._results)
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:  # what is not built yet is not wanted any more
+            self._pool.shutdown(wait=True, cancel_futures=True)

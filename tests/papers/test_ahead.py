@@ -1,0 +1,79 @@
+"""The papers of new meetings built in a second process (engine/papers/ahead.py) are the papers the
+write builds itself: the same versions, files and e-mails, in the same order with the same
+document numbers, and a meeting with papers already is still compared in this process."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from engine.conference.convene import convene
+from engine.papers import ahead
+from engine.papers.write import write_papers
+from engine.screening.screen import screen
+from engine.store.db import connect
+from tests.helpers.town import ON
+
+
+def _outcome(conn, workspace):
+    agendas = conn.execute(
+        "SELECT meeting_id, agency_id, version, content_hash FROM agendas ORDER BY meeting_id, agency_id, version"
+    ).fetchall()
+    outbox = conn.execute("SELECT message_key, agency_id, subject, parts FROM outbox ORDER BY message_key").fetchall()
+    numbers = conn.execute("SELECT * FROM document_numbers").fetchall()
+    files = {
+        str(p.relative_to(workspace)): p.read_bytes() for p in sorted((workspace / "agendas").rglob("*")) if p.is_file()
+    }
+    return agendas, outbox, numbers, files
+
+
+def test_the_worker_builds_the_same_papers_as_the_write(town, workspace, rules, cfg, tmp_path, monkeypatch):
+    screen(town, workspace, rules, ON, workers=1)
+    convene(town, rules, cfg, ON)
+    town.commit()
+    meetings = town.execute("SELECT COUNT(DISTINCT meeting_id) FROM cases WHERE meeting_id IS NOT NULL").fetchone()[0]
+    assert meetings >= 2
+    twin = tmp_path / "twin"
+    town.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copytree(workspace, twin)
+    built = []
+    monkeypatch.setattr(ahead, "AHEAD_FROM", 10**9)
+    write_papers(town, rules, cfg, workspace, ON)
+    alone = _outcome(town, workspace)
+    monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
+    monkeypatch.setattr(ahead, "HERE_FIRST", 0)
+    monkeypatch.setattr(ahead, "HERE_EVERY", 2)  # this process builds every other meeting
+    take = ahead.Ahead.take
+
+    def counted(self, meeting_id):
+        papers = take(self, meeting_id)
+        built.append(papers is not None)
+        return papers
+
+    monkeypatch.setattr(ahead.Ahead, "take", counted)
+    other = connect(twin)
+    try:
+        write_papers(other, rules, cfg, twin, ON)
+        assert _outcome(other, twin) == alone and alone[0] and alone[1]
+    finally:
+        other.close()
+    assert built == [i % 2 == 1 for i in range(meetings)]  # True: the worker's papers
+
+
+def test_a_worker_that_fails_fails_the_write_and_nothing_is_recorded(town, workspace, rules, cfg, monkeypatch):
+    """An error in the worker (here: its database gone from under it) reaches the write, which
+    records no version and no e-mail."""
+    screen(town, workspace, rules, ON, workers=1)
+    convene(town, rules, cfg, ON)
+    town.commit()
+    monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
+    monkeypatch.setattr(ahead, "HERE_FIRST", 0)
+    monkeypatch.setattr(ahead, "HERE_EVERY", 10**9)  # the worker builds all but the first
+    monkeypatch.setattr("engine.papers.write.db_path", lambda ws: ws / "no-such.db")
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        write_papers(town, rules, cfg, workspace, ON)
+    assert town.execute("SELECT COUNT(*) FROM agendas").fetchone()[0] == 0
+    assert town.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
