@@ -61,12 +61,17 @@ def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[i
 def write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
     """Render agendas for every meeting from `on` on that has cases; queue changed ones. One
     transaction, which reads the meetings and their cases under the write lock (a case convened
-    meanwhile by another command is in the papers, or waits for the next run)."""
+    meanwhile by another command is in the papers, or waits for the next run). Called inside a
+    transaction the caller holds, it builds every paper itself: a worker (engine/papers/ahead.py)
+    would not see what that transaction has not committed."""
+    committed = not conn.in_transaction
     with write_transaction(conn):
-        return _write_papers(conn, rules, config, workspace, on)
+        return _write_papers(conn, rules, config, workspace, on, ahead_ok=committed)
 
 
-def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date) -> PapersResult:
+def _write_papers(
+    conn: sqlite3.Connection, rules: RuleSet, config: Config, workspace: Path, on: date, *, ahead_ok: bool
+) -> PapersResult:
     env = environment(config)
     result = PapersResult()
     # meetings with cases, and meetings whose agencies hold an agenda that may now be out of date
@@ -87,7 +92,8 @@ def _write_papers(conn: sqlite3.Connection, rules: RuleSet, config: Config, work
         )
     }
     # the papers of meetings without any yet are built by a second process when there are many
-    with conn, Ahead(db_path(workspace), rules, config, on, [m for m in meetings if m not in known]) as ahead:
+    new = [m for m in meetings if m not in known] if ahead_ok else []
+    with conn, Ahead(db_path(workspace), rules, config, on, new) as ahead:
         households = _households(conn, on, known | ahead.here if ahead.active else None)
         for meeting_id in meetings:
             result.meetings += 1

@@ -77,3 +77,24 @@ def test_a_worker_that_fails_fails_the_write_and_nothing_is_recorded(town, works
         write_papers(town, rules, cfg, workspace, ON)
     assert town.execute("SELECT COUNT(*) FROM agendas").fetchone()[0] == 0
     assert town.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_inside_a_transaction_the_caller_holds_no_worker_builds(town, workspace, rules, cfg, monkeypatch):
+    """A worker reads what is committed: inside a transaction the caller holds, with writes of its
+    own not committed yet, the write builds every paper itself (and sees those writes)."""
+    screen(town, workspace, rules, ON, workers=1)
+    convene(town, rules, cfg, ON)
+    town.commit()
+    monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
+    monkeypatch.setattr(ahead, "HERE_FIRST", 0)
+    monkeypatch.setattr(ahead, "HERE_EVERY", 10**9)
+    started = []
+    monkeypatch.setattr(ahead, "ProcessPoolExecutor", lambda *a, **k: started.append(1) or pytest.fail("a worker"))
+    town.execute("BEGIN IMMEDIATE")
+    (meeting,) = town.execute("SELECT meeting_id FROM cases WHERE meeting_id IS NOT NULL LIMIT 1").fetchone()
+    town.execute("UPDATE meetings SET place = '臨時会場（未確定）' WHERE meeting_id = ?", (meeting,))
+    write_papers(town, rules, cfg, workspace, ON)
+    town.commit()
+    assert not started
+    text = (workspace / "agendas" / meeting).glob("*.v1.txt")
+    assert any("臨時会場（未確定）" in p.read_text(encoding="utf-8") for p in text)
