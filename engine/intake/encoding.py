@@ -193,7 +193,12 @@ def _scan(path: Path, encoding: str) -> tuple[int, int, int | None, int] | None:
             try:
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as e:
-                # e.object is the bytes held back from the previous chunk, then this chunk
+                # e.object is the bytes held back from the previous chunk, then this chunk; a stray
+                # byte before the undecodable one comes first
+                before = e.object[: e.start].decode(encoding, "replace") if stray is not None else ""
+                if stray is not None and (found := stray.search(before)):
+                    offset = done - held + len(before[: found.start()].encode(encoding, "replace"))
+                    return (*_locate(path, offset, encoding), byte_of[found.group()])
                 offset = min(max(done + e.start - (len(e.object) - len(chunk)), 0), done + len(chunk))
                 byte = e.object[e.start] if e.start < len(e.object) else 0
                 return (*_locate(path, offset, encoding), byte)

@@ -73,19 +73,24 @@ class Ahead:
         self._order: list[str] = []
         self._next = 0
         self.here: set[str] = set()  # the new meetings this process builds itself
-        if len(meetings) >= (AHEAD_FROM if least is None else least) and (os.cpu_count() or 1) > 1:
-            # a worker that dies (the OOM killer) fails the write (BrokenProcessPool), never hangs it
-            self._pool = ProcessPoolExecutor(
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if len(meetings) < (AHEAD_FROM if least is None else least) or cpus < 2:
+            return
+        # this process builds the first few (while the worker starts) and one in HERE_EVERY after:
+        # writing is most of its work, and the worker's building alone would take longer
+        here = {m for i, m in enumerate(meetings) if i < HERE_FIRST or i % HERE_EVERY == 0}
+        order = [m for m in meetings if m not in here]
+        try:  # a worker that dies later (the OOM killer) fails the write (BrokenProcessPool), never hangs it
+            pool = ProcessPoolExecutor(
                 1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start,
                 initargs=(str(Path(database).resolve()), rules, config, on),
             )
-            # this process builds the first few (while the worker starts) and one in HERE_EVERY after:
-            # writing is most of its work, and the worker's building alone would take longer
-            self.here = {m for i, m in enumerate(meetings) if i < HERE_FIRST or i % HERE_EVERY == 0}
-            self._order = [m for m in meetings if m not in self.here]
-            self._results = self._pool.map(_build, self._order, chunksize=4)
+            results = pool.map(_build, order, chunksize=4)
+        except (OSError, NotImplementedError):  # no process can be started here (limits, no /dev/shm):
+            return  # this process builds them all, as for a few
+        self._pool, self._results, self._order, self.here = pool, results, order, here
 
     @property
     def active(self) -> bool:

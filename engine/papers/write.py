@@ -34,7 +34,7 @@ from engine.participation.place_day import PlaceDays
 from engine.policy.members import members_only
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
-from engine.store.db import db_path, write_transaction
+from engine.store.db import write_transaction
 from engine.support import clock
 from engine.support.dates import wareki_with_weekday
 from engine.support.private_files import write_private
@@ -93,7 +93,7 @@ def _write_papers(
     }
     # the papers of meetings without any yet are built by a second process when there are many
     new = [m for m in meetings if m not in known] if ahead_ok else []
-    with conn, Ahead(db_path(workspace), rules, config, on, new) as ahead:
+    with conn, Ahead(Path(_database(conn)), rules, config, on, new if _database(conn) else []) as ahead:
         households = _households(conn, on, known | ahead.here if ahead.active else None)
         for meeting_id in meetings:
             result.meetings += 1
@@ -106,8 +106,9 @@ def _write_papers(
                     papers = meeting_papers(conn, rules, config, meeting_id, on, households, days=days)
             elif built := ahead.take(meeting_id):
                 papers = built.papers
-            else:  # its households are loaded above (those of ahead.here, when a worker builds the others)
-                papers = meeting_papers(conn, rules, config, meeting_id, on, households, days=days)
+            else:  # its households are loaded above (only those of ahead.here, when a worker builds the others)
+                mine = households if meeting_id in ahead.here or not ahead.active else None
+                papers = meeting_papers(conn, rules, config, meeting_id, on, mine, days=days)
             folder = Path("agendas") / meeting_id
             current = {a.agency_id for a in papers.agendas}
             # an agency that no longer has a case here: told so only if it was sent an agenda;
@@ -177,6 +178,11 @@ def _write_papers(
                 result.coordinator_versions += 1
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
     return result
+
+
+def _database(conn: sqlite3.Connection) -> str:
+    """The file `conn` reads (a worker must read the same one); empty for a database in memory."""
+    return next((file for _, name, file in conn.execute("PRAGMA database_list") if name == "main"), "")
 
 
 def _households(conn: sqlite3.Connection, on: date, only: set[str] | None) -> dict:

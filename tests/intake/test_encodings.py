@@ -208,3 +208,16 @@ def test_long_lines_are_measured_across_chunks(conn, tmp_path, monkeypatch, endi
                 encoding.check_bytes(path, None)
         else:
             assert encoding.check_bytes(path, None) == "utf-8"
+
+
+def test_a_stray_byte_before_an_undecodable_one_is_named_first(conn, tmp_path):
+    """The first problem of the file is named: a stray byte on line 3, then a broken character on
+    line 5, in one chunk."""
+    folder = write_town(tmp_path / "in", encoding="cp932")
+    lines = (folder / "persons.csv").read_bytes().split(b"\n")
+    assert b"," in lines[2] and b"," in lines[4]
+    lines[2] = lines[2].replace(b",", b",\xfd", 1)
+    lines[4] = lines[4].replace(b",", b"\x81,", 1)
+    (folder / "persons.csv").write_bytes(b"\n".join(lines))
+    with pytest.raises(ImportRefused, match="byte 0xfd at line 3, column 6"):
+        run(conn, folder, encoding="cp932")

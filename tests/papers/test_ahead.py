@@ -70,7 +70,7 @@ def test_a_worker_that_fails_fails_the_write_and_nothing_is_recorded(town, works
     monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
     monkeypatch.setattr(ahead, "HERE_FIRST", 0)
     monkeypatch.setattr(ahead, "HERE_EVERY", 10**9)  # the worker builds all but the first
-    monkeypatch.setattr("engine.papers.write.db_path", lambda ws: ws / "no-such.db")
+    monkeypatch.setattr("engine.papers.write._database", lambda conn: str(workspace / "no-such.db"))
     from concurrent.futures.process import BrokenProcessPool
 
     with pytest.raises(BrokenProcessPool):
@@ -98,3 +98,20 @@ def test_inside_a_transaction_the_caller_holds_no_worker_builds(town, workspace,
     assert not started
     text = (workspace / "agendas" / meeting).glob("*.v1.txt")
     assert any("臨時会場（未確定）" in p.read_text(encoding="utf-8") for p in text)
+
+
+def test_without_a_process_to_start_the_write_builds_every_paper_itself(town, workspace, rules, cfg, monkeypatch):
+    """Where no process can be started (a limit on processes, no /dev/shm), the night is not lost:
+    the write builds every paper itself."""
+    screen(town, workspace, rules, ON, workers=1)
+    convene(town, rules, cfg, ON)
+    town.commit()
+    monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
+    monkeypatch.setattr(ahead, "HERE_FIRST", 0)
+
+    def refused(*a, **k):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ahead, "ProcessPoolExecutor", refused)
+    done = write_papers(town, rules, cfg, workspace, ON)
+    assert done.agendas > 0 and town.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'agenda'").fetchone()[0] > 0
