@@ -91,9 +91,11 @@ def _write_papers(
             (on.isoformat(),),
         )
     }
-    # the papers of meetings without any yet are built by a second process when there are many
-    new = [m for m in meetings if m not in known] if ahead_ok else []
-    with conn, Ahead(Path(_database(conn)), rules, config, on, new if _database(conn) else []) as ahead:
+    # the papers of meetings without any yet are built by a second process when there are many,
+    # reading the file this connection reads (none for a database in memory)
+    database = _database(conn)
+    new = [m for m in meetings if m not in known] if ahead_ok and database else []
+    with conn, Ahead(Path(database), rules, config, on, new) as ahead:
         households = _households(conn, on, known | ahead.here if ahead.active else None)
         for meeting_id in meetings:
             result.meetings += 1
