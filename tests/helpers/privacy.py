@@ -39,6 +39,15 @@ SEPARATORS = re.compile(r"[ \u3000・]")  # family/given separators the generato
 # masked before scanning: a 2-character name part inside one of them is not a leak (ヤン — 楊 — in
 # ヤングケアラー, マイ in リマインダー). A word that is part of a secret is never masked.
 KATAKANA_WORD = re.compile(r"[ァ-ヶー]{3,}")
+# Random identifiers are masked before the scan, keeping their length: Prefect's database stores
+# its run, task and event ids as UUID text, and SQLite's index pages put two ids side by side, so a
+# compact birth date turns up across them by chance (…-6ef507198405 01a24a5a-… holds 19840501).
+# Digests (32 hex characters or more, with a letter) are masked for the same reason. Only whole ids
+# are masked: a date written beside one is still found.
+UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?=[0-9]*[a-fA-F])[0-9a-fA-F]{32,}"
+)
 
 
 def date_forms(d: date) -> set[str]:
@@ -246,6 +255,7 @@ class Scan:
         self.blobs += 1
         self.bytes += len(text.encode("utf-8", "replace"))
         self.by_source[source] = self.by_source.get(source, 0) + 1
+        text = UUID.sub(lambda m: "〓" * len(m.group()), text)
         for view in views(text):
             if self.vocabulary is not None:
                 view = self.vocabulary.sub(lambda m: "〓" * len(m.group()), view)

@@ -167,6 +167,19 @@ def test_the_privacy_scan_finds_ban_go_as_written(scanner):
     assert _hits(scanner, "12番11号の自宅を訪問") and not _hits(scanner, "12番13号の自宅を訪問")
 
 
+@pytest.mark.regression("CI of stop 28: a birth date across two ids in Prefect's database")
+def test_the_privacy_scan_masks_ids_not_the_dates_beside_them(scanner):
+    """Prefect's SQLite index pages hold run ids side by side: 19791115 read across two of them is chance.
+    A birth date next to an id, or in an id-like text that is not one, is still found."""
+    across = "592cbb0f-0c02-4384-8928-6ef507197911" + "1501a24a-55af-7c14-895d-a8bbabc0e1f2"
+    assert _hits(scanner, across) == []
+    assert _hits(scanner, "592cbb0f-0c02-4384-8928-6ef5071979 19791115") != []
+    assert _hits(scanner, "id 592cbb0f-0c02-4384-8928-6ef507197911 生年月日 19791115") != []
+    assert _hits(scanner, "6ef50719791115a24a5a") != []
+    digest = "9f86d081884c7d65" + "19791115" + "2b0b822cd15d6c15b0f00a08"
+    assert _hits(scanner, digest) == [] and _hits(scanner, "19791115" + "0" * 40) != []
+
+
 @pytest.mark.parametrize("form", list(NEAR_MISSES))
 def test_the_privacy_scan_passes_the_near_misses(scanner, form):
     assert _hits(scanner, NEAR_MISSES[form]) == []
