@@ -55,6 +55,11 @@ def run(
         f"議題: 予定の会議 {p.meetings:,} 回について新しい版 {p.agendas:,} 件、"
         f"送信待ちのメール {p.messages_queued + p.routing_notices:,} 通"
     )
+    if p.worker_stopped:
+        typer.echo(
+            f"議題: 作成を分担していた別プロセスが途中で止まりました（{p.worker_stopped}）。残りの議題はこのプロセスで作成しており、欠けはありません",
+            err=True,
+        )
     if sent and sent.send:
         s = sent.send
         if s.busy:

@@ -10,7 +10,9 @@ the write holds the write lock, so nothing it reads can change meanwhile, and th
 (agendas, outbox, document numbers) are nothing the papers read. A write with few new meetings
 builds them itself: a process costs about a second to start.
 
-The result is the same either way (tests/papers/test_ahead.py).
+A worker that cannot start, or stops (the OOM killer, an error in it), costs the night nothing:
+this process builds the papers it has not received, and the write goes on. The result is the
+same either way (tests/papers/test_ahead.py).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Ahead:
         self._order: list[str] = []
         self._next = 0
         self.here: set[str] = set()  # the new meetings this process builds itself
+        self.stopped: str | None = None  # why the worker stopped early (its error's class: no data)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         if len(meetings) < (AHEAD_FROM if least is None else least) or cpus < 2:
             return
@@ -80,7 +83,7 @@ class Ahead:
         # writing is most of its work, and the worker's building alone would take longer
         here = {m for i, m in enumerate(meetings) if i < HERE_FIRST or i % HERE_EVERY == 0}
         order = [m for m in meetings if m not in here]
-        try:  # a worker that dies later (the OOM killer) fails the write (BrokenProcessPool), never hangs it
+        try:  # a worker that dies later (the OOM killer) ends its results (BrokenProcessPool), never hangs them
             pool = ProcessPoolExecutor(
                 1,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -98,15 +101,26 @@ class Ahead:
         return self._pool is not None
 
     def take(self, meeting_id: str) -> Built | None:
-        """The worker's papers of `meeting_id` if it builds them (the write asks in its own order)."""
+        """The worker's papers of `meeting_id` if it builds them (the write asks in its own order);
+        None: build them here, as every one after, once the worker has stopped."""
         if self._next >= len(self._order) or self._order[self._next] != meeting_id:
             return None
         self._next += 1
-        return next(self._results)
+        try:
+            return next(self._results)
+        except Exception as err:  # noqa: BLE001 — building here again raises what is a bug, with its traceback
+            self.stopped = type(err).__name__  # its text may quote what the papers hold
+            self._order = []
+            self._stop()
+            return None
+
+    def _stop(self) -> None:
+        if self._pool is not None:  # what is not built yet is not wanted any more
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def __enter__(self) -> Ahead:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:  # what is not built yet is not wanted any more
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._stop()

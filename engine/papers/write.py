@@ -48,6 +48,9 @@ class PapersResult(BaseModel):
     coordinator_versions: int = 0
     messages_queued: int = 0
     routing_notices: int = 0
+    worker_stopped: str | None = (
+        None  # the papers' worker stopped early (its error's class); this process built the rest
+    )
 
 
 def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[int, str | None]:
@@ -96,7 +99,8 @@ def _write_papers(
     database = _database(conn)
     new = [m for m in meetings if m not in known] if ahead_ok and database else []
     with conn, Ahead(Path(database), rules, config, on, new) as ahead:
-        households = _households(conn, on, known | ahead.here if ahead.active else None)
+        loaded = known | ahead.here if ahead.active else None  # whose households are loaded (None: all)
+        households = _households(conn, on, loaded)
         for meeting_id in meetings:
             result.meetings += 1
             # the 参加支援 proposals (costly, outside every hash) only for a meeting with something new;
@@ -108,8 +112,8 @@ def _write_papers(
                     papers = meeting_papers(conn, rules, config, meeting_id, on, households, days=days)
             elif built := ahead.take(meeting_id):
                 papers = built.papers
-            else:  # its households are loaded above (only those of ahead.here, when a worker builds the others)
-                mine = households if meeting_id in ahead.here or not ahead.active else None
+            else:  # its households are loaded above, unless the worker was to build its papers and stopped
+                mine = households if loaded is None or meeting_id in loaded else None
                 papers = meeting_papers(conn, rules, config, meeting_id, on, mine, days=days)
             folder = Path("agendas") / meeting_id
             current = {a.agency_id for a in papers.agendas}
@@ -179,6 +183,7 @@ def _write_papers(
                 )
                 result.coordinator_versions += 1
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
+        result.worker_stopped = ahead.stopped
     return result
 
 

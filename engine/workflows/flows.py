@@ -157,6 +157,10 @@ def _log_nightly(day: str, result: dict) -> None:
         p["agendas"],
         p["messages_queued"] + p["routing_notices"],
     )
+    if p.get("worker_stopped"):
+        get_run_logger().warning(
+            "nightly cycle %s: the papers' worker stopped (%s); this process built the rest", day, p["worker_stopped"]
+        )
 
 
 def _log_dispatch(day: str, result: dict) -> None:

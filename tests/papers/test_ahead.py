@@ -8,11 +8,14 @@ import shutil
 
 import pytest
 
+from engine.cli.main import app
 from engine.conference.convene import convene
 from engine.papers import ahead
 from engine.papers.write import write_papers
 from engine.screening.screen import screen
 from engine.store.db import connect
+from tests.helpers.cli import runner
+from tests.helpers.paths import ROOT, RULES_DIR
 from tests.helpers.town import ON
 
 
@@ -61,22 +64,56 @@ def test_the_worker_builds_the_same_papers_as_the_write(town, workspace, rules, 
     assert built == [i % 2 == 1 for i in range(meetings)]  # True: the worker's papers
 
 
-def test_a_worker_that_fails_fails_the_write_and_nothing_is_recorded(town, workspace, rules, cfg, monkeypatch):
-    """An error in the worker (here: its database gone from under it) reaches the write, which
-    records no version and no e-mail."""
+def _twins(town, workspace, rules, cfg, tmp_path, monkeypatch):
+    """The papers the write builds alone (the outcome) and a second workspace, convened the same,
+    for a write with a worker that builds all but the first new meeting's papers."""
     screen(town, workspace, rules, ON, workers=1)
     convene(town, rules, cfg, ON)
     town.commit()
+    twin = tmp_path / "twin"
+    town.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copytree(workspace, twin)
+    monkeypatch.setattr(ahead, "AHEAD_FROM", 10**9)
+    write_papers(town, rules, cfg, workspace, ON)
     monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
-    monkeypatch.setattr(ahead, "HERE_FIRST", 0)
-    monkeypatch.setattr(ahead, "HERE_EVERY", 10**9)  # the worker builds all but the first
-    monkeypatch.setattr("engine.papers.write._database", lambda conn: str(workspace / "no-such.db"))
-    from concurrent.futures.process import BrokenProcessPool
+    monkeypatch.setattr(ahead, "HERE_FIRST", 1)
+    monkeypatch.setattr(ahead, "HERE_EVERY", 10**9)
+    return _outcome(town, workspace), twin
 
-    with pytest.raises(BrokenProcessPool):
-        write_papers(town, rules, cfg, workspace, ON)
-    assert town.execute("SELECT COUNT(*) FROM agendas").fetchone()[0] == 0
-    assert town.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+
+def _the_same_as_alone_after_the_worker_stopped(twin, rules, cfg, alone) -> None:
+    other = connect(twin)
+    try:
+        done = write_papers(other, rules, cfg, twin, ON)
+        assert _outcome(other, twin) == alone and alone[0] and alone[1]
+    finally:
+        other.close()
+    assert done.worker_stopped == "BrokenProcessPool"
+
+
+def test_a_worker_that_cannot_work_costs_the_night_nothing(town, workspace, rules, cfg, tmp_path, monkeypatch):
+    """An error in the worker (here: its database gone from under it) stops it; the write builds the
+    papers itself and records exactly what it records alone, and says the worker stopped."""
+    alone, twin = _twins(town, workspace, rules, cfg, tmp_path, monkeypatch)
+    monkeypatch.setattr("engine.papers.write._database", lambda conn: str(twin / "no-such.db"))
+    _the_same_as_alone_after_the_worker_stopped(twin, rules, cfg, alone)
+
+
+def test_a_worker_killed_mid_run_costs_the_night_nothing(town, workspace, rules, cfg, tmp_path, monkeypatch):
+    """The OOM killer takes the worker while it builds: the write builds the rest itself, with the
+    same versions, files, e-mails and document numbers as alone."""
+    alone, twin = _twins(town, workspace, rules, cfg, tmp_path, monkeypatch)
+    started = ahead.Ahead.__init__
+
+    def killed(self, *args, **kwargs):
+        started(self, *args, **kwargs)
+        assert self.active
+        for process in list(self._pool._processes.values()):  # spawned, still starting: nothing built yet
+            process.kill()
+            process.join()
+
+    monkeypatch.setattr(ahead.Ahead, "__init__", killed)
+    _the_same_as_alone_after_the_worker_stopped(twin, rules, cfg, alone)
 
 
 def test_inside_a_transaction_the_caller_holds_no_worker_builds(town, workspace, rules, cfg, monkeypatch):
@@ -115,3 +152,21 @@ def test_without_a_process_to_start_the_write_builds_every_paper_itself(town, wo
     monkeypatch.setattr(ahead, "ProcessPoolExecutor", refused)
     done = write_papers(town, rules, cfg, workspace, ON)
     assert done.agendas > 0 and town.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'agenda'").fetchone()[0] > 0
+
+
+def test_the_night_says_in_japanese_that_its_worker_stopped(town, workspace, monkeypatch):
+    """`engine run` tells the coordinator that the papers' worker stopped and that nothing is missing."""
+    town.commit()
+    monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
+    monkeypatch.setattr(ahead, "HERE_FIRST", 1)
+    monkeypatch.setattr(ahead, "HERE_EVERY", 10**9)
+    monkeypatch.setattr("engine.papers.write._database", lambda conn: str(workspace / "no-such.db"))
+    done = runner.invoke(
+        app,
+        ["run", "--workspace", str(workspace), "--rules", str(RULES_DIR), "--config", str(ROOT / "configs"),
+         "--date", ON.isoformat(), "--no-send"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "作成を分担していた別プロセスが途中で止まりました（BrokenProcessPool）" in done.output
+    assert "欠けはありません" in done.output and "Traceback" not in done.output
+    assert town.execute("SELECT COUNT(DISTINCT meeting_id) FROM agendas").fetchone()[0] >= 2
