@@ -33,6 +33,19 @@ def peak_mb(who=resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(this process's CPU seconds so far, those of its children that have ended and been waited for):
+    the difference over a phase says how far it used both cores."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
+
+
+def cpu_used(before: tuple[float, float]) -> dict:
+    """CPU seconds since `before` (cpu_seconds()): this process's and its children's."""
+    now = cpu_seconds()
+    return {"self": round(now[0] - before[0], 2), "children": round(now[1] - before[1], 2)}
+
+
 def run(fn, *args):
     """Run one phase in a fresh process (not a daemon: the full screen starts workers)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:

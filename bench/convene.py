@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ON, ROOT, run  # noqa: E402  (also puts the repository on sys.path)
+from benchlib import ON, ROOT, cpu_seconds, cpu_used, run  # noqa: E402  (also puts the repository on sys.path)
 from benchlib import peak_mb as _peak_mb
 
 RULES_DIR = ROOT / "configs" / "rules"
@@ -148,13 +148,14 @@ def phase_convene(workspace: str, config_dir: str | None = None) -> dict:
     config = load_config(Path(config_dir) if config_dir else CONFIG_DIR, rules)
     conn = connect(ws)
     rss_before = _peak_mb()
-    t0 = time.perf_counter()
+    cpu = {}
+    t0, before = time.perf_counter(), cpu_seconds()
     convened = convene(conn, rules, config, ON)
-    t1 = time.perf_counter()
+    t1, cpu["convene"], before = time.perf_counter(), cpu_used(before), cpu_seconds()
     papers = write_papers(conn, rules, config, ws, ON)
-    t2 = time.perf_counter()
+    t2, cpu["write_papers"], before = time.perf_counter(), cpu_used(before), cpu_seconds()
     sent = send_pending(conn, config, ws, transport=FileTransport(ws / "outbox"))
-    t3 = time.perf_counter()
+    t3, cpu["send_pending"] = time.perf_counter(), cpu_used(before)
     eml = len(list((ws / "outbox").glob("*.eml"))) if (ws / "outbox").is_dir() else 0
     files = sum(1 for p in (ws / "agendas").rglob("*") if p.is_file()) if (ws / "agendas").is_dir() else 0
     in_cases = conn.execute("SELECT COUNT(DISTINCT household_id) FROM cases WHERE is_open = 1").fetchone()[0]
@@ -174,6 +175,7 @@ def phase_convene(workspace: str, config_dir: str | None = None) -> dict:
             "send_pending": round(t3 - t2, 3),
             "total": round(t3 - t0, 3),
         },
+        "cpu_seconds": cpu,  # of each phase, this process's and its children's (the papers' worker)
         "rss_before_mb": round(rss_before, 1),
         "peak_rss_mb": round(_peak_mb(), 1),
         "peak_rss_worker_mb": round(
@@ -254,6 +256,7 @@ def main() -> None:
         "agenda_files": conv["agenda_files"],
         "households_in_cases": conv["households_in_cases"],
         "seconds": s,
+        "cpu_seconds": conv["cpu_seconds"],
         "cases_per_s": round(n / s["total"], 1) if s["total"] else None,
         "peak_rss_mb": conv["peak_rss_mb"],
         "peak_rss_worker_mb": conv["peak_rss_worker_mb"],
@@ -285,7 +288,8 @@ def main() -> None:
         (
             "write_papers()",
             f"{s['write_papers']:.2f} s",
-            f"{p['meetings']:,} meetings, {p['agendas']:,} agendas, {p['routing_notices']:,} routing notices",
+            f"{p['meetings']:,} meetings, {p['agendas']:,} agendas, {p['routing_notices']:,} routing notices; "
+            f"CPU {conv['cpu_seconds']['write_papers']['self']:.1f} s + {conv['cpu_seconds']['write_papers']['children']:.1f} s (worker)",
         ),
         (
             "send_pending() (file transport)",
