@@ -133,3 +133,25 @@ def test_files_are_readable_by_the_owner_only(town, workspace, rules, cfg):
     cycle(town, workspace, rules, cfg)
     for path in list((workspace / "outbox").iterdir()) + [p for p in (workspace / "agendas").rglob("*")]:
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+# --- a link planted where the engine writes -----------------------------------------------------------
+@pytest.mark.parametrize("planted", ["the name", "the temporary name"])
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_link_at_a_file_s_name_is_replaced_never_written_through(tmp_path, umask022, planted, durable):
+    """Someone who can write in a workspace folder plants a link where an agenda or an e-mail will be
+    written (or at its temporary name): the engine's file replaces the link, and the file the link
+    points to keeps its content and its mode."""
+    from engine.support.private_files import write_private
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("元の内容", encoding="utf-8")
+    victim.chmod(0o644)
+    folder = tmp_path / "agendas" / "M-1"
+    folder.mkdir(parents=True)
+    path = folder / "A1.v1.txt"
+    (path if planted == "the name" else Path(f"{path}.tmp")).symlink_to(victim)
+    write_private(path, "議題", durable=durable)
+    assert victim.read_text(encoding="utf-8") == "元の内容" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not path.is_symlink() and path.read_text(encoding="utf-8") == "議題"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and not Path(f"{path}.tmp").exists()
