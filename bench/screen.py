@@ -181,6 +181,7 @@ def main() -> None:
     agree = full.pop("flag_pairs") == ref.pop("flag_pairs")
     report = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
+        "platform": platform.platform(),  # the host's kernel build too: a VM's speed moved with it (docs/benchmarks.md)
         "households": n,
         "seed": args.seed,
         "workers": args.workers,
