@@ -13,7 +13,9 @@ columns of engine.db whose text is e-mailed or printed (outbox, audit log, escal
 Each text is scanned as stored and written the one way the personal-data guard writes it
 (engine/policy/normalise.py: variant kanji, half-width kana, zero-width characters, kanji
 numerals, 丁目/番/号, spaced or 2-digit-year dates, a one-character name next to an age or 続柄);
-the scanner lives in tests/helpers/privacy.py.
+the scanner lives in tests/helpers/privacy.py. Random ids (UUIDs, digests) are masked first: SQLite
+pages hold Prefect's ids side by side, and a compact birth date turned up across two of them by
+chance (CI, 2026-12-06); a date written beside an id is still found.
 
 Allowed to hold personal data: engine.db (-wal, -shm) itself; the input extracts (town/, the
 simulator's relapse extract sim/extract-*/, both stand-ins for the silos' CSV files); and the
