@@ -8,7 +8,7 @@ import sqlite3
 from engine.conference.candidates import Candidate
 from engine.config import Agency, ConferenceType, Config, Routing
 from engine.policy import consent
-from engine.policy.dv import Locks, case_locked
+from engine.policy.dv import Locks
 from engine.rules.facts import Household, current
 from engine.rules.model import RuleSet
 
@@ -53,11 +53,7 @@ def routing_for(
     `locks`: the DV locks a night's convening read at once (dv.Locks)."""
     if not cand.flags:
         return None
-    if (
-        locks.case(hh.household_id, cand.flag_ids)
-        if locks
-        else case_locked(conn, config, hh.household_id, cand.flag_ids, on_iso)
-    ):
+    if (locks or Locks(conn, config, on_iso)).case(hh.household_id, cand.flag_ids):
         return None
     for routing in config.conference.routing:
         if not any(current(r, on_iso) for p in hh.persons for r in p.records.get(routing.code, ())):

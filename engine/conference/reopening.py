@@ -61,15 +61,7 @@ def add_to_open_case(c: Convener, case_id: str, status: str, cand: Candidate, hh
         triaged_again(c, case_id, status, everything, hh)
         return
     if status == "routed":
-        routed = routing_for(
-            c.conn,
-            everything,
-            hh,
-            c.on_iso,
-            c.config,
-            c.rules,
-            locks=c.locks,
-        )
+        routed = routing_for(c.conn, everything, hh, c.on_iso, c.config, c.rules, locks=c.locks)
         if routed:
             c.route_case(case_id, everything, *routed)  # still within its remit: the owner hears of the new flag
             return

@@ -48,7 +48,7 @@ from engine.intake.merge import drop_unknown, merge
 from engine.intake.refusals import FileRefused, Reject
 from engine.intake.report import FileSummary, ImportResult, write_rejects_report
 from engine.intake.staging import TARGETS, RecordsWorker, stage_file
-from engine.store.db import current_import_seq
+from engine.store.db import current_import_seq, database_file
 from engine.support import clock
 from engine.support.errors import EngineError, Problem, closest
 from engine.support.progress import Progress, report
@@ -215,10 +215,8 @@ def _open_files(source_dir: Path, encoding: str | None) -> dict[str, CsvFile]:
 
 def _workspace(conn: sqlite3.Connection) -> Path | None:
     """Folder of the main database file (None for an in-memory database)."""
-    for _, name, file in conn.execute("PRAGMA database_list"):
-        if name == "main" and file:
-            return Path(file).parent
-    return None
+    file = database_file(conn)
+    return Path(file).parent if file else None
 
 
 def _merge_all(

@@ -34,7 +34,7 @@ from engine.participation.place_day import PlaceDays
 from engine.policy.members import members_only
 from engine.rules.facts import load_households
 from engine.rules.model import RuleSet
-from engine.store.db import write_transaction
+from engine.store.db import database_file, write_transaction
 from engine.support import clock
 from engine.support.dates import wareki_with_weekday
 from engine.support.private_files import write_private
@@ -48,9 +48,8 @@ class PapersResult(BaseModel):
     coordinator_versions: int = 0
     messages_queued: int = 0
     routing_notices: int = 0
-    worker_stopped: str | None = (
-        None  # the papers' worker stopped early (its error's class); this process built the rest
-    )
+    # the papers' worker stopped early (its error's class); this process built the rest
+    worker_stopped: str | None = None
 
 
 def latest(conn: sqlite3.Connection, meeting_id: str, agency_id: str) -> tuple[int, str | None]:
@@ -96,7 +95,7 @@ def _write_papers(
     }
     # the papers of meetings without any yet are built by a second process when there are many,
     # reading the file this connection reads (none for a database in memory)
-    database = _database(conn)
+    database = database_file(conn)
     new = [m for m in meetings if m not in known] if ahead_ok and database else []
     with conn, Ahead(Path(database), rules, config, on, new) as ahead:
         loaded = known | ahead.here if ahead.active else None  # whose households are loaded (None: all)
@@ -185,11 +184,6 @@ def _write_papers(
         result.routing_notices = queue_routing_notices(conn, rules, config, on, env)
         result.worker_stopped = ahead.stopped
     return result
-
-
-def _database(conn: sqlite3.Connection) -> str:
-    """The file `conn` reads (a worker must read the same one); empty for a database in memory."""
-    return next((file for _, name, file in conn.execute("PRAGMA database_list") if name == "main"), "")
 
 
 def _households(conn: sqlite3.Connection, on: date, only: set[str] | None) -> dict:

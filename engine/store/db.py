@@ -113,6 +113,11 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         ) from None
 
 
+def database_file(conn: sqlite3.Connection) -> str:
+    """The file `conn`'s main database is in; empty for a database in memory."""
+    return next((file for _, name, file in conn.execute("PRAGMA database_list") if name == "main"), "")
+
+
 def current_import_seq(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MAX(import_seq), 0) FROM imports").fetchone()[0]
 

@@ -293,8 +293,9 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def refuse_newer(conn: sqlite3.Connection, version: int) -> None:
     if version > LATEST_VERSION:
-        files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"]
-        where = files[0] if files and files[0] else "このデータベース"
+        from engine.store.db import database_file  # which imports this module
+
+        where = database_file(conn) or "このデータベース"
         raise WorkspaceTooNew(
             f"{where} は新しい版の engine で作られています（データベースの版 {version}、"
             f"この engine が扱えるのは版 {LATEST_VERSION} まで）。engine を更新してから開いてください。"

@@ -95,7 +95,7 @@ def test_a_worker_that_cannot_work_costs_the_night_nothing(town, workspace, rule
     """An error in the worker (here: its database gone from under it) stops it; the write builds the
     papers itself and records exactly what it records alone, and says the worker stopped."""
     alone, twin = _twins(town, workspace, rules, cfg, tmp_path, monkeypatch)
-    monkeypatch.setattr("engine.papers.write._database", lambda conn: str(twin / "no-such.db"))
+    monkeypatch.setattr("engine.papers.write.database_file", lambda conn: str(twin / "no-such.db"))
     _the_same_as_alone_after_the_worker_stopped(twin, rules, cfg, alone)
 
 
@@ -160,7 +160,7 @@ def test_the_night_says_in_japanese_that_its_worker_stopped(town, workspace, mon
     monkeypatch.setattr(ahead, "AHEAD_FROM", 1)
     monkeypatch.setattr(ahead, "HERE_FIRST", 1)
     monkeypatch.setattr(ahead, "HERE_EVERY", 10**9)
-    monkeypatch.setattr("engine.papers.write._database", lambda conn: str(workspace / "no-such.db"))
+    monkeypatch.setattr("engine.papers.write.database_file", lambda conn: str(workspace / "no-such.db"))
     done = runner.invoke(
         app,
         ["run", "--workspace", str(workspace), "--rules", str(RULES_DIR), "--config", str(ROOT / "configs"),
