@@ -119,8 +119,9 @@ CASE_TOKEN = re.compile(r"C-[0-9]{4}-[0-9]+")  # a case id as engine/conference/
 def locked_cases_named(
     conn: sqlite3.Connection, config: Config, key: MessageKey, on_iso: str, parts: str | None = None
 ) -> list[str]:
-    """The cases of the agenda's meeting that the queued agenda names (details: a locked case is
-    only counted, never named) and that are DV-locked now. `parts`: the agenda's queued parts, if read."""
+    """The cases the queued agenda names (details: a locked case is only counted, never named) and
+    that are DV-locked now: a case of its meeting, or any case whose id it carries, such as a case
+    moved to another meeting since the agenda was queued. `parts`: the agenda's queued parts, if read."""
     if parts is None:
         row = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
         parts = row[0] if row else None
@@ -129,8 +130,9 @@ def locked_cases_named(
     named = []
     for case_id, household_id in conn.execute(
         "SELECT case_id, household_id FROM cases WHERE meeting_id = ? "
-        "OR case_id IN (SELECT case_id FROM case_meetings WHERE meeting_id = ?) ORDER BY case_id",
-        (key.ref, key.ref),
+        "OR case_id IN (SELECT case_id FROM case_meetings WHERE meeting_id = ?) "
+        "OR case_id IN (SELECT value FROM json_each(?)) ORDER BY case_id",
+        (key.ref, key.ref, json.dumps(sorted(tokens))),
     ).fetchall():
         if CASE_TOKEN.fullmatch(case_id):
             if case_id in tokens:

@@ -5,12 +5,15 @@ told through an escalation that names the message only), what it allows goes out
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.casework.handshake import accept, record_contact
 from engine.casework.steps import withdraw_requests
 from engine.casework.sweep import daily_sweep
-from engine.outbox.withhold import LOCKED
+from engine.outbox.keys import MessageKey
+from engine.outbox.withhold import LOCKED, locked_cases_named
 from engine.store.lifecycle import Log
 from engine.workflows.cycle import nightly_cycle
 from tests.helpers.casework import (
@@ -61,6 +64,15 @@ def assert_withheld(conn, key: str) -> None:
     detail = told(conn, key)
     assert detail and key in detail, "the coordinator is not told that a message was held back"
     assert not any(w in detail for w in DV_WORDS), detail  # the digest is e-mailed: it does not say DV
+
+
+def first_agenda(conn, workspace, rules, cfg) -> tuple[MessageKey, str]:
+    """The night's first queued agenda: its key and its parts (JSON)."""
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    key, parts = conn.execute(
+        "SELECT message_key, parts FROM outbox WHERE kind = 'agenda' ORDER BY message_key"
+    ).fetchone()
+    return MessageKey.read(key), parts
 
 
 # --- withheld ------------------------------------------------------------------------------------
@@ -178,17 +190,8 @@ def test_of_the_cases_an_agenda_names_exactly_the_locked_ones_are_found(town, wo
     """An agenda naming several cases: the check at send time (households and flags read at once
     for all the cases it names) finds exactly those now DV-locked, by a measure or by a flag, and
     not a case of the meeting that the agenda does not name."""
-    import json
-
-    from engine.outbox.keys import MessageKey
-    from engine.outbox.withhold import locked_cases_named
-
-    nightly_cycle(town, workspace, rules, cfg, ON)
+    key, parts = first_agenda(town, workspace, rules, cfg)
     day = ON.isoformat()
-    key, parts = town.execute(
-        "SELECT message_key, parts FROM outbox WHERE kind = 'agenda' ORDER BY message_key"
-    ).fetchone()
-    key = MessageKey.read(key)
     cases = [c for (c,) in town.execute("SELECT case_id FROM cases WHERE household_id != 'HDV' ORDER BY case_id")]
     assert len(cases) >= 3, cases
     # three cases of the meeting, the agenda naming the first two (as an agenda of the lead would)
@@ -209,3 +212,25 @@ def test_of_the_cases_an_agenda_names_exactly_the_locked_ones_are_found(town, wo
     assert locked_cases_named(town, cfg, key, day) == [first, second]
     lock(town, house[third])  # in the meeting, not named: not found
     assert locked_cases_named(town, cfg, key, day) == [first, second]
+
+
+@pytest.mark.regression("review: a case moved out of the meeting after its agenda was queued")
+def test_a_locked_case_the_agenda_names_is_found_after_it_left_the_meeting(town, workspace, rules, cfg):
+    """The agenda was queued naming a case; the case then left the meeting (its case_meetings row
+    gone, another meeting or none): the agenda still names it, so a DV lock on it withholds the agenda."""
+    key, parts = first_agenda(town, workspace, rules, cfg)
+    day = ON.isoformat()
+    case_id, household = town.execute(
+        "SELECT case_id, household_id FROM cases WHERE household_id != 'HDV' AND coalesce(meeting_id, '') != ?"
+        " AND case_id NOT IN (SELECT case_id FROM case_meetings WHERE meeting_id = ?) ORDER BY case_id",
+        (key.ref, key.ref),
+    ).fetchone()
+    with town:  # the queued agenda names a case that is not (or no longer) one of its meeting's
+        body = {k: v + "\n" + case_id for k, v in json.loads(parts).items()}
+        town.execute("UPDATE outbox SET parts = ? WHERE message_key = ?", (json.dumps(body), str(key)))
+    assert locked_cases_named(town, cfg, key, day) == []
+    lock(town, household)
+    assert locked_cases_named(town, cfg, key, day) == [case_id]
+    send_by_file(town, cfg, workspace, now=morning(day))
+    assert str(key) not in sent_texts(workspace)
+    assert_withheld(town, str(key))
