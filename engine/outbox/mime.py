@@ -17,10 +17,9 @@ Mail clients and tests read the result with the standard parser (tests/outbox/te
 
 from __future__ import annotations
 
-import base64
+import binascii
 import secrets
 from email import policy as email_policy
-from email.header import Header
 
 METHODS = ("REQUEST", "CANCEL")  # RFC 5546: an invitation, or its withdrawal
 
@@ -76,16 +75,46 @@ def _plain(what: str, value: str, *, ascii_only: bool = True) -> None:
         raise ValueError(f"{what} must be ASCII: {value!r}")
 
 
+LINE = 76  # header lines are folded to at most this many characters (RFC 2047 2, RFC 5322 2.1.1)
+WORD = "=?utf-8?b?{}?="  # an encoded word, with the 12 characters around the base64 text
+
+
 def _header(name: str, value: str, nl: str) -> str:
-    if name != "Subject" or (value.isascii() and "=?" not in value and len(name) + len(value) < 76):
+    if name != "Subject" or (value.isascii() and "=?" not in value and len(name) + len(value) < LINE):
         return value  # the others are ASCII and short: addresses, a date, a message key
-    return Header(value, "utf-8", header_name=name).encode(linesep=nl)  # RFC 2047, folded
+    return _encoded_words(value, len(name) + 2, nl)
+
+
+def _encoded_words(value: str, before: int, nl: str) -> str:
+    """`value` as RFC 2047 encoded words (UTF-8, base64), one a line: whole characters each, every
+    line at most LINE characters (the first after `before` characters: "Subject: "). The space that
+    folds the lines is not part of the value (RFC 2047 6.2); spaces within it are encoded.
+    email.header.Header took 56 µs for an agenda's subject, this 11 µs (2026-12-06)."""
+    words: list[str] = []
+    room = (LINE - before - 12) // 4 * 3  # bytes whose base64 fits the first line
+    chunk, size = [], 0
+    for ch in value:
+        n = len(ch.encode("utf-8"))  # a lone surrogate: UnicodeEncodeError, refused as a ValueError
+        if size + n > room and chunk:
+            words.append("".join(chunk))
+            chunk, size, room = [], 0, (LINE - 1 - 12) // 4 * 3  # a folded line starts with a space
+        chunk.append(ch)
+        size += n
+    words.append("".join(chunk))
+    return (nl + " ").join(WORD.format(_b64(w.encode("utf-8"))) for w in words)
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def _base64(text: str) -> str:
+    """Lines of 76 characters, each ending "\n", as base64.encodebytes writes them (which encodes
+    57 bytes a call). With the subject above: 162 µs to build an agenda's e-mail instead of 204."""
     if not isinstance(text, str):
         raise TypeError(f"a part of the message is not text: {type(text).__name__}")
-    return base64.encodebytes(text.encode("utf-8")).decode("ascii")  # lines of 76 characters, each ending "\n"
+    encoded = _b64(text.encode("utf-8"))
+    return "".join(encoded[i : i + LINE] + "\n" for i in range(0, len(encoded), LINE))
 
 
 def _lines(encoded: str, nl: str) -> str:

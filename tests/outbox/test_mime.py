@@ -27,6 +27,8 @@ def parsed(mail: Mail, linesep: str = "\n") -> email.message.EmailMessage:
     if linesep == "\r\n":
         assert b"\n" not in raw.replace(b"\r\n", b"")  # every line ends in CRLF, as SMTP wants
     assert all(len(line) <= 998 for line in raw.split(linesep.encode()))
+    head = raw.split(2 * linesep.encode(), 1)[0]
+    assert all(len(line) <= 76 for line in head.split(linesep.encode())), head  # folded (RFC 5322 2.1.1)
     return email.message_from_bytes(raw, policy=email.policy.default)
 
 
@@ -84,3 +86,12 @@ def test_any_text_reads_back_unchanged(subject, text, html, ics):
 def test_an_ascii_subject_that_looks_encoded_or_is_long_reads_back_as_written(subject):
     headers = [(k, v) for k, v in HEADERS if k != "Subject"] + [("Subject", subject)]
     assert str(parsed(Mail(headers, {"text": "", "html": ""}))["Subject"]) == subject
+
+
+def test_the_body_is_base64_in_lines_of_76_as_the_standard_library_writes_it():
+    import base64
+
+    from engine.outbox.mime import _base64
+
+    for text in ["", "a", "あ" * 19, "あ" * 20, "x" * 57, "x" * 58, "本文\n" * 400, "𠀋" * 1000]:
+        assert _base64(text) == base64.encodebytes(text.encode("utf-8")).decode("ascii"), len(text)
