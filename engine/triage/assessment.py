@@ -10,6 +10,9 @@ needs_conference  → with what it found (a note, checked for personal data): th
 could_not_reach   → another attempt after retry_business_days; after assessment_attempts
                     attempts the coordinator is told (escalation) and the case goes to a conference
 
+A household DV-locked since the agency was asked is never left with one agency: whatever the
+answer, it is recorded and the case goes to a conference, where the DV centre takes part.
+
 A watched case's re-screen day: with its flags gone the case ends (archived); with a flag still open
 it is triaged again, without the watch rules, so that it gets an owner.
 """
@@ -29,7 +32,7 @@ from engine.outbox.keys import MessageKey
 from engine.papers.agenda import silo_facts
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
 from engine.policy import consent
-from engine.policy.dv import household_locked
+from engine.policy.dv import household_locked, locked_among
 from engine.policy.members import may_share_with
 from engine.rules.model import RuleSet
 from engine.store.chronology import AS_GIVEN, Dating, check_event, note_backdate
@@ -218,7 +221,9 @@ def answer_assessment(
         )
         if result != "could_not_reach":
             log.contact(case_id, assessor, "assessment")
-        if result == "resolved":
+        if result != "needs_conference" and _locked_since(conn, rules, config, on, log, case_id):
+            pass  # the answer is kept, and the case went to a conference (never one agency alone)
+        elif result == "resolved":
             conn.execute(
                 "UPDATE cases SET lead_agency_id = ?, lead_rule_id = 'assessment', lead_reason = ?, lead_reason_shared = ?, "
                 "lead_confirmed_on = ?, routed_to = NULL WHERE case_id = ?",
@@ -264,6 +269,18 @@ def answer_assessment(
             attempt=attempt_no(result, tried),
             status=log.status(case_id),
         )
+
+
+def _locked_since(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date, log: Log, case_id: str) -> bool:
+    """A household DV-locked since the agency was asked goes to a conference whatever the answer, as
+    the night would take it there (pathways.lock_to_conference): it is never left with one agency.
+    True if the case went."""
+    from engine.conference.convene import Convener
+    from engine.triage.pathways import lock_to_conference
+
+    (household,) = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+    locked = locked_among(conn, config, {household}, on.isoformat())
+    return lock_to_conference(Convener(conn, rules, config, on, log=log), case_id, "assessing", household, locked)
 
 
 def _to_conference(c, case_id: str, result: str, tried: int, name: str, note: str | None) -> None:

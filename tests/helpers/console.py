@@ -15,6 +15,13 @@ def form_token(html: str) -> str:
     return found.group(1)
 
 
+def answer_form_token(html: str) -> str:
+    """The CSRF token of an answer page's form (an agency's link, /a/TOKEN)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
 def login(client, name: str = NAME, password: str = PASSWORD, next: str = "/"):
     """POST the login form as a browser would (the form's page first, for its cookie and token)."""
     page = client.get(f"/login?next={next}")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from engine.casework.sweep import daily_sweep
 from engine.config import load_config
 from engine.rules.loader import load_rules
+from engine.workflows.cycle import nightly_cycle
 from tests.helpers.conference import case_of, cycle
 from tests.helpers.configs import DV_MEASURE_RAISES_NO_FLAG, configs
 from tests.helpers.town import ON, add_household, person
@@ -93,7 +96,6 @@ def test_an_assessment_of_a_household_locked_before_it_is_asked_is_never_mailed(
 def test_an_assessment_request_queued_before_the_lock_is_withheld_at_dispatch(conn, workspace, tmp_path):
     """The 07:00 sweep queued the request; a lock imported before the 08:00 dispatch stops it: it
     names the flags and the agency's silo facts (engine/outbox/withhold.py)."""
-    from engine.workflows.cycle import nightly_cycle
     from tests.helpers.conference import send_by_file
 
     rules, cfg = _locked_config(tmp_path)
@@ -107,3 +109,42 @@ def test_an_assessment_request_queued_before_the_lock_is_withheld_at_dispatch(co
     status = conn.execute("SELECT status FROM outbox WHERE message_key = ?", (key,)).fetchone()[0]
     assert status != "sent", status
     assert not list((workspace / "outbox").glob(key.replace(":", "_") + "*.eml"))
+
+
+@pytest.mark.parametrize("answer", ["resolved", "could_not_reach"])
+def test_an_assessment_answered_after_the_household_became_dv_locked_takes_the_case_to_a_conference(
+    conn, workspace, tmp_path, answer
+):
+    """The lock appears between the request and the agency's answer through its link: the answer is
+    recorded, but the case is not closed with that agency (resolved) nor asked again (could not
+    reach): it goes to a conference with the DV centre at once, and the agency's page says nothing of DV."""
+    from fastapi.testclient import TestClient
+
+    from engine.web.app import create_app
+    from tests.helpers.console import answer_form_token
+    from tests.helpers.mail import DV_WORDS
+    from tests.triage.test_assessment import answered, ask, checkpoint, state
+
+    folder = configs(tmp_path, DV_MEASURE_RAISES_NO_FLAG)
+    rules = load_rules(folder / "rules")
+    cfg = load_config(folder, rules)
+    elder = person(80, "世帯主", ("care_level", "要介護1"))
+    add_household(conn, "HELDER", elder, area="中央")
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    case_id, checkpoint_id, token = ask(conn, workspace, rules, cfg, ON)
+    _lock(conn, elder["pid"], ON)  # the measure recorded after the request went out
+    with TestClient(create_app(workspace, folder / "rules", folder), base_url="http://127.0.0.1:8300") as client:
+        page = client.get(f"/a/{token}")
+        done = client.post(f"/a/{token}", data={"csrf_token": answer_form_token(page.text), "choice": answer})
+    assert done.status_code == 200 and not any(w in done.text for w in DV_WORDS), done.text
+    assert checkpoint(conn, checkpoint_id) == ("done", answer)
+    assert [a["result"] for a in answered(conn, case_id)] == [answer]  # the agency's answer is kept
+    after = state(conn, case_id)
+    assert (after["pathway"], after["rule"]) == ("conference", "dv_lock") and after["meeting"], after
+    assert after["status"] != "closed" and after["lead_rule"] != "assessment", after
+    assert not conn.execute(
+        "SELECT 1 FROM checkpoints WHERE case_id = ? AND kind = 'assessment' AND status IN ('pending', 'asked')",
+        (case_id,),
+    ).fetchone(), "asked again although the case went to a conference"
+    participants = {a for (a,) in conn.execute("SELECT agency_id FROM case_agencies WHERE case_id = ?", (case_id,))}
+    assert "dv_center" in participants
