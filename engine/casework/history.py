@@ -53,6 +53,7 @@ EVENT_LABELS = {
     "followup_asked": "定着の確認の照会",
     "followup_answered": "定着の確認の回答",
     "followups_cancelled": "定着の確認の取り消し",
+    "followup_moved": "定着の確認の照会先の変更",
     "participation_concern": "参加支援の確認（もどし）",
 }
 CORRECTABLE_EVENTS = ("contact", "action_done")  # engine/casework/correction.py: shown with their number

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import ANSWER_LINK
+from engine.participation.followups import LEAD_NOW
 from engine.support import clock
 from engine.support.business_days import Calendar
 
@@ -84,8 +85,10 @@ def asked(conn: sqlite3.Connection, kind: str, ref: str, agency_id: str) -> Aske
         # 参加支援: the place when it may be told of the person, else the introducer who goes with them
         "referral": "SELECT case_id, CASE channel WHEN 'place' THEN place_id ELSE introduced_by END, answer_due, NULL "
         "FROM referrals WHERE referral_id = ?",
-        "followup": "SELECT r.case_id, f.agency_id, f.answer_due, NULL FROM followups f "
-        "JOIN referrals r ON r.referral_id = f.referral_id WHERE f.followup_id = ?",
+        # the lead's follow-up: only while the agency asked is still the one to answer (the lead now)
+        "followup": f"SELECT r.case_id, CASE WHEN f.side = 'lead' AND f.agency_id IS NOT {LEAD_NOW} THEN NULL "
+        "ELSE f.agency_id END, f.answer_due, NULL FROM followups f JOIN referrals r ON r.referral_id = f.referral_id "
+        "JOIN cases c ON c.case_id = r.case_id WHERE f.followup_id = ?",
     }.get(kind)
     row = conn.execute(sql, (int(ref),)).fetchone() if sql and int(ref) < 2**63 else None
     if row is None or row[1] != agency_id:

@@ -2,7 +2,8 @@
 
 At settings.followup_business_days after the acceptance (default +10, +20, +60 business days:
 about two weeks, one month, three months) the lead (or the introducer) is asked how the person
-is, and the place — when it may be told of the person — whether the person attends.
+is, and the place — when it may be told of the person — whether the person attends. The lead's
+follow-ups go to the lead of the day they are asked (follow_the_lead), whoever led at the match.
 
     lead  well               the referral is `attending`
           stopped_by_choice  the person chose to stop: the referral ends, nothing else
@@ -25,6 +26,7 @@ import sqlite3
 from pydantic import BaseModel
 
 from engine.config import Config
+from engine.papers.notices import recipient_name
 from engine.participation.persons import member_label
 from engine.participation.referrals import Referral, end, load, place_of
 from engine.participation.states import ReferralRefused, move_referral
@@ -73,10 +75,51 @@ def schedule_followups(log: Log, config: Config, r: Referral) -> list[int]:
     return ids
 
 
+# SQL (c = the case, r = the referral): who answers the lead's follow-ups now — the case's lead, else
+# the introducer. Read when a follow-up is asked and when its link is used, never fixed in advance:
+# the lead may change after the place accepted (a declined proposal, a handover).
+LEAD_NOW = "COALESCE(c.lead_agency_id, r.introduced_by)"
+
+
 def _lead_of(conn: sqlite3.Connection, r: Referral) -> str:
-    """Who answers for the person after the match: the case's lead, else the introducer."""
-    (lead,) = conn.execute("SELECT lead_agency_id FROM cases WHERE case_id = ?", (r.case_id,)).fetchone()
-    return lead or r.introduced_by
+    (lead,) = conn.execute(
+        f"SELECT {LEAD_NOW} FROM cases c, referrals r WHERE c.case_id = ? AND r.referral_id = ?",
+        (r.case_id, r.referral_id),
+    ).fetchone()
+    return lead
+
+
+def follow_the_lead(log: Log, config: Config) -> int:
+    """Lead follow-ups bound to an agency that is no longer the one to answer (LEAD_NOW): one not
+    asked yet is bound to the lead now; one asked already is withdrawn (its link dies) and asked
+    again of the lead now, as a new follow-up due today with its own e-mail. How many moved."""
+    conn, day = log.conn, log.on.isoformat()
+    moved = conn.execute(
+        f"SELECT f.followup_id, f.referral_id, f.status, f.agency_id, {LEAD_NOW}, r.case_id FROM followups f "
+        "JOIN referrals r ON r.referral_id = f.referral_id JOIN cases c ON c.case_id = r.case_id "
+        f"WHERE f.side = 'lead' AND f.status IN ('pending', 'asked') AND f.agency_id IS NOT {LEAD_NOW} "
+        "ORDER BY f.followup_id"
+    ).fetchall()
+    for followup_id, referral_id, status, before, lead, case_id in moved:
+        if status == "pending":
+            conn.execute("UPDATE followups SET agency_id = ? WHERE followup_id = ?", (lead, followup_id))
+            continue
+        conn.execute("UPDATE followups SET status = 'cancelled', done_on = ? WHERE followup_id = ?", (day, followup_id))
+        again = conn.execute(
+            "INSERT INTO followups (referral_id, side, agency_id, due_on, status) VALUES (?, 'lead', ?, ?, 'pending')",
+            (referral_id, lead, day),
+        ).lastrowid
+        log.event(
+            "followup_moved",
+            case_id=case_id,
+            reason=f"紹介 {referral_id} の定着の確認 {followup_id} は、主担当機関が変わったため"
+            f"{recipient_name(config, lead)}に照会し直す（確認 {again}）",
+            referral_id=referral_id,
+            followup_id=again,
+            agency=lead,
+            before=before,
+        )
+    return len(moved)
 
 
 def cancel_followups(log: Log, referral_id: int, why: str) -> int:

@@ -3,7 +3,8 @@
 - a referral past its answer date           → a reminder to whoever answers it (once), and after
                                               settings.escalation_business_days more an escalation
 - a waitlisted referral whose band has ended → the same: the place is asked again
-- a follow-up due                            → the lead (or the place) is asked, with an answer date
+- a follow-up due                            → the lead (or the place) is asked, with an answer date;
+                                              the lead's goes to the lead now (follow_the_lead)
 - a follow-up past its answer date           → escalation
 - a follow-up of a referral that has ended   → cancelled
 Every e-mail has its own key and every escalation is raised once: a sweep run twice sends nothing twice.
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from engine.config import Config
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import Notice, answer_by_link, queue_notice, recipient_name
+from engine.participation.followups import follow_the_lead
 from engine.participation.mail import SENDER
 from engine.participation.referrals import escalation_key, member_label, queue_request
 from engine.participation.requests import LOCKED_WORDING
@@ -58,6 +60,7 @@ def sweep_participation(log: Log, config: Config, on: date) -> ParticipationSwee
         "(SELECT referral_id FROM referrals WHERE status IN ('declined', 'ended', 'cancelled'))",
         (day,),
     )
+    follow_the_lead(log, config)  # the lead may have changed since the place accepted
     for followup_id, referral_id, side, who, due, case_id, person_id, place_id in conn.execute(
         "SELECT f.followup_id, f.referral_id, f.side, f.agency_id, f.due_on, r.case_id, r.person_id, r.place_id "
         "FROM followups f JOIN referrals r ON r.referral_id = f.referral_id "
