@@ -85,7 +85,7 @@ def apply_answer(
         referrals.waitlist(log, config, referral_id, choice.removeprefix("waitlist_"), note)
     elif choice.startswith("decline_"):
         out.next_place = referrals.decline(log, config, referral_id, choice.removeprefix("decline_"), note)
-        if out.next_place is None:
+        if out.next_place is None and not referrals.need_covered(log.conn, r.need_id):
             place = config.participation.places[r.place_id].name
             out.brought_back = bring_back(
                 log,
@@ -215,7 +215,9 @@ def refer_case(
             raise ReferralRefused(
                 f"事案 {case_id} は主担当機関が未定です: --introduced-by で紹介元の機関を指定してください"
             )
-        need_id = record_need(log, case_id, None, person, need or referrals.place_of(config, place_id).category, None)
+        place = referrals.place_of(config, place_id)
+        need = need or _need_served(log.conn, config, case_id, person, place.category) or place.category
+        need_id = record_need(log, case_id, None, person, need, None, for_referral=True)
         return referrals.refer(
             log,
             config,
@@ -228,6 +230,21 @@ def refer_case(
         )
 
 
+def _need_served(conn: sqlite3.Connection, config: Config, case_id: str, person_id: str, category: str) -> str | None:
+    """The member's oldest open (else referred) need that a place of `category` serves: a referral
+    made without --need covers it (say, to the next place proposed after a decline)."""
+    from engine.participation.matching import categories_for
+
+    for (need,) in conn.execute(
+        "SELECT need FROM participation_needs WHERE case_id = ? AND person_id = ? AND status IN ('open', 'referred') "
+        "ORDER BY status = 'open' DESC, need_id",
+        (case_id, person_id),
+    ):
+        if category in categories_for(config, need):
+            return need
+    return None
+
+
 def record_need(
     log: Log,
     case_id: str,
@@ -237,18 +254,22 @@ def record_need(
     reason: str | None,
     *,
     no_place: bool = False,
+    for_referral: bool = False,
 ) -> int:
     """A need for one member: settled at once when the conference gave a reason for no place; an
     open need of the same member and kind is reused (and settled, when a reason is given).
     `no_place`: the reason is that no place of the town can take the member — the need is then
-    `unmatched`, which 地域づくり counts as a shortage; otherwise `settled` (the person's wish …)."""
+    `unmatched`, which 地域づくり counts as a shortage; otherwise `settled` (the person's wish …).
+    `for_referral`: a referral is made for it, so a need of that kind already referred elsewhere
+    is reused too (two places asked at once for one need: one need, not two)."""
     settled = "unmatched" if no_place else "settled"
     if need not in NEED_LABELS and need not in PLACE_CATEGORY_LABELS:  # a second guard: it is e-mailed
         raise ReferralRefused(f"'{need}' はニーズの一覧にありません")
 
+    reusable = "('open', 'referred')" if for_referral and not reason else "('open')"
     row = log.conn.execute(
-        "SELECT need_id FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ? AND status = 'open' "
-        "ORDER BY need_id",
+        "SELECT need_id FROM participation_needs WHERE case_id = ? AND person_id = ? AND need = ? "
+        f"AND status IN {reusable} ORDER BY status = 'open' DESC, need_id",
         (case_id, person_id, need),
     ).fetchone()
     if row and not reason:

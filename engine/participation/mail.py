@@ -68,13 +68,22 @@ def place_refusal(
     return None
 
 
+def _still_asks(key: MessageKey, row: sqlite3.Row) -> bool:
+    """A request or reminder asks about the state it was written for: the request and a reminder
+    while the referral waits for its first answer (requested), a waitlist round's reminder (its
+    version is the round's answer date, engine/participation/requests.py) while that round waits."""
+    if key.kind == "referral_reminder" and key.version:
+        return row["status"] == "waitlisted" and row["answer_due"].replace("-", "") == str(key.version)
+    return row["status"] == "requested"
+
+
 def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, day: str) -> str | None:
     """Why a queued 参加支援 message must no longer go out."""
     row = _referral_of(conn, key)
     if row is None:
         return "the referral is gone"
-    if key.kind in ("referral", "referral_reminder") and row["status"] not in ("requested", "waitlisted"):
-        return "the referral has been answered or cancelled"
+    if key.kind in ("referral", "referral_reminder") and not _still_asks(key, row):
+        return "the referral has been answered or cancelled since the message was written"
     if key.kind == "followup" and row["followup_status"] != "asked":
         return "the follow-up has been answered or cancelled"
     to_place = row["channel"] == "place" and (key.kind != "followup" or row["asked"] == row["place_id"])

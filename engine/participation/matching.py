@@ -334,6 +334,14 @@ def propose(
     return out
 
 
+def categories_for(config: Config, code: str) -> set[str]:
+    """The place categories that serve a need (those of the matching rules naming it), or the
+    category itself for a category code (a need recorded by a place's category)."""
+    if code in NEED_LABELS:
+        return {c for r in config.participation.match_rules if code in r.when.needs for c in r.categories}
+    return {code}
+
+
 def next_place(
     conn: sqlite3.Connection,
     config: Config,
@@ -372,7 +380,7 @@ def next_place(
         mine = [*mine, code]
     else:
         naming = [r for r in config.participation.match_rules if code in r.categories]
-    wanted = {c for r in naming for c in r.categories} if code in NEED_LABELS else {code}
+    wanted = categories_for(config, code)
     needs = _implied([(r, []) for r in naming], mine)
     places = [
         assess(conn, config, p, found[0], needs, area, on, [r.reason for r in naming if p.category in r.categories])

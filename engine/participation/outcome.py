@@ -168,7 +168,9 @@ def record_entries(
     made = []
     for e in entries:
         person = member_of(log.conn, case_id, log.on, e.member)
-        need_id = record_need(log, case_id, meeting_id, person, e.need, None if e.place else e.reason)
+        need_id = record_need(
+            log, case_id, meeting_id, person, e.need, None if e.place else e.reason, for_referral=bool(e.place)
+        )
         if e.place:
             made.append(
                 refer(

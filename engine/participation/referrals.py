@@ -37,6 +37,7 @@ from engine.support.business_days import Calendar
 from engine.support.vocabulary import (
     DECLINE_REASON_LABELS,
     END_REASON_LABELS,
+    NEED_LABELS,
     WAITLIST_BAND_LABELS,
 )
 
@@ -234,7 +235,8 @@ def waitlist(log: Log, config: Config, referral_id: int, band: str, note: str | 
 def decline(log: Log, config: Config, referral_id: int, reason: str, note: str | None = None) -> str | None:
     """The place cannot take the person. The need is open again and the next place is proposed to
     the coordinator (an escalation naming it); returns that place's id, or None when no place is
-    left (the caller brings the case back to the conference)."""
+    left (the caller brings the case back to the conference) or another live referral still covers
+    the need (need_covered: nothing to propose)."""
     if reason not in DECLINE_REASON_LABELS:
         raise ReferralRefused(f"受入れが難しい理由は {', '.join(DECLINE_REASON_LABELS)} のいずれかです（'{reason}'）")
     r = load(log.conn, referral_id)
@@ -249,18 +251,30 @@ def decline(log: Log, config: Config, referral_id: int, reason: str, note: str |
         note=note,
     )
     _reopen_need(log, r)
+    if need_covered(log.conn, r.need_id):  # another referral for the same need is still live
+        return None
     nxt = _next_place(log.conn, config, r, log.on)
     label = member_label(log.conn, r.case_id, r.person_id, log.on)
     if nxt is not None:
+        need = log.conn.execute("SELECT need FROM participation_needs WHERE need_id = ?", (r.need_id,)).fetchone()
+        flag = f" --need {need[0]}" if need and need[0] in NEED_LABELS else ""  # the referral covers the same need
         log.escalate(
             f"referral_declined:{referral_id}",
             "referral_declined",
             f"事案 {r.case_id}: {label}の紹介 {referral_id} を{place.name}が受けられません"
             f"（{DECLINE_REASON_LABELS[reason]}）。次の候補: {config.participation.places[nxt].name}"
-            f"（`engine refer {r.case_id} --member {label[: label.index('（')]} --place {nxt}`）",
+            f"（`engine refer {r.case_id} --member {label[: label.index('（')]} --place {nxt}{flag}`）",
             case_id=r.case_id,
         )
     return nxt
+
+
+def need_covered(conn: sqlite3.Connection, need_id: int | None) -> bool:
+    """The need is still covered by a live referral (it stays `referred`, _reopen_need)."""
+    if need_id is None:
+        return False
+    row = conn.execute("SELECT status FROM participation_needs WHERE need_id = ?", (need_id,)).fetchone()
+    return row is not None and row[0] == "referred"
 
 
 def _next_place(conn: sqlite3.Connection, config: Config, r: Referral, on: date) -> str | None:
