@@ -56,6 +56,7 @@ class Refusal(BaseModel):
     template: str = "{err}"
     command: str | None = None  # only for this command (a built-in exception type caught there alone)
     starts: str | None = None  # only when the exception's text starts so (one kind of a library's error)
+    attribute: str | None = None  # only when the exception has this attribute set (an OSError's filename)
 
     def message(self, err: BaseException, params: dict) -> str:
         problems = getattr(err, "problems", [])
@@ -72,8 +73,18 @@ class Refusal(BaseModel):
 
 
 LIFECYCLE = Refusal(exit_code=1, template="{err}{nothing_recorded}")
+WORKSPACE_DB = "the workspace's database (engine.db)"
+DAMAGED = (
+    f"{WORKSPACE_DB} is damaged or is not an engine database; nothing was changed. Restore the last"
+    " backup (docs/operations.md, バックアップ) or give the right workspace with --workspace"
+)
+NO_SPACE = "the disk is full; nothing of this command was kept. Free space, then run it again"
+READ_ONLY = f"{WORKSPACE_DB} may only be read (its file or folder is read-only); check their owner and permissions"
+CANNOT_OPEN = (
+    f"{WORKSPACE_DB} cannot be opened (a read-only folder, or missing permissions); check the workspace folder"
+)
 # by class name: the refusals the commands have always told, each with its message and exit code
-REFUSALS: dict[str, Refusal] = {
+REFUSALS: dict[str, Refusal | tuple[Refusal, ...]] = {
     "DateError": Refusal(exit_code=2, template="--date: {err}"),
     "OutcomeInvalid": Refusal(
         exit_code=1, template="the outcome file has {count} problem(s); nothing was recorded:\n{problems}"
@@ -102,16 +113,43 @@ REFUSALS: dict[str, Refusal] = {
     "RuntimeError": Refusal(exit_code=2, command="serve"),  # the Prefect server would not start
     "FileNotFoundError": Refusal(exit_code=2),  # no database to read (engine.store.db.connect)
     # another command held the write lock longer than engine.store.db.BUSY_TIMEOUT_S
-    "OperationalError": Refusal(exit_code=1, template=BUSY_MESSAGE + "{nothing_recorded}", starts="database is locked"),
+    "OperationalError": (
+        Refusal(exit_code=1, template=BUSY_MESSAGE + "{nothing_recorded}", starts="database is locked"),
+        # the machine, not the engine: a full disk, a read-only or unreadable workspace
+        Refusal(exit_code=1, template=f"{{err}}: {NO_SPACE}{{nothing_recorded}}", starts="database or disk is full"),
+        Refusal(
+            exit_code=1, template=f"{{err}}: {READ_ONLY}{{nothing_recorded}}", starts="attempt to write a readonly"
+        ),
+        Refusal(exit_code=2, template=f"{{err}}: {CANNOT_OPEN}", starts="unable to open database file"),
+        Refusal(exit_code=1, template=f"{{err}}: {DAMAGED}{{nothing_recorded}}", starts="disk I/O error"),
+    ),
+    "DatabaseError": (
+        Refusal(exit_code=2, template=f"{{err}}: {DAMAGED}", starts="database disk image is malformed"),
+        Refusal(exit_code=2, template=f"{{err}}: {DAMAGED}", starts="file is not a database"),
+    ),
+    # a file or folder the command reads or writes (--out, a workspace, an export folder): not the engine's fault
+    "OSError": Refusal(
+        exit_code=2,
+        template="{err.filename}: {err.strerror}; give a path the engine can use (a folder you may write to,"
+        " not a file in a folder's place) or fix its permissions{nothing_recorded}",
+        attribute="filename",
+    ),
 }
 
 
 def refusal(err: BaseException, command: str, params: dict) -> tuple[str, int] | None:
     """The message and exit code for `err` raised by `command`, or None when it is not a refusal (a bug)."""
     for cls in type(err).__mro__:
-        told = REFUSALS.get(cls.__name__) if cls.__module__.split(".")[0] in ("engine", "builtins", "sqlite3") else None
-        if told is not None and told.command in (None, command) and str(err).startswith(told.starts or ""):
-            return told.message(err, params), told.exit_code
+        found = (
+            REFUSALS.get(cls.__name__) if cls.__module__.split(".")[0] in ("engine", "builtins", "sqlite3") else None
+        )
+        for told in found if isinstance(found, tuple) else (found,) if found else ():
+            if (
+                told.command in (None, command)
+                and str(err).startswith(told.starts or "")
+                and (told.attribute is None or getattr(err, told.attribute, None))
+            ):
+                return told.message(err, params), told.exit_code
     if isinstance(err, EngineError):
         return str(err), err.exit_code
     return None
@@ -142,4 +180,8 @@ def guard_all(app: typer.Typer, prefix: str = "") -> None:
         name = info.name or info.callback.__name__
         info.callback = guard(info.callback, f"{prefix}{name}")
     for group in app.registered_groups:
-        guard_all(group.typer_instance, f"{prefix}{group.name} ")
+        sub = group.typer_instance
+        if sub.registered_callback is not None and sub.registered_callback.callback is not None:
+            # a group that does something without a subcommand (`engine backlog`): its callback too
+            sub.registered_callback.callback = guard(sub.registered_callback.callback, f"{prefix}{group.name}")
+        guard_all(sub, f"{prefix}{group.name} ")

@@ -77,6 +77,31 @@ def folder_for_output(path: Path, option: str) -> None:
         fail(f"{option} {path} is a file; give a folder")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def file_for_output(path: Path, option: str) -> None:
+    """A file a command may write its output to: not a folder, in a folder (not under a file), and
+    never a database — a report written over a workspace's engine.db would erase every case."""
+    if path.is_dir():
+        fail(f"{option} {path} is a folder; give a file name (e.g. {option} {path / 'report.csv'})")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        fail(f"{option} {path}: {parent} is a file, not a folder; give a file in a folder")
+    database = path.name.startswith("engine.db") or path.suffix in (".db", ".sqlite", ".sqlite3")
+    if path.is_file() and not database:
+        try:
+            with path.open("rb") as f:
+                database = f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+        except OSError:
+            pass
+    if database:
+        fail(
+            f"{option} {path} is a database (a workspace's engine.db?); the engine never writes a report over it:"
+            f" give the output its own file name (e.g. {option} {path.with_name('report.csv')})"
+        )
+
+
 class Inputs(Bound):
     """The workspace, rules, configuration and day a command works on, each read when first used.
 

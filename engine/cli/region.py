@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.errors import fail
-from engine.cli.options import CONFIG, RULES, WORKSPACE, Inputs
+from engine.cli.options import CONFIG, RULES, WORKSPACE, Inputs, file_for_output
 
 commands = typer.Typer()
 FORMATS = ("text", "csv", "xlsx", "json")
@@ -42,8 +42,8 @@ def areas(
         fail(f"--format {fmt}: use {', '.join(FORMATS)}")
     if fmt == "xlsx" and out is None:
         fail("--format xlsx: give the file with --out (e.g. --out areas.xlsx)")
-    if out is not None and out.is_dir():
-        fail(f"--out {out} is a folder; give a file name")
+    if out is not None:
+        file_for_output(out, "--out")
     given = Inputs(workspace, rules, config, on)
     cfg = given.config
     conn = given.db(readonly=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.errors import fail
-from engine.cli.options import CONFIG, RULES, WORKSPACE, Inputs
+from engine.cli.options import CONFIG, RULES, WORKSPACE, Inputs, file_for_output
 
 commands = typer.Typer()
 FORMATS = ("text", "csv", "xlsx", "json")
@@ -47,8 +47,8 @@ def report(
         fail("give --month 2027-03 and/or --year 2026 (年度)")
     if fmt in ("csv", "xlsx") and out is None:
         fail(f"--format {fmt} needs --out FILE")
-    if out is not None and out.is_dir():
-        fail(f"--out {out} is a folder; give a file name (e.g. --out {out / f'report.{fmt}'})")
+    if out is not None:
+        file_for_output(out, "--out")
     periods = [p for p in (month and month_period(month), year and year_period(year)) if p]
     settings = load_report(config)
     given = Inputs(workspace, rules, config)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from engine.cli.errors import fail
 from engine.cli.options import BACKDATE, BY, CONFIG, DATE, DAY, JSON, RULES, WORKSPACE, Inputs, actor
 
 commands = typer.Typer()
@@ -79,6 +80,8 @@ def backlog(
     given = Inputs(workspace, rules, config, on)
     cfg, conn = given.config, given.db()
     shown = load_plan(conn, plan)
+    if plan is not None and shown is None:
+        fail(f"--plan {plan}: 対応計画 第{plan}号はありません（engine backlog で最新の計画を確認してください）")
     if now:
         shown = schedule(conn, cfg, given.day, per_week(conn, cfg.triage.settings.assessments_per_week))
     if shown is None:

@@ -127,6 +127,8 @@ def propose_if_needed(conn: sqlite3.Connection, config: Config, log: Log, deferr
 
 def load_plan(conn: sqlite3.Connection, plan_id: int | None = None) -> Plan | None:
     """A plan (the latest when no id is given), as it was made or decided."""
+    if plan_id is not None and not 0 < plan_id < 2**63:  # no such number (SQLite's integers end there)
+        return None
     row = conn.execute(
         "SELECT plan_id, status, decided_by, decided_on, body FROM backlog_plans "
         + ("WHERE plan_id = ?" if plan_id is not None else "ORDER BY plan_id DESC LIMIT 1"),
@@ -218,14 +220,19 @@ def change(conn: sqlite3.Connection, config: Config, plan_id: int, pace: int, on
 def render(plan: Plan, config: Config) -> str:
     """The plan as the coordinator reads it (Japanese)."""
     status = PLAN_STATES.get(plan.status, plan.status)
+    recorded = plan.plan_id is not None  # `engine backlog --now`: today's outlook, not a recorded plan
     lines = [
-        f"対応計画 第{plan.plan_id}号（{plan.made_on} 作成）— {status}"
+        (
+            f"対応計画 第{plan.plan_id}号（{plan.made_on} 作成）— {status}"
+            if recorded
+            else f"{plan.made_on} 時点の見通し（記録された対応計画ではありません）"
+        )
         + (f"（{plan.decided_by}、{plan.decided_on}）" if plan.decided_by else ""),
         f"最初の対応を待つ事案 {plan.waiting:,} 件。会議の枠に入りきらずアセスメントから始める事案 {plan.overflow:,} 件。",
         f"1機関あたりのアセスメントの依頼: 週{plan.per_week}件"
         + (
             f"（変更: engine backlog change {plan.plan_id} --per-week 件数、承認: engine backlog accept {plan.plan_id}）"
-            if plan.status == "proposed"
+            if plan.status == "proposed" and recorded
             else ""
         ),
         "週（開始日）            " + "  ".join(f"{PATHWAY_SHORT[p]:>6}" for p in COLUMNS),
