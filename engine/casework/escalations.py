@@ -22,6 +22,7 @@ from datetime import date
 from pydantic import BaseModel
 
 from engine.config import Config
+from engine.store.chronology import too_far_ahead
 from engine.store.db import write_transaction
 from engine.store.lifecycle import SYSTEM_ACTORS, Log
 from engine.support.business_days import Calendar
@@ -152,6 +153,8 @@ def record_act(
         text = check_note(conn, row[0], text)  # no personal data of the household
     if due is not None and due < on:
         raise EscalationError(f"--due {due}: 今日（{on}）より前の期日は指定できません")
+    if due is not None and (far := too_far_ahead(on, due)):
+        raise EscalationError(f"--due {far}")
     with write_transaction(conn):
         Log(conn, on, actor, config_hash=config.hash).event(
             "escalation_acted",

@@ -30,6 +30,7 @@ from engine.participation.outcome import check_entries
 from engine.policy.members import may_share_with
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.problems import RuleProblem, RulesInvalid
+from engine.store.chronology import too_far_ahead
 from engine.support.dates import DateError, parse_date
 from engine.support.errors import did_you_mean
 from engine.support.vocabulary import code_of, names_of
@@ -178,10 +179,14 @@ def check_outcome(
                     suggestion="give the date the action should be done by",
                 )
             )
+        elif far := too_far_ahead(held_on, role.due):
+            problems.append(doc.problem(("roles", i, "due"), f"due date {far}"))
     for field in ("next_evaluation", "review_on"):
         value = getattr(outcome, field)
         if value and value <= held_on:
             problems.append(doc.problem((field,), f"{value} is not after the meeting ({held_on})"))
+        elif value and (far := too_far_ahead(held_on, value)):
+            problems.append(doc.problem((field,), far))
     problems += check_entries(
         conn,
         config,

@@ -33,9 +33,22 @@ from datetime import date, timedelta
 from pydantic import BaseModel, ConfigDict
 
 from engine.support import clock
+from engine.support.business_days import add_months
 from engine.support.errors import EngineError
 
 FUTURE_DAYS = 3  # how far after today an event or a run may be dated (a meeting's outcome typed the evening before)
+
+
+PLAN_YEARS = 3  # how far after the day it is decided a planned date (a due date, a review) may lie
+
+
+def too_far_ahead(decided: date, planned: date) -> str | None:
+    """Why a planned date (a role's due date, a suspension's review, the next evaluation, an
+    escalation's new due date) is refused, or None: more than PLAN_YEARS after the day it was decided
+    is a typo in the year (9999, 2207), and a case would wait for it unseen by the audit for years."""
+    if planned <= add_months(decided, 12 * PLAN_YEARS):
+        return None
+    return f"{planned} is more than {PLAN_YEARS} years after {decided}: check the year (a plan looks at most {PLAN_YEARS} years ahead)"
 
 
 class DateRefused(EngineError):

@@ -60,12 +60,14 @@ def test_the_coordinators_act_settles_it_until_its_new_due_date(conn, cfg, escal
     assert entry[0] == "田中" and "電話で催促" in entry[1] and "2027-01-08" in entry[1]
 
 
-def test_an_act_is_refused_without_a_note_with_a_past_date_or_with_a_name(conn, cfg, escalated):
+def test_an_act_is_refused_without_a_note_with_a_past_or_far_date_or_with_a_name(conn, cfg, escalated):
     _, key = escalated
     with pytest.raises(EscalationError, match="書いてください"):
         record_act(conn, cfg, key, d("2026-12-16"), "田中", due=None, note="  ")
     with pytest.raises(EscalationError, match="前の期日"):
         record_act(conn, cfg, key, d("2026-12-16"), "田中", due=d("2026-12-01"), note="催促")
+    with pytest.raises(EscalationError, match="more than 3 years after"):  # a year typed wrong
+        record_act(conn, cfg, key, d("2026-12-16"), "田中", due=d("9999-12-31"), note="催促")
     with pytest.raises(EscalationError, match="ありません"):
         record_act(conn, cfg, "lead:999", d("2026-12-16"), "田中", due=None, note="催促")
     name = conn.execute("SELECT name FROM persons LIMIT 1").fetchone()[0]
