@@ -99,7 +99,7 @@ def correct_entry(
         if to is not None:
             if event == "contact":
                 (since,) = conn.execute("SELECT opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-                what = f"case {case_id}, opened"
+                what = f"opening of case {case_id}"
             else:
                 (since,) = conn.execute(
                     "SELECT m.held_on FROM case_actions a JOIN meetings m ON m.meeting_id = a.meeting_id WHERE a.action_id = ?",
@@ -113,6 +113,7 @@ def correct_entry(
                 answers=since,
                 what=what,
                 case_id=case_id,
+                relation="" if event == "contact" else "it answers",
             )
         elif dating.backdate_reason:
             raise DateRefused("--backdate-reason: a withdrawal has no date; --reason says why")

@@ -299,7 +299,9 @@ def record_contact(
     with write_transaction(conn):
         log.status(case_id)
         (opened_on,) = conn.execute("SELECT opened_on FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-        check_event(conn, on, dating, answers=opened_on, what=f"case {case_id}, opened", case_id=case_id)
+        check_event(
+            conn, on, dating, answers=opened_on, what=f"opening of case {case_id}", case_id=case_id, relation=""
+        )
         note_backdate(log, dating, case_id=case_id)
         log.contact(case_id, agency_id, "contact")
         log.event("contact", case_id=case_id, reason=f"{config.agencies[agency_id].name}が世帯と接触", agency=agency_id)

@@ -44,7 +44,8 @@ def web_(
     given.config  # noqa: B018 - refuse a broken configuration before serving
     given.db().close()
     app = create_app(workspace, given.rules_dir, given.config_dir)
-    typer.echo(f"engine web: http://{host}:{port}/ (Ctrl-C で停止)")
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a URL (RFC 3986)
+    typer.echo(f"engine web: http://{shown}:{port}/ (Ctrl-C で停止)")
     # no access log: the agencies' link paths carry their tokens
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
 

@@ -75,7 +75,7 @@ class ImportRefused(EngineError):
     @classmethod
     def because_of(cls, refused: FileRefused) -> ImportRefused:
         """The import refused for one unusable file: its message and located problems."""
-        return cls(f"import refused, nothing was written: {refused}", refused.problems)
+        return cls(str(refused), refused.problems)  # `import refused, nothing was written:` is the CLI's (errors.py)
 
 
 PARALLEL_MIN_BYTES = 16 << 20  # records.csv at least this big: check it in a second process
@@ -185,8 +185,16 @@ def _progress_in_bytes(progress: Progress | None, files: dict[str, CsvFile]) -> 
 def _open_files(source_dir: Path, encoding: str | None) -> dict[str, CsvFile]:
     """Check every file before anything is written; refuse the import if one is unusable."""
     if not source_dir.is_dir():
-        reason = f"no such folder; give the folder holding {', '.join(COLUMNS)}"
+        what = "a file, not a folder" if source_dir.exists() else "no such folder"
+        reason = f"{what}; give the folder holding {', '.join(COLUMNS)}"
         raise ImportRefused(f"{source_dir}: {reason}", [Problem(file=str(source_dir), message=reason)])
+    folders = [name for name in COLUMNS if (source_dir / name).is_dir()]
+    if folders:
+        reason = "is a folder, not a file; put the CSV file itself under this name"
+        raise ImportRefused(
+            "; ".join(f"{source_dir / name}: {reason}" for name in folders),
+            [Problem(file=str(source_dir / name), message=reason) for name in folders],
+        )
     missing = [name for name in COLUMNS if not (source_dir / name).is_file()]
     if missing:
         present = sorted(p.name for p in source_dir.iterdir() if p.suffix.lower() == ".csv")

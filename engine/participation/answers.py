@@ -180,7 +180,9 @@ def _case_member(log: Log, case_id: str, member: str, dating: Dating) -> tuple[s
     row = log.conn.execute("SELECT opened_on, lead_agency_id FROM cases WHERE case_id = ?", (case_id,)).fetchone()
     if row is None:
         raise ReferralRefused(f"事案 {case_id} はありません（`engine cases` で確認してください）")
-    check_event(log.conn, log.on, dating, answers=row[0], what=f"case {case_id}", case_id=case_id)
+    check_event(
+        log.conn, log.on, dating, answers=row[0], what=f"opening of case {case_id}", case_id=case_id, relation=""
+    )
     note_backdate(log, dating, case_id=case_id)
     person = member_of(log.conn, case_id, log.on, member)
     if person is None:

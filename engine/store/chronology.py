@@ -111,14 +111,16 @@ def check_event(
     answers: date | str,
     what: str,
     case_id: str | None = None,
+    relation: str = "it answers",
 ) -> None:
-    """Refuse an event dated `on` before the `what` it answers (dated `answers`), after `dating.not_after`,
-    or before the last nightly cycle without a reason. Writes nothing: `note_backdate` does, in the
-    caller's transaction."""
+    """Refuse an event dated `on` before the `what` it answers (dated `answers`; `relation` says how the
+    event follows it), after `dating.not_after`, or before the last nightly cycle without a reason.
+    Writes nothing: `note_backdate` does, in the caller's transaction."""
     answered = date.fromisoformat(answers) if isinstance(answers, str) else answers
     if on < answered:
         raise DateRefused(
-            f"--date {on} is before the {what} it answers ({answered}): give the day it happened, {answered} or later"
+            f"--date {on} is before the {what}{f' {relation}' if relation else ''} ({answered}):"
+            f" give the day it happened, {answered} or later"
         )
     if dating.not_after is not None and on > dating.not_after:
         raise DateRefused(

@@ -49,6 +49,7 @@ def test_import_refused_file_gives_message_not_traceback(tmp_path):
     result = runner.invoke(app, ["import", str(src), "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 2
     assert "import refused" in result.output and "address" in result.output and "Traceback" not in result.output
+    assert result.output.count("nothing was written") == 1, result.output  # said once, not twice
 
 
 def test_bad_date_argument(tmp_path):

@@ -63,3 +63,14 @@ def test_a_path_that_cannot_be_written_names_the_path(tmp_path, workspace):
     blocker.write_text("x", encoding="utf-8")
     ran = runner.invoke(app, ["export", str(blocker / "exports"), "--workspace", str(workspace)])
     assert ran.exit_code == 2 and str(blocker / "exports") in ran.output and "Traceback" not in ran.output
+
+
+@pytest.mark.parametrize("host, url", [("127.0.0.1", "http://127.0.0.1:8399/"), ("::1", "http://[::1]:8399/")])
+def test_engine_web_prints_an_address_a_browser_can_open(workspace, monkeypatch, host, url):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))  # not started: only its address
+    ran = runner.invoke(app, ["web", "--workspace", str(workspace), "--host", host, "--port", "8399"])
+    assert ran.exit_code == 0 and f"engine web: {url}" in ran.output, ran.output
+    assert served["host"] == host

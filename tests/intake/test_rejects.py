@@ -147,8 +147,7 @@ def test_missing_column_refused_with_suggestion_and_nothing_written(conn, tmp_pa
     assert "households.csv" in message and "missing required column(s): household_id" in message
     assert "column 'houshold_id' — did you mean 'household_id'?" in message
     assert "'houshold_id', 'area', 'address'" in message  # what was found
-    assert "nothing was written" in message
-    assert counts(conn) == before
+    assert counts(conn) == before  # nothing was written (the CLI says so before the message: errors.py)
 
 
 def test_duplicated_column_refused(conn, tmp_path):
@@ -198,7 +197,7 @@ def test_refusals_are_engine_errors_with_located_problems(conn, tmp_path):
     assert isinstance(e.value, EngineError) and e.value.exit_code == 2
     [problem] = e.value.problems
     assert (problem.file, problem.line) == (str(folder / "persons.csv"), 8)
-    assert str(e.value) == f"import refused, nothing was written: {folder / 'persons.csv'}: {problem.message}"
+    assert str(e.value) == f"{folder / 'persons.csv'}: {problem.message}"  # the CLI says "import refused" once
     (folder / "persons.csv").write_text(PERSONS.replace("household_id", "houshold_id"), encoding="utf-8")
     with pytest.raises(FileRefused) as e:
         read_csv(folder / "persons.csv", importer.COLUMNS["persons.csv"])
@@ -262,3 +261,14 @@ def test_tab_separated_header_is_recognised(tmp_path):
     with pytest.raises(FileRefused) as e:
         read_csv(path, importer.COLUMNS["households.csv"])
     assert "Found: 'household_id', 'area', 'address'." in str(e.value) and "tab- or semicolon-separated" in str(e.value)
+
+
+def test_a_folder_in_a_files_place_or_a_file_for_the_folder_is_told_so(conn, tmp_path):
+    folder = write_town(tmp_path / "in")
+    (folder / "persons.csv").unlink()
+    (folder / "persons.csv").mkdir()
+    with pytest.raises(ImportRefused, match="persons.csv: is a folder, not a file") as e:
+        run(conn, folder)
+    assert "did you mean" not in str(e.value)
+    with pytest.raises(ImportRefused, match="households.csv: a file, not a folder; give the folder holding"):
+        run(conn, folder / "households.csv")
