@@ -15,8 +15,11 @@ be imported between the night that queued a message and the dispatch:
                    go: they carry the case id and fixed wording only, which the lock allows (the DV
                    centre itself may be asked to lead)
     digest         goes: it is the coordinator's own
-A message withheld for the lock is also raised to the coordinator (an escalation: the next digest
-lists its key, without saying why: the digest is e-mailed; `engine outbox` says why).
+Consent is checked again the same way for the agenda of a 重層的支援会議 (shared on the persons'
+consent, also with agencies that are not members): one that details a case whose consent has ended
+since it was queued is withheld; the next night takes the case to a 支援会議.
+A message withheld for the lock or for consent is also raised to the coordinator (an escalation: the
+next digest lists its key, without saying why: the digest is e-mailed; `engine outbox` says why).
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from datetime import datetime
 
 from engine.config import Config
 from engine.outbox.keys import PREFIXED, MessageKey, prefixed
+from engine.policy.consent import case_consented
 from engine.policy.dv import case_locked, household_locked, locked_among
+from engine.policy.members import members_only
 from engine.store.lifecycle import Log
 from engine.support import clock
 
 LOCKED = "the household is locked (DV)"  # the start of every reason the DV lock gives
+CONSENT_ENDED = "the consent is no longer valid"  # the start of the reason a 重層的支援会議 agenda is held back
 
 ROW_OF = {  # the table and id column a lifecycle message's number points into
     "lead_request": ("lead_requests", "request_id"),
@@ -71,9 +77,18 @@ def stale_reason(
         held_on = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (key.ref,)).fetchone()
         if held_on and held_on[0] < tokyo_day:
             return "the meeting has been held"
-        named = locked_cases_named(conn, config, key, tokyo_day, parts)
-        if named:
-            return f"{LOCKED}: the agenda details case {', '.join(named)}; the next night's agenda only counts it"
+        named = cases_named(conn, key, parts)
+        locked = locked_among_named(conn, config, named, tokyo_day)
+        if locked:
+            return f"{LOCKED}: the agenda details case {', '.join(locked)}; the next night's agenda only counts it"
+        unconsented = (
+            [c for c, _ in named if not case_consented(conn, c, tokyo_day)] if consent_based(conn, key) else []
+        )
+        if unconsented:
+            return (
+                f"{CONSENT_ENDED}: the agenda of a 重層的支援会議 details case {', '.join(unconsented)}, whose"
+                " consent is no longer valid; the next night takes it to a 支援会議"
+            )
     if key.kind == "lead_request":
         row = conn.execute("SELECT status FROM lead_requests WHERE request_id = ?", (key.number,)).fetchone()
         if not row or row[0] != "pending":
@@ -120,8 +135,19 @@ def locked_cases_named(
     conn: sqlite3.Connection, config: Config, key: MessageKey, on_iso: str, parts: str | None = None
 ) -> list[str]:
     """The cases the queued agenda names (details: a locked case is only counted, never named) and
-    that are DV-locked now: a case of its meeting, or any case whose id it carries, such as a case
-    moved to another meeting since the agenda was queued. `parts`: the agenda's queued parts, if read."""
+    that are DV-locked now. `parts`: the agenda's queued parts, if read."""
+    return locked_among_named(conn, config, cases_named(conn, key, parts), on_iso)
+
+
+def consent_based(conn: sqlite3.Connection, key: MessageKey) -> bool:
+    """The agenda's meeting is a 重層的支援会議: what it details is shared on the persons' consent."""
+    row = conn.execute("SELECT conference_type FROM meetings WHERE meeting_id = ?", (key.ref,)).fetchone()
+    return row is not None and not members_only(row[0])
+
+
+def cases_named(conn: sqlite3.Connection, key: MessageKey, parts: str | None = None) -> list[tuple[str, str]]:
+    """(case id, household id) of the cases the queued agenda names: a case of its meeting, or any
+    case whose id it carries, such as a case moved to another meeting since the agenda was queued."""
     if parts is None:
         row = conn.execute("SELECT parts FROM outbox WHERE message_key = ?", (str(key),)).fetchone()
         parts = row[0] if row else None
@@ -139,6 +165,13 @@ def locked_cases_named(
                 named.append((case_id, household_id))
         elif re.search(re.escape(case_id) + r"(?![0-9])", text):  # an id of another shape: looked for as it is
             named.append((case_id, household_id))
+    return named
+
+
+def locked_among_named(
+    conn: sqlite3.Connection, config: Config, named: list[tuple[str, str]], on_iso: str
+) -> list[str]:
+    """Of the cases named, those DV-locked now (their households and flags read at once)."""
     if not named:
         return []
     rule_ids: dict[str, list[str]] = {}
@@ -161,7 +194,7 @@ def withhold(conn: sqlite3.Connection, config: Config, key: MessageKey, reason: 
             "UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending' RETURNING agency_id",
             (reason, text),
         ).fetchone()
-        if row and reason.startswith(LOCKED):
+        if row and reason.startswith((LOCKED, CONSENT_ENDED)):
             Log(conn, now.astimezone(clock.TOKYO).date(), "dispatch", config_hash=config.hash).escalate(
                 f"withheld:{text}",
                 "mail_withheld",
