@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from engine.config import ConferenceType, Config
 from engine.papers import ics, letterhead
-from engine.papers.casebrief import Review, preparation, review
+from engine.papers.casebrief import Review, preparation, reviews
 from engine.papers.environment import HTML_INCLUDE, TEMPLATES, environment, is_html  # noqa: F401 (their old home)
 from engine.papers.participation import Candidate, candidates
 from engine.participation.place_day import PlaceDays
@@ -274,7 +274,6 @@ def meeting_papers(
         titles = [rules.flags[r].title for r in rule_ids if r in rules.flags]
         lead_name = config.agencies[lead_id].name if lead_id in config.agencies else "未定"
         points = discussion(config, rule_ids, kind)
-        previous = None if is_locked else review(conn, config, case_id, on_iso)
         labels = member_labels(hh, held_on)
         proposals = (
             []
@@ -285,6 +284,7 @@ def meeting_papers(
         roles = conn.execute(
             "SELECT agency_id, role FROM case_agencies WHERE case_id = ? ORDER BY role != 'lead', agency_id", (case_id,)
         ).fetchall()
+        previous = reviews(conn, config, case_id, on_iso, kind, {a for a, _ in roles}) if not is_locked else {}
         for agency_id, role in roles:
             agency = config.agencies.get(agency_id)
             if agency is None or not may_share_with(agency, kind):
@@ -305,8 +305,8 @@ def meeting_papers(
                     lead_name=lead_name,
                     lead_reason=for_agencies(shared_reason or ""),
                     discussion=points,
-                    prepare=preparation(role, [f.title for f in facts], points, lead_name, previous),
-                    review=previous,
+                    prepare=preparation(role, [f.title for f in facts], points, lead_name, previous.get(agency.member)),
+                    review=previous.get(agency.member),
                     participation=[c for c in proposals if shared is None or c.member in shared]
                     if role == "lead"
                     else [],

@@ -43,13 +43,26 @@ def _lineage(conn: sqlite3.Connection, case_id: str) -> list[str]:
     return ids
 
 
-def review(conn: sqlite3.Connection, config: Config, case_id: str, on_iso: str) -> Review | None:
-    """None for a case the conference has not decided yet."""
+def review(
+    conn: sqlite3.Connection,
+    config: Config,
+    case_id: str,
+    on_iso: str,
+    *,
+    agencies: set[str] | None = None,
+    consent_based_only: bool = False,
+) -> Review | None:
+    """None for a case the conference has not decided yet. `agencies`: only the roles of these (the
+    agencies of the case at a 重層的支援会議: one invited for a person who did not consent must not be
+    named, its name alone tells which silo knows the household). `consent_based_only`: only what
+    重層的支援会議 decided (for an agency that is not a 支援会議 member: what a 支援会議 decided is
+    shared among its members alone, 法第106条の6)."""
     ids = _lineage(conn, case_id)
     marks = ",".join("?" * len(ids))
+    kind = " AND m.conference_type = 'multi'" if consent_based_only else ""
     last = conn.execute(
-        f"SELECT decided_on, decision, lead_agency_id FROM outcomes WHERE case_id IN ({marks}) "
-        "ORDER BY decided_on DESC, recorded_on DESC LIMIT 1",
+        f"SELECT o.decided_on, o.decision, o.lead_agency_id FROM outcomes o JOIN meetings m ON m.meeting_id = o.meeting_id "
+        f"WHERE o.case_id IN ({marks}){kind} ORDER BY o.decided_on DESC, o.recorded_on DESC LIMIT 1",
         ids,
     ).fetchone()
     if last is None:
@@ -62,10 +75,11 @@ def review(conn: sqlite3.Connection, config: Config, case_id: str, on_iso: str) 
             state=ACTION_STATE_LABELS["done" if status == "done" else "overdue" if due_on < on_iso else "open"],
         )
         for agency_id, action, due_on, status in conn.execute(
-            f"SELECT agency_id, action, due_on, status FROM case_actions WHERE case_id IN ({marks}) "
-            "AND status != 'cancelled' ORDER BY due_on, action_id",
+            f"SELECT a.agency_id, a.action, a.due_on, a.status FROM case_actions a JOIN meetings m ON m.meeting_id = a.meeting_id "
+            f"WHERE a.case_id IN ({marks}) AND a.status != 'cancelled'{kind} ORDER BY a.due_on, a.action_id",
             ids,
         )
+        if agencies is None or agency_id in agencies
     ]
     watch = [
         f"{CHECKPOINT_LABELS.get(kind, '見守り')}（{wareki_with_weekday(due_on)}）: {WATCH_RESULT_LABELS[result]}"
@@ -78,10 +92,24 @@ def review(conn: sqlite3.Connection, config: Config, case_id: str, on_iso: str) 
     ]
     return Review(
         decided=f"{wareki_with_weekday(last[0])}の会議: {DECISION_LABELS.get(last[1], '決定')}",
-        lead_name=_name(config, last[2]) if last[2] else "",
+        lead_name=_name(config, last[2]) if last[2] and (agencies is None or last[2] in agencies) else "",
         roles=roles,
         watch=watch,
     )
+
+
+def reviews(
+    conn: sqlite3.Connection, config: Config, case_id: str, on_iso: str, kind: str, roster: set[str]
+) -> dict[bool, Review | None]:
+    """これまでの経過 for a member agency (True) and for one that is not (False). At a 重層的支援会議
+    only the roles of the agencies invited to the case now are shown (an agency invited for a person
+    who did not consent is not named), and to a non-member only what 重層的支援会議 decided."""
+    if kind != "multi":
+        return {True: review(conn, config, case_id, on_iso)}  # a 支援会議: members only
+    return {
+        True: review(conn, config, case_id, on_iso, agencies=roster),
+        False: review(conn, config, case_id, on_iso, agencies=roster, consent_based_only=True),
+    }
 
 
 def _name(config: Config, agency_id: str) -> str:
