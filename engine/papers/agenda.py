@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from engine.config import ConferenceType, Config
 from engine.papers import ics, letterhead
-from engine.papers.casebrief import Review, preparation, reviews
+from engine.papers.casebrief import Review, preparation, reviews, without_dv_centre
 from engine.papers.environment import HTML_INCLUDE, TEMPLATES, environment, is_html  # noqa: F401 (their old home)
 from engine.papers.participation import Candidate, candidates
 from engine.participation.place_day import PlaceDays
@@ -294,6 +294,7 @@ def meeting_papers(
                 per_agency.setdefault(agency_id, [])
                 continue
             facts = silo_facts(hh, agency.silo, on_iso, only, age_iso=held_on)
+            lead_shown, review_shown = without_dv_centre(config, agency.silo, lead_name, previous.get(agency.member))
             per_agency.setdefault(agency_id, []).append(
                 CaseItem(
                     case_id=case_id,
@@ -302,11 +303,11 @@ def meeting_papers(
                     urgent=severity == "urgent",
                     flag_titles=titles,
                     facts=facts,
-                    lead_name=lead_name,
+                    lead_name=lead_shown,
                     lead_reason=for_agencies(shared_reason or ""),
                     discussion=points,
-                    prepare=preparation(role, [f.title for f in facts], points, lead_name, previous.get(agency.member)),
-                    review=previous.get(agency.member),
+                    prepare=preparation(role, [f.title for f in facts], points, lead_shown, review_shown),
+                    review=review_shown,
                     participation=[c for c in proposals if shared is None or c.member in shared]
                     if role == "lead"
                     else [],

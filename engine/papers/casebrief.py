@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from engine.casework.outcome_file import DECISION_LABELS
 from engine.config import Config
+from engine.policy.dv import DV_CENTRE_SILO
 from engine.store.lifecycle import CHECKPOINT_LABELS
 from engine.support.dates import wareki_with_weekday
 from engine.support.vocabulary import ACTION_STATE_LABELS, WATCH_RESULT_LABELS
@@ -110,6 +111,29 @@ def reviews(
         True: review(conn, config, case_id, on_iso, agencies=roster),
         False: review(conn, config, case_id, on_iso, agencies=roster, consent_based_only=True),
     }
+
+
+UNNAMED = "会議の場でお伝えします"  # in place of an agency whose name says DV, to any other agency
+
+
+def without_dv_centre(
+    config: Config, recipient_silo: str, lead_name: str, previous: Review | None
+) -> tuple[str, Review | None]:
+    """The proposed lead's name and これまでの経過 as an agency reads them: the DV centre (its name says
+    DV) is named to itself only — also after a lock has ended, when a case relinked to a case it led
+    comes back (no DV detail by e-mail, ../shared/domain.md). Its roles are left out, and its name as a
+    lead reads 「会議の場でお伝えします」."""
+    if recipient_silo == DV_CENTRE_SILO:
+        return lead_name, previous
+    names = {a.name for a in config.agencies.values() if a.silo == DV_CENTRE_SILO}
+    if previous is not None and (previous.lead_name in names or any(r.agency_name in names for r in previous.roles)):
+        previous = previous.model_copy(
+            update={
+                "lead_name": UNNAMED if previous.lead_name in names else previous.lead_name,
+                "roles": [r for r in previous.roles if r.agency_name not in names],
+            }
+        )
+    return (UNNAMED if lead_name in names else lead_name), previous
 
 
 def _name(config: Config, agency_id: str) -> str:

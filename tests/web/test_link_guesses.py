@@ -169,7 +169,9 @@ def test_a_places_link_dies_with_the_dv_lock(waitlisted, conn, cfg):
         (hid, day.isoformat(), day.isoformat()),
     )
     conn.commit()
-    assert "locked" in stale_reason(conn, cfg, MessageKey.referral(1, reminder=True), day.isoformat())
+    (due,) = conn.execute("SELECT answer_due FROM referrals WHERE referral_id = 1").fetchone()
+    this_round = MessageKey.referral(1, reminder=True, round_on=date.fromisoformat(due))  # the waitlist's round
+    assert "locked" in stale_reason(conn, cfg, this_round, day.isoformat())
     assert links.lookup(conn, cfg, token, day).state == "revoked"
 
 
