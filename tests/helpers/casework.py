@@ -101,6 +101,15 @@ def decide(conn, workspace, rules, cfg, case_id: str, meeting_id: str, on: date,
     return record_outcome(conn, rules, cfg, meeting_id, case_id, path, on, "tester")
 
 
+def decided_and_accepted(conn, workspace, rules, cfg, case: dict, text: str) -> date:
+    """The outcome `text` recorded at the case's meeting (`case` as tests.helpers.conference.case_of
+    gives it), and its lead's acceptance the same day: the meeting's day."""
+    day = held_on(conn, case["meeting"])
+    decide(conn, workspace, rules, cfg, case["case_id"], case["meeting"], day, text)
+    accept(conn, cfg, case["case_id"], day, "tester")
+    return day
+
+
 def plan_text(lead=LEAD, roles=((LEAD, "介護サービスの利用調整", "2027-01-29"),), extra=""):
     lines = "".join(f"  - {{agency: {a}, action: {act}, due: {due}}}\n" for a, act, due in roles)
     return f"decision: plan\nlead: {lead}\nroles:\n{lines}{extra}"

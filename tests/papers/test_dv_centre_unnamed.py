@@ -5,11 +5,10 @@ the other agencies' agendas propose 「会議の場でお伝えします」 as t
 
 from __future__ import annotations
 
-from engine.casework.handshake import accept
 from engine.casework.watch import answer_checkpoint
 from engine.papers.casebrief import UNNAMED
 from engine.workflows.cycle import nightly_cycle
-from tests.helpers.casework import add_arrears, d, decide, morning
+from tests.helpers.casework import add_arrears, d, decided_and_accepted, morning
 from tests.helpers.conference import case_of, send_by_file
 from tests.helpers.mail import sent_texts
 from tests.helpers.town import ON, add_household, person
@@ -26,18 +25,9 @@ def test_a_relinked_case_once_led_by_the_dv_centre_does_not_name_it_to_other_age
     nightly_cycle(conn, workspace, rules, cfg, ON)
     first = case_of(conn, "H1")
     assert first["lead"] == "dv_center"
-    (held,) = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (first["meeting"],)).fetchone()
-    decide(
-        conn,
-        workspace,
-        rules,
-        cfg,
-        first["case_id"],
-        first["meeting"],
-        d(held),
-        "decision: close\nlead: dv_center\nreason: 体制が整ったため\n",
+    decided_and_accepted(
+        conn, workspace, rules, cfg, first, "decision: close\nlead: dv_center\nreason: 体制が整ったため\n"
     )
-    accept(conn, cfg, first["case_id"], d(held), "tester")
     for (due,) in conn.execute(
         "SELECT due_on FROM checkpoints WHERE case_id = ? AND kind = 'watch' ORDER BY due_on", (first["case_id"],)
     ).fetchall():

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 
-from engine.casework.handshake import accept
 from engine.casework.sweep import daily_sweep
 from engine.papers.agenda import meeting_papers
 from engine.workflows.cycle import nightly_cycle
-from tests.helpers.casework import d, decide, plan_text
+from tests.helpers.casework import d, decided_and_accepted, plan_text
 from tests.helpers.conference import case_of
 from tests.helpers.town import ON, add_household, person
 
@@ -27,22 +26,11 @@ def test_a_consent_based_evaluation_names_no_role_of_a_non_consenting_member_and
     nightly_cycle(conn, workspace, rules, cfg, ON)
     first = case_of(conn, "HS")
     assert first["type"] == "support"
-    (held,) = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (first["meeting"],)).fetchone()
     roles = (
         (first["lead"], "介護サービスの利用調整", "2027-01-29"),
         ("fukushi_jimusho", "家計管理の見直し", "2027-02-26"),
     )
-    decide(
-        conn,
-        workspace,
-        rules,
-        cfg,
-        first["case_id"],
-        first["meeting"],
-        d(held),
-        plan_text(lead=first["lead"], roles=roles),
-    )
-    accept(conn, cfg, first["case_id"], d(held), "tester")
+    decided_and_accepted(conn, workspace, rules, cfg, first, plan_text(lead=first["lead"], roles=roles))
     with conn:  # the elder and the son, whom the 8050 case concerns, consent in January
         for pid in (elder["pid"], son["pid"]):
             conn.execute(
