@@ -39,6 +39,13 @@ __all__ = [
 ]
 
 
+WAITING = "c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL"
+"""The cases (`c`) waiting for a meeting: sent to a conference when no slot was free (or left
+without one). The night books them again; no other case without a meeting is the conference's
+to decide (one closed under watch, suspended, or on a triage pathway). The config diff's replay
+(engine/impact/config_diff.py) decides the same ones."""
+
+
 def lacking_dv_centre(conn: sqlite3.Connection, config: Config, on: date) -> tuple[str, tuple]:
     """The query (for Convener.recheck) of the open cases with a coming meeting whose household is
     DV-locked (dv.locked_among) but that invite no DV centre that could take part."""
@@ -117,15 +124,11 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
         waiting = list(
             c.recheck(
                 "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-                "WHERE c.status = 'detected' AND c.is_open = 1 AND c.meeting_id IS NULL AND c.opened_on < ? ORDER BY c.case_id",
+                f"WHERE {WAITING} AND c.opened_on < ? ORDER BY c.case_id",  # tonight's new cases have just tried
                 (on.isoformat(),),
             )
         )
-        opened = dict(
-            conn.execute(
-                "SELECT case_id, opened_on FROM cases WHERE status = 'detected' AND is_open = 1 AND meeting_id IS NULL"
-            ).fetchall()
-        )
+        opened = dict(conn.execute(f"SELECT c.case_id, c.opened_on FROM cases c WHERE {WAITING}").fetchall())
         waiting.sort(key=lambda w: booking_priority(rules, w[1], opened.get(w[0], "")))
         for case_id, cand, hh in waiting:
             before = c.result.cases_unbooked

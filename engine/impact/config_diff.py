@@ -4,7 +4,8 @@ meeting would change under a candidate configuration, with the reason.
 Each side is decided by the conference code itself (engine/conference/) on an in-memory copy of
 the database (sqlite3's backup API), thrown away afterwards: the workspace is only read. On each
 copy the night is replayed: the households are screened with that side's rules, the open cases
-whose meeting is still to come are decided again, and the flags in no case yet are convened.
+still to be discussed (waiting for a meeting, as the night books them again, or in a meeting to
+come) are decided again, and the flags in no case yet are convened.
 Both sides replay the same night, so only the configuration (and the candidate's rules, when its
 folder holds other rules) makes a difference. Open cases keep a confirmed lead, and an unconfirmed
 lead the same rule still allows (engine/conference/lead.py): a changed lead shows mostly on the
@@ -17,7 +18,7 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from engine.conference.convene import convene
+from engine.conference.convene import WAITING, convene
 from engine.conference.convener import Convener
 from engine.config import Config
 from engine.impact.evaluate import last_screening_date, scope
@@ -81,6 +82,22 @@ def copy_in_memory(conn: sqlite3.Connection) -> sqlite3.Connection:
     return mem
 
 
+def still_to_discuss(on: date) -> tuple[str, tuple]:
+    """The query (for Convener.recheck) of the cases a conference is still to decide on `on`: those
+    the night books again (WAITING, engine/conference/convene.py), and those in a meeting to come
+    that has not discussed them yet (no outcome recorded: a case closed or suspended there, on its
+    day or before a past --date, is no longer the conference's). Not a case on a triage pathway."""
+    return (
+        "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+        "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 "
+        "AND c.status NOT IN ('routed', 'assessing', 'watching') AND m.held_on >= ? "
+        "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = c.case_id AND o.meeting_id = c.meeting_id) "
+        "UNION SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
+        f"WHERE {WAITING} ORDER BY 1",
+        (on.isoformat(),),
+    )
+
+
 def replay_night(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date) -> set[str]:
     """On a copy: screen, decide again the open cases still to be discussed, convene the rest.
     Returns the households that had an open case before."""
@@ -90,12 +107,7 @@ def replay_night(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: d
     had_case = {h for (h,) in conn.execute("SELECT household_id FROM cases WHERE is_open = 1")}
     with conn:
         c = Convener(conn, rules, config, on, log=Log(conn, on, ACTOR, rules_hash=rules.hash, config_hash=config.hash))
-        for case_id, cand, hh in c.recheck(
-            "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "LEFT JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 "
-            "AND c.status NOT IN ('routed', 'assessing', 'watching') AND (c.meeting_id IS NULL OR m.held_on >= ?) ORDER BY c.case_id",
-            (on.isoformat(),),
-        ):
+        for case_id, cand, hh in c.recheck(*still_to_discuss(on)):
             if cand.flags:
                 c.convene_case(case_id, cand, hh)
     convene(conn, rules, config, on)

@@ -1,5 +1,6 @@
 """config_diff on a hand-made town: one more 社会福祉協議会 (困窮, member) becomes the proposed lead
-of the case the next night opens and is invited to the open one; nothing is written."""
+of the case the next night opens and is invited to the open one; nothing is written. A case closed
+under watch is decided again by neither the night nor the replay."""
 
 from __future__ import annotations
 
@@ -7,8 +8,19 @@ from engine.config import load_config
 from engine.impact.config_diff import config_diff
 from engine.rules.loader import load_rules
 from engine.store.db import connect
-from tests.helpers.town import add_household, person
-from tests.impact.town import INCOME, LOWER_TO_2, SHAKYO, arrears_town, candidate, fingerprint, screened
+from tests.helpers.casework import MEETING_DAY, close, open_cases
+from tests.helpers.paths import CONFIG_DIR
+from tests.helpers.town import ON, add_household, person
+from tests.impact.town import (
+    INCOME,
+    LOWER_TO_2,
+    SHAKYO,
+    arrears_town,
+    candidate,
+    closed_by_assessment,
+    fingerprint,
+    screened,
+)
 
 
 def _town_with_a_new_flag(conn, workspace, rules, cfg):
@@ -67,3 +79,22 @@ def test_candidate_rules_open_cases_the_current_rules_do_not(conn, workspace, ru
     assert new.new_case
     lead = next(ch for ch in new.changes if ch.what == "lead")
     assert lead.before == "なし" and lead.after.startswith("社会福祉協議会（規則 ")
+
+
+def test_a_case_an_assessment_closed_is_not_convened_again(conn, workspace, rules):
+    """Closed under watch and in no meeting: the night books only the cases waiting for a meeting, and
+    so does the replay (it used to move this one to 会議に付議, which the lifecycle refuses: the diff failed)."""
+    case_id = closed_by_assessment(conn, workspace, rules)
+    live = load_config(CONFIG_DIR, rules)  # with triage, as the case was decided
+    d = config_diff(conn, rules, live, live)  # `engine config diff --against configs`
+    assert d.on == ON and d.cases == [] and d.cases_compared == 1
+    assert conn.execute("SELECT status FROM cases WHERE case_id = ?", (case_id,)).fetchone() == ("closed",)
+
+
+def test_a_case_its_meeting_closed_after_the_last_screening_is_not_decided_again(conn, workspace, rules, cfg, tmp_path):
+    """Screened on ON; the meeting of 4 December closed the case (the lead took it over). That meeting
+    is still to come on ON, but it has discussed the case: the replay leaves it closed."""
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    close(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY)
+    d = config_diff(conn, rules, cfg, load_config(candidate(tmp_path, SHAKYO), rules))
+    assert d.on == ON and d.cases == [] and d.cases_compared == 1

@@ -5,11 +5,16 @@ nothing; the candidates of issue 16 (arrears threshold 3 → 2 months, one more 
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 
 from engine.conference.convene import convene
+from engine.config import load_config
 from engine.screening.screen import screen
+from engine.triage.assessment import answer_assessment
+from engine.workflows.cycle import nightly_cycle
 from tests.helpers.configs import configs
+from tests.helpers.paths import CONFIG_DIR
 from tests.helpers.town import ON, add_household, elder_and_son, person
 
 INCOME = ("earned_income", "2000000")  # in work: not a ひきこもり signal
@@ -41,6 +46,18 @@ def screened(conn, workspace, rules, cfg=None) -> None:
     screen(conn, workspace, rules, ON, full=True)
     if cfg is not None:
         convene(conn, rules, cfg, ON)
+
+
+def closed_by_assessment(conn, workspace, rules) -> str:
+    """An elder living alone in 中央, screened on ON under the shipped triage rules: 中央地域包括 assesses
+    and resolves it on 1 December. Its case is closed under watch (終結（見守り中）): open, in no meeting."""
+    shipped = load_config(CONFIG_DIR, rules)
+    add_household(conn, "HELDER", person(80, "世帯主", ("care_level", "要介護1")), area="中央")
+    nightly_cycle(conn, workspace, rules, shipped, ON)
+    case_id = conn.execute("SELECT case_id FROM cases WHERE household_id = 'HELDER'").fetchone()[0]
+    assert answer_assessment(conn, rules, shipped, case_id, "resolved", date(2026, 12, 1), "tester").status == "closed"
+    assert conn.execute("SELECT is_open, meeting_id FROM cases WHERE case_id = ?", (case_id,)).fetchone() == (1, None)
+    return case_id
 
 
 def candidate(tmp_path: Path, *edits, triage: bool = False) -> Path:

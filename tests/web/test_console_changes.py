@@ -18,7 +18,16 @@ from tests.helpers.configs import configs, line_of, problems
 from tests.helpers.console import login
 from tests.helpers.paths import ROOT
 from tests.helpers.town import add_household, person
-from tests.impact.town import INCOME, LOWER_TO_2, SHAKYO, arrears_town, candidate, fingerprint, screened
+from tests.impact.town import (
+    INCOME,
+    LOWER_TO_2,
+    SHAKYO,
+    arrears_town,
+    candidate,
+    closed_by_assessment,
+    fingerprint,
+    screened,
+)
 
 WEB_YAML = """candidate_dirs:
   - ../taino2
@@ -98,6 +107,19 @@ def test_one_more_agency_shows_the_cases_it_would_change(console, conn, workspac
     assert "社会福祉協議会（困窮分野）を招集" in page
     assert f'href="/cases/{case_id}"' in r.text  # an open case, linked
     assert "kodomo_center" not in page and "shakyo@" not in page  # agencies by name, no addresses
+    assert tables(conn) == before_rows and fingerprint(workspace) == before_bytes  # nothing written
+
+
+def test_a_case_closed_under_watch_is_left_as_it_is(console, conn, workspace, rules):
+    """An agency's assessment closed the case (終結（見守り中）, in no meeting): the page compares
+    (it used to fail, the replay moving the case to 会議に付議) and changes nothing of it."""
+    case_id = closed_by_assessment(conn, workspace, rules)
+    before_rows, before_bytes = tables(conn), fingerprint(workspace)
+    r = console.get("/changes", params={"candidate": "shakyo"})
+    assert r.status_code == 200
+    page = text_of(r.text)
+    assert "事案 1 件を比べました" in page
+    assert "主担当機関・招集する機関・会議の種類・会議が変わる事案はありません。" in page and case_id not in page
     assert tables(conn) == before_rows and fingerprint(workspace) == before_bytes  # nothing written
 
 
