@@ -45,15 +45,25 @@ without one). The night books them again; no other case without a meeting is the
 to decide (one closed under watch, suspended, or on a triage pathway). The config diff's replay
 (engine/impact/config_diff.py) decides the same ones."""
 
+TO_DISCUSS = (
+    "c.is_open = 1 AND c.status NOT IN ('routed', 'assessing', 'watching') AND m.held_on >= ? "
+    "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = c.case_id AND o.meeting_id = c.meeting_id)"
+)
+"""The cases (`c`, in their meeting `m` joined on c.meeting_id) a meeting held on or after the day
+given (the one parameter) has still to discuss: no outcome recorded there yet. A case closed,
+suspended or given a plan at a meeting held that day is no longer the conference's (the lifecycle
+refuses to convene a closed or suspended one). The night's re-checks of a coming meeting (consent
+withdrawn, a DV lock) and the config diff's replay decide again only these."""
+
 
 def lacking_dv_centre(conn: sqlite3.Connection, config: Config, on: date) -> tuple[str, tuple]:
-    """The query (for Convener.recheck) of the open cases with a coming meeting whose household is
-    DV-locked (dv.locked_among) but that invite no DV centre that could take part."""
+    """The query (for Convener.recheck) of the cases a coming meeting is still to discuss (TO_DISCUSS)
+    whose household is DV-locked (dv.locked_among) but that invite no DV centre that could take part."""
     on_iso = on.isoformat()
     centres = [a for a in config.agencies.values() if a.silo == DV_CENTRE_SILO]
     rows = conn.execute(
         "SELECT c.case_id, c.household_id, h.area, c.conference_type FROM cases c JOIN households h ON h.household_id = c.household_id "
-        "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.status != 'routed' AND m.held_on >= ? "
+        f"JOIN meetings m ON m.meeting_id = c.meeting_id WHERE {TO_DISCUSS} "
         f"AND NOT EXISTS (SELECT 1 FROM case_agencies a WHERE a.case_id = c.case_id AND a.agency_id IN ({','.join('?' * len(centres))}))",
         (on_iso, *(a.id for a in centres)),
     ).fetchall()
@@ -135,9 +145,10 @@ def _convene(conn: sqlite3.Connection, rules: RuleSet, config: Config, on: date)
             c.convene_case(case_id, cand, hh)
             c.result.cases_rebooked += int(c.result.cases_unbooked == before)
         # consent can be withdrawn, up to the night before the meeting: the case moves to a 支援会議
+        # (not once that meeting has discussed it, on its day: TO_DISCUSS)
         for case_id, cand, hh in c.recheck(
             "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-            "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 AND c.conference_type = 'multi' AND m.held_on >= ? ORDER BY c.case_id",
+            f"JOIN meetings m ON m.meeting_id = c.meeting_id WHERE {TO_DISCUSS} AND c.conference_type = 'multi' ORDER BY c.case_id",
             (on.isoformat(),),
             open_only=False,
         ):

@@ -18,7 +18,7 @@ from datetime import date
 
 from pydantic import BaseModel
 
-from engine.conference.convene import WAITING, convene
+from engine.conference.convene import TO_DISCUSS, WAITING, convene
 from engine.conference.convener import Convener
 from engine.config import Config
 from engine.impact.evaluate import last_screening_date, scope
@@ -85,13 +85,12 @@ def copy_in_memory(conn: sqlite3.Connection) -> sqlite3.Connection:
 def still_to_discuss(on: date) -> tuple[str, tuple]:
     """The query (for Convener.recheck) of the cases a conference is still to decide on `on`: those
     the night books again (WAITING, engine/conference/convene.py), and those in a meeting to come
-    that has not discussed them yet (no outcome recorded: a case closed or suspended there, on its
-    day or before a past --date, is no longer the conference's). Not a case on a triage pathway."""
+    that has not discussed them yet (TO_DISCUSS there: no outcome recorded; a case closed or suspended
+    there, on its day or before a past --date, is no longer the conference's). Not a case on a
+    triage pathway."""
     return (
         "SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
-        "JOIN meetings m ON m.meeting_id = c.meeting_id WHERE c.is_open = 1 "
-        "AND c.status NOT IN ('routed', 'assessing', 'watching') AND m.held_on >= ? "
-        "AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.case_id = c.case_id AND o.meeting_id = c.meeting_id) "
+        f"JOIN meetings m ON m.meeting_id = c.meeting_id WHERE {TO_DISCUSS} "
         "UNION SELECT c.case_id, c.household_id, h.area FROM cases c JOIN households h ON h.household_id = c.household_id "
         f"WHERE {WAITING} ORDER BY 1",
         (on.isoformat(),),
