@@ -31,22 +31,11 @@ from engine.policy.members import may_share_with
 from engine.policy.personal_data import holds_personal_data, personal_tokens
 from engine.rules.problems import RuleProblem, RulesInvalid
 from engine.store.chronology import too_far_ahead
-from engine.support.dates import DateError, parse_date
+from engine.support.dates import Day
 from engine.support.errors import did_you_mean
 from engine.support.vocabulary import code_of, names_of
 from engine.support.yamlfile import YamlFile, read_yaml, validate
 
-
-def _date(v):
-    if isinstance(v, str):
-        try:
-            return parse_date(v.strip())
-        except DateError as err:
-            raise ValueError(str(err)) from err
-    return v
-
-
-Day = Annotated[date, BeforeValidator(_date)]
 DECISIONS_JA = {
     "支援方針": "plan",
     "プラン": "plan",

@@ -122,7 +122,10 @@ def config_check(
         "default: the workspace of ENGINE_WORKSPACE (./workspace) when it exists. Nothing is written.",
     ),
 ) -> None:
-    """Check agencies.yaml, conference.yaml, lead_rules.yaml and mail.yaml against each other and the rules.
+    """Check every configuration file against the others and the rules, report.yaml included.
+
+    agencies.yaml, conference.yaml, lead_rules.yaml and mail.yaml, and the optional files beside them
+    (lifecycle, web, letterhead, resources, matching_rules, triage_rules, report).
 
     Then warn, and still pass, when the workspace's cases of the last 3 months exceed the meeting slots.
 
@@ -132,13 +135,21 @@ def config_check(
     """
     from engine.conference.capacity import capacity_warnings
     from engine.config import ConfigInvalid, load_config
+    from engine.report.model import ReportInvalid, load_report
     from engine.rules.loader import load_rules
 
     rs = load_rules(rules)
+    problems = []
     try:
         cfg = load_config(config, rs)
-    except ConfigInvalid as err:  # the check's result, not a refusal: each problem, then the count
-        report_problems(err.problems, f"{len(err.problems)} problem(s) in {config}; nothing was changed")
+    except ConfigInvalid as err:
+        problems += err.problems
+    try:  # read by `engine report` alone, but checked here with the rest: one check before any command
+        report = load_report(config)
+    except ReportInvalid as err:
+        problems += err.problems
+    if problems:  # the check's result, not a refusal: each problem, then the count
+        report_problems(problems, f"{len(problems)} problem(s) in {config}; nothing was changed")
     if workspace is not None and not db_path(workspace).exists():
         fail(f"--workspace {workspace}: no database there; run `engine import` first, or leave --workspace out")
     workspace = workspace or DEFAULTS.workspace
@@ -151,7 +162,7 @@ def config_check(
             conn.close()
     members = sum(a.member for a in cfg.agencies.values())
     typer.echo(
-        f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, {len(cfg.triage.rules)} triage rules, transport {cfg.mail.transport} (config hash {cfg.hash})"
+        f"ok: {len(cfg.agencies)} agencies ({members} 支援会議 members), {len(cfg.lead_rules)} lead rules, {len(cfg.triage.rules)} triage rules, {len(report.figures)} report figures, transport {cfg.mail.transport} (config hash {cfg.hash})"
     )
 
 

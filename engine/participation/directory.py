@@ -23,6 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from engine.rules.loader import ID_PATTERN
 from engine.support.business_days import add_months
+from engine.support.dates import Day
 from engine.support.errors import did_you_mean
 from engine.support.vocabulary import NEED_LABELS, PLACE_CATEGORY_LABELS, code_of
 
@@ -158,7 +159,7 @@ class Capacity(Strict):
 
     available: int = Field(ge=0, le=10_000)
     maximum: int = Field(ge=1, le=10_000)
-    updated_on: date
+    updated_on: Day
 
     @model_validator(mode="after")
     def _within(self):
@@ -221,7 +222,7 @@ class Place(Strict):
     # that is not a member is never told of a person without consent (engine/policy/members.py)
     consent_required: bool = True
     member: bool = False  # a registered member of the 支援会議 (bound to secrecy by 社会福祉法106条の6)
-    assured_on: date  # last verified (HSDS assured_date)
+    assured_on: Day  # last verified (HSDS assured_date)
     status: Literal["active", "temporarily_closed", "inactive"] = "active"
 
     @field_validator("category", mode="after")

@@ -6,7 +6,6 @@ is shown under its own label, with no population (「人口未設定」) and no 
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +15,7 @@ from engine.config.fields import Strict
 from engine.participation.directory import Category, _check_category
 from engine.report.figures import BY_ID, FIGURES
 from engine.rules.problems import RuleProblem
+from engine.support.dates import Day
 from engine.support.errors import EngineError, did_you_mean
 from engine.support.yamlfile import read_yaml, validate
 
@@ -53,7 +53,7 @@ class Population(Strict):
     """住民基本台帳人口 and the day it was counted."""
 
     count: int = Field(ge=1, le=50_000_000)
-    as_of: date | None = None
+    as_of: Day | None = None
 
 
 class ReportSettings(Strict):

@@ -23,6 +23,7 @@ from engine.rules.conditions import RELATIONSHIPS
 from engine.rules.facts import months_before
 from engine.rules.model import RuleSet
 from engine.rules.problems import RuleProblem
+from engine.support.dates import Day
 from engine.support.errors import did_you_mean
 from engine.support.vocabulary import CODES, check_value
 from engine.support.yamlfile import YamlFile, read_yaml, validate
@@ -42,15 +43,15 @@ class _Strict(BaseModel):
 class RecordIn(_Strict):
     code: str
     value: str | int = ""
-    start: date | None = None  # absolute start date
+    start: Day | None = None  # absolute start date
     start_months_ago: int | None = None
-    end: date | None = None  # absolute end date (the record was valid up to that day)
+    end: Day | None = None  # absolute end date (the record was valid up to that day)
     end_months_ago: int | None = None
 
 
 class MemberIn(_Strict):
     age: int | None = None  # full years on `on`
-    birth: date | None = None  # instead of age: an absolute birth date
+    birth: Day | None = None  # instead of age: an absolute birth date
     relationship: str  # 続柄 as the rules write it (世帯主, 妻, 夫, 子, …) or as a register writes it (長男)
     sex: str = "U"
     nationality: str = "日本"
@@ -75,18 +76,8 @@ class ExampleIn(_Strict):
 
 
 class ExampleFileIn(_Strict):
-    on: date  # the screening date every age and relative date of the file counts from
+    on: Day  # the screening date every age and relative date of the file counts from
     examples: list[Any] = Field(min_length=1)  # each validated as an ExampleIn on its own
-
-
-class ExampleProblem(RuleProblem):
-    """A problem of an example file: names the example, not a rule."""
-
-    def __str__(self) -> str:
-        example = f" example {self.rule_id}" if self.rule_id else ""
-        field = f" [{self.field}]" if self.field else ""
-        hint = f" — {self.suggestion}" if self.suggestion else ""
-        return f"{self.file}:{self.line}:{example}{field} {self.message}{hint}"
 
 
 @dataclass
@@ -191,7 +182,7 @@ def read_examples(
             example = _check_example(doc, at, ex, parsed.on, rules, config, problems)
             if example is not None:
                 out.append(example)
-    return out, [ExampleProblem(**p.model_dump()) for p in problems]
+    return out, problems  # each names its example (`example e8050_father_son`): support/yamlfile.py
 
 
 def _check_example(

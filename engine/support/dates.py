@@ -13,6 +13,9 @@ normalised first. An era date must lie inside its era (H31.5.1 does not exist: ä
 
 Error messages never repeat the input text, so a caller may show them for private fields
 (a birth date) and add the value itself where that is allowed.
+
+`Day` is a date field of a YAML file (configuration, example households, outcome files): every
+form above, as text or as the date or 8-digit number YAML reads unquoted.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
+
+from pydantic import BeforeValidator
 
 from engine.support.errors import EngineError
 
@@ -108,6 +113,19 @@ def parse_date(text: str) -> date:
     if d < era.first or (era.last is not None and d > era.last):
         raise DateError(f"date is outside the {era.name} ({era.letter}) era, which runs {era_range(era)}")
     return d
+
+
+def _day(v):
+    # an unquoted 20261127 is a number to YAML, which pydantic would read as seconds since 1970
+    if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
+        try:
+            return parse_date(str(v).strip())
+        except DateError as err:
+            raise ValueError(str(err)) from None
+    return v
+
+
+Day = Annotated[date, BeforeValidator(_day)]
 
 
 def era_of(d: date) -> Era:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.rules.problems import RuleProblem
 from engine.support.errors import EngineError, Problem, did_you_mean
+from engine.support.yamlhints import hint, is_type_tag, worth_telling
 
 MAX_YAML_DEPTH = 50  # lists and mappings inside each other; no configuration comes near it
 # a rule, configuration or outcome file larger than this is refused before it is parsed: the
@@ -152,11 +153,13 @@ def unreadable_value(err: Exception) -> str:
 
 
 class YamlFile(BaseModel):
-    """The data of one file and the line (1-based) of each path in it."""
+    """The data of one file, the line (1-based) of each path in it, and the text as written of each
+    value YAML read as something other than text (8050, no, 2026-04-01), for the hints of validate."""
 
     file: str
     data: Any
     lines: dict[tuple, int]
+    written: dict[tuple, str] = {}
 
     def line(self, path: tuple) -> int:
         """Line of `path`, or of its nearest ancestor that has one."""
@@ -175,10 +178,22 @@ class YamlFile(BaseModel):
             file=self.file,
             line=self.line(path),
             rule_id=entry_id,
+            entry=_entry_word(path),
             field=_field(path),
             message=message,
             suggestion=suggestion,
         )
+
+
+def _entry_word(path: tuple) -> str:
+    """What the entry a path is inside is called in a message: the list holding it, in the
+    singular (agencies → agency, figures → figure, places → place); any list of rules → rule."""
+    for key, index in zip(path, path[1:]):
+        if isinstance(key, str) and isinstance(index, int):
+            if key.endswith("rules"):
+                return "rule"
+            return key[:-3] + "y" if key.endswith("ies") else key.removesuffix("s")
+    return "entry"
 
 
 def _field(path: tuple) -> str:
@@ -191,7 +206,7 @@ def _problem(file: str, at: yaml.Node, path: tuple, message: str, suggestion: st
     )
 
 
-def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem], file: str) -> Any:
+def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem], file: str, written: dict) -> Any:
     lines[path] = node.start_mark.line + 1
     if tag_problem(node):  # `!!python/object/apply:…` on a list or mapping: never constructed
         problems.append(_problem(file, node, path, tag_problem(node), TAG_HINT))
@@ -207,18 +222,21 @@ def _build(node: yaml.Node, path: tuple, lines: dict, problems: list[RuleProblem
             if key in out:
                 problems.append(_problem(file, k, path + (key,), duplicate_key(key, lines[path + (key,)])))
                 continue
-            out[key] = _build(v, path + (key,), lines, problems, file)
+            out[key] = _build(v, path + (key,), lines, problems, file, written)
             lines[path + (key,)] = k.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(v, path + (i,), lines, problems, file) for i, v in enumerate(node.value)]
+        return [_build(v, path + (i,), lines, problems, file, written) for i, v in enumerate(node.value)]
     try:
-        return yaml.SafeLoader("").construct_object(node, deep=True)
+        value = yaml.SafeLoader("").construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError) as err:
         if node.tag == "tag:yaml.org,2002:timestamp":  # 2026-02-30: the field's own check says what is wrong
             return node.value
         problems.append(_problem(file, node, path, unreadable_value(err)))
         return None
+    if not isinstance(value, str):
+        written[path] = node.value
+    return value
 
 
 def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
@@ -249,8 +267,9 @@ def read_yaml(path: Path, problems: list[RuleProblem]) -> YamlFile | None:
         )
         return None
     lines: dict[tuple, int] = {}
-    data = _build(root, (), lines, problems, name) if root is not None else {}
-    return YamlFile(file=name, data=data, lines=lines)
+    written: dict[tuple, str] = {}
+    data = _build(root, (), lines, problems, name, written) if root is not None else {}
+    return YamlFile(file=name, data=data, lines=lines, written=written)
 
 
 def validate(
@@ -263,7 +282,7 @@ def validate(
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        for e in err.errors():
+        for e in worth_telling(data, err.errors()):
             loc = path + tuple(e["loc"])
             entry_id = _entry_id(doc.data, loc, id_key)
             suggestion = None
@@ -278,6 +297,7 @@ def validate(
                 message = e["msg"].removeprefix("Value error, ")
                 if "input" in e and not isinstance(e["input"], (dict, list)):
                     message += f" (got {e['input']!r})"
+                suggestion = hint(e, doc.written.get(_real_path(doc.data, loc)))
             problems.append(doc.problem(loc, message, suggestion=suggestion, entry_id=entry_id))
         return None
 
@@ -291,17 +311,12 @@ def _real_path(data: Any, loc: tuple) -> tuple:
             data = data[p]
         elif isinstance(data, list) and isinstance(p, int) and not isinstance(p, bool) and -len(data) <= p < len(data):
             data = data[p]
-        elif _is_type_tag(p):
+        elif is_type_tag(p):
             continue
         else:
             data = None
         out.append(p)
     return tuple(out)
-
-
-def _is_type_tag(p) -> bool:
-    """pydantic adds the union member it tried to the location ('tuple[str, ...]', "literal['any']")."""
-    return isinstance(p, str) and ("[" in p or p.startswith(("function-", "literal")))
 
 
 def _entry_id(data: Any, loc: tuple, id_key: str) -> str | None:

@@ -201,3 +201,30 @@ def test_a_write_that_fails_leaves_no_temporary_copy(tmp_path):
     with pytest.raises(UnicodeEncodeError):
         write_private(tmp_path / "report.txt", "人に見せない内容\udcff")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "told"),
+    [
+        ("count: 20000", "count: 0", "[population.count] Input should be greater than or equal to 1"),
+        ("count: 20000", "count: 5万", "[population.count] Input should be a valid integer"),
+        ("  - id: plans\n", "  - id: plan\n", "figure plan [figures.id] unknown figure 'plan' — did you mean 'plans'?"),
+        ("  - id: outreach\n", "  - id: new_cases\n", "[figures.id] figure 'new_cases' is listed twice (also line 5)"),
+        ("{value: 20}", "{value: 20, basis: per_1k}", "figure new_cases [figures.target.basis] Input should be"),
+    ],
+)
+def test_config_check_tells_report_yamls_problems_as_engine_report_does(small_town, workspace, config, old, new, told):
+    """Found by a review: `config check` said ok, then `engine report` refused the same folder."""
+    (config / "report.yaml").write_text(REPORT_YAML.replace(old, new), encoding="utf-8")
+    check = runner.invoke(app, ["config", "check", "--config", str(config), "--rules", str(RULES_DIR)])
+    refused = run(workspace, config, "--month", "2027-03")
+    assert refused.exit_code == 2 and check.exit_code != 0, (refused.output, check.output)
+    (problem,) = [line.strip() for line in refused.output.splitlines() if "report.yaml:" in line]
+    assert problem.startswith(f"{config / 'report.yaml'}:") and told in problem
+    assert problem in check.output.splitlines() and "ok:" not in check.output
+    assert "1 problem(s)" in check.output
+
+
+def test_config_check_counts_report_yamls_figures(config):
+    check = runner.invoke(app, ["config", "check", "--config", str(config), "--rules", str(RULES_DIR)])
+    assert check.exit_code == 0 and "4 report figures" in check.output, check.output

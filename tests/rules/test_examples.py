@@ -260,3 +260,28 @@ def test_nothing_is_written(tmp_path, monkeypatch, conn, workspace):
     result = runner.invoke(app, ["rules", "test", "--rules", str(rules), "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("on", ["R8.11.27", "令和8年11月27日", "20261127"])
+def test_the_files_date_and_record_dates_take_wareki(tmp_path, rules, cfg, on):
+    """An example file's dates take every form of the configuration (support/dates.py `Day`)."""
+    folder = write(
+        tmp_path / "ex",
+        f"""\
+        on: {on}
+        examples:
+          - id: wareki
+            title: 和暦で書いた例
+            area: 中央
+            members:
+              - {{age: 35, relationship: 世帯主, records: [{{code: earned_income, value: 1, start: H30.4.1, end: R8.4.30}}]}}
+            must: [hikikomori]
+        """,
+    )
+    examples, problems = read_examples(folder, rules, cfg)
+    assert not problems, [str(p) for p in problems]
+    assert examples[0].on == date(2026, 11, 27)
+    assert (examples[0].members[0].records[0].start, examples[0].members[0].records[0].end) == (
+        "2018-04-01",
+        "2026-04-30",
+    )
