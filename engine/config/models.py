@@ -291,11 +291,12 @@ class Web(Strict):
 
         try:
             url = urlsplit(v.strip())
-            host = url.hostname
+            host, _ = url.hostname, url.port  # a port over 65535 or not a number: ValueError
         except ValueError:
             host, url = None, None
         if (
             url is None
+            or any(ch.isspace() for ch in v.strip())  # a link with a space breaks in every mail client
             or url.scheme not in ("http", "https")
             or not host
             or url.query
