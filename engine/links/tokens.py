@@ -65,6 +65,53 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+def asks(parts: dict) -> bool:
+    """The message has a place for an answer link (it asks a question)."""
+    return any(isinstance(v, str) and ANSWER_LINK in v for k, v in parts.items() if k in ("text", "html"))
+
+
+def retire_earlier_links(conn: sqlite3.Connection, key: MessageKey, agency_id: str, asks: bool) -> None:
+    """The message was delivered: the links of earlier e-mails about its question die ('resent'),
+    its own newest link lives — and so do this message's earlier links when it may have gone out
+    twice (possible_duplicate: the agency may hold either copy). A version that asks nothing (`asks`
+    false, say 「協議する事案はなくなりました」) retires the links of the versions it replaces. In the
+    caller's transaction, with the `sent` mark."""
+    newest = conn.execute(
+        "SELECT link_id, kind, ref FROM answer_links WHERE message_key = ? AND agency_id = ? ORDER BY link_id DESC LIMIT 1",
+        (str(key), agency_id),
+    ).fetchone()
+    kind = QUESTION_OF.get(key.kind)
+    if not asks:
+        if kind and key.version_prefix:
+            conn.execute(
+                "UPDATE answer_links SET revoked_at = ?, revoked_why = 'resent' WHERE kind = ? AND agency_id = ? "
+                "AND revoked_at IS NULL AND used_at IS NULL AND message_key != ? AND substr(message_key, 1, ?) = ?",
+                (clock.stamp(), kind, agency_id, str(key), len(key.version_prefix), key.version_prefix),
+            )
+        return
+    if newest is None:  # a question no longer asked: no link was minted
+        return
+    link_id, kind, ref = newest
+    (possible_duplicate,) = conn.execute(
+        "SELECT COALESCE(MAX(possible_duplicate), 0) FROM outbox WHERE message_key = ?", (str(key),)
+    ).fetchone()
+    conn.execute(
+        "UPDATE answer_links SET revoked_at = ?, revoked_why = 'resent' WHERE kind = ? AND ref = ? AND agency_id = ? "
+        "AND revoked_at IS NULL AND used_at IS NULL AND link_id != ? AND NOT (message_key = ? AND ?)",
+        (clock.stamp(), kind, ref, agency_id, link_id, str(key), possible_duplicate),
+    )
+
+
+def not_delivered(conn: sqlite3.Connection, key: MessageKey | str) -> None:
+    """The message was not handed over (failed, or waits for the next attempt, which mints a new
+    link): the link minted for it dies ('not_sent'); nobody holds it. In the caller's transaction."""
+    conn.execute(
+        "UPDATE answer_links SET revoked_at = ?, revoked_why = 'not_sent' WHERE link_id = "
+        "(SELECT MAX(link_id) FROM answer_links WHERE message_key = ?) AND revoked_at IS NULL AND used_at IS NULL",
+        (clock.stamp(), str(key)),
+    )
+
+
 def link_url(config: Config, token: str) -> str:
     return f"{config.web.base_url}/a/{token}"
 
@@ -106,17 +153,12 @@ def expires_on(config: Config, question: Asked, sent_on: date) -> date:
 def fill_links(
     conn: sqlite3.Connection, config: Config, key: MessageKey, agency_id: str, parts: dict, now: datetime | None = None
 ) -> dict:
-    """The message's parts with its answer link in place of the mark (a fresh token, its hash
-    stored, earlier links to the same question revoked), committed before the message is sent."""
+    """The message's parts with its answer link in place of the mark (a fresh token, its hash stored,
+    committed before the message is sent). The links of earlier e-mails about the same question stay
+    live until this one is delivered (retire_earlier_links); if it is not, its own link dies
+    (not_delivered): an agency never holds only a dead link while the mail server is down."""
     kind = QUESTION_OF.get(key.kind)
-    if not any(isinstance(v, str) and ANSWER_LINK in v for k, v in parts.items() if k in ("text", "html")):
-        if kind and key.version_prefix:  # a newer version that asks nothing (say, 「協議する事案はなくなりました」):
-            with conn:  # the links of the versions it replaces die with them
-                conn.execute(
-                    "UPDATE answer_links SET revoked_at = ?, revoked_why = 'resent' WHERE kind = ? AND agency_id = ? "
-                    "AND revoked_at IS NULL AND used_at IS NULL AND message_key != ? AND substr(message_key, 1, ?) = ?",
-                    (clock.stamp(), kind, agency_id, str(key), len(key.version_prefix), key.version_prefix),
-                )
+    if not asks(parts):
         return parts
     question = asked(conn, kind, key.ref, agency_id) if kind else None
     url = NO_LINK
@@ -124,14 +166,6 @@ def fill_links(
         token = secrets.token_hex(32)
         now = now or clock.now()
         with conn:
-            (possible_duplicate,) = conn.execute(
-                "SELECT COALESCE(MAX(possible_duplicate), 0) FROM outbox WHERE message_key = ?", (str(key),)
-            ).fetchone()
-            conn.execute(
-                "UPDATE answer_links SET revoked_at = ?, revoked_why = 'resent' WHERE kind = ? AND ref = ? AND agency_id = ? "
-                "AND revoked_at IS NULL AND used_at IS NULL AND NOT (message_key = ? AND ?)",
-                (clock.stamp(), kind, question.ref, agency_id, str(key), possible_duplicate),
-            )
             conn.execute(
                 "INSERT INTO answer_links (token_hash, kind, ref, agency_id, case_id, message_key, minted_at, expires_on) "
                 "VALUES (?,?,?,?,?,?,?,?)",

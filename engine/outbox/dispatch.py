@@ -21,6 +21,7 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
@@ -189,12 +190,13 @@ def send_pending(
             done, unavailable = _hand_over(conn, config, transport, ready, now, result)
             if done:
                 with conn:  # one commit for the group (one message a group but for the file transport)
-                    for key, agency_id, agency, _attempts, _message in done:
+                    for r in done:
                         conn.execute(
                             "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?",
-                            (clock.stamp(), agency.email, key),
+                            (clock.stamp(), r.agency.email, r.key),
                         )
-                        _log_mail(conn, config, now, key, agency_id, "mail_sent", f"{agency.name}へ送信")
+                        _links().retire_earlier_links(conn, MessageKey.read(r.key), r.agency_id, r.asks)
+                        _log_mail(conn, config, now, r.key, r.agency_id, "mail_sent", f"{r.agency.name}へ送信")
                 result.sent += len(done)
             if unavailable:  # these, and every message after the group
                 result.deferred += unavailable + max(0, len(due) - first - group)
@@ -208,7 +210,15 @@ def send_pending(
     return result
 
 
-Ready = tuple[str, str, Agency, int, object]  # key, agency id, agency, attempts before this one, the message
+class Ready(NamedTuple):
+    """A claimed message, built, about to be handed over."""
+
+    key: str
+    agency_id: str
+    agency: Agency
+    attempts: int  # before this one
+    message: object
+    asks: bool  # it carries an answer link (its delivery retires the links of earlier e-mails)
 
 
 def _prepare(
@@ -237,12 +247,15 @@ def _prepare(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
                 (key,),
             ).rowcount
-            filled = _with_links(conn, config, parsed, agency_id, parts, now) if claimed else None
+            loaded = json.loads(parts)
+            filled = _links().fill_links(conn, config, parsed, agency_id, loaded, now) if claimed else None
         if not claimed:
             return None  # superseded or sent meanwhile
         message = build_message(config, key, subject, filled, agency.email)  # the link goes only into the message
     except (ValueError, TypeError) as err:  # a line break in a subject, unreadable parts: nothing was handed over,
-        # and a claim rolled back with its link
+        # and the link minted with the claim dies
+        with conn:
+            _links().not_delivered(conn, key)
         _mark(
             conn,
             key,
@@ -252,7 +265,7 @@ def _prepare(
         )
         result.failed += 1
         return None
-    return key, agency_id, agency, attempts, message
+    return Ready(key, agency_id, agency, attempts, message, _links().asks(loaded))
 
 
 def _hand_over(
@@ -261,17 +274,23 @@ def _hand_over(
     """Each claimed message to the transport: (those it took, how many wait because the server
     is unavailable — then nothing more is handed over this run, and none of them was an attempt)."""
     done: list[Ready] = []
-    for n, (key, agency_id, agency, attempts, message) in enumerate(ready):
+    for n, r in enumerate(ready):
+        key, attempts = r.key, r.attempts
         try:
-            transport.send(message, agency.email, key)
+            transport.send(r.message, r.agency.email, key)
         except ServerUnavailable as err:
             later = _utc(now + timedelta(minutes=BACKOFF_MINUTES[0]))
-            for waiting, _id, _agency, before, _message in ready[n:]:
-                _mark(conn, waiting, "pending", before, str(err), next_at=later)
+            for waiting in ready[n:]:
+                with conn:
+                    _links().not_delivered(conn, waiting.key)
+                _mark(conn, waiting.key, "pending", waiting.attempts, str(err), next_at=later)
             result.server_unavailable = str(err)
             _flush(transport)
             return done, len(ready) - n
         except TemporaryFailure as err:
+            if not isinstance(err, Uncertain):  # the server has nothing: the link in it dies
+                with conn:
+                    _links().not_delivered(conn, key)
             if attempts + 1 >= config.mail.max_attempts:
                 _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}")
                 result.failed += 1
@@ -284,10 +303,12 @@ def _hand_over(
                     conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
             continue
         except PermanentFailure as err:
+            with conn:
+                _links().not_delivered(conn, key)
             _mark(conn, key, "failed", attempts + 1, str(err))
             result.failed += 1
             continue
-        done.append((key, agency_id, agency, attempts, message))
+        done.append(r)
     _flush(transport)
     return done, 0
 
@@ -299,12 +320,10 @@ def _flush(transport) -> None:
         flush()
 
 
-def _with_links(
-    conn: sqlite3.Connection, config: Config, key: MessageKey, agency_id: str, parts: str, now: datetime
-) -> dict:
-    from engine.links.tokens import fill_links  # engine.links answers through casework, which queues through the outbox
+def _links():
+    import engine.links.tokens as tokens  # engine.links answers through casework, which queues through the outbox
 
-    return fill_links(conn, config, key, agency_id, json.loads(parts), now)
+    return tokens
 
 
 def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int, int]:

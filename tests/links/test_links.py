@@ -15,7 +15,7 @@ from engine import links
 from engine.casework.handshake import accept
 from engine.casework.steps import withdraw_requests
 from engine.config import load_config
-from engine.links.tokens import TOKEN_TEXT
+from engine.links.tokens import TOKEN_TEXT, retire_earlier_links
 from engine.outbox.keys import MessageKey
 from engine.papers.notices import ANSWER_LINK
 from engine.store.db import write_transaction
@@ -141,7 +141,8 @@ def test_a_link_is_revoked_when_its_request_is_withdrawn(asked, conn, workspace,
 
 
 def test_a_new_email_about_the_same_question_revokes_the_link_before(asked, conn, cfg):
-    """Each e-mail that carries a question mints its own link; the one before stops working."""
+    """Each e-mail that carries a question mints its own link; the one before stops working once
+    the new one is delivered."""
     _, _, request_id, token = asked
     parts = {"text": f"x {ANSWER_LINK}", "html": f"<pre>{ANSWER_LINK}</pre>"}
     again = links.fill_links(conn, cfg, MessageKey.notice(f"again-{request_id}"), LEAD, parts)
@@ -149,6 +150,10 @@ def test_a_new_email_about_the_same_question_revokes_the_link_before(asked, conn
     filled = links.fill_links(conn, cfg, MessageKey.lead_request(request_id), LEAD, parts)
     (fresh,) = LINK.findall(filled["text"])
     assert f'<a href="http://127.0.0.1:8300/a/{fresh}">' in filled["html"]
+    assert links.lookup(conn, cfg, fresh, DAY).state == "open"
+    assert links.lookup(conn, cfg, token, DAY).state == "open"  # until the new e-mail is delivered
+    with conn:  # the dispatch, on marking it sent
+        retire_earlier_links(conn, MessageKey.lead_request(request_id), LEAD, asks=True)
     assert links.lookup(conn, cfg, fresh, DAY).state == "open"
     assert links.lookup(conn, cfg, token, DAY).state == "revoked"
 
