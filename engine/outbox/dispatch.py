@@ -141,17 +141,47 @@ def _barred(
     return members.refusal(agency, agency_id, restricted=restricted, lifecycle=parsed.lifecycle, consented=consented)
 
 
-def _recover(conn: sqlite3.Connection) -> int:
-    """Messages left 'sending' by a dispatch that died: the server may have them. Send them again
-    (marked possible_duplicate), unless a newer version replaced them meanwhile."""
-    rows = conn.execute("SELECT message_key FROM outbox WHERE status = 'sending'").fetchall()
+def _recover(conn: sqlite3.Connection, config: Config, transport, now: datetime, result: SendResult) -> None:
+    """Messages left 'sending' by a dispatch that died. A transport that can tell what it delivered
+    (the file transport: the .eml is there or not) settles them: delivered → sent; not → pending
+    again, an ordinary message. Over one that cannot (SMTP) the server may have them: they are sent
+    again, marked possible_duplicate and counted in `result`, unless a newer version replaced them."""
+    rows = conn.execute("SELECT message_key, agency_id, parts FROM outbox WHERE status = 'sending'").fetchall()
+    delivered = getattr(transport, "delivered", None)
     with conn:
-        for (key,) in rows:
+        for key, agency_id, parts in rows:
+            agency = recipient(config, agency_id)
+            if delivered is not None and agency is not None:
+                if delivered(key):
+                    conn.execute(
+                        "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?",
+                        (clock.stamp(), agency.email, key),
+                    )
+                    _links().retire_earlier_links(
+                        conn, MessageKey.read(key), agency_id, _links().asks(json.loads(parts))
+                    )
+                    _log_mail(
+                        conn,
+                        config,
+                        now,
+                        key,
+                        agency_id,
+                        "mail_sent",
+                        f"{agency.name}へ送信（止まった送信の記録を補完）",
+                    )
+                    result.sent += 1
+                else:  # never written: nobody holds it, nor the link minted with its claim
+                    _links().not_delivered(conn, key)
+                    conn.execute("UPDATE outbox SET status = 'pending' WHERE message_key = ?", (key,))
+                continue
+            result.possible_duplicates += 1
             conn.execute(
                 "UPDATE outbox SET status = ?, possible_duplicate = 1 WHERE message_key = ?",
                 ("superseded" if has_newer_version(conn, MessageKey.read(key)) else "pending", key),
             )
-    return len(rows)
+            _maybe_twice(conn, config, now, key, agency_id)
+        if result.sent:
+            _flush(transport)  # the files found are on disk before their `sent` marks are
 
 
 def send_pending(
@@ -171,11 +201,11 @@ def send_pending(
     # message could go twice without being reported as a possible duplicate
     conn.execute("PRAGMA synchronous=FULL")
     try:
-        result.possible_duplicates = _recover(conn)
+        _recover(conn, config, transport, now, result)
         due = conn.execute(
             # datetime(): times are compared as instants whatever their UTC offset (the scheduled
             # dispatch stores +00:00, a dispatch for another day runs at 08:00+09:00)
-            "SELECT message_key, agency_id, subject, parts, attempts, members_only FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR datetime(next_attempt_at) <= datetime(?)) ORDER BY queued_at, message_key",
+            "SELECT message_key, agency_id, subject, parts, attempts, members_only, possible_duplicate FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR datetime(next_attempt_at) <= datetime(?)) ORDER BY queued_at, message_key",
             (now.isoformat(timespec="seconds"),),
         ).fetchall()
         group = max(1, getattr(transport, "group", 1))
@@ -226,17 +256,17 @@ def _prepare(
 ) -> Ready | None:
     """One due message checked, claimed (`sending`, with its answer link) and built; None if it
     does not go now (failed, withheld, or taken meanwhile)."""
-    key, agency_id, subject, parts, attempts, members_only = row
+    key, agency_id, subject, parts, attempts, members_only, maybe_sent = row
     agency = recipient(config, agency_id)
     parsed = MessageKey.read(key)
     barred = _barred(conn, config, key, parsed, agency_id, agency, bool(members_only), now)
     if barred:
-        _mark(conn, key, "failed", attempts, barred)
+        _mark(conn, key, "failed", attempts, barred, now=now)
         result.failed += 1
         return None
     stale = stale_reason(conn, config, parsed, now, parts)
     if stale:
-        withhold(conn, config, parsed, stale, now)
+        withhold(conn, config, parsed, stale, now, maybe_sent=bool(maybe_sent))
         return None
     try:
         with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
@@ -262,6 +292,7 @@ def _prepare(
             "failed",
             attempts,
             f"the message cannot be built ({err}); check the names and places in conference.yaml and agencies.yaml, then `engine outbox --retry-failed`",
+            now=now,
         )
         result.failed += 1
         return None
@@ -292,7 +323,7 @@ def _hand_over(
                 with conn:
                     _links().not_delivered(conn, key)
             if attempts + 1 >= config.mail.max_attempts:
-                _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}")
+                _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}", now=now)
                 result.failed += 1
             else:
                 wait = BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
@@ -301,11 +332,12 @@ def _hand_over(
             if isinstance(err, Uncertain):
                 with conn:
                     conn.execute("UPDATE outbox SET possible_duplicate = 1 WHERE message_key = ?", (key,))
+                    _maybe_twice(conn, config, now, key, r.agency_id)
             continue
         except PermanentFailure as err:
             with conn:
                 _links().not_delivered(conn, key)
-            _mark(conn, key, "failed", attempts + 1, str(err))
+            _mark(conn, key, "failed", attempts + 1, str(err), now=now)
             result.failed += 1
             continue
         done.append(r)
@@ -320,31 +352,21 @@ def _flush(transport) -> None:
         flush()
 
 
+def _maybe_twice(conn: sqlite3.Connection, config: Config, now: datetime, key: str, agency_id: str) -> None:
+    """Tell the coordinator (an escalation, in the next digest) that a message may arrive twice."""
+    Log(conn, now.astimezone(clock.TOKYO).date(), "dispatch", config_hash=config.hash).escalate(
+        f"duplicate:{key}",
+        "mail_possible_duplicate",
+        f"メール {key}（{agency_id} 宛て）は送信が途中で止まったため、二重に届いた可能性があります"
+        "（engine outbox で確認し、必要なら宛先の機関にお知らせください）",
+        case_id=case_of(conn, MessageKey.read(key))[0],
+    )
+
+
 def _links():
     import engine.links.tokens as tokens  # engine.links answers through casework, which queues through the outbox
 
     return tokens
-
-
-def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int, int]:
-    """Queue failed messages again (all of them, or the given keys) after the cause is fixed.
-    A failed version that a newer one has replaced is marked superseded instead: it must not
-    arrive after its successor."""
-    failed = [k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'failed'")]
-    wanted = [k for k in failed if keys is None or k in keys]
-    queued = superseded = 0
-    with conn:
-        for key in wanted:
-            if has_newer_version(conn, MessageKey.read(key)):
-                superseded += conn.execute(
-                    "UPDATE outbox SET status = 'superseded' WHERE message_key = ?", (key,)
-                ).rowcount
-                continue
-            queued += conn.execute(
-                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ?",
-                (key,),
-            ).rowcount
-    return queued, superseded
 
 
 def _utc(moment: datetime) -> str:
@@ -352,8 +374,16 @@ def _utc(moment: datetime) -> str:
 
 
 def _mark(
-    conn: sqlite3.Connection, key: str, status: str, attempts: int, error: str, next_at: str | None = None
+    conn: sqlite3.Connection,
+    key: str,
+    status: str,
+    attempts: int,
+    error: str,
+    next_at: str | None = None,
+    *,
+    now: datetime | None = None,
 ) -> None:
+    """A message's new state; a failure is logged on the dispatch's day (`now`), as its sends are."""
     with conn:
         conn.execute(
             "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ? WHERE message_key = ?",
@@ -361,7 +391,7 @@ def _mark(
         )
         if status == "failed":
             agency_id = conn.execute("SELECT agency_id FROM outbox WHERE message_key = ?", (key,)).fetchone()[0]
-            _log_mail(conn, None, clock.now(), key, agency_id, "mail_failed", f"送信失敗: {error[:200]}")
+            _log_mail(conn, None, now or clock.now(), key, agency_id, "mail_failed", f"送信失敗: {error[:200]}")
 
 
 def _log_mail(

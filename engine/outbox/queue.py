@@ -10,6 +10,7 @@ import json
 import sqlite3
 
 from engine.outbox.keys import PREFIXED, MessageKey, prefixed
+from engine.outbox.withhold import has_newer_version
 from engine.support import clock
 
 
@@ -48,3 +49,24 @@ def supersede_pending(conn: sqlite3.Connection, prefix: str) -> None:
         f"UPDATE outbox SET status = 'superseded' WHERE +status = 'pending' AND {PREFIXED}",
         prefixed(prefix),
     )
+
+
+def retry(conn: sqlite3.Connection, keys: list[str] | None = None) -> tuple[int, int]:
+    """Queue failed messages again (all of them, or the given keys) after the cause is fixed.
+    A failed version that a newer one has replaced is marked superseded instead: it must not
+    arrive after its successor."""
+    failed = [k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'failed'")]
+    wanted = [k for k in failed if keys is None or k in keys]
+    queued = superseded = 0
+    with conn:
+        for key in wanted:
+            if has_newer_version(conn, MessageKey.read(key)):
+                superseded += conn.execute(
+                    "UPDATE outbox SET status = 'superseded' WHERE message_key = ?", (key,)
+                ).rowcount
+                continue
+            queued += conn.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL WHERE message_key = ?",
+                (key,),
+            ).rowcount
+    return queued, superseded

@@ -111,8 +111,19 @@ class FileTransport:
         self.folder = Path(folder)
         self.unsynced = False
 
+    def delivered(self, key: str) -> bool:
+        """The message's file is in the folder: a run killed after writing it and before its `sent`
+        mark did deliver it (the folder is synced by the next `flush`, before the mark is committed)."""
+        if not self._path(key).is_file():
+            return False
+        self.unsynced = True
+        return True
+
+    def _path(self, key: str) -> Path:
+        return self.folder / (key.replace(":", "_") + ".eml")
+
     def send(self, msg: Mail, recipient: str, key: str) -> None:
-        path = self.folder / (key.replace(":", "_") + ".eml")
+        path = self._path(key)
         self.unsynced = True  # a file already there (a killed run's) is synced too before it counts as sent
         if path.exists():
             return

@@ -38,6 +38,7 @@ from engine.store.lifecycle import Log
 from engine.support import clock
 
 LOCKED = "the household is locked (DV)"  # the start of every reason the DV lock gives
+MAYBE_SENT = "it may have been delivered before a dispatch stopped while handing it over"
 CONSENT_ENDED = "the consent is no longer valid"  # the start of the reason a 重層的支援会議 agenda is held back
 
 ROW_OF = {  # the table and id column a lifecycle message's number points into
@@ -185,20 +186,30 @@ def locked_among_named(
     return [c for c, h in named if case_locked(conn, config, h, rule_ids.get(c, []), on_iso, locked)]
 
 
-def withhold(conn: sqlite3.Connection, config: Config, key: MessageKey, reason: str, now: datetime) -> None:
-    """Withhold a pending message (superseded, with the reason); one withheld for the DV lock is
-    raised to the coordinator, named by its key only (the digest is e-mailed)."""
+def withhold(
+    conn: sqlite3.Connection, config: Config, key: MessageKey, reason: str, now: datetime, *, maybe_sent: bool = False
+) -> None:
+    """Withhold a pending message (superseded, with the reason); one withheld for the DV lock or for
+    consent is raised to the coordinator, named by its key only (the digest is e-mailed). `maybe_sent`:
+    a dispatch died while handing it over, so it may have arrived already — said so, never "withheld"."""
     text = str(key)
+    if maybe_sent:
+        reason = f"{MAYBE_SENT}; not sent again: {reason}"
     with conn:
         row = conn.execute(
             "UPDATE outbox SET status = 'superseded', last_error = ? WHERE message_key = ? AND status = 'pending' RETURNING agency_id",
             (reason, text),
         ).fetchone()
-        if row and reason.startswith((LOCKED, CONSENT_ENDED)):
+        if row and (LOCKED in reason or CONSENT_ENDED in reason):
+            what = (
+                "は前回の送信が途中で止まったため届いている可能性があり、再送はしていない"
+                if maybe_sent
+                else "は送信直前に差し止めた"
+            )
             Log(conn, now.astimezone(clock.TOKYO).date(), "dispatch", config_hash=config.hash).escalate(
                 f"withheld:{text}",
                 "mail_withheld",
-                f"メール {text}（{row[0]} 宛て）は送信直前に差し止めた（世帯の取扱いが変わったため。"
+                f"メール {text}（{row[0]} 宛て）{what}（世帯の取扱いが変わったため。"
                 "理由は engine outbox --status superseded で確認）",
                 case_id=case_of(conn, key)[0],
             )

@@ -40,17 +40,41 @@ def test_crash_between_send_and_mark_is_reported_not_hidden(town, workspace, rul
         def close(self):
             pass
 
+    class CannotTell(FileTransport):  # a transport that cannot tell what it delivered (SMTP)
+        delivered = None
+
     with pytest.raises(Crash):
         send_pending(town, cfg, workspace, transport=CrashAfterAccept())
     assert outbox(town)[0].get("sending") == 1
-    result = send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox"))
+    result = send_pending(town, cfg, workspace, transport=CannotTell(workspace / "outbox"))
     assert result.possible_duplicates == 1
     counts, rows = outbox(town)
     assert counts["possible_duplicate"] == 1 and "sending" not in counts
     dup = [r for r in rows if r.possible_duplicate]
     assert dup[0].status == "sent"
+    (told,) = town.execute("SELECT detail FROM escalations WHERE subject_key LIKE 'duplicate:%'").fetchone()
+    assert "二重に届いた可能性" in told  # the coordinator hears of it in the next digest
     # the file transport wrote that message once: its file name is the key
     assert len(list((workspace / "outbox").glob("*.eml"))) == counts["sent"]
+
+
+def test_a_file_transport_crash_after_writing_is_recorded_sent_not_a_possible_duplicate(town, workspace, rules, cfg):
+    """The file transport can tell: the .eml is there, so the message was delivered once."""
+    nightly_cycle(town, workspace, rules, cfg, ON)
+    with pytest.raises(RuntimeError):
+        send_pending(town, cfg, workspace, transport=_CrashingFile(workspace / "outbox"))
+    result = send_pending(town, cfg, workspace, transport=FileTransport(workspace / "outbox"))
+    counts, rows = outbox(town)
+    assert result.possible_duplicates == counts["possible_duplicate"] == 0 and "sending" not in counts
+    assert len(list((workspace / "outbox").glob("*.eml"))) == counts["sent"] == result.sent
+
+
+class _CrashingFile(FileTransport):
+    """Dies after writing its first file, before the `sent` mark."""
+
+    def send(self, msg, recipient, key):
+        super().send(msg, recipient, key)
+        raise RuntimeError("killed")
 
 
 def test_engine_send_says_so_when_another_dispatch_is_running(town, workspace, rules, cfg):

@@ -122,3 +122,25 @@ def test_a_file_a_killed_run_left_is_synced_before_it_counts_as_sent(conn, works
     monkeypatch.setattr(transports, "fsync_folder", lambda path: synced.append(path))
     assert send_pending(conn, cfg, workspace, transport=FileTransport(folder)).sent == 2
     assert synced == [folder] and set(_statuses(workspace, keys).values()) == {"sent"}
+
+
+def test_a_failure_in_a_dispatch_for_another_day_is_logged_on_that_day(conn, workspace, cfg):
+    """`engine send --date` logs its failures on its day, as its sends (found by a review)."""
+    from datetime import date
+
+    from engine.outbox.transports import PermanentFailure
+    from engine.workflows.cycle import dispatch
+
+    keys = _queue(conn, 2)
+
+    class Refusing(FileTransport):
+        def send(self, msg, recipient, key):
+            if key == keys[0]:
+                raise PermanentFailure("550 mailbox unavailable")
+            super().send(msg, recipient, key)
+
+    day = date(2026, 11, 30)  # a Monday; the clock says Friday 2026-11-27
+    dispatch(conn, cfg, workspace, day, transport=Refusing(workspace / "outbox"))
+    logged = conn.execute("SELECT event, on_day FROM audit_log WHERE event IN ('mail_sent', 'mail_failed')").fetchall()
+    assert {e for e, _ in logged} == {"mail_sent", "mail_failed"}
+    assert {d for _, d in logged} == {day.isoformat()}, logged

@@ -234,3 +234,35 @@ def test_a_locked_case_the_agenda_names_is_found_after_it_left_the_meeting(town,
     send_by_file(town, cfg, workspace, now=morning(day))
     assert str(key) not in sent_texts(workspace)
     assert_withheld(town, str(key))
+
+
+def test_an_agenda_that_may_have_gone_out_before_a_crash_is_not_reported_as_withheld(conn, workspace, rules, cfg):
+    """A dispatch over a transport that cannot tell what it delivered (SMTP) died while handing over
+    an agenda; the household is locked before the next run. The agenda is not sent again, and neither
+    its reason nor the coordinator's escalation says it was held back before sending: it may have
+    arrived (found by a review of the dispatch)."""
+    from engine.outbox import FileTransport, send_pending
+    from engine.outbox.withhold import MAYBE_SENT
+
+    class CannotTell(FileTransport):
+        delivered = None
+
+    class Dies(CannotTell):
+        def send(self, msg, recipient, key):
+            super().send(msg, recipient, key)
+            raise RuntimeError("killed while handing it over")
+
+    open_cases(conn, workspace, rules, cfg)
+    with pytest.raises(RuntimeError):
+        send_pending(conn, cfg, workspace, transport=Dies(workspace / "outbox"), now=morning(ON.isoformat()))
+    agendas = [
+        k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE status = 'sending' AND kind = 'agenda'")
+    ]
+    assert agendas
+    lock(conn, "H1")
+    send_pending(conn, cfg, workspace, transport=CannotTell(workspace / "outbox"), now=morning(ON.isoformat()))
+    for key in agendas:
+        state, reason = status(conn, key)
+        assert state == "superseded" and reason.startswith(MAYBE_SENT) and LOCKED in reason, reason
+        detail = told(conn, key)
+        assert detail and "届いている可能性" in detail and "差し止めた" not in detail, detail
