@@ -63,7 +63,8 @@ def run(
     if sent and sent.send:
         s = sent.send
         if s.busy:
-            typer.echo("e-mail: another dispatch is sending the outbox right now; this run sent nothing", err=True)
+            done = f"this run stopped after sending {s.sent:,}" if s.sent else "this run sent nothing"
+            typer.echo(f"e-mail: another dispatch is sending the outbox right now; {done}", err=True)
         typer.echo(
             f"メール: 送信 {s.sent:,} 通、延期 {s.deferred:,} 通、失敗 {s.failed:,} 通"
             + (
@@ -100,10 +101,8 @@ def send(
         return
     s = result.send
     if s.busy:
-        fail(
-            "another dispatch is sending the outbox right now; nothing was sent by this one (try again when it has finished)",
-            1,
-        )
+        done = f"this one stopped after sending {s.sent:,}" if s.sent else "nothing was sent by this one"
+        fail(f"another dispatch is sending the outbox right now; {done} (try again when it has finished)", 1)
     typer.echo(
         f"送信 {s.sent:,} 通、延期 {s.deferred:,} 通、失敗 {s.failed:,} 通、二重送信の可能性 {s.possible_duplicates} 通"
     )

@@ -45,7 +45,7 @@ BACKOFF_MINUTES = (5, 15, 60, 240, 720)
 
 
 class SendResult(BaseModel):
-    busy: bool = False  # another dispatch was running: this one sent nothing
+    busy: bool = False  # another dispatch was running (or took the lock as stale): this one stopped
     server_unavailable: str | None = None  # no connection or login: everything waits for the next run
     sent: int = 0
     failed: int = 0  # permanently, shown to the coordinator
@@ -105,6 +105,16 @@ def _take_lock(conn: sqlite3.Connection, token: str, now: datetime) -> tuple[boo
             "INSERT OR REPLACE INTO dispatch_lock VALUES ('outbox', ?, ?, ?, ?)", (host, pid, token, clock.stamp())
         )
     return True, row is not None
+
+
+class _LockLost(Exception):
+    """This dispatch no longer holds the lock: it claims nothing more."""
+
+
+def _refresh(conn: sqlite3.Connection, token: str) -> None:
+    """Keep the lock fresh (in the caller's transaction); _LockLost when another dispatch took it."""
+    if not conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE token = ?", (clock.stamp(), token)).rowcount:
+        raise _LockLost
 
 
 def _release_lock(conn: sqlite3.Connection, token: str) -> None:
@@ -216,7 +226,7 @@ def send_pending(
             if group > 1:  # … and put on disk with their links in one sync, before any of its files
                 conn.execute("PRAGMA synchronous=FULL")
                 with conn:
-                    conn.execute("UPDATE dispatch_lock SET taken_at = ? WHERE token = ?", (clock.stamp(), token))
+                    _refresh(conn, token)
             done, unavailable = _hand_over(conn, config, transport, ready, now, result)
             if done:
                 with conn:  # one commit for the group (one message a group but for the file transport)
@@ -231,6 +241,8 @@ def send_pending(
             if unavailable:  # these, and every message after the group
                 result.deferred += unavailable + max(0, len(due) - first - group)
                 break
+    except _LockLost:  # another dispatch took the lock as stale (a clock step, a hung server): it goes on
+        result.busy = True
     finally:
         try:
             transport.close()
@@ -270,9 +282,7 @@ def _prepare(
         return None
     try:
         with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
-            conn.execute(
-                "UPDATE dispatch_lock SET taken_at = ? WHERE name = 'outbox' AND token = ?", (clock.stamp(), token)
-            )
+            _refresh(conn, token)
             claimed = conn.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
                 (key,),

@@ -144,3 +144,24 @@ def test_a_failure_in_a_dispatch_for_another_day_is_logged_on_that_day(conn, wor
     logged = conn.execute("SELECT event, on_day FROM audit_log WHERE event IN ('mail_sent', 'mail_failed')").fetchall()
     assert {e for e, _ in logged} == {"mail_sent", "mail_failed"}
     assert {d for _, d in logged} == {day.isoformat()}, logged
+
+
+def test_a_dispatch_whose_lock_another_took_claims_nothing_more(conn, workspace, cfg):
+    """Another dispatch took the lock as stale while this one handed over its first message (a clock
+    step, a hung server): this one stops instead of going on beside it (found by a review)."""
+    keys = _queue(conn, 3)
+    db = workspace / "engine.db"
+
+    class TakenOver(FileTransport):
+        group = 1  # one message a group, as over SMTP
+
+        def send(self, msg, recipient, key):
+            super().send(msg, recipient, key)
+            other = sqlite3.connect(db)
+            with other:  # the other dispatch's _take_lock
+                other.execute("UPDATE dispatch_lock SET token = 'other', pid = 1")
+            other.close()
+
+    result = send_pending(conn, cfg, workspace, transport=TakenOver(workspace / "outbox"))
+    assert result.busy and result.sent == 1
+    assert list(_statuses(workspace, keys).values()).count("pending") == 2
