@@ -83,7 +83,9 @@ def stale_reason(
         if locked:
             return f"{LOCKED}: the agenda details case {', '.join(locked)}; the next night's agenda only counts it"
         unconsented = (
-            [c for c, _ in named if not case_consented(conn, c, tokyo_day)] if consent_based(conn, key) else []
+            [c for c, _ in named if not case_consented(conn, c, tokyo_day, held_on[0])]
+            if held_on and consent_based(conn, key)
+            else []
         )
         if unconsented:
             return (

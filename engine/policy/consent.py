@@ -51,8 +51,9 @@ def concerned(flag_members: Iterable[Iterable[str]], household: Iterable[str]) -
     return out or everyone
 
 
-def case_consented(conn: sqlite3.Connection, case_id: str, on_iso: str) -> bool:
-    """Every person the case concerns has a consent record valid on the day."""
+def case_consented(conn: sqlite3.Connection, case_id: str, on_iso: str, through_iso: str | None = None) -> bool:
+    """Every person the case concerns has a consent record valid on the day (and, with `through_iso`,
+    through that day: a 重層的支援会議's, as its booking asks, consent_lasts)."""
     flag_members = [
         json.loads(evidence).get("members", [])
         for (evidence,) in conn.execute(
@@ -76,6 +77,6 @@ def case_consented(conn: sqlite3.Connection, case_id: str, on_iso: str) -> bool:
             f"SELECT person_id, start_date, end_date FROM records WHERE code = ? AND person_id IN ({marks})",
             (CODE, *sorted(persons)),
         )
-        if valid(start, end, on_iso)
+        if valid(start, end, on_iso, through_iso)
     }
     return persons <= agreed

@@ -5,7 +5,7 @@ night takes the case to a 支援会議 (engine/outbox/withhold.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from engine.outbox.withhold import CONSENT_ENDED
 from engine.workflows.cycle import nightly_cycle
@@ -36,6 +36,20 @@ def test_a_consent_based_agenda_is_withheld_when_consent_ended_before_the_dispat
     assert not any(case["case_id"] in text for text in sent.values())
     nightly_cycle(conn, workspace, rules, cfg, ON + timedelta(days=1))
     assert case_of(conn, "HAG")["type"] == "support"  # the next night: a 支援会議, members only
+
+
+def test_a_consent_that_ends_before_the_meeting_withholds_it_too(conn, workspace, rules, cfg):
+    """The booking asks consent through the meeting day (consent_lasts): so does the dispatch."""
+    add_household(conn, "HAG", *elder_and_son(consent=True), area="北部")
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    case = case_of(conn, "HAG")
+    (held,) = conn.execute("SELECT held_on FROM meetings WHERE meeting_id = ?", (case["meeting"],)).fetchone()
+    queued = [k for (k,) in conn.execute("SELECT message_key FROM outbox WHERE kind = 'agenda' AND status = 'pending'")]
+    ends = (date.fromisoformat(held) - timedelta(days=1)).isoformat()  # valid today, not on the meeting day
+    with conn:
+        conn.execute("UPDATE records SET end_date = ? WHERE code = 'consent'", (ends,))
+    send_by_file(conn, cfg, workspace, now=morning(ON.isoformat()))
+    assert queued and not set(queued) & set(sent_texts(workspace))
 
 
 def test_an_agenda_of_a_consenting_household_still_goes(conn, workspace, rules, cfg):
