@@ -71,8 +71,8 @@ def asks(parts: dict) -> bool:
 
 
 def retire_earlier_links(conn: sqlite3.Connection, key: MessageKey, agency_id: str, asks: bool) -> None:
-    """The message was delivered: the links of earlier e-mails about its question die ('resent'),
-    its own newest link lives — and so do this message's earlier links when it may have gone out
+    """The message was delivered: the links minted before its own for its question die ('resent'),
+    its own newest link lives (and one minted after it, for a later e-mail of the same group) — and so do this message's earlier links when it may have gone out
     twice (possible_duplicate: the agency may hold either copy). A version that asks nothing (`asks`
     false, say 「協議する事案はなくなりました」) retires the links of the versions it replaces. In the
     caller's transaction, with the `sent` mark."""
@@ -97,18 +97,24 @@ def retire_earlier_links(conn: sqlite3.Connection, key: MessageKey, agency_id: s
     ).fetchone()
     conn.execute(
         "UPDATE answer_links SET revoked_at = ?, revoked_why = 'resent' WHERE kind = ? AND ref = ? AND agency_id = ? "
-        "AND revoked_at IS NULL AND used_at IS NULL AND link_id != ? AND NOT (message_key = ? AND ?)",
+        "AND revoked_at IS NULL AND used_at IS NULL AND link_id < ? AND NOT (message_key = ? AND ?)",
         (clock.stamp(), kind, ref, agency_id, link_id, str(key), possible_duplicate),
     )
 
 
-def not_delivered(conn: sqlite3.Connection, key: MessageKey | str) -> None:
+def minted_for(conn: sqlite3.Connection, key: MessageKey | str) -> int | None:
+    """The newest link minted for the message (the one its attempt carries), or None."""
+    return conn.execute("SELECT MAX(link_id) FROM answer_links WHERE message_key = ?", (str(key),)).fetchone()[0]
+
+
+def not_delivered(conn: sqlite3.Connection, link_id: int | None) -> None:
     """The message was not handed over (failed, or waits for the next attempt, which mints a new
-    link): the link minted for it dies ('not_sent'); nobody holds it. In the caller's transaction."""
+    link): the link minted for this attempt dies ('not_sent'); nobody holds it. In the caller's
+    transaction."""
     conn.execute(
-        "UPDATE answer_links SET revoked_at = ?, revoked_why = 'not_sent' WHERE link_id = "
-        "(SELECT MAX(link_id) FROM answer_links WHERE message_key = ?) AND revoked_at IS NULL AND used_at IS NULL",
-        (clock.stamp(), str(key)),
+        "UPDATE answer_links SET revoked_at = ?, revoked_why = 'not_sent' WHERE link_id = ? "
+        "AND revoked_at IS NULL AND used_at IS NULL",
+        (clock.stamp(), link_id),
     )
 
 

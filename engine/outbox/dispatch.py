@@ -156,7 +156,9 @@ def _recover(conn: sqlite3.Connection, config: Config, transport, now: datetime,
     (the file transport: the .eml is there or not) settles them: delivered → sent; not → pending
     again, an ordinary message. Over one that cannot (SMTP) the server may have them: they are sent
     again, marked possible_duplicate and counted in `result`, unless a newer version replaced them."""
-    rows = conn.execute("SELECT message_key, agency_id, parts FROM outbox WHERE status = 'sending'").fetchall()
+    rows = conn.execute(
+        "SELECT message_key, agency_id, parts FROM outbox WHERE status = 'sending' ORDER BY queued_at, message_key"
+    ).fetchall()
     delivered = getattr(transport, "delivered", None)
     with conn:
         for key, agency_id, parts in rows:
@@ -181,7 +183,7 @@ def _recover(conn: sqlite3.Connection, config: Config, transport, now: datetime,
                     )
                     result.sent += 1
                 else:  # never written: nobody holds it, nor the link minted with its claim
-                    _links().not_delivered(conn, key)
+                    _links().not_delivered(conn, _links().minted_for(conn, key))
                     conn.execute("UPDATE outbox SET status = 'pending' WHERE message_key = ?", (key,))
                 continue
             result.possible_duplicates += 1
@@ -231,8 +233,8 @@ def send_pending(
             if done:
                 with conn:  # one commit for the group (one message a group but for the file transport)
                     for r in done:
-                        conn.execute(
-                            "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ?",
+                        conn.execute(  # still its claim: not a message another dispatch took back meanwhile
+                            "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, last_error = NULL WHERE message_key = ? AND status = 'sending'",
                             (clock.stamp(), r.agency.email, r.key),
                         )
                         _links().retire_earlier_links(conn, MessageKey.read(r.key), r.agency_id, r.asks)
@@ -261,6 +263,7 @@ class Ready(NamedTuple):
     attempts: int  # before this one
     message: object
     asks: bool  # it carries an answer link (its delivery retires the links of earlier e-mails)
+    link_id: int | None  # the link this attempt minted (dies if it is not delivered)
 
 
 def _prepare(
@@ -280,6 +283,7 @@ def _prepare(
     if stale:
         withhold(conn, config, parsed, stale, now, maybe_sent=bool(maybe_sent))
         return None
+    link_id = None
     try:
         with conn:  # one commit: the claim and the answer link, minted now (engine/links/tokens.py)
             _refresh(conn, token)
@@ -287,15 +291,16 @@ def _prepare(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE message_key = ? AND status = 'pending'",
                 (key,),
             ).rowcount
-            loaded = json.loads(parts)
+            loaded, before = json.loads(parts), _links().minted_for(conn, key)
             filled = _links().fill_links(conn, config, parsed, agency_id, loaded, now) if claimed else None
+            link_id = after if (after := _links().minted_for(conn, key)) != before else None  # this attempt's
         if not claimed:
             return None  # superseded or sent meanwhile
         message = build_message(config, key, subject, filled, agency.email)  # the link goes only into the message
     except (ValueError, TypeError) as err:  # a line break in a subject, unreadable parts: nothing was handed over,
         # and the link minted with the claim dies
         with conn:
-            _links().not_delivered(conn, key)
+            _links().not_delivered(conn, link_id)
         _mark(
             conn,
             key,
@@ -306,7 +311,7 @@ def _prepare(
         )
         result.failed += 1
         return None
-    return Ready(key, agency_id, agency, attempts, message, _links().asks(loaded))
+    return Ready(key, agency_id, agency, attempts, message, _links().asks(loaded), link_id)
 
 
 def _hand_over(
@@ -323,7 +328,7 @@ def _hand_over(
             later = _utc(now + timedelta(minutes=BACKOFF_MINUTES[0]))
             for waiting in ready[n:]:
                 with conn:
-                    _links().not_delivered(conn, waiting.key)
+                    _links().not_delivered(conn, waiting.link_id)
                 _mark(conn, waiting.key, "pending", waiting.attempts, str(err), next_at=later)
             result.server_unavailable = str(err)
             _flush(transport)
@@ -331,7 +336,7 @@ def _hand_over(
         except TemporaryFailure as err:
             if not isinstance(err, Uncertain):  # the server has nothing: the link in it dies
                 with conn:
-                    _links().not_delivered(conn, key)
+                    _links().not_delivered(conn, r.link_id)
             if attempts + 1 >= config.mail.max_attempts:
                 _mark(conn, key, "failed", attempts + 1, f"gave up after {attempts + 1} attempts: {err}", now=now)
                 result.failed += 1
@@ -346,7 +351,7 @@ def _hand_over(
             continue
         except PermanentFailure as err:
             with conn:
-                _links().not_delivered(conn, key)
+                _links().not_delivered(conn, r.link_id)
             _mark(conn, key, "failed", attempts + 1, str(err), now=now)
             result.failed += 1
             continue

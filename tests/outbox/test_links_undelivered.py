@@ -78,3 +78,26 @@ def test_once_the_next_email_is_delivered_only_its_link_answers(conn, workspace,
     fresh = token_in(workspace, f"reminder:{action_id}:overdue")
     assert links.lookup(conn, cfg, fresh, LATER).state == "open"
     assert links.lookup(conn, cfg, token, LATER).state == "revoked"
+
+
+def test_two_emails_about_one_question_delivered_together_leave_the_newest_link_alive(conn, workspace, rules, cfg):
+    """Two e-mails asking about one action minted their links in one group and are marked delivered in
+    that order: each delivery retires only the links minted before its own, so the agency is left with
+    the newest working link, not two dead ones (found by a review of today's change)."""
+    from engine.links.tokens import fill_links, retire_earlier_links
+    from engine.outbox.keys import MessageKey
+    from engine.papers.notices import ANSWER_LINK
+
+    action_id, token = reminded(conn, workspace, rules, cfg)
+    parts = {"text": f"x {ANSWER_LINK}", "html": f"<p>{ANSWER_LINK}</p>"}
+    keys = [MessageKey.reminder(action_id, overdue=False), MessageKey.reminder(action_id, overdue=True)]
+    for key in keys:  # both claimed in one group: both links minted before either is marked sent
+        fill_links(conn, cfg, key, LEAD, parts)
+    with conn:
+        for key in keys:
+            retire_earlier_links(conn, key, LEAD, asks=True)
+    live = conn.execute(
+        "SELECT link_id FROM answer_links WHERE kind = 'action' AND revoked_at IS NULL AND used_at IS NULL"
+    ).fetchall()
+    assert live == [conn.execute("SELECT MAX(link_id) FROM answer_links WHERE kind = 'action'").fetchone()], live
+    assert links.lookup(conn, cfg, token, LATER).state == "revoked"  # the one delivered before
