@@ -82,12 +82,16 @@ def review(
         )
         if agencies is None or agency_id in agencies
     ]
-    watch = [
+    watch = [  # the watch after a closure a conference decided: not for a non-member (consent_based_only)
         f"{CHECKPOINT_LABELS.get(kind, '見守り')}（{wareki_with_weekday(due_on)}）: {WATCH_RESULT_LABELS[result]}"
-        for kind, due_on, result in conn.execute(
-            f"SELECT kind, due_on, result FROM checkpoints WHERE case_id IN ({marks}) AND result IS NOT NULL "
-            "ORDER BY due_on, checkpoint_id",
-            ids,
+        for kind, due_on, result in (
+            []
+            if consent_based_only
+            else conn.execute(
+                f"SELECT kind, due_on, result FROM checkpoints WHERE case_id IN ({marks}) AND result IS NOT NULL "
+                "ORDER BY due_on, checkpoint_id",
+                ids,
+            )
         )
         if result in WATCH_RESULT_LABELS
     ]

@@ -85,7 +85,7 @@ def apply_answer(
         referrals.waitlist(log, config, referral_id, choice.removeprefix("waitlist_"), note)
     elif choice.startswith("decline_"):
         out.next_place = referrals.decline(log, config, referral_id, choice.removeprefix("decline_"), note)
-        if out.next_place is None and not referrals.need_covered(log.conn, r.need_id):
+        if out.next_place is None and referrals.need_open(log.conn, r.need_id):
             place = config.participation.places[r.place_id].name
             out.brought_back = bring_back(
                 log,

@@ -41,12 +41,13 @@ def _referral_of(conn: sqlite3.Connection, key: MessageKey) -> sqlite3.Row | Non
     cur.row_factory = sqlite3.Row
     if key.kind == "followup":
         return cur.execute(
-            "SELECT r.*, f.status AS followup_status, f.agency_id AS asked FROM followups f "
+            "SELECT r.*, f.status AS followup_status, f.agency_id AS asked, f.side FROM followups f "
             "JOIN referrals r ON r.referral_id = f.referral_id WHERE f.followup_id = ?",
             (key.number,),
         ).fetchone()
     return cur.execute(
-        "SELECT *, NULL AS followup_status, NULL AS asked FROM referrals WHERE referral_id = ?", (key.number,)
+        "SELECT *, NULL AS followup_status, NULL AS asked, NULL AS side FROM referrals WHERE referral_id = ?",
+        (key.number,),
     ).fetchone()
 
 
@@ -68,6 +69,19 @@ def place_refusal(
     return None
 
 
+def _still_the_lead(conn: sqlite3.Connection, key: MessageKey) -> bool:
+    """The agency a lead's follow-up was asked of is still the one to answer (followups.LEAD_NOW)."""
+    from engine.participation.followups import LEAD_NOW
+
+    return bool(
+        conn.execute(
+            f"SELECT f.agency_id IS {LEAD_NOW} FROM followups f JOIN referrals r ON r.referral_id = f.referral_id "
+            "JOIN cases c ON c.case_id = r.case_id WHERE f.followup_id = ?",
+            (key.number,),
+        ).fetchone()[0]
+    )
+
+
 def _still_asks(key: MessageKey, row: sqlite3.Row) -> bool:
     """A request or reminder asks about the state it was written for: the request and a reminder
     while the referral waits for its first answer (requested), a waitlist round's reminder (its
@@ -86,6 +100,8 @@ def stale_reason(conn: sqlite3.Connection, config: Config, key: MessageKey, day:
         return "the referral has been answered or cancelled since the message was written"
     if key.kind == "followup" and row["followup_status"] != "asked":
         return "the follow-up has been answered or cancelled"
+    if key.kind == "followup" and row["side"] == "lead" and not _still_the_lead(conn, key):
+        return "the case's lead has changed since it was asked: the next sweep asks the new lead"
     to_place = row["channel"] == "place" and (key.kind != "followup" or row["asked"] == row["place_id"])
     household = conn.execute("SELECT household_id FROM cases WHERE case_id = ?", (row["case_id"],)).fetchone()[0]
     if household_locked(conn, config, household, day):

@@ -235,8 +235,8 @@ def waitlist(log: Log, config: Config, referral_id: int, band: str, note: str | 
 def decline(log: Log, config: Config, referral_id: int, reason: str, note: str | None = None) -> str | None:
     """The place cannot take the person. The need is open again and the next place is proposed to
     the coordinator (an escalation naming it); returns that place's id, or None when no place is
-    left (the caller brings the case back to the conference) or another live referral still covers
-    the need (need_covered: nothing to propose)."""
+    left (the caller brings the case back to the conference) or the need no longer waits for a
+    place (need_open: another live referral covers it, or it was met)."""
     if reason not in DECLINE_REASON_LABELS:
         raise ReferralRefused(f"受入れが難しい理由は {', '.join(DECLINE_REASON_LABELS)} のいずれかです（'{reason}'）")
     r = load(log.conn, referral_id)
@@ -251,7 +251,7 @@ def decline(log: Log, config: Config, referral_id: int, reason: str, note: str |
         note=note,
     )
     _reopen_need(log, r)
-    if need_covered(log.conn, r.need_id):  # another referral for the same need is still live
+    if not need_open(log.conn, r.need_id):  # another live referral covers it, or it was settled (met)
         return None
     nxt = _next_place(log.conn, config, r, log.on)
     label = member_label(log.conn, r.case_id, r.person_id, log.on)
@@ -269,12 +269,13 @@ def decline(log: Log, config: Config, referral_id: int, reason: str, note: str |
     return nxt
 
 
-def need_covered(conn: sqlite3.Connection, need_id: int | None) -> bool:
-    """The need is still covered by a live referral (it stays `referred`, _reopen_need)."""
+def need_open(conn: sqlite3.Connection, need_id: int | None) -> bool:
+    """The need waits for a place: neither covered by a live referral (`referred`, _reopen_need) nor
+    settled (met, or a reason given). A referral without a recorded need counts as open."""
     if need_id is None:
-        return False
+        return True
     row = conn.execute("SELECT status FROM participation_needs WHERE need_id = ?", (need_id,)).fetchone()
-    return row is not None and row[0] == "referred"
+    return row is None or row[0] == "open"
 
 
 def _next_place(conn: sqlite3.Connection, config: Config, r: Referral, on: date) -> str | None:

@@ -56,3 +56,29 @@ def test_a_consent_based_evaluation_names_no_role_of_a_non_consenting_member_and
         assert items[agency_id].review and items[agency_id].review.roles, agency_id
     for agency_id in others:  # nothing was decided at a 重層的支援会議 yet
         assert items[agency_id].review is None, (agency_id, items[agency_id].review)
+
+
+def test_a_non_member_reads_no_watch_result_of_a_closure_a_support_conference_decided(conn, workspace, rules, cfg):
+    """Once the lineage has a 重層的支援会議 outcome, a non-member reads that decision and its roles,
+    not the watch that followed a 支援会議's closure (found by a review of today's change)."""
+    from engine.papers.casebrief import review
+
+    add_household(conn, "HS", person(82, "世帯主", ("care_level", "要介護2"), sex="M"), person(52, "子", sex="M"))
+    nightly_cycle(conn, workspace, rules, cfg, ON)
+    case = case_of(conn, "HS")
+    with conn:  # a watch answered after a closure, and a later 重層的支援会議's outcome
+        conn.execute(
+            "INSERT INTO checkpoints (case_id, kind, due_on, status, result) VALUES (?, 'watch', '2027-03-01', 'done', 'stable')",
+            (case["case_id"],),
+        )
+        conn.execute(
+            "INSERT INTO meetings (meeting_id, conference_type, held_on, start_time, place, capacity) "
+            "VALUES ('M-20270310-1400-J', 'multi', '2027-03-10', '14:00', '会議室', 8)"
+        )
+        conn.execute(
+            "INSERT INTO outcomes VALUES (?, 'M-20270310-1400-J', '2027-03-10', '2027-03-10', 'continue', NULL, 'obtained', '{}')",
+            (case["case_id"],),
+        )
+    member = review(conn, cfg, case["case_id"], "2027-03-11")
+    non_member = review(conn, cfg, case["case_id"], "2027-03-11", consent_based_only=True)
+    assert member.watch and non_member is not None and non_member.watch == []

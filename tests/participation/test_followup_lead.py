@@ -92,3 +92,22 @@ def test_a_follow_up_asked_before_the_lead_changed_is_asked_again_of_the_new_lea
     assert "定着の確認の照会先の変更" in text and "主担当機関が変わったため" in text
     again = sweep_and_send(conn, rules, cfg, workspace, first)  # a second sweep the same day moves nothing
     assert again == sent
+
+
+def test_a_follow_up_queued_to_a_lead_that_changed_before_the_dispatch_is_withheld(
+    matched, conn, rules, cfg, workspace
+):
+    case_id, referral_id, first = matched
+    accept(conn, cfg, case_id, DAY, "tester", LEAD)
+    with clock.pinned(morning(first.isoformat())):
+        daily_sweep(conn, rules, cfg, first)  # queued to LEAD, not sent yet (an outage, say)
+    ((old_id, _, _),) = [f for f in lead_followups(conn, referral_id) if f[2] == "asked"]
+    other = "jiritsu_soudan"
+    with conn:
+        log = Log(conn, first, "tester")
+        request_lead(log, cfg, case_id, other, then_status="active", rule_id="conference", why="会議の決定により")
+    accept(conn, cfg, case_id, first, "tester", other)
+    with clock.pinned(morning(first.isoformat())):
+        send(conn, cfg, workspace, first)
+    (state,) = conn.execute("SELECT status FROM outbox WHERE message_key = ?", (f"followup:{old_id}",)).fetchone()
+    assert state == "superseded"  # the old lead is not told where the person goes

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pytest
+
 from engine.casework.sweep import daily_sweep
 from engine.participation.answers import answer_referral, refer_case
 from engine.region.figures import area_figures
@@ -20,6 +22,18 @@ from tests.links.conftest import send
 from tests.participation.test_referral_loop import SON_TO_IBASHO, row
 
 WORK = "participation:\n  - {member: 世帯員2, need: work_readiness, place: shuro_chuo, consent: true}\n"
+
+
+@pytest.fixture
+def two_places(conn, workspace, rules, tmp_path):
+    """Two places of one kind, both asked at once for the son's social_contact: (cfg, case, a, b)."""
+    _, cfg = config_with(tmp_path, rules, [place("ib_a"), place("ib_b")])
+    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
+    decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text())
+    accept(conn, cfg, case_id, MEETING_DAY, "tester")
+    a = refer_case(conn, cfg, case_id, "2", "ib_a", DAY, "tester", consent=True, need="social_contact")
+    b = refer_case(conn, cfg, case_id, "2", "ib_b", DAY, "tester", consent=True, need="social_contact")
+    return cfg, case_id, a, b
 
 
 def needs(conn) -> list[tuple]:
@@ -62,13 +76,8 @@ def test_a_referral_without_need_covers_the_members_open_need_that_the_place_ser
     nothing_unmet(conn, cfg, rules, Calendar.of(cfg.conference).add(DAY, 10))
 
 
-def test_two_places_asked_at_once_for_one_need(conn, workspace, rules, tmp_path):
-    _, cfg = config_with(tmp_path, rules, [place("ib_a"), place("ib_b")])
-    ((case_id, meeting_id),) = open_cases(conn, workspace, rules, cfg)
-    decide(conn, workspace, rules, cfg, case_id, meeting_id, MEETING_DAY, plan_text())
-    accept(conn, cfg, case_id, MEETING_DAY, "tester")
-    a = refer_case(conn, cfg, case_id, "2", "ib_a", DAY, "tester", consent=True, need="social_contact")
-    b = refer_case(conn, cfg, case_id, "2", "ib_b", DAY, "tester", consent=True, need="social_contact")
+def test_two_places_asked_at_once_for_one_need(two_places, conn, workspace, rules):
+    cfg, case_id, a, b = two_places
     assert needs(conn) == [("social_contact", "referred")]
     before = status_of(conn, case_id)
     declined = answer_referral(conn, rules, cfg, a, "decline_at_capacity", DAY, "tester")
@@ -101,3 +110,15 @@ def test_a_reminder_queued_before_the_place_answered_by_telephone_is_withheld(co
     daily_sweep(conn, rules, cfg, cal.add(again, 1))
     send(conn, cfg, workspace, cal.add(again, 1))
     assert conn.execute("SELECT status FROM outbox WHERE message_key = ?", (round_key,)).fetchone() == ("sent",)
+
+
+def test_a_need_met_at_one_place_is_not_proposed_again_when_the_other_place_declines(two_places, conn, rules):
+    cfg, case_id, a, b = two_places
+    answer_referral(conn, rules, cfg, a, "accept", DAY, "tester")
+    answer_referral(conn, rules, cfg, a, "end_needs_met", DAY, "tester")
+    assert needs(conn) == [("social_contact", "settled")]
+    before = status_of(conn, case_id)
+    declined = answer_referral(conn, rules, cfg, b, "decline_at_capacity", DAY, "tester")
+    assert (declined.next_place, declined.brought_back) == (None, False)  # nothing to find a place for
+    assert status_of(conn, case_id) == before and needs(conn) == [("social_contact", "settled")]
+    assert not conn.execute("SELECT 1 FROM escalations WHERE subject_key = ?", (f"referral_declined:{b}",)).fetchone()
